@@ -1,0 +1,50 @@
+"""Non-finite feature values: count them, then repair or refuse (a loader option)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from crossemo_core.errors import DataError
+
+NonFinitePolicy = Literal["repair", "refuse"]
+
+
+@dataclass(frozen=True)
+class NonFiniteReport:
+    """How many NaN/inf values one modality had and in how many sequences."""
+
+    modality: str
+    n_values: int
+    n_sequences: int
+
+    def __str__(self) -> str:
+        return f"{self.modality}: {self.n_values} NaN/inf value(s) in {self.n_sequences} sequence(s)"
+
+
+def sanitize_sequences(sequences: list[np.ndarray], modality: str, policy: NonFinitePolicy = "repair",
+                       source: str = "") -> tuple[list[np.ndarray], NonFiniteReport]:
+    """Return float32 copies of ``sequences`` with NaN/inf handled by ``policy``.
+
+    ``repair`` replaces NaN by 0 and +-inf by the largest finite magnitude of float32 clipped to +-1e6 (features are
+    standardised later, so 0 is the neutral value); ``refuse`` raises :class:`DataError` naming the count.
+    """
+    if policy not in ("repair", "refuse"):
+        raise ValueError(f"non-finite policy must be 'repair' or 'refuse', not {policy!r}")
+    out: list[np.ndarray] = []
+    n_values = n_sequences = 0
+    for seq in sequences:
+        arr = np.asarray(seq, dtype=np.float32)
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            n_values += int(bad.sum())
+            n_sequences += 1
+            if policy == "repair":
+                arr = np.nan_to_num(arr, nan=0.0, posinf=1e6, neginf=-1e6)
+        out.append(arr)
+    report = NonFiniteReport(modality, n_values, n_sequences)
+    if n_values and policy == "refuse":
+        where = f" in {source}" if source else ""
+        raise DataError(f"{report}{where}. Pass nonfinite='repair' to replace them (NaN -> 0, inf -> +-1e6).")
+    return out, report
