@@ -38,7 +38,8 @@ class PairDataset:
         synthetic: True for generated data; every view must say so.
         voice_source: ``(N,)`` int64 index of the pair whose voice sits in pair ``i`` (``i`` itself when untouched).
         protocol: metadata of the abnormal-pair protocol that produced this set (empty when none was applied).
-        extractor: id and version of the feature extractors, e.g. ``{"voice": "librosa-frames/1"}``.
+        extractor: id and version of the feature extractors, e.g. ``{"voice": "librosa-voice/1"}``.
+        voice_clip_id: ``(N,)`` str id of the clip the *voice* comes from (``clip_id`` when untouched).
     """
 
     face: list[np.ndarray]
@@ -56,6 +57,7 @@ class PairDataset:
     voice_source: np.ndarray | None = None
     protocol: dict[str, Any] = field(default_factory=dict)
     extractor: dict[str, str] = field(default_factory=dict)
+    voice_clip_id: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.face)
@@ -63,6 +65,8 @@ class PairDataset:
         self.voice_label = np.asarray(self.voice_label, dtype=np.int64)
         self.speaker = np.asarray(self.speaker).astype(str)
         self.clip_id = np.asarray(self.clip_id).astype(str)
+        self.voice_clip_id = (self.clip_id.copy() if self.voice_clip_id is None
+                              else np.asarray(self.voice_clip_id).astype(str))
         self.face_feature_names = tuple(self.face_feature_names)
         self.voice_feature_names = tuple(self.voice_feature_names)
         self.class_names = tuple(self.class_names)
@@ -86,6 +90,7 @@ class PairDataset:
             "speaker": len(self.speaker),
             "clip_id": len(self.clip_id),
             "voice_source": len(self.voice_source),
+            "voice_clip_id": len(self.voice_clip_id),
         }
         if self.sentiment is not None:
             per_pair["sentiment"] = len(self.sentiment)
@@ -174,6 +179,7 @@ class PairDataset:
             voice_source=source,
             protocol=dict(self.protocol),
             extractor=dict(self.extractor),
+            voice_clip_id=self.voice_clip_id[idx],
         )
 
     def with_labels(self, face_label: np.ndarray, voice_label: np.ndarray,
@@ -184,7 +190,7 @@ class PairDataset:
             speaker=self.speaker, clip_id=self.clip_id, face_feature_names=self.face_feature_names,
             voice_feature_names=self.voice_feature_names, name=self.name, class_names=class_names,
             sentiment=self.sentiment, synthetic=self.synthetic, voice_source=self.voice_source,
-            protocol=dict(self.protocol), extractor=dict(self.extractor))
+            protocol=dict(self.protocol), extractor=dict(self.extractor), voice_clip_id=self.voice_clip_id)
 
     def summary(self) -> dict[str, Any]:
         """Counts a person wants to see before training: pairs, speakers, classes per modality, lengths."""
@@ -236,4 +242,5 @@ def concatenate(datasets: Sequence[PairDataset], name: str | None = None) -> Pai
         synthetic=any(d.synthetic for d in datasets),
         voice_source=np.concatenate([d.voice_source + o for d, o in zip(datasets, offsets)]),
         extractor=dict(first.extractor),
+        voice_clip_id=np.concatenate([d.voice_clip_id for d in datasets]),
     )

@@ -1,0 +1,5 @@
+import sys
+
+from crossemo_core.cli import main
+
+sys.exit(main())

@@ -1,0 +1,239 @@
+"""Command line: ``python -m crossemo_core {train,evaluate,cross-validate,inspect} ...``.
+
+Errors in the user's input end with a one-line message and exit status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from tqdm import tqdm
+
+from crossemo_core.errors import CrossemoError
+from crossemo_core.experiment import DATASETS
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "demo.pt"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m crossemo_core",
+                                     description="Face/voice emotion consistency detection (SIR-HCL).")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def data_args(p: argparse.ArgumentParser, required: bool) -> None:
+        p.add_argument("--dataset", choices=DATASETS, required=required, default=None if required else "demo",
+                       help="kind of data under --root (demo = the bundled synthetic set)")
+        p.add_argument("--root", type=Path, help="dataset folder or file (not needed for demo)")
+        p.add_argument("--nonfinite", choices=("repair", "refuse"), default="repair",
+                       help="what to do with NaN/inf feature values (default: repair and report)")
+
+    train = sub.add_parser("train", help="train on the train split, select on valid, fit the mixture, test")
+    data_args(train, required=True)
+    train.add_argument("--out", type=Path, required=True, help="checkpoint file to write")
+    train.add_argument("--preset", choices=("paper", "fast"), default="paper")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--lr", type=float)
+    train.add_argument("--rate", type=float, help="abnormal-pair rate r (default 0.5)")
+    train.add_argument("--threshold", choices=("posterior", "youden"), help="verdict rule (default posterior 0.5)")
+    train.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    for term in ("share", "intra", "cross", "hard"):
+        train.add_argument(f"--no-{term}", action="store_true", help=f"ablation: switch L_{term} off")
+    train.add_argument("--hard-loss", choices=("bce", "literal"))
+    train.add_argument("--json", type=Path, help="also write the test metrics to this JSON file")
+
+    evaluate = sub.add_parser("evaluate", help="score every sample under --root as test data")
+    evaluate.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
+    data_args(evaluate, required=True)
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the abnormal-pair protocol")
+    evaluate.add_argument("--rate", type=float, default=0.5, help="abnormal-pair rate r")
+    evaluate.add_argument("--json", type=Path, help="write the metrics to this JSON file")
+
+    cv = sub.add_parser("cross-validate", help="speaker-disjoint cross-validation over folds and seeds")
+    data_args(cv, required=True)
+    cv.add_argument("--preset", choices=("paper", "fast"), default="fast")
+    cv.add_argument("--folds", type=int, default=5)
+    cv.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    cv.add_argument("--epochs", type=int)
+    cv.add_argument("--json", type=Path)
+
+    inspect = sub.add_parser("inspect", help="print a dataset's summary or a checkpoint's card")
+    inspect.add_argument("--checkpoint", type=Path)
+    data_args(inspect, required=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return {"train": _train, "evaluate": _evaluate, "cross-validate": _cross_validate,
+                "inspect": _inspect}[args.command](args)
+    except CrossemoError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+# ---------------------------------------------------------------------------------------------------- commands
+def _load(args: argparse.Namespace) -> Any:
+    from crossemo_core.experiment import load_corpus
+
+    report: list[str] = []
+    bar: tqdm | None = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc="extracting features", unit="clip")
+        bar.n = done
+        bar.refresh()
+
+    options = {} if args.dataset == "demo" else {"nonfinite": args.nonfinite}
+    corpus = load_corpus(args.dataset, args.root, report=report,
+                         progress=progress if args.dataset == "ravdess" else None, **options)
+    if bar is not None:
+        bar.close()
+    for line in report:
+        print(f"note: {line}", file=sys.stderr)
+    return corpus
+
+
+def _train(args: argparse.Namespace) -> int:
+    from crossemo_core.config import preset_config
+    from crossemo_core.experiment import split_pairs
+    from crossemo_core.training import Trainer, describe_device
+
+    corpus = _load(args)
+    config = preset_config(
+        args.preset, corpus.face_dim, corpus.voice_dim, corpus.n_classes, seed=args.seed, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, abnormal_rate=args.rate, threshold=args.threshold,
+        device=args.device, hard_loss=args.hard_loss,
+        **{f"use_{t}": False for t in ("share", "intra", "cross", "hard") if getattr(args, f"no_{t}")})
+    parts = split_pairs(corpus, seed=config.train.seed, rate=config.train.abnormal_rate)
+    print(f"dataset: {corpus.display_name}: {len(corpus)} pairs, {len(set(corpus.speaker))} speakers")
+    for name, part in parts.items():
+        p = part.protocol
+        print(f"  {name}: {len(part)} pairs, {len(set(part.speaker))} speakers, {p['n_abnormal']} abnormal "
+              f"({p['n_fallback']} partner(s) from another speaker)")
+    trainer = Trainer(config, callbacks=[_ProgressPrinter(config.train.epochs)])
+    print(f"device: {describe_device(trainer.device)}; preset {config.train.preset}")
+    result = trainer.fit(parts["train"], parts["valid"], metadata={
+        "split_speakers": {k: sorted(set(v.speaker.tolist())) for k, v in parts.items()},
+        "test_protocol": {k: v for k, v in parts["test"].protocol.items()}})
+    if result.interrupted:
+        print("training interrupted: keeping the best weights so far")
+    path = result.detector.save(args.out)
+    metrics = result.detector.evaluate(parts["test"])
+    print(f"best epoch {result.best_epoch} (valid AUC {result.detector.metadata['best_valid_auc']:.4f}); "
+          f"checkpoint written to {path}")
+    _print_metrics("test", metrics)
+    if args.json:
+        _write_json(args.json, metrics)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from crossemo_core.data.protocol import make_abnormal_pairs
+    from crossemo_core.detector import Detector
+    from crossemo_core.experiment import protocol_seed
+
+    detector = Detector.load(args.checkpoint)
+    corpus = _load(args)
+    detector.check_compatible(corpus)
+    pairs, report = make_abnormal_pairs(corpus, args.rate, protocol_seed(args.seed, "all"))
+    print(report)
+    metrics = detector.evaluate(pairs)
+    _print_metrics("evaluation", metrics)
+    if args.json:
+        _write_json(args.json, metrics)
+    return 0
+
+
+def _cross_validate(args: argparse.Namespace) -> int:
+    from crossemo_core.evaluation import format_mean_sd
+    from crossemo_core.experiment import cross_validate
+
+    corpus = _load(args)
+    bar = tqdm(total=len(args.seeds) * args.folds, desc="folds x seeds", unit="run")
+
+    def on_run(seed: int, fold: int, metrics: dict[str, Any]) -> None:
+        bar.update(1)
+        bar.set_postfix(seed=seed, fold=fold, auc=f"{metrics['auc']:.3f}")
+
+    result = cross_validate(corpus, preset=args.preset, seeds=args.seeds, n_folds=args.folds, on_run=on_run,
+                            epochs=args.epochs)
+    bar.close()
+    print(f"{corpus.display_name}, {args.folds}-fold speaker-disjoint CV, seeds {args.seeds}, preset {args.preset}:")
+    print("  " + format_mean_sd(result["summary"]))
+    if args.json:
+        _write_json(args.json, result)
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    if args.checkpoint:
+        from crossemo_core.detector import Detector
+
+        detector = Detector.load(args.checkpoint)
+        print(json.dumps({"config": detector.config.to_dict(), "schema": detector.schema,
+                          "threshold": detector.threshold, "metadata": detector.metadata,
+                          "mixture": None if detector.mixture is None else detector.mixture.get_parameters()},
+                         indent=2, default=str))
+        return 0
+    print(json.dumps(_load(args).summary(), indent=2, default=str))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------- output
+class _ProgressPrinter:
+    """One progress bar per epoch with the running loss, and a line per epoch with validation AUC."""
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
+        self.bar: tqdm | None = None
+
+    def on_step(self, event: Any) -> None:
+        if self.bar is None:
+            self.bar = tqdm(total=event.n_steps, desc=f"epoch {event.epoch}/{self.epochs}", unit="batch",
+                            leave=False)
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{event.losses['total']:.3f}")
+
+    def on_epoch(self, event: Any) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        losses = " ".join(f"{k} {v:.3f}" for k, v in event.train_losses.items())
+        mark = " *" if event.is_best else ""
+        print(f"epoch {event.epoch:3d}/{event.n_epochs}: {losses} | valid AUC {event.valid_auc:.4f}{mark} "
+              f"({event.seconds:.1f} s)")
+
+
+def _print_metrics(title: str, metrics: dict[str, Any]) -> None:
+    print(f"{title}: AUC {metrics['auc']:.4f}  TPR {metrics['tpr']:.4f}  FPR {metrics['fpr']:.4f}  "
+          f"accuracy {metrics['accuracy']:.4f}  ({metrics['n_pairs']} pairs, {metrics['n_abnormal']} abnormal)")
+    for name, m in metrics.get("per_type", {}).items():
+        print(f"  {name:>10}: AUC {m['auc']:.4f}  TPR {m['tpr']:.4f}  accuracy {m['accuracy']:.4f}")
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_finite(data), indent=2, default=str))
+
+
+def _finite(obj: Any) -> Any:
+    """JSON has no NaN: write null instead."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj

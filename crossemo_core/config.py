@@ -1,0 +1,144 @@
+"""Configuration dataclasses. Every checkpoint stores the exact config it was trained with.
+
+Two presets (method.md, "Optimisation"):
+- ``paper``: SGD, lr 1e-4, x0.1 after 10 epochs, batch 16, lambdas (1, 1, 0.5), k 6, tau 1.
+- ``fast``  [ours]: Adam, lr 1e-3, same losses; reported as "fast" wherever used.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+
+@dataclass
+class ModelConfig:
+    """SIR-HCL network sizes (method.md, "Network")."""
+
+    face_dim: int
+    voice_dim: int
+    n_classes: int = 3
+    hidden_size: int = 128
+    embedding_size: int = 256
+    dropout: float = 0.5
+    eta_init: float = 0.1
+
+    def validate(self) -> None:
+        _require(self.face_dim >= 1 and self.voice_dim >= 1, "feature dimensions must be >= 1")
+        _require(self.n_classes >= 2, "n_classes must be >= 2")
+        _require(self.hidden_size >= 1 and self.embedding_size >= 1, "hidden and embedding sizes must be >= 1")
+        _require(0.0 <= self.dropout < 1.0, "dropout must lie in [0, 1)")
+
+
+@dataclass
+class LossConfig:
+    """Weights and switches of L_all = L_share + l1 L_intra + l2 L_cross + l3 L_hard (eq. 18)."""
+
+    lambda_intra: float = 1.0
+    lambda_cross: float = 1.0
+    lambda_hard: float = 0.5
+    k: int = 6
+    tau: float = 1.0
+    use_share: bool = True
+    use_intra: bool = True
+    use_cross: bool = True
+    use_hard: bool = True
+    hard_loss: Literal["bce", "literal"] = "bce"
+
+    def validate(self) -> None:
+        _require(min(self.lambda_intra, self.lambda_cross, self.lambda_hard) >= 0, "loss weights must be >= 0")
+        _require(self.k >= 1, "k (hard samples per anchor) must be >= 1")
+        _require(self.tau > 0, "tau must be > 0")
+        _require(self.hard_loss in ("bce", "literal"), "hard_loss must be 'bce' or 'literal'")
+        _require(any((self.use_share, self.use_intra, self.use_cross, self.use_hard)),
+                 "at least one loss term must be switched on")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, data protocol and verdict settings."""
+
+    preset: str = "paper"
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: float = 1e-4
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    lr_step_epochs: int = 10
+    lr_gamma: float = 0.1
+    batch_size: int = 16
+    epochs: int = 30
+    patience: int = 8
+    grad_clip: float = 5.0
+    seed: int = 0
+    abnormal_rate: float = 0.5
+    normalization: Literal["train", "none"] = "train"
+    threshold: Literal["posterior", "youden"] = "posterior"
+    device: str = "auto"
+
+    def validate(self) -> None:
+        _require(self.optimizer in ("sgd", "adam"), "optimizer must be 'sgd' or 'adam'")
+        _require(self.lr > 0, "learning rate must be > 0")
+        _require(self.batch_size >= 2, "batch size must be >= 2 (contrastive losses compare pairs in a batch)")
+        _require(self.epochs >= 1, "epochs must be >= 1")
+        _require(self.patience >= 1, "patience must be >= 1")
+        _require(0.0 <= self.abnormal_rate <= 1.0, "abnormal rate must lie in [0, 1]")
+        _require(self.normalization in ("train", "none"), "normalization must be 'train' or 'none'")
+        _require(self.threshold in ("posterior", "youden"), "threshold must be 'posterior' or 'youden'")
+
+
+@dataclass
+class ExperimentConfig:
+    """Everything needed to reproduce a run."""
+
+    model: ModelConfig
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> "ExperimentConfig":
+        self.model.validate()
+        self.loss.validate()
+        self.train.validate()
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ExperimentConfig":
+        return cls(model=_build(ModelConfig, d["model"]), loss=_build(LossConfig, d.get("loss", {})),
+                   train=_build(TrainConfig, d.get("train", {}))).validate()
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": dict(optimizer="sgd", lr=1e-4, momentum=0.9, lr_step_epochs=10, lr_gamma=0.1, batch_size=16, epochs=30),
+    "fast": dict(optimizer="adam", lr=1e-3, lr_step_epochs=10, lr_gamma=0.1, batch_size=32, epochs=15),
+}
+
+
+def preset_config(name: str, face_dim: int, voice_dim: int, n_classes: int = 3, **overrides: Any) -> ExperimentConfig:
+    """An :class:`ExperimentConfig` for a named preset; ``overrides`` replace fields of any part by name."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    parts = {"model": {"face_dim": face_dim, "voice_dim": voice_dim, "n_classes": n_classes},
+             "loss": {}, "train": {"preset": name, **PRESETS[name]}}
+    owners = {f.name: part for part, klass in (("model", ModelConfig), ("loss", LossConfig), ("train", TrainConfig))
+              for f in fields(klass)}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key not in owners:
+            raise ValueError(f"unknown setting {key!r}")
+        parts[owners[key]][key] = value
+    return ExperimentConfig.from_dict(parts)
+
+
+def _build(klass: type, values: dict[str, Any]) -> Any:
+    known = {f.name for f in fields(klass)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"unknown {klass.__name__} setting(s): {sorted(unknown)}")
+    return klass(**values)
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)

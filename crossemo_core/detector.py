@@ -1,0 +1,187 @@
+"""A trained detector: network + normalisation + fitted Beta mixture + threshold, and its checkpoint file.
+
+Checkpoint file: ``torch.save({"format": ..., "weights": state_dict, "meta": json_text})``, read back with
+``torch.load(weights_only=True)`` so loading never executes code. ``meta`` holds the config, the feature schema
+(names, dimensions, extractor ids and versions, classes), normalisation statistics, the Beta mixture parameters,
+the decision threshold and the protocol/training metadata. Writes are atomic (temp file + rename).
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from crossemo_core.batching import FeatureNormalizer, PairTensors
+from crossemo_core.config import ExperimentConfig
+from crossemo_core.data.container import PairDataset
+from crossemo_core.data.labels import anomaly_type
+from crossemo_core.errors import CheckpointError
+from crossemo_core.evaluation import detection_metrics, per_type_metrics
+from crossemo_core.mixture import BetaMixture, similarity_to_score
+from crossemo_core.model import SIRHCL
+
+CHECKPOINT_FORMAT = "crossemo-checkpoint/1"
+SCORING_BATCH = 1024
+
+
+def feature_schema(data: PairDataset) -> dict[str, Any]:
+    """What a checkpoint needs from data to be usable on it."""
+    return {"face_feature_names": list(data.face_feature_names), "voice_feature_names": list(data.voice_feature_names),
+            "face_dim": data.face_dim, "voice_dim": data.voice_dim, "class_names": list(data.class_names),
+            "extractor": dict(data.extractor)}
+
+
+def schema_mismatch(expected: dict[str, Any], data: PairDataset) -> list[str]:
+    """Human-readable differences between a checkpoint's schema and ``data``'s; empty when compatible."""
+    found = feature_schema(data)
+    problems = []
+    for side in ("face", "voice"):
+        if expected[f"{side}_dim"] != found[f"{side}_dim"]:
+            problems.append(f"{side} features: checkpoint expects {expected[f'{side}_dim']} columns, data has "
+                            f"{found[f'{side}_dim']}")
+        elif expected[f"{side}_feature_names"] != found[f"{side}_feature_names"]:
+            problems.append(f"{side} feature names differ from the checkpoint's")
+    if expected["class_names"] != found["class_names"]:
+        problems.append(f"classes: checkpoint {expected['class_names']}, data {found['class_names']}")
+    for side, version in expected.get("extractor", {}).items():
+        if found["extractor"].get(side, version) != version:
+            problems.append(f"{side} extractor: checkpoint {version}, data {found['extractor'][side]}")
+    return problems
+
+
+@dataclass
+class ScoredPairs:
+    """Scores of N pairs: cosine similarity ``(N,)``, posterior of inconsistency ``(N,)``, verdict ``(N,)`` bool."""
+
+    similarity: np.ndarray
+    p_abnormal: np.ndarray
+    predicted: np.ndarray
+
+
+@dataclass
+class Detector:
+    """Everything needed to score new pairs the way the training run did."""
+
+    config: ExperimentConfig
+    model: SIRHCL
+    normalizer: FeatureNormalizer
+    schema: dict[str, Any]
+    mixture: BetaMixture | None = None
+    threshold: float = 0.5  # verdict "abnormal" when p_abnormal >= threshold (0.5: the paper's posterior rule)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ scoring
+    def check_compatible(self, data: PairDataset) -> None:
+        problems = schema_mismatch(self.schema, data)
+        if problems:
+            raise CheckpointError(f"the checkpoint does not fit {data.name}: " + "; ".join(problems) + ".")
+
+    @torch.no_grad()
+    def embed(self, data: PairDataset, device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+        """Residual embeddings of every pair: face ``(N, E)`` and voice ``(N, E)`` (eval mode)."""
+        self.check_compatible(data)
+        device = torch.device(device)
+        tensors = PairTensors.build(data, self.normalizer)
+        self.model.to(device).eval()
+        faces, voices = [], []
+        for index in tensors.batches(SCORING_BATCH, shuffle=False, drop_singletons=False):
+            f, fl, v, vl, _, _ = tensors.batch(index, device)
+            faces.append(self.model.embed_face(f, fl).cpu())
+            voices.append(self.model.embed_voice(v, vl).cpu())
+        return torch.cat(faces).numpy(), torch.cat(voices).numpy()
+
+    def similarity(self, data: PairDataset, device: torch.device | str = "cpu") -> np.ndarray:
+        """``(N,)`` cosine similarity of each pair's face and voice embeddings, in [-1, 1]."""
+        face, voice = self.embed(data, device)
+        return cosine_rows(face, voice)
+
+    def posterior_abnormal(self, similarity: np.ndarray) -> np.ndarray:
+        """``(N,)`` posterior probability of inconsistency from the fitted Beta mixture."""
+        if self.mixture is None:
+            raise CheckpointError("this detector has no fitted Beta mixture yet; train it to the end first.")
+        return self.mixture.posterior_abnormal(similarity_to_score(similarity))
+
+    def score(self, data: PairDataset, device: torch.device | str = "cpu") -> ScoredPairs:
+        sim = self.similarity(data, device)
+        p = self.posterior_abnormal(sim)
+        return ScoredPairs(similarity=sim, p_abnormal=p, predicted=p >= self.threshold)
+
+    def evaluate(self, data: PairDataset, device: torch.device | str = "cpu") -> dict[str, Any]:
+        """Metrics on ``data`` (abnormal = positive) with per anomaly type results."""
+        scored = self.score(data, device)
+        metrics = detection_metrics(data.is_abnormal, scored.p_abnormal, scored.predicted)
+        types = anomaly_type(data.face_label, data.voice_label, data.class_names)
+        metrics["per_type"] = per_type_metrics(types, scored.p_abnormal, scored.predicted)
+        return metrics
+
+    # ------------------------------------------------------------------ files
+    def save(self, path: str | Path) -> Path:
+        """Write the checkpoint atomically; returns the path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "config": self.config.to_dict(),
+            "schema": self.schema,
+            "normalizer": self.normalizer.to_dict(),
+            "mixture": None if self.mixture is None else self.mixture.get_parameters(),
+            "threshold": self.threshold,
+            "metadata": self.metadata,
+        }
+        payload = {"format": CHECKPOINT_FORMAT, "weights": self.model.state_dict(),
+                   "meta": json.dumps(meta, default=_json_default)}
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            torch.save(payload, tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, map_location: str = "cpu") -> "Detector":
+        """Read a checkpoint without executing code; clear errors for missing, corrupt or foreign files."""
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint {path} does not exist.")
+        try:
+            payload = torch.load(path, map_location=map_location, weights_only=True)
+        except Exception as exc:  # torch raises many types for corrupt or unsafe files
+            raise CheckpointError(f"{path} is not a readable crossemo checkpoint ({type(exc).__name__}: "
+                                  f"{str(exc).splitlines()[0][:200]}). Nothing was executed.") from None
+        if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"{path} is not a crossemo checkpoint (format {CHECKPOINT_FORMAT} expected).")
+        try:
+            meta = json.loads(payload["meta"])
+            config = ExperimentConfig.from_dict(meta["config"])
+            model = SIRHCL(config.model)
+            model.load_state_dict(payload["weights"])
+        except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+            raise CheckpointError(f"{path} is damaged or from an incompatible version: {exc}") from None
+        model.eval()
+        mixture = None if meta["mixture"] is None else BetaMixture.from_parameters(meta["mixture"])
+        return cls(config=config, model=model, normalizer=FeatureNormalizer.from_dict(meta["normalizer"]),
+                   schema=meta["schema"], mixture=mixture, threshold=float(meta["threshold"]),
+                   metadata=meta.get("metadata", {}))
+
+
+def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine similarity of ``(N, E)`` arrays."""
+    num = (a * b).sum(1)
+    den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return num / np.maximum(den, 1e-8)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")

@@ -1,0 +1,76 @@
+"""Detection metrics (abnormal = positive), per anomaly type (Table IV), and mean +- sd over seeds."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+
+def detection_metrics(abnormal: np.ndarray, p_abnormal: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
+    """AUC, TPR, FPR and accuracy.
+
+    Args:
+        abnormal: ``(N,)`` bool, true when face and voice classes differ.
+        p_abnormal: ``(N,)`` score, higher = more likely abnormal (the posterior of inconsistency).
+        predicted: ``(N,)`` bool verdicts.
+    AUC is NaN when only one class is present (it is undefined there), never an exception.
+    """
+    y = np.asarray(abnormal, dtype=bool)
+    pred = np.asarray(predicted, dtype=bool)
+    score = np.asarray(p_abnormal, dtype=np.float64)
+    if not (len(y) == len(pred) == len(score)):
+        raise ValueError(f"metric inputs differ in length: {len(y)}, {len(score)}, {len(pred)}")
+    tp = int((pred & y).sum())
+    fp = int((pred & ~y).sum())
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    both = 0 < n_pos < len(y)
+    return {
+        "auc": float(roc_auc_score(y, score)) if both else float("nan"),
+        "tpr": tp / n_pos if n_pos else float("nan"),
+        "fpr": fp / n_neg if n_neg else float("nan"),
+        "accuracy": float((pred == y).mean()) if len(y) else float("nan"),
+        "n_pairs": int(len(y)),
+        "n_abnormal": n_pos,
+    }
+
+
+def per_type_metrics(types: np.ndarray, p_abnormal: np.ndarray, predicted: np.ndarray) -> dict[str, dict[str, Any]]:
+    """Table IV: for each anomaly type, the metrics on all normal pairs plus the abnormal pairs of that type.
+
+    ``types`` holds "normal" or a type name per pair (see :func:`crossemo_core.data.labels.anomaly_type`).
+    """
+    types = np.asarray(types)
+    normal = types == "normal"
+    out = {}
+    for name in sorted(set(types.tolist()) - {"normal"}):
+        keep = normal | (types == name)
+        out[name] = detection_metrics(types[keep] != "normal", np.asarray(p_abnormal)[keep],
+                                      np.asarray(predicted)[keep])
+    return out
+
+
+def mean_sd(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and sample standard deviation of every numeric metric over runs (e.g. seeds); nested dicts recurse."""
+    if not runs:
+        raise ValueError("mean_sd needs at least one run")
+    out: dict[str, Any] = {}
+    for key, first in runs[0].items():
+        values = [r[key] for r in runs if key in r]
+        if isinstance(first, dict):
+            out[key] = mean_sd(values)
+        elif isinstance(first, (int, float)) and not isinstance(first, bool):
+            arr = np.asarray(values, dtype=np.float64)
+            finite = arr[np.isfinite(arr)]
+            out[key] = {"mean": float(finite.mean()) if len(finite) else float("nan"),
+                        "sd": float(finite.std(ddof=1)) if len(finite) > 1 else 0.0, "n": int(len(finite))}
+    return out
+
+
+def format_mean_sd(summary: dict[str, Any], keys: Sequence[str] = ("auc", "tpr", "fpr", "accuracy")) -> str:
+    """One line such as ``AUC 0.812 +- 0.021 | TPR ...``."""
+    parts = []
+    for k in keys:
+        if k in summary:
+            parts.append(f"{k.upper() if k != 'accuracy' else 'Acc'} {summary[k]['mean']:.3f} +- {summary[k]['sd']:.3f}")
+    return " | ".join(parts)

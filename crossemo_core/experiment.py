@@ -1,0 +1,114 @@
+"""High-level runs shared by the command line, the app and the benchmarks.
+
+``load_corpus`` -> ``split_pairs`` (speaker-disjoint parts, protocol applied inside each part) -> ``Trainer`` ->
+``Detector.evaluate``. ``cross_validate`` repeats this over speaker folds and seeds and reports mean +- sd.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from crossemo_core.config import ExperimentConfig, preset_config
+from crossemo_core.data.container import PairDataset
+from crossemo_core.data.protocol import make_abnormal_pairs, speaker_disjoint_split, speaker_folds
+from crossemo_core.errors import DataError
+from crossemo_core.evaluation import mean_sd
+from crossemo_core.training import Trainer, TrainingCallback, TrainingResult
+
+DATASETS = ("demo", "ravdess", "misa", "mmsa", "csd")
+DEMO_PATH = Path(__file__).resolve().parent.parent / "assets" / "demo"
+
+
+def load_corpus(dataset: str, root: str | Path | None = None, report: list[str] | None = None,
+                progress: Callable[[int, int], None] | None = None, **options: Any) -> PairDataset:
+    """Load a corpus by dataset kind.
+
+    ``demo``: the bundled synthetic set (``root`` ignored unless given); ``ravdess``: a RAVDESS-layout folder;
+    ``misa``: a MISA/MMIM pickle; ``mmsa``: an MMSA ``aligned_50.pkl``/``unaligned_50.pkl``; ``csd``: a folder
+    with ``face.csd``, ``voice.csd`` and ``labels.csd`` (or the three paths in ``options``).
+    """
+    from crossemo_core.data import loaders
+
+    if dataset not in DATASETS:
+        raise DataError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}.")
+    if dataset == "demo":
+        return loaders.load_demo(root)
+    if root is None:
+        raise DataError(f"dataset {dataset!r} needs --root PATH.")
+    root = Path(root)
+    if not root.exists():
+        raise DataError(f"{root} does not exist.")
+    if dataset == "ravdess":
+        return loaders.load_ravdess(root, report=report, progress=progress, **options)
+    if dataset == "misa":
+        return loaders.load_misa(root, report=report, **options)
+    if dataset == "mmsa":
+        return loaders.load_mmsa(root, report=report, **options)
+    face, voice, labels = (options.pop(k, None) for k in ("face_csd", "voice_csd", "labels_csd"))
+    if root.is_dir():
+        face, voice, labels = (face or root / "face.csd", voice or root / "voice.csd", labels or root / "labels.csd")
+    return loaders.load_csd(face, voice, labels, report=report, **options)
+
+
+def protocol_seed(seed: int, part: str) -> int:
+    """Each split part gets its own protocol seed, derived from the run seed."""
+    return seed * 1000 + {"train": 1, "valid": 2, "test": 3, "all": 4}[part]
+
+
+def apply_protocol(parts: dict[str, PairDataset], rate: float, seed: int) -> dict[str, PairDataset]:
+    """Make abnormal pairs inside every part (partners come from the same speaker, so never cross parts)."""
+    return {name: make_abnormal_pairs(part, rate, protocol_seed(seed, name))[0] for name, part in parts.items()}
+
+
+def split_pairs(corpus: PairDataset, seed: int = 0, rate: float = 0.5,
+                fold: dict[str, np.ndarray] | None = None) -> dict[str, PairDataset]:
+    """Speaker-disjoint train/valid/test (3:1:1 by ``seed``, or the given ``fold``) with abnormal pairs made."""
+    indices = fold if fold is not None else speaker_disjoint_split(corpus.speaker, seed=seed)
+    for name in ("train", "valid", "test"):
+        if len(indices[name]) == 0:
+            raise DataError(f"the {name} part of the split is empty; the corpus has too few speakers.")
+    return apply_protocol({name: corpus.subset(indices[name]) for name in ("train", "valid", "test")}, rate, seed)
+
+
+@dataclass
+class RunResult:
+    """One training run and its test metrics."""
+
+    training: TrainingResult
+    test_metrics: dict[str, Any]
+    parts: dict[str, PairDataset]
+
+
+def train_and_test(corpus: PairDataset, config: ExperimentConfig, fold: dict[str, np.ndarray] | None = None,
+                   callbacks: Sequence[TrainingCallback] = ()) -> RunResult:
+    """Split, train (selecting on valid), fit the verdict, and evaluate on the test part."""
+    parts = split_pairs(corpus, seed=config.train.seed, rate=config.train.abnormal_rate, fold=fold)
+    trainer = Trainer(config, callbacks=list(callbacks))
+    result = trainer.fit(parts["train"], parts["valid"], metadata={
+        "split_speakers": {k: sorted(set(v.speaker.tolist())) for k, v in parts.items()}})
+    return RunResult(result, result.detector.evaluate(parts["test"]), parts)
+
+
+def cross_validate(corpus: PairDataset, preset: str = "fast", seeds: Sequence[int] = (0, 1, 2), n_folds: int = 5,
+                   on_run: Callable[[int, int, dict[str, Any]], None] | None = None,
+                   **overrides: Any) -> dict[str, Any]:
+    """Speaker-disjoint cross-validation over folds and seeds; per-seed metrics are pooled over folds' test pairs
+    by averaging fold metrics, then mean +- sd is taken over seeds."""
+    per_seed = []
+    for seed in seeds:
+        folds = speaker_folds(corpus.speaker, n_folds=n_folds, seed=seed)
+        fold_metrics = []
+        for k, fold in enumerate(folds):
+            config = preset_config(preset, corpus.face_dim, corpus.voice_dim, corpus.n_classes, seed=seed,
+                                   **overrides)
+            run = train_and_test(corpus, config, fold=fold)
+            fold_metrics.append(run.test_metrics)
+            if on_run is not None:
+                on_run(seed, k, run.test_metrics)
+        per_seed.append({key: value["mean"] for key, value in mean_sd(fold_metrics).items()
+                         if isinstance(value, dict) and "mean" in value})
+    return {"per_seed": per_seed, "summary": mean_sd(per_seed), "seeds": list(seeds), "n_folds": n_folds,
+            "preset": preset}

@@ -1,0 +1,84 @@
+"""The SIR-HCL network (method.md, "Network").
+
+Face and voice branches: one single-direction LSTM each over *packed* sequences (padding is never read as data),
+last hidden state -> Linear -> embedding, dropout. A shared residual block r(x) = ReLU(x + eta * FC(x)) with one
+learnable scalar eta, and a classifier head shared by both modalities (for L_share).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from crossemo_core.config import ModelConfig
+
+
+class SequenceEncoder(nn.Module):
+    """LSTM over a padded batch ``(B, L, d)`` with true ``lengths`` ``(B,)`` -> embedding ``(B, E)``."""
+
+    def __init__(self, input_dim: int, hidden_size: int, embedding_size: int, dropout: float) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(input_dim, hidden_size, batch_first=True)
+        self.project = nn.Linear(hidden_size, embedding_size)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        _, (h_n, _) = self.lstm(packed)
+        return self.dropout(self.project(h_n[-1]))
+
+
+class SharedResidualBlock(nn.Module):
+    """Eq. 2: ``ReLU(x + eta * FC(x))`` with one learnable ``eta`` shared by both modalities."""
+
+    def __init__(self, size: int, eta_init: float) -> None:
+        super().__init__()
+        self.fc = nn.Linear(size, size)
+        self.eta = nn.Parameter(torch.tensor(float(eta_init)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x + self.eta * self.fc(x))
+
+
+@dataclass
+class PairOutput:
+    """Network outputs for a batch of B pairs: residual embeddings ``(B, E)`` and class logits ``(B, C)``."""
+
+    face: torch.Tensor
+    voice: torch.Tensor
+    face_logits: torch.Tensor
+    voice_logits: torch.Tensor
+
+    def similarity(self) -> torch.Tensor:
+        """``(B,)`` cosine similarity of each pair's face and voice embeddings."""
+        return nn.functional.cosine_similarity(self.face, self.voice, dim=1, eps=1e-8)
+
+
+class SIRHCL(nn.Module):
+    """Dual-branch LSTM network with a shared residual block and a shared classifier head."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        config.validate()
+        self.config = config
+        self.face_encoder = SequenceEncoder(config.face_dim, config.hidden_size, config.embedding_size, config.dropout)
+        self.voice_encoder = SequenceEncoder(config.voice_dim, config.hidden_size, config.embedding_size,
+                                             config.dropout)
+        self.residual = SharedResidualBlock(config.embedding_size, config.eta_init)
+        self.classifier = nn.Linear(config.embedding_size, config.n_classes)
+
+    def embed_face(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Face sequences ``(B, L, d_face)`` -> residual embeddings ``(B, E)``."""
+        return self.residual(self.face_encoder(x, lengths))
+
+    def embed_voice(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Voice sequences ``(B, L, d_voice)`` -> residual embeddings ``(B, E)``."""
+        return self.residual(self.voice_encoder(x, lengths))
+
+    def forward(self, face: torch.Tensor, face_lengths: torch.Tensor, voice: torch.Tensor,
+                voice_lengths: torch.Tensor) -> PairOutput:
+        v = self.embed_face(face, face_lengths)
+        a = self.embed_voice(voice, voice_lengths)
+        return PairOutput(face=v, voice=a, face_logits=self.classifier(v), voice_logits=self.classifier(a))

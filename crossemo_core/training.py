@@ -1,0 +1,267 @@
+"""Training: one loop for every preset, callbacks for live curves, early stopping on validation AUC, clean stops.
+
+The loop trains SIR-HCL on the training pairs, scores the validation pairs after every epoch, keeps the weights of
+the best validation AUC, and at the end (or when stopped) restores them, fits the Beta mixture on the training
+scores and sets the decision threshold. A stop flag or Ctrl-C ends training after the current step; what was
+learnt so far is kept and nothing on disk is left half-written (checkpoints are written atomically).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+import numpy as np
+import torch
+
+from crossemo_core.batching import FeatureNormalizer, PairTensors
+from crossemo_core.config import ExperimentConfig
+from crossemo_core.data.container import PairDataset
+from crossemo_core.detector import Detector, cosine_rows, feature_schema
+from crossemo_core.errors import DataError
+from crossemo_core.evaluation import detection_metrics
+from crossemo_core.losses import HybridContrastiveLoss
+from crossemo_core.mixture import BetaMixture, similarity_to_score
+from crossemo_core.model import SIRHCL
+from crossemo_core.thresholds import youden_threshold
+
+LOSS_NAMES = ("total", "share", "intra", "cross", "hard")
+
+
+@dataclass
+class StepEvent:
+    """After every optimiser step: the unweighted loss terms and the weighted total of that batch."""
+
+    epoch: int
+    step: int
+    n_steps: int
+    losses: dict[str, float]
+
+
+@dataclass
+class EpochEvent:
+    """After every epoch: mean training losses, validation AUC, and whether this epoch is the best so far."""
+
+    epoch: int
+    n_epochs: int
+    train_losses: dict[str, float]
+    valid_auc: float
+    best_auc: float
+    is_best: bool
+    lr: float
+    seconds: float
+
+
+class TrainingCallback(Protocol):
+    def on_step(self, event: StepEvent) -> None: ...
+
+    def on_epoch(self, event: EpochEvent) -> None: ...
+
+
+@dataclass
+class TrainingResult:
+    """The trained detector and how the run went."""
+
+    detector: Detector
+    history: list[EpochEvent]
+    best_epoch: int
+    stopped_early: bool
+    interrupted: bool
+    device: str
+    seconds: float
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when present, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("CUDA was asked for but no GPU is available; use device 'auto' or 'cpu'.")
+    return device
+
+
+def describe_device(device: torch.device) -> str:
+    """A short label such as ``GPU: NVIDIA H100 80GB HBM3`` or ``CPU (2 threads)``."""
+    if device.type == "cuda":
+        return f"GPU: {torch.cuda.get_device_name(device)}"
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    """Trains a :class:`Detector` from train/valid pair sets (see the module docstring)."""
+
+    def __init__(self, config: ExperimentConfig, callbacks: list[TrainingCallback] | None = None,
+                 stop_event: threading.Event | None = None) -> None:
+        self.config = config.validate()
+        self.callbacks = list(callbacks or [])
+        self.stop_event = stop_event or threading.Event()
+        self.device = resolve_device(config.train.device)
+
+    def stop(self) -> None:
+        """Ask the loop to finish after the current step (thread-safe)."""
+        self.stop_event.set()
+
+    def fit(self, train: PairDataset, valid: PairDataset, metadata: dict[str, Any] | None = None) -> TrainingResult:
+        cfg = self.config
+        _check_split(train, "training", need_both=True)
+        _check_split(valid, "validation", need_both=False)
+        if (valid.face_dim, valid.voice_dim) != (train.face_dim, train.voice_dim):
+            raise DataError("training and validation pairs have different feature dimensions.")
+        seed_everything(cfg.train.seed)
+        started = time.perf_counter()
+        normalizer = (FeatureNormalizer.fit(train) if cfg.train.normalization == "train"
+                      else FeatureNormalizer.identity(train.face_dim, train.voice_dim))
+        train_t, valid_t = PairTensors.build(train, normalizer), PairTensors.build(valid, normalizer)
+        model = SIRHCL(cfg.model).to(self.device)
+        criterion = HybridContrastiveLoss(
+            lambda_intra=cfg.loss.lambda_intra, lambda_cross=cfg.loss.lambda_cross, lambda_hard=cfg.loss.lambda_hard,
+            k=cfg.loss.k, tau=cfg.loss.tau, use_share=cfg.loss.use_share, use_intra=cfg.loss.use_intra,
+            use_cross=cfg.loss.use_cross, use_hard=cfg.loss.use_hard, hard_loss=cfg.loss.hard_loss)
+        optimizer = _make_optimizer(model, cfg)
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.train.lr_step_epochs,
+                                                    gamma=cfg.train.lr_gamma)
+        generator = torch.Generator().manual_seed(cfg.train.seed)
+
+        history: list[EpochEvent] = []
+        best_auc, best_epoch, best_state = -math.inf, 0, copy.deepcopy(model.state_dict())
+        epochs_since_best = 0
+        stopped_early = interrupted = False
+        try:
+            for epoch in range(1, cfg.train.epochs + 1):
+                epoch_start = time.perf_counter()
+                sums = dict.fromkeys(LOSS_NAMES, 0.0)
+                n_batches = 0
+                model.train()
+                batches = list(train_t.batches(cfg.train.batch_size, shuffle=True, generator=generator))
+                for step, index in enumerate(batches, start=1):
+                    if self.stop_event.is_set():
+                        break
+                    face, fl, voice, vl, yf, yv = train_t.batch(index, self.device)
+                    out = model(face, fl, voice, vl)
+                    losses = criterion(out.face, out.voice, out.face_logits, out.voice_logits, yf, yv)
+                    if not torch.isfinite(losses.total):
+                        raise FloatingPointError(
+                            f"the loss became {losses.total.item()} at epoch {epoch}, step {step}; lower the "
+                            f"learning rate or check the input features for extreme values.")
+                    optimizer.zero_grad(set_to_none=True)
+                    losses.total.backward()
+                    if cfg.train.grad_clip > 0:
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+                    optimizer.step()
+                    values = {name: float(getattr(losses, name).detach()) for name in LOSS_NAMES}
+                    for name in LOSS_NAMES:
+                        sums[name] += values[name]
+                    n_batches += 1
+                    self._emit("on_step", StepEvent(epoch, step, len(batches), values))
+                if n_batches == 0:
+                    break
+                scheduler.step()
+                valid_auc = _validation_auc(model, valid_t, valid.is_abnormal, self.device)
+                if best_epoch == 0 or valid_auc > best_auc:
+                    best_auc, best_epoch = valid_auc, epoch
+                    best_state = copy.deepcopy(model.state_dict())
+                    epochs_since_best = 0
+                else:
+                    epochs_since_best += 1
+                event = EpochEvent(epoch, cfg.train.epochs, {k: v / n_batches for k, v in sums.items()}, valid_auc,
+                                   best_auc, best_epoch == epoch, optimizer.param_groups[0]["lr"],
+                                   time.perf_counter() - epoch_start)
+                history.append(event)
+                self._emit("on_epoch", event)
+                if self.stop_event.is_set():
+                    break
+                if epochs_since_best >= cfg.train.patience:
+                    stopped_early = True
+                    break
+        except KeyboardInterrupt:
+            interrupted = True
+        interrupted = interrupted or self.stop_event.is_set()
+
+        model.load_state_dict(best_state)
+        model.eval()
+        detector = Detector(config=cfg, model=model.cpu(), normalizer=normalizer, schema=feature_schema(train),
+                            metadata={**(metadata or {}), "train_protocol": _protocol_of(train),
+                                      "valid_protocol": _protocol_of(valid), "best_epoch": best_epoch,
+                                      "best_valid_auc": best_auc, "epochs_run": len(history),
+                                      "interrupted": interrupted, "preset": cfg.train.preset,
+                                      "dataset": train.display_name, "synthetic": train.synthetic})
+        fit_verdict(detector, train, valid, cfg.train.threshold)
+        return TrainingResult(detector=detector, history=history, best_epoch=best_epoch, stopped_early=stopped_early,
+                              interrupted=interrupted, device=describe_device(self.device),
+                              seconds=time.perf_counter() - started)
+
+    def _emit(self, hook: str, event: Any) -> None:
+        for cb in self.callbacks:
+            fn: Callable[[Any], None] | None = getattr(cb, hook, None)
+            if fn is not None:
+                fn(event)
+
+
+def fit_verdict(detector: Detector, train: PairDataset, valid: PairDataset, threshold: str = "posterior") -> None:
+    """Fit the Beta mixture on training scores (initialised from normal/abnormal) and set the threshold."""
+    train_sim = detector.similarity(train)
+    detector.mixture = BetaMixture().fit(similarity_to_score(train_sim), init_labels=train.is_abnormal.astype(int))
+    detector.threshold = 0.5
+    if threshold == "youden":
+        valid_p = detector.posterior_abnormal(detector.similarity(valid))
+        if valid.is_abnormal.all() or not valid.is_abnormal.any():
+            raise DataError("the Youden threshold needs normal and abnormal validation pairs.")
+        detector.threshold = float(youden_threshold(valid.is_abnormal.astype(int), valid_p))
+    detector.metadata["threshold_rule"] = threshold
+
+
+@torch.no_grad()
+def _validation_auc(model: SIRHCL, tensors: PairTensors, abnormal: np.ndarray, device: torch.device) -> float:
+    model.eval()
+    sims = []
+    for index in tensors.batches(1024, shuffle=False, drop_singletons=False):
+        f, fl, v, vl, _, _ = tensors.batch(index, device)
+        sims.append(cosine_rows(model.embed_face(f, fl).cpu().numpy(), model.embed_voice(v, vl).cpu().numpy()))
+    sim = np.concatenate(sims)
+    if not np.isfinite(sim).all():
+        return float("nan")
+    return detection_metrics(abnormal, -sim, -sim > 0)["auc"]
+
+
+def _make_optimizer(model: torch.nn.Module, cfg: ExperimentConfig) -> torch.optim.Optimizer:
+    if cfg.train.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.train.lr, momentum=cfg.train.momentum,
+                               weight_decay=cfg.train.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+
+
+def _check_split(data: PairDataset, part: str, need_both: bool) -> None:
+    if len(data) < 2:
+        raise DataError(f"the {part} split has {len(data)} pair(s); at least 2 are needed.")
+    if need_both and (data.is_abnormal.all() or not data.is_abnormal.any()):
+        raise DataError(f"the {part} split needs both normal and abnormal pairs to fit the Beta mixture; "
+                        f"it has {int(data.is_abnormal.sum())} abnormal of {len(data)}.")
+
+
+def _protocol_of(data: PairDataset) -> dict[str, Any]:
+    return dict(data.protocol)
+
+
+@dataclass
+class HistoryRecorder:
+    """A callback that keeps every step and epoch event (handy in notebooks and the app)."""
+
+    steps: list[StepEvent] = field(default_factory=list)
+    epochs: list[EpochEvent] = field(default_factory=list)
+
+    def on_step(self, event: StepEvent) -> None:
+        self.steps.append(event)
+
+    def on_epoch(self, event: EpochEvent) -> None:
+        self.epochs.append(event)

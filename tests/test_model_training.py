@@ -1,0 +1,205 @@
+"""Network, trainer, detector checkpoint and evaluation metrics."""
+import os
+import pickle
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from crossemo_core.batching import FeatureNormalizer, PairTensors
+from crossemo_core.config import ExperimentConfig, ModelConfig, preset_config
+from crossemo_core.data.loaders.synthetic import make_synthetic
+from crossemo_core.detector import Detector
+from crossemo_core.errors import CheckpointError, DataError
+from crossemo_core.evaluation import detection_metrics, mean_sd, per_type_metrics
+from crossemo_core.experiment import split_pairs
+from crossemo_core.model import SIRHCL
+from crossemo_core.training import HistoryRecorder, Trainer, resolve_device
+
+
+@pytest.fixture(scope="module")
+def parts():
+    corpus = make_synthetic(n_speakers=6, clips_per_speaker=16, face_dim=5, voice_dim=7, face_length=(2, 6),
+                            voice_length=(3, 9), seed=0)
+    return split_pairs(corpus, seed=0, rate=0.5)
+
+
+def small_config(parts, **overrides):
+    train = parts["train"]
+    return preset_config("fast", train.face_dim, train.voice_dim, hidden_size=16, embedding_size=16, epochs=2,
+                         batch_size=16, **overrides)
+
+
+@pytest.fixture(scope="module")
+def trained(parts):
+    recorder = HistoryRecorder()
+    result = Trainer(small_config(parts), callbacks=[recorder]).fit(parts["train"], parts["valid"])
+    return result, recorder
+
+
+# ---------------------------------------------------------------------------------------------- model
+def test_padding_is_never_read_as_data():
+    torch.manual_seed(0)
+    model = SIRHCL(ModelConfig(face_dim=3, voice_dim=4, hidden_size=8, embedding_size=8)).eval()
+    face = torch.randn(1, 5, 3)
+    padded = torch.cat([face, torch.full((1, 7, 3), 99.0)], dim=1)
+    a = model.embed_face(face, torch.tensor([5]))
+    b = model.embed_face(padded, torch.tensor([5]))
+    assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_network_shapes_and_shared_parts():
+    model = SIRHCL(ModelConfig(face_dim=3, voice_dim=4, n_classes=7))
+    out = model(torch.randn(4, 6, 3), torch.tensor([6, 2, 1, 3]), torch.randn(4, 9, 4), torch.tensor([9, 9, 1, 4]))
+    assert out.face.shape == out.voice.shape == (4, 256)
+    assert out.face_logits.shape == (4, 7)
+    assert (out.face >= 0).all()  # ReLU of the residual block
+    assert model.residual.eta.item() == pytest.approx(0.1)
+    assert out.similarity().shape == (4,)
+
+
+def test_normalizer_uses_training_statistics_only(parts):
+    norm = FeatureNormalizer.fit(parts["train"])
+    frames = np.concatenate(parts["train"].face)
+    assert np.allclose(norm.face_mean, frames.mean(0), atol=1e-5)
+    tensors = PairTensors.build(parts["test"], norm)
+    first = (parts["test"].face[0] - norm.face_mean) / norm.face_std
+    assert np.allclose(tensors.face[0, : len(first)].numpy(), first, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------- config
+def test_presets_and_validation_messages():
+    paper = preset_config("paper", 35, 74)
+    assert (paper.train.optimizer, paper.train.lr, paper.train.batch_size) == ("sgd", 1e-4, 16)
+    assert (paper.loss.lambda_intra, paper.loss.lambda_cross, paper.loss.lambda_hard, paper.loss.k) == (1, 1, .5, 6)
+    assert preset_config("fast", 35, 74).train.optimizer == "adam"
+    with pytest.raises(ValueError, match="unknown preset 'slow'"):
+        preset_config("slow", 35, 74)
+    with pytest.raises(ValueError, match="batch size must be >= 2"):
+        preset_config("fast", 35, 74, batch_size=1)
+    with pytest.raises(ValueError, match="unknown setting 'lamda'"):
+        preset_config("fast", 35, 74, lamda=3)
+    with pytest.raises(ValueError, match="at least one loss term"):
+        preset_config("fast", 35, 74, use_share=False, use_intra=False, use_cross=False, use_hard=False)
+    assert ExperimentConfig.from_dict(paper.to_dict()) == paper
+
+
+def test_device_is_chosen_automatically():
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# ---------------------------------------------------------------------------------------------- trainer
+def test_callbacks_carry_every_loss_and_validation_auc(trained):
+    result, recorder = trained
+    assert len(recorder.epochs) == 2 and len(recorder.steps) >= 2
+    for step in recorder.steps:
+        assert set(step.losses) == {"total", "share", "intra", "cross", "hard"}
+        assert all(np.isfinite(v) for v in step.losses.values())
+    assert all(0.0 <= e.valid_auc <= 1.0 for e in recorder.epochs)
+    assert result.detector.mixture is not None
+    assert result.detector.metadata["train_protocol"]["n_abnormal"] > 0
+
+
+def test_training_is_reproducible_with_a_seed(parts):
+    a = Trainer(small_config(parts, epochs=1)).fit(parts["train"], parts["valid"]).detector
+    b = Trainer(small_config(parts, epochs=1)).fit(parts["train"], parts["valid"]).detector
+    assert np.allclose(a.similarity(parts["test"]), b.similarity(parts["test"]), atol=1e-6)
+
+
+def test_stop_flag_ends_training_and_keeps_a_usable_detector(parts):
+    stop = threading.Event()
+
+    class StopAfterFirstStep:
+        def on_step(self, event):
+            stop.set()
+
+    result = Trainer(small_config(parts, epochs=50), callbacks=[StopAfterFirstStep()], stop_event=stop).fit(
+        parts["train"], parts["valid"])
+    assert result.interrupted and len(result.history) <= 1
+    assert np.isfinite(result.detector.score(parts["test"]).p_abnormal).all()
+
+
+def test_early_stopping_on_validation_auc(parts):
+    result = Trainer(small_config(parts, epochs=40, patience=1, lr=1e-6)).fit(parts["train"], parts["valid"])
+    assert result.stopped_early and len(result.history) < 40
+    assert result.best_epoch == max(range(len(result.history)), key=lambda i: result.history[i].valid_auc) + 1
+
+
+def test_trainer_refuses_a_split_without_abnormal_pairs(parts):
+    normal_only = parts["train"].subset(np.flatnonzero(~parts["train"].is_abnormal))
+    with pytest.raises(DataError, match="needs both normal and abnormal pairs"):
+        Trainer(small_config(parts)).fit(normal_only, parts["valid"])
+
+
+def test_youden_threshold_option(parts):
+    result = Trainer(small_config(parts, threshold="youden", epochs=1)).fit(parts["train"], parts["valid"])
+    assert 0.0 <= result.detector.threshold <= 1.0
+    assert result.detector.metadata["threshold_rule"] == "youden"
+
+
+# ---------------------------------------------------------------------------------------------- checkpoint
+def test_checkpoint_round_trip(trained, parts, tmp_path):
+    detector = trained[0].detector
+    path = detector.save(tmp_path / "model.pt")
+    loaded = Detector.load(path)
+    assert loaded.config == detector.config
+    assert loaded.schema == detector.schema
+    assert loaded.mixture.get_parameters() == detector.mixture.get_parameters()
+    assert np.allclose(loaded.score(parts["test"]).p_abnormal, detector.score(parts["test"]).p_abnormal)
+    assert loaded.metadata["train_protocol"]["voice_source"] == parts["train"].protocol["voice_source"]
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_checkpoint_refuses_data_with_another_schema(trained):
+    other = make_synthetic(n_speakers=3, clips_per_speaker=4, face_dim=6, voice_dim=7, seed=1)
+    with pytest.raises(CheckpointError, match="face features: checkpoint expects 5 columns, data has 6"):
+        trained[0].detector.evaluate(other)
+
+
+def test_checkpoint_loading_never_executes_code(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as fh:
+        pickle.dump({"format": "crossemo-checkpoint/1", "weights": Evil()}, fh)
+    with pytest.raises(CheckpointError, match="not a readable crossemo checkpoint.*Nothing was executed"):
+        Detector.load(path)
+    assert not marker.exists()
+
+
+def test_checkpoint_errors_for_missing_corrupt_and_foreign_files(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        Detector.load(tmp_path / "nope.pt")
+    (tmp_path / "junk.pt").write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(CheckpointError, match="not a readable crossemo checkpoint"):
+        Detector.load(tmp_path / "junk.pt")
+    torch.save({"hello": torch.zeros(1)}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="is not a crossemo checkpoint"):
+        Detector.load(tmp_path / "foreign.pt")
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+def test_detection_metrics_by_hand():
+    y = np.array([1, 1, 0, 0, 0], bool)
+    m = detection_metrics(y, np.array([0.9, 0.2, 0.1, 0.8, 0.3]), np.array([1, 0, 0, 1, 0], bool))
+    assert (m["tpr"], m["fpr"], m["accuracy"]) == (0.5, pytest.approx(1 / 3), 0.6)
+    assert m["auc"] == pytest.approx(4 / 6)
+    assert np.isnan(detection_metrics(np.zeros(3, bool), np.zeros(3), np.zeros(3, bool))["auc"])
+
+
+def test_per_type_metrics_use_all_normals_plus_one_type():
+    types = np.array(["normal", "normal", "neg-pos", "neg-neu"])
+    out = per_type_metrics(types, np.array([0.1, 0.2, 0.9, 0.15]), np.array([0, 0, 1, 0], bool))
+    assert out["neg-pos"]["auc"] == 1.0 and out["neg-pos"]["n_pairs"] == 3
+    assert out["neg-neu"]["auc"] == 0.5
+
+
+def test_mean_sd_over_seeds():
+    s = mean_sd([{"auc": 0.7, "per_type": {"a": {"auc": 0.5}}}, {"auc": 0.9, "per_type": {"a": {"auc": 0.7}}}])
+    assert s["auc"]["mean"] == pytest.approx(0.8) and s["auc"]["sd"] == pytest.approx(0.1414, abs=1e-3)
+    assert s["per_type"]["a"]["auc"]["mean"] == pytest.approx(0.6)
