@@ -81,7 +81,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--dim", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1: less noise)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     results = measure_loss_speedup(args.batch_size, args.dim, args.repeats)
     print(f"B={args.batch_size} D={args.dim} C={N_CLASSES} k={K} float32 CPU, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, median of {args.repeats} (reference: {max(3, args.repeats // 5)})")

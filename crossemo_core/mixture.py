@@ -13,7 +13,7 @@ The API follows scikit-learn's mixture models (``fit`` / ``predict`` / ``predict
 validates inputs at the boundary, and writes the EM loop once. For two components the posterior softmax is the
 logistic function of the log-density difference ``d = l_1 - l_0`` and ``logsumexp(l_0, l_1) = l_0 + softplus(d)``;
 the code uses these exact, overflow-free forms (that *is* the log-space / logsumexp computation, specialised to two
-components) because they cost one pass over the data instead of several.
+components) because they take far fewer passes over the data (see ``_EMStatistics``).
 
 Choices that are ours (named options, defaults stated):
   * ``var_floor=1e-8``: the M-step variance is floored here, so identical scores give a sharp but finite Beta

@@ -16,8 +16,9 @@ def youden_threshold(y_true: Any, score: Any) -> float:
 
     ``y_true``: 1 = abnormal (the positive class), 0 = normal. ``score``: higher = more abnormal, e.g.
     ``BetaMixture.posterior_abnormal``. The returned value ``t`` is one of the observed scores and is meant for the
-    rule ``abnormal  <=>  score >= t`` (scikit-learn's ``roc_curve`` convention). Ties in J go to the highest such
-    threshold (fewest pairs flagged). The ROC's infinite "flag nothing" point is never returned.
+    rule ``abnormal  <=>  score >= t`` (scikit-learn's ``roc_curve`` convention). Ties in J (within 1e-12, so that
+    e.g. 2/3 - 0 and 1 - 1/3 tie) go to the highest such threshold (fewest pairs flagged). The ROC's infinite
+    "flag nothing" point is never returned.
 
     Raises :class:`~crossemo_core.errors.DataError` (a ``ValueError``) when only one class is present, on
     mismatched lengths, non-binary labels, or NaN/inf scores.
@@ -46,4 +47,5 @@ def youden_threshold(y_true: Any, score: Any) -> float:
     fpr, tpr, thresholds = roc_curve(y_num.astype(np.int64), s, drop_intermediate=False)
     j = tpr - fpr
     j[~np.isfinite(thresholds)] = -np.inf
-    return float(thresholds[int(np.argmax(j))])
+    best = int(np.flatnonzero(j >= j.max() - 1e-12)[0])  # ties (up to rounding): the first, highest threshold
+    return float(thresholds[best])

@@ -21,7 +21,11 @@ from crossemo_core.losses import (  # noqa: E402
     IntraModalLoss,
     SharedEmbeddingLoss,
     cosine_similarity_matrix,
+    cross_modal_masks,
+    cross_modal_similarity,
     exp_similarity,
+    intra_modal_masks,
+    intra_modal_similarity,
     label_pair_masks,
 )
 
@@ -95,8 +99,7 @@ DEGENERATE = {
 
 # ---------------------------------------------------------------- agreement with the loop reference
 @pytest.mark.parametrize("mode", ["bce", "literal"])
-@pytest.mark.parametrize("tau", [1.0, 0.3])
-@pytest.mark.parametrize("k", [1, 6])
+@pytest.mark.parametrize(("k", "tau"), [(1, 1.0), (6, 0.3)])
 @pytest.mark.parametrize("batch", [1, 2, 3, 8, 17])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_components_match_reference(seed: int, batch: int, k: int, tau: float, mode: str) -> None:
@@ -249,34 +252,50 @@ def test_mismatched_batch_raises() -> None:
 @pytest.mark.parametrize("seed", [0, 1])
 def test_miner_picks_lowest_positives_and_highest_negatives(seed: int, k: int) -> None:
     b = make_batch(24, seed)
-    pairs = HardSampleMiner(k)(b["face"], b["voice"], b["y_face"], b["y_voice"])
-    cos = cosine_similarity_matrix(b["face"], b["voice"]).detach()
-    directions = [
-        (cos, label_pair_masks(b["y_face"], b["y_voice"]), pairs.face_to_voice,
-         ref.ref_hard_pairs(b["face"], b["voice"], b["y_face"], b["y_voice"], k)),
-        (cos.T, label_pair_masks(b["y_voice"], b["y_face"]), pairs.voice_to_face,
-         ref.ref_hard_pairs(b["voice"], b["face"], b["y_voice"], b["y_face"], k)),
+    hard = HardSampleMiner(k)(b["face"], b["voice"], b["y_face"], b["y_voice"])
+    cos = cross_modal_similarity(b["face"], b["voice"]).detach()
+    masks = cross_modal_masks(b["y_face"], b["y_voice"])
+    assert hard.pos.shape == hard.neg.shape == (2, 24, 24)
+    assert not (hard.pos & ~masks.pos).any() and not (hard.neg & ~masks.neg).any()
+    torch.testing.assert_close(hard.pos.sum(-1), masks.pos.sum(-1).clamp(max=k))
+    torch.testing.assert_close(hard.neg.sum(-1), masks.neg.sum(-1).clamp(max=k))
+    expected = [
+        ref.ref_hard_pairs(b["face"], b["voice"], b["y_face"], b["y_voice"], k),
+        ref.ref_hard_pairs(b["voice"], b["face"], b["y_voice"], b["y_face"], k),
     ]
-    for sim, masks, hard, expected in directions:
-        assert not (hard.pos & ~masks.pos).any() and not (hard.neg & ~masks.neg).any()
-        torch.testing.assert_close(hard.pos.sum(1), masks.pos.sum(1).clamp(max=k))
-        torch.testing.assert_close(hard.neg.sum(1), masks.neg.sum(1).clamp(max=k))
-        for i, (exp_pos, exp_neg) in enumerate(expected):
-            assert set(hard.pos[i].nonzero().flatten().tolist()) == set(exp_pos)
-            assert set(hard.neg[i].nonzero().flatten().tolist()) == set(exp_neg)
-            rest_pos, rest_neg = masks.pos[i] & ~hard.pos[i], masks.neg[i] & ~hard.neg[i]
-            if hard.pos[i].any() and rest_pos.any():
-                assert sim[i][hard.pos[i]].max() <= sim[i][rest_pos].min()
-            if hard.neg[i].any() and rest_neg.any():
-                assert sim[i][hard.neg[i]].min() >= sim[i][rest_neg].max()
+    for d in range(2):  # direction axis: 0 face anchors over voices, 1 voice anchors over faces
+        for i, (exp_pos, exp_neg) in enumerate(expected[d]):
+            assert set(hard.pos[d, i].nonzero().flatten().tolist()) == set(exp_pos)
+            assert set(hard.neg[d, i].nonzero().flatten().tolist()) == set(exp_neg)
+            rest_pos, rest_neg = masks.pos[d, i] & ~hard.pos[d, i], masks.neg[d, i] & ~hard.neg[d, i]
+            if hard.pos[d, i].any() and rest_pos.any():
+                assert cos[d, i][hard.pos[d, i]].max() <= cos[d, i][rest_pos].min()
+            if hard.neg[d, i].any() and rest_neg.any():
+                assert cos[d, i][hard.neg[d, i]].min() >= cos[d, i][rest_neg].max()
 
 
 def test_miner_is_not_differentiated_and_literal_ignores_negatives() -> None:
     b = make_batch(10, seed=9)
-    pairs = HardSampleMiner(3)(b["face"], b["voice"], b["y_face"], b["y_voice"])
-    assert not any(m.requires_grad for direction in pairs for m in direction)
-    # Literal eq. 13: y = 0 on hard negatives, so only voice/face partners that are positives get a gradient.
-    value = HardSampleLoss("literal")(b["face"], b["voice"], pairs)
-    g_voice, = grads(value, [b["voice"]])
-    touched = pairs.face_to_voice.pos.any(0) | pairs.voice_to_face.pos.any(1)
+    hard = HardSampleMiner(3)(b["face"], b["voice"], b["y_face"], b["y_voice"])
+    assert not hard.pos.requires_grad and not hard.neg.requires_grad
+    # Literal eq. 13: y = 0 on hard negatives, so only voices in a hard positive pair (as partner or anchor) get a
+    # gradient.
+    value = HardSampleLoss("literal")(b["face"], b["voice"], hard)
+    (g_voice,) = grads(value, [b["voice"]])
+    touched = hard.pos[0].any(0) | hard.pos[1].any(1)
     assert torch.equal(g_voice[~touched], torch.zeros_like(g_voice[~touched]))
+
+
+def test_stacked_similarities_and_masks_follow_the_direction_axis() -> None:
+    b = make_batch(7, seed=10)
+    face, voice, y_face, y_voice = b["face"].detach(), b["voice"].detach(), b["y_face"], b["y_voice"]
+    cross, intra = cross_modal_similarity(face, voice), intra_modal_similarity(face, voice)
+    torch.testing.assert_close(cross[0], cosine_similarity_matrix(face, voice))
+    torch.testing.assert_close(cross[1], cross[0].T)
+    torch.testing.assert_close(intra[0], cosine_similarity_matrix(face))
+    torch.testing.assert_close(intra[1], cosine_similarity_matrix(voice))
+    cm, im = cross_modal_masks(y_face, y_voice), intra_modal_masks(y_face, y_voice)
+    assert torch.equal(cm.pos[0], y_face[:, None] == y_voice[None, :]) and torch.equal(cm.pos[1], cm.pos[0].T)
+    assert torch.equal(cm.neg, ~cm.pos)
+    assert torch.equal(im.pos[0], label_pair_masks(y_face, y_face, exclude_self=True).pos)
+    assert not im.pos.diagonal(dim1=-2, dim2=-1).any() and not im.neg.diagonal(dim1=-2, dim2=-1).any()

@@ -27,8 +27,8 @@ def parts():
 
 def small_config(parts, **overrides):
     train = parts["train"]
-    return preset_config("fast", train.face_dim, train.voice_dim, hidden_size=16, embedding_size=16, epochs=2,
-                         batch_size=16, **overrides)
+    settings = {"hidden_size": 16, "embedding_size": 16, "epochs": 2, "batch_size": 16, **overrides}
+    return preset_config("fast", train.face_dim, train.voice_dim, **settings)
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,10 @@ extractor rate gives ``1 + n // hop`` frames. Columns (``d = 3 * n_mfcc + 8``, 4
 ==========================  ============================================================================
 
 Pitch uses ``librosa.yin`` plus a periodicity/energy voicing rule instead of ``librosa.pyin``: pyin takes about
-0.65 s for a 4 s clip, YIN + this rule about 0.02 s (see ``benchmarks/bench_voice_features.py``).
+0.65 s for a 4 s clip, YIN + this rule about 0.03 s and the whole extractor about 0.06 s (see
+``benchmarks/bench_voice_features.py``). On 24 RAVDESS clips the voiced/unvoiced decision agrees with pyin's on
+about 85 % of frames (precision 0.89, recall 0.75 against pyin) and F0 in frames both call voiced differs from
+pyin's by a median of 2.5 cents.
 """
 from __future__ import annotations
 
@@ -45,7 +48,7 @@ SILENCE_PEAK = 1e-4
 _FMIN_HZ, _FMAX_HZ = 65.0, 600.0
 _N_MELS = 40
 _VOICED_PERIODICITY = 0.5
-_ENERGY_FLOOR_DB, _ENERGY_MARGIN_DB = -55.0, 40.0
+_ENERGY_FLOOR_DB, _ENERGY_MARGIN_DB = -65.0, 50.0
 _DB_FLOOR = -100.0
 
 
@@ -186,7 +189,7 @@ class VoiceFeatureExtractor:
         """YIN F0 ``(frames,)`` in Hz and voicing probability ``(frames,)`` in [0, 1].
 
         Voicing = normalised autocorrelation of the frame at the YIN period (1 for a perfectly periodic frame),
-        set to 0 where the frame RMS is below ``max(-55 dBFS, loudest frame - 40 dB)``.
+        set to 0 where the frame RMS is below ``max(-65 dBFS, loudest frame - 50 dB)``.
         """
         import librosa
 

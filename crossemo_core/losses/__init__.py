@@ -1,9 +1,10 @@
-"""SIR-HCL losses in the pytorch-metric-learning spirit: similarities, miners and losses compose.
+"""SIR-HCL losses in the pytorch-metric-learning spirit: similarities, miners and losses are small pieces that compose.
 
-    cos = cosine_similarity_matrix(face, voice)           # similarity.py
-    pairs = HardSampleMiner(k=6).from_similarity(cos, y_face, y_voice)   # miners.py
-    hard = HardSampleLoss("bce").from_similarity(cos, pairs)            # contrastive.py
-    out = HybridContrastiveLoss()(face, voice, face_logits, voice_logits, y_face, y_voice)  # hybrid.py
+    cos = cross_modal_similarity(face, voice)                   # (2, B, B), direction axis first (similarity.py)
+    masks = cross_modal_masks(y_face, y_voice)                  # positives / negatives (miners.py)
+    hard_pairs = HardSampleMiner(k=6).from_similarity(cos, masks)
+    l_hard = HardSampleLoss("bce").from_similarity(cos, hard_pairs)          # contrastive.py
+    out = HybridContrastiveLoss()(face, voice, face_logits, voice_logits, y_face, y_voice)   # hybrid.py
 """
 
 from .contrastive import (
@@ -17,14 +18,27 @@ from .contrastive import (
     masked_mean,
 )
 from .hybrid import HybridContrastiveLoss, LossOutput, SharedEmbeddingLoss
-from .miners import HardPairs, HardSampleMiner, PairMasks, label_pair_masks, select_hard_pairs
-from .similarity import check_temperature, cosine_similarity_matrix, exp_similarity, log_similarity
+from .miners import (
+    HardSampleMiner,
+    PairMasks,
+    cross_modal_masks,
+    intra_modal_masks,
+    label_pair_masks,
+    select_hard_pairs,
+)
+from .similarity import (
+    check_temperature,
+    cosine_similarity_matrix,
+    cross_modal_similarity,
+    exp_similarity,
+    intra_modal_similarity,
+    log_similarity,
+)
 
 __all__ = [
     "HARD_LOSS_MODES",
     "CrossModalLoss",
     "HardLossMode",
-    "HardPairs",
     "HardSampleLoss",
     "HardSampleMiner",
     "HybridContrastiveLoss",
@@ -36,7 +50,11 @@ __all__ = [
     "contrastive_loss",
     "contrastive_terms",
     "cosine_similarity_matrix",
+    "cross_modal_masks",
+    "cross_modal_similarity",
     "exp_similarity",
+    "intra_modal_masks",
+    "intra_modal_similarity",
     "label_pair_masks",
     "log_similarity",
     "masked_mean",

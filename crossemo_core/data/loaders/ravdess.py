@@ -1,0 +1,276 @@
+"""RAVDESS speech: clip-level facial action units + the project's own voice features (shared/data README, sec. 1).
+
+Layout of ``root``::
+
+    face_au.csv                              clip_id, actor, emotion, intensity, statement, repetition, 35 AU columns
+    audio/Actor_XX/03-01-EE-II-SS-RR-AA.flac  (or .wav) one file per face row; any subset of actors may be present
+
+The audio id is the face ``clip_id`` with its first (modality) field ``01`` replaced by ``03``. Pair ``i`` holds
+face ``(1, 35)`` (the clip means of the AU columns, named as in the csv) and voice ``(frames, d)`` from
+:class:`~crossemo_core.features.voice.VoiceFeatureExtractor` (10 ms hop), both labelled with
+:func:`~crossemo_core.data.labels.ravdess_emotion_to_3class` of the clip's emotion. Voice features are cached on
+disk by file content (:class:`~crossemo_core.features.voice.FeatureCache`), so a second load reads no audio.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import re
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from crossemo_core.data.container import PairDataset
+from crossemo_core.data.labels import ravdess_emotion_to_3class
+from crossemo_core.data.loaders.misa import PathLike, note
+from crossemo_core.data.sanitize import NonFinitePolicy, sanitize_sequences
+from crossemo_core.errors import DataError
+from crossemo_core.features.voice import (EXTRACTOR_ID, EXTRACTOR_VERSION, FeatureCache, VoiceFeatureExtractor,
+                                          file_sha256, load_audio)
+
+NAME = "RAVDESS"
+META_COLUMNS = ("clip_id", "actor", "emotion", "intensity", "statement", "repetition")
+N_AU = 35
+FACE_EXTRACTOR = "openface-au-clip/1"
+AUDIO_SUFFIXES = (".flac", ".wav")
+_CLIP_ID = re.compile(r"^\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}$")
+_PARALLEL_MIN_FILES = 48  # below this, starting worker processes (~2 s) costs more than it saves
+
+ProgressFn = Callable[[int, int], None]
+
+
+def load_ravdess(root: PathLike, *, actors: Iterable[int] | None = None, cache_dir: PathLike | None = None,
+                 nonfinite: NonFinitePolicy = "repair", drop_duplicates: bool = True,
+                 report: list[str] | None = None, progress: ProgressFn | None = None,
+                 workers: int | None = None) -> PairDataset:
+    """Load RAVDESS speech clips as face/voice pairs (face_label == voice_label).
+
+    Args:
+        root: folder with ``face_au.csv`` and ``audio/Actor_XX/``.
+        actors: actor numbers to keep (e.g. ``[1, 2]``); None keeps every actor in the csv.
+        cache_dir: voice feature cache; None uses ``$CROSSEMO_CACHE`` or ``~/.cache/crossemo/features``.
+        nonfinite: what to do with NaN/inf features: ``"repair"`` (count and replace) or ``"refuse"``.
+        drop_duplicates: drop clips whose audio file is byte-identical to an earlier clip's (sorted by clip id),
+            e.g. the documented duplicate take 03-01-03-01-02-02-07 of 03-01-03-01-02-01-07.
+        report: list to which human-readable lines are appended (skipped clips, duplicates, cache use).
+        progress: ``progress(done, total)`` after each clip's voice features are ready.
+        workers: processes for feature extraction; None = 2 when at least 48 clips need computing, else 1.
+    Returns:
+        PairDataset named "RAVDESS": face ``(1, 35)`` float32, voice ``(frames, d_voice)`` float32 per clip.
+    Raises:
+        DataError: missing ``face_au.csv``/columns/``audio`` folder, a wrong number of AU columns, unparsable or
+            inconsistent clip ids, no requested actor, or no clip left with readable audio.
+    """
+    root = Path(root)
+    table, au_columns = _read_table(root)
+    table = _select_actors(table, actors, root, report)
+    audio_dir = root / "audio"
+    if not audio_dir.is_dir():
+        raise DataError(f"{NAME}: no audio folder at {audio_dir}; expected audio/Actor_XX/03-01-EE-II-SS-RR-AA.flac.")
+
+    paths = [_audio_path(audio_dir, cid, actor) for cid, actor in zip(table["clip_id"], table["actor"])]
+    missing = [cid for cid, p in zip(table["clip_id"], paths) if p is None]
+    if missing:
+        absent = sorted({int(a) for a, p in zip(table["actor"], paths)
+                         if p is None and not (audio_dir / f"Actor_{int(a):02d}").is_dir()})
+        where = f"; no audio folder for actor(s) {absent}" if absent else ""
+        note(report, NAME, f"{len(missing)} of {len(table)} clip(s) skipped: audio file missing "
+                           f"(first: {_audio_id(missing[0])}){where}")
+    keep = [i for i, p in enumerate(paths) if p is not None]
+    if not keep:
+        raise DataError(f"{NAME}: none of the {len(table)} clip(s) in {root / 'face_au.csv'} has an audio file "
+                        f"under {audio_dir} (looked for Actor_XX/<audio id>.flac or .wav).")
+    table = table.iloc[keep].reset_index(drop=True)
+    paths = [paths[i] for i in keep]
+    digests = [file_sha256(p) for p in paths]
+
+    if drop_duplicates:
+        first: dict[str, int] = {}
+        dup = [(i, first[d]) for i, d in enumerate(digests) if first.setdefault(d, i) != i]  # (copy, original)
+        if dup:
+            pairs = ", ".join(f"{paths[i].stem} = {paths[j].stem}" for i, j in dup[:3])
+            note(report, NAME, f"{len(dup)} duplicate take(s) dropped (byte-identical audio): {pairs}"
+                               f"{' ...' if len(dup) > 3 else ''}")
+            gone = {i for i, _ in dup}
+            keep = [i for i in range(len(paths)) if i not in gone]
+            table = table.iloc[keep].reset_index(drop=True)
+            paths, digests = [paths[i] for i in keep], [digests[i] for i in keep]
+
+    extractor = VoiceFeatureExtractor()
+    voice, errors = _voice_features(paths, digests, extractor, FeatureCache(cache_dir), report, progress, workers)
+    if errors:
+        first_err = next(iter(errors.values()))
+        note(report, NAME, f"{len(errors)} clip(s) skipped: unreadable audio (first: {first_err})")
+        keep = [i for i in range(len(paths)) if i not in errors]
+        if not keep:
+            raise DataError(f"{NAME}: no clip has readable audio ({len(errors)} unreadable; first: {first_err}).")
+        table = table.iloc[keep].reset_index(drop=True)
+        voice = [voice[i] for i in keep]
+
+    face = [row[None, :] for row in table[au_columns].to_numpy(dtype=np.float32)]
+    face, face_rep = sanitize_sequences(face, "face", nonfinite, source=str(root / "face_au.csv"))
+    voice, voice_rep = sanitize_sequences(voice, "voice", nonfinite, source=str(audio_dir))
+    for rep in (face_rep, voice_rep):
+        if rep.n_values:
+            note(report, NAME, f"{rep} repaired")
+    labels = ravdess_emotion_to_3class(table["emotion"].to_numpy())
+    data = PairDataset(
+        face=face, voice=voice, face_label=labels, voice_label=labels.copy(),
+        speaker=np.array([f"actor_{int(a):02d}" for a in table["actor"]]),
+        clip_id=table["clip_id"].to_numpy(), face_feature_names=tuple(au_columns),
+        voice_feature_names=extractor.feature_names, name=NAME,
+        extractor={"face": FACE_EXTRACTOR, "voice": f"{EXTRACTOR_ID}/{EXTRACTOR_VERSION}"})
+    note(report, NAME, f"{len(data)} clip(s) of {data.summary()['n_speakers']} actor(s) loaded from {root}")
+    return data
+
+
+# ---------------------------------------------------------------------------------------------- table
+def _read_table(root: Path) -> tuple[pd.DataFrame, list[str]]:
+    """``face_au.csv`` sorted by clip id, with checked ids and integer code columns; and the 35 AU column names."""
+    csv = root / "face_au.csv"
+    if not csv.is_file():
+        raise DataError(f"{NAME}: face_au.csv not found in {root}; expected {csv} (one row per clip: "
+                        f"{', '.join(META_COLUMNS)}, then {N_AU} AU columns).")
+    try:
+        table = pd.read_csv(csv, dtype={"clip_id": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+        raise DataError(f"{NAME}: cannot read {csv} as csv: {exc}") from None
+    table.columns = [str(c).strip() for c in table.columns]
+    absent = [c for c in META_COLUMNS if c not in table.columns]
+    if absent:
+        raise DataError(f"{NAME}: {csv} lacks column(s) {', '.join(absent)}; expected {', '.join(META_COLUMNS)} "
+                        f"then {N_AU} AU columns.")
+    au_columns = [c for c in table.columns if c not in META_COLUMNS]
+    if len(au_columns) != N_AU:
+        raise DataError(f"{NAME}: {csv} has {len(au_columns)} AU column(s) but {N_AU} are expected "
+                        f"(17 AUxx_r + 18 AUxx_c); found: {', '.join(au_columns[:40]) or 'none'}.")
+    if table.empty:
+        raise DataError(f"{NAME}: {csv} has no rows.")
+    text = [c for c in au_columns if not pd.api.types.is_numeric_dtype(table[c])]
+    if text:
+        bad = pd.to_numeric(table[text[0]], errors="coerce").isna() & table[text[0]].notna()
+        raise DataError(f"{NAME}: {csv}: AU column(s) {', '.join(text)} hold non-numbers, e.g. "
+                        f"{table[text[0]][bad].iloc[0]!r} in row {int(np.flatnonzero(bad)[0]) + 2}.")
+
+    ids = table["clip_id"].astype(str).str.strip()
+    bad_ids = ids[~ids.str.match(_CLIP_ID)]
+    if len(bad_ids):
+        raise DataError(f"{NAME}: {len(bad_ids)} clip id(s) in {csv} are not RAVDESS ids of seven two-digit fields "
+                        f"MM-VV-EE-II-SS-RR-AA, e.g. {', '.join(repr(b) for b in bad_ids[:3])}.")
+    table["clip_id"] = ids
+    repeated = ids[ids.duplicated()].unique()
+    if len(repeated):
+        raise DataError(f"{NAME}: {len(repeated)} clip id(s) occur more than once in {csv}, e.g. {repeated[0]}.")
+    fields = ids.str.split("-", expand=True).astype(int)
+    for col, pos in (("actor", 6), ("emotion", 2)):
+        values = pd.to_numeric(table[col], errors="coerce")
+        if values.isna().any() or (values != values.round()).any():
+            raise DataError(f"{NAME}: column '{col}' of {csv} must hold integer codes; row "
+                            f"{int(np.flatnonzero(values.isna() | (values != values.round()))[0]) + 2} does not.")
+        table[col] = values.astype(int)
+        wrong = np.flatnonzero(table[col].to_numpy() != fields[pos].to_numpy())
+        if len(wrong):
+            raise DataError(f"{NAME}: column '{col}' disagrees with the clip id in {len(wrong)} row(s), e.g. "
+                            f"{ids.iloc[wrong[0]]} has {col} {table[col].iloc[wrong[0]]}.")
+    ravdess_emotion_to_3class(table["emotion"].to_numpy())  # raises for codes outside 1..8
+    return table.sort_values("clip_id", kind="stable").reset_index(drop=True), au_columns
+
+
+def _select_actors(table: pd.DataFrame, actors: Iterable[int] | None, root: Path,
+                   report: list[str] | None) -> pd.DataFrame:
+    if actors is None:
+        return table
+    wanted = sorted({int(a) for a in actors})
+    if not wanted:
+        raise DataError(f"{NAME}: actors is empty; pass None for all actors or a list such as [1, 2].")
+    present = set(table["actor"].tolist())
+    absent = [a for a in wanted if a not in present]
+    if len(absent) == len(wanted):
+        raise DataError(f"{NAME}: none of actor(s) {wanted} is in {root / 'face_au.csv'} "
+                        f"(actors there: {sorted(present)}).")
+    if absent:
+        note(report, NAME, f"actor(s) {absent} not in face_au.csv; loading {sorted(set(wanted) - set(absent))}")
+    return table[table["actor"].isin(wanted)].reset_index(drop=True)
+
+
+def _audio_id(clip_id: str) -> str:
+    return "03" + clip_id[2:]
+
+
+def _audio_path(audio_dir: Path, clip_id: str, actor: int) -> Path | None:
+    folder = audio_dir / f"Actor_{int(actor):02d}"
+    for suffix in AUDIO_SUFFIXES:
+        p = folder / f"{_audio_id(clip_id)}{suffix}"
+        if p.is_file():
+            return p
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- features
+def _voice_features(paths: list[Path], digests: list[str], extractor: VoiceFeatureExtractor, cache: FeatureCache,
+                    report: list[str] | None, progress: ProgressFn | None,
+                    workers: int | None) -> tuple[list[np.ndarray], dict[int, str]]:
+    """Features per path (cache first, then computed, in parallel when worthwhile) and {index: error} failures."""
+    total, done = len(paths), 0
+    out: list[np.ndarray] = [np.empty((0, extractor.dim), np.float32)] * total
+    errors: dict[int, str] = {}
+    keys = [cache.key(d, extractor) for d in digests]
+    todo = []
+    if progress:
+        progress(0, total)
+    for i, key in enumerate(keys):
+        cached = cache.load(key)
+        if cached is not None and cached.shape[1] == extractor.dim:
+            out[i] = cached
+            cache.hits += 1
+            done += 1
+            if progress:
+                progress(done, total)
+        else:
+            todo.append(i)
+    cache.misses += len(todo)
+    n_workers = workers if workers is not None else (min(2, os.cpu_count() or 1)
+                                                     if len(todo) >= _PARALLEL_MIN_FILES else 1)
+    start = time.perf_counter()
+    if todo and n_workers > 1:
+        # spawn, not fork: the parent may hold torch/BLAS threads, which forked children can deadlock on.
+        with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = pool.map(_extract_file, [str(paths[i]) for i in todo], [extractor] * len(todo),
+                               chunksize=8)
+            for i, (features, error) in zip(todo, results):
+                done = _finish(i, features, error, keys[i], cache, out, errors, done, total, progress)
+    else:
+        for i in todo:
+            done = _finish(i, *_extract_file(str(paths[i]), extractor), keys[i], cache, out, errors, done, total,
+                           progress)
+    seconds = time.perf_counter() - start
+    note(report, NAME, f"voice features ({extractor.id}): {total - len(todo)} from cache, {len(todo)} computed"
+                       + (f" in {seconds:.1f} s with {n_workers} process(es)" if todo else "")
+                       + f"; cache {cache.directory}")
+    return out, errors
+
+
+def _finish(i: int, features: np.ndarray | None, error: str | None, key: str, cache: FeatureCache,
+            out: list[np.ndarray], errors: dict[int, str], done: int, total: int,
+            progress: ProgressFn | None) -> int:
+    if features is None:
+        errors[i] = str(error)
+    else:
+        cache.store(key, features)
+        out[i] = features
+    done += 1
+    if progress:
+        progress(done, total)
+    return done
+
+
+def _extract_file(path: str, extractor: VoiceFeatureExtractor) -> tuple[np.ndarray | None, str | None]:
+    """Worker: ``(features, None)`` or ``(None, message)`` for an unreadable file."""
+    try:
+        return extractor.extract(*load_audio(path)), None
+    except DataError as exc:
+        return None, str(exc)
