@@ -1,4 +1,4 @@
-"""Decision thresholds on anomaly scores (notes/method.md: the Youden-index threshold on the validation split [ours])."""
+"""Decision thresholds on anomaly scores: the Youden-index threshold on the validation split (method.md, [ours])."""
 from __future__ import annotations
 
 from typing import Any

@@ -45,13 +45,15 @@ def _contrastive_direction(
 def ref_intra(face: Tensor, voice: Tensor, y_face: Tensor, y_voice: Tensor, tau: float = 1.0) -> Tensor:
     """Eqs. 5-7: P = {k != i, same label}, N = {j, other label}, within each modality."""
     yf, yv = y_face.tolist(), y_voice.tolist()
-    return _contrastive_direction(face, face, yf, yf, tau, True) + _contrastive_direction(voice, voice, yv, yv, tau, True)
+    face_part = _contrastive_direction(face, face, yf, yf, tau, exclude_self=True)
+    return face_part + _contrastive_direction(voice, voice, yv, yv, tau, exclude_self=True)
 
 
 def ref_cross(face: Tensor, voice: Tensor, y_face: Tensor, y_voice: Tensor, tau: float = 1.0) -> Tensor:
     """Eqs. 8-10: face anchors against voice partners and voice anchors against face partners."""
     yf, yv = y_face.tolist(), y_voice.tolist()
-    return _contrastive_direction(face, voice, yf, yv, tau, False) + _contrastive_direction(voice, face, yv, yf, tau, False)
+    face_part = _contrastive_direction(face, voice, yf, yv, tau, exclude_self=False)
+    return face_part + _contrastive_direction(voice, face, yv, yf, tau, exclude_self=False)
 
 
 def ref_hard_pairs(

@@ -100,7 +100,7 @@ DEGENERATE = {
 # ---------------------------------------------------------------- agreement with the loop reference
 @pytest.mark.parametrize("mode", ["bce", "literal"])
 @pytest.mark.parametrize(("k", "tau"), [(1, 1.0), (6, 0.3)])
-@pytest.mark.parametrize("batch", [1, 2, 3, 8, 17])
+@pytest.mark.parametrize("batch", [1, 2, 3, 10])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_components_match_reference(seed: int, batch: int, k: int, tau: float, mode: str) -> None:
     b = make_batch(batch, seed)
@@ -110,7 +110,7 @@ def test_components_match_reference(seed: int, batch: int, k: int, tau: float, m
 
 
 @pytest.mark.parametrize("mode", ["bce", "literal"])
-@pytest.mark.parametrize("batch", [1, 2, 9, 32])
+@pytest.mark.parametrize("batch", [1, 2, 9, 24])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_total_matches_reference(seed: int, batch: int, mode: str) -> None:
     b = make_batch(batch, seed)

@@ -170,7 +170,7 @@ class VoiceFeatureExtractor:
 
         frames = librosa.util.frame(np.pad(x, self.win // 2), frame_length=self.win, hop_length=hop)[:, :n]
         rms = np.sqrt(np.mean(frames ** 2, axis=0))
-        rms_db = 20 * np.log10(np.maximum(rms, 10 ** (_DB_FLOOR / 20)))
+        rms_db = np.maximum(20 * np.log10(np.maximum(rms, 1e-12)), _DB_FLOOR)
         zcr = np.mean(np.abs(np.diff(np.signbit(frames), axis=0)), axis=0)
 
         f0, voicing = self._pitch(x, rms_db)
@@ -179,7 +179,7 @@ class VoiceFeatureExtractor:
         centroid = librosa.feature.spectral_centroid(S=spec, sr=sr, n_fft=self.n_fft)[0]
         bandwidth = librosa.feature.spectral_bandwidth(S=spec, sr=sr, n_fft=self.n_fft)[0]
         rolloff = librosa.feature.spectral_rolloff(S=spec, sr=sr, n_fft=self.n_fft)[0]
-        flatness = librosa.feature.spectral_flatness(S=spec, amin=1e-10)[0]
+        flatness = np.clip(librosa.feature.spectral_flatness(S=spec, amin=1e-10)[0], 0.0, 1.0)
 
         cols = [*mfcc, *d1, *d2, log_f0, voicing, rms_db, centroid, bandwidth, rolloff, flatness, zcr]
         out = np.stack([np.asarray(c)[:n] for c in cols], axis=1).astype(np.float32)

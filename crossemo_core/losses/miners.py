@@ -55,7 +55,6 @@ def select_hard_pairs(cos: Tensor, masks: PairMasks, k: int) -> PairMasks:
     """Per anchor (row of cos (..., B, M)), keep the min(k, |P|) positives of lowest and min(k, |N|) negatives of
     highest cosine. Returns masks (..., B, M), subsets of masks.pos / masks.neg. No gradient flows through it."""
     with torch.no_grad():
-        cos = cos.detach()
         k_eff = min(k, cos.shape[-1])
         far_pos = cos.masked_fill(~masks.pos, float("inf")).topk(k_eff, dim=-1, largest=False).indices
         near_neg = cos.masked_fill(~masks.neg, float("-inf")).topk(k_eff, dim=-1, largest=True).indices

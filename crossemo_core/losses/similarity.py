@@ -46,8 +46,8 @@ def intra_modal_similarity(face: Tensor, voice: Tensor) -> Tensor:
 
 def cross_modal_similarity(face: Tensor, voice: Tensor) -> Tensor:
     """face, voice (B, D) -> (2, B, B): [0] = cos(face_i, voice_j), [1] = cos(voice_i, face_j) (the transpose)."""
-    stacked = torch.stack((face, voice))
-    return cosine_similarity_matrix(stacked, stacked.flip(0))
+    cos = cosine_similarity_matrix(face, voice)
+    return torch.stack((cos, cos.T))
 
 
 def log_similarity(cos: Tensor, tau: float = 1.0) -> Tensor:

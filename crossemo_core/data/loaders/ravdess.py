@@ -14,11 +14,11 @@ disk by file content (:class:`~crossemo_core.features.voice.FeatureCache`), so a
 from __future__ import annotations
 
 import multiprocessing
-import os
 import re
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +38,6 @@ N_AU = 35
 FACE_EXTRACTOR = "openface-au-clip/1"
 AUDIO_SUFFIXES = (".flac", ".wav")
 _CLIP_ID = re.compile(r"^\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}$")
-_PARALLEL_MIN_FILES = 48  # below this, starting worker processes (~2 s) costs more than it saves
 
 ProgressFn = Callable[[int, int], None]
 
@@ -58,7 +57,10 @@ def load_ravdess(root: PathLike, *, actors: Iterable[int] | None = None, cache_d
             e.g. the documented duplicate take 03-01-03-01-02-02-07 of 03-01-03-01-02-01-07.
         report: list to which human-readable lines are appended (skipped clips, duplicates, cache use).
         progress: ``progress(done, total)`` after each clip's voice features are ready.
-        workers: processes for feature extraction; None = 2 when at least 48 clips need computing, else 1.
+        workers: processes for computing features (None or 1: this process, ~0.04 s per clip). Two spawned workers
+            were slower on the shared 2-core development host (240 clips: 21.2 s vs 9.5 s; each worker also pays
+            ~3 s of imports and JIT); try more on idle multi-core machines. Spawning needs an
+            ``if __name__ == "__main__"`` guard in scripts; without one it falls back to this process.
     Returns:
         PairDataset named "RAVDESS": face ``(1, 35)`` float32, voice ``(frames, d_voice)`` float32 per clip.
     Raises:
@@ -214,7 +216,7 @@ def _audio_path(audio_dir: Path, clip_id: str, actor: int) -> Path | None:
 def _voice_features(paths: list[Path], digests: list[str], extractor: VoiceFeatureExtractor, cache: FeatureCache,
                     report: list[str] | None, progress: ProgressFn | None,
                     workers: int | None) -> tuple[list[np.ndarray], dict[int, str]]:
-    """Features per path (cache first, then computed, in parallel when worthwhile) and {index: error} failures."""
+    """Features per path (cache first, then computed; in ``workers`` processes when > 1) and {index: error} failures."""
     total, done = len(paths), 0
     out: list[np.ndarray] = [np.empty((0, extractor.dim), np.float32)] * total
     errors: dict[int, str] = {}
@@ -233,23 +235,26 @@ def _voice_features(paths: list[Path], digests: list[str], extractor: VoiceFeatu
         else:
             todo.append(i)
     cache.misses += len(todo)
-    n_workers = workers if workers is not None else (min(2, os.cpu_count() or 1)
-                                                     if len(todo) >= _PARALLEL_MIN_FILES else 1)
+    n_computed = len(todo)
+    n_workers = max(1, int(workers or 1))
     start = time.perf_counter()
-    if todo and n_workers > 1:
-        # spawn, not fork: the parent may hold torch/BLAS threads, which forked children can deadlock on.
-        with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            results = pool.map(_extract_file, [str(paths[i]) for i in todo], [extractor] * len(todo),
-                               chunksize=8)
-            for i, (features, error) in zip(todo, results):
-                done = _finish(i, features, error, keys[i], cache, out, errors, done, total, progress)
-    else:
-        for i in todo:
-            done = _finish(i, *_extract_file(str(paths[i]), extractor), keys[i], cache, out, errors, done, total,
-                           progress)
+    if len(todo) > 1 and n_workers > 1:
+        # spawn, not fork: the parent may hold torch/BLAS/UI threads, which forked children can deadlock on.
+        try:
+            with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                results = pool.map(_extract_file, [str(paths[i]) for i in todo], [extractor] * len(todo),
+                                   chunksize=8)
+                for i, (features, error) in zip(todo, results):
+                    done = _finish(i, features, error, keys[i], cache, out, errors, done, total, progress)
+        except BrokenProcessPool:  # e.g. run from stdin or a script without a __main__ guard: go on serially
+            note(report, NAME, "worker processes could not start; extracting in this process instead")
+        todo = [i for i in todo if out[i].shape[0] == 0 and i not in errors]
+    for i in todo:  # serial path, or what a broken pool left
+        done = _finish(i, *_extract_file(str(paths[i]), extractor), keys[i], cache, out, errors, done, total,
+                       progress)
     seconds = time.perf_counter() - start
-    note(report, NAME, f"voice features ({extractor.id}): {total - len(todo)} from cache, {len(todo)} computed"
-                       + (f" in {seconds:.1f} s with {n_workers} process(es)" if todo else "")
+    note(report, NAME, f"voice features ({extractor.id}): {total - n_computed} from cache, {n_computed} computed"
+                       + (f" in {seconds:.1f} s ({seconds / n_computed:.3f} s per clip)" if n_computed else "")
                        + f"; cache {cache.directory}")
     return out, errors
 
