@@ -26,7 +26,7 @@ from crossemo_core.training import LOSS_NAMES, EpochEvent, StepEvent
 
 __all__ = [
     "LOSS_LABELS", "VERDICT_ABNORMAL", "VERDICT_NORMAL", "dataset_overview", "split_overview", "class_balance",
-    "loss_curves", "epoch_table", "verdict_table", "apply_threshold", "threshold_metrics", "roc_points",
+    "loss_curves", "speakers_by_part", "similarity_range", "epoch_table", "verdict_table", "apply_threshold", "threshold_metrics", "roc_points",
     "similarity_histogram", "mixture_curves", "flagged_intervals", "youden_on", "per_type_table", "table_iv",
     "explain_pair", "filter_verdicts",
 ]
@@ -66,6 +66,13 @@ def class_balance(parts: Mapping[str, PairDataset]) -> pd.DataFrame:
     pairs."""
     tables = [dataset_overview(p)["classes"] for p in parts.values()]
     return (pd.concat(tables).groupby(["modality", "emotion"], sort=False, as_index=False)["pairs"].sum())
+
+
+def speakers_by_part(parts: Mapping[str, PairDataset]) -> pd.DataFrame:
+    """Per speaker after the protocol: speaker, part (train/valid/test), pairs, abnormal (largest first)."""
+    tables = [dataset_overview(p)["speakers"].assign(part=name) for name, p in parts.items()]
+    return (pd.concat(tables, ignore_index=True).sort_values(["pairs", "speaker"], ascending=[False, True],
+                                                             kind="stable").reset_index(drop=True))
 
 
 def split_overview(parts: Mapping[str, PairDataset]) -> pd.DataFrame:

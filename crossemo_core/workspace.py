@@ -30,7 +30,7 @@ from crossemo_core.model import SIRHCL
 from crossemo_core.training import fit_verdict
 
 __all__ = ["DATA_KINDS", "UPLOAD_ROLES", "DEFAULT_MAX_UPLOAD_BYTES", "parse_actors", "load_dataset",
-           "load_uploaded", "evaluation_parts", "EvaluationParts", "initial_detector", "checkpoint_bytes",
+           "load_uploaded", "load_csd_files", "evaluation_parts", "EvaluationParts", "initial_detector", "checkpoint_bytes",
            "detector_from_bytes", "resolve_path"]
 
 #: Dataset kinds a user can choose, with their labels.
@@ -104,6 +104,21 @@ def load_dataset(kind: str, path: str | os.PathLike[str] | None = None, *, actor
     elif kind in ("misa", "mmsa") and root.is_dir():
         raise DataError(f"{root} is a folder; give the path of the .pkl file itself.")
     return load_corpus(kind, root, report=report, progress=progress if kind == "ravdess" else None, **options)
+
+
+def load_csd_files(paths: Mapping[str, str | os.PathLike[str]], *, report: list[str] | None = None,
+                   base: str | Path | None = None) -> PairDataset:
+    """CMU-SDK computational sequences from three paths: ``paths["face"]``, ``["voice"]``, ``["labels"]``."""
+    missing = [desc for role, desc in UPLOAD_ROLES["csd"].items() if not str(paths.get(role) or "").strip()]
+    if missing:
+        raise DataError("missing path: " + ", ".join(missing) + ".")
+    resolved = {role: resolve_path(paths[role], base) for role in UPLOAD_ROLES["csd"]}
+    for role, p in resolved.items():
+        if not p.is_file():
+            raise DataError(f"{p} ({UPLOAD_ROLES['csd'][role]}) is not a file.")
+    from crossemo_core.data.loaders import load_csd
+
+    return load_csd(resolved["face"], resolved["voice"], resolved["labels"], report=report)
 
 
 def load_uploaded(kind: str, files: Mapping[str, tuple[str, bytes]], *, report: list[str] | None = None,

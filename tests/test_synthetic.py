@@ -1,7 +1,6 @@
 """The synthetic corpus: determinism, schema, argument checks, and that it is learnable but not trivial."""
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -105,16 +104,13 @@ def test_name_always_says_synthetic(name, shown):
     assert "synthetic" in d.summary()["name"].lower()
 
 
-def test_mosei_size_preset_is_large_and_fast():
+def test_mosei_size_preset_has_the_paper_size():
     assert MOSEI_SIZE["n_speakers"] * MOSEI_SIZE["clips_per_speaker"] == 16326
-    start = time.process_time()  # CPU time: robust to other jobs sharing the machine
     d = make_synthetic(**MOSEI_SIZE, seed=1, name="MOSEI-size")  # the preset leaves seed and name free
-    elapsed = time.process_time() - start
     assert len(d) == 16326
     assert d.face_dim == 35 and d.voice_dim == 74
     assert (d.face_lengths == 50).all() and (d.voice_lengths == 50).all()
     assert d.name == "MOSEI-size (synthetic)"
-    assert elapsed < 6.0, f"MOSEI_SIZE took {elapsed:.1f} s of CPU"  # measured 1.3-2.3 s; margin for slow CI
 
 
 # ------------------------------------------------------------------------------------------------ validation

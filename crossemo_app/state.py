@@ -1,0 +1,226 @@
+"""The app's shared session state: every key the pages share, in one place, with thin accessors.
+
+Keys (``st.session_state[...]``):
+
+=====================  =================================================================================
+``dataset``            the loaded :class:`~crossemo_core.data.container.PairDataset` (None until loaded)
+``dataset_kind``       its kind (a key of ``crossemo_core.workspace.DATA_KINDS``)
+``dataset_source``     one line saying where it came from
+``dataset_report``     the loader's notes (list of str)
+``data_id``            increases with every load (cache key)
+``load_job``           the background loading job, while one runs
+``load_message``       (kind, text) of the last load's outcome, shown once on the Home page
+``detector``           the current :class:`~crossemo_core.detector.Detector` (trained here or loaded)
+``detector_source``    one line saying where it came from
+``run_id``             increases with every new detector (cache key)
+``train_job``          the :class:`~crossemo_core.session.TrainingJob` of this session (kept after it ends)
+``adopted_job``        id() of the training job whose result became ``detector``
+``cache``              dict of computed views keyed by (what, data_id, run_id, ...)
+``jobs``               dict of background computations (projections) keyed like ``cache``
+``p_*``                widget values kept across pages (see :func:`widget`); ``w_*`` the widgets' own keys
+=====================  =================================================================================
+
+``p_split_seed`` / ``p_split_rate`` (Home) define the split and protocol; ``p_threshold`` (Similarity) is the decision
+threshold on the posterior of inconsistency used by the Similarity and Verdicts pages.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import streamlit as st
+
+from crossemo_core.data.container import PairDataset
+from crossemo_core.detector import Detector, ScoredPairs, schema_mismatch
+from crossemo_core.workspace import EvaluationParts, evaluation_parts, initial_detector
+
+DATASET, DATASET_KIND, DATASET_SOURCE, DATASET_REPORT, DATA_ID = (
+    "dataset", "dataset_kind", "dataset_source", "dataset_report", "data_id")
+LOAD_JOB, LOAD_MESSAGE = "load_job", "load_message"
+DETECTOR, DETECTOR_SOURCE, RUN_ID = "detector", "detector_source", "run_id"
+TRAIN_JOB, ADOPTED_JOB = "train_job", "adopted_job"
+CACHE, JOBS = "cache", "jobs"
+SPLIT_SEED, SPLIT_RATE, THRESHOLD = "p_split_seed", "p_split_rate", "p_threshold"
+PERSIST_PREFIX, WIDGET_PREFIX = "p_", "w_"
+
+DEFAULTS: dict[str, Any] = {
+    DATASET: None, DATASET_KIND: None, DATASET_SOURCE: "", DATASET_REPORT: [], DATA_ID: 0, LOAD_JOB: None, LOAD_MESSAGE: None,
+    DETECTOR: None, DETECTOR_SOURCE: "", RUN_ID: 0, TRAIN_JOB: None, ADOPTED_JOB: None,
+    SPLIT_SEED: 0, SPLIT_RATE: 0.5, THRESHOLD: 0.5,
+}
+
+
+def init() -> None:
+    """Create missing keys with their defaults (called first on every run)."""
+    for key, value in DEFAULTS.items():
+        if key not in st.session_state:
+            st.session_state[key] = list(value) if isinstance(value, list) else value
+    for key in (CACHE, JOBS):
+        if key not in st.session_state:
+            st.session_state[key] = {}
+
+
+def widget(draw: Callable[..., Any], label: str, key: str, *args: Any,
+           on_change: Callable[[], None] | None = None, **kwargs: Any) -> Any:
+    """Draw a widget whose value lives under ``key`` in the session state, so it survives page switches.
+
+    Streamlit drops a widget's own state when its page is not shown; the widget therefore uses the key
+    ``"w_" + key`` and copies its value to ``key`` (restored from there when the widget comes back). ``key`` must
+    hold a value before the first call (see :data:`DEFAULTS` or ``st.session_state.setdefault``).
+    """
+    wkey = WIDGET_PREFIX + key
+    if wkey not in st.session_state and key in st.session_state:
+        st.session_state[wkey] = st.session_state[key]
+
+    def sync() -> None:
+        st.session_state[key] = st.session_state[wkey]
+        if on_change is not None:
+            on_change()
+
+    value = draw(label, *args, key=wkey, on_change=sync, **kwargs)
+    st.session_state[key] = value
+    return value
+
+
+def set_value(key: str, value: Any) -> None:
+    """Change a :func:`widget`'s value from code (in a callback, or before the widget is drawn in this run)."""
+    st.session_state[key] = value
+    st.session_state[WIDGET_PREFIX + key] = value
+
+
+# ------------------------------------------------------------------------------------------------ dataset
+def dataset() -> PairDataset | None:
+    return st.session_state.get(DATASET)
+
+
+def set_dataset(data: PairDataset, kind: str, source: str, report: list[str]) -> str | None:
+    """Make ``data`` current; a detector that does not fit it is set aside. Returns a note for the user or None."""
+    st.session_state[DATASET] = data
+    st.session_state[DATASET_KIND] = kind
+    st.session_state[DATASET_SOURCE] = source
+    st.session_state[DATASET_REPORT] = list(report)
+    st.session_state[DATA_ID] += 1
+    st.session_state[CACHE] = {}
+    st.session_state[JOBS] = {}
+    det = detector()
+    if det is not None and schema_mismatch(det.schema, data):
+        st.session_state[DETECTOR] = None
+        st.session_state[DETECTOR_SOURCE] = ""
+        return "The current model was trained on features of another shape and was set aside; train or load one " \
+               "for this dataset."
+    return None
+
+
+def start_load(kind: str, source: str, load: Callable[..., PairDataset]) -> None:
+    """Load a dataset in the background: ``load(report, progress)`` runs in a thread; see :func:`adopt_finished_load`."""
+    from crossemo_core.session import BackgroundJob
+
+    def work(job: BackgroundJob) -> tuple[PairDataset, list[str]]:
+        report: list[str] = []
+        data = load(report, job.report_progress)
+        return data, report
+
+    job = BackgroundJob(work, name=f"load-{kind}")
+    job.kind, job.source = kind, source  # type: ignore[attr-defined]
+    st.session_state[LOAD_JOB] = job.start()
+    st.session_state[LOAD_MESSAGE] = None
+
+
+def adopt_finished_load() -> bool:
+    """When the loading job has ended, make its dataset current (or keep its error for the Home page)."""
+    job = st.session_state.get(LOAD_JOB)
+    if job is None or not job.finished:
+        return False
+    st.session_state[LOAD_JOB] = None
+    if job.state == "failed" or job.result is None:
+        st.session_state[LOAD_MESSAGE] = ("error", job.error or "loading stopped")
+        return False
+    data, report = job.result
+    note = set_dataset(data, job.kind, job.source, report)
+    st.session_state[LOAD_MESSAGE] = ("success", f"Loaded {data.display_name}: {len(data)} pairs."
+                                      + (f" {note}" if note else ""))
+    return True
+
+
+# ------------------------------------------------------------------------------------------------ detector
+def detector() -> Detector | None:
+    return st.session_state.get(DETECTOR)
+
+
+def set_detector(det: Detector, source: str) -> None:
+    st.session_state[DETECTOR] = det
+    st.session_state[DETECTOR_SOURCE] = source
+    st.session_state[RUN_ID] += 1
+    set_value(THRESHOLD, float(det.threshold))
+    st.session_state[JOBS] = {}
+
+
+def adopt_finished_training() -> bool:
+    """When this session's training job has ended with a model, make that model current (once). True if adopted."""
+    job = st.session_state.get(TRAIN_JOB)
+    if job is None or not job.finished or st.session_state.get(ADOPTED_JOB) == id(job):
+        return False
+    st.session_state[ADOPTED_JOB] = id(job)
+    outcome = job.outcome
+    if outcome is None:
+        return False
+    result = outcome.training
+    how = "stopped early by you" if result.interrupted else (
+        "stopped by early stopping" if result.stopped_early else "finished")
+    set_detector(result.detector, f"trained in this session ({len(result.history)} epoch(s), {how}; best epoch "
+                                  f"{result.best_epoch}, {result.device})")
+    return True
+
+
+# ------------------------------------------------------------------------------------------------ caches
+def cached(key: tuple, compute: Callable[[], Any]) -> Any:
+    """``compute()`` once per key for the current dataset and detector (keys include data_id and run_id)."""
+    store = st.session_state[CACHE]
+    full = (*key, st.session_state[DATA_ID], st.session_state[RUN_ID])
+    if full not in store:
+        store[full] = compute()
+    return store[full]
+
+
+def parts() -> EvaluationParts | None:
+    """The split to train and evaluate on (the detector's own split when it recorded one that fits)."""
+    data = dataset()
+    if data is None:
+        return None
+    seed, rate = int(st.session_state[SPLIT_SEED]), float(st.session_state[SPLIT_RATE])
+    det = detector()
+    return cached(("parts", seed, rate), lambda: evaluation_parts(data, det, seed, rate))
+
+
+def train_parts() -> EvaluationParts | None:
+    """A fresh speaker-disjoint split with the Home page's seed and rate (what a new training run uses)."""
+    data = dataset()
+    if data is None:
+        return None
+    seed, rate = int(st.session_state[SPLIT_SEED]), float(st.session_state[SPLIT_RATE])
+    return cached(("train_parts", seed, rate), lambda: evaluation_parts(data, None, seed, rate))
+
+
+def scored(part: str, stage: str = "after") -> tuple[Detector, ScoredPairs]:
+    """The detector for ``stage`` ("after" training, or "before": its initial weights) and its scores on ``part``."""
+    det = stage_detector(stage)
+    data = parts().parts[part]
+    return det, cached(("scored", part, stage), lambda: det.score(data))
+
+
+def stage_detector(stage: str) -> Detector:
+    """The current detector ("after") or its initial weights with a Beta mixture fitted on them ("before")."""
+    det = detector()
+    if stage == "after":
+        return det
+    p = parts().parts
+    return cached(("initial", "fitted"), lambda: initial_detector(det, p["train"], p["valid"]))
+
+
+def initial_model() -> Detector:
+    """The current detector's network with its run's initial weights (no mixture: for embeddings only)."""
+    det = detector()
+    return cached(("initial", "bare"), lambda: initial_detector(det))
+
+
+def threshold() -> float:
+    return float(st.session_state[THRESHOLD])

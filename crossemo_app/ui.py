@@ -1,0 +1,111 @@
+"""Common widgets: the disclaimer, plain-language explanations, the error guard, "what is missing" notices."""
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import streamlit as st
+
+from crossemo_app import state
+from crossemo_core.detector import Detector
+from crossemo_core.errors import CrossemoError
+
+log = logging.getLogger("crossemo_app")
+
+REPO = Path(__file__).resolve().parent.parent
+BUNDLED_CHECKPOINT = REPO / "checkpoints" / "demo.pt"
+
+DISCLAIMER = ("**Research tool, not a diagnostic device.** crossemo estimates whether the emotion a face shows and "
+              "the emotion a voice carries agree. Its verdicts are statistical guesses learnt from labelled data; "
+              "they must not be used to diagnose, treat or decide about a person.")
+
+PAGES = {
+    "home": "pages/home.py",
+    "train": "pages/train.py",
+    "embeddings": "pages/embeddings.py",
+    "similarity": "pages/similarity.py",
+    "verdicts": "pages/verdicts.py",
+}
+
+
+def disclaimer() -> None:
+    st.caption(DISCLAIMER)
+
+
+def explain(text: str) -> None:
+    """A short plain-language explanation of what a chart or table means."""
+    st.info(text, icon="ℹ️")
+
+
+@contextmanager
+def guard(what: str = "") -> Iterator[None]:
+    """Show errors as messages, never as tracebacks. Streamlit's own control flow (rerun, stop) passes through,
+    because it is not an ``Exception``."""
+    try:
+        yield
+    except CrossemoError as exc:
+        st.error(f"{what + ': ' if what else ''}{exc}", icon="🚫")
+    except (ValueError, OSError) as exc:  # bad settings, unreadable files
+        st.error(f"{what + ': ' if what else ''}{exc}", icon="🚫")
+    except Exception as exc:  # noqa: BLE001 - a page must never show a traceback
+        log.exception("unexpected error%s", f" in {what}" if what else "")
+        st.error(f"Something unexpected went wrong{' in ' + what if what else ''} ({type(exc).__name__}: "
+                 f"{str(exc).splitlines()[0] if str(exc) else 'no details'}). The details are in the terminal "
+                 f"that runs the app.", icon="🚫")
+
+
+def need_dataset() -> bool:
+    """True when a dataset is loaded; otherwise a notice with a link to the Home page."""
+    if state.dataset() is not None:
+        return True
+    st.warning("No dataset is loaded yet. Choose one on the Home page (the bundled demo needs nothing of yours).")
+    st.page_link(PAGES["home"], label="Go to Home / data", icon="🏠")
+    return False
+
+
+def need_detector(key: str) -> bool:
+    """True when a model is available; otherwise a notice, a link to Train and a bundled-checkpoint button."""
+    if state.detector() is not None:
+        return True
+    st.warning("No model yet. Train one on the Train page"
+               + (", or load the bundled demo checkpoint." if _bundled_fits() else "."))
+    st.page_link(PAGES["train"], label="Go to Train", icon="🏋️")
+    if _bundled_fits() and st.button("Load the bundled demo checkpoint", key=f"bundled_{key}"):
+        with guard("loading the bundled checkpoint"):
+            load_bundled_checkpoint()
+            st.rerun()
+    return False
+
+
+def _bundled_fits() -> bool:
+    return BUNDLED_CHECKPOINT.is_file() and st.session_state.get(state.DATASET_KIND) == "demo"
+
+
+def load_bundled_checkpoint() -> None:
+    det = Detector.load(BUNDLED_CHECKPOINT)
+    data = state.dataset()
+    if data is not None:
+        det.check_compatible(data)
+    state.set_detector(det, f"bundled checkpoint {BUNDLED_CHECKPOINT.relative_to(REPO)}")
+
+
+def dataset_banner() -> None:
+    """One line naming the data in view; synthetic data is always said to be synthetic."""
+    data = state.dataset()
+    if data is None:
+        return
+    if data.synthetic:
+        st.caption(f"Data: **{data.display_name}**: generated, not recorded from people.")
+    else:
+        st.caption(f"Data: **{data.display_name}** ({st.session_state.get(state.DATASET_SOURCE, '')})")
+
+
+PART_LABELS = {"test": "test (speakers never seen in training)", "valid": "validation", "train": "training"}
+
+
+def part_select(key: str, where=st) -> str:
+    st.session_state.setdefault(key, "test")
+    return state.widget(where.selectbox, "Pairs to show", key, list(PART_LABELS), format_func=PART_LABELS.get,
+                        help="Test pairs come from speakers the model never saw; use them to judge the model.")

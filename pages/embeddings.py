@@ -1,0 +1,83 @@
+"""Embeddings: t-SNE / UMAP maps of face and voice embeddings before and after training (the paper's Fig. 8)."""
+from __future__ import annotations
+
+import streamlit as st
+
+from crossemo_app import charts, state, ui
+from crossemo_core import projection
+from crossemo_core.session import BackgroundJob
+
+STAGES = {"before": "Before training (initial weights)", "after": "After training"}
+
+st.title("Embeddings")
+ui.explain("The model turns each face and each voice into a point in a 256-dimensional space; these maps squeeze "
+           "that space onto a page (nearby on the map ≈ nearby in the space; the axes have no unit). **Before "
+           "training**, faces and voices usually form separate clouds even when they carry the same emotion. "
+           "**After training**, a face and a voice with the same emotion should sit together and different emotions "
+           "apart. In the default colouring (the paper's Fig. 8) green marks faces, blue the voices whose emotion "
+           "matches their face, pink the voices that do not match.")
+ui.dataset_banner()
+if not ui.need_dataset() or not ui.need_detector("embeddings"):
+    st.stop()
+
+for key, value in (("p_emb_method", "tsne"), ("p_emb_colour", "status"), ("p_emb_part", "test"), ("p_emb_seed", 0),
+                   ("p_emb_max_pairs", 400)):
+    st.session_state.setdefault(key, value)
+c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
+method = state.widget(c1.radio, "Method", "p_emb_method", list(projection.METHODS), horizontal=True,
+                  format_func=lambda m: "UMAP (the first run compiles, ~30-60 s)" if m == "umap" else "t-SNE")
+colour_by = state.widget(c2.selectbox, "Colour by", "p_emb_colour", list(charts.COLOUR_BY), format_func=charts.COLOUR_BY.get)
+part = ui.part_select("p_emb_part", c3)
+seed = state.widget(c4.number_input, "Seed", "p_emb_seed", min_value=0, max_value=10_000, step=1)
+max_pairs = state.widget(st.slider, "Pairs to draw (a seeded sample when there are more)", "p_emb_max_pairs", 50, 1500, step=50)
+if method == "umap" and not projection.umap_available():
+    st.error("UMAP needs the umap-learn package (pip install umap-learn); t-SNE works without it.")
+    st.stop()
+
+ep = state.parts()
+data = ep.parts[part]
+jobs: dict = st.session_state[state.JOBS]
+
+
+def _job_for(stage: str) -> BackgroundJob:
+    key = ("projection", part, stage, method, int(seed), int(max_pairs), st.session_state[state.DATA_ID],
+           st.session_state[state.RUN_ID])
+    if key not in jobs:
+        det = state.detector() if stage == "after" else state.initial_model()
+        label = projection.METHOD_LABELS[method]
+
+        def work(job: BackgroundJob):
+            job.report_progress(0, 2, "computing the embeddings")
+            face, voice = det.embed(data)
+            job.report_progress(1, 2, f"running {label}" + (" (the first UMAP run compiles its code)"
+                                                            if method == "umap" else ""))
+            return projection.embedding_map(face, voice, data, method=method, seed=int(seed),
+                                            max_pairs=int(max_pairs))
+
+        jobs[key] = BackgroundJob(work, name=f"{method}-{stage}").start()
+    return jobs[key]
+
+
+with ui.guard("preparing the maps"):
+    stage_jobs = {stage: _job_for(stage) for stage in STAGES}
+    pending = any(not j.finished for j in stage_jobs.values())
+
+    def _maps() -> None:
+        snaps = {stage: j.snapshot() for stage, j in stage_jobs.items()}
+        if pending and all(s.finished for s in snaps.values()):
+            st.rerun()
+        cols = st.columns(2)
+        for col, (stage, snap) in zip(cols, snaps.items()):
+            with col:
+                if snap.state == "failed":
+                    st.error(f"{STAGES[stage]}: {snap.error}", icon="🚫")
+                elif not snap.finished:
+                    st.progress(snap.fraction, text=f"{STAGES[stage]}: {snap.message} ({snap.elapsed:.0f} s). "
+                                                    f"Other pages stay usable meanwhile.")
+                else:
+                    title = f"{STAGES[stage]}: {projection.METHOD_LABELS[method]}, {ui.PART_LABELS[part].split()[0]} pairs"
+                    st.plotly_chart(charts.embedding_map(snap.result, colour_by, title), key=f"chart_map_{stage}")
+
+    st.fragment(_maps, run_every=1.0 if pending else None)()
+st.caption(f"{len(data)} {part} pairs ({int(data.is_abnormal.sum())} inconsistent); {ep.note} Hover over a point to see "
+           f"its clip.")

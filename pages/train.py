@@ -1,0 +1,240 @@
+"""Train: hyper-parameters (paper values by default), live loss and AUC curves, stop, save and load checkpoints."""
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+import streamlit as st
+import torch
+
+from crossemo_app import charts, state, ui
+from crossemo_core import reports, workspace
+from crossemo_core.config import PRESETS, LossConfig, ModelConfig, TrainConfig, preset_config
+from crossemo_core.detector import Detector
+from crossemo_core.session import TrainingJob
+from crossemo_core.training import describe_device, resolve_device
+
+DEMO_EPOCHS = 3  # [ours] the demo's default: a run takes well under a minute on 2 CPU cores (paper: 30)
+PRESET_LABELS = {"paper": "paper (SIR-HCL: SGD, lr 1e-4, batch 16)",
+                 "fast": "fast [ours, not the paper's]: Adam, lr 1e-3, batch 32"}
+TRAIN_KEYS = ("optimizer", "lr", "momentum", "weight_decay", "lr_step_epochs", "lr_gamma", "batch_size", "epochs",
+              "patience", "grad_clip")
+LOSS_KEYS = ("lambda_intra", "lambda_cross", "lambda_hard", "k", "tau", "use_share", "use_intra", "use_cross",
+             "use_hard", "hard_loss")
+MODEL_KEYS = ("hidden_size", "embedding_size", "dropout", "eta_init")
+
+
+def _default_epochs(preset: str) -> int:
+    return DEMO_EPOCHS if st.session_state.get(state.DATASET_KIND) == "demo" else int(PRESETS[preset]["epochs"])
+
+
+def apply_preset() -> None:
+    """Fill the widgets with a preset's values (the loss and model settings are the paper's in both presets)."""
+    name = st.session_state["p_preset"]
+    train = TrainConfig(**{k: v for k, v in PRESETS[name].items()})
+    for key in TRAIN_KEYS:
+        state.set_value(f"p_{key}", getattr(train, key))
+    state.set_value("p_epochs", _default_epochs(name))
+    st.session_state["p_epochs_for"] = st.session_state.get(state.DATASET_KIND)
+
+
+def _init_widgets() -> None:
+    if "p_preset" not in st.session_state:
+        state.set_value("p_preset", "paper")
+        loss, model = LossConfig(), ModelConfig(face_dim=1, voice_dim=1)
+        for key in LOSS_KEYS:
+            state.set_value(f"p_{key}", getattr(loss, key))
+        for key in MODEL_KEYS:
+            state.set_value(f"p_{key}", getattr(model, key))
+        state.set_value("p_threshold_rule", "posterior")
+        state.set_value("p_device", "auto")
+        apply_preset()
+    elif st.session_state.get("p_epochs_for") != st.session_state.get(state.DATASET_KIND):
+        state.set_value("p_epochs", _default_epochs(st.session_state["p_preset"]))
+        st.session_state["p_epochs_for"] = st.session_state.get(state.DATASET_KIND)
+
+
+st.title("Train")
+ui.explain("Training shows the model many face/voice pairs. Four loss terms (lower is better) push pairs with "
+           "the same emotion together and pairs with different emotions apart: **L_share** (each side's emotion is "
+           "recognisable), **L_intra** (within the face side and within the voice side), **L_cross** (between a face "
+           "and the voices) and **L_hard** (the hardest, most confusable pairs). After each epoch (one pass over the "
+           "training pairs) the model is scored on validation speakers: the **AUC** says how well it ranks "
+           "inconsistent pairs above consistent ones (0.5 = chance, 1 = perfect). The best epoch is kept.")
+ui.dataset_banner()
+if not ui.need_dataset():
+    st.stop()
+
+data = state.dataset()
+_init_widgets()
+job: TrainingJob | None = st.session_state.get(state.TRAIN_JOB)
+running = job is not None and not job.finished
+
+ep = state.train_parts()
+st.caption(f"Split from the Home page: seed {ep.seed}, abnormal rate {ep.rate}; "
+           + ", ".join(f"{name} {len(p)} pairs ({int(p.is_abnormal.sum())} abnormal)" for name, p in ep.parts.items())
+           + ".")
+
+# ------------------------------------------------------------------------------------------------ settings
+st.header("Settings")
+state.widget(st.radio, "Preset", "p_preset", list(PRESET_LABELS), format_func=PRESET_LABELS.get, on_change=apply_preset,
+         horizontal=True, disabled=running,
+         help="Both presets use the paper's loss settings; 'fast' is our own optimiser setting for quick runs and "
+              "is reported as such.")
+if st.session_state.get(state.DATASET_KIND) == "demo":
+    st.caption(f"On the demo, epochs default to {DEMO_EPOCHS} (ours) so a run takes well under a minute on a laptop "
+               f"CPU; the paper trains for {PRESETS['paper']['epochs']}.")
+c1, c2, c3 = st.columns(3)
+with c1:
+    st.subheader("Optimisation")
+    state.widget(st.selectbox, "Optimiser", "p_optimizer", ["sgd", "adam"], disabled=running)
+    state.widget(st.number_input, "Learning rate", "p_lr", min_value=1e-7, max_value=1.0, format="%.6f", step=1e-4,
+                    disabled=running)
+    state.widget(st.number_input, "Batch size (pairs)", "p_batch_size", min_value=2, max_value=4096, step=1, disabled=running)
+    state.widget(st.number_input, "Epochs", "p_epochs", min_value=1, max_value=1000, step=1, disabled=running)
+with c2:
+    st.subheader("Loss (eq. 18)")
+    state.widget(st.number_input, "λ1 (L_intra weight)", "p_lambda_intra", min_value=0.0, step=0.1, disabled=running)
+    state.widget(st.number_input, "λ2 (L_cross weight)", "p_lambda_cross", min_value=0.0, step=0.1, disabled=running)
+    state.widget(st.number_input, "λ3 (L_hard weight)", "p_lambda_hard", min_value=0.0, step=0.1, disabled=running)
+    state.widget(st.number_input, "k (hard samples per anchor)", "p_k", min_value=1, max_value=256, step=1, disabled=running)
+    state.widget(st.number_input, "τ (temperature) [ours, paper has none = 1]", "p_tau", min_value=0.01, step=0.1,
+                    disabled=running)
+with c3:
+    st.subheader("Ablations and verdict")
+    st.caption("Switch a loss term off to reproduce the paper's ablations (Table VI).")
+    for term in ("share", "intra", "cross", "hard"):
+        state.widget(st.checkbox, f"use L_{term}", f"p_use_{term}", disabled=running)
+    state.widget(st.selectbox, "L_hard form", "p_hard_loss", ["bce", "literal"], disabled=running,
+                 format_func={"bce": "BCE on (1+cos)/2 [ours, default]", "literal": "literal eq. 13"}.get)
+    state.widget(st.selectbox, "Decision threshold", "p_threshold_rule", ["posterior", "youden"], disabled=running,
+                 format_func={"posterior": "posterior 0.5 (paper)",
+                              "youden": "Youden index on validation [ours]"}.get)
+with st.expander("More settings (learning-rate schedule, early stopping, network sizes, device)"):
+    a1, a2, a3 = st.columns(3)
+    state.widget(a1.number_input, "Momentum (SGD)", "p_momentum", min_value=0.0, max_value=0.999, step=0.05, disabled=running)
+    state.widget(a1.number_input, "Weight decay", "p_weight_decay", min_value=0.0, step=1e-5, format="%.6f", disabled=running)
+    state.widget(a1.number_input, "Gradient clip (0 = off)", "p_grad_clip", min_value=0.0, step=0.5, disabled=running)
+    state.widget(a2.number_input, "Decay the lr every … epochs", "p_lr_step_epochs", min_value=1, step=1, disabled=running)
+    state.widget(a2.number_input, "… by the factor", "p_lr_gamma", min_value=0.0001, max_value=1.0, step=0.05, disabled=running)
+    state.widget(a2.number_input, "Early stopping patience (epochs)", "p_patience", min_value=1, step=1, disabled=running)
+    state.widget(a3.number_input, "LSTM hidden size", "p_hidden_size", min_value=1, step=16, disabled=running)
+    state.widget(a3.number_input, "Embedding size", "p_embedding_size", min_value=1, step=16, disabled=running)
+    state.widget(a3.number_input, "Dropout", "p_dropout", min_value=0.0, max_value=0.95, step=0.05, disabled=running)
+    state.widget(a3.number_input, "η start (residual scale) [ours]", "p_eta_init", step=0.05, disabled=running)
+    devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    state.widget(a1.selectbox, "Device", "p_device", devices, disabled=running,
+                 format_func={"auto": "auto (GPU when present)", "cpu": "CPU", "cuda": "GPU (CUDA)"}.get)
+
+with ui.guard("device"):
+    st.markdown(f"**Device in use:** {describe_device(resolve_device(st.session_state['p_device']))}")
+
+
+def _config():
+    overrides = {k: st.session_state[f"p_{k}"] for k in TRAIN_KEYS + LOSS_KEYS + MODEL_KEYS}
+    for key in ("batch_size", "epochs", "patience", "lr_step_epochs", "k", "hidden_size", "embedding_size"):
+        overrides[key] = int(overrides[key])
+    return preset_config(st.session_state["p_preset"], data.face_dim, data.voice_dim, data.n_classes,
+                         seed=ep.seed, abnormal_rate=ep.rate, threshold=st.session_state["p_threshold_rule"],
+                         device=st.session_state["p_device"], **overrides)
+
+
+b1, b2, _ = st.columns([1, 1, 4])
+if b1.button("Start training", type="primary", disabled=running, key="start_training"):
+    with ui.guard("starting training"):
+        config = _config()
+        metadata = {"split_speakers": {k: sorted(set(v.speaker.tolist())) for k, v in ep.parts.items()},
+                    "test_protocol": {k: v for k, v in ep.parts["test"].protocol.items()}}
+        st.session_state[state.TRAIN_JOB] = TrainingJob(config, ep.parts["train"], ep.parts["valid"],
+                                                        ep.parts["test"], metadata=metadata).start()
+        st.rerun()
+if b2.button("Stop", disabled=not running, key="stop_training",
+             help="Ends after the current batch; the weights of the best epoch so far are kept."):
+    job.stop()
+    st.rerun()
+
+
+# ------------------------------------------------------------------------------------------------ live
+def _live() -> None:
+    job = st.session_state.get(state.TRAIN_JOB)
+    if job is None:
+        st.caption("No training run yet in this session.")
+        return
+    snap = job.snapshot()
+    if snap.finished and st.session_state.get(state.ADOPTED_JOB) != id(job):
+        st.rerun()  # the full rerun makes the new model current on every page
+    if snap.state == "running":
+        label = "Stopping after this batch; the best epoch is kept…" if job.stop_requested else (
+            f"Training on {snap.device}: {snap.message or 'preparing'} ({snap.elapsed:.0f} s)")
+        st.progress(snap.fraction, text=label)
+    elif snap.state == "failed":
+        st.error(f"Training failed: {snap.error}", icon="🚫")
+    else:
+        how = "stopped by you" if snap.state == "stopped" else "finished"
+        st.success(f"Training {how} after {len(snap.epochs)} epoch(s) in {snap.elapsed:.0f} s on {snap.device}; "
+                   f"best epoch: {snap.best_epoch} (its weights are kept).", icon="✅")
+    curves = reports.loss_curves(snap.steps)
+    epochs = reports.epoch_table(snap.epochs)
+    left, right = st.columns([3, 2])
+    left.plotly_chart(charts.losses(curves, epochs, snap.n_epochs), key="chart_losses")
+    right.plotly_chart(charts.validation_auc(epochs, snap.n_epochs), key="chart_auc")
+    if len(epochs):
+        st.dataframe(epochs, hide_index=True, key="epoch_table", column_config={
+            c: st.column_config.NumberColumn(format="%.4f") for c in epochs.columns
+            if c not in ("epoch", "best so far", "learning rate", "seconds")})
+    outcome = snap.outcome
+    if outcome is not None and outcome.test_metrics is not None:
+        m = outcome.test_metrics
+        st.markdown("**On the test speakers** (never seen in training), with the verdict threshold of this run:")
+        cols = st.columns(4)
+        for col, (name, key) in zip(cols, (("AUC", "auc"), ("TPR (inconsistent caught)", "tpr"),
+                                           ("FPR (consistent flagged)", "fpr"), ("Accuracy", "accuracy"))):
+            value = m.get(key, float("nan"))
+            col.metric(name, "n/a" if value is None or math.isnan(value) else f"{value:.3f}")
+
+
+st.header("Live curves")
+st.fragment(_live, run_every=1.0 if running else None)()
+
+# ------------------------------------------------------------------------------------------------ checkpoints
+st.header("Checkpoints")
+det = state.detector()
+save_col, load_col = st.columns(2)
+with save_col:
+    st.subheader("Save the current model")
+    if det is None:
+        st.caption("Train a model or load a checkpoint first.")
+    else:
+        st.markdown(f"Current model: {st.session_state[state.DETECTOR_SOURCE]}")
+        with ui.guard("preparing the checkpoint"):
+            blob = state.cached(("checkpoint_bytes",), lambda: workspace.checkpoint_bytes(det))
+            st.download_button("Download checkpoint (.pt)", blob, file_name="crossemo-model.pt",
+                               mime="application/octet-stream", key="download_checkpoint")
+        stamp = datetime.now().strftime("%Y%m%d-%H%M")
+        st.session_state.setdefault("p_save_path", f"checkpoints/{data.name.split()[0].lower()}-{stamp}.pt")
+        path = state.widget(st.text_input, "…or save on this machine as", "p_save_path")
+        if st.button("Save", key="save_checkpoint"):
+            with ui.guard("saving the checkpoint"):
+                written = det.save(workspace.resolve_path(path))
+                st.success(f"Saved to {written}")
+with load_col:
+    st.subheader("Load a checkpoint")
+    sources = (["bundled"] if ui.BUNDLED_CHECKPOINT.is_file() else []) + ["path", "upload"]
+    source = state.widget(st.radio, "From", "p_ckpt_source", sources, horizontal=True,
+                      format_func={"bundled": "bundled demo model", "path": "a path", "upload": "upload"}.get)
+    ckpt_path = state.widget(st.text_input, "Checkpoint file", "p_ckpt_path") if source == "path" else None
+    uploaded = st.file_uploader("Checkpoint (.pt)", type=["pt"], key="up_ckpt") if source == "upload" else None
+    if st.button("Load checkpoint", disabled=running, key="load_checkpoint"):
+        with ui.guard("loading the checkpoint"):
+            if source == "bundled":
+                ui.load_bundled_checkpoint()
+            else:
+                if source == "path":
+                    loaded, where = Detector.load(workspace.resolve_path(ckpt_path or "")), ckpt_path
+                else:
+                    if uploaded is None:
+                        raise ValueError("choose a checkpoint file to upload first.")
+                    loaded, where = workspace.detector_from_bytes(uploaded.getvalue()), f"upload {uploaded.name}"
+                loaded.check_compatible(data)
+                state.set_detector(loaded, f"checkpoint {where}")
+            st.rerun()

@@ -1,0 +1,105 @@
+"""Verdicts: every pair's ids, classes, similarity, probability of inconsistency and verdict; per-type summary."""
+from __future__ import annotations
+
+import streamlit as st
+
+from crossemo_app import charts, state, ui
+from crossemo_core import reports
+
+st.title("Verdicts")
+ui.explain("One row per pair of the chosen speakers. **Face class** and **voice class** are the labels of the two "
+           "sides; when they differ the pair is truly inconsistent. **Similarity** is how close the model puts the "
+           "face and the voice (-1 … +1), **P(inconsistent)** the probability it derives from that, and the "
+           "**verdict** compares that probability with the threshold set on the Similarity page. **Correct** says "
+           "whether the verdict agrees with the labels. Select a row (the box at its left) to read it in words.")
+ui.dataset_banner()
+if not ui.need_dataset() or not ui.need_detector("verdicts"):
+    st.stop()
+
+ep = state.parts()
+threshold = state.threshold()
+c1, c2 = st.columns([1, 2])
+part = ui.part_select("p_ver_part", c1)
+c2.markdown(f"**Threshold:** {threshold:.2f} on the probability of inconsistency (change it on the Similarity "
+            f"page).")
+
+with ui.guard("scoring the pairs"):
+    with st.spinner("Scoring the pairs…"):
+        _, scores = state.scored(part, "after")
+    data = ep.parts[part]
+    table = reports.verdict_table(data, scores, threshold)
+
+    m = reports.threshold_metrics(data.is_abnormal, scores.p_abnormal, threshold)
+    cols = st.columns(5)
+    cols[0].metric("Pairs", len(table))
+    cols[1].metric("Flagged inconsistent", m["n_flagged"])
+    cols[2].metric("Correct verdicts", f"{int(table['correct'].sum())} ({m['accuracy']:.0%})")
+    cols[3].metric("Inconsistent pairs caught (TPR)", f"{m['tpr']:.0%}")
+    cols[4].metric("Consistent pairs flagged (FPR)", f"{m['fpr']:.0%}")
+
+    st.subheader("Filter and sort")
+    options = {"p_ver_verdicts": [reports.VERDICT_ABNORMAL, reports.VERDICT_NORMAL], "p_ver_correct": [True, False],
+               "p_ver_types": sorted(table["anomaly_type"].unique()), "p_ver_speakers": sorted(table["speaker"].unique())}
+    for key, allowed in options.items():  # keep only choices that exist for the pairs in view
+        state.set_value(key, [v for v in st.session_state.get(key, []) if v in allowed])
+    st.session_state.setdefault("p_ver_sort", "pair")
+    f1, f2, f3, f4 = st.columns(4)
+    verdicts = state.widget(f1.multiselect, "Verdict", "p_ver_verdicts", options["p_ver_verdicts"])
+    correct = state.widget(f2.multiselect, "Correct?", "p_ver_correct", options["p_ver_correct"], format_func=lambda v: "correct" if v else "wrong")
+    types = state.widget(f3.multiselect, "Anomaly type", "p_ver_types", options["p_ver_types"])
+    speakers = state.widget(f4.multiselect, "Speaker", "p_ver_speakers", options["p_ver_speakers"])
+    s1, s2, s3 = st.columns([2, 2, 1])
+    text = state.widget(s1.text_input, "Search clip id or speaker", "p_ver_text")
+    sort_by = state.widget(s2.selectbox, "Sort by", "p_ver_sort", ["pair", "p_inconsistent", "similarity", "speaker", "clip_id"])
+    descending = state.widget(s3.checkbox, "Descending", "p_ver_desc")
+    shown = reports.filter_verdicts(table, verdicts=verdicts, correct=correct, anomaly_types=types,
+                                    speakers=speakers, text=text, sort_by=sort_by, ascending=not descending)
+
+    event = st.dataframe(
+        shown, hide_index=True, key="verdict_table", on_select="rerun", selection_mode="single-row",
+        column_config={
+            "pair": st.column_config.NumberColumn("pair", help="index of the pair in this split"),
+            "clip_id": st.column_config.TextColumn("face clip"),
+            "voice_clip_id": st.column_config.TextColumn("voice clip"),
+            "face_class": st.column_config.TextColumn("face class"),
+            "voice_class": st.column_config.TextColumn("voice class"),
+            "truth": st.column_config.TextColumn("labels say"),
+            "anomaly_type": st.column_config.TextColumn("anomaly type"),
+            "similarity": st.column_config.NumberColumn("similarity", format="%.3f"),
+            "p_inconsistent": st.column_config.ProgressColumn("P(inconsistent)", format="%.2f", min_value=0.0,
+                                                              max_value=1.0),
+            "verdict": st.column_config.TextColumn("verdict"),
+            "correct": st.column_config.CheckboxColumn("correct"),
+        })
+    st.caption(f"{len(shown)} of {len(table)} pairs shown. Click a column header to sort by it.")
+    st.download_button("Export these rows as CSV", shown.to_csv(index=False).encode(), key="download_csv",
+                       file_name=f"crossemo-verdicts-{part}.csv", mime="text/csv")
+
+    st.subheader("One pair in detail")
+    rows = [int(i) for i in shown["pair"]]
+    selected = getattr(getattr(event, "selection", None), "rows", None) or []
+    if selected and selected[0] < len(rows):
+        state.set_value("p_ver_pair", int(rows[selected[0]]))
+    if rows:
+        if st.session_state.get("p_ver_pair") not in rows:
+            state.set_value("p_ver_pair", int(rows[0]))
+        labels = dict(zip(table["pair"], table["clip_id"]))
+        pair = state.widget(st.selectbox, "Pair", "p_ver_pair", rows, format_func=lambda i: f"pair {i} (face clip {labels[i]})")
+        row = table.loc[table["pair"] == pair].iloc[0]
+        d1, d2 = st.columns([2, 1])
+        d1.markdown(reports.explain_pair(row, threshold))
+        d2.plotly_chart(charts.posterior_gauge(float(row["p_inconsistent"]), threshold), key="chart_gauge")
+    else:
+        st.caption("No pair matches the filters.")
+
+    st.subheader("Per anomaly type (Table IV layout)")
+    ui.explain("Each anomaly type is scored on its own inconsistent pairs plus all consistent pairs, as in the "
+               "paper's Table IV. 'Undivided' uses every pair. Accuracy depends on the threshold; AUC does not.")
+    per_type = reports.per_type_table(table)
+    st.dataframe(reports.table_iv(table, data.display_name), hide_index=True, key="table_iv",
+                 column_config={c: st.column_config.NumberColumn(format="%.4f")
+                                for c in reports.table_iv(table, data.display_name).columns
+                                if c.endswith(("Acc", "AUC"))})
+    st.dataframe(per_type, hide_index=True, key="per_type", column_config={
+        c: st.column_config.NumberColumn(format="%.4f") for c in ("AUC", "TPR", "FPR", "accuracy")})
+    st.plotly_chart(charts.per_type_bars(per_type), key="chart_per_type")
