@@ -22,11 +22,11 @@ DISCLAIMER = ("**Research tool, not a diagnostic device.** crossemo estimates wh
               "they must not be used to diagnose, treat or decide about a person.")
 
 PAGES = {
-    "home": "pages/home.py",
-    "train": "pages/train.py",
-    "embeddings": "pages/embeddings.py",
-    "similarity": "pages/similarity.py",
-    "verdicts": "pages/verdicts.py",
+    "home": "app_pages/home.py",
+    "train": "app_pages/train.py",
+    "embeddings": "app_pages/embeddings.py",
+    "similarity": "app_pages/similarity.py",
+    "verdicts": "app_pages/verdicts.py",
 }
 
 

@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--root", type=Path, help="dataset folder or file (not needed for demo)")
         p.add_argument("--nonfinite", choices=("repair", "refuse"), default="repair",
                        help="what to do with NaN/inf feature values (default: repair and report)")
+        p.add_argument("--classes", type=int, choices=(3, 7), default=3,
+                       help="3 classes (sign rule) or the 7 of the paper's Table I (needs sentiment scores)")
 
     train = sub.add_parser("train", help="train on the train split, select on valid, fit the mixture, test")
     data_args(train, required=True)
@@ -97,7 +99,7 @@ def _load(args: argparse.Namespace) -> Any:
 
     options = {} if args.dataset == "demo" else {"nonfinite": args.nonfinite}
     corpus = load_corpus(args.dataset, args.root, report=report,
-                         progress=progress if args.dataset == "ravdess" else None, **options)
+                         progress=progress if args.dataset == "ravdess" else None, n_classes=args.classes, **options)
     if bar is not None:
         bar.close()
     for line in report:
@@ -107,7 +109,7 @@ def _load(args: argparse.Namespace) -> Any:
 
 def _train(args: argparse.Namespace) -> int:
     from crossemo_core.config import preset_config
-    from crossemo_core.experiment import split_pairs
+    from crossemo_core.experiment import official_folds, split_pairs
     from crossemo_core.training import Trainer, describe_device
 
     corpus = _load(args)
@@ -116,7 +118,8 @@ def _train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, lr=args.lr, abnormal_rate=args.rate, threshold=args.threshold,
         device=args.device, hard_loss=args.hard_loss,
         **{f"use_{t}": False for t in ("share", "intra", "cross", "hard") if getattr(args, f"no_{t}")})
-    parts = split_pairs(corpus, seed=config.train.seed, rate=config.train.abnormal_rate)
+    parts = split_pairs(corpus, seed=config.train.seed, rate=config.train.abnormal_rate,
+                        fold=official_folds(corpus))
     print(f"dataset: {corpus.display_name}: {len(corpus)} pairs, {len(set(corpus.speaker))} speakers")
     for name, part in parts.items():
         p = part.protocol

@@ -12,7 +12,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from crossemo_core.config import ExperimentConfig, preset_config
-from crossemo_core.data.container import PairDataset
+from crossemo_core.data.container import LABEL_SETS, PairDataset
+from crossemo_core.data.labels import sentiment_to_7class
 from crossemo_core.data.protocol import make_abnormal_pairs, speaker_disjoint_split, speaker_folds
 from crossemo_core.errors import DataError
 from crossemo_core.evaluation import mean_sd
@@ -23,13 +24,29 @@ DEMO_PATH = Path(__file__).resolve().parent.parent / "assets" / "demo"
 
 
 def load_corpus(dataset: str, root: str | Path | None = None, report: list[str] | None = None,
-                progress: Callable[[int, int], None] | None = None, **options: Any) -> PairDataset:
+                progress: Callable[[int, int], None] | None = None, n_classes: int = 3,
+                **options: Any) -> PairDataset:
     """Load a corpus by dataset kind.
 
     ``demo``: the bundled synthetic set (``root`` ignored unless given); ``ravdess``: a RAVDESS-layout folder;
     ``misa``: a MISA/MMIM pickle; ``mmsa``: an MMSA ``aligned_50.pkl``/``unaligned_50.pkl``; ``csd``: a folder
     with ``face.csd``, ``voice.csd`` and ``labels.csd`` (or the three paths in ``options``).
+    ``n_classes=7`` relabels by the paper's Table I (needs a continuous sentiment score).
     """
+    corpus = _load_corpus(dataset, root, report, progress, **options)
+    if n_classes == 3:
+        return corpus
+    if n_classes != 7:
+        raise DataError(f"classes must be 3 or 7, not {n_classes}.")
+    if corpus.sentiment is None:
+        raise DataError(f"{corpus.name} has no continuous sentiment score, so it has no 7-class labels "
+                        f"(Table I needs scores in [-3, 3]).")
+    labels = sentiment_to_7class(corpus.sentiment)
+    return corpus.with_labels(labels, labels, LABEL_SETS[7])
+
+
+def _load_corpus(dataset: str, root: str | Path | None, report: list[str] | None,
+                 progress: Callable[[int, int], None] | None, **options: Any) -> PairDataset:
     from crossemo_core.data import loaders
 
     if dataset not in DATASETS:
@@ -61,6 +78,13 @@ def protocol_seed(seed: int, part: str) -> int:
 def apply_protocol(parts: dict[str, PairDataset], rate: float, seed: int) -> dict[str, PairDataset]:
     """Make abnormal pairs inside every part (partners come from the same speaker, so never cross parts)."""
     return {name: make_abnormal_pairs(part, rate, protocol_seed(seed, name))[0] for name, part in parts.items()}
+
+
+def official_folds(corpus: PairDataset) -> dict[str, np.ndarray] | None:
+    """The corpus's own train/valid/test indices when it ships official folds (MMSA), else None."""
+    if corpus.official_split is None:
+        return None
+    return {name: np.flatnonzero(corpus.official_split == name) for name in ("train", "valid", "test")}
 
 
 def split_pairs(corpus: PairDataset, seed: int = 0, rate: float = 0.5,

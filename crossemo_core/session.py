@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Generic, TypeVar
 
+import torch
+
 from crossemo_core.config import ExperimentConfig
 from crossemo_core.data.container import PairDataset
 from crossemo_core.errors import CrossemoError
@@ -241,12 +243,18 @@ class TrainingJob:
         metadata: stored in the checkpoint (e.g. the split's speakers).
         checkpoint_path: when given, the final detector (the best epoch's weights, also after a stop) is written
             there atomically.
+        num_threads: CPU threads for torch's operators, set process-wide when the job starts (None: leave as is).
+            The SIR-HCL LSTMs are small; on a busy 2-core machine one thread measured 6x faster than two
+            (2.3 s vs 13.7 s for a demo epoch), because the threads spin-wait for each other on every tiny op.
     """
 
     def __init__(self, config: ExperimentConfig, train: PairDataset, valid: PairDataset,
                  test: PairDataset | None = None, metadata: dict[str, Any] | None = None,
-                 checkpoint_path: str | Path | None = None) -> None:
+                 checkpoint_path: str | Path | None = None, num_threads: int | None = None) -> None:
         self.config = config.validate()
+        if num_threads is not None and num_threads < 1:
+            raise ValueError("num_threads must be at least 1")
+        self.num_threads = num_threads
         self.device = describe_device(resolve_device(config.train.device))
         self._parts = (train, valid, test)
         self._metadata = dict(metadata or {})
@@ -279,6 +287,9 @@ class TrainingJob:
 
     # control
     def start(self) -> "TrainingJob":
+        if self.num_threads is not None:
+            torch.set_num_threads(self.num_threads)
+            self.device = describe_device(resolve_device(self.config.train.device))
         self._job.start()
         return self
 

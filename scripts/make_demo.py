@@ -22,7 +22,7 @@ from crossemo_core.experiment import split_pairs  # noqa: E402
 from crossemo_core.training import Trainer  # noqa: E402
 
 GENERATOR = dict(n_speakers=15, clips_per_speaker=24, face_dim=35, voice_dim=74, face_length=(8, 24),
-                 voice_length=(20, 60), seed=2024, name="demo (synthetic)")
+                 voice_length=(20, 60), difficulty="easy", seed=2024, name="demo (synthetic)")
 
 
 def main() -> None:

@@ -253,6 +253,12 @@ def test_mmsa_all_splits_and_official_folds(tmp_path: Path) -> None:
     assert list(valid.face_label) == [0, 1, 2]
     with pytest.raises(DataError, match="unknown MMSA split 'dev'"):
         load_mmsa(path, split="dev")
+    # the official folds survive concatenation and are what training uses
+    from crossemo_core.experiment import official_folds
+
+    folds = official_folds(ds)
+    assert {k: len(v) for k, v in folds.items()} == {"train": 6, "valid": 3, "test": 4}
+    assert set(ds.speaker[folds["valid"]]) == {"va0", "va1"}
 
 
 def test_mmsa_without_lengths_uses_full_length(tmp_path: Path) -> None:

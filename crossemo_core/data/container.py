@@ -40,6 +40,7 @@ class PairDataset:
         protocol: metadata of the abnormal-pair protocol that produced this set (empty when none was applied).
         extractor: id and version of the feature extractors, e.g. ``{"voice": "librosa-voice/1"}``.
         voice_clip_id: ``(N,)`` str id of the clip the *voice* comes from (``clip_id`` when untouched).
+        official_split: ``(N,)`` str "train"/"valid"/"test" when the corpus ships official folds, else None.
     """
 
     face: list[np.ndarray]
@@ -58,6 +59,7 @@ class PairDataset:
     protocol: dict[str, Any] = field(default_factory=dict)
     extractor: dict[str, str] = field(default_factory=dict)
     voice_clip_id: np.ndarray | None = None
+    official_split: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.face)
@@ -75,6 +77,8 @@ class PairDataset:
         self.voice_source = np.asarray(self.voice_source, dtype=np.int64)
         if self.sentiment is not None:
             self.sentiment = np.asarray(self.sentiment, dtype=np.float64)
+        if self.official_split is not None:
+            self.official_split = np.asarray(self.official_split).astype(str)
         self.validate()
 
     # ------------------------------------------------------------------ checks
@@ -94,6 +98,8 @@ class PairDataset:
         }
         if self.sentiment is not None:
             per_pair["sentiment"] = len(self.sentiment)
+        if self.official_split is not None:
+            per_pair["official_split"] = len(self.official_split)
         wrong = {k: v for k, v in per_pair.items() if v != n}
         if wrong:
             raise DataError(f"{self.name}: {n} face sequences but {wrong}; every field needs one entry per pair.")
@@ -180,6 +186,7 @@ class PairDataset:
             protocol=dict(self.protocol),
             extractor=dict(self.extractor),
             voice_clip_id=self.voice_clip_id[idx],
+            official_split=None if self.official_split is None else self.official_split[idx],
         )
 
     def with_labels(self, face_label: np.ndarray, voice_label: np.ndarray,
@@ -190,7 +197,8 @@ class PairDataset:
             speaker=self.speaker, clip_id=self.clip_id, face_feature_names=self.face_feature_names,
             voice_feature_names=self.voice_feature_names, name=self.name, class_names=class_names,
             sentiment=self.sentiment, synthetic=self.synthetic, voice_source=self.voice_source,
-            protocol=dict(self.protocol), extractor=dict(self.extractor), voice_clip_id=self.voice_clip_id)
+            protocol=dict(self.protocol), extractor=dict(self.extractor), voice_clip_id=self.voice_clip_id,
+            official_split=self.official_split)
 
     def summary(self) -> dict[str, Any]:
         """Counts a person wants to see before training: pairs, speakers, classes per modality, lengths."""
@@ -243,4 +251,6 @@ def concatenate(datasets: Sequence[PairDataset], name: str | None = None) -> Pai
         voice_source=np.concatenate([d.voice_source + o for d, o in zip(datasets, offsets)]),
         extractor=dict(first.extractor),
         voice_clip_id=np.concatenate([d.voice_clip_id for d in datasets]),
+        official_split=(np.concatenate([d.official_split for d in datasets])
+                        if all(d.official_split is not None for d in datasets) else None),
     )

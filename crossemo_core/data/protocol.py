@@ -92,6 +92,7 @@ def make_abnormal_pairs(data: PairDataset, rate: float = 0.5, seed: int = 0) -> 
         protocol={**report.as_dict(), "voice_source": data.voice_source[source].tolist()},
         extractor=dict(data.extractor),
         voice_clip_id=data.voice_clip_id[source],
+        official_split=data.official_split,
     )
     return pairs, report
 

@@ -46,6 +46,8 @@ def load_mmsa(path: PathLike, *, split: str | None = None, name: str | None = No
         raise DataError(f"unknown MMSA split {split!r}; choose one of {', '.join(SPLITS)} (or None for all).")
     splits = SPLITS if split is None else (split,)
     parts = _load(path, splits, name, nonfinite, neutral_band, empty, report, max_bytes)
+    for part_name, part in parts.items():
+        part.official_split = np.full(len(part), part_name)
     if split is not None:
         return parts[split]
     return concatenate([parts[s] for s in SPLITS], name=_base_name(path, name))

@@ -29,6 +29,7 @@ from crossemo_core.data.labels import ravdess_emotion_to_3class
 from crossemo_core.data.loaders.misa import PathLike, note
 from crossemo_core.data.sanitize import NonFinitePolicy, sanitize_sequences
 from crossemo_core.errors import DataError
+from crossemo_core.features.sequence import canonical_preprocessing, preprocess_voice
 from crossemo_core.features.voice import (EXTRACTOR_ID, EXTRACTOR_VERSION, FeatureCache, VoiceFeatureExtractor,
                                           file_sha256, load_audio)
 
@@ -37,6 +38,8 @@ META_COLUMNS = ("clip_id", "actor", "emotion", "intensity", "statement", "repeti
 N_AU = 35
 FACE_EXTRACTOR = "openface-au-clip/1"
 AUDIO_SUFFIXES = (".flac", ".wav")
+VOICE_PREPROCESSING = "none"
+"""Default ``voice_preprocessing`` of :func:`load_ravdess` (see :mod:`crossemo_core.features.sequence`)."""
 _CLIP_ID = re.compile(r"^\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}$")
 
 ProgressFn = Callable[[int, int], None]
@@ -45,7 +48,7 @@ ProgressFn = Callable[[int, int], None]
 def load_ravdess(root: PathLike, *, actors: Iterable[int] | None = None, cache_dir: PathLike | None = None,
                  nonfinite: NonFinitePolicy = "repair", drop_duplicates: bool = True,
                  report: list[str] | None = None, progress: ProgressFn | None = None,
-                 workers: int | None = None) -> PairDataset:
+                 workers: int | None = None, voice_preprocessing: str = VOICE_PREPROCESSING) -> PairDataset:
     """Load RAVDESS speech clips as face/voice pairs (face_label == voice_label).
 
     Args:
@@ -61,12 +64,17 @@ def load_ravdess(root: PathLike, *, actors: Iterable[int] | None = None, cache_d
             were slower on the shared 2-core development host (240 clips: 21.2 s vs 9.5 s; each worker also pays
             ~3 s of imports and JIT); try more on idle multi-core machines. Spawning needs an
             ``if __name__ == "__main__"`` guard in scripts; without one it falls back to this process.
+        voice_preprocessing: [ours] steps applied to each clip's voice frames after extraction (and after the
+            cache, which always holds the raw extractor output), e.g. ``"trim+f0fill+pool5"``; ``"none"`` keeps the
+            raw 10 ms frames. See :mod:`crossemo_core.features.sequence`. Anything but ``"none"`` is appended to
+            the voice extractor id (``"librosa-voice/1+trim+pool5"``) so checkpoints refuse other preprocessing.
     Returns:
         PairDataset named "RAVDESS": face ``(1, 35)`` float32, voice ``(frames, d_voice)`` float32 per clip.
     Raises:
         DataError: missing ``face_au.csv``/columns/``audio`` folder, a wrong number of AU columns, unparsable or
             inconsistent clip ids, no requested actor, or no clip left with readable audio.
     """
+    spec = canonical_preprocessing(voice_preprocessing)  # fail before any work on a bad spec
     root = Path(root)
     table, au_columns = _read_table(root)
     table = _select_actors(table, actors, root, report)
@@ -116,6 +124,12 @@ def load_ravdess(root: PathLike, *, actors: Iterable[int] | None = None, cache_d
     face = [row[None, :] for row in table[au_columns].to_numpy(dtype=np.float32)]
     face, face_rep = sanitize_sequences(face, "face", nonfinite, source=str(root / "face_au.csv"))
     voice, voice_rep = sanitize_sequences(voice, "voice", nonfinite, source=str(audio_dir))
+    voice_id = f"{EXTRACTOR_ID}/{EXTRACTOR_VERSION}"
+    if spec != "none":
+        before = sum(len(v) for v in voice)
+        voice = [preprocess_voice(v, extractor.feature_names, spec) for v in voice]
+        voice_id += f"+{spec}"
+        note(report, NAME, f"voice preprocessing {spec}: {before} -> {sum(len(v) for v in voice)} frames in total")
     for rep in (face_rep, voice_rep):
         if rep.n_values:
             note(report, NAME, f"{rep} repaired")
@@ -125,7 +139,7 @@ def load_ravdess(root: PathLike, *, actors: Iterable[int] | None = None, cache_d
         speaker=np.array([f"actor_{int(a):02d}" for a in table["actor"]]),
         clip_id=table["clip_id"].to_numpy(), face_feature_names=tuple(au_columns),
         voice_feature_names=extractor.feature_names, name=NAME,
-        extractor={"face": FACE_EXTRACTOR, "voice": f"{EXTRACTOR_ID}/{EXTRACTOR_VERSION}"})
+        extractor={"face": FACE_EXTRACTOR, "voice": voice_id})
     note(report, NAME, f"{len(data)} clip(s) of {data.summary()['n_speakers']} actor(s) loaded from {root}")
     return data
 

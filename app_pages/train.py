@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 from datetime import datetime
 
 import streamlit as st
@@ -48,6 +49,7 @@ def _init_widgets() -> None:
             state.set_value(f"p_{key}", getattr(model, key))
         state.set_value("p_threshold_rule", "posterior")
         state.set_value("p_device", "auto")
+        state.set_value("p_num_threads", 1)
         apply_preset()
     elif st.session_state.get("p_epochs_for") != st.session_state.get(state.DATASET_KIND):
         state.set_value("p_epochs", _default_epochs(st.session_state["p_preset"]))
@@ -126,8 +128,15 @@ with st.expander("More settings (learning-rate schedule, early stopping, network
     state.widget(a1.selectbox, "Device", "p_device", devices, disabled=running,
                  format_func={"auto": "auto (GPU when present)", "cpu": "CPU", "cuda": "GPU (CUDA)"}.get)
 
+    state.widget(a1.number_input, "CPU threads", "p_num_threads", min_value=1, max_value=os.cpu_count() or 1, step=1,
+                 disabled=running, help="For these small networks one thread is usually fastest (several threads "
+                                        "wait for each other on every tiny operation).")
+
 with ui.guard("device"):
-    st.markdown(f"**Device in use:** {describe_device(resolve_device(st.session_state['p_device']))}")
+    device = resolve_device(st.session_state["p_device"])
+    st.markdown(f"**Device in use:** " + (describe_device(device) if device.type == "cuda" else
+                                          f"CPU ({int(st.session_state['p_num_threads'])} of {os.cpu_count()} "
+                                          f"threads)"))
 
 
 def _config():
@@ -145,8 +154,9 @@ if b1.button("Start training", type="primary", disabled=running, key="start_trai
         config = _config()
         metadata = {"split_speakers": {k: sorted(set(v.speaker.tolist())) for k, v in ep.parts.items()},
                     "test_protocol": {k: v for k, v in ep.parts["test"].protocol.items()}}
-        st.session_state[state.TRAIN_JOB] = TrainingJob(config, ep.parts["train"], ep.parts["valid"],
-                                                        ep.parts["test"], metadata=metadata).start()
+        st.session_state[state.TRAIN_JOB] = TrainingJob(
+            config, ep.parts["train"], ep.parts["valid"], ep.parts["test"], metadata=metadata,
+            num_threads=int(st.session_state["p_num_threads"])).start()
         st.rerun()
 if b2.button("Stop", disabled=not running, key="stop_training",
              help="Ends after the current batch; the weights of the best epoch so far are kept."):
