@@ -8,17 +8,18 @@ import streamlit as st
 
 from crossemo_app import state, ui
 
-st.set_page_config(page_title="crossemo: face/voice emotion consistency", page_icon="🎭", layout="wide")
+st.set_page_config(page_title="crossemo: face/voice emotion consistency", page_icon=":material/theater_comedy:", layout="wide")
 state.init()
 state.adopt_finished_load()
+state.load_demo_once()
 adopted = state.adopt_finished_training()
 
 pages = [
-    st.Page(ui.PAGES["home"], title="Home / data", icon="🏠", default=True),
-    st.Page(ui.PAGES["train"], title="Train", icon="🏋️"),
-    st.Page(ui.PAGES["embeddings"], title="Embeddings", icon="🗺️"),
-    st.Page(ui.PAGES["similarity"], title="Similarity", icon="📊"),
-    st.Page(ui.PAGES["verdicts"], title="Verdicts", icon="⚖️"),
+    st.Page(ui.PAGES["home"], title="Home / data", icon=":material/home:", default=True),
+    st.Page(ui.PAGES["train"], title="Train", icon=":material/model_training:"),
+    st.Page(ui.PAGES["embeddings"], title="Embeddings", icon=":material/scatter_plot:"),
+    st.Page(ui.PAGES["similarity"], title="Similarity", icon=":material/bar_chart:"),
+    st.Page(ui.PAGES["verdicts"], title="Verdicts", icon=":material/gavel:"),
 ]
 page = st.navigation(pages)
 
@@ -49,7 +50,7 @@ with st.sidebar:
     ui.disclaimer()
 
 if adopted:
-    st.toast("Training finished: the new model is in use on every page.", icon="✅")
+    st.toast("Training finished: the new model is in use on every page.", icon=":material/check_circle:")
 
 with ui.guard():
     page.run()

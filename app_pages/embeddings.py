@@ -70,7 +70,7 @@ with ui.guard("preparing the maps"):
         for col, (stage, snap) in zip(cols, snaps.items()):
             with col:
                 if snap.state == "failed":
-                    st.error(f"{STAGES[stage]}: {snap.error}", icon="🚫")
+                    st.error(f"{STAGES[stage]}: {snap.error}", icon=":material/error:")
                 elif not snap.finished:
                     st.progress(snap.fraction, text=f"{STAGES[stage]}: {snap.message} ({snap.elapsed:.0f} s). "
                                                     f"Other pages stay usable meanwhile.")

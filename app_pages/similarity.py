@@ -91,4 +91,4 @@ with ui.guard("scoring the pairs"):
                f"{model.mixture.means_[model.mixture.normal_component_]:.3f}, inconsistent mean "
                f"{model.mixture.means_[model.mixture.abnormal_component_]:.3f} (on the score (1 + cosine) / 2). "
                f"{ep.note}")
-st.page_link(ui.PAGES["verdicts"], label="Next: per-clip verdicts at this threshold", icon="⚖️")
+st.page_link(ui.PAGES["verdicts"], label="Next: per-clip verdicts at this threshold", icon=":material/gavel:")

@@ -21,11 +21,12 @@ MIXTURE = "#333333"
 MODALITY_COLOURS = {"face": FACE, "voice": VOICE}
 STATUS_COLOURS = {PAIR_STATUS[0]: FACE, PAIR_STATUS[1]: CONSISTENT, PAIR_STATUS[2]: INCONSISTENT}
 LOSS_COLOURS = dict(zip(LOSS_LABELS.values(), ("#000000", "#1b9e77", "#d95f02", "#7570b3", "#e7298a")))
-_LAYOUT = dict(margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+_LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10),
+               legend=dict(orientation="h", yanchor="top", y=-0.18, x=0, xanchor="left"))
 
 
 def _finish(fig: go.Figure, title: str, height: int = 380) -> go.Figure:
-    fig.update_layout(title=dict(text=title, x=0, y=0.98, yanchor="top"), height=height, **_LAYOUT)
+    fig.update_layout(title=dict(text=title, x=0, xanchor="left", y=0.98, yanchor="top"), height=height, **_LAYOUT)
     return fig
 
 
@@ -46,9 +47,11 @@ def speakers(table: pd.DataFrame, title: str, top: int = 60) -> go.Figure:
     fig = px.bar(long, x="speaker", y="count", color="pair kind", barmode="stack",
                  color_discrete_map={"consistent pairs": CONSISTENT, "inconsistent pairs": INCONSISTENT},
                  labels={"count": "pairs (count)", "speaker": "speaker"})
-    fig.update_xaxes(type="category", tickangle=-45)
+    fig.update_xaxes(type="category", tickangle=-45, automargin=True)
     suffix = f" (the {top} largest of {len(table)})" if len(table) > top else ""
-    return _finish(fig, title + suffix)
+    fig = _finish(fig, title + suffix, height=420)
+    fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1, xanchor="right", title_text=""))
+    return fig
 
 
 def lengths(table: pd.DataFrame, title: str) -> go.Figure:
@@ -108,7 +111,7 @@ COLOUR_BY = {
 def embedding_map(points: pd.DataFrame, colour_by: str, title: str) -> go.Figure:
     data = points.copy()
     if colour_by == "status":
-        colour, symbol, cmap = "status", "modality", STATUS_COLOURS
+        colour, symbol, cmap = "status", "status", STATUS_COLOURS
     elif colour_by == "modality":
         colour, symbol, cmap = "modality", "pair_kind", MODALITY_COLOURS
     else:
@@ -117,7 +120,8 @@ def embedding_map(points: pd.DataFrame, colour_by: str, title: str) -> go.Figure
     fig = px.scatter(data, x="x", y="y", color=colour, symbol=symbol, color_discrete_map=cmap,
                      hover_data={"x": False, "y": False, "pair": True, "clip_id": True, "speaker": True,
                                  "emotion": True, "pair_kind": True, "modality": True},
-                     symbol_map={"face": "circle", "voice": "diamond", "normal": "circle", "abnormal": "x"},
+                     symbol_map={"face": "circle", "voice": "diamond", "normal": "circle", "abnormal": "x",
+                                 PAIR_STATUS[0]: "circle", PAIR_STATUS[1]: "diamond", PAIR_STATUS[2]: "diamond"},
                      labels={"pair_kind": "pair", "status": "point", "emotion": "emotion class"}, opacity=0.8)
     fig.update_traces(marker=dict(size=7))
     fig.update_xaxes(title_text="map axis 1 (no unit)", showticklabels=False)

@@ -11,7 +11,8 @@ Keys (``st.session_state[...]``):
 ``load_job``           the background loading job, while one runs
 ``load_message``       (kind, text) of the last load's outcome, shown once on the Home page
 ``detector``           the current :class:`~crossemo_core.detector.Detector` (trained here or loaded)
-``detector_source``    one line saying where it came from
+``detector_source``    one line saying where it came from (on a session's first run: the bundled demo checkpoint,
+                       when it exists, with the bundled demo data)
 ``run_id``             increases with every new detector (cache key)
 ``train_job``          the :class:`~crossemo_core.session.TrainingJob` of this session (kept after it ends)
 ``adopted_job``        id() of the training job whose result became ``detector``
@@ -25,6 +26,7 @@ threshold on the posterior of inconsistency used by the Similarity and Verdicts 
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable
 
 import streamlit as st
@@ -32,6 +34,9 @@ import streamlit as st
 from crossemo_core.data.container import PairDataset
 from crossemo_core.detector import Detector, ScoredPairs, schema_mismatch
 from crossemo_core.workspace import EvaluationParts, evaluation_parts, initial_detector
+
+REPO = Path(__file__).resolve().parent.parent
+BUNDLED_CHECKPOINT = REPO / "checkpoints" / "demo.pt"
 
 DATASET, DATASET_KIND, DATASET_SOURCE, DATASET_REPORT, DATA_ID = (
     "dataset", "dataset_kind", "dataset_source", "dataset_report", "data_id")
@@ -123,6 +128,37 @@ def start_load(kind: str, source: str, load: Callable[..., PairDataset]) -> None
     job.kind, job.source = kind, source  # type: ignore[attr-defined]
     st.session_state[LOAD_JOB] = job.start()
     st.session_state[LOAD_MESSAGE] = None
+
+
+def load_demo_once() -> None:
+    """On a session's first run, load the bundled demo so every page has data at once (a failure is left for the
+    Home page to report)."""
+    if st.session_state.get("demo_tried") or dataset() is not None or st.session_state.get(LOAD_JOB) is not None:
+        return
+    st.session_state["demo_tried"] = True
+    from crossemo_core.errors import CrossemoError
+    from crossemo_core.workspace import load_dataset
+
+    try:
+        set_dataset(load_dataset("demo"), "demo", "bundled with crossemo (synthetic)", [])
+    except CrossemoError:
+        return
+    if BUNDLED_CHECKPOINT.is_file() and detector() is None:
+        try:
+            load_bundled_checkpoint()
+        except CrossemoError:
+            pass
+
+
+def load_bundled_checkpoint() -> None:
+    """Make the bundled demo checkpoint the current model (it must fit the current dataset)."""
+    det = Detector.load(BUNDLED_CHECKPOINT)
+    data = dataset()
+    if data is not None:
+        det.check_compatible(data)
+    preset = det.metadata.get("preset")
+    set_detector(det, f"bundled demo checkpoint {BUNDLED_CHECKPOINT.relative_to(REPO)}"
+                      + (f" ({preset} preset{' [ours]' if preset == 'fast' else ''})" if preset else ""))
 
 
 def adopt_finished_load() -> bool:

@@ -3,19 +3,16 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Iterator
 
 import streamlit as st
 
 from crossemo_app import state
-from crossemo_core.detector import Detector
 from crossemo_core.errors import CrossemoError
 
 log = logging.getLogger("crossemo_app")
 
-REPO = Path(__file__).resolve().parent.parent
-BUNDLED_CHECKPOINT = REPO / "checkpoints" / "demo.pt"
+REPO, BUNDLED_CHECKPOINT = state.REPO, state.BUNDLED_CHECKPOINT
 
 DISCLAIMER = ("**Research tool, not a diagnostic device.** crossemo estimates whether the emotion a face shows and "
               "the emotion a voice carries agree. Its verdicts are statistical guesses learnt from labelled data; "
@@ -36,7 +33,7 @@ def disclaimer() -> None:
 
 def explain(text: str) -> None:
     """A short plain-language explanation of what a chart or table means."""
-    st.info(text, icon="ℹ️")
+    st.info(text, icon=":material/info:")
 
 
 @contextmanager
@@ -46,14 +43,14 @@ def guard(what: str = "") -> Iterator[None]:
     try:
         yield
     except CrossemoError as exc:
-        st.error(f"{what + ': ' if what else ''}{exc}", icon="🚫")
+        st.error(f"{what + ': ' if what else ''}{exc}", icon=":material/error:")
     except (ValueError, OSError) as exc:  # bad settings, unreadable files
-        st.error(f"{what + ': ' if what else ''}{exc}", icon="🚫")
+        st.error(f"{what + ': ' if what else ''}{exc}", icon=":material/error:")
     except Exception as exc:  # noqa: BLE001 - a page must never show a traceback
         log.exception("unexpected error%s", f" in {what}" if what else "")
         st.error(f"Something unexpected went wrong{' in ' + what if what else ''} ({type(exc).__name__}: "
                  f"{str(exc).splitlines()[0] if str(exc) else 'no details'}). The details are in the terminal "
-                 f"that runs the app.", icon="🚫")
+                 f"that runs the app.", icon=":material/error:")
 
 
 def need_dataset() -> bool:
@@ -61,7 +58,7 @@ def need_dataset() -> bool:
     if state.dataset() is not None:
         return True
     st.warning("No dataset is loaded yet. Choose one on the Home page (the bundled demo needs nothing of yours).")
-    st.page_link(PAGES["home"], label="Go to Home / data", icon="🏠")
+    st.page_link(PAGES["home"], label="Go to Home / data", icon=":material/home:")
     return False
 
 
@@ -71,7 +68,7 @@ def need_detector(key: str) -> bool:
         return True
     st.warning("No model yet. Train one on the Train page"
                + (", or load the bundled demo checkpoint." if _bundled_fits() else "."))
-    st.page_link(PAGES["train"], label="Go to Train", icon="🏋️")
+    st.page_link(PAGES["train"], label="Go to Train", icon=":material/model_training:")
     if _bundled_fits() and st.button("Load the bundled demo checkpoint", key=f"bundled_{key}"):
         with guard("loading the bundled checkpoint"):
             load_bundled_checkpoint()
@@ -83,12 +80,7 @@ def _bundled_fits() -> bool:
     return BUNDLED_CHECKPOINT.is_file() and st.session_state.get(state.DATASET_KIND) == "demo"
 
 
-def load_bundled_checkpoint() -> None:
-    det = Detector.load(BUNDLED_CHECKPOINT)
-    data = state.dataset()
-    if data is not None:
-        det.check_compatible(data)
-    state.set_detector(det, f"bundled checkpoint {BUNDLED_CHECKPOINT.relative_to(REPO)}")
+load_bundled_checkpoint = state.load_bundled_checkpoint
 
 
 def dataset_banner() -> None:

@@ -73,6 +73,13 @@ class TrainConfig:
     normalization: Literal["train", "none"] = "train"
     threshold: Literal["posterior", "youden"] = "posterior"
     device: str = "auto"
+    mixture_var_floor: float = 1e-8
+    """[ours] Floor on each Beta component's variance in the verdict's EM (``BetaMixture(var_floor=...)``); the
+    default 1e-8 is the mixture's own. The shared block's ReLU makes embeddings non-negative, so cos >= 0 and many
+    abnormal *training* pairs end exactly orthogonal (u = 0.5): with the default floor the abnormal component
+    collapses to a spike (alpha, beta ~ 1e4-1e5) whose posterior saturates to exactly 0 or 1 in float64 for most
+    test pairs, and the ties cost AUC (RAVDESS, docs/notes/ravdess.md). A floor of ~3e-3 (sd >= 0.055 in u) keeps
+    the posterior's ordering equal to the cosine's."""
 
     def validate(self) -> None:
         _require(self.optimizer in ("sgd", "adam"), "optimizer must be 'sgd' or 'adam'")
@@ -83,6 +90,7 @@ class TrainConfig:
         _require(0.0 <= self.abnormal_rate <= 1.0, "abnormal rate must lie in [0, 1]")
         _require(self.normalization in ("train", "none"), "normalization must be 'train' or 'none'")
         _require(self.threshold in ("posterior", "youden"), "threshold must be 'posterior' or 'youden'")
+        _require(0.0 < self.mixture_var_floor < 0.25, "mixture_var_floor must lie in (0, 0.25)")
 
 
 @dataclass

@@ -211,7 +211,8 @@ class Trainer:
 def fit_verdict(detector: Detector, train: PairDataset, valid: PairDataset, threshold: str = "posterior") -> None:
     """Fit the Beta mixture on training scores (initialised from normal/abnormal) and set the threshold."""
     train_sim = detector.similarity(train)
-    detector.mixture = BetaMixture().fit(similarity_to_score(train_sim), init_labels=train.is_abnormal.astype(int))
+    mixture = BetaMixture(var_floor=detector.config.train.mixture_var_floor)
+    detector.mixture = mixture.fit(similarity_to_score(train_sim), init_labels=train.is_abnormal.astype(int))
     detector.threshold = 0.5
     if threshold == "youden":
         valid_p = detector.posterior_abnormal(detector.similarity(valid))

@@ -107,6 +107,27 @@ def test_second_load_reads_the_cache(corpus: Path, tmp_path: Path, monkeypatch: 
     assert len(calls) == 10
 
 
+def test_voice_preprocessing_option(corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Preprocessing shortens the frames, names itself in the extractor id, and leaves the cache raw."""
+    report: list[str] = []
+    pooled = load(corpus, tmp_path, voice_preprocessing="trim+f0fill+pool5", report=report)
+    n_raw = 1 + int(0.4 * SR) // 160  # the made-up clips are tones without silence: trim keeps every frame
+    assert all(v.shape == (-(-n_raw // 5), 47) and v.dtype == np.float32 for v in pooled.voice)
+    assert pooled.extractor == {"face": "openface-au-clip/1", "voice": "librosa-voice/1+trim+f0fill+pool5"}
+    assert pooled.voice_feature_names[:2] == ("mfcc_0", "mfcc_1") and pooled.voice_dim == 47
+    assert any("voice preprocessing trim+f0fill+pool5" in line for line in report)
+    calls = []
+    original = voice_module.VoiceFeatureExtractor.extract
+    monkeypatch.setattr(voice_module.VoiceFeatureExtractor, "extract",
+                        lambda self, s, sr: calls.append(1) or original(self, s, sr))
+    raw = load(corpus, tmp_path, voice_preprocessing="none")
+    assert calls == [] and all(len(v) == n_raw for v in raw.voice)
+    assert raw.extractor["voice"] == "librosa-voice/1"
+    np.testing.assert_allclose(pooled.voice[0][0], raw.voice[0][:5].mean(0), rtol=1e-5, atol=1e-4)
+    with pytest.raises(DataError, match="unknown voice preprocessing step 'pool0'"):
+        load(corpus, tmp_path, voice_preprocessing="trim+pool0")
+
+
 def test_duplicate_audio_is_dropped(corpus: Path, tmp_path: Path) -> None:
     folder = corpus / "audio" / "Actor_01"
     shutil.copy(folder / "03-01-03-02-01-01-01.flac", folder / "03-01-08-01-01-02-01.flac")  # same take twice

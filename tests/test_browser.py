@@ -1,0 +1,217 @@
+"""The app in a real browser: ``streamlit run app.py`` on a free localhost port, driven by playwright through the
+demo flow (home -> train 1 epoch -> embeddings -> similarity -> verdicts), with a screenshot of every page saved to
+``test-artifacts/screenshots/``.
+
+Uses Debian's ``chromium`` (installed here with apt-get when missing and we are root) and never downloads
+playwright's own browsers. Skips with a reason when no browser can be had.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHOTS = REPO / "test-artifacts" / "screenshots"
+CHROMIUM = Path(os.environ.get("CROSSEMO_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+VIEWPORT = {"width": 1280, "height": 1000}
+PAGE_TIMEOUT_MS = 60_000
+TRAIN_TIMEOUT_MS = 150_000
+EPOCHS = 3  # with the fast preset: a few seconds per epoch on 2 CPU cores
+
+pytestmark = pytest.mark.slow
+
+
+def _install_chromium() -> str | None:
+    """None when chromium is there (installing it if we can), else the reason it is not."""
+    if CHROMIUM.exists():
+        return None
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return f"{CHROMIUM} is missing and we are not root to apt-get install chromium"
+    if shutil.which("apt-get") is None:
+        return f"{CHROMIUM} is missing and there is no apt-get to install it"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+        if done.returncode != 0:
+            return f"{' '.join(cmd)} failed: {(done.stderr or done.stdout).strip().splitlines()[-1:]}"
+    return None if CHROMIUM.exists() else f"chromium was installed but {CHROMIUM} is still missing"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    reason = _install_chromium()
+    if reason:
+        pytest.skip(reason)
+    pytest.importorskip("playwright.sync_api", reason="pip install playwright (see requirements-dev.txt)")
+    return str(CHROMIUM)
+
+
+@pytest.fixture(scope="session")
+def app_url(tmp_path_factory: pytest.TempPathFactory):
+    port = _free_port()
+    log = tmp_path_factory.mktemp("streamlit") / "server.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+             "--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+            cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                pytest.fail(f"streamlit did not start; its log:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        text = log.read_text()
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        (SHOTS.parent / "streamlit-server.log").write_text(text)
+
+
+def _no_errors(page) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0, "an exception box is shown"
+    body = page.locator("body").inner_text()
+    assert "Traceback" not in body
+    errors = page.locator('[data-testid="stAlertContentError"]')
+    assert errors.count() == 0, f"error message shown: {errors.first.inner_text()}"
+
+
+def _wait_idle(page, timeout_ms: int = PAGE_TIMEOUT_MS) -> None:
+    """Until the app is not running a script (the status widget disappears) and no progress bar is left."""
+    page.wait_for_timeout(300)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " && document.querySelectorAll('[data-testid=\"stProgress\"]').length === 0"
+        " && document.querySelectorAll('[data-stale=\"true\"]').length === 0", timeout=timeout_ms)
+    page.wait_for_timeout(500)
+
+
+def _goto(page, title: str) -> None:
+    page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+    page.wait_for_timeout(500)
+
+
+def _shot(page, name: str) -> Path:
+    """The whole page: Streamlit scrolls inside its main block, so the viewport is stretched to the content."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    height = page.evaluate("() => { const m = document.querySelector('[data-testid=\"stMain\"]')"
+                           " || document.body; return m.scrollHeight; }")
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": int(min(max(height, VIEWPORT["height"]), 6000))})
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(path))
+    page.set_viewport_size(VIEWPORT)
+    page.wait_for_timeout(300)
+    return path
+
+
+def _slider_value(page) -> float:
+    return float(page.locator('[data-testid="stSlider"] [data-testid="stSliderThumbValue"]').first.inner_text())
+
+
+def test_demo_flow_in_browser(chromium_path: str, app_url: str) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=PAGE_TIMEOUT_MS)
+    started = time.time()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            page.set_default_timeout(PAGE_TIMEOUT_MS)
+
+            # Home: the demo loads by itself.
+            page.goto(app_url)
+            expect(page.get_by_text("Does the face's emotion match the voice's?")).to_be_visible()
+            expect(page.get_by_text("Research tool, not a diagnostic device").first).to_be_visible()
+            expect(page.get_by_text("Synthetic data.", exact=False).first).to_be_visible()
+            expect(page.get_by_text("Class balance per modality")).to_be_visible()
+            _wait_idle(page)
+            expect(page.get_by_text("made", exact=False).get_by_text("pairs abnormal", exact=False).first) \
+                .to_be_visible()
+            _no_errors(page)
+            _shot(page, "1-home")
+
+            # Train one epoch and wait for the curves.
+            _goto(page, "Train")
+            expect(page.get_by_role("heading", name="Live curves")).to_be_visible()
+            page.get_by_text("fast [ours", exact=False).first.click()  # the preset labelled as ours
+            _wait_idle(page)
+            epochs = page.get_by_label("Epochs", exact=True)
+            epochs.fill(str(EPOCHS))
+            epochs.press("Enter")
+            _wait_idle(page)
+            assert epochs.input_value() == str(EPOCHS)
+            page.get_by_role("button", name="Start training").click()
+            expect(page.get_by_text("Training finished", exact=False)).to_be_visible(timeout=TRAIN_TIMEOUT_MS)
+            _wait_idle(page)
+            expect(page.get_by_text("Training losses")).to_be_visible()
+            expect(page.get_by_text("Validation AUC after each epoch")).to_be_visible()
+            expect(page.get_by_text(f"Training finished after {EPOCHS} epoch(s)", exact=False)).to_be_visible()
+            _no_errors(page)
+            _shot(page, "2-train")
+
+            # Embeddings (t-SNE, the default).
+            _goto(page, "Embeddings")
+            expect(page.get_by_text("After training: t-SNE", exact=False)).to_be_visible()
+            expect(page.get_by_text("Before training (initial weights): t-SNE", exact=False)).to_be_visible()
+            _wait_idle(page)
+            _no_errors(page)
+            _shot(page, "3-embeddings")
+
+            # Similarity: move the threshold with the keyboard and see the metrics follow.
+            _goto(page, "Similarity")
+            expect(page.get_by_text("with the Beta mixture fitted on the training pairs")).to_be_visible()
+            _wait_idle(page)
+            before = _slider_value(page)
+            page.locator('[data-testid="stSlider"] input[type="range"]').first.focus()
+            for _ in range(15):
+                page.keyboard.press("ArrowRight")
+            _wait_idle(page)
+            after = _slider_value(page)
+            assert after == pytest.approx(min(before + 0.15, 1.0), abs=1e-6)
+            expect(page.get_by_text("ROC curve")).to_be_visible()
+            _no_errors(page)
+            _shot(page, "4-similarity")
+
+            # Verdicts at that threshold.
+            _goto(page, "Verdicts")
+            expect(page.get_by_text(f"Threshold: {after:.2f}", exact=False)).to_be_visible()
+            expect(page.get_by_text("Per anomaly type (Table IV layout)")).to_be_visible()
+            expect(page.get_by_role("button", name="Export these rows as CSV")).to_be_visible()
+            _wait_idle(page)
+            _no_errors(page)
+            _shot(page, "5-verdicts")
+        finally:
+            browser.close()
+    assert time.time() - started < 240, "the browser flow took longer than 4 minutes"
