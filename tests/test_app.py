@@ -1,0 +1,258 @@
+"""The Streamlit app driven by ``streamlit.testing.v1.AppTest``: every page on the bundled demo (train 2 epochs,
+curves, embeddings, Beta histograms with a moving threshold, verdicts), errors shown as messages, and the RAVDESS
+folder flow when ``../shared/data/ravdess`` is there."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from crossemo_core.experiment import load_corpus
+
+REPO = Path(__file__).resolve().parent.parent
+APP = str(REPO / "app.py")
+RAVDESS = Path(os.environ.get("CROSSEMO_SHARED_DATA") or REPO.parent / "shared" / "data") / "ravdess"
+RUN_TIMEOUT = 90
+
+
+def new_app() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT)
+    at.run()
+    assert_clean(at)
+    return at
+
+
+def assert_clean(at: AppTest) -> None:
+    """No exception box and no error message on the page."""
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def goto(at: AppTest, page: str) -> AppTest:
+    at.switch_page(f"app_pages/{page}.py")
+    at.run()
+    return at
+
+
+def run_until(at: AppTest, done, timeout: float = 120.0, what: str = "the app") -> None:
+    deadline = time.time() + timeout
+    while not done(at):
+        if time.time() > deadline:
+            raise AssertionError(f"{what} did not finish within {timeout:.0f} s; errors: {[e.value for e in at.error]}")
+        time.sleep(0.5)
+        at.run()
+
+
+def texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [i.value for i in at.info]
+    parts += [w.value for w in at.warning] + [s.value for s in at.success] + [t.value for t in at.title]
+    return "\n".join(str(p) for p in parts)
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def charts(at: AppTest) -> int:
+    return len(at.get("plotly_chart"))
+
+
+def no_progress(at: AppTest) -> bool:
+    return not at.get("progress")
+
+
+def training_done(at: AppTest) -> bool:
+    job = at.session_state["train_job"] if "train_job" in at.session_state else None
+    return job is not None and job.finished and any("Training" in s.value for s in at.success + at.error)
+
+
+def train(at: AppTest, epochs: int) -> None:
+    goto(at, "train")
+    at.radio(key="w_p_preset").set_value("fast").run()
+    at.number_input(key="w_p_epochs").set_value(epochs).run()
+    at.button(key="start_training").click().run()
+    assert_clean(at)
+    run_until(at, training_done, what="training")
+    assert_clean(at)
+
+
+# ---------------------------------------------------------------------------------------------- home
+def test_home_shows_the_demo_and_the_protocol():
+    at = new_app()
+    demo = load_corpus("demo")
+    assert at.title[0].value == "Does the face's emotion match the voice's?"
+    body = texts(at)
+    assert "Research tool, not a diagnostic device" in body
+    assert any("Synthetic data" in w.value for w in at.warning)
+    assert metric(at, "Pairs (clips)") == f"{len(demo):,}"
+    assert metric(at, "Speakers") == str(len(set(demo.speaker)))
+    assert charts(at) >= 3  # class balance, lengths, speakers
+    assert f"made **{len(demo) // 2} of {len(demo)}** pairs abnormal" in body
+    assert len(at.dataframe[0].value) == 3  # train / valid / test
+    at.slider(key="w_p_split_rate").set_value(0.25).run()
+    assert_clean(at)
+    assert "rate **0.25**" in texts(at)
+    sidebar = "\n".join(m.value for m in at.sidebar.markdown)
+    assert "demo (synthetic)" in sidebar
+    if (REPO / "checkpoints" / "demo.pt").is_file():
+        assert "bundled demo checkpoint" in sidebar
+
+
+def test_bad_ravdess_path_is_an_error_message_not_a_traceback():
+    at = new_app()
+    at.radio(key="w_p_data_kind").set_value("ravdess").run()
+    at.text_input(key="w_p_ravdess_path").input("/nonexistent/ravdess").run()
+    at.button[0].click().run()  # "Load RAVDESS"
+    run_until(at, lambda a: bool(a.error), timeout=30, what="loading")
+    assert not at.exception
+    assert any("does not exist" in e.value for e in at.error)
+    assert "demo (synthetic)" in "\n".join(m.value for m in at.sidebar.markdown)  # the demo stays loaded
+
+
+def test_train_page_defaults_are_the_paper_values():
+    at = goto(new_app(), "train")
+    assert_clean(at)
+    assert at.radio(key="w_p_preset").value == "paper"
+    assert at.selectbox(key="w_p_optimizer").value == "sgd"
+    assert at.number_input(key="w_p_lr").value == pytest.approx(1e-4)
+    assert at.number_input(key="w_p_batch_size").value == 16
+    assert [at.number_input(key=f"w_p_lambda_{t}").value for t in ("intra", "cross", "hard")] == [1.0, 1.0, 0.5]
+    assert at.number_input(key="w_p_k").value == 6 and at.number_input(key="w_p_tau").value == 1.0
+    assert all(at.checkbox(key=f"w_p_use_{t}").value for t in ("share", "intra", "cross", "hard"))
+    assert at.number_input(key="w_p_epochs").value == 3  # the demo's short default (ours)
+    assert "Device in use:" in texts(at)
+    at.radio(key="w_p_preset").set_value("fast").run()
+    assert at.selectbox(key="w_p_optimizer").value == "adam"
+    assert at.number_input(key="w_p_lr").value == pytest.approx(1e-3)
+    assert at.number_input(key="w_p_batch_size").value == 32
+    goto(at, "home")
+    goto(at, "train")  # values survive a page switch
+    assert at.radio(key="w_p_preset").value == "fast" and at.number_input(key="w_p_batch_size").value == 32
+
+
+def test_bad_checkpoint_path_is_an_error_message():
+    at = goto(new_app(), "train")
+    at.radio(key="w_p_ckpt_source").set_value("path").run()
+    at.text_input(key="w_p_ckpt_path").input("/nonexistent/model.pt").run()
+    at.button(key="load_checkpoint").click().run()
+    assert not at.exception
+    assert any("does not exist" in e.value for e in at.error)
+
+
+# ---------------------------------------------------------------------------------------------- the demo flow
+@pytest.fixture(scope="module")
+def trained_app() -> AppTest:
+    at = new_app()
+    train(at, epochs=2)
+    return at
+
+
+def test_training_shows_live_curves_and_keeps_the_model(trained_app):
+    at = trained_app
+    assert any("Training finished after 2 epoch(s)" in s.value for s in at.success)
+    assert charts(at) >= 2  # losses and validation AUC
+    epochs = next(df.value for df in at.dataframe if "validation AUC" in df.value.columns)
+    assert list(epochs["epoch"]) == [1, 2]
+    assert {"L_share", "L_intra", "L_cross", "L_hard", "L_all (weighted total)"} <= set(epochs.columns)
+    assert 0.0 <= float(metric(at, "AUC")) <= 1.0
+    assert "trained in this session" in "\n".join(m.value for m in at.sidebar.markdown)
+    assert at.get("download_button")  # the checkpoint can be downloaded
+
+
+def test_embeddings_before_and_after(trained_app):
+    at = goto(trained_app, "embeddings")
+    assert at.radio(key="w_p_emb_method").value == "tsne"
+    run_until(at, no_progress, timeout=120, what="t-SNE")
+    assert_clean(at)
+    assert charts(at) == 2
+    at.selectbox(key="w_p_emb_colour").set_value("emotion").run()
+    run_until(at, no_progress, timeout=60, what="t-SNE")
+    assert_clean(at)
+    assert charts(at) == 2
+
+
+def test_similarity_threshold_moves_the_metrics(trained_app):
+    at = goto(trained_app, "similarity")
+    assert_clean(at)
+    assert charts(at) == 3  # histogram + Beta mixture, posterior, ROC
+    n_test = int(metric(at, "Flagged").split()[-1])
+    flagged = {}
+    for t in (0.0, 0.5, 1.0):
+        at.slider(key="w_p_threshold").set_value(t).run()
+        assert_clean(at)
+        flagged[t] = int(metric(at, "Flagged").split()[0])
+    assert flagged[0.0] == n_test and flagged[1.0] <= flagged[0.5] <= flagged[0.0]
+    at.slider(key="w_p_threshold").set_value(0.0).run()
+    assert metric(at, "TPR") == "1.000" and metric(at, "FPR") == "1.000"
+    at.selectbox(key="w_p_sim_rule").set_value("youden").run()
+    assert_clean(at)
+    assert 0.0 < at.slider(key="w_p_threshold").value <= 1.0
+    at.radio(key="w_p_sim_stage").set_value("before").run()  # Fig. 9: the same network before training
+    assert_clean(at)
+    assert charts(at) == 3
+    at.radio(key="w_p_sim_stage").set_value("after").run()
+    at.slider(key="w_p_threshold").set_value(0.5).run()
+
+
+def test_verdicts_table_filters_details_and_per_type(trained_app):
+    at = goto(trained_app, "verdicts")
+    assert_clean(at)
+    assert "Threshold:** 0.50" in texts(at)
+    table = at.dataframe[0].value
+    assert {"clip_id", "speaker", "face_class", "voice_class", "similarity", "p_inconsistent", "verdict",
+            "correct"} <= set(table.columns)
+    n = len(table)
+    assert ((table["face_class"] != table["voice_class"]) == (table["truth"] == "inconsistent")).all()
+    at.multiselect(key="w_p_ver_verdicts").set_value(["consistent"]).run()
+    filtered = at.dataframe[0].value
+    assert len(filtered) <= n and (filtered["verdict"] == "consistent").all()
+    at.multiselect(key="w_p_ver_verdicts").set_value([]).run()
+    at.selectbox(key="w_p_ver_sort").set_value("p_inconsistent").run()
+    at.checkbox(key="w_p_ver_desc").check().run()
+    ordered = at.dataframe[0].value["p_inconsistent"].tolist()
+    assert ordered == sorted(ordered, reverse=True)
+    pair = int(at.dataframe[0].value["pair"].iloc[2])
+    at.selectbox(key="w_p_ver_pair").set_value(pair).run()
+    assert_clean(at)
+    assert f"Pair {pair} of speaker" in texts(at)
+    frames = [df.value for df in at.dataframe]
+    assert any("Undivided Acc" in df.columns for df in frames)  # Table IV layout
+    per_type = next(df for df in frames if "anomaly type" in df.columns)
+    assert per_type["anomaly type"].iloc[0] == "Undivided" and per_type["pairs"].iloc[0] == n
+    assert at.get("download_button")
+    assert charts(at) >= 2  # gauge and per-type bars
+
+
+# ---------------------------------------------------------------------------------------------- RAVDESS
+def _ravdess_ready() -> str | None:
+    if not (RAVDESS / "face_au.csv").is_file():
+        return f"{RAVDESS} is not available"
+    try:
+        from crossemo_core.data.loaders import load_ravdess  # noqa: F401
+    except ImportError:
+        return "crossemo_core.data.loaders.load_ravdess is not available"
+    return None
+
+
+@pytest.mark.real_data
+@pytest.mark.skipif(_ravdess_ready() is not None, reason=str(_ravdess_ready()))
+def test_ravdess_folder_flow():
+    at = new_app()
+    at.radio(key="w_p_data_kind").set_value("ravdess").run()
+    at.text_input(key="w_p_ravdess_path").input(os.path.relpath(RAVDESS, Path.cwd())).run()
+    at.text_input(key="w_p_ravdess_actors").input("1-3").run()
+    at.button[0].click().run()
+    run_until(at, lambda a: a.session_state["dataset_kind"] == "ravdess" or bool(a.error), timeout=240,
+              what="RAVDESS loading")
+    assert_clean(at)
+    assert metric(at, "Speakers") == "3"
+    assert int(metric(at, "Pairs (clips)")) >= 170
+    assert "not recorded from people" not in texts(at)
+    train(at, epochs=1)
+    goto(at, "verdicts")
+    assert_clean(at)
+    table = at.dataframe[0].value
+    assert len(table) > 0 and table["speaker"].str.startswith("actor_").all()
