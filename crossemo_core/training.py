@@ -148,6 +148,9 @@ class Trainer:
                     if self.stop_event.is_set():
                         break
                     face, fl, voice, vl, yf, yv = train_t.batch(index, self.device)
+                    if cfg.train.input_noise > 0:  # [ours] training-time input noise (padding is never read)
+                        face = face + cfg.train.input_noise * torch.randn_like(face)
+                        voice = voice + cfg.train.input_noise * torch.randn_like(voice)
                     out = model(face, fl, voice, vl)
                     losses = criterion(out.face, out.voice, out.face_logits, out.voice_logits, yf, yv)
                     if not torch.isfinite(losses.total):

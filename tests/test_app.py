@@ -66,7 +66,7 @@ def no_progress(at: AppTest) -> bool:
 
 def training_done(at: AppTest) -> bool:
     job = at.session_state["train_job"] if "train_job" in at.session_state else None
-    return job is not None and job.finished and any("Training" in s.value for s in at.success + at.error)
+    return job is not None and job.finished and any("Training" in s.value for s in [*at.success, *at.error])
 
 
 def train(at: AppTest, epochs: int) -> None:

@@ -92,3 +92,26 @@ def test_mosi_dev_split_trains_end_to_end(tmp_path):
     # the demo checkpoint must refuse MOSI features (47/74-d FACET/COVAREP vs 35/74-d synthetic)
     proc = run("evaluate", "--dataset", "misa", "--root", SHARED / "mosi" / "dev.pkl", check=False)
     assert proc.returncode == 2 and "does not fit" in proc.stderr
+
+
+def test_ctrl_c_during_training_keeps_the_best_weights(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "interrupted.pt"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "crossemo_core", "train", "--dataset", "demo", "--out", str(out),
+                             "--preset", "fast", "--epochs", "200"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    for line in proc.stdout:  # wait for the first finished epoch, then press Ctrl-C
+        if line.startswith("epoch") or time.monotonic() > deadline:
+            break
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    assert "training interrupted: keeping the best weights so far" in stdout
+    assert out.is_file() and not list(tmp_path.glob("*.tmp"))
+    from crossemo_core.detector import Detector
+
+    assert Detector.load(out).metadata["interrupted"] is True
