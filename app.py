@@ -20,6 +20,7 @@ pages = [
     st.Page(ui.PAGES["embeddings"], title="Embeddings", icon=":material/scatter_plot:"),
     st.Page(ui.PAGES["similarity"], title="Similarity", icon=":material/bar_chart:"),
     st.Page(ui.PAGES["verdicts"], title="Verdicts", icon=":material/gavel:"),
+    st.Page(ui.PAGES["clip"], title="Clip verdict", icon=":material/videocam:"),
 ]
 page = st.navigation(pages)
 

@@ -32,7 +32,7 @@ def _default_epochs(preset: str) -> int:
 def apply_preset() -> None:
     """Fill the widgets with a preset's values (the loss and model settings are the paper's in both presets)."""
     name = st.session_state["p_preset"]
-    train = TrainConfig(**{k: v for k, v in PRESETS[name].items()})
+    train = TrainConfig(**PRESETS[name])
     for key in TRAIN_KEYS:
         state.set_value(f"p_{key}", getattr(train, key))
     state.set_value("p_epochs", _default_epochs(name))
@@ -40,17 +40,17 @@ def apply_preset() -> None:
 
 
 def _init_widgets() -> None:
+    """First visit: the paper preset's values; later: keep the user's, but re-default epochs for new data kinds."""
     if "p_preset" not in st.session_state:
-        state.set_value("p_preset", "paper")
-        loss, model = LossConfig(), ModelConfig(face_dim=1, voice_dim=1)
-        for key in LOSS_KEYS:
-            state.set_value(f"p_{key}", getattr(loss, key))
-        for key in MODEL_KEYS:
-            state.set_value(f"p_{key}", getattr(model, key))
-        state.set_value("p_threshold_rule", "posterior")
-        state.set_value("p_device", "auto")
-        state.set_value("p_num_threads", 1)
-        apply_preset()
+        train, loss, model = TrainConfig(**PRESETS["paper"]), LossConfig(), ModelConfig(face_dim=1, voice_dim=1)
+        defaults = {"p_preset": "paper", "p_threshold_rule": "posterior", "p_device": "auto", "p_num_threads": 1,
+                    **{f"p_{k}": getattr(train, k) for k in TRAIN_KEYS},
+                    **{f"p_{k}": getattr(loss, k) for k in LOSS_KEYS},
+                    **{f"p_{k}": getattr(model, k) for k in MODEL_KEYS}}
+        defaults["p_epochs"] = _default_epochs("paper")
+        for key, value in defaults.items():
+            st.session_state[key] = value
+        st.session_state["p_epochs_for"] = st.session_state.get(state.DATASET_KIND)
     elif st.session_state.get("p_epochs_for") != st.session_state.get(state.DATASET_KIND):
         state.set_value("p_epochs", _default_epochs(st.session_state["p_preset"]))
         st.session_state["p_epochs_for"] = st.session_state.get(state.DATASET_KIND)

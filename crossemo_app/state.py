@@ -19,6 +19,7 @@ Keys (``st.session_state[...]``):
 ``cache``              dict of computed views keyed by (what, data_id, run_id, ...)
 ``jobs``               dict of background computations (projections) keyed like ``cache``
 ``p_*``                widget values kept across pages (see :func:`widget`); ``w_*`` the widgets' own keys
+``widget_versions``    how often code has set each ``p_*`` value (part of the widget key)
 =====================  =================================================================================
 
 ``p_split_seed`` / ``p_split_rate`` (Home) define the split and protocol; ``p_threshold`` (Similarity) is the decision
@@ -45,7 +46,7 @@ DETECTOR, DETECTOR_SOURCE, RUN_ID = "detector", "detector_source", "run_id"
 TRAIN_JOB, ADOPTED_JOB = "train_job", "adopted_job"
 CACHE, JOBS = "cache", "jobs"
 SPLIT_SEED, SPLIT_RATE, THRESHOLD = "p_split_seed", "p_split_rate", "p_threshold"
-PERSIST_PREFIX, WIDGET_PREFIX = "p_", "w_"
+PERSIST_PREFIX, WIDGET_PREFIX, VERSIONS = "p_", "w_", "widget_versions"
 
 DEFAULTS: dict[str, Any] = {
     DATASET: None, DATASET_KIND: None, DATASET_SOURCE: "", DATASET_REPORT: [], DATA_ID: 0, LOAD_JOB: None, LOAD_MESSAGE: None,
@@ -64,17 +65,32 @@ def init() -> None:
             st.session_state[key] = {}
 
 
+def widget_key(key: str) -> str:
+    """The Streamlit key of the widget that shows ``key`` now (it changes when code sets the value)."""
+    version = st.session_state.get(VERSIONS, {}).get(key, 0)
+    return f"{WIDGET_PREFIX}{key}" if version == 0 else f"{WIDGET_PREFIX}{key}~{version}"
+
+
 def widget(draw: Callable[..., Any], label: str, key: str, *args: Any,
            on_change: Callable[[], None] | None = None, **kwargs: Any) -> Any:
     """Draw a widget whose value lives under ``key`` in the session state, so it survives page switches.
 
-    Streamlit drops a widget's own state when its page is not shown; the widget therefore uses the key
-    ``"w_" + key`` and copies its value to ``key`` (restored from there when the widget comes back). ``key`` must
-    hold a value before the first call (see :data:`DEFAULTS` or ``st.session_state.setdefault``).
+    Streamlit drops a widget's own state when its page is not shown, and values written into a widget's state from
+    code race with the browser's own copy. So the value lives under ``key`` (never a widget key), the widget is
+    created with that value as its default, and :func:`set_value` gives the widget a new key, i.e. a fresh widget
+    with the new default. ``key`` must hold a value before the first call, except for text fields (default "").
     """
-    wkey = WIDGET_PREFIX + key
-    if wkey not in st.session_state and key in st.session_state:
-        st.session_state[wkey] = st.session_state[key]
+    wkey = widget_key(key)
+    name = getattr(draw, "__name__", "")
+    stored = st.session_state.get(key)
+    if name in ("radio", "selectbox"):
+        options = list(kwargs["options"] if "options" in kwargs else args[0])
+        kwargs["index"] = options.index(stored) if stored in options else 0
+    elif name == "multiselect":
+        options = list(kwargs["options"] if "options" in kwargs else args[0])
+        kwargs["default"] = [v for v in (stored or []) if v in options]
+    elif stored is not None:
+        kwargs["value"] = stored
 
     def sync() -> None:
         st.session_state[key] = st.session_state[wkey]
@@ -87,9 +103,12 @@ def widget(draw: Callable[..., Any], label: str, key: str, *args: Any,
 
 
 def set_value(key: str, value: Any) -> None:
-    """Change a :func:`widget`'s value from code (in a callback, or before the widget is drawn in this run)."""
+    """Change a :func:`widget`'s value from code (anywhere: the widget is re-created with the new value)."""
+    if st.session_state.get(key) == value and type(st.session_state.get(key)) is type(value):
+        return
     st.session_state[key] = value
-    st.session_state[WIDGET_PREFIX + key] = value
+    versions = st.session_state.setdefault(VERSIONS, {})
+    versions[key] = versions.get(key, 0) + 1
 
 
 # ------------------------------------------------------------------------------------------------ dataset

@@ -24,6 +24,7 @@ PAGES = {
     "embeddings": "app_pages/embeddings.py",
     "similarity": "app_pages/similarity.py",
     "verdicts": "app_pages/verdicts.py",
+    "clip": "app_pages/clip.py",
 }
 
 

@@ -67,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = sub.add_parser("inspect", help="print a dataset's summary or a checkpoint's card")
     inspect.add_argument("--checkpoint", type=Path)
     data_args(inspect, required=False)
+
+    from crossemo_core.clip.cli import add_score_parser  # the clip verdicts (crossemo_core/clip/cli.py)
+    add_score_parser(sub)
+
+    from crossemo_core.benchmark.cli import add_benchmark_parser  # the benchmark suites (crossemo_core/benchmark/)
+    add_benchmark_parser(sub)
     return parser
 
 
@@ -74,7 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"train": _train, "evaluate": _evaluate, "cross-validate": _cross_validate,
-                "inspect": _inspect}[args.command](args)
+                "inspect": _inspect, "score": _score,
+                "benchmark": _benchmark}[args.command](args)
     except CrossemoError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -195,6 +202,18 @@ def _inspect(args: argparse.Namespace) -> int:
         return 0
     print(json.dumps(_load(args).summary(), indent=2, default=str))
     return 0
+
+
+def _benchmark(args: argparse.Namespace) -> int:
+    from crossemo_core.benchmark.cli import run_benchmark_command
+
+    return run_benchmark_command(args)
+
+
+def _score(args: argparse.Namespace) -> int:
+    from crossemo_core.clip.cli import run
+
+    return run(args)
 
 
 # ---------------------------------------------------------------------------------------------------- output

@@ -73,9 +73,6 @@ class TrainConfig:
     normalization: Literal["train", "none"] = "train"
     threshold: Literal["posterior", "youden"] = "posterior"
     device: str = "auto"
-    input_noise: float = 0.0
-    """[ours] Standard deviation of Gaussian noise added to every (normalised) input frame of both modalities
-    during training only (a regulariser for small corpora); 0 (the default) adds none, as in method.md."""
     mixture_var_floor: float = 1e-8
     """[ours] Floor on each Beta component's variance in the verdict's EM (``BetaMixture(var_floor=...)``); the
     default 1e-8 is the mixture's own. The shared block's ReLU makes embeddings non-negative, so cos >= 0 and many
@@ -93,7 +90,6 @@ class TrainConfig:
         _require(0.0 <= self.abnormal_rate <= 1.0, "abnormal rate must lie in [0, 1]")
         _require(self.normalization in ("train", "none"), "normalization must be 'train' or 'none'")
         _require(self.threshold in ("posterior", "youden"), "threshold must be 'posterior' or 'youden'")
-        _require(self.input_noise >= 0.0, "input_noise must be >= 0")
         _require(0.0 < self.mixture_var_floor < 0.25, "mixture_var_floor must lie in (0, 0.25)")
 
 

@@ -102,11 +102,15 @@ class Trainer:
     """Trains a :class:`Detector` from train/valid pair sets (see the module docstring)."""
 
     def __init__(self, config: ExperimentConfig, callbacks: list[TrainingCallback] | None = None,
-                 stop_event: threading.Event | None = None) -> None:
+                 stop_event: threading.Event | None = None, criterion: torch.nn.Module | None = None) -> None:
+        """``criterion`` replaces the SIR-HCL objective built from ``config.loss`` (baselines that share the network,
+        :mod:`crossemo_core.baselines`): called as ``criterion(face, voice, face_logits, voice_logits, y_face,
+        y_voice)``, it returns a :class:`~crossemo_core.losses.LossOutput`."""
         self.config = config.validate()
         self.callbacks = list(callbacks or [])
         self.stop_event = stop_event or threading.Event()
         self.device = resolve_device(config.train.device)
+        self.criterion = criterion
 
     def stop(self) -> None:
         """Ask the loop to finish after the current step (thread-safe)."""
@@ -124,7 +128,7 @@ class Trainer:
                       else FeatureNormalizer.identity(train.face_dim, train.voice_dim))
         train_t, valid_t = PairTensors.build(train, normalizer), PairTensors.build(valid, normalizer)
         model = SIRHCL(cfg.model).to(self.device)
-        criterion = HybridContrastiveLoss(
+        criterion = self.criterion or HybridContrastiveLoss(
             lambda_intra=cfg.loss.lambda_intra, lambda_cross=cfg.loss.lambda_cross, lambda_hard=cfg.loss.lambda_hard,
             k=cfg.loss.k, tau=cfg.loss.tau, use_share=cfg.loss.use_share, use_intra=cfg.loss.use_intra,
             use_cross=cfg.loss.use_cross, use_hard=cfg.loss.use_hard, hard_loss=cfg.loss.hard_loss)
@@ -148,9 +152,6 @@ class Trainer:
                     if self.stop_event.is_set():
                         break
                     face, fl, voice, vl, yf, yv = train_t.batch(index, self.device)
-                    if cfg.train.input_noise > 0:  # [ours] training-time input noise (padding is never read)
-                        face = face + cfg.train.input_noise * torch.randn_like(face)
-                        voice = voice + cfg.train.input_noise * torch.randn_like(voice)
                     out = model(face, fl, voice, vl)
                     losses = criterion(out.face, out.voice, out.face_logits, out.voice_logits, yf, yv)
                     if not torch.isfinite(losses.total):

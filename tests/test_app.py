@@ -25,6 +25,13 @@ def new_app() -> AppTest:
     return at
 
 
+def wk(at: AppTest, key: str) -> str:
+    """The widget key that shows the value stored under ``key`` (see crossemo_app.state.widget_key)."""
+    versions = at.session_state["widget_versions"] if "widget_versions" in at.session_state else {}
+    v = versions.get(key, 0)
+    return f"w_{key}" if v == 0 else f"w_{key}~{v}"
+
+
 def assert_clean(at: AppTest) -> None:
     """No exception box and no error message on the page."""
     assert not at.exception, [e.value for e in at.exception]
@@ -71,8 +78,8 @@ def training_done(at: AppTest) -> bool:
 
 def train(at: AppTest, epochs: int) -> None:
     goto(at, "train")
-    at.radio(key="w_p_preset").set_value("fast").run()
-    at.number_input(key="w_p_epochs").set_value(epochs).run()
+    at.radio(key=wk(at, "p_preset")).set_value("fast").run()
+    at.number_input(key=wk(at, "p_epochs")).set_value(epochs).run()
     at.button(key="start_training").click().run()
     assert_clean(at)
     run_until(at, training_done, what="training")
@@ -92,7 +99,7 @@ def test_home_shows_the_demo_and_the_protocol():
     assert charts(at) >= 3  # class balance, lengths, speakers
     assert f"made **{len(demo) // 2} of {len(demo)}** pairs abnormal" in body
     assert len(at.dataframe[0].value) == 3  # train / valid / test
-    at.slider(key="w_p_split_rate").set_value(0.25).run()
+    at.slider(key=wk(at, "p_split_rate")).set_value(0.25).run()
     assert_clean(at)
     assert "rate **0.25**" in texts(at)
     sidebar = "\n".join(m.value for m in at.sidebar.markdown)
@@ -103,8 +110,8 @@ def test_home_shows_the_demo_and_the_protocol():
 
 def test_bad_ravdess_path_is_an_error_message_not_a_traceback():
     at = new_app()
-    at.radio(key="w_p_data_kind").set_value("ravdess").run()
-    at.text_input(key="w_p_ravdess_path").input("/nonexistent/ravdess").run()
+    at.radio(key=wk(at, "p_data_kind")).set_value("ravdess").run()
+    at.text_input(key=wk(at, "p_ravdess_path")).input("/nonexistent/ravdess").run()
     at.button[0].click().run()  # "Load RAVDESS"
     run_until(at, lambda a: bool(a.error), timeout=30, what="loading")
     assert not at.exception
@@ -115,28 +122,28 @@ def test_bad_ravdess_path_is_an_error_message_not_a_traceback():
 def test_train_page_defaults_are_the_paper_values():
     at = goto(new_app(), "train")
     assert_clean(at)
-    assert at.radio(key="w_p_preset").value == "paper"
-    assert at.selectbox(key="w_p_optimizer").value == "sgd"
-    assert at.number_input(key="w_p_lr").value == pytest.approx(1e-4)
-    assert at.number_input(key="w_p_batch_size").value == 16
-    assert [at.number_input(key=f"w_p_lambda_{t}").value for t in ("intra", "cross", "hard")] == [1.0, 1.0, 0.5]
-    assert at.number_input(key="w_p_k").value == 6 and at.number_input(key="w_p_tau").value == 1.0
-    assert all(at.checkbox(key=f"w_p_use_{t}").value for t in ("share", "intra", "cross", "hard"))
-    assert at.number_input(key="w_p_epochs").value == 3  # the demo's short default (ours)
+    assert at.radio(key=wk(at, "p_preset")).value == "paper"
+    assert at.selectbox(key=wk(at, "p_optimizer")).value == "sgd"
+    assert at.number_input(key=wk(at, "p_lr")).value == pytest.approx(1e-4)
+    assert at.number_input(key=wk(at, "p_batch_size")).value == 16
+    assert [at.number_input(key=wk(at, f"p_lambda_{t}")).value for t in ("intra", "cross", "hard")] == [1.0, 1.0, 0.5]
+    assert at.number_input(key=wk(at, "p_k")).value == 6 and at.number_input(key=wk(at, "p_tau")).value == 1.0
+    assert all(at.checkbox(key=wk(at, f"p_use_{t}")).value for t in ("share", "intra", "cross", "hard"))
+    assert at.number_input(key=wk(at, "p_epochs")).value == 3  # the demo's short default (ours)
     assert "Device in use:" in texts(at)
-    at.radio(key="w_p_preset").set_value("fast").run()
-    assert at.selectbox(key="w_p_optimizer").value == "adam"
-    assert at.number_input(key="w_p_lr").value == pytest.approx(1e-3)
-    assert at.number_input(key="w_p_batch_size").value == 32
+    at.radio(key=wk(at, "p_preset")).set_value("fast").run()
+    assert at.selectbox(key=wk(at, "p_optimizer")).value == "adam"
+    assert at.number_input(key=wk(at, "p_lr")).value == pytest.approx(1e-3)
+    assert at.number_input(key=wk(at, "p_batch_size")).value == 32
     goto(at, "home")
     goto(at, "train")  # values survive a page switch
-    assert at.radio(key="w_p_preset").value == "fast" and at.number_input(key="w_p_batch_size").value == 32
+    assert at.radio(key=wk(at, "p_preset")).value == "fast" and at.number_input(key=wk(at, "p_batch_size")).value == 32
 
 
 def test_bad_checkpoint_path_is_an_error_message():
     at = goto(new_app(), "train")
-    at.radio(key="w_p_ckpt_source").set_value("path").run()
-    at.text_input(key="w_p_ckpt_path").input("/nonexistent/model.pt").run()
+    at.radio(key=wk(at, "p_ckpt_source")).set_value("path").run()
+    at.text_input(key=wk(at, "p_ckpt_path")).input("/nonexistent/model.pt").run()
     at.button(key="load_checkpoint").click().run()
     assert not at.exception
     assert any("does not exist" in e.value for e in at.error)
@@ -164,11 +171,11 @@ def test_training_shows_live_curves_and_keeps_the_model(trained_app):
 
 def test_embeddings_before_and_after(trained_app):
     at = goto(trained_app, "embeddings")
-    assert at.radio(key="w_p_emb_method").value == "tsne"
+    assert at.radio(key=wk(at, "p_emb_method")).value == "tsne"
     run_until(at, no_progress, timeout=120, what="t-SNE")
     assert_clean(at)
     assert charts(at) == 2
-    at.selectbox(key="w_p_emb_colour").set_value("emotion").run()
+    at.selectbox(key=wk(at, "p_emb_colour")).set_value("emotion").run()
     run_until(at, no_progress, timeout=60, what="t-SNE")
     assert_clean(at)
     assert charts(at) == 2
@@ -181,20 +188,20 @@ def test_similarity_threshold_moves_the_metrics(trained_app):
     n_test = int(metric(at, "Flagged").split()[-1])
     flagged = {}
     for t in (0.0, 0.5, 1.0):
-        at.slider(key="w_p_threshold").set_value(t).run()
+        at.slider(key=wk(at, "p_threshold")).set_value(t).run()
         assert_clean(at)
         flagged[t] = int(metric(at, "Flagged").split()[0])
     assert flagged[0.0] == n_test and flagged[1.0] <= flagged[0.5] <= flagged[0.0]
-    at.slider(key="w_p_threshold").set_value(0.0).run()
+    at.slider(key=wk(at, "p_threshold")).set_value(0.0).run()
     assert metric(at, "TPR") == "1.000" and metric(at, "FPR") == "1.000"
-    at.selectbox(key="w_p_sim_rule").set_value("youden").run()
+    at.selectbox(key=wk(at, "p_sim_rule")).set_value("youden").run()
     assert_clean(at)
-    assert 0.0 < at.slider(key="w_p_threshold").value <= 1.0
-    at.radio(key="w_p_sim_stage").set_value("before").run()  # Fig. 9: the same network before training
+    assert 0.0 < at.slider(key=wk(at, "p_threshold")).value <= 1.0
+    at.radio(key=wk(at, "p_sim_stage")).set_value("before").run()  # Fig. 9: the same network before training
     assert_clean(at)
     assert charts(at) == 3
-    at.radio(key="w_p_sim_stage").set_value("after").run()
-    at.slider(key="w_p_threshold").set_value(0.5).run()
+    at.radio(key=wk(at, "p_sim_stage")).set_value("after").run()
+    at.slider(key=wk(at, "p_threshold")).set_value(0.5).run()
 
 
 def test_verdicts_table_filters_details_and_per_type(trained_app):
@@ -206,16 +213,16 @@ def test_verdicts_table_filters_details_and_per_type(trained_app):
             "correct"} <= set(table.columns)
     n = len(table)
     assert ((table["face_class"] != table["voice_class"]) == (table["truth"] == "inconsistent")).all()
-    at.multiselect(key="w_p_ver_verdicts").set_value(["consistent"]).run()
+    at.multiselect(key=wk(at, "p_ver_verdicts")).set_value(["consistent"]).run()
     filtered = at.dataframe[0].value
     assert len(filtered) <= n and (filtered["verdict"] == "consistent").all()
-    at.multiselect(key="w_p_ver_verdicts").set_value([]).run()
-    at.selectbox(key="w_p_ver_sort").set_value("p_inconsistent").run()
-    at.checkbox(key="w_p_ver_desc").check().run()
+    at.multiselect(key=wk(at, "p_ver_verdicts")).set_value([]).run()
+    at.selectbox(key=wk(at, "p_ver_sort")).set_value("p_inconsistent").run()
+    at.checkbox(key=wk(at, "p_ver_desc")).check().run()
     ordered = at.dataframe[0].value["p_inconsistent"].tolist()
     assert ordered == sorted(ordered, reverse=True)
     pair = int(at.dataframe[0].value["pair"].iloc[2])
-    at.selectbox(key="w_p_ver_pair").set_value(pair).run()
+    at.selectbox(key=wk(at, "p_ver_pair")).set_value(pair).run()
     assert_clean(at)
     assert f"Pair {pair} of speaker" in texts(at)
     frames = [df.value for df in at.dataframe]
@@ -241,9 +248,9 @@ def _ravdess_ready() -> str | None:
 @pytest.mark.skipif(_ravdess_ready() is not None, reason=str(_ravdess_ready()))
 def test_ravdess_folder_flow():
     at = new_app()
-    at.radio(key="w_p_data_kind").set_value("ravdess").run()
-    at.text_input(key="w_p_ravdess_path").input(os.path.relpath(RAVDESS, Path.cwd())).run()
-    at.text_input(key="w_p_ravdess_actors").input("1-3").run()
+    at.radio(key=wk(at, "p_data_kind")).set_value("ravdess").run()
+    at.text_input(key=wk(at, "p_ravdess_path")).input(os.path.relpath(RAVDESS, Path.cwd())).run()
+    at.text_input(key=wk(at, "p_ravdess_actors")).input("1-3").run()
     at.button[0].click().run()
     run_until(at, lambda a: a.session_state["dataset_kind"] == "ravdess" or bool(a.error), timeout=240,
               what="RAVDESS loading")

@@ -144,6 +144,7 @@ def test_demo_flow_in_browser(chromium_path: str, app_url: str) -> None:
 
     expect.set_options(timeout=PAGE_TIMEOUT_MS)
     started = time.time()
+    timings: dict[str, float] = {}
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS, headless=True)
         try:
@@ -161,6 +162,7 @@ def test_demo_flow_in_browser(chromium_path: str, app_url: str) -> None:
                 .to_be_visible()
             _no_errors(page)
             _shot(page, "1-home")
+            timings["1-home"] = time.time() - started
 
             # Train one epoch and wait for the curves.
             _goto(page, "Train")
@@ -172,14 +174,26 @@ def test_demo_flow_in_browser(chromium_path: str, app_url: str) -> None:
             epochs.press("Enter")
             _wait_idle(page)
             assert epochs.input_value() == str(EPOCHS)
-            page.get_by_role("button", name="Start training").click()
+            started_or_done = page.get_by_text("Training on CPU", exact=False).or_(
+                page.get_by_text("Training on GPU", exact=False)).or_(page.get_by_text("Training finished", exact=False))
+            for attempt in range(3):  # a click that lands during a rerun can be lost; the app ignores a second one
+                page.get_by_role("button", name="Start training").click()
+                try:
+                    expect(started_or_done.first).to_be_visible(timeout=15_000)
+                    break
+                except AssertionError:
+                    if attempt == 2:
+                        raise
+            timings["train clicked"] = time.time() - started
             expect(page.get_by_text("Training finished", exact=False)).to_be_visible(timeout=TRAIN_TIMEOUT_MS)
+            timings["trained"] = time.time() - started
             _wait_idle(page)
             expect(page.get_by_text("Training losses")).to_be_visible()
             expect(page.get_by_text("Validation AUC after each epoch")).to_be_visible()
             expect(page.get_by_text(f"Training finished after {EPOCHS} epoch(s)", exact=False)).to_be_visible()
             _no_errors(page)
             _shot(page, "2-train")
+            timings["2-train"] = time.time() - started
 
             # Embeddings (t-SNE, the default).
             _goto(page, "Embeddings")
@@ -188,6 +202,7 @@ def test_demo_flow_in_browser(chromium_path: str, app_url: str) -> None:
             _wait_idle(page)
             _no_errors(page)
             _shot(page, "3-embeddings")
+            timings["3-embeddings"] = time.time() - started
 
             # Similarity: move the threshold with the keyboard and see the metrics follow.
             _goto(page, "Similarity")
@@ -203,6 +218,7 @@ def test_demo_flow_in_browser(chromium_path: str, app_url: str) -> None:
             expect(page.get_by_text("ROC curve")).to_be_visible()
             _no_errors(page)
             _shot(page, "4-similarity")
+            timings["4-similarity"] = time.time() - started
 
             # Verdicts at that threshold.
             _goto(page, "Verdicts")
@@ -212,6 +228,12 @@ def test_demo_flow_in_browser(chromium_path: str, app_url: str) -> None:
             _wait_idle(page)
             _no_errors(page)
             _shot(page, "5-verdicts")
+            timings["5-verdicts"] = time.time() - started
+        except BaseException:
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SHOTS / "failure.png"))
+            raise
         finally:
             browser.close()
+    print("browser flow timings (s):", {k: round(v, 1) for k, v in timings.items()})
     assert time.time() - started < 240, "the browser flow took longer than 4 minutes"

@@ -18,6 +18,10 @@ from .contrastive import (
     masked_mean,
 )
 from .hybrid import HybridContrastiveLoss, LossOutput, SharedEmbeddingLoss
+from .disentangle import central_moment_discrepancy, hsic, soft_orthogonality
+from .hycon import HyConLoss
+from .quintuple import QUINTUPLE_MINING, BiQuintupleLoss, QuintupleMining
+from .triplet import SoftMarginTripletLoss, StructuredTripletLoss, bank_pair_loss
 from .miners import (
     HardSampleMiner,
     PairMasks,
@@ -36,6 +40,16 @@ from .similarity import (
 )
 
 __all__ = [
+    "QUINTUPLE_MINING",
+    "BiQuintupleLoss",
+    "HyConLoss",
+    "QuintupleMining",
+    "SoftMarginTripletLoss",
+    "StructuredTripletLoss",
+    "bank_pair_loss",
+    "central_moment_discrepancy",
+    "hsic",
+    "soft_orthogonality",
     "HARD_LOSS_MODES",
     "CrossModalLoss",
     "HardLossMode",

@@ -1,0 +1,128 @@
+"""Clip verdict: upload (or record, or pick a sample) a face/voice clip and read whether face and voice agree."""
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+from crossemo_app import clip_view as cv
+from crossemo_app import ui
+from crossemo_core.clip.decode import AUDIO_EXTENSIONS, SUPPORTED, VIDEO_EXTENSIONS, NamedBytes
+from crossemo_core.clip.report import report_html, verdicts_table
+
+RESULT, BATCH = "clip_result", "clip_batch"
+
+st.title("Clip verdict")
+ui.explain("Give a short clip of a person speaking. crossemo reads the **face** (expression network on each frame) "
+           "and the **voice** (pitch, energy, timbre), and says whether the emotion they show **agrees**. "
+           "The timeline shows *when* they diverge. Nothing you give is stored: files are read in memory and "
+           "forgotten when you close the tab, unless you download a result.")
+st.caption("The model was trained on posed photographs (FER2013) and acted speech (RAVDESS) of *different* people; "
+           "see checkpoints/clip.md. It judges valence (negative / neutral / positive), not a diagnosis.")
+
+source = st.radio("Clip", ["Try a sample", "Upload", "Record"], horizontal=True, key="clip_source")
+face_in = voice_in = baseline_in = None
+if source == "Try a sample":
+    label = st.selectbox("Sample", list(cv.SAMPLES), key="clip_sample",
+                         help="Built from a public-domain photo and a synthetic voice (assets/clips/README.md).")
+    face_path, voice_path = cv.sample_paths(label)
+    face_in = NamedBytes(face_path.name, face_path.read_bytes())
+    voice_in = NamedBytes(voice_path.name, voice_path.read_bytes()) if voice_path else None
+    if face_path.suffix == ".mp4":
+        st.video(face_in.data)
+elif source == "Upload":
+    c1, c2 = st.columns(2)
+    up = c1.file_uploader("Video with sound, or a photo / silent video of the face", type=list(SUPPORTED),
+                          key="clip_upload")
+    vup = c2.file_uploader("Voice recording (only if the first file has no sound)",
+                           type=list(AUDIO_EXTENSIONS + VIDEO_EXTENSIONS), key="clip_voice_upload")
+    face_in = NamedBytes(up.name, up.getvalue()) if up is not None else None
+    voice_in = NamedBytes(vup.name, vup.getvalue()) if vup is not None else None
+else:
+    c1, c2 = st.columns(2)
+    photo = c1.camera_input("Photo of the face", key="clip_camera")
+    audio = c2.audio_input("Say a sentence or two", key="clip_mic")
+    face_in = NamedBytes("camera.jpg", photo.getvalue()) if photo is not None else None
+    voice_in = NamedBytes("microphone.wav", audio.getvalue()) if audio is not None else None
+
+with st.expander("Optional: a calm, neutral baseline clip of the same person"):
+    st.caption("If given, the face and the voice are judged relative to this person's own resting face and voice "
+               "(useful when someone's neutral face or voice looks sad or tense to the model).")
+    bup = st.file_uploader("Baseline clip", type=list(VIDEO_EXTENSIONS), key="clip_baseline")
+    baseline_in = NamedBytes(bup.name, bup.getvalue()) if bup is not None else None
+
+ready = face_in is not None and (source != "Record" or voice_in is not None)
+if st.button("Judge this clip", type="primary", disabled=not ready, key="clip_go"):
+    with ui.guard("judging the clip"):
+        with st.spinner("Reading the face and the voice…"):
+            scorer = cv.scorer()
+            st.session_state[RESULT] = scorer.score(face_in, voice_in, baseline_in)
+if not ready:
+    st.caption("Give a clip (and, when recording, both a photo and a voice) to judge.")
+
+v = st.session_state.get(RESULT)
+if v is not None:
+    st.divider()
+    st.markdown(f"**{v.file}{' + ' + v.voice_file if v.voice_file else ''}**")
+    st.markdown(cv.badge(v.verdict), unsafe_allow_html=True)
+    st.markdown(f"### {v.summary()}")
+    st.markdown(f"**Why:** {v.reason}")
+    m = st.columns(4)
+    m[0].metric("P(inconsistent)", "–" if v.p_inconsistent is None else f"{v.p_inconsistent:.2f}",
+                help="posterior probability that face and voice disagree (Beta mixture)")
+    m[1].metric("Similarity", "–" if v.similarity is None else f"{v.similarity:.2f}",
+                help="how close the model puts face and voice (cosine, higher = more alike)")
+    m[2].metric("Face found in", f"{v.face_fraction:.0%} of frames")
+    m[3].metric("Speech", f"{v.speech_s:.1f} s")
+    for note in v.notes:
+        st.warning(note, icon=":material/info:")
+    c1, c2 = st.columns(2)
+    c1.markdown(f"**Face:** {v.face.get('emotion') or 'no face'}"
+                + (f" (valence {v.face['valence']})" if v.face.get("valence") else ""))
+    if v.face.get("probs"):
+        c1.bar_chart(cv.probs_frame(v.face["probs"]), x="class", y="probability", height=220)
+    c2.markdown(f"**Voice:** {v.voice.get('valence') or 'not judged'}")
+    if v.voice.get("valence_probs"):
+        c2.bar_chart(cv.probs_frame(v.voice["valence_probs"]), x="class", y="probability", height=220)
+    st.plotly_chart(cv.timeline_figure(v), key="clip_timeline")
+    wave = cv.waveform_figure(v)
+    if wave is not None:
+        st.plotly_chart(wave, key="clip_wave")
+    if v.thumbnails:
+        st.caption("The face about once a second (as the expression network saw it):")
+        st.image([th for _, th in v.thumbnails[:24]], caption=[f"{t:.1f} s" for t, _ in v.thumbnails[:24]], width=72)
+    if v.geometry:
+        st.subheader("Face measurements")
+        st.dataframe(cv.geometry_frame(v), hide_index=True, key="clip_geometry")
+        geo = cv.geometry_figure(v)
+        if geo is not None:
+            st.plotly_chart(geo, key="clip_geometry_chart")
+    st.subheader("Keep this result")
+    st.caption("Downloads are the only copies: nothing is saved on the server.")
+    d1, d2 = st.columns(2)
+    d1.download_button("Download the report (HTML, printable)", report_html(v, cv.scorer().model).encode(),
+                       file_name=f"{v.file}.report.html", mime="text/html", key="clip_dl_html")
+    d2.download_button("Download the verdict (JSON)", json.dumps(v.to_dict(), indent=2).encode(),
+                       file_name=f"{v.file}.verdict.json", mime="application/json", key="clip_dl_json")
+
+st.divider()
+st.subheader("Many clips at once")
+files = st.file_uploader("Videos with sound (one verdict each)", type=list(VIDEO_EXTENSIONS), key="clip_batch_files",
+                         accept_multiple_files=True)
+if st.button("Judge them all", disabled=not files, key="clip_batch_go"):
+    rows = []
+    progress = st.progress(0.0, text="Judging…")
+    scorer = cv.scorer()
+    for i, f in enumerate(files):
+        try:
+            rows.append(scorer.score(NamedBytes(f.name, f.getvalue())).to_dict())
+        except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
+            rows.append({"file": f.name, "verdict": None, "error": str(exc)})
+        progress.progress((i + 1) / len(files), text=f"Judged {i + 1} of {len(files)}")
+    progress.empty()
+    st.session_state[BATCH] = rows
+if st.session_state.get(BATCH):
+    table = verdicts_table(st.session_state[BATCH])
+    st.dataframe(table, hide_index=True, key="clip_batch_table")
+    st.download_button("Download the table (CSV)", table.to_csv(index=False).encode(), file_name="crossemo-clips.csv",
+                       mime="text/csv", key="clip_batch_csv")

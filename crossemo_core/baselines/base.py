@@ -1,0 +1,122 @@
+"""The common interface of SIR-HCL and the baselines: a :class:`Method` is fitted on train/valid pairs and returns a
+:class:`PairScorer`, which scores any pairs of the same schema. The benchmark runner only sees this interface.
+
+    method = make_method("tn-bcl", config, mining="literal")     # crossemo_core.baselines
+    scorer = method.fit(parts["train"], parts["valid"])
+    metrics = evaluate_scores(parts["test"], scorer.score(parts["test"]))
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+
+from crossemo_core.config import ExperimentConfig
+from crossemo_core.data.container import PairDataset
+from crossemo_core.data.labels import anomaly_type
+from crossemo_core.detector import Detector, cosine_rows
+from crossemo_core.evaluation import detection_metrics, per_type_metrics
+
+
+@dataclass
+class PairScores:
+    """Scores of N pairs.
+
+    Attributes:
+        anomaly: ``(N,)`` the method's own anomaly score, higher = more likely inconsistent (e.g. ``(1 - cos) / 2``,
+            a per-pair loss, or 1 - the agreement probability); its units differ between methods.
+        p_abnormal: ``(N,)`` in [0, 1], the method's output probability (or score) of inconsistency; every metric
+            (AUC included) is computed on it.
+        predicted: ``(N,)`` bool verdicts.
+    """
+
+    anomaly: np.ndarray
+    p_abnormal: np.ndarray
+    predicted: np.ndarray
+
+
+class PairScorer(Protocol):
+    """What :meth:`Method.fit` returns."""
+
+    def score(self, pairs: PairDataset) -> PairScores: ...
+
+
+@dataclass
+class DetectorScorer:
+    """A trained SIR-HCL-network :class:`Detector` with its own Beta-mixture verdict (SIR-HCL, HyCon variant)."""
+
+    detector: Detector
+
+    def score(self, pairs: PairDataset) -> PairScores:
+        scored = self.detector.score(pairs)
+        return PairScores(anomaly=(1.0 - scored.similarity) / 2.0, p_abnormal=scored.p_abnormal,
+                          predicted=scored.predicted)
+
+
+class AtypicalInputGate(Protocol):
+    """Flags pairs with a face or voice embedding unlike the reference data (TN-BCL's kNN gate)."""
+
+    def atypical(self, face: np.ndarray, voice: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass
+class CosineScorer:
+    """Anomaly score ``(1 - cos) / 2`` of a trained SIR-HCL-network detector's embeddings, with a baseline's own
+    verdict rule, and optionally an atypical-input gate whose flagged pairs are abnormal with ``p = 1``."""
+
+    detector: Detector
+    verdict: Any
+    gate: AtypicalInputGate | None = None
+
+    def anomaly(self, pairs: PairDataset) -> np.ndarray:
+        return (1.0 - self.detector.similarity(pairs)) / 2.0
+
+    def score(self, pairs: PairDataset) -> PairScores:
+        face, voice = self.detector.embed(pairs)
+        scores = self.verdict.apply((1.0 - cosine_rows(face, voice)) / 2.0)
+        if self.gate is not None:
+            flagged = self.gate.atypical(face, voice)
+            scores.p_abnormal = np.where(flagged, 1.0, scores.p_abnormal)
+            scores.predicted = scores.predicted | flagged
+        return scores
+
+    @classmethod
+    def fit(cls, detector: Detector, verdict: Any, train: PairDataset, valid: PairDataset,
+            gate: AtypicalInputGate | None = None) -> "CosineScorer":
+        """Fit ``verdict`` on the detector's training and validation anomaly scores."""
+        scorer = cls(detector, verdict, gate)
+        verdict.fit(scorer.anomaly(train), train.is_abnormal, scorer.anomaly(valid), valid.is_abnormal)
+        return scorer
+
+
+@dataclass
+class Method(ABC):
+    """A cross-emotion anomaly detector to be fitted. ``config`` fixes the network sizes and the optimisation
+    (shared by every method in a benchmark); the remaining dataclass fields are the method's own settings."""
+
+    config: ExperimentConfig
+    name: ClassVar[str]
+    title: ClassVar[str]
+
+    @abstractmethod
+    def fit(self, train: PairDataset, valid: PairDataset) -> PairScorer:
+        """Train on ``train`` (selecting and calibrating on ``valid``) and return a scorer."""
+
+    def settings(self) -> dict[str, Any]:
+        """The method's own settings (every field but ``config``), for cache keys and reports."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "config"}
+
+
+def evaluate_scores(data: PairDataset, scores: PairScores) -> dict[str, Any]:
+    """Detection metrics on ``p_abnormal`` (abnormal = positive), ``auc_score`` on the raw anomaly score, and the
+    metrics per anomaly type (Table IV)."""
+    metrics = detection_metrics(data.is_abnormal, scores.p_abnormal, scores.predicted)
+    metrics["auc_score"] = detection_metrics(data.is_abnormal, scores.anomaly, scores.predicted)["auc"]
+    types = anomaly_type(data.face_label, data.voice_label, data.class_names)
+    metrics["per_type"] = per_type_metrics(types, scores.p_abnormal, scores.predicted)
+    return metrics
+
+
+__all__ = ["AtypicalInputGate", "CosineScorer", "DetectorScorer", "Method", "PairScorer", "PairScores", "evaluate_scores"]

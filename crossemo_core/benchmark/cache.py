@@ -1,0 +1,54 @@
+"""Resumable run cache: one JSON file per finished run, named by its :meth:`RunSpec.key`.
+
+A run is written atomically (temporary file + rename) as soon as it finishes, so an interrupted benchmark loses at
+most the runs in progress, and rerunning the same command computes only what is missing.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+class RunCache:
+    """Finished runs under ``directory`` (created on first write)."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+
+    def path(self, key: str) -> Path:
+        return self.directory / f"{key}.json"
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The record of a finished run, or None (also for an unreadable file, which is then recomputed)."""
+        try:
+            return json.loads(self.path(key).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def put(self, key: str, record: dict[str, Any]) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=self.directory)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                json.dump(json_safe(record), handle)
+            os.replace(tmp, self.path(key))
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+def json_safe(obj: Any) -> Any:
+    """NaN/inf -> None and numpy scalars -> Python numbers, recursively (JSON has no NaN)."""
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj

@@ -1,0 +1,93 @@
+"""``python -m crossemo_core benchmark``: arguments and the command (registered by :mod:`crossemo_core.cli`)."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from crossemo_core.baselines import METHODS
+from crossemo_core.config import PRESETS
+from crossemo_core.errors import DataError
+from crossemo_core.experiment import DATASETS
+
+SYNTHETIC = ("synthetic-mosei", "synthetic-tiny")
+
+
+def add_benchmark_parser(sub: Any) -> None:
+    """Add the ``benchmark`` subcommand to the main parser's subparsers."""
+    from crossemo_core.benchmark.suites import SUITES
+
+    p = sub.add_parser("benchmark", help="the paper's tables with baselines, ablations, ratio sweep, speed",
+                       description="Writes <suite>-<dataset>.md/.json/.html to --out; finished runs are cached in "
+                                   "--out/cache, so an interrupted benchmark continues where it stopped.")
+    p.add_argument("--suite", choices=SUITES, required=True)
+    p.add_argument("--dataset", choices=DATASETS + SYNTHETIC,
+                   help="data kind (synthetic-mosei: generated, MOSEI size; synthetic-tiny: smoke tests)")
+    p.add_argument("--root", type=Path, help="dataset folder or file")
+    p.add_argument("--out", type=Path, required=True, help="output folder (tables, JSON, plots, run cache)")
+    p.add_argument("--seeds", type=int, nargs="+", help="seeds (default 0 1 2)")
+    p.add_argument("--folds", type=int, help="speaker folds per seed; 0 = one 3:1:1 split (dataset default)")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="training preset (dataset default)")
+    p.add_argument("--epochs", type=int, help="epochs of every method (dataset default)")
+    p.add_argument("--methods", nargs="+", choices=tuple(METHODS), help="methods (default: all)")
+    p.add_argument("--fine-grained", choices=("auto", "on", "off"), default="auto",
+                   help="paper suite: also the 7-class Table V (auto: when the data has sentiment scores)")
+    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="worker processes")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1, see docs)")
+    p.add_argument("--max-runs", type=int, help="compute at most this many new runs, then write the tables")
+    p.add_argument("--tiny", action="store_true", help="speed suite: tiny inputs (smoke test)")
+    p.add_argument("--clip", type=Path, help="speed suite: a clip file for the clip verdict latency")
+
+
+def run_benchmark_command(args: argparse.Namespace) -> int:
+    from crossemo_core.benchmark.cache import RunCache
+    from crossemo_core.benchmark.protocols import corpus_for
+    from crossemo_core.benchmark.runner import command_line, pending_runs, run_benchmark
+    from crossemo_core.benchmark.speed import run_speed, speed_markdown
+    from crossemo_core.benchmark.suites import Profile, suite_runs
+
+    if args.suite == "speed":
+        bar = tqdm(desc="speed", total=7, unit="measure")
+        rows = run_speed(tiny=args.tiny, threads=args.threads, clip=args.clip,
+                         progress=lambda name: (bar.update(1), bar.set_postfix_str(name)))
+        bar.close()
+        args.out.mkdir(parents=True, exist_ok=True)
+        path = args.out / "speed.md"
+        path.write_text(speed_markdown(rows, command_line()))
+        print(path.read_text())
+        return 0
+    if args.dataset is None:
+        raise DataError(f"--dataset is needed for the {args.suite} suite.")
+    if args.dataset not in SYNTHETIC + ("demo",) and args.root is None:
+        raise DataError(f"dataset {args.dataset!r} needs --root PATH.")
+    profile = Profile.resolve(args.dataset, None if args.root is None else str(args.root), seeds=args.seeds,
+                              n_folds=args.folds, preset=args.preset, overrides={"epochs": args.epochs},
+                              methods=args.methods)
+    if args.suite == "paper" and args.fine_grained != "off":
+        has_scores = corpus_for(profile.data()).sentiment is not None
+        if args.fine_grained == "on" and not has_scores:
+            raise DataError(f"{args.dataset} has no sentiment scores, so no 7-class labels for Table V.")
+        profile = dataclasses.replace(profile, fine_grained=has_scores)
+    pending = pending_runs(suite_runs(args.suite, profile), RunCache(args.out / "cache"), args.max_runs)
+    bar = tqdm(total=len(pending), desc=f"{args.suite} on {args.dataset}", unit="run")
+
+    def on_done(spec: Any, record: dict[str, Any]) -> None:
+        bar.update(1)
+        auc = record["metrics"]["auc"]
+        bar.set_postfix_str(f"{spec.method} seed {spec.seed} fold {spec.fold}: AUC "
+                            f"{'nan' if auc is None else f'{auc:.3f}'}")
+
+    result = run_benchmark(args.suite, profile, args.out, jobs=args.jobs, threads=args.threads,
+                           max_runs=args.max_runs, on_done=on_done, command=command_line())
+    bar.close()
+    print(f"{result.computed} run(s) computed, {result.cached} cached, {result.missing} missing")
+    for path in result.files:
+        print(f"wrote {path}")
+    if result.files:
+        print(result.files[0].read_text())
+    return 0
+

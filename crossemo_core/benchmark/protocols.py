@@ -1,0 +1,198 @@
+"""What one benchmark run is, and how it is run: data, split, method, metrics.
+
+A :class:`RunSpec` fixes everything that determines a result (data and its transforms, abnormal rate, seed, fold,
+method and its settings, config overrides); :func:`execute` trains the method on the fold's train part (selecting
+on valid) and evaluates it on the test part. Runs are speaker-disjoint: ``n_folds >= 3`` uses
+:func:`~crossemo_core.data.protocol.speaker_folds` (each fold's speakers are the test part once; the folds depend on
+the seed), ``n_folds == 0`` one 3:1:1 speaker-disjoint split per seed (or the corpus's official folds).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import roc_curve
+
+from crossemo_core.baselines import evaluate_scores, make_method
+from crossemo_core.config import preset_config
+from crossemo_core.data.calibration import calibrate_speakers
+from crossemo_core.data.container import PairDataset
+from crossemo_core.data.protocol import speaker_disjoint_split, speaker_folds
+from crossemo_core.evaluation import per_type_metrics
+from crossemo_core.experiment import load_corpus, official_folds, split_pairs
+
+CACHE_VERSION = 1
+"""Bump when a change of code changes results, so old cached runs are not reused."""
+ROC_GRID = np.linspace(0.0, 1.0, 101)
+
+FINE_GRAINED_CASES = ("pos-neg", "neu-neg", "neg(s)-pos(s)", "pos-neu", "neg(w)-pos(w)", "same valence")
+"""Table V's five fine-grained anomaly cases on 7 classes, plus the abnormal pairs in none of them (two intensities
+of the same valence, e.g. weak and strong positive)."""
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """A corpus and its transforms: ``classes`` 3 or 7 (Table I), ``calibration`` "none", "neutral" or "all"."""
+
+    dataset: str
+    root: str | None = None
+    classes: int = 3
+    calibration: str = "none"
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def label(self) -> str:
+        extra = [f"{self.classes} classes"] if self.classes != 3 else []
+        extra += [f"calibrated on {self.calibration} clips"] if self.calibration != "none" else []
+        return self.dataset + (f" ({', '.join(extra)})" if extra else "")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training and test run. ``row`` and ``column`` place it in a suite's tables; they are not part of
+    the cache key, so a run shared by two tables or suites is computed once."""
+
+    method: str
+    data: DataSpec
+    seed: int
+    fold: int
+    n_folds: int
+    preset: str
+    rate: float = 0.5
+    method_settings: tuple[tuple[str, Any], ...] = ()
+    overrides: tuple[tuple[str, Any], ...] = ()
+    row: str = field(default="", compare=False)
+    column: str = field(default="", compare=False)
+
+    def identity(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("row", "column"):
+            d.pop(k)
+        return {"version": CACHE_VERSION, **d}
+
+    def key(self) -> str:
+        """Cache key: a hash of everything that determines the result."""
+        text = json.dumps(self.identity(), sort_keys=True, default=str)
+        return f"{self.method}-{self.data.dataset}-s{self.seed}-f{self.fold}-" + hashlib.sha256(
+            text.encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------------- data
+_CORPORA: dict[DataSpec, PairDataset] = {}
+
+
+def synthetic_corpus(name: str) -> PairDataset:
+    """The generated corpora of the benchmark: ``synthetic-mosei`` (MOSEI size) and ``synthetic-tiny`` (CI)."""
+    from crossemo_core.data.loaders.synthetic import MOSEI_SIZE, make_synthetic
+
+    if name == "synthetic-mosei":
+        return make_synthetic(**MOSEI_SIZE, seed=0, name="MOSEI-size (synthetic)")
+    return make_synthetic(n_speakers=10, clips_per_speaker=12, face_dim=4, voice_dim=5, face_length=(2, 5),
+                          voice_length=(3, 6), difficulty="easy", seed=0, name="tiny (synthetic)")
+
+
+def corpus_for(data: DataSpec) -> PairDataset:
+    """The corpus of ``data`` (loaded once per process), relabelled to 7 classes and calibrated when asked."""
+    if data not in _CORPORA:
+        if data.dataset.startswith("synthetic-"):
+            corpus = synthetic_corpus(data.dataset)
+            if data.classes == 7:
+                corpus = _seven_classes(corpus)
+        else:
+            corpus = load_corpus(data.dataset, data.root, n_classes=data.classes, **dict(data.options))
+        if data.calibration != "none":
+            corpus, _ = calibrate_speakers(corpus, data.calibration)
+        _CORPORA[data] = corpus
+    return _CORPORA[data]
+
+
+def _seven_classes(corpus: PairDataset) -> PairDataset:
+    from crossemo_core.data.container import LABEL_SETS
+    from crossemo_core.data.labels import sentiment_to_7class
+
+    labels = sentiment_to_7class(corpus.sentiment)
+    return corpus.with_labels(labels, labels, LABEL_SETS[7])
+
+
+def fold_indices(corpus: PairDataset, seed: int, fold: int, n_folds: int) -> dict[str, np.ndarray]:
+    """Train/valid/test pair indices of one run (see the module docstring)."""
+    if n_folds == 0:
+        return official_folds(corpus) or speaker_disjoint_split(corpus.speaker, seed=seed)
+    return speaker_folds(corpus.speaker, n_folds=n_folds, seed=seed)[fold]
+
+
+def fine_grained_case(face_label: np.ndarray, voice_label: np.ndarray) -> np.ndarray:
+    """Per pair of 7-class labels (0 = strong negative .. 3 = neutral .. 6 = strong positive): "normal" or one of
+    :data:`FINE_GRAINED_CASES`."""
+    out = []
+    for f, v in zip(np.asarray(face_label), np.asarray(voice_label)):
+        lo, hi = sorted((int(f), int(v)))
+        if lo == hi:
+            out.append("normal")
+        elif (lo, hi) == (0, 6):
+            out.append("neg(s)-pos(s)")
+        elif (lo, hi) == (2, 4):
+            out.append("neg(w)-pos(w)")
+        elif lo < 3 < hi:
+            out.append("pos-neg")
+        elif lo == 3:
+            out.append("pos-neu")
+        elif hi == 3:
+            out.append("neu-neg")
+        else:
+            out.append("same valence")
+    return np.array(out)
+
+
+# ---------------------------------------------------------------------------------------------------- runs
+def execute(spec: RunSpec) -> dict[str, Any]:
+    """Train and test one run; returns a JSON-able record (metrics, ROC on a fixed FPR grid, timings, protocol)."""
+    corpus = corpus_for(spec.data)
+    parts = split_pairs(corpus, seed=spec.seed, rate=spec.rate,
+                        fold=fold_indices(corpus, spec.seed, spec.fold, spec.n_folds))
+    config = preset_config(spec.preset, corpus.face_dim, corpus.voice_dim, corpus.n_classes, seed=spec.seed,
+                           abnormal_rate=spec.rate, **dict(spec.overrides))
+    method = make_method(spec.method, config, **dict(spec.method_settings))
+    started = time.perf_counter()
+    scorer = method.fit(parts["train"], parts["valid"])
+    fitted = time.perf_counter()
+    test = parts["test"]
+    scores = scorer.score(test)
+    metrics = evaluate_scores(test, scores)
+    if corpus.n_classes == 7:
+        metrics["per_case"] = per_type_metrics(fine_grained_case(test.face_label, test.voice_label),
+                                               scores.p_abnormal, scores.predicted)
+    return {
+        "key": spec.key(),
+        "spec": spec.identity(),
+        "metrics": metrics,
+        "roc_tpr": roc_on_grid(test.is_abnormal, scores.p_abnormal).round(5).tolist(),
+        "fit_seconds": round(fitted - started, 3),
+        "score_seconds": round(time.perf_counter() - fitted, 3),
+        "sizes": {name: len(part) for name, part in parts.items()},
+        "test_abnormal": int(test.is_abnormal.sum()),
+        "fallback_partners": {name: int(part.protocol.get("n_fallback", 0)) for name, part in parts.items()},
+    }
+
+
+def roc_on_grid(abnormal: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """TPR at the FPRs of :data:`ROC_GRID` (the ROC step function read at each grid point), for averaging ROC
+    curves over runs; NaN when a class is missing."""
+    y = np.asarray(abnormal, dtype=bool)
+    if y.all() or not y.any():
+        return np.full(len(ROC_GRID), np.nan)
+    fpr, tpr, _ = roc_curve(y, np.asarray(score, dtype=np.float64))
+    return np.interp(ROC_GRID, fpr, tpr)
+
+
+def describe_data(data: DataSpec) -> dict[str, Any]:
+    """Counts for the report header."""
+    corpus = corpus_for(data)
+    s = corpus.summary()
+    return {"name": s["name"], "pairs": s["n_pairs"], "speakers": s["n_speakers"], "synthetic": s["synthetic"],
+            "classes": list(corpus.class_names), "root": None if data.root is None else str(Path(data.root))}

@@ -1,0 +1,173 @@
+"""Training and evaluation material for the clip model, built from ../shared/data (never shipped).
+
+- Faces: FER2013 images (``fer2013.npz``). A "video" of a face is one image repeated at 10 frames per second with a
+  fresh small random warp, brightness change and noise in every frame (:func:`face_frames`), then the expression
+  network's logits per frame. FER2013 has no identities; its Training split gives the training faces and its
+  PublicTest split is cut in two fixed halves (even / odd position): half A for validation, half B held apart.
+- Voices: RAVDESS speech (``ravdess/audio/Actor_XX``), valence by the shared README's mapping. Actors are split
+  into training (1-14), validation (15-17) and held apart (18-20); no actor is in two parts.
+- Pairs: a voice window with a face of the same valence (normal) or of another valence (abnormal, the positive
+  class), half and half. Faces and voices always come from different people.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from crossemo_core.clip import sequences as seq
+from crossemo_core.clip.expression import FER_TO_VALENCE, ExpressionModel, augment_batch
+from crossemo_core.data.container import PairDataset
+from crossemo_core.data.labels import ravdess_emotion_to_3class
+from crossemo_core.errors import DataError
+from crossemo_core.features.voice import VoiceFeatureExtractor, load_audio
+
+ACTORS = {"train": tuple(range(1, 15)), "valid": (15, 16, 17), "heldout": (18, 19, 20)}
+DUPLICATE_TAKES = ("03-01-03-01-02-02-07",)  # byte-identical to 03-01-03-01-02-01-07 (shared README 1.1)
+_NAME = re.compile(r"^03-01-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})$")
+VIDEO_AUGMENT = dict(max_rotate_deg=6.0, max_shift=0.04, scale=(0.95, 1.05), flip=False, jitter=0.12, noise=0.02)
+"""Frame-to-frame variation of a synthetic face video (milder than the expression network's training warp)."""
+
+
+@dataclass
+class VoiceClip:
+    clip_id: str
+    actor: int
+    emotion: int
+    valence: int
+    track: seq.VoiceTrack
+
+
+@dataclass
+class FacePool:
+    """FER2013 images of one part, grouped by valence."""
+
+    images: np.ndarray  # (N, 48, 48) uint8
+    valence: np.ndarray  # (N,)
+    index: np.ndarray  # (N,) row in fer2013.npz
+
+    def sample(self, valence: int, rng: np.random.Generator) -> int:
+        return int(rng.choice(np.flatnonzero(self.valence == valence)))
+
+
+def fer_pools(path: str | Path) -> dict[str, FacePool]:
+    """FER2013 Training -> ``train``; PublicTest even positions -> ``valid``; odd positions -> ``heldout``."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"FER2013 not found at {path}.")
+    d = np.load(path)
+    images, labels, usage = d["images"], d["labels"].astype(np.int64), d["usage"].astype(str)
+    public = np.flatnonzero(usage == "PublicTest")
+    parts = {"train": np.flatnonzero(usage == "Training"), "valid": public[0::2], "heldout": public[1::2]}
+    return {k: FacePool(images[v], FER_TO_VALENCE[labels[v]], v) for k, v in parts.items()}
+
+
+def ravdess_clips(root: str | Path, actors: tuple[int, ...], extractor: VoiceFeatureExtractor | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> list[VoiceClip]:
+    """Voice tracks (loudness-normalised features + VAD) of the RAVDESS speech clips of ``actors``."""
+    audio = Path(root) / "audio"
+    files = sorted(p for a in actors for p in (audio / f"Actor_{a:02d}").glob("03-01-*.*")
+                   if p.suffix in (".flac", ".wav") and p.stem not in DUPLICATE_TAKES)
+    if not files:
+        raise DataError(f"no RAVDESS audio for actors {actors} under {audio}.")
+    extractor = extractor or VoiceFeatureExtractor()
+    out = []
+    for i, p in enumerate(files):
+        m = _NAME.match(p.stem)
+        if m is None:
+            continue
+        emotion, actor = int(m.group(1)), int(m.group(5))
+        signal, sr = load_audio(p)
+        out.append(VoiceClip(p.stem, actor, emotion, int(ravdess_emotion_to_3class(np.array([emotion]))[0]),
+                             seq.voice_track(signal, sr, extractor)))
+        if progress:
+            progress(i + 1, len(files))
+    return out
+
+
+def face_frames(image: np.ndarray, n: int, gen: torch.Generator, flip: bool) -> torch.Tensor:
+    """``(n, 48, 48)`` float frames of one face with frame-to-frame variation (see :data:`VIDEO_AUGMENT`)."""
+    x = torch.from_numpy(np.ascontiguousarray(image[:, ::-1] if flip else image)).float()
+    return augment_batch(x[None].expand(n, -1, -1), gen, **VIDEO_AUGMENT)
+
+
+def face_logit_sequences(model: ExpressionModel, pool: FacePool, picks: list[tuple[int, int]], seed: int,
+                         batch_frames: int = 4096) -> list[np.ndarray]:
+    """Logit sequences ``(n_i, 7)`` for ``picks`` = [(pool row, n frames)], computed in large batches."""
+    gen = torch.Generator().manual_seed(seed)
+    frames, bounds = [], [0]
+    out: list[np.ndarray] = []
+    pending = 0
+
+    def flush() -> None:
+        nonlocal frames, bounds, pending
+        if not frames:
+            return
+        logits = model.logits(torch.cat(frames).numpy())
+        out.extend(logits[a:b] for a, b in zip(bounds[:-1], bounds[1:]))
+        frames, bounds, pending = [], [0], 0
+
+    for row, n in picks:
+        frames.append(face_frames(pool.images[row], n, gen, flip=bool(torch.rand(1, generator=gen) < 0.5)))
+        pending += n
+        bounds.append(pending)
+        if pending >= batch_frames:
+            flush()
+    flush()
+    return out
+
+
+def window_pairs(clips: list[VoiceClip], pool: FacePool, model: ExpressionModel, face_extractor: str,
+                 repeats: int, seed: int, name: str, frame_keep: tuple[float, float] = (0.6, 1.0)) -> PairDataset:
+    """Window-level pairs: every speech window of every clip, ``repeats`` times, each with a face of the same
+    valence (probability 1/2) or of another valence; faces miss a random share of frames (``frame_keep``)."""
+    rng = np.random.default_rng(seed)
+    voices, face_val, voice_val, speakers, ids, picks = [], [], [], [], [], []
+    per_window = int(round(seq.WINDOW_S * seq.FACE_FPS))
+    for c in clips:
+        for start, end in seq.window_starts(c.track.duration_s):
+            v = seq.voice_window(c.track, start, end)
+            if v is None:
+                continue
+            for _ in range(repeats):
+                fv = c.valence if rng.random() < 0.5 else int(rng.choice([k for k in range(3) if k != c.valence]))
+                n = max(3, int(round(per_window * rng.uniform(*frame_keep))))
+                voices.append(v)
+                face_val.append(fv)
+                voice_val.append(c.valence)
+                speakers.append(f"actor_{c.actor:02d}")
+                ids.append(f"{c.clip_id}@{start:.1f}")
+                picks.append((pool.sample(fv, rng), n))
+    faces = face_logit_sequences(model, pool, picks, seed)
+    return PairDataset(face=faces, voice=voices, face_label=np.array(face_val), voice_label=np.array(voice_val),
+                       speaker=np.array(speakers), clip_id=np.array(ids), face_feature_names=seq.FACE_FEATURE_NAMES,
+                       voice_feature_names=VoiceFeatureExtractor().feature_names, name=name,
+                       extractor={"face": face_extractor, "voice": seq.VOICE_EXTRACTOR})
+
+
+@dataclass
+class ClipPairing:
+    """One clip-level test item: a voice clip and a FER face (pool row), normal or abnormal."""
+
+    clip: VoiceClip
+    face_row: int
+    face_valence: int
+
+    @property
+    def abnormal(self) -> bool:
+        return self.face_valence != self.clip.valence
+
+
+def clip_pairings(clips: list[VoiceClip], pool: FacePool, seed: int) -> list[ClipPairing]:
+    """Two pairings per voice clip: one with a face of the same valence, one with a face of another valence."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for c in clips:
+        other = int(rng.choice([k for k in range(3) if k != c.valence]))
+        for fv in (c.valence, other):
+            out.append(ClipPairing(c, pool.sample(fv, rng), fv))
+    return out

@@ -1,0 +1,185 @@
+"""The facial-expression network: a small CNN trained by the project on FER2013 (48x48 grayscale faces, 7 classes).
+
+Input: ``(N, 48, 48)`` uint8 or float grayscale faces framed like FER2013 (see :data:`FER_TEMPLATE` and
+:func:`crossemo_core.clip.face.align_face`). Each image is standardised on its own (zero mean, unit variance), so
+brightness and contrast of a webcam do not matter. Output: logits over :data:`FER_CLASSES`.
+
+Checkpoint (``checkpoints/fer_expression.pt``): ``{"format": "crossemo-fer/1", "weights": state_dict (float16),
+"meta": json}``, read with ``torch.load(weights_only=True)``; ``meta`` holds the classes, the input size, the
+channel widths and the training record. The training script is ``scripts/train_fer_expression.py``; the model card
+is ``checkpoints/fer_expression.md``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from crossemo_core.errors import CheckpointError
+
+FER_FORMAT = "crossemo-fer/1"
+FER_SIZE = 48
+FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+"""FER2013 label codes 0..6, in order."""
+FER_TO_VALENCE = np.array([0, 0, 0, 2, 0, 2, 1], dtype=np.int64)
+"""FER class -> valence index (0 negative, 1 neutral, 2 positive), shared/data README section 1.4."""
+FER_TEMPLATE = {"right_eye": (15.5, 18.7), "left_eye": (32.5, 18.7), "mouth": (24.0, 36.9)}
+"""Where a FER2013 face has its eye centres (mean of the two corners; ``right_eye`` is the subject's right eye,
+on the image's left) and its mouth centre (mean of the lip corners), in 48x48 pixel coordinates: the median over 397
+of 400 random FER2013 Training images on which mediapipe's face mesh found a face (``scripts/calibrate_fer_template.py``),
+made left-right symmetric. Aligning video faces to these points frames them the way the network saw faces."""
+DEFAULT_WIDTHS = (16, 32, 64, 128)
+
+
+class ExpressionNet(nn.Module):
+    """Four conv stages (two 3x3 convs + BN + ReLU each, max-pool between), global average pool, dropout, linear.
+
+    ``features(x)`` gives the pooled ``(N, widths[-1])`` vector; ``forward(x)`` the ``(N, 7)`` logits.
+    """
+
+    def __init__(self, widths: tuple[int, ...] = DEFAULT_WIDTHS, n_classes: int = len(FER_CLASSES),
+                 dropout: float = 0.3) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = 1
+        for k, c in enumerate(widths):
+            if k:
+                layers.append(nn.MaxPool2d(2))
+            n_conv = 1 if k == len(widths) - 1 else 2
+            for _ in range(n_conv):
+                layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
+                c_in = c
+        self.body = nn.Sequential(*layers)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(c_in, n_classes)
+        self.widths = tuple(widths)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x).mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.features(x)))
+
+
+def standardise(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """``(N, 48, 48)`` grayscale -> ``(N, 1, 48, 48)`` float32, each image at zero mean and unit variance."""
+    x = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images).float()
+    if x.ndim == 2:
+        x = x[None]
+    if x.ndim != 3 or tuple(x.shape[1:]) != (FER_SIZE, FER_SIZE):
+        raise ValueError(f"expression input must be (N, {FER_SIZE}, {FER_SIZE}) grayscale, got {tuple(x.shape)}")
+    x = x[:, None]
+    mean = x.mean(dim=(2, 3), keepdim=True)
+    std = x.std(dim=(2, 3), keepdim=True).clamp_min(4.0)  # a flat image (std < 4 grey levels) stays near 0
+    return (x - mean) / std
+
+
+@dataclass
+class ExpressionModel:
+    """The trained network with its metadata; ``logits``/``predict_proba`` take raw 48x48 grayscale faces."""
+
+    net: ExpressionNet
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.meta.get("classes", FER_CLASSES))
+
+    @torch.no_grad()
+    def logits(self, images: np.ndarray, batch: int = 256) -> np.ndarray:
+        """``(N, 7)`` float32 logits of ``(N, 48, 48)`` faces (an empty input gives ``(0, 7)``)."""
+        self.net.eval()
+        if len(images) == 0:
+            return np.zeros((0, len(self.classes)), np.float32)
+        out = [self.net(standardise(images[i:i + batch])) for i in range(0, len(images), batch)]
+        return torch.cat(out).numpy().astype(np.float32)
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        return softmax(self.logits(images))
+
+    def save(self, path: str | Path) -> Path:
+        """Atomic write; weights stored as float16 (half the size, same predictions to ~1e-3)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {k: (v.half() if v.is_floating_point() else v) for k, v in self.net.state_dict().items()}
+        payload = {"format": FER_FORMAT, "weights": state,
+                   "meta": json.dumps({**self.meta, "widths": list(self.net.widths), "classes": list(self.classes),
+                                       "input_size": FER_SIZE})}
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            torch.save(payload, tmp)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ExpressionModel":
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"expression network {path} does not exist.")
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+            if not isinstance(payload, dict) or payload.get("format") != FER_FORMAT:
+                raise CheckpointError(f"{path} is not a crossemo expression network ({FER_FORMAT} expected).")
+            meta = json.loads(payload["meta"])
+            net = ExpressionNet(tuple(meta["widths"]), len(meta["classes"]))
+            net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["weights"].items()})
+        except CheckpointError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - torch raises many types for damaged files
+            raise CheckpointError(f"{path} is not a readable expression network ({type(exc).__name__}).") from None
+        net.eval()
+        return cls(net=net, meta=meta)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def valence_proba(fer_proba: np.ndarray) -> np.ndarray:
+    """``(N, 7)`` FER class probabilities -> ``(N, 3)`` valence probabilities (negative, neutral, positive)."""
+    out = np.zeros(fer_proba.shape[:-1] + (3,), dtype=np.float64)
+    for c, v in enumerate(FER_TO_VALENCE):
+        out[..., v] += fer_proba[..., c]
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ augmentation
+def augment_batch(images: torch.Tensor, generator: torch.Generator, *, max_rotate_deg: float = 12.0,
+                  max_shift: float = 0.08, scale: tuple[float, float] = (0.9, 1.1), flip: bool = True,
+                  jitter: float = 0.25, noise: float = 0.03) -> torch.Tensor:
+    """Random similarity warp (rotation, scale, shift), horizontal flip, brightness/contrast jitter and pixel noise
+    on a ``(N, 48, 48)`` float batch in [0, 255]; vectorised (``affine_grid`` + ``grid_sample``).
+
+    Used to train the network and to turn one FER2013 image into a "video" of slightly different frames.
+    """
+    n = images.shape[0]
+    u = lambda *s: torch.rand(*s, generator=generator)  # noqa: E731
+    angle = (u(n) * 2 - 1) * np.deg2rad(max_rotate_deg)
+    s = scale[0] + u(n) * (scale[1] - scale[0])
+    cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
+    sign = torch.where(u(n) < 0.5, -1.0, 1.0) if flip else torch.ones(n)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 1] = cos * sign, -sin
+    theta[:, 1, 0], theta[:, 1, 1] = sin * sign, cos
+    theta[:, :, 2] = (u(n, 2) * 2 - 1) * max_shift * 2
+    x = images[:, None].float()
+    grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    x = torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)[:, 0]
+    gain = 1 + (u(n, 1, 1) * 2 - 1) * jitter
+    bias = (u(n, 1, 1) * 2 - 1) * jitter * 64
+    x = x * gain + bias + torch.randn(x.shape, generator=generator) * noise * 255
+    return x.clamp(0, 255)

@@ -1,0 +1,255 @@
+"""Faces in video frames: mediapipe's face mesh (478 points, models bundled with mediapipe 0.10.21), the largest
+face per frame, a FER2013-framed aligned crop for the expression network, and interpretable geometry measures.
+
+Landmark indices are those of mediapipe's canonical face mesh (468 points + 10 iris points with
+``refine_landmarks=True``).
+
+Geometry measures (per frame; distances are divided by the inter-ocular distance D, the distance between the two
+eye centres, so they do not depend on how far the person is from the camera):
+
+=======================  ==============================================================================
+``brow_raise``           mean over both sides of (eye centre - middle of the brow), vertical, / D. Larger =
+                         brows raised (surprise, fear); smaller = brows lowered (anger, concentration)
+``eye_opening``          mean over both eyes of (upper lid - lower lid) / eye width
+``lip_corner_pull``      (mid-lip height - lip-corner height) / D: > 0 corners pulled up (smile), < 0
+                         corners depressed
+``mouth_opening``        inner-lip gap / D
+``mouth_width``          lip-corner distance / D (a smile widens the mouth)
+``head_yaw_deg``         head turned left/right (from the mesh's depth across the face sides), degrees
+``head_pitch_deg``       head tilted up/down (depth difference forehead - chin), degrees
+``head_roll_deg``        head tilted sideways (angle of the eye line), degrees
+=======================  ==============================================================================
+
+Vertical measures are taken in the face's own frame (the eye line rotated to horizontal), so head roll does not
+change them. They describe shape, not emotion: a raised lip corner is what a smile looks like, not proof of joy.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from crossemo_core.clip.expression import FER_SIZE, FER_TEMPLATE
+from crossemo_core.errors import CrossemoError
+
+RIGHT_EYE = (33, 133)  # subject's right eye: outer and inner corner
+LEFT_EYE = (362, 263)
+RIGHT_LIDS, LEFT_LIDS = (159, 145), (386, 374)  # upper, lower lid
+RIGHT_BROW, LEFT_BROW = (70, 63, 105, 66, 107), (300, 293, 334, 296, 336)
+LIP_CORNERS = (61, 291)
+INNER_LIPS = (13, 14)  # upper, lower inner lip (mid)
+FACE_SIDES = (234, 454)
+FOREHEAD, CHIN = 10, 152
+
+GEOMETRY_NAMES = ("brow_raise", "eye_opening", "lip_corner_pull", "mouth_opening", "mouth_width", "head_yaw_deg",
+                  "head_pitch_deg", "head_roll_deg")
+GEOMETRY_HELP = {
+    "brow_raise": "how high the brows sit above the eyes (higher = raised brows; lower = frown)",
+    "eye_opening": "how open the eyes are",
+    "lip_corner_pull": "lip corners pulled up (> 0, as in a smile) or down (< 0)",
+    "mouth_opening": "how far the lips are apart",
+    "mouth_width": "how wide the mouth is (a smile widens it)",
+    "head_yaw_deg": "head turned left or right (degrees)",
+    "head_pitch_deg": "head tilted up or down (degrees)",
+    "head_roll_deg": "head tilted sideways (degrees)",
+}
+THUMB_SIZE = 64
+_BLANK = np.zeros((64, 64, 3), np.uint8)
+
+
+class FaceModelError(CrossemoError):
+    """mediapipe is missing or cannot run."""
+
+
+@dataclass
+class FaceFrame:
+    """One sampled frame: when, how many faces, and for the largest face its crop, landmarks and geometry."""
+
+    t: float
+    n_faces: int
+    crop: np.ndarray | None = None  # (48, 48) uint8 grey, FER-framed
+    thumb: np.ndarray | None = None  # (64, 64, 3) uint8 colour, same framing
+    geometry: np.ndarray | None = None  # (len(GEOMETRY_NAMES),) float32
+    box: tuple[float, float, float, float] | None = None  # x0, y0, x1, y1 as fractions of the frame
+
+
+@dataclass
+class FaceTrack:
+    """The faces of a whole clip (one :class:`FaceFrame` per sampled frame)."""
+
+    frames: list[FaceFrame] = field(default_factory=list)
+
+    @property
+    def times(self) -> np.ndarray:
+        return np.array([f.t for f in self.frames], dtype=np.float64)
+
+    @property
+    def found(self) -> np.ndarray:
+        return np.array([f.crop is not None for f in self.frames], dtype=bool)
+
+    @property
+    def max_faces(self) -> int:
+        return max((f.n_faces for f in self.frames), default=0)
+
+    def crops(self) -> np.ndarray:
+        crops = [f.crop for f in self.frames if f.crop is not None]
+        return np.stack(crops) if crops else np.zeros((0, FER_SIZE, FER_SIZE), np.uint8)
+
+    def geometry(self) -> np.ndarray:
+        """``(n_found, 8)`` geometry of the frames with a face."""
+        rows = [f.geometry for f in self.frames if f.geometry is not None]
+        return np.stack(rows) if rows else np.zeros((0, len(GEOMETRY_NAMES)), np.float32)
+
+
+def _import_face_mesh():  # noqa: ANN202
+    os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ logging: warnings and errors only
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        # mediapipe 0.10.21's bindings print a harmless protobuf AttributeError at import; keep it off the console.
+        with contextlib.redirect_stderr(io.StringIO()):
+            from mediapipe.python.solutions import face_mesh
+    except ImportError as exc:
+        raise FaceModelError(
+            f"mediapipe is not installed ({exc}); install it with: pip install --no-deps -r requirements-clip.txt"
+        ) from None
+    return face_mesh
+
+
+class FaceAnalyzer:
+    """mediapipe face mesh in video (tracking) mode, up to ``max_faces`` faces; keep one per clip and call
+    :meth:`reset` between clips (cheaper than building a new one)."""
+
+    def __init__(self, max_faces: int = 4, min_confidence: float = 0.5) -> None:
+        face_mesh = _import_face_mesh()
+        with _quiet_fd2():
+            self._video = face_mesh.FaceMesh(static_image_mode=False, max_num_faces=max_faces, refine_landmarks=True,
+                                             min_detection_confidence=min_confidence,
+                                             min_tracking_confidence=min_confidence)
+            self._still = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=max_faces, refine_landmarks=True,
+                                             min_detection_confidence=min_confidence)
+            # The graphs open their calculators on worker threads after construction, which log C++ warnings
+            # straight to stderr; one blocking call on a blank frame waits for that while stderr is silenced.
+            for graph in (self._video, self._still):
+                graph.process(_BLANK)
+        self._quiet = {True: True, False: True}  # the first frame with a face logs one more warning per graph
+
+    def reset(self) -> None:
+        with _quiet_fd2():
+            self._video.reset()
+            self._video.process(_BLANK)
+
+    def close(self) -> None:
+        self._video.close()
+        self._still.close()
+
+    def analyse(self, t: float, rgb: np.ndarray, still: bool = False) -> FaceFrame:
+        """Find the faces in one RGB frame and describe the largest."""
+        graph = self._still if still else self._video
+        if self._quiet[still]:
+            with _quiet_fd2():
+                result = graph.process(np.ascontiguousarray(rgb))
+            self._quiet[still] = not result.multi_face_landmarks
+        else:
+            result = graph.process(np.ascontiguousarray(rgb))
+        faces = result.multi_face_landmarks or []
+        if not faces:
+            return FaceFrame(t=t, n_faces=0)
+        h, w = rgb.shape[:2]
+        meshes = [np.array([(p.x * w, p.y * h, p.z * w) for p in f.landmark], dtype=np.float32) for f in faces]
+        areas = [float(np.ptp(m[:, 0]) * np.ptp(m[:, 1])) for m in meshes]
+        mesh = meshes[int(np.argmax(areas))]
+        crop, thumb = align_face(rgb, mesh)
+        x0, y0 = mesh[:, :2].min(0)
+        x1, y1 = mesh[:, :2].max(0)
+        return FaceFrame(t=t, n_faces=len(faces), crop=crop, thumb=thumb, geometry=face_geometry(mesh),
+                         box=(float(x0 / w), float(y0 / h), float(x1 / w), float(y1 / h)))
+
+
+def eye_mouth_points(mesh: np.ndarray) -> np.ndarray:
+    """``(3, 2)``: the subject's right eye centre, left eye centre, mouth centre (pixels)."""
+    return np.stack([mesh[list(RIGHT_EYE), :2].mean(0), mesh[list(LEFT_EYE), :2].mean(0),
+                     mesh[list(LIP_CORNERS), :2].mean(0)]).astype(np.float32)
+
+
+def align_face(rgb: np.ndarray, mesh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 48x48 grey crop framed like FER2013 (eyes and mouth on :data:`FER_TEMPLATE`) and a 64x64 colour thumb.
+
+    A similarity transform (rotation, scale, shift) maps the eye and mouth centres onto the template; the crop is
+    rendered at 4x and area-averaged down, which avoids aliasing when the face is large in the frame.
+    """
+    import cv2
+
+    template = np.array([FER_TEMPLATE["right_eye"], FER_TEMPLATE["left_eye"], FER_TEMPLATE["mouth"]], np.float32)
+    src = eye_mouth_points(mesh)
+    matrix = _similarity(src, template * 4)
+    big = cv2.warpAffine(rgb, matrix, (FER_SIZE * 4, FER_SIZE * 4), flags=cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)
+    grey = cv2.cvtColor(big, cv2.COLOR_RGB2GRAY)
+    crop = cv2.resize(grey, (FER_SIZE, FER_SIZE), interpolation=cv2.INTER_AREA)
+    thumb = cv2.resize(big, (THUMB_SIZE, THUMB_SIZE), interpolation=cv2.INTER_AREA)
+    return crop, thumb
+
+
+def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity transform ``(2, 3)`` mapping ``src`` points onto ``dst`` (Umeyama, no reflection)."""
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s, d = src - mu_s, dst - mu_d
+    cov = d.T @ s / len(src)
+    u, sig, vt = np.linalg.svd(cov)
+    sign = np.sign(np.linalg.det(u @ vt)) or 1.0
+    rot = u @ np.diag([1.0, sign]) @ vt
+    scale = (sig * np.array([1.0, sign])).sum() / max(float((s ** 2).sum() / len(src)), 1e-9)
+    m = np.zeros((2, 3), np.float64)
+    m[:, :2] = scale * rot
+    m[:, 2] = mu_d - scale * rot @ mu_s
+    return m
+
+
+def face_geometry(mesh: np.ndarray) -> np.ndarray:
+    """The :data:`GEOMETRY_NAMES` measures of one face mesh ``(478, 3)`` in pixels (see the module docstring)."""
+    pts = mesh[:, :2].astype(np.float64)
+    r_eye, l_eye = pts[list(RIGHT_EYE)].mean(0), pts[list(LEFT_EYE)].mean(0)
+    axis = l_eye - r_eye
+    d = max(float(np.hypot(*axis)), 1e-6)
+    roll = float(np.degrees(np.arctan2(axis[1], axis[0])))
+    c, s = axis / d
+    rot = np.array([[c, s], [-s, c]])  # eye line -> horizontal
+    p = (pts - (r_eye + l_eye) / 2) @ rot.T  # face frame: x along the eye line, y downwards
+
+    brow = 0.5 * ((p[list(RIGHT_EYE), 1].mean() - p[list(RIGHT_BROW), 1].mean())
+                  + (p[list(LEFT_EYE), 1].mean() - p[list(LEFT_BROW), 1].mean())) / d
+    eye_w = (np.hypot(*(p[RIGHT_EYE[0]] - p[RIGHT_EYE[1]])), np.hypot(*(p[LEFT_EYE[0]] - p[LEFT_EYE[1]])))
+    eye_open = 0.5 * ((p[RIGHT_LIDS[1], 1] - p[RIGHT_LIDS[0], 1]) / max(eye_w[0], 1e-6)
+                      + (p[LEFT_LIDS[1], 1] - p[LEFT_LIDS[0], 1]) / max(eye_w[1], 1e-6))
+    mid_lip = p[list(INNER_LIPS), 1].mean()
+    corner = p[list(LIP_CORNERS), 1].mean()
+    pull = (mid_lip - corner) / d
+    mouth_open = (p[INNER_LIPS[1], 1] - p[INNER_LIPS[0], 1]) / d
+    mouth_w = float(np.hypot(*(p[LIP_CORNERS[0]] - p[LIP_CORNERS[1]]))) / d
+
+    z = mesh[:, 2].astype(np.float64)
+    side = mesh[FACE_SIDES[1], :2] - mesh[FACE_SIDES[0], :2]
+    yaw = float(np.degrees(np.arctan2(z[FACE_SIDES[1]] - z[FACE_SIDES[0]], np.hypot(*side))))
+    vert = mesh[CHIN, :2] - mesh[FOREHEAD, :2]
+    pitch = float(np.degrees(np.arctan2(z[CHIN] - z[FOREHEAD], np.hypot(*vert))))
+    return np.array([brow, eye_open, pull, mouth_open, mouth_w, yaw, pitch, roll], dtype=np.float32)
+
+
+@contextlib.contextmanager
+def _quiet_fd2():  # noqa: ANN202
+    """Silence C++ writes to stderr (mediapipe's start-up lines) while building the graphs."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

@@ -1,0 +1,209 @@
+"""Sharing verdicts: a table (batch mode, CSV) and a one-page, self-contained HTML report per verdict.
+
+The HTML page has no external resources (charts are inline SVG, thumbnails inline PNG), so it can be saved, printed
+to PDF from a browser, or attached to a record as it is. It is written only where the user asks.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from crossemo_core.clip.face import GEOMETRY_HELP, GEOMETRY_NAMES
+
+TABLE_COLUMNS = ("file", "voice_file", "verdict", "p_inconsistent", "similarity", "face_emotion", "face_valence",
+                 "voice_valence", "windows_scored", "windows", "reason", "notes", "error")
+COLOURS = {"consistent": "#1b7f3b", "inconsistent": "#b3261e", "undetermined": "#8a6d00"}
+PLAIN = {
+    "consistent": "The emotion shown by the face and the emotion carried by the voice agree.",
+    "inconsistent": "The emotion shown by the face and the emotion carried by the voice do not agree.",
+    "undetermined": "The tool cannot say whether face and voice agree in this clip.",
+}
+DISCLAIMER = ("Research tool, not a diagnostic device. The verdict is a statistical estimate from a model trained "
+              "on posed photographs (FER2013) and acted speech (RAVDESS) of different people; it must not be used to "
+              "diagnose, treat or decide about a person.")
+
+
+def verdicts_table(results: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """One row per file from ``ClipVerdict.to_dict()`` outputs (or ``{"file", "error"}`` for failures)."""
+    rows = []
+    for r in results:
+        timeline = r.get("timeline") or []
+        rows.append({
+            "file": r.get("file"), "voice_file": r.get("voice_file"), "verdict": r.get("verdict"),
+            "p_inconsistent": r.get("p_inconsistent"), "similarity": r.get("similarity"),
+            "face_emotion": (r.get("face") or {}).get("emotion"), "face_valence": (r.get("face") or {}).get("valence"),
+            "voice_valence": (r.get("voice") or {}).get("valence"),
+            "windows_scored": sum(w.get("status") == "scored" for w in timeline), "windows": len(timeline),
+            "reason": r.get("reason"), "notes": " | ".join(r.get("notes") or []), "error": r.get("error")})
+    return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+
+
+def write_report(verdicts: Sequence[Any], out: str | Path, model: Any = None) -> list[Path]:
+    """Write one HTML page per verdict: to ``out`` itself for one verdict named ``*.html``, else into folder
+    ``out`` as ``<file>.report.html``. Returns the paths written."""
+    out = Path(out)
+    if len(verdicts) == 1 and out.suffix.lower() in (".html", ".htm"):
+        targets = [out]
+    else:
+        targets = [out / f"{Path(v.file).name}.report.html" for v in verdicts]
+    written = []
+    for v, target in zip(verdicts, targets):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(report_html(v, model), encoding="utf-8")
+        written.append(target)
+    return written
+
+
+def report_html(v: Any, model: Any = None) -> str:
+    """The one-page report of a :class:`~crossemo_core.clip.verdict.ClipVerdict` as an HTML string."""
+    e = html.escape
+    colour = COLOURS.get(v.verdict, "#444")
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    numbers = ""
+    if v.p_inconsistent is not None:
+        numbers = (f"<p class='big'>Probability of inconsistency: <b>{v.p_inconsistent:.2f}</b> "
+                   f"(verdict threshold {v.threshold:.2f}) &middot; face/voice similarity {v.similarity:.2f}</p>")
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>crossemo report: {e(v.file)}</title>",
+        "<style>body{font-family:system-ui,sans-serif;max-width:980px;margin:24px auto;color:#222;font-size:14px}"
+        "h1{font-size:20px;margin:0}h2{font-size:16px;margin:18px 0 6px}.verdict{font-size:26px;font-weight:700;"
+        "padding:8px 14px;border-radius:6px;color:#fff;display:inline-block}.big{font-size:15px}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}"
+        ".muted{color:#666;font-size:12px}.bar{display:inline-block;height:10px;background:#4a78b5}"
+        ".thumbs img{width:64px;height:64px;margin:1px;border-radius:3px}@media print{body{margin:0}}</style>",
+        "</head><body>",
+        f"<h1>Face/voice emotion consistency: {e(v.file)}{' + ' + e(v.voice_file) if v.voice_file else ''}</h1>",
+        f"<p class='muted'>{when} &middot; model {e(v.checkpoint)} &middot; {v.duration_s:.1f} s analysed"
+        f"{' &middot; calibrated with a baseline clip' if v.calibrated else ''}</p>",
+        f"<div class='verdict' style='background:{colour}'>{e(v.verdict.upper())}</div>",
+        f"<p class='big'>{e(PLAIN.get(v.verdict, ''))}</p>",
+        f"<p>Why: {e(v.reason)}</p>", numbers,
+        "<h2>What each side shows</h2>", _emotions(v),
+        "<h2>When face and voice diverge</h2>",
+        "<p class='muted'>Each 2-second window (every 0.5 s): red = probability of inconsistency (dashed line: the "
+        "threshold), blue = face/voice similarity. Grey bands: no face or no speech in that window (not judged). "
+        "Below: the sound wave and the face about once a second.</p>",
+        _timeline_svg(v), _waveform_svg(v), _thumbs(v),
+        "<h2>Face measurements (from the 478-point face mesh)</h2>", _geometry(v),
+    ]
+    if v.notes:
+        parts += ["<h2>Notes</h2><ul>"] + [f"<li>{e(n)}</li>" for n in v.notes] + ["</ul>"]
+    parts += ["<h2>How to read this</h2><ul>",
+              "<li>The verdict compares the face and the voice with each other; it does not say which emotion is "
+              "the 'real' one.</li>",
+              "<li>'Undetermined' means the clip could not be judged (no face, no speech, or input unlike the "
+              "training material); it is not a finding.</li>",
+              "<li>Accents, recording conditions, facial hair, glasses, medication and many clinical conditions can "
+              "change how a face or voice looks to the model.</li></ul>",
+              f"<h2>About the model</h2><p class='muted'>{e(_model_line(model))}</p>",
+              f"<p class='muted'><b>{e(DISCLAIMER)}</b></p>", "</body></html>"]
+    return "\n".join(p for p in parts if p)
+
+
+def _emotions(v: Any) -> str:
+    e = html.escape
+
+    def bars(probs: dict[str, float]) -> str:
+        return "".join(f"<tr><td>{e(k)}</td><td><span class='bar' style='width:{int(200 * (p or 0))}px'></span> "
+                       f"{(p or 0):.2f}</td></tr>" for k, p in probs.items())
+
+    face = v.face
+    voice = v.voice
+    left = ("<i>no face found</i>" if not face.get("emotion") else
+            f"<b>{e(face['emotion'])}</b> (valence: {e(face['valence'])})<table>{bars(face['probs'])}</table>")
+    right = ("<i>not judged</i>" if not voice.get("valence") else
+             f"<b>{e(voice['valence'])}</b><table>{bars(voice['valence_probs'])}</table>")
+    return (f"<table><tr><th>Face (expression network, 7 expressions)</th><th>Voice (valence)</th></tr>"
+            f"<tr><td>{left}</td><td>{right}</td></tr></table>")
+
+
+def _timeline_svg(v: Any, width: int = 940, height: int = 150) -> str:
+    if not v.timeline:
+        return "<p><i>No timeline: nothing was judged.</i></p>"
+    end = max(w.end for w in v.timeline) or 1.0
+    x = lambda t: 40 + (width - 50) * t / end  # noqa: E731
+    y = lambda p: 10 + (height - 30) * (1 - p)  # noqa: E731
+    out = [f"<svg width='{width}' height='{height}' xmlns='http://www.w3.org/2000/svg' role='img' "
+           f"aria-label='timeline of the probability of inconsistency'>"]
+    for w in v.timeline:
+        if w.status != "scored":
+            out.append(f"<rect x='{x(w.start + 0.75):.1f}' y='10' width='{max(1.0, x(0.5) - x(0)):.1f}' "
+                       f"height='{height - 30}' fill='#ddd'><title>{w.start:.1f}-{w.end:.1f} s: {w.status}</title></rect>")
+    out.append(f"<line x1='40' x2='{width - 10}' y1='{y(v.threshold):.1f}' y2='{y(v.threshold):.1f}' "
+               f"stroke='#b3261e' stroke-dasharray='4 3' stroke-width='1'/>")
+    for key, colour in (("p_inconsistent", "#b3261e"), ("similarity", "#4a78b5")):
+        pts = [(x((w.start + w.end) / 2), y(float(np.clip(getattr(w, key), 0, 1)))) for w in v.timeline
+               if getattr(w, key) is not None]
+        if pts:
+            out.append(f"<polyline fill='none' stroke='{colour}' stroke-width='2' points='"
+                       + " ".join(f"{a:.1f},{b:.1f}" for a, b in pts) + "'/>")
+            out += [f"<circle cx='{a:.1f}' cy='{b:.1f}' r='2.5' fill='{colour}'/>" for a, b in pts]
+    for t in range(int(end) + 1):
+        out.append(f"<text x='{x(t):.1f}' y='{height - 5}' font-size='10' text-anchor='middle'>{t}s</text>")
+    out += [f"<text x='2' y='{y(1) + 4:.1f}' font-size='10'>1</text>", f"<text x='2' y='{y(0) + 4:.1f}' "
+            f"font-size='10'>0</text>", "</svg>"]
+    return "".join(out)
+
+
+def _waveform_svg(v: Any, width: int = 940, height: int = 60) -> str:
+    env = np.asarray(v.envelope, dtype=np.float64)
+    if env.size == 0:
+        return ""
+    end = max([w.end for w in v.timeline] + [env.size / 100.0])
+    cols = np.array_split(env, min(env.size, width - 50))
+    peaks = np.array([c.max() for c in cols])
+    peaks = peaks / max(peaks.max(), 1e-9)
+    span = (width - 50) * (env.size / 100.0) / end
+    step = span / len(peaks)
+    mid = height / 2
+    path = " ".join(f"M{40 + i * step:.1f},{mid - p * (mid - 2):.1f}V{mid + p * (mid - 2):.1f}"
+                    for i, p in enumerate(peaks))
+    return (f"<svg width='{width}' height='{height}' xmlns='http://www.w3.org/2000/svg' role='img' "
+            f"aria-label='sound wave'><path d='{path}' stroke='#777' stroke-width='1'/></svg>")
+
+
+def _thumbs(v: Any) -> str:
+    if not v.thumbnails:
+        return ""
+    imgs = "".join(f"<img src='data:image/png;base64,{_png(th)}' alt='face at {t:.1f} s' title='{t:.1f} s'>"
+                   for t, th in v.thumbnails[:40])
+    return f"<div class='thumbs'>{imgs}</div>"
+
+
+def _png(rgb: np.ndarray) -> str:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _geometry(v: Any) -> str:
+    if not v.geometry:
+        return "<p><i>No face was measured.</i></p>"
+    rows = "".join(f"<tr><td>{html.escape(n)}</td><td>{v.geometry[n]['median']:.3f}</td>"
+                   f"<td>{v.geometry[n]['p10']:.3f} to {v.geometry[n]['p90']:.3f}</td>"
+                   f"<td>{html.escape(GEOMETRY_HELP[n])}</td></tr>" for n in GEOMETRY_NAMES if n in v.geometry)
+    return ("<table><tr><th>measure</th><th>median</th><th>10th to 90th percentile</th><th>meaning</th></tr>"
+            f"{rows}</table><p class='muted'>Distances are relative to the distance between the eyes. These describe "
+            "the shape of the face, not an emotion.</p>")
+
+
+def _model_line(model: Any) -> str:
+    if model is None:
+        return "Clip model: SIR-HCL (see checkpoints/clip.md)."
+    meta = model.detector.metadata
+    clip = meta.get("clip", {})
+    data = clip.get("data", {})
+    return (f"SIR-HCL clip model ({model.path.name if model.path else 'clip model'}), trained on faces: "
+            f"{data.get('faces', '?')}; voices: {data.get('voices', '?')}. Faces and voices of a training pair come "
+            f"from different people. Validation AUC (windows): {meta.get('best_valid_auc', float('nan')):.3f}. "
+            f"See checkpoints/clip.md for its limits.")

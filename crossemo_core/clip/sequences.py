@@ -1,0 +1,126 @@
+"""The clip model's inputs: face and voice sequences of one time window, built the same way for training
+(scripts/train_clip_model.py) and for scoring a clip (crossemo_core.clip.verdict).
+
+- **Face**: one row per sampled video frame (10 per second) in which a face was found: the 7 logits of the
+  expression network (:mod:`crossemo_core.clip.expression`) on the FER-framed crop.
+- **Voice**: the core's frame-level voice features (:class:`~crossemo_core.features.voice.VoiceFeatureExtractor`,
+  10 ms frames) of the loudness-normalised signal, cut to the window, trimmed to its first..last speech frame,
+  ``log_f0`` filled over unvoiced frames and mean-pooled by 5 (20 rows per second), i.e. the core's
+  ``f0fill+pool5`` preprocessing (:mod:`crossemo_core.features.sequence`).
+
+A window is judged only when a face is found in at least :data:`MIN_FACE_FRACTION` of its frames and it holds
+speech (:func:`speech_frames`): energy-active frames in at least :data:`MIN_SPEECH_FRACTION` of it, of which at
+least :data:`MIN_VOICED_FRACTION` voiced. Silence is not judged.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from crossemo_core.clip.expression import FER_CLASSES
+from crossemo_core.features.sequence import preprocess_voice
+from crossemo_core.features.voice import EXTRACTOR_ID, EXTRACTOR_VERSION, VoiceFeatureExtractor, speech_mask
+
+WINDOW_S = 2.0
+HOP_S = 0.5
+FACE_FPS = 10.0
+VOICE_HOP_S = 0.01
+MIN_FACE_FRACTION = 0.5
+MIN_SPEECH_FRACTION = 0.25
+MIN_VOICED_FRACTION = 0.15
+MIN_CLIP_SPEECH_S = 0.5
+"""Below this much speech (energy-active and voiced) in the whole clip, the verdict is "no speech"."""
+TARGET_LEVEL_DB = -20.0
+"""Loudness normalisation: the 90th percentile of frame RMS (25 ms frames) is brought to this level (dBFS)."""
+VAD = {"margin_db": 35.0, "floor_db": -60.0, "hangover": 5}
+"""Energy VAD settings (:func:`crossemo_core.features.voice.speech_mask`), applied after loudness normalisation."""
+VOICE_STEPS = "f0fill+pool5"
+
+FACE_FEATURE_NAMES = tuple(f"fer_logit_{c}" for c in FER_CLASSES)
+VOICE_EXTRACTOR = f"{EXTRACTOR_ID}/{EXTRACTOR_VERSION}+level{int(TARGET_LEVEL_DB)}+speechwin+{VOICE_STEPS}"
+VALENCE = ("negative", "neutral", "positive")
+
+
+def face_extractor_id(fer_sha256: str) -> str:
+    """The face extractor id stored in the clip checkpoint: it names the exact expression network used."""
+    return f"fer-expression-logits/{fer_sha256[:12]}"
+
+
+def normalise_loudness(signal: np.ndarray, sr: int) -> np.ndarray:
+    """``signal`` scaled so its 90th-percentile frame RMS is :data:`TARGET_LEVEL_DB` (gain capped at +-40 dB; the
+    result is clipped to [-1, 1]). Recordings made at different gains then give comparable energy and MFCC-0."""
+    x = np.asarray(signal, dtype=np.float32)
+    frame = max(1, int(0.025 * sr))
+    n = len(x) // frame
+    if n == 0:
+        return x
+    rms = np.sqrt(np.mean(x[: n * frame].reshape(n, frame).astype(np.float64) ** 2, axis=1))
+    level = 20 * np.log10(max(float(np.percentile(rms, 90)), 1e-9))
+    gain = 10 ** (np.clip(TARGET_LEVEL_DB - level, -40.0, 40.0) / 20)
+    return np.clip(x * gain, -1.0, 1.0).astype(np.float32)
+
+
+@dataclass
+class VoiceTrack:
+    """Frame-level voice features of a whole clip and its speech frames."""
+
+    features: np.ndarray  # (frames, 47) raw extractor output, 10 ms hop
+    active: np.ndarray  # (frames,) bool energy VAD
+    voiced: np.ndarray  # (frames,) bool voicing >= 0.5
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.features) * VOICE_HOP_S
+
+    @property
+    def speech_s(self) -> float:
+        return float((self.active & self.voiced).sum()) * VOICE_HOP_S
+
+
+def voice_track(signal: np.ndarray, sr: int, extractor: VoiceFeatureExtractor | None = None) -> VoiceTrack:
+    """Loudness-normalise, extract the features and find the speech frames."""
+    extractor = extractor or VoiceFeatureExtractor()
+    features = extractor.extract(normalise_loudness(signal, sr), sr)
+    names = extractor.feature_names
+    return VoiceTrack(features=features, active=speech_mask(features, names, **VAD),
+                      voiced=features[:, names.index("voicing")] >= 0.5)
+
+
+def voice_window(track: VoiceTrack, start_s: float, end_s: float,
+                 names: tuple[str, ...] = VoiceFeatureExtractor().feature_names) -> np.ndarray | None:
+    """The model's voice sequence for ``[start_s, end_s)``, or None when the window holds no speech."""
+    a, b = int(round(start_s / VOICE_HOP_S)), min(int(round(end_s / VOICE_HOP_S)), len(track.features))
+    if b - a < 10:
+        return None
+    active = track.active[a:b]
+    if active.mean() < MIN_SPEECH_FRACTION or (active & track.voiced[a:b]).sum() < MIN_VOICED_FRACTION * active.sum():
+        return None
+    idx = np.flatnonzero(active)
+    return preprocess_voice(track.features[a + idx[0]: a + idx[-1] + 1], names, VOICE_STEPS)
+
+
+def face_window(times: np.ndarray, found: np.ndarray, logits: np.ndarray, start_s: float,
+                end_s: float) -> np.ndarray | None:
+    """The model's face sequence for ``[start_s, end_s)``: logits ``(n, 7)`` of the frames with a face, or None when
+    fewer than :data:`MIN_FACE_FRACTION` of the window's frames have one.
+
+    ``times`` ``(T,)`` and ``found`` ``(T,)`` cover every sampled frame; ``logits`` ``(found.sum(), 7)`` only those
+    with a face, in order.
+    """
+    inside = (times >= start_s - 1e-6) & (times < end_s - 1e-6)
+    if inside.sum() == 0 or found[inside].mean() < MIN_FACE_FRACTION:
+        return None
+    rows = np.cumsum(found) - 1  # row of each found frame in ``logits``
+    return logits[rows[inside & found]].astype(np.float32)
+
+
+def window_starts(duration_s: float) -> list[tuple[float, float]]:
+    """Windows of :data:`WINDOW_S` every :data:`HOP_S` covering ``[0, duration_s]`` (the last one ends at the end);
+    a clip shorter than one window gives one window over the whole clip."""
+    if duration_s <= WINDOW_S + 1e-6:
+        return [(0.0, max(duration_s, 1e-3))]
+    starts = list(np.arange(0.0, duration_s - WINDOW_S + 1e-6, HOP_S))
+    if duration_s - (starts[-1] + WINDOW_S) > 0.1:
+        starts.append(duration_s - WINDOW_S)
+    return [(float(s), float(s) + WINDOW_S) for s in starts]

@@ -1,0 +1,111 @@
+"""Writing small media files in memory (PyAV's bundled encoders): used to build the demo assets, the test inputs and
+the held-apart evaluation clips. Nothing here reads user data.
+"""
+from __future__ import annotations
+
+import io
+from fractions import Fraction
+from typing import Callable
+
+import numpy as np
+
+AUDIO_RATE = 16000
+
+
+def encode_video(frame_at: Callable[[int], np.ndarray], n_frames: int, fps: int = 25,
+                 audio: np.ndarray | None = None, audio_rate: int = AUDIO_RATE, container: str = "mp4",
+                 crf: int = 28) -> bytes:
+    """An H.264 (mp4/mkv) or VP8 (webm) video of ``n_frames`` RGB frames ``frame_at(i)`` (even width/height),
+    with an AAC (mp4), Opus (webm/mkv) or no audio track from ``audio`` (mono float in [-1, 1])."""
+    import av
+
+    first = frame_at(0)
+    h, w = first.shape[:2]
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format={"mp4": "mp4", "webm": "webm", "mkv": "matroska", "avi": "avi"}[container]) as out:
+        vcodec = {"mp4": "libx264", "mkv": "libx264", "webm": "libvpx", "avi": "mpeg4"}[container]
+        vs = out.add_stream(vcodec, rate=fps)
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        if vcodec == "libx264":
+            vs.options = {"crf": str(crf), "preset": "veryfast"}
+        as_ = None
+        if audio is not None:
+            acodec = {"mp4": "aac", "mkv": "libopus", "webm": "libopus", "avi": "libmp3lame"}[container]
+            rate = 48000 if acodec == "libopus" else audio_rate
+            as_ = out.add_stream(acodec, rate=rate)
+            as_.layout = "mono"
+        for i in range(n_frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame_at(i) if i else first), format="rgb24")
+            for packet in vs.encode(frame):
+                out.mux(packet)
+        for packet in vs.encode():
+            out.mux(packet)
+        if as_ is not None:
+            _encode_audio(out, as_, audio, audio_rate)
+    return buf.getvalue()
+
+
+def _encode_audio(out, stream, audio: np.ndarray, rate: int) -> None:  # noqa: ANN001
+    import av
+
+    resampler = av.AudioResampler(format=stream.codec_context.format.name, layout="mono", rate=stream.codec_context.sample_rate)
+    pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
+    step = 1024
+    for start in range(0, len(pcm), step):
+        chunk = pcm[start:start + step][None, :]
+        frame = av.AudioFrame.from_ndarray(chunk, format="s16", layout="mono")
+        frame.sample_rate = rate
+        frame.pts = start
+        frame.time_base = Fraction(1, rate)
+        for f in resampler.resample(frame):
+            for packet in stream.encode(f):
+                out.mux(packet)
+    for f in resampler.resample(None):
+        for packet in stream.encode(f):
+            out.mux(packet)
+    for packet in stream.encode():
+        out.mux(packet)
+
+
+def encode_audio(audio: np.ndarray, rate: int = AUDIO_RATE, fmt: str = "wav") -> bytes:
+    """Mono float audio as a wav / flac / mp3 / ogg (Opus) / m4a (AAC) file in memory."""
+    if fmt in ("wav", "flac"):
+        import soundfile as sf
+
+        buf = io.BytesIO()
+        sf.write(buf, np.clip(audio, -1, 1), rate, format=fmt.upper(), subtype="PCM_16")
+        return buf.getvalue()
+    import av
+
+    container = {"mp3": "mp3", "ogg": "ogg", "m4a": "ipod"}[fmt]
+    codec = {"mp3": "libmp3lame", "ogg": "libopus", "m4a": "aac"}[fmt]
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format=container) as out:
+        stream = out.add_stream(codec, rate=48000 if codec == "libopus" else rate)
+        stream.layout = "mono"
+        _encode_audio(out, stream, audio, rate)
+    return buf.getvalue()
+
+
+def encode_image(rgb: np.ndarray, fmt: str = "jpeg") -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format=fmt.upper(), quality=90)
+    return buf.getvalue()
+
+
+def place(canvas_hw: tuple[int, int], face: np.ndarray, size: int, cx: float, cy: float,
+          background: int = 60) -> np.ndarray:
+    """An RGB canvas with ``face`` (RGB or grey) resized to ``size`` x ``size`` and centred at (cx, cy) pixels."""
+    import cv2
+
+    h, w = canvas_hw
+    canvas = np.full((h, w, 3), background, np.uint8)
+    img = face if face.ndim == 3 else np.repeat(face[..., None], 3, axis=2)
+    img = cv2.resize(img, (size, size), interpolation=cv2.INTER_CUBIC if size > img.shape[0] else cv2.INTER_AREA)
+    x0, y0 = int(round(cx - size / 2)), int(round(cy - size / 2))
+    xa, ya, xb, yb = max(0, x0), max(0, y0), min(w, x0 + size), min(h, y0 + size)
+    if xb > xa and yb > ya:
+        canvas[ya:yb, xa:xb] = img[ya - y0:yb - y0, xa - x0:xb - x0]
+    return canvas

@@ -1,0 +1,213 @@
+"""Train the clip model (SIR-HCL on expression-network face logits x voice features) and write checkpoints/clip.pt.
+
+    nice -n 5 python scripts/train_clip_model.py --fer-data ../shared/data/fer2013/fer2013.npz \
+        --ravdess ../shared/data/ravdess --out checkpoints/clip.pt --results docs/clip_results.json
+
+Faces come from FER2013 (Training for training, PublicTest half A for validation, half B held apart) and voices from
+RAVDESS (actors 1-14 training, 15-17 validation, 18-20 held apart); see crossemo_core/clip/corpus.py. The model,
+losses, trainer, Beta mixture and checkpoint are the core's (crossemo_core.training.Trainer, fast preset). After
+training the script fits the atypical-input gate, stores the population's neutral means (for per-person baselines),
+evaluates clip-level verdicts on validation and held-apart clips (feature level: synthetic face "videos" of one
+FER image, without decoding or face detection; scripts/eval_clip_heldapart.py measures the full path on real files),
+measures what a per-actor neutral baseline changes, and writes the numbers to --results and the model card.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from crossemo_core.clip import corpus, sequences as seq  # noqa: E402
+from crossemo_core.clip.expression import ExpressionModel  # noqa: E402
+from crossemo_core.clip.face import FaceFrame, FaceTrack  # noqa: E402
+from crossemo_core.clip.gate import KnnGate  # noqa: E402
+from crossemo_core.clip.verdict import Calibration, ClipAnalysis, ClipScorer, file_sha256  # noqa: E402
+from crossemo_core.config import preset_config  # noqa: E402
+from crossemo_core.evaluation import detection_metrics  # noqa: E402
+from crossemo_core.training import Trainer  # noqa: E402
+
+_FOUND = np.zeros((1, 1), np.uint8)  # marks a frame "face found" in synthetic tracks (the crop itself is not needed)
+
+
+class Printer:
+    def on_step(self, event) -> None:  # noqa: ANN001
+        pass
+
+    def on_epoch(self, e) -> None:  # noqa: ANN001
+        print(f"epoch {e.epoch:3d}: total {e.train_losses['total']:.3f} | valid AUC {e.valid_auc:.4f}"
+              f"{' *' if e.is_best else ''} ({e.seconds:.0f} s)", flush=True)
+
+
+def load_clips(args: argparse.Namespace) -> dict[str, list[corpus.VoiceClip]]:
+    cache = Path(args.cache) if args.cache else None
+    if cache and cache.is_file():
+        return pickle.loads(cache.read_bytes())
+    clips = {}
+    for part, actors in corpus.ACTORS.items():
+        t0 = time.perf_counter()
+        clips[part] = corpus.ravdess_clips(args.ravdess, actors)
+        print(f"{part}: {len(clips[part])} RAVDESS clips of actors {actors[0]}-{actors[-1]} "
+              f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    if cache:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_bytes(pickle.dumps(clips))
+    return clips
+
+
+def synthetic_analysis(pairing: corpus.ClipPairing, logits: np.ndarray) -> ClipAnalysis:
+    """A ClipAnalysis as if a video of the FER face had been decoded: a face in every frame at 10 fps."""
+    duration = pairing.clip.track.duration_s
+    frames = [FaceFrame(t=i / seq.FACE_FPS, n_faces=1, crop=_FOUND) for i in range(len(logits))]
+    return ClipAnalysis(name=f"{pairing.clip.clip_id}+fer{pairing.face_row}", voice_name=None, duration_s=duration,
+                        track=FaceTrack(frames), face_logits=logits, voice=pairing.clip.track,
+                        envelope=np.zeros(0), still=False)
+
+
+def clip_level(scorer: ClipScorer, pairings: list[corpus.ClipPairing], pool: corpus.FacePool, seed: int,
+               calibrations: dict[int, Calibration] | None = None) -> dict:
+    """Verdicts on synthetic clips (the same judge() as real clips) and their detection metrics."""
+    picks = [(p.face_row, max(1, int(np.ceil(p.clip.track.duration_s * seq.FACE_FPS)))) for p in pairings]
+    faces = corpus.face_logit_sequences(scorer.model.expression, pool, picks, seed)
+    verdicts = [scorer.judge(synthetic_analysis(p, f), (calibrations or {}).get(p.clip.actor))
+                for p, f in zip(pairings, faces)]
+    return summarise(pairings, verdicts)
+
+
+def summarise(pairings: list[corpus.ClipPairing], verdicts: list) -> dict:
+    y = np.array([p.abnormal for p in pairings])
+    p = np.array([v.p_inconsistent if v.p_inconsistent is not None else np.nan for v in verdicts])
+    sim = np.array([v.similarity if v.similarity is not None else np.nan for v in verdicts])
+    ok = np.isfinite(p)
+    decided = np.array([v.verdict != "undetermined" for v in verdicts])
+    m = detection_metrics(y[ok], p[ok], p[ok] >= 0.5)
+    m["auc_similarity"] = detection_metrics(y[ok], -sim[ok], p[ok] >= 0.5)["auc"]
+    m["n_undetermined"] = int((~decided).sum())
+    m["undetermined_reasons"] = sorted({v.reason.split(":")[0] for v in verdicts if v.verdict == "undetermined"})
+    dm = detection_metrics(y[decided], p[decided], np.array([v.verdict == "inconsistent" for v in verdicts])[decided])
+    m["decided"] = {k: dm[k] for k in ("auc", "tpr", "fpr", "accuracy", "n_pairs", "n_abnormal")}
+    return m
+
+
+def baseline_experiment(scorer: ClipScorer, clips: list[corpus.VoiceClip], pool: corpus.FacePool, seed: int) -> dict:
+    """Per actor: the first neutral take is the baseline (left out of the test); AUC without and with it."""
+    population = scorer.model.population
+    out: dict = {"per_actor": {}}
+    all_pairs, cal = [], {}
+    for actor in sorted({c.actor for c in clips}):
+        own = [c for c in clips if c.actor == actor]
+        base = sorted((c for c in own if c.emotion == 1), key=lambda c: c.clip_id)[0]
+        rows = [v for v in (seq.voice_window(base.track, a, b) for a, b in seq.window_starts(base.track.duration_s))
+                if v is not None]
+        cal[actor] = Calibration.from_rows(population, None, rows, name=base.clip_id)
+        all_pairs += corpus.clip_pairings([c for c in own if c is not base], pool, seed + actor)
+    plain = clip_level(scorer, all_pairs, pool, seed)
+    calibrated = clip_level(scorer, all_pairs, pool, seed, cal)
+    for actor in sorted(cal):
+        idx = [i for i, p in enumerate(all_pairs) if p.clip.actor == actor]
+        sub = [all_pairs[i] for i in idx]
+        a = clip_level(scorer, sub, pool, seed)
+        b = clip_level(scorer, sub, pool, seed, cal)
+        out["per_actor"][actor] = {"auc_without": a["auc"], "auc_with": b["auc"], "n": len(sub)}
+    out["pooled"] = {"auc_without": plain["auc"], "auc_with": calibrated["auc"], "n": len(all_pairs),
+                     "accuracy_without": plain["accuracy"], "accuracy_with": calibrated["accuracy"]}
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--fer-data", type=Path, default=Path("../shared/data/fer2013/fer2013.npz"))
+    ap.add_argument("--ravdess", type=Path, default=Path("../shared/data/ravdess"))
+    ap.add_argument("--fer-model", type=Path, default=Path("checkpoints/fer_expression.pt"))
+    ap.add_argument("--out", type=Path, default=Path("checkpoints/clip.pt"))
+    ap.add_argument("--results", type=Path, default=Path("docs/clip_results.json"))
+    ap.add_argument("--cache", default="/tmp/clipwork/ravdess_tracks.pkl",
+                    help="pickle of the RAVDESS voice tracks (outside the repository); '' for none")
+    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--repeats", type=int, default=2, help="faces per training voice window")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--hidden", type=int, default=128)
+    ap.add_argument("--weight-decay", type=float, default=1e-4)
+    args = ap.parse_args()
+    started = time.perf_counter()
+
+    if args.fer_model.resolve().parent != args.out.resolve().parent:
+        raise SystemExit("--fer-model must sit in the same folder as --out (the clip checkpoint finds it there).")
+    fer_sha = file_sha256(args.fer_model)
+    face_id = seq.face_extractor_id(fer_sha)
+    expression = ExpressionModel.load(args.fer_model)
+    pools = corpus.fer_pools(args.fer_data)
+    clips = load_clips(args)
+
+    train = corpus.window_pairs(clips["train"], pools["train"], expression, face_id, args.repeats, args.seed,
+                                "clip-train")
+    valid = corpus.window_pairs(clips["valid"], pools["valid"], expression, face_id, 1, args.seed + 1, "clip-valid")
+    for name, d in (("train", train), ("valid", valid)):
+        print(f"{name}: {len(d)} window pairs, {int(d.is_abnormal.sum())} abnormal, "
+              f"{len(set(d.speaker))} voice actors", flush=True)
+
+    config = preset_config("fast", train.face_dim, train.voice_dim, 3, seed=args.seed, epochs=args.epochs,
+                           patience=10, mixture_var_floor=3e-3, weight_decay=args.weight_decay,
+                           hidden_size=args.hidden)
+    result = Trainer(config, callbacks=[Printer()]).fit(train, valid, metadata={
+        "split_speakers": {"train": sorted(set(train.speaker)), "valid": sorted(set(valid.speaker))}})
+    det = result.detector
+    print(f"best epoch {result.best_epoch}, valid window AUC {det.metadata['best_valid_auc']:.4f} "
+          f"({result.seconds:.0f} s)", flush=True)
+
+    tf, tv = det.embed(train)
+    vf, vv = det.embed(valid)
+    gate = KnnGate.fit({"face": tf, "voice": tv}, {"face": vf, "voice": vv}, seed=args.seed)
+    neutral_face = np.concatenate([f for f, lab in zip(train.face, train.face_label) if lab == 1]).mean(0)
+    neutral_voice = np.concatenate([v for v, lab in zip(train.voice, train.voice_label) if lab == 1]).mean(0)
+    det.metadata["clip"] = {
+        "fer_file": args.fer_model.name, "fer_sha256": fer_sha, "gate": gate.to_dict(),
+        "population": {"face": neutral_face.tolist(), "voice": neutral_voice.tolist()},
+        "windows": {"window_s": seq.WINDOW_S, "hop_s": seq.HOP_S, "face_fps": seq.FACE_FPS},
+        "data": {"faces": "FER2013 Training (train), PublicTest even positions (valid), odd positions (held apart)",
+                 "voices": "RAVDESS speech actors 1-14 (train), 15-17 (valid), 18-20 (held apart)",
+                 "pairs": "voice window + face of the same valence (normal) or another valence (abnormal), 1:1"},
+    }
+    det.metadata["dataset"] = "clip: FER2013 faces x RAVDESS voices"
+    det.save(args.out)
+    print(f"written {args.out} ({args.out.stat().st_size / 1e6:.2f} MB)", flush=True)
+
+    scorer = ClipScorer(args.out)
+    window_test = corpus.window_pairs(clips["heldout"], pools["heldout"], expression, face_id, 1, args.seed + 2,
+                                      "clip-heldout")
+    results = {
+        "training": {"n_train_pairs": len(train), "n_valid_pairs": len(valid), "best_epoch": result.best_epoch,
+                     "epochs_run": len(result.history), "seconds": round(result.seconds, 1),
+                     "config": config.to_dict(), "history": [
+                         {"epoch": e.epoch, "valid_auc": e.valid_auc, **e.train_losses} for e in result.history]},
+        "window_level": {"valid_auc": det.metadata["best_valid_auc"],
+                         "heldout": {k: v for k, v in det.evaluate(window_test).items() if k != "per_type"}},
+        "clip_level_features": {
+            "valid": clip_level(scorer, corpus.clip_pairings(clips["valid"], pools["valid"], args.seed + 3),
+                                pools["valid"], args.seed + 3),
+            "heldout": clip_level(scorer, corpus.clip_pairings(clips["heldout"], pools["heldout"], args.seed + 4),
+                                  pools["heldout"], args.seed + 4)},
+        "gate": {"thresholds": gate.thresholds, "k": gate.k, "n_prototypes": len(gate.prototypes["face"]),
+                 "contamination": gate.contamination},
+        "baseline": {"valid": baseline_experiment(scorer, clips["valid"], pools["valid"], args.seed + 5),
+                     "heldout": baseline_experiment(scorer, clips["heldout"], pools["heldout"], args.seed + 6)},
+        "fer_sha256": fer_sha, "seconds": round(time.perf_counter() - started, 1),
+    }
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(results, indent=1, default=float))
+    short = {k: results["clip_level_features"][k]["auc"] for k in ("valid", "heldout")}
+    print(f"clip-level AUC (feature level): {short}; window-level held-apart AUC "
+          f"{results['window_level']['heldout']['auc']:.4f}")
+    print(f"baseline (held apart): {results['baseline']['heldout']['pooled']}")
+    print(f"results written to {args.results} in {results['seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

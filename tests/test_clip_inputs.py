@@ -1,0 +1,196 @@
+"""Bad input for the clip path (issue 4, "Limits and bad input"): every case with the message the user sees.
+
+Inputs are made in memory from the committed demo assets (assets/clips/); nothing from ../shared/data.
+"""
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from crossemo_core.clip import synth
+from crossemo_core.clip.decode import ClipLimits, NamedBytes, decode_media, sniff
+from crossemo_core.errors import DataError
+
+REPO = Path(__file__).resolve().parent.parent
+ASSETS = REPO / "assets" / "clips"
+SAMPLE = ASSETS / "smile_upbeat.mp4"
+VOICE = ASSETS / "voice_upbeat.wav"
+PHOTO = ASSETS / "face_photo.jpg"
+
+pytest.importorskip("av", reason="PyAV is needed for the clip path (requirements.txt)")
+
+
+def _photo() -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(PHOTO).convert("RGB"))
+
+
+def _voice() -> np.ndarray:
+    import soundfile as sf
+
+    audio, sr = sf.read(VOICE, dtype="float32")
+    assert sr == synth.AUDIO_RATE
+    return audio
+
+
+def _video(audio: np.ndarray | None, faces: int = 1, seconds: float = 3.0, fps: int = 25, face: bool = True) -> bytes:
+    img = _photo()
+    n = int(seconds * fps)
+
+    def frame(i: int) -> np.ndarray:
+        canvas = synth.place((360, 640), img, 260, 200 + 2 * np.sin(i / 7), 180) if face else \
+            np.full((360, 640, 3), 90, np.uint8)
+        if faces > 1:  # a second, smaller face on the right
+            canvas[100:270, 440:610] = synth.place((170, 170), img, 170, 85, 85)
+        return canvas
+
+    return synth.encode_video(frame, n, fps, None if audio is None else audio[: int(seconds * synth.AUDIO_RATE)])
+
+
+# ------------------------------------------------------------------------------------------------ decode level
+def test_sniff_recognises_formats() -> None:
+    assert sniff(SAMPLE.read_bytes()[:64]) == "mp4"
+    assert sniff(VOICE.read_bytes()[:64]) == "wav"
+    assert sniff(PHOTO.read_bytes()[:64]) == "jpeg"
+    assert sniff(b"hello world, not media" * 3) is None
+
+
+@pytest.mark.parametrize("fmt", ["wav", "flac", "mp3", "ogg", "m4a"])
+def test_audio_formats_decode(fmt: str) -> None:
+    audio = _voice()[:16000]
+    media = decode_media(NamedBytes(f"v.{fmt}", synth.encode_audio(audio, fmt=fmt)), want_video=False)
+    assert media.has_audio and not media.has_video
+    assert abs(len(media.audio) / 16000 - 1.0) < 0.1
+    assert media.notes == []
+
+
+@pytest.mark.parametrize("container", ["mp4", "webm", "mkv", "avi"])
+def test_video_formats_decode(container: str) -> None:
+    data = synth.encode_video(lambda i: synth.place((240, 320), _photo(), 150, 160, 120), 25, 25,
+                              _voice()[:16000], container=container)
+    frames = []
+    media = decode_media(NamedBytes(f"clip.{container}", data), on_frame=lambda t, rgb: frames.append(t))
+    assert media.has_video and media.has_audio
+    assert 9 <= len(frames) <= 11  # 1 s sampled at 10 fps
+    assert media.audio is not None and len(media.audio) > 12000
+
+
+def test_zero_length_file(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    with pytest.raises(DataError, match=r"empty\.mp4 is empty \(0 bytes\)"):
+        decode_media(empty)
+    with pytest.raises(DataError, match=r"upload\.wav is empty \(0 bytes\)"):
+        decode_media(NamedBytes("upload.wav", b""))
+
+
+def test_missing_file_and_folder(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="no such file"):
+        decode_media(tmp_path / "nothing.mp4")
+    with pytest.raises(DataError, match="is a folder, not a file"):
+        decode_media(tmp_path)
+
+
+def test_size_cap() -> None:
+    limits = replace(ClipLimits(), max_bytes=50_000)
+    with pytest.raises(DataError, match=r"smile_upbeat\.mp4 is 0\.091 MB; the limit is 0\.05 MB \(change it with "
+                                        r"--max-mb or CROSSEMO_CLIP_MAX_MB\)"):
+        decode_media(SAMPLE, limits=limits)
+
+
+def test_size_cap_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CROSSEMO_CLIP_MAX_MB", "0.01")
+    with pytest.raises(DataError, match="the limit is 0.01 MB"):
+        decode_media(SAMPLE)
+
+
+def test_duration_cap() -> None:
+    limits = replace(ClipLimits(), max_duration_s=2.0)
+    with pytest.raises(DataError, match=r"smile_upbeat\.mp4 lasts 6 s; the limit is 2 s \(cut the clip, or change "
+                                        r"the limit with --max-seconds"):
+        decode_media(SAMPLE, limits=limits)
+
+
+def test_corrupt_file() -> None:
+    junk = np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes()
+    with pytest.raises(DataError, match=r"clip\.mp4 is not a readable video file: its content matches no video, "
+                                        r"audio or image format"):
+        decode_media(NamedBytes("clip.mp4", junk))
+    with pytest.raises(DataError, match=r"notes\.txt is not a video, audio or image file crossemo can read"):
+        decode_media(NamedBytes("notes.txt", b"just some text, nothing else here"))
+
+
+def test_corrupt_inside_a_valid_header() -> None:
+    data = bytearray(SAMPLE.read_bytes())
+    data[64:] = bytes(len(data) - 64)  # header kept, everything after it zeroed
+    with pytest.raises(DataError, match=r"smile_upbeat\.mp4 (cannot be opened as MP4/QuickTime: the file is damaged "
+                                        r"or truncated|is damaged or truncated)"):
+        decode_media(NamedBytes("smile_upbeat.mp4", bytes(data)))
+
+
+def test_truncated_video() -> None:
+    data = SAMPLE.read_bytes()
+    with pytest.raises(DataError, match=r"cut\.mp4 cannot be opened as MP4/QuickTime: the file is damaged or "
+                                        r"truncated \(ffmpeg: "):
+        decode_media(NamedBytes("cut.mp4", data[: len(data) // 2]))
+
+
+def test_truncated_audio_is_analysed_with_a_note() -> None:
+    data = VOICE.read_bytes()
+    media = decode_media(NamedBytes("cut.wav", data[: len(data) // 2]), want_video=False)
+    assert media.audio is not None and len(media.audio) > 0
+    assert any("cut.wav looks truncated: its header declares 197,672 bytes but the file has 98,836" in n
+               for n in media.notes), media.notes
+
+
+def test_extension_that_lies_is_read_by_content() -> None:
+    media = decode_media(NamedBytes("voice.mp4", VOICE.read_bytes()))
+    assert media.has_audio and not media.has_video
+    assert media.notes[0] == ("voice.mp4: the extension says .mp4 but the content is WAV audio; it was read as "
+                              "WAV audio.")
+    media = decode_media(NamedBytes("clip.wav", SAMPLE.read_bytes()), on_frame=lambda t, rgb: None)
+    assert media.has_video and "the content is MP4/QuickTime" in media.notes[0]
+
+
+def test_gif_is_refused_with_the_supported_list() -> None:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(_photo()).save(buf, format="GIF")
+    with pytest.raises(DataError, match=r"face\.gif is a GIF image; crossemo reads still images as jpg, jpeg, png"):
+        decode_media(NamedBytes("face.gif", buf.getvalue()))
+
+
+def test_no_audio_track_when_one_is_needed() -> None:
+    silent_video = _video(None, seconds=1.0)
+    with pytest.raises(DataError, match=r"mute\.mp4 has no audio track, so there is no voice to read\. Give the voice "
+                                        r"as a separate recording \(score mute\.mp4 --voice VOICE_FILE\)\."):
+        decode_media(NamedBytes("mute.mp4", silent_video), need_audio=True)
+
+
+def test_no_video_track_when_one_is_needed() -> None:
+    with pytest.raises(DataError, match=r"voice_upbeat\.wav has no video track, so there is no face to read"):
+        decode_media(VOICE, need_video=True)
+
+
+def test_photo_has_no_voice() -> None:
+    with pytest.raises(DataError, match=r"face_photo\.jpg is a still image, so it has no voice"):
+        decode_media(PHOTO, need_audio=True)
+
+
+def test_decoding_writes_nothing_to_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    decode_media(NamedBytes("upload.mp4", SAMPLE.read_bytes()), on_frame=lambda t, rgb: None)
+    decode_media(NamedBytes("upload.wav", VOICE.read_bytes()), want_video=False)
+    assert list(tmp_path.iterdir()) == []
+    assert os.getcwd() == str(tmp_path)
