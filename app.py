@@ -8,7 +8,8 @@ import streamlit as st
 
 from crossemo_app import state, ui
 
-st.set_page_config(page_title="crossemo: face/voice emotion consistency", page_icon=":material/theater_comedy:", layout="wide")
+st.set_page_config(page_title="crossemo: face/voice emotion consistency", page_icon=":material/theater_comedy:",
+                   layout="wide")
 state.init()
 state.adopt_finished_load()
 state.load_demo_once()
@@ -26,6 +27,11 @@ page = st.navigation(pages)
 
 
 def _training_status() -> None:
+    with ui.guard():
+        _draw_training_status()
+
+
+def _draw_training_status() -> None:
     job = st.session_state.get(state.TRAIN_JOB)
     if job is None:
         return

@@ -8,7 +8,7 @@ import streamlit as st
 from crossemo_app import clip_view as cv
 from crossemo_app import ui
 from crossemo_core.clip.decode import AUDIO_EXTENSIONS, SUPPORTED, VIDEO_EXTENSIONS, NamedBytes
-from crossemo_core.clip.report import report_html, verdicts_table
+from crossemo_core.clip.report import PLAIN, report_html, verdicts_table
 
 RESULT, BATCH = "clip_result", "clip_batch"
 
@@ -65,14 +65,14 @@ if v is not None:
     st.divider()
     st.markdown(f"**{v.file}{' + ' + v.voice_file if v.voice_file else ''}**")
     st.markdown(cv.badge(v.verdict), unsafe_allow_html=True)
-    st.markdown(f"### {v.summary()}")
+    st.markdown(f"### {PLAIN[v.verdict]}")
     st.markdown(f"**Why:** {v.reason}")
     m = st.columns(4)
     m[0].metric("P(inconsistent)", "–" if v.p_inconsistent is None else f"{v.p_inconsistent:.2f}",
                 help="posterior probability that face and voice disagree (Beta mixture)")
     m[1].metric("Similarity", "–" if v.similarity is None else f"{v.similarity:.2f}",
                 help="how close the model puts face and voice (cosine, higher = more alike)")
-    m[2].metric("Face found in", f"{v.face_fraction:.0%} of frames")
+    m[2].metric("Face found", f"{v.face_fraction:.0%}", help="share of the sampled video frames with a face")
     m[3].metric("Speech", f"{v.speech_s:.1f} s")
     for note in v.notes:
         st.warning(note, icon=":material/info:")

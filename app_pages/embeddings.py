@@ -26,10 +26,12 @@ for key, value in (("p_emb_method", "tsne"), ("p_emb_colour", "status"), ("p_emb
 c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
 method = state.widget(c1.radio, "Method", "p_emb_method", list(projection.METHODS), horizontal=True,
                   format_func=lambda m: "UMAP (the first run compiles, ~30-60 s)" if m == "umap" else "t-SNE")
-colour_by = state.widget(c2.selectbox, "Colour by", "p_emb_colour", list(charts.COLOUR_BY), format_func=charts.COLOUR_BY.get)
+colour_by = state.widget(c2.selectbox, "Colour by", "p_emb_colour", list(charts.COLOUR_BY),
+                         format_func=charts.COLOUR_BY.get)
 part = ui.part_select("p_emb_part", c3)
 seed = state.widget(c4.number_input, "Seed", "p_emb_seed", min_value=0, max_value=10_000, step=1)
-max_pairs = state.widget(st.slider, "Pairs to draw (a seeded sample when there are more)", "p_emb_max_pairs", 50, 1500, step=50)
+max_pairs = state.widget(st.slider, "Pairs to draw (a seeded sample when there are more)", "p_emb_max_pairs", 50,
+                         1500, step=50)
 if method == "umap" and not projection.umap_available():
     st.error("UMAP needs the umap-learn package (pip install umap-learn); t-SNE works without it.")
     st.stop()
@@ -63,6 +65,10 @@ with ui.guard("preparing the maps"):
     pending = any(not j.finished for j in stage_jobs.values())
 
     def _maps() -> None:
+        with ui.guard("drawing the maps"):
+            _draw_maps()
+
+    def _draw_maps() -> None:
         snaps = {stage: j.snapshot() for stage, j in stage_jobs.items()}
         if pending and all(s.finished for s in snaps.values()):
             st.rerun()
@@ -75,9 +81,10 @@ with ui.guard("preparing the maps"):
                     st.progress(snap.fraction, text=f"{STAGES[stage]}: {snap.message} ({snap.elapsed:.0f} s). "
                                                     f"Other pages stay usable meanwhile.")
                 else:
-                    title = f"{STAGES[stage]}: {projection.METHOD_LABELS[method]}, {ui.PART_LABELS[part].split()[0]} pairs"
+                    title = (f"{STAGES[stage]}: {projection.METHOD_LABELS[method]}, "
+                             f"{ui.PART_LABELS[part].split()[0]} pairs")
                     st.plotly_chart(charts.embedding_map(snap.result, colour_by, title), key=f"chart_map_{stage}")
 
     st.fragment(_maps, run_every=1.0 if pending else None)()
-st.caption(f"{len(data)} {part} pairs ({int(data.is_abnormal.sum())} inconsistent); {ep.note} Hover over a point to see "
-           f"its clip.")
+st.caption(f"{len(data)} {part} pairs ({int(data.is_abnormal.sum())} inconsistent); {ep.note} Hover over a point "
+           f"to see its clip.")

@@ -52,10 +52,12 @@ stage = state.widget(c1.radio, "Model", "p_sim_stage", list(STAGES), format_func
                  help="Before training shows the same network with its initial weights (the paper's Fig. 9).")
 part = ui.part_select("p_sim_part", c2)
 st.session_state.setdefault("p_sim_rule", "posterior")
-state.widget(c3.selectbox, "Start the threshold from", "p_sim_rule", list(RULES), format_func=RULES.get, on_change=_apply_rule)
+state.widget(c3.selectbox, "Start the threshold from", "p_sim_rule", list(RULES), format_func=RULES.get,
+             on_change=_apply_rule)
 if st.session_state.pop("sim_rule_error", None):
     st.error("The Youden threshold needs consistent and inconsistent validation pairs; the threshold was kept.")
-threshold = state.widget(st.slider, "Decision threshold on the probability of inconsistency (flag a pair when it is at least "
+threshold = state.widget(st.slider,
+                         "Decision threshold on the probability of inconsistency (flag a pair when it is at least "
                       "this)", state.THRESHOLD, 0.0, 1.0, step=0.01)
 
 with ui.guard("scoring the pairs"):
@@ -71,7 +73,7 @@ with ui.guard("scoring the pairs"):
             ("Accuracy", m["accuracy"], "share of all verdicts that are right"),
             ("AUC", m["auc"], "threshold-free ranking quality: 0.5 chance, 1 perfect"))):
         col.metric(label, "n/a" if math.isnan(value) else f"{value:.3f}", help=helptext)
-    cols[4].metric("Flagged", f"{m['n_flagged']} of {len(data)}")
+    cols[4].metric("Flagged", f"{m['n_flagged']}/{len(data)}", help="pairs flagged inconsistent / all pairs shown")
 
     rng = reports.similarity_range(scores.similarity)
     hist = reports.similarity_histogram(scores.similarity, y, bins=30, value_range=rng)

@@ -94,14 +94,16 @@ with c1:
     state.widget(st.selectbox, "Optimiser", "p_optimizer", ["sgd", "adam"], disabled=running)
     state.widget(st.number_input, "Learning rate", "p_lr", min_value=1e-7, max_value=1.0, format="%.6f", step=1e-4,
                     disabled=running)
-    state.widget(st.number_input, "Batch size (pairs)", "p_batch_size", min_value=2, max_value=4096, step=1, disabled=running)
+    state.widget(st.number_input, "Batch size (pairs)", "p_batch_size", min_value=2, max_value=4096, step=1,
+                 disabled=running)
     state.widget(st.number_input, "Epochs", "p_epochs", min_value=1, max_value=1000, step=1, disabled=running)
 with c2:
     st.subheader("Loss (eq. 18)")
     state.widget(st.number_input, "λ1 (L_intra weight)", "p_lambda_intra", min_value=0.0, step=0.1, disabled=running)
     state.widget(st.number_input, "λ2 (L_cross weight)", "p_lambda_cross", min_value=0.0, step=0.1, disabled=running)
     state.widget(st.number_input, "λ3 (L_hard weight)", "p_lambda_hard", min_value=0.0, step=0.1, disabled=running)
-    state.widget(st.number_input, "k (hard samples per anchor)", "p_k", min_value=1, max_value=256, step=1, disabled=running)
+    state.widget(st.number_input, "k (hard samples per anchor)", "p_k", min_value=1, max_value=256, step=1,
+                 disabled=running)
     state.widget(st.number_input, "τ (temperature) [ours, paper has none = 1]", "p_tau", min_value=0.01, step=0.1,
                     disabled=running)
 with c3:
@@ -116,12 +118,17 @@ with c3:
                               "youden": "Youden index on validation [ours]"}.get)
 with st.expander("More settings (learning-rate schedule, early stopping, network sizes, device)"):
     a1, a2, a3 = st.columns(3)
-    state.widget(a1.number_input, "Momentum (SGD)", "p_momentum", min_value=0.0, max_value=0.999, step=0.05, disabled=running)
-    state.widget(a1.number_input, "Weight decay", "p_weight_decay", min_value=0.0, step=1e-5, format="%.6f", disabled=running)
+    state.widget(a1.number_input, "Momentum (SGD)", "p_momentum", min_value=0.0, max_value=0.999, step=0.05,
+                 disabled=running)
+    state.widget(a1.number_input, "Weight decay", "p_weight_decay", min_value=0.0, step=1e-5, format="%.6f",
+                 disabled=running)
     state.widget(a1.number_input, "Gradient clip (0 = off)", "p_grad_clip", min_value=0.0, step=0.5, disabled=running)
-    state.widget(a2.number_input, "Decay the lr every … epochs", "p_lr_step_epochs", min_value=1, step=1, disabled=running)
-    state.widget(a2.number_input, "… by the factor", "p_lr_gamma", min_value=0.0001, max_value=1.0, step=0.05, disabled=running)
-    state.widget(a2.number_input, "Early stopping patience (epochs)", "p_patience", min_value=1, step=1, disabled=running)
+    state.widget(a2.number_input, "Decay the lr every … epochs", "p_lr_step_epochs", min_value=1, step=1,
+                 disabled=running)
+    state.widget(a2.number_input, "… by the factor", "p_lr_gamma", min_value=0.0001, max_value=1.0, step=0.05,
+                 disabled=running)
+    state.widget(a2.number_input, "Early stopping patience (epochs)", "p_patience", min_value=1, step=1,
+                 disabled=running)
     state.widget(a3.number_input, "LSTM hidden size", "p_hidden_size", min_value=1, step=16, disabled=running)
     state.widget(a3.number_input, "Embedding size", "p_embedding_size", min_value=1, step=16, disabled=running)
     state.widget(a3.number_input, "Dropout", "p_dropout", min_value=0.0, max_value=0.95, step=0.05, disabled=running)
@@ -168,6 +175,11 @@ if b2.button("Stop", disabled=not running, key="stop_training",
 
 # ------------------------------------------------------------------------------------------------ live
 def _live() -> None:
+    with ui.guard("showing the training curves"):
+        _draw_live()
+
+
+def _draw_live() -> None:
     job = st.session_state.get(state.TRAIN_JOB)
     if job is None:
         st.caption("No training run yet in this session.")

@@ -39,18 +39,21 @@ with ui.guard("scoring the pairs"):
 
     st.subheader("Filter and sort")
     options = {"p_ver_verdicts": [reports.VERDICT_ABNORMAL, reports.VERDICT_NORMAL], "p_ver_correct": [True, False],
-               "p_ver_types": sorted(table["anomaly_type"].unique()), "p_ver_speakers": sorted(table["speaker"].unique())}
+               "p_ver_types": sorted(table["anomaly_type"].unique()),
+               "p_ver_speakers": sorted(table["speaker"].unique())}
     for key, allowed in options.items():  # keep only choices that exist for the pairs in view
         state.set_value(key, [v for v in st.session_state.get(key, []) if v in allowed])
     st.session_state.setdefault("p_ver_sort", "pair")
     f1, f2, f3, f4 = st.columns(4)
     verdicts = state.widget(f1.multiselect, "Verdict", "p_ver_verdicts", options["p_ver_verdicts"])
-    correct = state.widget(f2.multiselect, "Correct?", "p_ver_correct", options["p_ver_correct"], format_func=lambda v: "correct" if v else "wrong")
+    correct = state.widget(f2.multiselect, "Correct?", "p_ver_correct", options["p_ver_correct"],
+                           format_func=lambda v: "correct" if v else "wrong")
     types = state.widget(f3.multiselect, "Anomaly type", "p_ver_types", options["p_ver_types"])
     speakers = state.widget(f4.multiselect, "Speaker", "p_ver_speakers", options["p_ver_speakers"])
     s1, s2, s3 = st.columns([2, 2, 1])
     text = state.widget(s1.text_input, "Search clip id or speaker", "p_ver_text")
-    sort_by = state.widget(s2.selectbox, "Sort by", "p_ver_sort", ["pair", "p_inconsistent", "similarity", "speaker", "clip_id"])
+    sort_by = state.widget(s2.selectbox, "Sort by", "p_ver_sort", ["pair", "p_inconsistent", "similarity", "speaker",
+                                                                   "clip_id"])
     descending = state.widget(s3.checkbox, "Descending", "p_ver_desc")
     shown = reports.filter_verdicts(table, verdicts=verdicts, correct=correct, anomaly_types=types,
                                     speakers=speakers, text=text, sort_by=sort_by, ascending=not descending)
@@ -84,7 +87,8 @@ with ui.guard("scoring the pairs"):
         if st.session_state.get("p_ver_pair") not in rows:
             state.set_value("p_ver_pair", int(rows[0]))
         labels = dict(zip(table["pair"], table["clip_id"]))
-        pair = state.widget(st.selectbox, "Pair", "p_ver_pair", rows, format_func=lambda i: f"pair {i} (face clip {labels[i]})")
+        pair = state.widget(st.selectbox, "Pair", "p_ver_pair", rows,
+                            format_func=lambda i: f"pair {i} (face clip {labels[i]})")
         row = table.loc[table["pair"] == pair].iloc[0]
         d1, d2 = st.columns([2, 1])
         d1.markdown(reports.explain_pair(row, threshold))

@@ -59,8 +59,8 @@ def timeline_figure(v) -> go.Figure:  # noqa: ANN001
                                  line={"color": "#4a78b5"}, text=hover,
                                  hovertemplate="%{text}<br>similarity %{y:.2f}<extra></extra>"))
     fig.add_hline(y=v.threshold, line_dash="dash", line_color="#b3261e", annotation_text="threshold")
-    fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 30, "b": 10}, xaxis_title="time (s, window centre)",
-                      yaxis={"range": [-0.05, 1.05]}, legend={"orientation": "h", "y": 1.15},
+    fig.update_layout(height=320, margin={"l": 10, "r": 10, "t": 30, "b": 10}, xaxis_title="time (s, window centre)",
+                      yaxis={"range": [-0.05, 1.05]}, legend={"orientation": "h", "y": -0.3},
                       title="When face and voice diverge (grey: no face or no speech, not judged)")
     return fig
 

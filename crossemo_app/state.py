@@ -49,7 +49,8 @@ SPLIT_SEED, SPLIT_RATE, THRESHOLD = "p_split_seed", "p_split_rate", "p_threshold
 PERSIST_PREFIX, WIDGET_PREFIX, VERSIONS = "p_", "w_", "widget_versions"
 
 DEFAULTS: dict[str, Any] = {
-    DATASET: None, DATASET_KIND: None, DATASET_SOURCE: "", DATASET_REPORT: [], DATA_ID: 0, LOAD_JOB: None, LOAD_MESSAGE: None,
+    DATASET: None, DATASET_KIND: None, DATASET_SOURCE: "", DATASET_REPORT: [], DATA_ID: 0, LOAD_JOB: None,
+    LOAD_MESSAGE: None,
     DETECTOR: None, DETECTOR_SOURCE: "", RUN_ID: 0, TRAIN_JOB: None, ADOPTED_JOB: None,
     SPLIT_SEED: 0, SPLIT_RATE: 0.5, THRESHOLD: 0.5,
 }
@@ -135,7 +136,8 @@ def set_dataset(data: PairDataset, kind: str, source: str, report: list[str]) ->
 
 
 def start_load(kind: str, source: str, load: Callable[..., PairDataset]) -> None:
-    """Load a dataset in the background: ``load(report, progress)`` runs in a thread; see :func:`adopt_finished_load`."""
+    """Load a dataset in the background: ``load(report, progress)`` runs in a thread (see
+    :func:`adopt_finished_load`)."""
     from crossemo_core.session import BackgroundJob
 
     def work(job: BackgroundJob) -> tuple[PairDataset, list[str]]:
@@ -219,6 +221,9 @@ def adopt_finished_training() -> bool:
     if outcome is None:
         return False
     result = outcome.training
+    data = dataset()
+    if data is not None and schema_mismatch(result.detector.schema, data):
+        return False  # trained on data that has since been replaced by data of another shape
     how = "stopped early by you" if result.interrupted else (
         "stopped by early stopping" if result.stopped_early else "finished")
     set_detector(result.detector, f"trained in this session ({len(result.history)} epoch(s), {how}; best epoch "

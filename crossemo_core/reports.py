@@ -26,7 +26,8 @@ from crossemo_core.training import LOSS_NAMES, EpochEvent, StepEvent
 
 __all__ = [
     "LOSS_LABELS", "VERDICT_ABNORMAL", "VERDICT_NORMAL", "dataset_overview", "split_overview", "class_balance",
-    "loss_curves", "speakers_by_part", "similarity_range", "epoch_table", "verdict_table", "apply_threshold", "threshold_metrics", "roc_points",
+    "loss_curves", "speakers_by_part", "similarity_range", "epoch_table", "verdict_table", "apply_threshold",
+    "threshold_metrics", "roc_points",
     "similarity_histogram", "mixture_curves", "flagged_intervals", "youden_on", "per_type_table", "table_iv",
     "explain_pair", "filter_verdicts",
 ]

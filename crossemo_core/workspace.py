@@ -30,8 +30,8 @@ from crossemo_core.model import SIRHCL
 from crossemo_core.training import fit_verdict
 
 __all__ = ["DATA_KINDS", "UPLOAD_ROLES", "DEFAULT_MAX_UPLOAD_BYTES", "parse_actors", "load_dataset",
-           "load_uploaded", "load_csd_files", "evaluation_parts", "EvaluationParts", "initial_detector", "checkpoint_bytes",
-           "detector_from_bytes", "resolve_path"]
+           "load_uploaded", "load_csd_files", "evaluation_parts", "EvaluationParts", "initial_detector",
+           "checkpoint_bytes", "detector_from_bytes", "resolve_path"]
 
 #: Dataset kinds a user can choose, with their labels.
 DATA_KINDS: dict[str, str] = {
@@ -53,14 +53,14 @@ ProgressFn = Callable[[int, int], None]
 
 
 def resolve_path(path: str | os.PathLike[str], base: str | Path | None = None) -> Path:
-    """``~`` expanded; a relative path is taken from ``base`` (default: the current folder)."""
+    """``~`` expanded; a relative path is taken from ``base`` (default: the current folder); ``..`` resolved."""
     text = str(path).strip().strip('"').strip("'")
     if not text:
         raise DataError("no path was given.")
     p = Path(text).expanduser()
     if not p.is_absolute():
         p = Path(base or Path.cwd()) / p
-    return p
+    return Path(os.path.normpath(p))
 
 
 def parse_actors(text: str | None) -> list[int] | None:

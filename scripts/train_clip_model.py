@@ -51,10 +51,12 @@ def load_clips(args: argparse.Namespace) -> dict[str, list[corpus.VoiceClip]]:
         return pickle.loads(cache.read_bytes())
     clips = {}
     for part, actors in corpus.ACTORS.items():
-        t0 = time.perf_counter()
-        clips[part] = corpus.ravdess_clips(args.ravdess, actors)
-        print(f"{part}: {len(clips[part])} RAVDESS clips of actors {actors[0]}-{actors[-1]} "
-              f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        for degraded in (False, True):
+            t0 = time.perf_counter()
+            key = part + ("_degraded" if degraded else "")
+            clips[key] = corpus.ravdess_clips(args.ravdess, actors, degraded=degraded, seed=args.seed)
+            print(f"{key}: {len(clips[key])} RAVDESS clips of actors {actors[0]}-{actors[-1]} "
+                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
     if cache:
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_bytes(pickle.dumps(clips))
@@ -127,13 +129,15 @@ def main() -> int:
     ap.add_argument("--fer-model", type=Path, default=Path("checkpoints/fer_expression.pt"))
     ap.add_argument("--out", type=Path, default=Path("checkpoints/clip.pt"))
     ap.add_argument("--results", type=Path, default=Path("docs/clip_results.json"))
-    ap.add_argument("--cache", default="/tmp/clipwork/ravdess_tracks.pkl",
+    ap.add_argument("--cache", default="/tmp/clipwork/ravdess_tracks_v2.pkl",
                     help="pickle of the RAVDESS voice tracks (outside the repository); '' for none")
     ap.add_argument("--epochs", type=int, default=40)
-    ap.add_argument("--repeats", type=int, default=2, help="faces per training voice window")
+    ap.add_argument("--repeats", type=int, default=1, help="faces per training voice window (clean and degraded)")
+    ap.add_argument("--contamination", type=float, default=0.01, help="share of validation windows the gate rejects")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--weight-decay", type=float, default=1e-4)
+    ap.add_argument("--limit", type=int, default=0, help="use only this many clips per part (smoke runs)")
     args = ap.parse_args()
     started = time.perf_counter()
 
@@ -144,10 +148,16 @@ def main() -> int:
     expression = ExpressionModel.load(args.fer_model)
     pools = corpus.fer_pools(args.fer_data)
     clips = load_clips(args)
+    if args.limit:
+        rng = np.random.default_rng(args.seed)
+        clips = {k: [v[i] for i in sorted(rng.choice(len(v), min(args.limit, len(v)), replace=False))]
+                 for k, v in clips.items()}
 
-    train = corpus.window_pairs(clips["train"], pools["train"], expression, face_id, args.repeats, args.seed,
-                                "clip-train")
+    train = corpus.window_pairs(clips["train"] + clips["train_degraded"], pools["train"], expression, face_id,
+                                args.repeats, args.seed, "clip-train")
     valid = corpus.window_pairs(clips["valid"], pools["valid"], expression, face_id, 1, args.seed + 1, "clip-valid")
+    valid_degraded = corpus.window_pairs(clips["valid_degraded"], pools["valid"], expression, face_id, 1,
+                                         args.seed + 7, "clip-valid-degraded")
     for name, d in (("train", train), ("valid", valid)):
         print(f"{name}: {len(d)} window pairs, {int(d.is_abnormal.sum())} abnormal, "
               f"{len(set(d.speaker))} voice actors", flush=True)
@@ -163,7 +173,9 @@ def main() -> int:
 
     tf, tv = det.embed(train)
     vf, vv = det.embed(valid)
-    gate = KnnGate.fit({"face": tf, "voice": tv}, {"face": vf, "voice": vv}, seed=args.seed)
+    df, dv = det.embed(valid_degraded)
+    gate = KnnGate.fit({"face": tf, "voice": tv}, {"face": np.r_[vf, df], "voice": np.r_[vv, dv]},
+                       contamination=args.contamination, seed=args.seed)
     neutral_face = np.concatenate([f for f, lab in zip(train.face, train.face_label) if lab == 1]).mean(0)
     neutral_voice = np.concatenate([v for v, lab in zip(train.voice, train.voice_label) if lab == 1]).mean(0)
     det.metadata["clip"] = {
@@ -171,7 +183,8 @@ def main() -> int:
         "population": {"face": neutral_face.tolist(), "voice": neutral_voice.tolist()},
         "windows": {"window_s": seq.WINDOW_S, "hop_s": seq.HOP_S, "face_fps": seq.FACE_FPS},
         "data": {"faces": "FER2013 Training (train), PublicTest even positions (valid), odd positions (held apart)",
-                 "voices": "RAVDESS speech actors 1-14 (train), 15-17 (valid), 18-20 (held apart)",
+                 "voices": "RAVDESS speech actors 1-14 (train), 15-17 (valid), 18-20 (held apart); training and gate "
+                           "also use a degraded copy of each take (band limit, noise 15-40 dB SNR, gain)",
                  "pairs": "voice window + face of the same valence (normal) or another valence (abnormal), 1:1"},
     }
     det.metadata["dataset"] = "clip: FER2013 faces x RAVDESS voices"

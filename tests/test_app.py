@@ -18,6 +18,16 @@ RAVDESS = Path(os.environ.get("CROSSEMO_SHARED_DATA") or REPO.parent / "shared" 
 RUN_TIMEOUT = 90
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _restore_torch_threads():
+    """The app trains with one CPU thread (process-wide); give the rest of the test session its setting back."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
 def new_app() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT)
     at.run()
@@ -149,6 +159,33 @@ def test_bad_checkpoint_path_is_an_error_message():
     assert any("does not exist" in e.value for e in at.error)
 
 
+def test_stop_keeps_the_best_epoch_and_checkpoints_round_trip(tmp_path):
+    at = goto(new_app(), "train")
+    at.radio(key=wk(at, "p_preset")).set_value("fast").run()
+    at.number_input(key=wk(at, "p_epochs")).set_value(200).run()
+    at.button(key="start_training").click().run()
+    job = at.session_state["train_job"]
+    run_until(at, lambda a: len(job.snapshot().epochs) >= 1, what="the first epoch")
+    assert at.get("progress")  # live progress while it runs
+    at.button(key="stop_training").click().run()
+    run_until(at, training_done, what="stopping")
+    assert_clean(at)
+    assert any("Training stopped by you" in s.value for s in at.success)
+    assert "stopped early by you" in "\n".join(m.value for m in at.sidebar.markdown)
+    assert job.state == "stopped" and len(job.snapshot().epochs) < 200
+    path = tmp_path / "run.pt"
+    at.text_input(key=wk(at, "p_save_path")).input(str(path)).run()
+    at.button(key="save_checkpoint").click().run()
+    assert_clean(at)
+    assert path.is_file()
+    assert any(str(path) in s.value for s in at.success)
+    at.radio(key=wk(at, "p_ckpt_source")).set_value("path").run()
+    at.text_input(key=wk(at, "p_ckpt_path")).input(str(path)).run()
+    at.button(key="load_checkpoint").click().run()
+    assert_clean(at)
+    assert f"checkpoint {path}" in "\n".join(m.value for m in at.sidebar.markdown)
+
+
 # ---------------------------------------------------------------------------------------------- the demo flow
 @pytest.fixture(scope="module")
 def trained_app() -> AppTest:
@@ -185,12 +222,12 @@ def test_similarity_threshold_moves_the_metrics(trained_app):
     at = goto(trained_app, "similarity")
     assert_clean(at)
     assert charts(at) == 3  # histogram + Beta mixture, posterior, ROC
-    n_test = int(metric(at, "Flagged").split()[-1])
+    n_test = int(metric(at, "Flagged").split("/")[-1])
     flagged = {}
     for t in (0.0, 0.5, 1.0):
         at.slider(key=wk(at, "p_threshold")).set_value(t).run()
         assert_clean(at)
-        flagged[t] = int(metric(at, "Flagged").split()[0])
+        flagged[t] = int(metric(at, "Flagged").split("/")[0])
     assert flagged[0.0] == n_test and flagged[1.0] <= flagged[0.5] <= flagged[0.0]
     at.slider(key=wk(at, "p_threshold")).set_value(0.0).run()
     assert metric(at, "TPR") == "1.000" and metric(at, "FPR") == "1.000"

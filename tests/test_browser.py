@@ -175,7 +175,8 @@ def test_demo_flow_in_browser(chromium_path: str, app_url: str) -> None:
             _wait_idle(page)
             assert epochs.input_value() == str(EPOCHS)
             started_or_done = page.get_by_text("Training on CPU", exact=False).or_(
-                page.get_by_text("Training on GPU", exact=False)).or_(page.get_by_text("Training finished", exact=False))
+                page.get_by_text("Training on GPU", exact=False)).or_(page.get_by_text("Training finished",
+                                                                                       exact=False))
             for attempt in range(3):  # a click that lands during a rerun can be lost; the app ignores a second one
                 page.get_by_role("button", name="Start training").click()
                 try:
@@ -237,3 +238,36 @@ def test_demo_flow_in_browser(chromium_path: str, app_url: str) -> None:
             browser.close()
     print("browser flow timings (s):", {k: round(v, 1) for k, v in timings.items()})
     assert time.time() - started < 240, "the browser flow took longer than 4 minutes"
+
+
+def test_clip_page_in_browser(chromium_path: str, app_url: str) -> None:
+    """Issue 4: the Clip verdict page judges the bundled sample clip in a real browser."""
+    pytest.importorskip("mediapipe", reason="mediapipe is needed for the clip path (requirements-clip.txt)")
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=PAGE_TIMEOUT_MS)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport=VIEWPORT)
+        try:
+            page.set_default_timeout(PAGE_TIMEOUT_MS)
+            page.goto(app_url)
+            _wait_idle(page)
+            _goto(page, "Clip verdict")
+            expect(page.get_by_role("heading", name="Clip verdict")).to_be_visible()
+            _wait_idle(page)
+            page.get_by_role("button", name="Judge this clip").click()
+            verdict = page.get_by_text("CONSISTENT", exact=True).or_(page.get_by_text("INCONSISTENT", exact=True)) \
+                .or_(page.get_by_text("UNDETERMINED", exact=True))
+            expect(verdict.first).to_be_visible(timeout=180_000)
+            _wait_idle(page, 180_000)
+            expect(page.get_by_text("Why:", exact=False).first).to_be_visible()
+            expect(page.get_by_role("button", name="Download the report (HTML, printable)")).to_be_visible()
+            _no_errors(page)
+            _shot(page, "6-clip")
+        except BaseException:
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SHOTS / "failure-clip.png"))
+            raise
+        finally:
+            browser.close()

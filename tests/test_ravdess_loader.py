@@ -69,8 +69,9 @@ def test_loads_pairs(corpus: Path, tmp_path: Path) -> None:
     assert len(data) == 10 and data.name == "RAVDESS" and not data.synthetic and data.sentiment is None
     assert data.face_feature_names == tuple(AU) and data.face_dim == 35 and data.voice_dim == 47
     assert all(f.shape == (1, 35) and f.dtype == np.float32 for f in data.face)
-    assert all(v.shape == (1 + int(0.4 * SR) // 160, 47) and v.dtype == np.float32 for v in data.voice)
-    assert data.extractor == {"face": "openface-au-clip/1", "voice": "librosa-voice/1"}
+    # default voice preprocessing trim+f0fill+pool5: the made-up tones have no silence, so 41 frames -> 9
+    assert all(v.shape == (-(-(1 + int(0.4 * SR) // 160) // 5), 47) and v.dtype == np.float32 for v in data.voice)
+    assert data.extractor == {"face": "openface-au-clip/1", "voice": "librosa-voice/1+trim+f0fill+pool5"}
     assert (data.face_label == data.voice_label).all() and not data.is_abnormal.any()
     assert data.clip_id[0] == "01-01-01-01-01-01-01" and set(data.speaker) == {"actor_01", "actor_02"}
     # emotion 1 neutral, 3 happy, 4 sad, 5 angry, 8 surprised -> neutral, positive, negative, negative, positive
@@ -244,6 +245,8 @@ def test_real_ravdess_two_actors(tmp_path_factory: pytest.TempPathFactory) -> No
                for line in report)
     assert np.bincount(data.face_label[data.speaker == "actor_02"]).tolist() == [32, 12, 16]
     assert np.bincount(data.face_label[data.speaker == "actor_07"]).tolist() == [32, 12, 15]  # one happy dropped
-    assert all(np.isfinite(v).all() for v in data.voice) and 250 < np.median(data.voice_lengths) < 500
+    assert all(np.isfinite(v).all() for v in data.voice) and 20 < np.median(data.voice_lengths) < 100  # pooled
+    raw = load_ravdess(RAVDESS, actors=[2], cache_dir=tmp_path_factory.mktemp("cache"), voice_preprocessing="none")
+    assert 250 < np.median(raw.voice_lengths) < 500
     s = data.summary()
     assert s["n_speakers"] == 2 and s["face_length"]["max"] == 1

@@ -84,7 +84,7 @@ class CosineScorer:
 
     @classmethod
     def fit(cls, detector: Detector, verdict: Any, train: PairDataset, valid: PairDataset,
-            gate: AtypicalInputGate | None = None) -> "CosineScorer":
+            gate: AtypicalInputGate | None = None) -> CosineScorer:
         """Fit ``verdict`` on the detector's training and validation anomaly scores."""
         scorer = cls(detector, verdict, gate)
         verdict.fit(scorer.anomaly(train), train.is_abnormal, scorer.anomaly(valid), valid.is_abnormal)

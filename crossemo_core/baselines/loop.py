@@ -126,6 +126,6 @@ class NetworkScorer:
         return self.verdict.apply(self.trained.anomaly(pairs))
 
     @classmethod
-    def fit(cls, trained: TrainedNetwork, verdict: Any, train: PairDataset, valid: PairDataset) -> "NetworkScorer":
+    def fit(cls, trained: TrainedNetwork, verdict: Any, train: PairDataset, valid: PairDataset) -> NetworkScorer:
         verdict.fit(trained.anomaly(train), train.is_abnormal, trained.anomaly(valid), valid.is_abnormal)
         return cls(trained, verdict)

@@ -32,7 +32,7 @@ class KnnAtypicalGate:
     thresholds: dict[str, float] = field(default_factory=dict)
     _trees: dict[str, object] = field(default_factory=dict, repr=False)
 
-    def fit(self, face: np.ndarray, voice: np.ndarray) -> "KnnAtypicalGate":
+    def fit(self, face: np.ndarray, voice: np.ndarray) -> KnnAtypicalGate:
         """Reference embeddings ``(N, E)`` of each modality (N >= 2)."""
         from sklearn.neighbors import NearestNeighbors
 

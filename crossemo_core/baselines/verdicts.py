@@ -30,7 +30,7 @@ class Verdict(ABC):
 
     @abstractmethod
     def fit(self, train_anomaly: np.ndarray, train_abnormal: np.ndarray, valid_anomaly: np.ndarray,
-            valid_abnormal: np.ndarray) -> "Verdict":
+            valid_abnormal: np.ndarray) -> Verdict:
         """Fit on ``(N,)`` training and ``(M,)`` validation anomaly scores and their bool labels."""
 
     @abstractmethod
@@ -49,7 +49,7 @@ class FixedThreshold(Verdict):
     threshold: float = 0.5
 
     def fit(self, train_anomaly: np.ndarray, train_abnormal: np.ndarray, valid_anomaly: np.ndarray,
-            valid_abnormal: np.ndarray) -> "FixedThreshold":
+            valid_abnormal: np.ndarray) -> FixedThreshold:
         return self
 
     def p_abnormal(self, anomaly: np.ndarray) -> np.ndarray:
@@ -63,7 +63,7 @@ class YoudenThreshold(Verdict):
     threshold: float = 0.5
 
     def fit(self, train_anomaly: np.ndarray, train_abnormal: np.ndarray, valid_anomaly: np.ndarray,
-            valid_abnormal: np.ndarray) -> "YoudenThreshold":
+            valid_abnormal: np.ndarray) -> YoudenThreshold:
         self.threshold = youden_threshold(np.asarray(valid_abnormal, dtype=int), valid_anomaly)
         return self
 
@@ -81,7 +81,7 @@ class BetaMixtureVerdict(Verdict):
     mixture: BetaMixture | None = field(default=None, repr=False)
 
     def fit(self, train_anomaly: np.ndarray, train_abnormal: np.ndarray, valid_anomaly: np.ndarray,
-            valid_abnormal: np.ndarray) -> "BetaMixtureVerdict":
+            valid_abnormal: np.ndarray) -> BetaMixtureVerdict:
         self.mixture = BetaMixture(var_floor=self.var_floor).fit(
             self._u(train_anomaly), init_labels=np.asarray(train_abnormal, dtype=int))
         return self
@@ -106,7 +106,7 @@ class GaussianMixtureVerdict(Verdict):
     _gmm: object = field(default=None, repr=False)
 
     def fit(self, train_anomaly: np.ndarray, train_abnormal: np.ndarray, valid_anomaly: np.ndarray,
-            valid_abnormal: np.ndarray) -> "GaussianMixtureVerdict":
+            valid_abnormal: np.ndarray) -> GaussianMixtureVerdict:
         from sklearn.mixture import GaussianMixture
 
         x = np.asarray(train_anomaly, dtype=np.float64)[:, None]

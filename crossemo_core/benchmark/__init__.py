@@ -8,4 +8,4 @@ from crossemo_core.benchmark.protocols import DataSpec, RunSpec, execute
 from crossemo_core.benchmark.runner import BenchmarkResult, run_benchmark
 from crossemo_core.benchmark.suites import SUITES, Profile, suite_runs
 
-__all__ = ["BenchmarkResult", "DataSpec", "Profile", "RunSpec", "SUITES", "execute", "run_benchmark", "suite_runs"]
+__all__ = ["SUITES", "BenchmarkResult", "DataSpec", "Profile", "RunSpec", "execute", "run_benchmark", "suite_runs"]

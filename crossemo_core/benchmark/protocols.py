@@ -70,13 +70,17 @@ class RunSpec:
     column: str = field(default="", compare=False)
 
     def identity(self) -> dict[str, Any]:
+        """Everything that determines the result: the spec without its table place and data path, plus a hash of
+        the corpus's content (so changed data or a changed loader default is never served from the cache, and the
+        same data under another path is)."""
         d = asdict(self)
         for k in ("row", "column"):
             d.pop(k)
-        return {"version": CACHE_VERSION, **d}
+        d["data"].pop("root")
+        return {"version": CACHE_VERSION, "corpus": corpus_fingerprint(self.data), **d}
 
     def key(self) -> str:
-        """Cache key: a hash of everything that determines the result."""
+        """Cache key: a hash of :meth:`identity`."""
         text = json.dumps(self.identity(), sort_keys=True, default=str)
         return f"{self.method}-{self.data.dataset}-s{self.seed}-f{self.fold}-" + hashlib.sha256(
             text.encode()).hexdigest()[:16]
@@ -84,6 +88,7 @@ class RunSpec:
 
 # ---------------------------------------------------------------------------------------------------- data
 _CORPORA: dict[DataSpec, PairDataset] = {}
+_FINGERPRINTS: dict[DataSpec, str] = {}
 
 
 def synthetic_corpus(name: str) -> PairDataset:
@@ -109,6 +114,21 @@ def corpus_for(data: DataSpec) -> PairDataset:
             corpus, _ = calibrate_speakers(corpus, data.calibration)
         _CORPORA[data] = corpus
     return _CORPORA[data]
+
+
+def corpus_fingerprint(data: DataSpec) -> str:
+    """A hash of the content of ``data``'s corpus: features, labels, speakers, clip ids, names, extractor ids."""
+    if data not in _FINGERPRINTS:
+        corpus = corpus_for(data)
+        digest = hashlib.sha256(json.dumps([corpus.name, corpus.class_names, corpus.extractor, corpus.face_feature_names,
+                                            corpus.voice_feature_names], sort_keys=True).encode())
+        for array in (corpus.face_label, corpus.voice_label, corpus.speaker, corpus.clip_id):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        for sequences in (corpus.face, corpus.voice):
+            for x in sequences:
+                digest.update(np.ascontiguousarray(x, dtype=np.float32).tobytes())
+        _FINGERPRINTS[data] = digest.hexdigest()[:16]
+    return _FINGERPRINTS[data]
 
 
 def _seven_classes(corpus: PairDataset) -> PairDataset:
@@ -181,8 +201,8 @@ def execute(spec: RunSpec) -> dict[str, Any]:
 
 
 def roc_on_grid(abnormal: np.ndarray, score: np.ndarray) -> np.ndarray:
-    """TPR at the FPRs of :data:`ROC_GRID` (the ROC step function read at each grid point), for averaging ROC
-    curves over runs; NaN when a class is missing."""
+    """TPR at the FPRs of :data:`ROC_GRID`, linearly interpolated between the ROC's operating points (as the curve is
+    usually drawn), for averaging ROC curves over runs ("vertical averaging"); NaN when a class is missing."""
     y = np.asarray(abnormal, dtype=bool)
     if y.all() or not y.any():
         return np.full(len(ROC_GRID), np.nan)

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from crossemo_core.benchmark.cache import json_safe
-from crossemo_core.benchmark.paper_values import PAPER_COLUMNS, PAPER_TABLES, TABLE_VI_ABLATION
+from crossemo_core.benchmark.paper_values import PAPER_TABLES, TABLE_VI_ABLATION
 from crossemo_core.benchmark.protocols import FINE_GRAINED_CASES, ROC_GRID, RunSpec
 from crossemo_core.benchmark.suites import RATIOS
 
@@ -76,7 +77,7 @@ def summarise(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
             arr = np.asarray(values, dtype=np.float64)
             arr = arr[np.isfinite(arr)]
             out[key] = {"mean": float(arr.mean()) if len(arr) else float("nan"),
-                        "sd": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0, "n": int(len(arr))}
+                        "sd": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0, "n": len(arr)}
     return out
 
 
@@ -193,6 +194,12 @@ def render_ablation(specs: Sequence[RunSpec], records: dict[str, dict[str, Any]]
                     ("Variant", "AUC", "Accuracy", "FPR", "TPR", "AUC (raw score)", "runs"),
                     [(row, c.value("auc"), c.value("accuracy"), c.value("fpr"), c.value("tpr"), c.value("auc_score"),
                       c.runs_label()) for row, c in rows])]
+    variants = _rows(table, "baseline variants")
+    if variants:
+        sections.append("## Baseline variants\n\n" + markdown_table(
+            ("Variant", "AUC", "Accuracy", "FPR", "TPR", "AUC (raw score)", "runs"),
+            [(row, c.value("auc"), c.value("accuracy"), c.value("fpr"), c.value("tpr"), c.value("auc_score"),
+              c.runs_label()) for row, c in variants]))
     sections.append("## The paper's Table VI, for reference\n\n**The paper's numbers, not ours** (CMU-MOSI and "
                     "CMU-MOSEI).\n\n" + markdown_table(
                         ("Variant (paper)", "MOSI AUC", "MOSI Acc", "MOSEI AUC", "MOSEI Acc"),
@@ -223,7 +230,7 @@ def roc_figure(rows: Sequence[tuple[str, Cell]]) -> Any:
     fig = go.Figure()
     for row, cell in rows:
         fig.add_trace(go.Scatter(x=ROC_GRID, y=cell.roc_tpr, mode="lines",
-                                 name=f"{row} (AUC {cell.value('auc')})", line={"shape": "hv"}))
+                                 name=f"{row} (AUC {cell.value('auc')})"))
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line={"dash": "dot", "color": "grey"}))
     fig.update_layout(title="ROC, 3 classes (TPR averaged over runs at each FPR)", xaxis_title="FPR",
                       yaxis_title="TPR", width=720, height=560)

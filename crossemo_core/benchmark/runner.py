@@ -13,10 +13,11 @@ import os
 import platform
 import sys
 import warnings
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -68,6 +69,7 @@ def compute_runs(specs: Sequence[RunSpec], cache: RunCache, jobs: int = 1, threa
     pending = pending_runs(specs, cache, max_runs)
     if not pending:
         return 0
+    jobs = min(jobs, len(pending))
     if jobs <= 1:
         previous = torch.get_num_threads()
         torch.set_num_threads(threads)
@@ -138,13 +140,13 @@ def _header(suite: str, profile: Profile, data: dict[str, Any], command: str | N
         "",
         f"- data: {data['name']}, {data['pairs']} clips, {data['speakers']} speakers"
         + (" (**synthetic**)" if data["synthetic"] else "") + (f"; {profile.note}" if profile.note else ""),
-        f"- protocol: {split}; seeds {', '.join(map(str, profile.seeds))}; abnormal pairs made inside each part by "
-        "the same-speaker protocol (rate 0.5 unless the table says otherwise); mean ± sd over seeds of the per-seed "
-        "mean over folds.",
-        f"- training: preset `{profile.preset}`, overrides: {overrides}; loader options: {options}; every method "
-        "gets the same encoders and optimiser settings.",
-        f"- runs: {done} of {total} done ({computed} computed by the last call); compute {seconds / 60:.1f} min in "
-        f"total; {jobs} job(s) x {threads} thread(s) on {machine_description(threads)}.",
+        (f"- protocol: {split}; seeds {', '.join(map(str, profile.seeds))}; abnormal pairs made inside each part "
+         "by the same-speaker protocol (rate 0.5 unless the table says otherwise); mean ± sd over seeds of the "
+         "per-seed mean over folds."),
+        (f"- training: preset `{profile.preset}`, overrides: {overrides}; loader options: {options}; every method "
+         "gets the same encoders and optimiser settings."),
+        (f"- runs: {done} of {total} done ({computed} computed by the last call); compute {seconds / 60:.1f} min "
+         f"in total; {jobs} job(s) x {threads} thread(s) on {machine_description(threads)}."),
         f"- written {_now()}" + (f" by `{command}`" if command else ""),
     ]
     if done < total:

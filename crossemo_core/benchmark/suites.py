@@ -4,7 +4,7 @@
   has continuous sentiment scores, Table V (7 classes, fine-grained cases); every method of
   :data:`~crossemo_core.baselines.METHODS`.
 - ``ablation``: Table VI (SIR-HCL without each of L_share, L_intra, L_cross, L_hard), the printed ("literal")
-  L_hard, and per-person baseline calibration on (neutral clips, all clips) / off.
+  L_hard, per-person baseline calibration on (neutral clips, all clips) / off, and TN-BCL's hard vs printed mining.
 - ``ratio``: TN-BCL's Table V, the normal:abnormal ratio from 19:1 to 1:4 (all splits), SIR-HCL and TN-BCL.
 
 :class:`Profile` holds the protocol (seeds, folds, preset, overrides) resolved from the dataset's defaults and the
@@ -32,6 +32,12 @@ ABLATIONS: tuple[tuple[str, dict[str, Any], str], ...] = (
     ("calibration: all of each speaker's clips", {}, "all"),
 )
 
+BASELINE_VARIANTS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("TN-BCL: hard mining (default)", "tn-bcl", {}),
+    ("TN-BCL: mining as printed (literal eqs. 9-10)", "tn-bcl", {"mining": "literal"}),
+)
+"""Rows (label, method, settings) of the ablation suite's second table."""
+
 
 @dataclass(frozen=True)
 class DatasetDefaults:
@@ -46,7 +52,9 @@ class DatasetDefaults:
 
 
 DATASET_DEFAULTS: dict[str, DatasetDefaults] = {
-    "ravdess": DatasetDefaults(n_folds=5, note="RAVDESS actors 1-20; 5 speaker folds (4 actors each) per seed."),
+    "ravdess": DatasetDefaults(n_folds=5, overrides=(("mixture_var_floor", 3e-3),),
+                               note="RAVDESS actors 1-20; 5 speaker folds (4 actors each) per seed; the SIR-HCL "
+                                    "settings of docs/notes/ravdess.md."),
     "misa": DatasetDefaults(n_folds=5, note="a MISA-format pickle, e.g. the CMU-MOSI dev split (229 segments, "
                                             "10 speakers): small, so the spread is large."),
     "synthetic-mosei": DatasetDefaults(n_folds=0, overrides=(("epochs", 5),),
@@ -76,7 +84,7 @@ class Profile:
     @classmethod
     def resolve(cls, dataset: str, root: str | None = None, *, seeds: tuple[int, ...] | None = None,
                 n_folds: int | None = None, preset: str | None = None, overrides: dict[str, Any] | None = None,
-                methods: tuple[str, ...] | None = None, fine_grained: bool = False) -> "Profile":
+                methods: tuple[str, ...] | None = None, fine_grained: bool = False) -> Profile:
         """Dataset defaults, then the given values (None keeps the default; ``overrides`` are merged)."""
         d = DATASET_DEFAULTS.get(dataset, DatasetDefaults())
         merged = {**dict(d.overrides), **{k: v for k, v in (overrides or {}).items() if v is not None}}
@@ -94,12 +102,13 @@ class Profile:
         return DataSpec(self.dataset, self.root, classes, calibration, self.options)
 
     def runs(self, method: str, data: DataSpec, row: str, column: str = "", rate: float = 0.5,
-             overrides: dict[str, Any] | None = None) -> list[RunSpec]:
-        """Every seed x fold of one table cell."""
+             overrides: dict[str, Any] | None = None, settings: dict[str, Any] | None = None) -> list[RunSpec]:
+        """Every seed x fold of one table cell (``overrides``: config fields; ``settings``: the method's own)."""
         folds = range(self.n_folds) if self.n_folds else [-1]
         merged = tuple(sorted({**dict(self.overrides), **(overrides or {})}.items()))
+        own = tuple(sorted((settings or {}).items()))
         return [RunSpec(method=method, data=data, seed=seed, fold=fold, n_folds=self.n_folds, preset=self.preset,
-                        rate=rate, overrides=merged, row=row, column=column)
+                        rate=rate, method_settings=own, overrides=merged, row=row, column=column)
                 for seed in self.seeds for fold in folds]
 
 
@@ -117,6 +126,9 @@ def ablation_runs(profile: Profile) -> list[RunSpec]:
     specs = []
     for row, overrides, calibration in ABLATIONS:
         specs += profile.runs("sir-hcl", profile.data(calibration=calibration), row, overrides=overrides)
+    for row, method, settings in BASELINE_VARIANTS:
+        if method in profile.methods:
+            specs += profile.runs(method, profile.data(), row, column="baseline variants", settings=settings)
     return specs
 
 
@@ -138,4 +150,4 @@ def suite_runs(suite: str, profile: Profile) -> list[RunSpec]:
     return [spec for _, spec in numbered]
 
 
-__all__ = ["ABLATIONS", "DATASET_DEFAULTS", "Profile", "RATIOS", "SUITES", "suite_runs"]
+__all__ = ["ABLATIONS", "DATASET_DEFAULTS", "RATIOS", "SUITES", "Profile", "suite_runs"]

@@ -6,6 +6,8 @@
   PublicTest split is cut in two fixed halves (even / odd position): half A for validation, half B held apart.
 - Voices: RAVDESS speech (``ravdess/audio/Actor_XX``), valence by the shared README's mapping. Actors are split
   into training (1-14), validation (15-17) and held apart (18-20); no actor is in two parts.
+- Voices are also used once more as :func:`degrade`-d copies (other microphones, rooms and noise), so the model
+  and its atypical-input gate know more than RAVDESS's studio sound.
 - Pairs: a voice window with a face of the same valence (normal) or of another valence (abnormal, the positive
   class), half and half. Faces and voices always come from different people.
 """
@@ -66,9 +68,33 @@ def fer_pools(path: str | Path) -> dict[str, FacePool]:
     return {k: FacePool(images[v], FER_TO_VALENCE[labels[v]], v) for k, v in parts.items()}
 
 
+def degrade(signal: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
+    """A plausible other recording of the same speech: a random band limit (high-pass 60-300 Hz, low-pass
+    3.4-8 kHz, 2nd-order Butterworth), white or pink noise at 15-40 dB SNR, and a random gain of -20..+6 dB."""
+    from scipy.signal import butter, sosfilt
+
+    x = np.asarray(signal, dtype=np.float64)
+    lo, hi = rng.uniform(60, 300), min(rng.uniform(3400, 8000), 0.45 * sr)
+    x = sosfilt(butter(2, [lo, hi], btype="bandpass", fs=sr, output="sos"), x)
+    noise = rng.standard_normal(len(x))
+    if rng.random() < 0.5:  # pink: 1/f power
+        spec = np.fft.rfft(noise)
+        spec /= np.sqrt(np.maximum(np.arange(len(spec)), 1.0))
+        noise = np.fft.irfft(spec, n=len(x))
+    frame = max(1, int(0.025 * sr))
+    n = len(x) // frame
+    speech = np.percentile(np.sqrt(np.mean(x[: n * frame].reshape(n, frame) ** 2, axis=1)), 90) if n else x.std()
+    snr = rng.uniform(15, 40)
+    x = x + noise / max(noise.std(), 1e-12) * speech * 10 ** (-snr / 20)
+    x *= 10 ** (rng.uniform(-20, 6) / 20)
+    return np.clip(x, -1, 1).astype(np.float32)
+
+
 def ravdess_clips(root: str | Path, actors: tuple[int, ...], extractor: VoiceFeatureExtractor | None = None,
-                  progress: Callable[[int, int], None] | None = None) -> list[VoiceClip]:
-    """Voice tracks (loudness-normalised features + VAD) of the RAVDESS speech clips of ``actors``."""
+                  progress: Callable[[int, int], None] | None = None, degraded: bool = False,
+                  seed: int = 0) -> list[VoiceClip]:
+    """Voice tracks (loudness-normalised features + VAD) of the RAVDESS speech clips of ``actors``
+    (``degraded``: of a :func:`degrade`-d copy of each clip instead, ids suffixed ``+deg``)."""
     audio = Path(root) / "audio"
     files = sorted(p for a in actors for p in (audio / f"Actor_{a:02d}").glob("03-01-*.*")
                    if p.suffix in (".flac", ".wav") and p.stem not in DUPLICATE_TAKES)
@@ -82,7 +108,10 @@ def ravdess_clips(root: str | Path, actors: tuple[int, ...], extractor: VoiceFea
             continue
         emotion, actor = int(m.group(1)), int(m.group(5))
         signal, sr = load_audio(p)
-        out.append(VoiceClip(p.stem, actor, emotion, int(ravdess_emotion_to_3class(np.array([emotion]))[0]),
+        if degraded:
+            signal = degrade(signal, sr, np.random.default_rng([seed, i]))
+        out.append(VoiceClip(p.stem + ("+deg" if degraded else ""), actor, emotion,
+                             int(ravdess_emotion_to_3class(np.array([emotion]))[0]),
                              seq.voice_track(signal, sr, extractor)))
         if progress:
             progress(i + 1, len(files))

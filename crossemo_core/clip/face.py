@@ -28,6 +28,8 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import sys
+import types
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -107,6 +109,13 @@ class FaceTrack:
 def _import_face_mesh():  # noqa: ANN202
     os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ logging: warnings and errors only
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    stub = "mediapipe.python.solutions.drawing_utils"
+    installed = stub not in sys.modules
+    if installed:
+        # mediapipe's solutions package imports its drawing helpers, which import matplotlib.pyplot (slow, and it
+        # writes a font cache under ~/.cache on first use). Only ``DrawingSpec`` is needed at import time: stand in
+        # for the module while mediapipe is imported, then step aside so a later import gets the real one.
+        sys.modules[stub] = _drawing_stub(stub)
     try:
         # mediapipe 0.10.21's bindings print a harmless protobuf AttributeError at import; keep it off the console.
         with contextlib.redirect_stderr(io.StringIO()):
@@ -115,57 +124,150 @@ def _import_face_mesh():  # noqa: ANN202
         raise FaceModelError(
             f"mediapipe is not installed ({exc}); install it with: pip install --no-deps -r requirements-clip.txt"
         ) from None
+    finally:
+        if installed and getattr(sys.modules.get(stub), "_crossemo_stub", False):
+            del sys.modules[stub]
+            import mediapipe.python.solutions as solutions
+            if getattr(getattr(solutions, "drawing_utils", None), "_crossemo_stub", False):
+                delattr(solutions, "drawing_utils")
     return face_mesh
 
 
+def _drawing_stub(name: str) -> types.ModuleType:
+    module = types.ModuleType(name)
+
+    @dataclass
+    class DrawingSpec:  # the fields of mediapipe's own DrawingSpec
+        color: tuple[int, int, int] = (224, 224, 224)
+        thickness: int = 2
+        circle_radius: int = 2
+
+    module.DrawingSpec = DrawingSpec
+    module._crossemo_stub = True
+    return module
+
+
 class FaceAnalyzer:
-    """mediapipe face mesh in video (tracking) mode, up to ``max_faces`` faces; keep one per clip and call
-    :meth:`reset` between clips (cheaper than building a new one)."""
+    """Faces in a stream of frames with mediapipe: the full-range face detector (faces up to ~5 m from the camera)
+    finds and counts the faces every :attr:`detect_every` frames (and whenever the face is lost); the face mesh
+    (478 points) then runs on a square region around the largest face, in tracking mode while that region stays put.
+
+    Running the mesh on a crop makes small faces (a person filmed from across a room) as easy for it as selfies:
+    mediapipe's mesh alone looks for faces with its short-range detector, which misses faces narrower than about a
+    fifth of the frame. Keep one analyser and call :meth:`reset` between clips.
+    """
+
+    ROI_SCALE = 2.0  # side of the mesh region / the larger side of the detected face box
+    ROI_SIZE = 256  # the region is resized to this many pixels before the mesh sees it
+    detect_every = 5
 
     def __init__(self, max_faces: int = 4, min_confidence: float = 0.5) -> None:
         face_mesh = _import_face_mesh()
+        from mediapipe.python.solutions import face_detection
+
         with _quiet_fd2():
-            self._video = face_mesh.FaceMesh(static_image_mode=False, max_num_faces=max_faces, refine_landmarks=True,
+            self._detector = face_detection.FaceDetection(model_selection=1, min_detection_confidence=min_confidence)
+            self._video = face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=True,
                                              min_detection_confidence=min_confidence,
                                              min_tracking_confidence=min_confidence)
-            self._still = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=max_faces, refine_landmarks=True,
+            self._still = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
                                              min_detection_confidence=min_confidence)
             # The graphs open their calculators on worker threads after construction, which log C++ warnings
             # straight to stderr; one blocking call on a blank frame waits for that while stderr is silenced.
-            for graph in (self._video, self._still):
+            for graph in (self._detector, self._video, self._still):
                 graph.process(_BLANK)
         self._quiet = {True: True, False: True}  # the first frame with a face logs one more warning per graph
+        self.max_faces = max_faces
+        self._roi: tuple[float, float, float] | None = None  # centre x, centre y, side (pixels)
+        self._count = 0
+        self._n = 0
 
     def reset(self) -> None:
         with _quiet_fd2():
             self._video.reset()
             self._video.process(_BLANK)
+        self._roi, self._count, self._n = None, 0, 0
 
     def close(self) -> None:
-        self._video.close()
-        self._still.close()
+        for graph in (self._detector, self._video, self._still):
+            graph.close()
+
+    def detect(self, rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
+        """Face boxes ``(x0, y0, x1, y1)`` in pixels, largest first (at most ``max_faces``)."""
+        h, w = rgb.shape[:2]
+        result = self._detector.process(np.ascontiguousarray(rgb))
+        boxes = []
+        for d in result.detections or []:
+            b = d.location_data.relative_bounding_box
+            boxes.append((b.xmin * w, b.ymin * h, (b.xmin + b.width) * w, (b.ymin + b.height) * h))
+        boxes.sort(key=lambda b: -(b[2] - b[0]) * (b[3] - b[1]))
+        return boxes[: self.max_faces]
 
     def analyse(self, t: float, rgb: np.ndarray, still: bool = False) -> FaceFrame:
-        """Find the faces in one RGB frame and describe the largest."""
-        graph = self._still if still else self._video
-        if self._quiet[still]:
-            with _quiet_fd2():
-                result = graph.process(np.ascontiguousarray(rgb))
-            self._quiet[still] = not result.multi_face_landmarks
-        else:
-            result = graph.process(np.ascontiguousarray(rgb))
-        faces = result.multi_face_landmarks or []
-        if not faces:
+        """Find the faces in one RGB frame and describe the largest (``still``: an unrelated single image)."""
+        rgb = np.ascontiguousarray(rgb)
+        if still or self._roi is None or self._n % self.detect_every == 0:
+            boxes = self.detect(rgb)
+            self._count = len(boxes)
+            if not boxes:
+                self._roi = None
+            else:
+                x0, y0, x1, y1 = boxes[0]
+                roi = ((x0 + x1) / 2, (y0 + y1) / 2, self.ROI_SCALE * max(x1 - x0, y1 - y0))
+                if still or self._roi is None or _moved(self._roi, roi):
+                    self._roi = roi
+                    if not still:
+                        self._restart_tracking()
+        self._n += 1
+        if self._roi is None:
             return FaceFrame(t=t, n_faces=0)
+        mesh = self._mesh(rgb, self._roi, still)
+        if mesh is None:
+            self._roi = None  # lost: detect again on the next frame
+            return FaceFrame(t=t, n_faces=self._count)
         h, w = rgb.shape[:2]
-        meshes = [np.array([(p.x * w, p.y * h, p.z * w) for p in f.landmark], dtype=np.float32) for f in faces]
-        areas = [float(np.ptp(m[:, 0]) * np.ptp(m[:, 1])) for m in meshes]
-        mesh = meshes[int(np.argmax(areas))]
         crop, thumb = align_face(rgb, mesh)
         x0, y0 = mesh[:, :2].min(0)
         x1, y1 = mesh[:, :2].max(0)
-        return FaceFrame(t=t, n_faces=len(faces), crop=crop, thumb=thumb, geometry=face_geometry(mesh),
+        return FaceFrame(t=t, n_faces=max(self._count, 1), crop=crop, thumb=thumb, geometry=face_geometry(mesh),
                          box=(float(x0 / w), float(y0 / h), float(x1 / w), float(y1 / h)))
+
+    def _restart_tracking(self) -> None:
+        with _quiet_fd2():
+            self._video.reset()
+        self._quiet[False] = True
+
+    def _mesh(self, rgb: np.ndarray, roi: tuple[float, float, float], still: bool) -> np.ndarray | None:
+        """The 478-point mesh ``(478, 3)`` in frame pixels, searched in the square region ``roi``."""
+        import cv2
+
+        cx, cy, side = roi
+        scale = self.ROI_SIZE / side
+        m = np.array([[scale, 0, self.ROI_SIZE / 2 - scale * cx], [0, scale, self.ROI_SIZE / 2 - scale * cy]])
+        patch = cv2.warpAffine(rgb, m, (self.ROI_SIZE, self.ROI_SIZE), flags=cv2.INTER_AREA if scale < 1 else
+                               cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+        graph = self._still if still else self._video
+        if self._quiet[still]:
+            with _quiet_fd2():
+                result = graph.process(patch)
+            self._quiet[still] = not result.multi_face_landmarks
+        else:
+            result = graph.process(patch)
+        if not result.multi_face_landmarks:
+            return None
+        pts = np.array([(p.x, p.y, p.z) for p in result.multi_face_landmarks[0].landmark], dtype=np.float32)
+        pts *= self.ROI_SIZE
+        mesh = np.empty_like(pts)
+        mesh[:, 0] = (pts[:, 0] - m[0, 2]) / scale
+        mesh[:, 1] = (pts[:, 1] - m[1, 2]) / scale
+        mesh[:, 2] = pts[:, 2] / scale
+        return mesh
+
+
+def _moved(old: tuple[float, float, float], new: tuple[float, float, float]) -> bool:
+    """True when the detected face left the central part of the current region or changed size by > 30 %."""
+    (ox, oy, os_), (nx, ny, ns) = old, new
+    return abs(nx - ox) > 0.15 * os_ or abs(ny - oy) > 0.15 * os_ or not 0.77 < ns / os_ < 1.3
 
 
 def eye_mouth_points(mesh: np.ndarray) -> np.ndarray:

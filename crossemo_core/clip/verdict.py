@@ -18,8 +18,9 @@ person whose resting face or voice differs from the training population's is jud
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -38,6 +39,7 @@ from crossemo_core.features.voice import VoiceFeatureExtractor
 
 REPO = Path(__file__).resolve().parent.parent.parent
 DEFAULT_CLIP_CHECKPOINT = REPO / "checkpoints" / "clip.pt"
+"""The shipped clip model; ``$CROSSEMO_CLIP_CHECKPOINT`` replaces it as the default (``--checkpoint`` wins)."""
 DEFAULT_FER_CHECKPOINT = REPO / "checkpoints" / "fer_expression.pt"
 VOICE_NAMES = VoiceFeatureExtractor().feature_names
 SILENCE_PEAK = 1e-4
@@ -78,7 +80,7 @@ class ClipModel:
 
     @classmethod
     def load(cls, checkpoint: str | Path | None = None, expression: str | Path | None = None) -> "ClipModel":
-        path = Path(checkpoint) if checkpoint is not None else DEFAULT_CLIP_CHECKPOINT
+        path = Path(checkpoint or os.environ.get("CROSSEMO_CLIP_CHECKPOINT") or DEFAULT_CLIP_CHECKPOINT)
         if checkpoint is None and not path.is_file():
             raise CheckpointError(f"the shipped clip model {path} is missing; reinstall crossemo or train one with "
                                   f"scripts/train_clip_model.py.")
@@ -88,14 +90,19 @@ class ClipModel:
             raise CheckpointError(f"{path} is not a clip checkpoint (it was trained on "
                                   f"{detector.metadata.get('dataset', 'another kind of data')}, not on clip features); "
                                   f"use checkpoints/clip.pt or one made by scripts/train_clip_model.py.")
-        fer_path = Path(expression) if expression is not None else path.parent / meta["fer_file"]
+        if expression is not None:
+            fer_path = Path(expression)
+        else:
+            fer_path = path.parent / meta["fer_file"]
+            fer_path = fer_path if fer_path.is_file() else DEFAULT_FER_CHECKPOINT
         if not fer_path.is_file():
-            fer_path = DEFAULT_FER_CHECKPOINT
-        sha = file_sha256(fer_path) if fer_path.is_file() else ""
+            raise CheckpointError(f"the expression network {fer_path} does not exist; the clip model {path.name} "
+                                  f"needs {meta['fer_file']} (sha256 {meta['fer_sha256'][:12]}).")
+        sha = file_sha256(fer_path)
         if sha != meta["fer_sha256"]:
             raise CheckpointError(f"the clip model {path.name} was trained with the expression network "
-                                  f"{meta['fer_file']} (sha256 {meta['fer_sha256'][:12]}), which was not found "
-                                  f"next to it" + (f"; {fer_path} is a different one." if sha else "."))
+                                  f"{meta['fer_file']} (sha256 {meta['fer_sha256'][:12]}); {fer_path} is a "
+                                  f"different one (sha256 {sha[:12]}).")
         gate = KnnGate.from_dict(meta["gate"]) if meta.get("gate") else None
         population = {k: np.asarray(v, dtype=np.float32) for k, v in meta.get("population", {}).items()}
         return cls(detector=detector, expression=ExpressionModel.load(fer_path), gate=gate, population=population,
@@ -273,7 +280,8 @@ class ClipScorer:
     def __init__(self, checkpoint: str | Path | None = None, expression: str | Path | None = None,
                  limits: ClipLimits | None = None) -> None:
         self.model = ClipModel.load(checkpoint, expression)
-        self.limits = limits or ClipLimits()
+        fps = float(self.model.detector.metadata["clip"].get("windows", {}).get("face_fps", seq.FACE_FPS))
+        self.limits = replace(limits or ClipLimits(), fps=fps)  # sample faces at the rate the model was trained on
         self.extractor = VoiceFeatureExtractor()
         self._faces = None
         self._lock = threading.Lock()
@@ -316,8 +324,9 @@ class ClipScorer:
         audio_s = 0.0 if audio is None else len(audio) / AUDIO_RATE
         if media.is_image:
             still = faces.analyse(0.0, media.image, still=True)
-            n = max(1, int(np.ceil(audio_s * seq.FACE_FPS)))
-            track.frames = [FaceFrame(t=i / seq.FACE_FPS, n_faces=still.n_faces, crop=still.crop, thumb=still.thumb,
+            fps = self.limits.fps
+            n = max(1, int(np.ceil(audio_s * fps)))
+            track.frames = [FaceFrame(t=i / fps, n_faces=still.n_faces, crop=still.crop, thumb=still.thumb,
                                       geometry=still.geometry, box=still.box) for i in range(n)]
             duration = audio_s
         else:
@@ -336,7 +345,10 @@ class ClipScorer:
             k = AUDIO_RATE // 100  # 10 ms
             m = len(audio) // k
             envelope = np.abs(audio[: m * k]).reshape(m, k).max(1).astype(np.float32) if m else envelope
-        logits = self.model.expression.logits(track.crops())
+        if media.is_image and track.frames and track.frames[0].crop is not None:  # one photo: one crop, repeated
+            logits = np.repeat(self.model.expression.logits(track.frames[0].crop[None]), len(track.frames), axis=0)
+        else:
+            logits = self.model.expression.logits(track.crops())
         return ClipAnalysis(name=media.name, voice_name=voice_name, duration_s=duration, track=track,
                             face_logits=logits, voice=voice_track, envelope=envelope, still=media.is_image,
                             notes=notes)

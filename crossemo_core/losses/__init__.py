@@ -17,11 +17,9 @@ from .contrastive import (
     contrastive_terms,
     masked_mean,
 )
-from .hybrid import HybridContrastiveLoss, LossOutput, SharedEmbeddingLoss
 from .disentangle import central_moment_discrepancy, hsic, soft_orthogonality
+from .hybrid import HybridContrastiveLoss, LossOutput, SharedEmbeddingLoss
 from .hycon import HyConLoss
-from .quintuple import QUINTUPLE_MINING, BiQuintupleLoss, QuintupleMining
-from .triplet import SoftMarginTripletLoss, StructuredTripletLoss, bank_pair_loss
 from .miners import (
     HardSampleMiner,
     PairMasks,
@@ -30,6 +28,7 @@ from .miners import (
     label_pair_masks,
     select_hard_pairs,
 )
+from .quintuple import QUINTUPLE_MINING, BiQuintupleLoss, QuintupleMining
 from .similarity import (
     check_temperature,
     cosine_similarity_matrix,
@@ -38,28 +37,27 @@ from .similarity import (
     intra_modal_similarity,
     log_similarity,
 )
+from .triplet import SoftMarginTripletLoss, StructuredTripletLoss, bank_pair_loss
 
 __all__ = [
+    "HARD_LOSS_MODES",
     "QUINTUPLE_MINING",
     "BiQuintupleLoss",
-    "HyConLoss",
-    "QuintupleMining",
-    "SoftMarginTripletLoss",
-    "StructuredTripletLoss",
-    "bank_pair_loss",
-    "central_moment_discrepancy",
-    "hsic",
-    "soft_orthogonality",
-    "HARD_LOSS_MODES",
     "CrossModalLoss",
     "HardLossMode",
     "HardSampleLoss",
     "HardSampleMiner",
+    "HyConLoss",
     "HybridContrastiveLoss",
     "IntraModalLoss",
     "LossOutput",
     "PairMasks",
+    "QuintupleMining",
     "SharedEmbeddingLoss",
+    "SoftMarginTripletLoss",
+    "StructuredTripletLoss",
+    "bank_pair_loss",
+    "central_moment_discrepancy",
     "check_temperature",
     "contrastive_loss",
     "contrastive_terms",
@@ -67,10 +65,12 @@ __all__ = [
     "cross_modal_masks",
     "cross_modal_similarity",
     "exp_similarity",
+    "hsic",
     "intra_modal_masks",
     "intra_modal_similarity",
     "label_pair_masks",
     "log_similarity",
     "masked_mean",
     "select_hard_pairs",
+    "soft_orthogonality",
 ]

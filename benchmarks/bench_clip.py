@@ -1,0 +1,150 @@
+"""Clip verdict latency and memory: a 10 s, 25 fps, 640x360 clip (H.264 + AAC) built from the demo assets.
+
+    python benchmarks/bench_clip.py [--seconds 10] [--repeats 5] [--verdicts 100]
+
+- cold: a fresh process imports crossemo, loads the clip model and mediapipe and judges the clip once
+  (what ``python -m crossemo_core score FILE`` costs, minus printing);
+- warm: further verdicts on the same clip in this process, with the stages timed (decode + face mesh, expression
+  network, voice features, model);
+- memory: resident set size (RSS) before and after ``--verdicts`` verdicts in a row in one process.
+Targets (issue 4): warm <= 1 s, cold <= 10 s, memory growth over 100 verdicts < 50 MB, on 2 CPU cores.
+The clip is written to a temporary folder that is removed afterwards.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+ASSETS = ROOT / "assets" / "clips"
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def make_clip(seconds: float) -> bytes:
+    import soundfile as sf
+    from PIL import Image
+
+    from crossemo_core.clip import synth
+
+    face = np.asarray(Image.open(ASSETS / "face_photo.jpg").convert("RGB"))
+    voice, sr = sf.read(ASSETS / "voice_upbeat.wav", dtype="float32")
+    reps = int(np.ceil(seconds * sr / len(voice)))
+    audio = np.tile(voice, reps)[: int(seconds * sr)]
+    fps = 25
+    return synth.encode_video(lambda i: synth.place((360, 640), face, int(250 + 10 * np.sin(i / 20)),
+                                                    320 + 15 * np.sin(i / 30), 180), int(seconds * fps), fps, audio)
+
+
+COLD = """
+import sys, time
+t0 = time.perf_counter()
+sys.path.insert(0, {root!r})
+from crossemo_core.clip.verdict import ClipScorer
+s = ClipScorer()
+t1 = time.perf_counter()
+v = s.score({path!r})
+t2 = time.perf_counter()
+print(f"{{t1 - t0:.3f}} {{t2 - t1:.3f}} {{v.verdict}}")
+"""
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--repeats", type=int, default=5, help="warm verdicts timed")
+    ap.add_argument("--cold", type=int, default=2, help="cold runs (fresh processes)")
+    ap.add_argument("--verdicts", type=int, default=100, help="verdicts in a row for the memory check (0: skip)")
+    args = ap.parse_args()
+
+    from crossemo_core.clip import verdict as vmod
+    from crossemo_core.clip.decode import NamedBytes
+
+    with tempfile.TemporaryDirectory(prefix="crossemo-bench-") as tmp:
+        clip = Path(tmp) / "bench.mp4"
+        clip.write_bytes(make_clip(args.seconds))
+        print(f"clip: {args.seconds:.0f} s, 25 fps, 640x360, {clip.stat().st_size / 1e3:.0f} kB; "
+              f"CPU cores visible: {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}")
+
+        colds = []
+        for _ in range(args.cold):
+            out = subprocess.run([sys.executable, "-c", COLD.format(root=str(ROOT), path=str(clip))],
+                                 capture_output=True, text=True, check=True).stdout.split()
+            colds.append((float(out[0]), float(out[1])))
+            print(f"cold: imports + model load {colds[-1][0]:.2f} s, first verdict {colds[-1][1]:.2f} s, "
+                  f"total {sum(colds[-1]):.2f} s ({out[2]})")
+
+        scorer = vmod.ClipScorer()
+        data = NamedBytes(clip.name, clip.read_bytes())
+        scorer.score(data)  # warm-up
+        stages = {"decode+face mesh": [], "expression net": [], "voice features": [], "model+verdict": []}
+        totals = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            a = _timed_analyse(scorer, data, stages)
+            t1 = time.perf_counter()
+            scorer.judge(a)
+            t2 = time.perf_counter()
+            stages["model+verdict"].append(t2 - t1)
+            totals.append(t2 - t0)
+        print(f"warm verdict: median {np.median(totals):.3f} s, min {min(totals):.3f} s over {args.repeats}")
+        for k, v in stages.items():
+            print(f"  {k:>17}: median {np.median(v):.3f} s")
+
+        if args.verdicts:
+            gc.collect()
+            before = rss_mb()
+            marks = []
+            for i in range(args.verdicts):
+                scorer.score(data)
+                if (i + 1) % max(1, args.verdicts // 5) == 0:
+                    gc.collect()
+                    marks.append(f"{i + 1}: {rss_mb():.0f} MB")
+            gc.collect()
+            after = rss_mb()
+            print(f"memory: RSS {before:.0f} MB before, {after:.0f} MB after {args.verdicts} verdicts "
+                  f"(growth {after - before:+.1f} MB; target < 50 MB); " + ", ".join(marks))
+        scorer.close()
+    return 0
+
+
+def _timed_analyse(scorer, data, stages):  # noqa: ANN001, ANN202
+    """ClipScorer.analyse with its stages timed (same calls, split apart)."""
+    import crossemo_core.clip.sequences as seq
+    from crossemo_core.clip.decode import decode_media
+    from crossemo_core.clip.face import FaceTrack
+    from crossemo_core.clip.verdict import ClipAnalysis
+
+    t0 = time.perf_counter()
+    faces = scorer.faces
+    faces.reset()
+    track = FaceTrack()
+    media = decode_media(data, limits=scorer.limits, on_frame=lambda t, rgb: track.frames.append(faces.analyse(t, rgb)),
+                         need_video=True, need_audio=True)
+    t1 = time.perf_counter()
+    logits = scorer.model.expression.logits(track.crops())
+    t2 = time.perf_counter()
+    voice = seq.voice_track(media.audio, 16000, scorer.extractor)
+    t3 = time.perf_counter()
+    stages["decode+face mesh"].append(t1 - t0)
+    stages["expression net"].append(t2 - t1)
+    stages["voice features"].append(t3 - t2)
+    return ClipAnalysis(name=media.name, voice_name=None, duration_s=len(media.audio) / 16000, track=track,
+                        face_logits=logits, voice=voice, envelope=np.zeros(0), still=False)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,231 @@
+"""Baselines: every method fits and scores, loss pieces agree with loop references, verdicts, kNN gate, calibration."""
+import numpy as np
+import pytest
+import torch
+from baseline_reference import (
+    ref_bank_loss,
+    ref_hsic,
+    ref_hycon,
+    ref_quintuple,
+    ref_soft_margin,
+    ref_structured_triplet,
+)
+
+from crossemo_core.baselines import METHODS, KnnAtypicalGate, evaluate_scores, make_method
+from crossemo_core.baselines.verdicts import BetaMixtureVerdict, FixedThreshold, GaussianMixtureVerdict, YoudenThreshold
+from crossemo_core.config import preset_config
+from crossemo_core.data.calibration import calibrate_speakers
+from crossemo_core.data.loaders.synthetic import make_synthetic
+from crossemo_core.data.protocol import make_abnormal_pairs
+from crossemo_core.errors import DataError
+from crossemo_core.experiment import split_pairs
+from crossemo_core.losses import (
+    BiQuintupleLoss,
+    HyConLoss,
+    LossOutput,
+    SoftMarginTripletLoss,
+    StructuredTripletLoss,
+    bank_pair_loss,
+    central_moment_discrepancy,
+    hsic,
+)
+from crossemo_core.training import Trainer
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: several threads on a busy 2-core machine are many times slower (benchmark/runner.py)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def parts():
+    corpus = make_synthetic(n_speakers=8, clips_per_speaker=12, face_dim=4, voice_dim=5, face_length=(2, 5),
+                            voice_length=(3, 6), difficulty="easy", seed=0)
+    return split_pairs(corpus, seed=0, rate=0.5)
+
+
+@pytest.fixture(scope="module")
+def config(parts):
+    return preset_config("fast", parts["train"].face_dim, parts["train"].voice_dim, hidden_size=8, embedding_size=8,
+                         epochs=2, batch_size=16)
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_every_method_fits_and_scores(name, parts, config):
+    method = make_method(name, config)
+    assert method.name == name and isinstance(method.settings(), dict)
+    scorer = method.fit(parts["train"], parts["valid"])
+    test = parts["test"]
+    scores = scorer.score(test)
+    for array in (scores.anomaly, scores.p_abnormal, scores.predicted):
+        assert array.shape == (len(test),)
+    assert scores.predicted.dtype == bool
+    assert np.isfinite(scores.anomaly).all()
+    assert ((scores.p_abnormal >= 0) & (scores.p_abnormal <= 1)).all()
+    metrics = evaluate_scores(test, scores)
+    assert {"auc", "tpr", "fpr", "accuracy", "auc_score", "per_type"} <= set(metrics)
+    assert set(metrics["per_type"]) <= {"neg-neu", "neg-pos", "neu-pos"}
+    again = make_method(name, config).fit(parts["train"], parts["valid"]).score(test)
+    np.testing.assert_allclose(again.anomaly, scores.anomaly, rtol=1e-5, atol=1e-6)  # seeded: reproducible
+
+
+def test_unknown_method_is_refused(config):
+    with pytest.raises(ValueError, match="unknown method"):
+        make_method("nope", config)
+
+
+def test_trainer_uses_a_given_criterion(parts, config):
+    calls = []
+
+    class Recording(torch.nn.Module):
+        def forward(self, face, voice, face_logits, voice_logits, y_face, y_voice):
+            calls.append(face.shape)
+            zero = face.new_zeros(())
+            total = (1 - torch.nn.functional.cosine_similarity(face, voice)).mean()
+            return LossOutput(total=total, share=zero, intra=zero, cross=total, hard=zero)
+
+    Trainer(config, criterion=Recording()).fit(parts["train"], parts["valid"])
+    assert calls and all(shape[1] == 8 for shape in calls)
+
+
+# ---------------------------------------------------------------------------------------------------- losses
+def _batch(seed: int, b: int = 10, d: int = 6):
+    gen = torch.Generator().manual_seed(seed)
+    face = torch.randn(b, d, generator=gen, dtype=torch.float64, requires_grad=True)
+    voice = torch.randn(b, d, generator=gen, dtype=torch.float64, requires_grad=True)
+    y_face = torch.randint(0, 3, (b,), generator=gen)
+    y_voice = torch.where(torch.rand(b, generator=gen) < 0.5, torch.randint(0, 3, (b,), generator=gen), y_face)
+    return face, voice, y_face, y_voice
+
+
+def _agree(fast: torch.Tensor, slow: torch.Tensor, inputs) -> None:
+    assert float(fast.detach()) == pytest.approx(float(slow.detach()), abs=1e-9)
+    g_fast = torch.autograd.grad(fast, inputs, retain_graph=True)
+    g_slow = torch.autograd.grad(slow, inputs, retain_graph=True)
+    for a, b in zip(g_fast, g_slow):
+        torch.testing.assert_close(a, b, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("mining", ["hard", "literal"])
+def test_quintuple_matches_loop_reference(seed, mining):
+    face, voice, yf, yv = _batch(seed)
+    out = BiQuintupleLoss(gamma0=1.0, gamma=0.2, mining=mining)(face, voice, None, None, yf, yv)
+    _agree(out.total, ref_quintuple(face, voice, yf, yv, 1.0, 0.2, mining), (face, voice))
+    assert float(out.total.detach()) == pytest.approx(float((out.intra + out.cross).detach()))
+
+
+def test_quintuple_mining_picks_hardest_or_easiest():
+    # one anchor class 0; voices: two positives (cos 1 and cos 0), two negatives (cos 0.8 and cos -1)
+    face = torch.tensor([[1.0, 0.0]] * 5)
+    voice = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.8, 0.6], [-1.0, 0.0], [0.0, -1.0]])
+    y_face = torch.zeros(5, dtype=torch.long)
+    y_voice = torch.tensor([0, 0, 1, 1, 1])
+    hard = BiQuintupleLoss(mining="hard", gamma=0.2)(face, voice, None, None, y_face, y_voice)
+    literal = BiQuintupleLoss(mining="literal", gamma=0.2)(face, voice, None, None, y_face, y_voice)
+    # face anchors: hard -> (1 - 0) + (0.8 - 0.2) = 1.6; literal -> (1 - 1) + max(0, -1 - 0.2) = 0
+    assert float(hard.cross) > float(literal.cross)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_structured_triplet_matches_loop_reference(seed):
+    face, voice, yf, yv = _batch(seed, b=8)
+    out = StructuredTripletLoss(margin=0.3, intra_weight=0.5)(face, voice, None, None, yf, yv)
+    _agree(out.total, ref_structured_triplet(face, voice, yf, yv, 0.3, 0.5), (face, voice))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_soft_margin_triplet_matches_loop_reference(seed):
+    face, voice, yf, yv = _batch(seed)
+    out = SoftMarginTripletLoss(margin=0.2, temperature=0.1)(face, voice, None, None, yf, yv)
+    _agree(out.total, ref_soft_margin(face, voice, yf, yv, 0.2, 0.1), (face, voice))
+
+
+def test_bank_pair_loss_matches_loop_reference():
+    face, voice, _, _ = _batch(3, b=6)
+    bank_face, bank_voice, _, _ = _batch(4, b=7)
+    exclude = [2, -1, 0, -1, 6, 1]
+    fast = bank_pair_loss(face, voice, bank_face, bank_voice, 0.2, 0.05, torch.tensor(exclude))
+    slow = ref_bank_loss(face, voice, bank_face, bank_voice, 0.2, 0.05, exclude)
+    torch.testing.assert_close(fast, slow, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_hycon_matches_loop_reference(seed):
+    face, voice, yf, yv = _batch(seed)
+    gen = torch.Generator().manual_seed(seed + 10)
+    fl = torch.randn(10, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    vl = torch.randn(10, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    out = HyConLoss(alpha=0.8, lambda_intra=1.0, lambda_inter=0.5, lambda_scl=2.0)(face, voice, fl, vl, yf, yv)
+    ref = ref_hycon(face, voice, fl, vl, yf, yv, 0.8)
+    total = ref["share"] + ref["intra"] + 0.5 * ref["inter"] + 2.0 * ref["scl"]
+    _agree(out.total, total, (face, voice, fl, vl))
+    assert float(out.intra.detach()) == pytest.approx(float(ref["intra"].detach()))
+
+
+def test_hsic_and_cmd():
+    face, voice, _, _ = _batch(5, b=7)
+    assert float(hsic(face, voice)) == pytest.approx(ref_hsic(face.detach(), voice.detach()), rel=1e-9)
+    assert float(central_moment_discrepancy(face, face)) == pytest.approx(0.0)
+    assert float(central_moment_discrepancy(face, voice + 3.0)) > float(central_moment_discrepancy(face, voice))
+
+
+# ---------------------------------------------------------------------------------------------------- verdicts
+def test_verdict_rules():
+    rng = np.random.default_rng(0)
+    normal, abnormal = rng.uniform(0.0, 0.3, 200), rng.uniform(0.4, 0.8, 200)
+    a = np.r_[normal, abnormal]
+    y = np.r_[np.zeros(200, bool), np.ones(200, bool)]
+    fixed = FixedThreshold(0.35).fit(a, y, a, y).apply(a)
+    assert (fixed.predicted == y).all()
+    youden = YoudenThreshold().fit(a, y, a, y)
+    assert 0.3 <= youden.threshold <= 0.41 and (youden.apply(a).predicted == y).all()
+    beta = BetaMixtureVerdict().fit(a, y, a, y)
+    p = beta.p_abnormal(np.array([0.05, 0.7]))
+    assert p[0] < 0.5 < p[1]
+    gmm = GaussianMixtureVerdict().fit(a, y, a, y)
+    p = gmm.p_abnormal(np.array([0.1, 0.6]))
+    assert p[0] < 0.5 < p[1]
+
+
+# ---------------------------------------------------------------------------------------------------- kNN gate
+def test_knn_gate_flags_far_inputs_only():
+    rng = np.random.default_rng(0)
+    face, voice = rng.normal(size=(60, 4)), rng.normal(size=(60, 4))
+    gate = KnnAtypicalGate(k=3, contamination=0.0).fit(face, voice)
+    assert not gate.atypical(face, voice).any()  # reference points lie within the leave-one-out maximum
+    far = np.full((1, 4), 50.0)
+    assert gate.atypical(far, voice[:1]).all() and gate.atypical(face[:1], far).all()
+    assert gate.distance(far, "face")[0] > gate.thresholds["face"]
+    strict = KnnAtypicalGate(k=3, contamination=0.2).fit(face, voice)
+    assert strict.thresholds["face"] < gate.thresholds["face"]
+
+
+# ---------------------------------------------------------------------------------------------------- calibration
+def test_calibration_standardises_each_speaker_by_its_neutral_clips():
+    corpus = make_synthetic(n_speakers=4, clips_per_speaker=15, face_dim=3, voice_dim=4, seed=1)
+    calibrated, report = calibrate_speakers(corpus, "neutral")
+    assert report.n_speakers == 4 and calibrated.extractor["face"].endswith("speaker-neutral")
+    for speaker in np.unique(corpus.speaker):
+        ref = np.flatnonzero((corpus.speaker == speaker) & (corpus.face_label == 1))
+        if len(ref):
+            frames = np.concatenate([calibrated.face[i] for i in ref])
+            np.testing.assert_allclose(frames.mean(0), 0.0, atol=1e-4)
+    whole, _ = calibrate_speakers(corpus, "all")
+    members = np.flatnonzero(corpus.speaker == corpus.speaker[0])
+    np.testing.assert_allclose(np.concatenate([whole.voice[i] for i in members]).mean(0), 0.0, atol=1e-4)
+
+
+def test_calibration_falls_back_and_refuses_pairs():
+    corpus = make_synthetic(n_speakers=3, clips_per_speaker=6, face_dim=2, voice_dim=2, seed=2)
+    no_neutral = np.where(corpus.face_label == 1, 0, corpus.face_label)
+    corpus = corpus.with_labels(no_neutral, no_neutral, corpus.class_names)
+    _, report = calibrate_speakers(corpus, "neutral")
+    assert report.n_fallback == 3 and "without a neutral clip" in str(report)
+    pairs, _ = make_abnormal_pairs(corpus, 0.5, seed=0)
+    with pytest.raises(DataError, match="before the abnormal-pair protocol"):
+        calibrate_speakers(pairs)

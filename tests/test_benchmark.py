@@ -1,0 +1,154 @@
+"""Benchmark runner: a tiny version of every suite on synthetic data, the resumable cache, the command line."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from crossemo_core.benchmark import Profile, run_benchmark, runner, suite_runs
+from crossemo_core.benchmark.cache import RunCache
+from crossemo_core.benchmark.protocols import FINE_GRAINED_CASES, fine_grained_case
+from crossemo_core.benchmark.speed import run_speed, speed_markdown
+from crossemo_core.benchmark.suites import ABLATIONS, RATIOS
+from crossemo_core.cli import main
+
+TINY = "synthetic-tiny"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def tiny(seeds=(0, 1, 2), **kwargs) -> Profile:
+    return Profile.resolve(TINY, seeds=seeds, **kwargs)
+
+
+def test_paper_suite_writes_every_table(tmp_path):
+    profile = Profile.resolve(TINY, seeds=(0, 1, 2), methods=("sir-hcl", "agreement"), fine_grained=True)
+    result = run_benchmark("paper", profile, tmp_path, jobs=1)
+    assert result.computed == 12 and result.missing == 0
+    md = (tmp_path / "paper-synthetic-tiny.md").read_text()
+    for heading in ("Tables II/III layout", "Table IV layout", "Table V layout"):
+        assert heading in md
+    assert "| SIR-HCL |" in md and "| Agreement (2 classifiers) |" in md and "3 (3 seeds)" in md
+    data = json.loads((tmp_path / "paper-synthetic-tiny.json").read_text())
+    assert len(data["runs"]) == 12 and data["profile"]["seeds"] == [0, 1, 2]
+    cell = data["tables"]["SIR-HCL"]["3 classes"]
+    assert cell["n_seeds"] == 3 and set(cell["summary"]) >= {"auc", "fpr", "tpr", "accuracy", "per_type"}
+    seven = data["tables"]["SIR-HCL"]["7 classes"]["summary"]
+    assert set(seven["per_case"]) <= set(FINE_GRAINED_CASES)
+    html = (tmp_path / "paper-synthetic-tiny.html").read_text()
+    assert "plotly" in html and "ROC" in html and "per anomaly type" in html
+
+
+def test_ablation_and_ratio_suites(tmp_path):
+    profile = tiny(seeds=(0, 1))
+    run_benchmark("ablation", profile, tmp_path, jobs=1)
+    md = (tmp_path / "ablation-synthetic-tiny.md").read_text()
+    for row, _, _ in ABLATIONS:
+        assert f"| {row} |" in md
+    assert "The paper's Table VI" in md and "## Baseline variants" in md and "literal eqs. 9-10" in md
+    run_benchmark("ratio", Profile.resolve(TINY, seeds=(0,), methods=("tn-bcl",)), tmp_path, jobs=1)
+    ratio = json.loads((tmp_path / "ratio-synthetic-tiny.json").read_text())
+    runs = ratio["runs"]
+    assert len(runs) == len(RATIOS)
+    rates = sorted(r["spec"]["rate"] for r in runs)
+    assert rates[0] == pytest.approx(0.05) and rates[-1] == pytest.approx(0.8)
+    for r in runs:  # the test part holds about the asked share of abnormal pairs
+        assert r["test_abnormal"] / r["sizes"]["test"] == pytest.approx(r["spec"]["rate"], abs=0.1)
+
+
+def test_speed_suite_tiny():
+    rows = run_speed(tiny=True)
+    names = [r.measure for r in rows]
+    assert names[:4] == ["seconds per training epoch", "scoring throughput", "loss speed-up over the loop reference",
+                         "BetaMixture fit"]
+    assert "t-SNE 2-D map" in names and "clip verdict latency" in names
+    assert all("cores" in r.machine and ("GPU" in r.machine) for r in rows)
+    assert rows[0].value.endswith(" s") and "| measure |" in speed_markdown(rows)
+
+
+def test_interrupted_benchmark_resumes_without_recomputing(tmp_path, monkeypatch):
+    profile = tiny(methods=("agreement", "cmad"))
+    total = len(suite_runs("paper", profile))
+    first = run_benchmark("paper", profile, tmp_path, jobs=1, max_runs=2)
+    assert (first.computed, first.missing) == (2, total - 2)
+    md = (tmp_path / "paper-synthetic-tiny.md").read_text()
+    assert "**incomplete**" in md and "of 3" in md
+    done = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "cache").glob("*.json")}
+    assert len(done) == 2
+
+    seen = []
+    real = runner.execute
+
+    def counting(spec):
+        seen.append(spec.key())
+        return real(spec)
+
+    monkeypatch.setattr(runner, "execute", counting)
+    second = run_benchmark("paper", profile, tmp_path, jobs=1)
+    assert second.computed == total - 2 and second.cached == 2 and second.missing == 0
+    assert not {f"{k}.json" for k in seen} & set(done)  # finished runs were not recomputed
+    assert all((tmp_path / "cache" / name).stat().st_mtime_ns == t for name, t in done.items())
+    third = run_benchmark("paper", profile, tmp_path, jobs=1)
+    assert third.computed == 0 and len(seen) == total - 2
+
+
+def test_a_corrupt_cache_entry_is_recomputed(tmp_path):
+    profile = tiny(seeds=(0,), methods=("agreement",))
+    run_benchmark("paper", profile, tmp_path, jobs=1)
+    (path,) = (tmp_path / "cache").glob("*.json")
+    path.write_text("{ half a record")
+    assert RunCache(tmp_path / "cache").get(path.stem) is None
+    assert run_benchmark("paper", profile, tmp_path, jobs=1).computed == 1
+
+
+@pytest.mark.slow  # two spawned workers import torch: ~10-25 s on a busy 2-core machine
+def test_worker_processes_give_the_same_results(tmp_path):
+    profile = tiny(seeds=(0, 1), methods=("agreement",))
+    run_benchmark("paper", profile, tmp_path / "serial", jobs=1)
+    run_benchmark("paper", profile, tmp_path / "pool", jobs=2)
+    serial = {r["key"]: r["metrics"]["auc"] for r in
+              json.loads((tmp_path / "serial" / "paper-synthetic-tiny.json").read_text())["runs"]}
+    pool = {r["key"]: r["metrics"]["auc"] for r in
+            json.loads((tmp_path / "pool" / "paper-synthetic-tiny.json").read_text())["runs"]}
+    assert serial.keys() == pool.keys()
+    for key, auc in serial.items():
+        assert pool[key] == pytest.approx(auc, abs=1e-6)
+
+
+def test_cache_key_depends_on_settings_not_on_table_place():
+    profile = tiny()
+    a = profile.runs("sir-hcl", profile.data(), "row A")[0]
+    b = profile.runs("sir-hcl", profile.data(), "row B", column="elsewhere")[0]
+    assert a.key() == b.key()
+    assert a.key() != profile.runs("sir-hcl", profile.data(), "row A", overrides={"use_hard": False})[0].key()
+    assert a.key() != profile.runs("sir-hcl", profile.data(calibration="all"), "row A")[0].key()
+    assert a.key() != profile.runs("sir-hcl", profile.data(), "row A", rate=0.2)[0].key()
+    moved = Profile.resolve(TINY, root="/elsewhere/same/data")  # the key hashes the content, not the path
+    assert moved.runs("sir-hcl", moved.data(), "row A")[0].key() == a.key()
+    assert a.key() != profile.runs("sir-hcl", profile.data(classes=7), "row A")[0].key()
+
+
+def test_fine_grained_cases():
+    face = np.array([0, 2, 1, 3, 5, 3, 4, 0])
+    voice = np.array([6, 4, 5, 5, 3, 0, 6, 0])
+    assert fine_grained_case(face, voice).tolist() == [
+        "neg(s)-pos(s)", "neg(w)-pos(w)", "pos-neg", "pos-neu", "pos-neu", "neu-neg", "same valence", "normal"]
+
+
+def test_command_line_benchmark(tmp_path, capsys):
+    out = tmp_path / "bench"
+    args = ["benchmark", "--suite", "paper", "--dataset", TINY, "--out", str(out), "--methods", "agreement",
+            "--jobs", "1", "--fine-grained", "off"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "3 run(s) computed" in printed and (out / "paper-synthetic-tiny.md").is_file()
+    assert main(args) == 0
+    assert "0 run(s) computed, 3 cached" in capsys.readouterr().out
+    assert main(["benchmark", "--suite", "paper", "--dataset", "ravdess", "--out", str(out)]) == 2
+    assert "needs --root" in capsys.readouterr().err

@@ -1,0 +1,220 @@
+"""Clip verdicts end to end with the shipped models (checkpoints/clip.pt + checkpoints/fer_expression.pt) on the
+committed demo assets: the ``score`` command, the JSON it prints, batch mode, the HTML report, and the verdicts
+for clips without a face, without speech, with several faces, a photo + voice, a lying extension, a baseline.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("av", reason="PyAV is needed for the clip path (requirements.txt)")
+pytest.importorskip("mediapipe", reason="mediapipe is needed for the clip path (requirements-clip.txt)")
+
+from crossemo_core.cli import main  # noqa: E402
+from crossemo_core.clip import synth  # noqa: E402
+from crossemo_core.clip.decode import NamedBytes  # noqa: E402
+from crossemo_core.clip.report import report_html, verdicts_table  # noqa: E402
+from crossemo_core.clip.verdict import ClipScorer  # noqa: E402
+from crossemo_core.errors import CheckpointError, DataError  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+ASSETS = REPO / "assets" / "clips"
+SAMPLE = ASSETS / "smile_upbeat.mp4"
+VOICE = ASSETS / "voice_upbeat.wav"
+PHOTO = ASSETS / "face_photo.jpg"
+KEYS = {"verdict", "p_inconsistent", "similarity", "face", "voice", "timeline", "reason"}
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    s = ClipScorer()
+    yield s
+    s.close()
+
+
+def _photo() -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(PHOTO).convert("RGB"))
+
+
+def _voice(seconds: float = 3.0) -> np.ndarray:
+    import soundfile as sf
+
+    audio, _ = sf.read(VOICE, dtype="float32")
+    return audio[: int(seconds * synth.AUDIO_RATE)]
+
+
+def _video(audio: np.ndarray | None, seconds: float = 3.0, face: bool = True, faces: int = 1) -> bytes:
+    img = _photo()
+
+    def frame(i: int) -> np.ndarray:
+        if not face:
+            return np.full((360, 640, 3), 90, np.uint8)
+        canvas = synth.place((360, 640), img, 260, 200 + 2 * np.sin(i / 7), 180)
+        if faces > 1:
+            canvas[100:270, 440:610] = synth.place((170, 170), img, 170, 85, 85)
+        return canvas
+
+    return synth.encode_video(frame, int(seconds * 25), 25, audio)
+
+
+def _check_json(d: dict) -> None:
+    assert KEYS <= set(d)
+    assert d["verdict"] in ("consistent", "inconsistent", "undetermined")
+    assert set(d["face"]) >= {"emotion", "probs"} and set(d["voice"]) >= {"emotion", "probs"}
+    assert isinstance(d["timeline"], list) and d["timeline"]
+    for w in d["timeline"]:
+        assert {"start", "end", "similarity", "p_inconsistent", "status"} <= set(w)
+
+
+# ------------------------------------------------------------------------------------------------ the command
+def test_score_command_prints_a_verdict_in_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["score", str(SAMPLE), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out.strip())
+    _check_json(d)
+    assert d["verdict"] != "undetermined", d["reason"]
+    assert 0.0 <= d["p_inconsistent"] <= 1.0 and -1.0 <= d["similarity"] <= 1.0
+    assert d["face_found_fraction"] > 0.9
+    assert abs(sum(d["face"]["probs"].values()) - 1) < 0.01 and abs(sum(d["voice"]["probs"].values()) - 1) < 0.01
+    assert len(d["timeline"]) >= 5  # a 6 s clip: 2 s windows every 0.5 s
+    assert set(d["geometry"]) >= {"brow_raise", "eye_opening", "lip_corner_pull", "mouth_opening", "head_yaw_deg"}
+
+
+def test_score_in_a_fresh_process_as_a_new_user_would(tmp_path: Path) -> None:
+    """``python -m crossemo_core score assets/...``: JSON on stdout, nothing else written, stderr quiet."""
+    env = {**os.environ, "HOME": str(tmp_path), "TMPDIR": str(tmp_path), "MPLCONFIGDIR": str(tmp_path / "mpl")}
+    done = subprocess.run([sys.executable, "-m", "crossemo_core", "score", str(SAMPLE.relative_to(REPO)), "--json"],
+                          cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    _check_json(json.loads(done.stdout))
+    assert "Traceback" not in done.stderr and "W0000" not in done.stderr, done.stderr
+    leftovers = [p for p in tmp_path.rglob("*") if p.is_file() and "mpl" not in p.parts]
+    assert leftovers == [], leftovers
+
+
+def test_score_text_output_and_photo_plus_voice(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["score", str(PHOTO), "--voice", str(VOICE)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("face_photo.jpg + voice_upbeat.wav: ")
+    assert "face:" in out and "timeline (window start: p_inconsistent)" in out
+
+
+def test_batch_folder_csv_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("smile_upbeat.mp4", "smile_low.mp4"):
+        (folder / name).write_bytes((ASSETS / name).read_bytes())
+    (folder / "broken.mp4").write_bytes(b"\x00" * 100)
+    csv, reports = tmp_path / "out.csv", tmp_path / "reports"
+    assert main(["score", str(folder), "--json", "--csv", str(csv), "--report", str(reports)]) == 2  # one failed
+    lines = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
+    assert [x["file"] for x in lines] == ["broken.mp4", "smile_low.mp4", "smile_upbeat.mp4"]
+    assert lines[0]["error"].startswith("broken.mp4 is not a readable video file")
+    import pandas as pd
+
+    table = pd.read_csv(csv)
+    assert list(table["file"]) == ["broken.mp4", "smile_low.mp4", "smile_upbeat.mp4"]
+    assert sorted(p.name for p in reports.iterdir()) == ["smile_low.mp4.report.html", "smile_upbeat.mp4.report.html"]
+    page = (reports / "smile_upbeat.mp4.report.html").read_text()
+    assert "Research tool, not a diagnostic device" in page and "<svg" in page and "data:image/png;base64" in page
+
+
+def test_voice_needs_a_single_file(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["score", str(SAMPLE), str(SAMPLE), "--voice", str(VOICE)]) == 2
+    assert "--voice goes with a single FILE; 2 were given." in capsys.readouterr().err
+
+
+def test_a_core_checkpoint_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["score", str(SAMPLE), "--checkpoint", str(REPO / "checkpoints" / "demo.pt")]) == 2
+    assert "is not a clip checkpoint" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------ verdicts
+def test_no_audio_track(scorer: ClipScorer) -> None:
+    with pytest.raises(DataError, match=r"mute\.mp4 has no audio track, so there is no voice to read"):
+        scorer.score(NamedBytes("mute.mp4", _video(None)))
+
+
+def test_no_video_track(scorer: ClipScorer) -> None:
+    with pytest.raises(DataError, match=r"voice_upbeat\.wav has no video track, so there is no face to read\. Give a "
+                                        r"video of the face, or a photo of it with this recording as the voice"):
+        scorer.score(VOICE)
+
+
+def test_photo_without_voice(scorer: ClipScorer) -> None:
+    with pytest.raises(DataError, match=r"face_photo\.jpg is a still image, so it has no voice"):
+        scorer.score(PHOTO)
+
+
+def test_no_face_is_undetermined(scorer: ClipScorer) -> None:
+    v = scorer.score(NamedBytes("wall.mp4", _video(_voice(), face=False)))
+    assert v.verdict == "undetermined"
+    assert v.reason.startswith("no face in most frames: a face was found in 0% of the sampled frames")
+    assert v.p_inconsistent is None and all(w.status == "no face" for w in v.timeline)
+
+
+def test_no_speech_is_undetermined(scorer: ClipScorer) -> None:
+    hum = (0.01 * np.random.default_rng(0).standard_normal(3 * synth.AUDIO_RATE)).astype(np.float32)
+    v = scorer.score(NamedBytes("quiet.mp4", _video(hum)))
+    assert v.verdict == "undetermined"
+    assert v.reason.startswith("no speech:"), v.reason
+    silent = scorer.score(NamedBytes("silent.mp4", _video(np.zeros(3 * synth.AUDIO_RATE, np.float32))))
+    assert silent.verdict == "undetermined" and silent.reason.startswith("no speech: 0.0 s of voiced speech")
+
+
+def test_several_faces_uses_the_largest_and_says_so(scorer: ClipScorer) -> None:
+    v = scorer.score(NamedBytes("two.mp4", _video(_voice(), faces=2)))
+    assert any(n.startswith("several faces were seen (up to 2 in one frame); the largest face was analysed")
+               for n in v.notes), v.notes
+    assert v.verdict != "undetermined"
+
+
+def test_lying_extension_is_scored_with_a_note(scorer: ClipScorer) -> None:
+    v = scorer.score(NamedBytes("clip.wav", SAMPLE.read_bytes()))
+    assert v.notes[0] == ("clip.wav: the extension says .wav but the content is MP4/QuickTime; it was read as "
+                          "MP4/QuickTime.")
+    assert v.verdict != "undetermined"
+
+
+def test_same_input_same_verdict_and_bytes_equal_paths(scorer: ClipScorer) -> None:
+    a = scorer.score(SAMPLE).to_dict()
+    b = scorer.score(NamedBytes(SAMPLE.name, SAMPLE.read_bytes())).to_dict()
+    assert a == b
+
+
+def test_baseline_calibration_changes_the_inputs_not_the_interface(scorer: ClipScorer) -> None:
+    plain = scorer.score(SAMPLE)
+    cal = scorer.calibration(ASSETS / "smile_low.mp4")
+    assert cal.face_shift is not None and cal.voice_shift is not None
+    calibrated = scorer.score(SAMPLE, baseline=cal)
+    assert calibrated.calibrated and not plain.calibrated
+    assert calibrated.similarity != pytest.approx(plain.similarity)
+
+
+def test_report_and_table() -> None:
+    s = ClipScorer()
+    try:
+        v = s.score(SAMPLE)
+        page = report_html(v, s.model)
+    finally:
+        s.close()
+    assert v.verdict.upper() in page and "When face and voice diverge" in page
+    table = verdicts_table([v.to_dict(), {"file": "x.mp4", "error": "bad"}])
+    assert list(table["file"]) == ["smile_upbeat.mp4", "x.mp4"] and table["error"].iloc[1] == "bad"
+
+
+def test_clip_checkpoint_needs_its_expression_network(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="the expression network .*nothing.pt does not exist"):
+        ClipScorer(expression=tmp_path / "nothing.pt")
+    other = tmp_path / "other.pt"
+    other.write_bytes((REPO / "checkpoints" / "fer_expression.pt").read_bytes() + b"\0")
+    with pytest.raises(CheckpointError, match=r"was trained with the expression network fer_expression\.pt "
+                                              r"\(sha256 [0-9a-f]{12}\); .*other\.pt is a different one"):
+        ClipScorer(expression=other)
