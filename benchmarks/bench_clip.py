@@ -52,13 +52,14 @@ def make_clip(seconds: float) -> bytes:
 COLD = """
 import sys, time
 t0 = time.perf_counter()
+c0 = time.process_time()
 sys.path.insert(0, {root!r})
 from crossemo_core.clip.verdict import ClipScorer
 s = ClipScorer()
 t1 = time.perf_counter()
 v = s.score({path!r})
 t2 = time.perf_counter()
-print(f"{{t1 - t0:.3f}} {{t2 - t1:.3f}} {{v.verdict}}")
+print(f"{{t1 - t0:.3f}} {{t2 - t1:.3f}} {{v.verdict}} {{time.process_time() - c0:.3f}}")
 """
 
 
@@ -85,14 +86,15 @@ def main() -> int:
                                  capture_output=True, text=True, check=True).stdout.split()
             colds.append((float(out[0]), float(out[1])))
             print(f"cold: imports + model load {colds[-1][0]:.2f} s, first verdict {colds[-1][1]:.2f} s, "
-                  f"total {sum(colds[-1]):.2f} s ({out[2]})")
+                  f"total {sum(colds[-1]):.2f} s ({out[2]}; CPU time {float(out[3]):.2f} s)")
 
         scorer = vmod.ClipScorer()
         data = NamedBytes(clip.name, clip.read_bytes())
         scorer.score(data)  # warm-up
         stages = {"decode+face mesh": [], "expression net": [], "voice features": [], "model+verdict": []}
-        totals = []
+        totals, cpu = [], []
         for _ in range(args.repeats):
+            c0 = time.process_time()
             t0 = time.perf_counter()
             a = _timed_analyse(scorer, data, stages)
             t1 = time.perf_counter()
@@ -100,7 +102,10 @@ def main() -> int:
             t2 = time.perf_counter()
             stages["model+verdict"].append(t2 - t1)
             totals.append(t2 - t0)
-        print(f"warm verdict: median {np.median(totals):.3f} s, min {min(totals):.3f} s over {args.repeats}")
+            cpu.append(time.process_time() - c0)
+        print(f"warm verdict: median {np.median(totals):.3f} s, min {min(totals):.3f} s over {args.repeats} "
+              f"(CPU time of this process, all threads: median {np.median(cpu):.3f} s; on a shared machine wall "
+              f"time includes waiting for other jobs, load average now {os.getloadavg()[0]:.1f})")
         for k, v in stages.items():
             print(f"  {k:>17}: median {np.median(v):.3f} s")
 

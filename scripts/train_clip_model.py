@@ -73,12 +73,16 @@ def synthetic_analysis(pairing: corpus.ClipPairing, logits: np.ndarray) -> ClipA
 
 
 def clip_level(scorer: ClipScorer, pairings: list[corpus.ClipPairing], pool: corpus.FacePool, seed: int,
-               calibrations: dict[int, Calibration] | None = None) -> dict:
+               calibrations: dict[int, Calibration] | None = None, faces: list[np.ndarray] | None = None,
+               verdicts_out: list | None = None) -> dict:
     """Verdicts on synthetic clips (the same judge() as real clips) and their detection metrics."""
-    picks = [(p.face_row, max(1, int(np.ceil(p.clip.track.duration_s * seq.FACE_FPS)))) for p in pairings]
-    faces = corpus.face_logit_sequences(scorer.model.expression, pool, picks, seed)
+    if faces is None:
+        picks = [(p.face_row, max(1, int(np.ceil(p.clip.track.duration_s * seq.FACE_FPS)))) for p in pairings]
+        faces = corpus.face_logit_sequences(scorer.model.expression, pool, picks, seed)
     verdicts = [scorer.judge(synthetic_analysis(p, f), (calibrations or {}).get(p.clip.actor))
                 for p, f in zip(pairings, faces)]
+    if verdicts_out is not None:
+        verdicts_out.extend(verdicts)
     return summarise(pairings, verdicts)
 
 
@@ -109,13 +113,17 @@ def baseline_experiment(scorer: ClipScorer, clips: list[corpus.VoiceClip], pool:
                 if v is not None]
         cal[actor] = Calibration.from_rows(population, None, rows, name=base.clip_id)
         all_pairs += corpus.clip_pairings([c for c in own if c is not base], pool, seed + actor)
-    plain = clip_level(scorer, all_pairs, pool, seed)
-    calibrated = clip_level(scorer, all_pairs, pool, seed, cal)
+    picks = [(p.face_row, max(1, int(np.ceil(p.clip.track.duration_s * seq.FACE_FPS)))) for p in all_pairs]
+    faces = corpus.face_logit_sequences(scorer.model.expression, pool, picks, seed)  # the same faces both ways
+    v_plain: list = []
+    v_cal: list = []
+    plain = clip_level(scorer, all_pairs, pool, seed, faces=faces, verdicts_out=v_plain)
+    calibrated = clip_level(scorer, all_pairs, pool, seed, cal, faces=faces, verdicts_out=v_cal)
     for actor in sorted(cal):
         idx = [i for i, p in enumerate(all_pairs) if p.clip.actor == actor]
         sub = [all_pairs[i] for i in idx]
-        a = clip_level(scorer, sub, pool, seed)
-        b = clip_level(scorer, sub, pool, seed, cal)
+        a = summarise(sub, [v_plain[i] for i in idx])
+        b = summarise(sub, [v_cal[i] for i in idx])
         out["per_actor"][actor] = {"auc_without": a["auc"], "auc_with": b["auc"], "n": len(sub)}
     out["pooled"] = {"auc_without": plain["auc"], "auc_with": calibrated["auc"], "n": len(all_pairs),
                      "accuracy_without": plain["accuracy"], "accuracy_with": calibrated["accuracy"]}
@@ -205,7 +213,10 @@ def main() -> int:
             "valid": clip_level(scorer, corpus.clip_pairings(clips["valid"], pools["valid"], args.seed + 3),
                                 pools["valid"], args.seed + 3),
             "heldout": clip_level(scorer, corpus.clip_pairings(clips["heldout"], pools["heldout"], args.seed + 4),
-                                  pools["heldout"], args.seed + 4)},
+                                  pools["heldout"], args.seed + 4),
+            "heldout_degraded_voice": clip_level(
+                scorer, corpus.clip_pairings(clips["heldout_degraded"], pools["heldout"], args.seed + 4),
+                pools["heldout"], args.seed + 4)},
         "gate": {"thresholds": gate.thresholds, "k": gate.k, "n_prototypes": len(gate.prototypes["face"]),
                  "contamination": gate.contamination},
         "baseline": {"valid": baseline_experiment(scorer, clips["valid"], pools["valid"], args.seed + 5),

@@ -186,7 +186,7 @@ def test_demo_flow_in_browser(chromium_path: str, app_url: str) -> None:
                     if attempt == 2:
                         raise
             timings["train clicked"] = time.time() - started
-            expect(page.get_by_text("Training finished", exact=False)).to_be_visible(timeout=TRAIN_TIMEOUT_MS)
+            expect(page.get_by_text("Training finished after", exact=False)).to_be_visible(timeout=TRAIN_TIMEOUT_MS)
             timings["trained"] = time.time() - started
             _wait_idle(page)
             expect(page.get_by_text("Training losses")).to_be_visible()

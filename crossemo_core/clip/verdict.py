@@ -397,10 +397,11 @@ class ClipScorer:
             odd = [m for m, flags in (("face", s.face_atypical), ("voice", s.voice_atypical))
                    if flags.mean() > ATYPICAL_SHARE]
             if odd:
+                pct = 100 * (1 - self.model.gate.contamination)
                 atypical_reason = (f"the {' and the '.join(odd)} {'is' if len(odd) == 1 else 'are'} unlike anything "
-                                   f"the model saw in training (kNN distance of the embedding above the "
-                                   f"99th percentile of validation data in most windows); the model's answer "
-                                   f"would not be trustworthy.")
+                                   f"the model saw in training (in most windows the embedding is farther from the "
+                                   f"training data than {pct:g} % of validation clips); the model's answer would not "
+                                   f"be trustworthy.")
         reason = self._undetermined_reason(a, scored) or atypical_reason
         if reason:
             verdict = "undetermined"
@@ -420,6 +421,9 @@ class ClipScorer:
             geometry_series=_geometry_series(a.track))
 
     def _undetermined_reason(self, a: ClipAnalysis, scored: list[Window]) -> str | None:
+        if a.still and a.face_fraction < seq.MIN_FACE_FRACTION:
+            return ("no face was found in the photo. Use a photo of the face from the front, well lit, filling a "
+                    "good part of the picture.")
         if a.face_fraction < seq.MIN_FACE_FRACTION:
             return (f"no face in most frames: a face was found in {a.face_fraction:.0%} of the sampled frames "
                     f"(at least {seq.MIN_FACE_FRACTION:.0%} are needed). Film the face from the front, well lit, "
