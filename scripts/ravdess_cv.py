@@ -60,7 +60,9 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="config override (any ModelConfig/LossConfig/TrainConfig field), repeatable")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (on the loaded 2-core dev host, 2 threads finished no fold in 15 min; "
+                             "1 thread took ~40-90 s per fold)")
     parser.add_argument("--json", type=Path, help="write settings, per-fold, per-seed and summary metrics here")
     args = parser.parse_args()
 

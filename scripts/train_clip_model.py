@@ -102,13 +102,17 @@ def summarise(pairings: list[corpus.ClipPairing], verdicts: list) -> dict:
 
 
 def baseline_experiment(scorer: ClipScorer, clips: list[corpus.VoiceClip], pool: corpus.FacePool, seed: int) -> dict:
-    """Per actor: the first neutral take is the baseline (left out of the test); AUC without and with it."""
+    """Per actor: the first neutral take is the baseline (left out of the test); AUC without and with it.
+    Faces are FER2013 images (no identity), so only the voice is calibrated here."""
     population = scorer.model.population
     out: dict = {"per_actor": {}}
     all_pairs, cal = [], {}
     for actor in sorted({c.actor for c in clips}):
         own = [c for c in clips if c.actor == actor]
-        base = sorted((c for c in own if c.emotion == 1), key=lambda c: c.clip_id)[0]
+        calm = sorted((c for c in own if c.emotion in (1, 2)), key=lambda c: (c.emotion, c.clip_id))
+        if not calm:  # only with --limit
+            continue
+        base = calm[0]  # the first neutral take (calm when there is none)
         rows = [v for v in (seq.voice_window(base.track, a, b) for a, b in seq.window_starts(base.track.duration_s))
                 if v is not None]
         cal[actor] = Calibration.from_rows(population, None, rows, name=base.clip_id)
