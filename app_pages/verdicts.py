@@ -34,8 +34,8 @@ with ui.guard("scoring the pairs"):
     cols[0].metric("Pairs", len(table))
     cols[1].metric("Flagged inconsistent", m["n_flagged"])
     cols[2].metric("Correct verdicts", f"{int(table['correct'].sum())} ({m['accuracy']:.0%})")
-    cols[3].metric("Inconsistent pairs caught (TPR)", f"{m['tpr']:.0%}")
-    cols[4].metric("Consistent pairs flagged (FPR)", f"{m['fpr']:.0%}")
+    cols[3].metric("Caught (TPR)", f"{m['tpr']:.0%}", help="share of truly inconsistent pairs that are flagged")
+    cols[4].metric("False alarms (FPR)", f"{m['fpr']:.0%}", help="share of consistent pairs that are flagged")
 
     st.subheader("Filter and sort")
     options = {"p_ver_verdicts": [reports.VERDICT_ABNORMAL, reports.VERDICT_NORMAL], "p_ver_correct": [True, False],

@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
         train.add_argument(f"--no-{term}", action="store_true", help=f"ablation: switch L_{term} off")
     train.add_argument("--hard-loss", choices=("bce", "literal"))
     train.add_argument("--json", type=Path, help="also write the test metrics to this JSON file")
+    train.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
+                       help="any config field, e.g. --set tau=0.3 --set weight_decay=1e-4 (repeatable)")
 
     evaluate = sub.add_parser("evaluate", help="score every sample under --root as test data")
     evaluate.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
@@ -63,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     cv.add_argument("--epochs", type=int)
     cv.add_argument("--json", type=Path)
+    cv.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
+                    help="any config field, e.g. --set tau=0.3 (repeatable)")
 
     inspect = sub.add_parser("inspect", help="print a dataset's summary or a checkpoint's card")
     inspect.add_argument("--checkpoint", type=Path)
@@ -82,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return {"train": _train, "evaluate": _evaluate, "cross-validate": _cross_validate,
                 "inspect": _inspect, "score": _score,
                 "benchmark": _benchmark}[args.command](args)
-    except CrossemoError as exc:
+    except (CrossemoError, ValueError) as exc:  # ValueError: a setting out of range (config validation)
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
@@ -126,7 +130,7 @@ def _train(args: argparse.Namespace) -> int:
     config = preset_config(
         args.preset, corpus.face_dim, corpus.voice_dim, corpus.n_classes, seed=args.seed, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, abnormal_rate=args.rate, threshold=args.threshold,
-        device=args.device, hard_loss=args.hard_loss,
+        device=args.device, hard_loss=args.hard_loss, **_settings(args.settings),
         **{f"use_{t}": False for t in ("share", "intra", "cross", "hard") if getattr(args, f"no_{t}")})
     parts = split_pairs(corpus, seed=config.train.seed, rate=config.train.abnormal_rate,
                         fold=official_folds(corpus))
@@ -181,7 +185,7 @@ def _cross_validate(args: argparse.Namespace) -> int:
         bar.set_postfix(seed=seed, fold=fold, auc=f"{metrics['auc']:.3f}")
 
     result = cross_validate(corpus, preset=args.preset, seeds=args.seeds, n_folds=args.folds, on_run=on_run,
-                            epochs=args.epochs)
+                            epochs=args.epochs, **_settings(args.settings))
     bar.close()
     print(f"{corpus.display_name}, {args.folds}-fold speaker-disjoint CV, seeds {args.seeds}, preset {args.preset}:")
     print("  " + format_mean_sd(result["summary"]))
@@ -239,6 +243,28 @@ class _ProgressPrinter:
         mark = " *" if event.is_best else ""
         print(f"epoch {event.epoch:3d}/{event.n_epochs}: {losses} | valid AUC {event.valid_auc:.4f}{mark} "
               f"({event.seconds:.1f} s)")
+
+
+def _settings(pairs: list[str]) -> dict[str, Any]:
+    """``["tau=0.3", "use_hard=false"]`` -> ``{"tau": 0.3, "use_hard": False}`` (numbers, booleans, else text)."""
+    from crossemo_core.errors import DataError
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name:
+            raise DataError(f"--set expects NAME=VALUE, got {pair!r}.")
+        lowered = text.strip().lower()
+        if lowered in ("true", "false"):
+            out[name.strip()] = lowered == "true"
+            continue
+        for parse in (int, float, str.strip):
+            try:
+                out[name.strip()] = parse(text)
+                break
+            except ValueError:
+                continue
+    return out
 
 
 def _print_metrics(title: str, metrics: dict[str, Any]) -> None:

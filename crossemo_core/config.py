@@ -73,9 +73,9 @@ class TrainConfig:
     normalization: Literal["train", "none"] = "train"
     threshold: Literal["posterior", "youden"] = "posterior"
     device: str = "auto"
-    mixture_var_floor: float = 1e-8
-    """[ours] Floor on each Beta component's variance in the verdict's EM (``BetaMixture(var_floor=...)``); the
-    default 1e-8 is the mixture's own. The shared block's ReLU makes embeddings non-negative, so cos >= 0 and many
+    mixture_var_floor: float = 3e-3
+    """[ours] Floor on each Beta component's variance in the verdict's EM (``BetaMixture(var_floor=...)``; the
+    mixture's own default is 1e-8). Default 3e-3 since the RAVDESS study (docs/notes/ravdess.md). The shared block's ReLU makes embeddings non-negative, so cos >= 0 and many
     abnormal *training* pairs end exactly orthogonal (u = 0.5): with the default floor the abnormal component
     collapses to a spike (alpha, beta ~ 1e4-1e5) whose posterior saturates to exactly 0 or 1 in float64 for most
     test pairs, and the ties cost AUC (RAVDESS, docs/notes/ravdess.md). A floor of ~3e-3 (sd >= 0.055 in u) keeps

@@ -24,9 +24,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from crossemo_core.data.loaders.ravdess import VOICE_PREPROCESSING, load_ravdess  # noqa: E402
-from crossemo_core.evaluation import mean_sd  # noqa: E402
-from crossemo_core.experiment import cross_validate  # noqa: E402
+from crossemo_core.data.loaders.ravdess import VOICE_PREPROCESSING, load_ravdess
+from crossemo_core.evaluation import mean_sd
+from crossemo_core.experiment import cross_validate
 
 METRICS = ("auc", "tpr", "fpr", "accuracy")
 DEFAULTS: dict[str, Any] = {  # [ours] on top of the "fast" preset; see docs/notes/ravdess.md

@@ -83,18 +83,17 @@ def softplus_hinge(x: Tensor, t: float) -> Tensor:
 
 
 def ref_soft_margin(face: Tensor, voice: Tensor, y_face: Tensor, y_voice: Tensor, margin: float, t: float) -> Tensor:
-    """NCR-style: hardest positive and negative per anchor, cross-modal, smooth hinge."""
+    """NCR-style: normal pair i's own partner is the positive, the hardest other-class partner the negative."""
     yf, yv = y_face.tolist(), y_voice.tolist()
     total = face.new_zeros(())
-    for anchors, partners, ya, yp, excl in _directions(face, voice, yf, yv, True):
+    for anchors, partners, ya, yp, _ in _directions(face, voice, yf, yv, True):
         terms = []
         for i in range(len(ya)):
-            pos, neg = _sets(i, ya, yp, excl)
-            if not pos or not neg:
+            neg = [j for j in range(len(yp)) if yp[j] != ya[i]]
+            if yf[i] != yv[i] or not neg:
                 continue
-            sp = min((cos(anchors[i], partners[k]) for k in pos), key=_value)
             sn = max((cos(anchors[i], partners[j]) for j in neg), key=_value)
-            terms.append(softplus_hinge(margin + sn - sp, t))
+            terms.append(softplus_hinge(margin + sn - cos(anchors[i], partners[i]), t))
         if terms:
             total = total + sum(terms) / len(terms)
     return total

@@ -129,6 +129,9 @@ def test_cache_key_depends_on_settings_not_on_table_place():
     assert a.key() != profile.runs("sir-hcl", profile.data(), "row A", overrides={"use_hard": False})[0].key()
     assert a.key() != profile.runs("sir-hcl", profile.data(calibration="all"), "row A")[0].key()
     assert a.key() != profile.runs("sir-hcl", profile.data(), "row A", rate=0.2)[0].key()
+    explicit = profile.runs("tn-bcl", profile.data(), "r", settings={"mining": "hard", "gamma": 0.2})[0]
+    assert explicit.key() == profile.runs("tn-bcl", profile.data(), "r")[0].key()  # defaults filled in
+    assert explicit.key() != profile.runs("tn-bcl", profile.data(), "r", settings={"mining": "literal"})[0].key()
     moved = Profile.resolve(TINY, root="/elsewhere/same/data")  # the key hashes the content, not the path
     assert moved.runs("sir-hcl", moved.data(), "row A")[0].key() == a.key()
     assert a.key() != profile.runs("sir-hcl", profile.data(classes=7), "row A")[0].key()

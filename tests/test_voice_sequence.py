@@ -5,8 +5,14 @@ import numpy as np
 import pytest
 
 from crossemo_core.errors import DataError
-from crossemo_core.features.sequence import (canonical_preprocessing, fill_unvoiced_f0, parse_preprocessing,
-                                             pool_frames, preprocess_voice, trim_silence)
+from crossemo_core.features.sequence import (
+    canonical_preprocessing,
+    fill_unvoiced_f0,
+    parse_preprocessing,
+    pool_frames,
+    preprocess_voice,
+    trim_silence,
+)
 
 NAMES = ("mfcc_0", "log_f0", "voicing", "rms_db")
 

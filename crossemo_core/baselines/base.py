@@ -99,6 +99,8 @@ class Method(ABC):
     config: ExperimentConfig
     name: ClassVar[str]
     title: ClassVar[str]
+    revision: ClassVar[int] = 1
+    """Bumped when a change of the method's code changes its results (part of the benchmark cache key)."""
 
     @abstractmethod
     def fit(self, train: PairDataset, valid: PairDataset) -> PairScorer:

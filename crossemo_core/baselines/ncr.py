@@ -53,6 +53,7 @@ class NCRMethod(Method):
     margin: float = 0.2
     temperature: float = 0.05
     name: ClassVar[str] = "ncr"
+    revision: ClassVar[int] = 2  # 2: the pair's own partner is the positive (1: hardest same-class partner)
     title: ClassVar[str] = "NCR-style"
 
     def fit(self, train: PairDataset, valid: PairDataset) -> BankLossScorer:

@@ -11,14 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sklearn.metrics import roc_curve
 
-from crossemo_core.baselines import evaluate_scores, make_method
+from crossemo_core.baselines import METHODS, evaluate_scores, make_method
 from crossemo_core.config import preset_config
 from crossemo_core.data.calibration import calibrate_speakers
 from crossemo_core.data.container import PairDataset
@@ -70,14 +70,18 @@ class RunSpec:
     column: str = field(default="", compare=False)
 
     def identity(self) -> dict[str, Any]:
-        """Everything that determines the result: the spec without its table place and data path, plus a hash of
-        the corpus's content (so changed data or a changed loader default is never served from the cache, and the
-        same data under another path is)."""
+        """Everything that determines the result: the spec without its table place and data path, the method's
+        settings with its defaults filled in and its code revision, and a hash of the corpus's content (so changed
+        data or a changed loader default is never served from the cache, and the same data under another path is)."""
         d = asdict(self)
         for k in ("row", "column"):
             d.pop(k)
         d["data"].pop("root")
-        return {"version": CACHE_VERSION, "corpus": corpus_fingerprint(self.data), **d}
+        klass = METHODS[self.method]
+        defaults = {f.name: f.default for f in fields(klass) if f.name != "config"}
+        d["method_settings"] = sorted({**defaults, **dict(self.method_settings)}.items())
+        return {"version": CACHE_VERSION, "corpus": corpus_fingerprint(self.data),
+                "method_revision": klass.revision, **d}
 
     def key(self) -> str:
         """Cache key: a hash of :meth:`identity`."""

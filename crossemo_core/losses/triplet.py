@@ -3,8 +3,8 @@
 - :class:`StructuredTripletLoss` (CMAD-style, "deep structured embedding"): every valid triplet (anchor, positive,
   negative) of the batch, cross-modal (bidirectional ranking) plus intra-modal (structure preserving) terms,
   ``max(0, margin + cos(a, n) - cos(a, p))``, averaged over the valid triplets of each direction.
-- :class:`SoftMarginTripletLoss` (NCR-style): per anchor, only the hardest positive (lowest cosine) and the hardest
-  negative (highest cosine) of the other modality, with a smooth ("soft-margin") hinge
+- :class:`SoftMarginTripletLoss` (NCR-style): each normal pair's own face and voice are the positive, the hardest
+  negative is the most similar other-class partner in the batch, with a smooth ("soft-margin") hinge
   ``T * softplus((margin + cos(a, n) - cos(a, p)) / T)``, which tends to the hinge as ``T -> 0``.
   :func:`bank_pair_loss` is the same loss for a *single* pair without labels: the pair's own face and voice are
   the positive, the negatives are the most similar faces / voices of a reference bank (the training set's normal
@@ -24,7 +24,6 @@ from torch import Tensor, nn
 from .contrastive import masked_mean
 from .hybrid import LossOutput, _check_batch
 from .miners import PairMasks, cross_modal_masks, intra_modal_masks
-from .quintuple import mined_similarities
 from .similarity import cross_modal_similarity, intra_modal_similarity
 
 
@@ -73,9 +72,12 @@ class StructuredTripletLoss(nn.Module):
 
 
 class SoftMarginTripletLoss(nn.Module):
-    """NCR-style loss: hardest positive and hardest negative per anchor, cross-modal, both directions, smooth hinge.
+    """NCR-style loss (VSE++ / NCR's hardest-negative triplet over matched pairs), cross-modal, both directions.
 
-    Returns a :class:`LossOutput` with only ``cross`` (and ``total``) non-zero.
+    Each *normal* pair i is an anchor twice (face and voice): its own partner is the positive and the hardest
+    negative is the most similar partner of another class in the batch; term ``h(margin + s_neg - s_ii)`` with the
+    smooth hinge ``h``. Abnormal pairs (NCR's noisy correspondences, whose margin NCR shrinks towards 0) are not
+    anchors; their voices and faces still serve as negatives. Returns a :class:`LossOutput` with only ``cross``.
     """
 
     def __init__(self, margin: float = 0.2, temperature: float = 0.05) -> None:
@@ -88,9 +90,13 @@ class SoftMarginTripletLoss(nn.Module):
                 y_face: Tensor, y_voice: Tensor) -> LossOutput:
         """face, voice (B, E); logits unused; labels (B,)."""
         _check_batch(face, voice, y_face, y_voice)
-        s_pos, s_neg, contributing = mined_similarities(cross_modal_similarity(face, voice),
-                                                        cross_modal_masks(y_face, y_voice), "hard")
-        terms = smooth_hinge(self.margin + s_neg - s_pos, self.temperature)
+        cos = cross_modal_similarity(face, voice)
+        masks = cross_modal_masks(y_face, y_voice)
+        own = torch.diagonal(cos, dim1=-2, dim2=-1)  # (2, B): s_ii in both directions
+        contributing = (y_face == y_voice)[None, :] & masks.neg.any(-1)
+        hardest = cos.masked_fill(~masks.neg, float("-inf")).amax(-1)
+        hardest = torch.where(contributing, hardest, torch.zeros_like(hardest))
+        terms = smooth_hinge(self.margin + hardest - own, self.temperature)
         cross = masked_mean(terms, contributing).sum()
         zero = face.new_zeros(())
         return LossOutput(total=cross, share=zero, intra=zero, cross=cross, hard=zero)

@@ -32,8 +32,14 @@ from crossemo_core.data.loaders.misa import PathLike, note
 from crossemo_core.data.sanitize import NonFinitePolicy, sanitize_sequences
 from crossemo_core.errors import DataError
 from crossemo_core.features.sequence import canonical_preprocessing, preprocess_voice
-from crossemo_core.features.voice import (EXTRACTOR_ID, EXTRACTOR_VERSION, FeatureCache, VoiceFeatureExtractor,
-                                          file_sha256, load_audio)
+from crossemo_core.features.voice import (
+    EXTRACTOR_ID,
+    EXTRACTOR_VERSION,
+    FeatureCache,
+    VoiceFeatureExtractor,
+    file_sha256,
+    load_audio,
+)
 
 NAME = "RAVDESS"
 META_COLUMNS = ("clip_id", "actor", "emotion", "intensity", "statement", "repetition")
