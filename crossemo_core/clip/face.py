@@ -148,13 +148,15 @@ def _drawing_stub(name: str) -> types.ModuleType:
 
 
 class FaceAnalyzer:
-    """Faces in a stream of frames with mediapipe: the full-range face detector (faces up to ~5 m from the camera)
-    finds and counts the faces every :attr:`detect_every` frames (and whenever the face is lost); the face mesh
-    (478 points) then runs on a square region around the largest face, in tracking mode while that region stays put.
+    """Faces in a stream of frames with mediapipe: its two face detectors (short range, for close-ups; full range,
+    for faces up to ~5 m from the camera) find and count the faces every :attr:`detect_every` frames (and whenever
+    the face is lost); the face mesh (478 points) then runs on a square region around the largest face, in tracking
+    mode while that region stays put.
 
-    Running the mesh on a crop makes small faces (a person filmed from across a room) as easy for it as selfies:
-    mediapipe's mesh alone looks for faces with its short-range detector, which misses faces narrower than about a
-    fifth of the frame. Keep one analyser and call :meth:`reset` between clips.
+    Both detectors, because each misses what the other finds: on 150 FER2013 close-ups the short-range detector
+    found 99 % and the full-range one 45 %; a face 1/8 of the frame wide is found only by the full-range one.
+    Running the mesh on a crop makes small faces (a person filmed from across a room) as easy for it as selfies.
+    Keep one analyser and call :meth:`reset` between clips.
     """
 
     ROI_SCALE = 2.0  # side of the mesh region / the larger side of the detected face box
@@ -166,7 +168,8 @@ class FaceAnalyzer:
         from mediapipe.python.solutions import face_detection
 
         with _quiet_fd2():
-            self._detector = face_detection.FaceDetection(model_selection=1, min_detection_confidence=min_confidence)
+            self._detectors = [face_detection.FaceDetection(model_selection=m, min_detection_confidence=min_confidence)
+                               for m in (0, 1)]  # short range (close-ups), full range (faces up to ~5 m)
             self._video = face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=True,
                                              min_detection_confidence=min_confidence,
                                              min_tracking_confidence=min_confidence)
@@ -174,7 +177,7 @@ class FaceAnalyzer:
                                              min_detection_confidence=min_confidence)
             # The graphs open their calculators on worker threads after construction, which log C++ warnings
             # straight to stderr; one blocking call on a blank frame waits for that while stderr is silenced.
-            for graph in (self._detector, self._video, self._still):
+            for graph in (*self._detectors, self._video, self._still):
                 graph.process(_BLANK)
         self._quiet = {True: True, False: True}  # the first frame with a face logs one more warning per graph
         self.max_faces = max_faces
@@ -189,17 +192,20 @@ class FaceAnalyzer:
         self._roi, self._count, self._n = None, 0, 0
 
     def close(self) -> None:
-        for graph in (self._detector, self._video, self._still):
+        for graph in (*self._detectors, self._video, self._still):
             graph.close()
 
     def detect(self, rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
         """Face boxes ``(x0, y0, x1, y1)`` in pixels, largest first (at most ``max_faces``)."""
         h, w = rgb.shape[:2]
-        result = self._detector.process(np.ascontiguousarray(rgb))
-        boxes = []
-        for d in result.detections or []:
-            b = d.location_data.relative_bounding_box
-            boxes.append((b.xmin * w, b.ymin * h, (b.xmin + b.width) * w, (b.ymin + b.height) * h))
+        rgb = np.ascontiguousarray(rgb)
+        boxes: list[tuple[float, float, float, float]] = []
+        for detector in self._detectors:
+            for d in detector.process(rgb).detections or []:
+                b = d.location_data.relative_bounding_box
+                box = (b.xmin * w, b.ymin * h, (b.xmin + b.width) * w, (b.ymin + b.height) * h)
+                if all(_iou(box, other) < 0.3 for other in boxes):  # the two detectors often find the same face
+                    boxes.append(box)
         boxes.sort(key=lambda b: -(b[2] - b[0]) * (b[3] - b[1]))
         return boxes[: self.max_faces]
 
@@ -262,6 +268,14 @@ class FaceAnalyzer:
         mesh[:, 1] = (pts[:, 1] - m[1, 2]) / scale
         mesh[:, 2] = pts[:, 2] / scale
         return mesh
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
 
 
 def _moved(old: tuple[float, float, float], new: tuple[float, float, float]) -> bool:
