@@ -3,8 +3,8 @@
 # (mediapipe needs --no-deps, which a requirements file cannot say per package; see requirements-clip.txt.)
 set -e
 cd "$(dirname "$0")/.."
-pip install -r requirements.txt
-pip install --no-deps -r requirements-clip.txt
+pip install -q -r requirements.txt
+pip install -q --no-deps -r requirements-clip.txt
 if [ "${1:-}" = "--dev" ]; then
-    pip install -r requirements-dev.txt
+    pip install -q -r requirements-dev.txt
 fi

@@ -25,10 +25,12 @@ change them. They describe shape, not emotion: a raised lip corner is what a smi
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import os
 import sys
+import threading
 import types
 from dataclasses import dataclass, field
 
@@ -165,6 +167,7 @@ class FaceAnalyzer:
 
     def __init__(self, max_faces: int = 4, min_confidence: float = 0.5) -> None:
         face_mesh = _import_face_mesh()
+        _StderrFilter.install()
         from mediapipe.python.solutions import face_detection
 
         with _quiet_fd2():
@@ -179,7 +182,6 @@ class FaceAnalyzer:
             # straight to stderr; one blocking call on a blank frame waits for that while stderr is silenced.
             for graph in (*self._detectors, self._video, self._still):
                 graph.process(_BLANK)
-        self._quiet = {True: True, False: True}  # the first frame with a face logs one more warning per graph
         self.max_faces = max_faces
         self._roi: tuple[float, float, float] | None = None  # centre x, centre y, side (pixels)
         self._count = 0
@@ -241,7 +243,6 @@ class FaceAnalyzer:
     def _restart_tracking(self) -> None:
         with _quiet_fd2():
             self._video.reset()
-        self._quiet[False] = True
 
     def _mesh(self, rgb: np.ndarray, roi: tuple[float, float, float], still: bool) -> np.ndarray | None:
         """The 478-point mesh ``(478, 3)`` in frame pixels, searched in the square region ``roi``."""
@@ -252,13 +253,7 @@ class FaceAnalyzer:
         m = np.array([[scale, 0, self.ROI_SIZE / 2 - scale * cx], [0, scale, self.ROI_SIZE / 2 - scale * cy]])
         patch = cv2.warpAffine(rgb, m, (self.ROI_SIZE, self.ROI_SIZE), flags=cv2.INTER_AREA if scale < 1 else
                                cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
-        graph = self._still if still else self._video
-        if self._quiet[still]:
-            with _quiet_fd2():
-                result = graph.process(patch)
-            self._quiet[still] = not result.multi_face_landmarks
-        else:
-            result = graph.process(patch)
+        result = (self._still if still else self._video).process(patch)
         if not result.multi_face_landmarks:
             return None
         pts = np.array([(p.x, p.y, p.z) for p in result.multi_face_landmarks[0].landmark], dtype=np.float32)
@@ -352,6 +347,74 @@ def face_geometry(mesh: np.ndarray) -> np.ndarray:
     vert = mesh[CHIN, :2] - mesh[FOREHEAD, :2]
     pitch = float(np.degrees(np.arctan2(z[CHIN] - z[FOREHEAD], np.hypot(*vert))))
     return np.array([brow, eye_open, pull, mouth_open, mouth_w, yaw, pitch, roll], dtype=np.float32)
+
+
+class _StderrFilter:
+    """Drops mediapipe's C++ log lines from the process's stderr (file descriptor 2), passes everything else.
+
+    mediapipe's graphs create their inference engines lazily on worker threads and log warnings such as
+    ``W0000 ... Feedback manager requires a model with a single signature inference`` straight to fd 2, at moments
+    no ``with`` block can catch. Once installed, fd 2 is a pipe read by a daemon thread that forwards every line to
+    the original stderr except absl's pre-initialisation lines (``W0000``/``I0000`` ...) and TensorFlow Lite's
+    ``INFO: Created TensorFlow Lite ... delegate``. Installed once per process, on first use of the face analyser.
+    """
+
+    NOISE = (b"W0000 ", b"I0000 ", b"WARNING: All log messages before absl::InitializeLog()",
+             b"INFO: Created TensorFlow Lite")
+    _installed = False
+    _lock = threading.Lock()
+
+    @classmethod
+    def install(cls) -> None:
+        with cls._lock:
+            if cls._installed or os.environ.get("CROSSEMO_RAW_STDERR"):
+                return
+            try:
+                sys.stderr.flush()
+                original = os.dup(2)
+                read, write = os.pipe()
+                os.dup2(write, 2)
+                os.close(write)
+            except OSError:
+                return
+            thread = threading.Thread(target=cls._pump, args=(read, original), name="crossemo-stderr-filter",
+                                      daemon=True)
+            thread.start()
+            cls._installed = True
+            atexit.register(cls._uninstall, original, thread)
+
+    @staticmethod
+    def _uninstall(original: int, thread: threading.Thread) -> None:
+        """At exit: put the original stderr back (closing the pipe's only write end) and let the thread drain it,
+        so a last message (an error line) is never lost."""
+        try:
+            sys.stderr.flush()
+            os.dup2(original, 2)
+        except (OSError, ValueError):
+            return
+        thread.join(timeout=2.0)
+
+    @classmethod
+    def _pump(cls, read: int, original: int) -> None:
+        with os.fdopen(read, "rb", buffering=0) as pipe:
+            pending = b""
+            while True:
+                try:
+                    chunk = pipe.read(65536)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                out = b"".join(line + b"\n" for line in lines if not line.startswith(cls.NOISE))
+                if pending and not any(n.startswith(pending[:len(n)]) for n in cls.NOISE):
+                    out, pending = out + pending, b""  # a partial line that is not noise: pass it on now
+                if out:
+                    try:
+                        os.write(original, out)
+                    except OSError:
+                        pass
 
 
 @contextlib.contextmanager

@@ -149,7 +149,9 @@ def _timeline_svg(v: Any, width: int = 940, height: int = 150) -> str:
     for t in range(int(end) + 1):
         out.append(f"<text x='{x(t):.1f}' y='{height - 5}' font-size='10' text-anchor='middle'>{t}s</text>")
     out += [f"<text x='2' y='{y(1) + 4:.1f}' font-size='10'>1</text>", f"<text x='2' y='{y(0) + 4:.1f}' "
-            f"font-size='10'>0</text>", "</svg>"]
+            f"font-size='10'>0</text>",
+            f"<text x='{width - 260}' y='12' font-size='11' fill='#b3261e'>&#9632; probability of inconsistency</text>",
+            f"<text x='{width - 90}' y='12' font-size='11' fill='#4a78b5'>&#9632; similarity</text>", "</svg>"]
     return "".join(out)
 
 

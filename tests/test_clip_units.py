@@ -1,0 +1,145 @@
+"""Unit tests of the clip path's pieces (no mediapipe, no shipped model needed): windows, voice activity, face
+windows, loudness, the kNN gate, the face alignment and geometry, the expression network's file format."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from crossemo_core.clip import sequences as seq
+from crossemo_core.clip.expression import (FER_CLASSES, FER_SIZE, FER_TEMPLATE, ExpressionModel, ExpressionNet,
+                                           augment_batch, standardise, valence_proba)
+from crossemo_core.clip.face import GEOMETRY_NAMES, LEFT_EYE, LIP_CORNERS, RIGHT_EYE, _similarity, face_geometry
+from crossemo_core.clip.gate import KnnGate
+from crossemo_core.errors import CheckpointError
+
+REPO = Path(__file__).resolve().parent.parent
+VOICE = REPO / "assets" / "clips" / "voice_upbeat.wav"
+
+
+def _speech() -> np.ndarray:
+    import soundfile as sf
+
+    audio, _ = sf.read(VOICE, dtype="float32")
+    return audio
+
+
+def test_windows_cover_the_clip() -> None:
+    assert seq.window_starts(1.2) == [(0.0, 1.2)]
+    w = seq.window_starts(6.0)
+    assert w[0] == (0.0, 2.0) and w[-1] == (4.0, 6.0) and len(w) == 9
+    w = seq.window_starts(6.3)
+    assert w[-1] == pytest.approx((4.3, 6.3))
+
+
+def test_loudness_normalisation_brings_speech_to_the_target() -> None:
+    x = _speech() * 0.01
+    y = seq.normalise_loudness(x, 16000)
+    frames = y[: len(y) // 400 * 400].reshape(-1, 400)
+    level = 20 * np.log10(np.percentile(np.sqrt((frames.astype(np.float64) ** 2).mean(1)), 90))
+    assert level == pytest.approx(seq.TARGET_LEVEL_DB, abs=0.5)
+
+
+def test_voice_windows_judge_speech_and_skip_silence() -> None:
+    speech = _speech()
+    clip = np.concatenate([np.zeros(3 * 16000, np.float32), speech[: 3 * 16000]])
+    track = seq.voice_track(clip, 16000)
+    assert seq.voice_window(track, 0.0, 2.0) is None  # silence is not judged
+    v = seq.voice_window(track, 3.5, 5.5)
+    assert v is not None and v.shape[1] == 47 and 10 <= len(v) <= 40  # pooled by 5: <= 20 rows per second
+    assert 2.0 <= track.speech_s <= 3.0
+
+
+def test_noise_is_not_speech() -> None:
+    noise = (0.05 * np.random.default_rng(0).standard_normal(3 * 16000)).astype(np.float32)
+    track = seq.voice_track(noise, 16000)
+    assert track.speech_s < seq.MIN_CLIP_SPEECH_S
+
+
+def test_face_windows_need_a_face_in_half_the_frames() -> None:
+    times = np.arange(20) / 5.0  # 4 s at 5 frames per second
+    found = np.array([True] * 10 + [False] * 10)
+    logits = np.arange(10 * 7, dtype=np.float32).reshape(10, 7)
+    f = seq.face_window(times, found, logits, 0.0, 2.0)
+    assert f is not None and f.shape == (10, 7) and f[0, 0] == 0
+    assert seq.face_window(times, found, logits, 2.0, 4.0) is None
+    partial = seq.face_window(times, found, logits, 1.0, 3.0)  # 5 of 10 frames with a face: exactly half
+    assert partial is not None and len(partial) == 5 and partial[0, 0] == logits[5, 0]
+
+
+def test_gate_flags_far_embeddings_and_round_trips() -> None:
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((4, 16)) * 3
+    train = {m: centres[rng.integers(0, 4, 400)] + rng.standard_normal((400, 16)) * 0.3 for m in ("face", "voice")}
+    valid = {m: centres[rng.integers(0, 4, 200)] + rng.standard_normal((200, 16)) * 0.3 for m in ("face", "voice")}
+    gate = KnnGate.fit(train, valid, n_prototypes=8, k=2)
+    assert gate.atypical(valid["face"], "face").mean() <= 0.02
+    far = -centres.mean(0, keepdims=True) + rng.standard_normal((5, 16))
+    assert gate.atypical(far, "voice").all()
+    again = KnnGate.from_dict(gate.to_dict())
+    np.testing.assert_allclose(again.distance(far, "face"), gate.distance(far, "face"), atol=1e-4)
+
+
+def _mesh(scale: float = 1.0, angle_deg: float = 0.0, shift=(200.0, 150.0)) -> np.ndarray:
+    """A fake 478-point mesh with eyes, brows, lids and mouth where a face has them (template units x 4)."""
+    pts = np.zeros((478, 3), np.float32)
+    pts[:, :2] = (24.0, 30.0)
+    for idx, (x, y) in ((RIGHT_EYE, (15.5, 18.7)), (LEFT_EYE, (32.5, 18.7))):
+        pts[idx[0], :2], pts[idx[1], :2] = (x - 3, y), (x + 3, y)
+    pts[LIP_CORNERS[0], :2], pts[LIP_CORNERS[1], :2] = (18.0, 36.9), (30.0, 36.9)
+    for i in (70, 63, 105, 66, 107):
+        pts[i, :2] = (15.5, 13.0)
+    for i in (300, 293, 334, 296, 336):
+        pts[i, :2] = (32.5, 13.0)
+    pts[159, :2], pts[145, :2], pts[386, :2], pts[374, :2] = (15.5, 17.7), (15.5, 19.7), (32.5, 17.7), (32.5, 19.7)
+    pts[13, :2], pts[14, :2] = (24.0, 36.0), (24.0, 38.0)
+    a = np.deg2rad(angle_deg)
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    pts[:, :2] = (pts[:, :2] - 24) @ rot.T * scale * 4 + np.asarray(shift)
+    return pts
+
+
+def test_alignment_maps_eyes_and_mouth_onto_the_template() -> None:
+    mesh = _mesh(scale=1.7, angle_deg=12)
+    src = np.stack([mesh[list(RIGHT_EYE), :2].mean(0), mesh[list(LEFT_EYE), :2].mean(0),
+                    mesh[list(LIP_CORNERS), :2].mean(0)])
+    dst = np.array([FER_TEMPLATE["right_eye"], FER_TEMPLATE["left_eye"], FER_TEMPLATE["mouth"]])
+    m = _similarity(src.astype(np.float32), dst.astype(np.float32))
+    mapped = src @ m[:, :2].T + m[:, 2]
+    np.testing.assert_allclose(mapped, dst, atol=0.3)
+
+
+def test_geometry_does_not_depend_on_size_or_roll() -> None:
+    a = face_geometry(_mesh(scale=1.0, angle_deg=0))
+    b = face_geometry(_mesh(scale=2.5, angle_deg=20))
+    i_roll = GEOMETRY_NAMES.index("head_roll_deg")
+    assert b[i_roll] == pytest.approx(20.0, abs=0.5) and a[i_roll] == pytest.approx(0.0, abs=0.5)
+    keep = [i for i, n in enumerate(GEOMETRY_NAMES) if not n.startswith("head_")]
+    np.testing.assert_allclose(a[keep], b[keep], atol=1e-3)
+    assert a[GEOMETRY_NAMES.index("brow_raise")] == pytest.approx(5.7 / 17, abs=0.01)
+
+
+def test_expression_network_round_trip_and_input_checks(tmp_path: Path) -> None:
+    net = ExpressionNet((4, 8, 8, 8))
+    model = ExpressionModel(net, {"note": "test"})
+    faces = np.random.default_rng(0).integers(0, 255, (3, FER_SIZE, FER_SIZE)).astype(np.uint8)
+    path = model.save(tmp_path / "fer.pt")
+    again = ExpressionModel.load(path)
+    assert again.classes == FER_CLASSES
+    np.testing.assert_allclose(again.logits(faces), model.logits(faces), atol=2e-2)  # weights stored as float16
+    assert model.logits(np.zeros((0, FER_SIZE, FER_SIZE), np.uint8)).shape == (0, 7)
+    with pytest.raises(ValueError, match="expression input must be"):
+        standardise(np.zeros((2, 32, 32)))
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable expression network"):
+        ExpressionModel.load(tmp_path / "bad.pt")
+    p = valence_proba(np.eye(7))
+    assert p.shape == (7, 3) and p[3, 2] == 1 and p[6, 1] == 1 and p[0, 0] == 1
+
+
+def test_augmentation_keeps_range_and_shape() -> None:
+    x = torch.full((5, FER_SIZE, FER_SIZE), 128.0)
+    y = augment_batch(x, torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and float(y.min()) >= 0 and float(y.max()) <= 255
