@@ -32,7 +32,7 @@ def test_paper_suite_writes_every_table(tmp_path):
     result = run_benchmark("paper", profile, tmp_path, jobs=1)
     assert result.computed == 12 and result.missing == 0
     md = (tmp_path / "paper-synthetic-tiny.md").read_text()
-    for heading in ("Tables II/III layout", "Table IV layout", "Table V layout"):
+    for heading in ("Tables II/III layout", "Paired with SIR-HCL", "Table IV layout", "Table V layout"):
         assert heading in md
     assert "| SIR-HCL |" in md and "| Agreement (2 classifiers) |" in md and "3 (3 seeds)" in md
     data = json.loads((tmp_path / "paper-synthetic-tiny.json").read_text())

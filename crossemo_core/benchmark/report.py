@@ -150,6 +150,11 @@ def render_paper(specs: Sequence[RunSpec], records: dict[str, dict[str, Any]], d
                     ("Method", "AUC", "FPR", "TPR", "Accuracy", "AUC (raw score)", "runs", "train s/run"),
                     [(row, c.value("auc"), c.value("fpr"), c.value("tpr"), c.value("accuracy"),
                       c.value("auc_score"), c.runs_label(), f"{c.fit_seconds:.1f}") for row, c in main])]
+    paired = paired_differences(specs, records, "3 classes")
+    if paired:
+        sections.append("## Paired with SIR-HCL\n\nTest AUC of SIR-HCL minus the method's, on the same (seed, fold) "
+                        "runs (same speakers, same abnormal pairs): mean ± sd over runs, and in how many runs SIR-HCL "
+                        "is higher.\n\n" + markdown_table(("Method", "AUC difference", "SIR-HCL higher"), paired))
     header = ["Method", "undivided Acc", "undivided AUC"]
     for shown, _ in TYPE_COLUMNS:
         header += [f"{shown} Acc", f"{shown} AUC"]
@@ -182,6 +187,28 @@ def render_paper(specs: Sequence[RunSpec], records: dict[str, dict[str, Any]], d
                             ("Method (paper)", "AUC", "FPR", "TPR", "Accuracy"),
                             [(name, *(f"{v:.4f}" for v in vals)) for name, vals in values.items()]))
     return Rendered(sections, [roc_figure(main), per_type_figure(main)], _summary(table))
+
+
+def paired_differences(specs: Sequence[RunSpec], records: dict[str, dict[str, Any]],
+                       column: str) -> list[tuple[str, str, str]]:
+    """Rows (method, "mean ± sd" of SIR-HCL's AUC minus the method's, "wins/runs") over matched (seed, fold)."""
+    auc: dict[str, dict[tuple[int, int], float]] = defaultdict(dict)
+    titles = {}
+    for spec in specs:
+        record = records.get(spec.key())
+        if spec.column == column and record is not None and record["metrics"]["auc"] is not None:
+            auc[spec.method][(spec.seed, spec.fold)] = record["metrics"]["auc"]
+            titles[spec.method] = spec.row
+    reference = auc.get("sir-hcl", {})
+    rows = []
+    for method, values in auc.items():
+        common = sorted(set(reference) & set(values))
+        if method == "sir-hcl" or len(common) < 2:
+            continue
+        diff = np.array([reference[k] - values[k] for k in common])
+        rows.append((titles[method], f"{diff.mean():+.3f} ± {diff.std(ddof=1):.3f}",
+                     f"{int((diff > 0).sum())}/{len(common)}"))
+    return rows
 
 
 def render_ablation(specs: Sequence[RunSpec], records: dict[str, dict[str, Any]], dataset: str) -> Rendered:
