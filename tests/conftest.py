@@ -1,8 +1,7 @@
 """Suite-wide test settings.
 
 The clip-verdict path (issue 4) is still being built: until its trained model ``checkpoints/clip.pt`` is shipped,
-the tests that need that model are skipped with that reason (they run as soon as the file exists), and the known
-frame-sampling bug of the video decoder is marked as an expected failure.
+the tests that need that model are skipped with that reason (they run as soon as the file exists).
 """
 from pathlib import Path
 
@@ -10,17 +9,12 @@ import pytest
 
 CLIP_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "clip.pt"
 NEEDS_CLIP_MODEL = {"test_clip_score.py", "test_clip_app.py"}
-KNOWN_DECODER_BUG = "test_video_formats_decode"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if CLIP_CHECKPOINT.is_file():
         return
     skip = pytest.mark.skip(reason="checkpoints/clip.pt is not shipped yet (issue 4 in progress)")
-    xfail = pytest.mark.xfail(reason="open bug (issue 4): a 1 s video sampled at 10 fps yields 5-6 frames, not ~10",
-                              strict=False)
     for item in items:
         if item.path.name in NEEDS_CLIP_MODEL or item.name == "test_clip_page_in_browser":
             item.add_marker(skip)
-        elif item.name.startswith(KNOWN_DECODER_BUG):
-            item.add_marker(xfail)

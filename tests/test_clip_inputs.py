@@ -81,6 +81,34 @@ def test_video_formats_decode(container: str) -> None:
     assert media.audio is not None and len(media.audio) > 12000
 
 
+def _bframe_video(n: int = 25, fps: int = 25) -> bytes:
+    """H.264 with 3 non-reference B-frames between reference frames: 3 of every 4 frames are non-reference."""
+    import av
+
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format="mp4") as out:
+        vs = out.add_stream("libx264", rate=fps)
+        vs.width, vs.height, vs.pix_fmt = 160, 120, "yuv420p"
+        vs.options = {"preset": "veryfast", "x264-params": "bframes=3:b-pyramid=none:b-adapt=0:scenecut=0"}
+        for i in range(n):
+            img = np.full((120, 160, 3), 80, np.uint8)
+            img[40:80, (4 * i) % 120:(4 * i) % 120 + 40] = 200
+            for packet in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in vs.encode():
+            out.mux(packet)
+    return buf.getvalue()
+
+
+def test_video_sampling_with_many_b_frames() -> None:
+    """Regression: skipping non-reference frames left ~6 of the 10 frames a 1 s clip should give at 10 fps."""
+    frames: list[float] = []
+    decode_media(NamedBytes("b.mp4", _bframe_video()), on_frame=lambda t, rgb: frames.append(t))
+    assert ClipLimits().fps == 10.0
+    assert len(frames) == 10
+    assert np.all(np.diff(frames) <= 0.1 + 0.04 + 1e-6)  # never more than one source frame late
+
+
 def test_zero_length_file(tmp_path: Path) -> None:
     empty = tmp_path / "empty.mp4"
     empty.write_bytes(b"")
