@@ -1,5 +1,7 @@
 """Benchmark runner: a tiny version of every suite on synthetic data, the resumable cache, the command line."""
 import json
+import math
+import re
 
 import numpy as np
 import pytest
@@ -27,6 +29,38 @@ def tiny(seeds=(0, 1, 2), **kwargs) -> Profile:
     return Profile.resolve(TINY, seeds=seeds, **kwargs)
 
 
+CELL = re.compile(r"\| ([+-]?)(\d+\.\d+) ± (\d+\.\d+)(?= \|)")
+RATES = {"auc", "auc_score", "fpr", "tpr", "accuracy"}
+
+
+def metric_cells(md: str) -> list[tuple[str, float, float]]:
+    """Every "mean ± sd" table cell of a report: (sign, mean, sd)."""
+    return [(sign, float(mean), float(sd)) for sign, mean, sd in CELL.findall(md)]
+
+
+def assert_rates_in_unit_interval(md: str, table_json: dict) -> int:
+    """Unsigned table cells and every metric mean in the JSON summary lie in [0, 1]; returns how many JSON means."""
+    cells = [(m, s) for sign, m, s in metric_cells(md) if not sign]
+    assert cells, "no mean ± sd cells in the report"
+    assert all(0.0 <= m <= 1.0 and 0.0 <= s <= 1.0 for m, s in cells)
+    n = 0
+
+    def walk(node):
+        nonlocal n
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in RATES and isinstance(value, dict) and "mean" in value:
+                    if value["mean"] is not None and math.isfinite(value["mean"]):
+                        assert 0.0 <= value["mean"] <= 1.0, (key, value)
+                        n += 1
+                else:
+                    walk(value)
+
+    walk(table_json)
+    assert n > 0
+    return n
+
+
 def test_paper_suite_writes_every_table(tmp_path):
     profile = Profile.resolve(TINY, seeds=(0, 1, 2), methods=("sir-hcl", "agreement"), fine_grained=True)
     result = run_benchmark("paper", profile, tmp_path, jobs=1)
@@ -43,6 +77,11 @@ def test_paper_suite_writes_every_table(tmp_path):
     assert set(seven["per_case"]) <= set(FINE_GRAINED_CASES)
     html = (tmp_path / "paper-synthetic-tiny.html").read_text()
     assert "plotly" in html and "ROC" in html and "per anomaly type" in html
+    assert_rates_in_unit_interval(md, data["tables"])
+    headline = next(r for r in md.splitlines() if r.startswith("| SIR-HCL |"))
+    assert re.search(r"\| \d\.\d{3} ± \d\.\d{3} \|", headline)  # the AUC cell is a number, not "–"
+    paired = [c for c in metric_cells(md) if c[0]]  # SIR-HCL minus the baseline: signed, within [-1, 1]
+    assert paired and all(m <= 1.0 and s <= 1.0 for _, m, s in paired)
 
 
 def test_ablation_and_ratio_suites(tmp_path):
@@ -81,6 +120,9 @@ def test_interrupted_benchmark_resumes_without_recomputing(tmp_path, monkeypatch
     assert "**incomplete**" in md and "of 3" in md
     done = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "cache").glob("*.json")}
     assert len(done) == 2
+    rendered = run_benchmark("paper", profile, tmp_path, jobs=1, max_runs=0)  # re-render from the cache only
+    assert (rendered.computed, rendered.cached, rendered.missing) == (0, 2, total - 2)
+    assert "**incomplete**" in (tmp_path / "paper-synthetic-tiny.md").read_text()
 
     seen = []
     real = runner.execute
@@ -155,3 +197,53 @@ def test_command_line_benchmark(tmp_path, capsys):
     assert "0 run(s) computed, 3 cached" in capsys.readouterr().out
     assert main(["benchmark", "--suite", "paper", "--dataset", "ravdess", "--out", str(out)]) == 2
     assert "needs --root" in capsys.readouterr().err
+
+
+SUITE_COMMANDS = {  # the tiny CI version of each suite of `python -m crossemo_core benchmark`
+    "paper": (["--methods", "sir-hcl", "agreement", "--seeds", "0", "1", "--fine-grained", "off"], 4,
+              ("Tables II/III layout", "Paired with SIR-HCL", "Table IV layout", "| SIR-HCL |")),
+    "ablation": (["--methods", "sir-hcl", "tn-bcl", "--seeds", "0", "1"], 2 * (len(ABLATIONS) + 2),
+                 tuple(f"| {row} |" for row, _, _ in ABLATIONS) + ("## Baseline variants",)),
+    "ratio": (["--methods", "sir-hcl", "tn-bcl", "--seeds", "0"], 2 * len(RATIOS),
+              ("accuracy by normal:abnormal ratio", "AUC by normal:abnormal ratio", "| SIR-HCL |", "| TN-BCL |",
+               "| Method | 19:1 |")),
+}
+
+
+@pytest.mark.parametrize("suite", sorted(SUITE_COMMANDS))
+def test_every_suite_from_the_command_line_writes_numbers_and_resumes(suite, tmp_path, capsys):
+    extra, n_runs, expected = SUITE_COMMANDS[suite]
+    out = tmp_path / "bench"
+    args = ["benchmark", "--suite", suite, "--dataset", TINY, "--out", str(out), "--jobs", "1", *extra]
+    assert main(args) == 0
+    assert f"{n_runs} run(s) computed, 0 cached, 0 missing" in capsys.readouterr().out
+    md = (out / f"{suite}-{TINY}.md").read_text()
+    for text in expected:
+        assert text in md, text
+    assert "**incomplete**" not in md and f"{n_runs} of {n_runs} done" in md
+    data = json.loads((out / f"{suite}-{TINY}.json").read_text())
+    assert len(data["runs"]) == n_runs and data["suite"] == suite and "cores" in data["machine"]
+    assert all(0.0 <= r["metrics"]["accuracy"] <= 1.0 for r in data["runs"])
+    assert_rates_in_unit_interval(md, data["tables"])
+    assert "plotly" in (out / f"{suite}-{TINY}.html").read_text()
+    cached = sorted(p.name for p in (out / "cache").glob("*.json"))
+    assert len(cached) == n_runs
+    # the same command again: everything comes from the cache, nothing is computed, the tables are the same
+    assert main(args) == 0
+    assert f"0 run(s) computed, {n_runs} cached, 0 missing" in capsys.readouterr().out
+    assert sorted(p.name for p in (out / "cache").glob("*.json")) == cached
+    assert metric_cells((out / f"{suite}-{TINY}.md").read_text()) == metric_cells(md)
+
+
+def test_speed_suite_from_the_command_line(tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert main(["benchmark", "--suite", "speed", "--tiny", "--out", str(out)]) == 0
+    md = (out / "speed.md").read_text()
+    assert md.startswith("# Benchmark `speed`") and md.strip() in capsys.readouterr().out
+    rows = [r.split(" | ") for r in md.splitlines() if r.startswith("| ") and not r.startswith("| measure")]
+    measures = {r[0].lstrip("| "): r[1] for r in rows}
+    assert float(measures["seconds per training epoch"].removesuffix(" s")) > 0
+    assert float(measures["scoring throughput"].removesuffix(" pairs/s").replace(",", "")) > 0
+    assert float(measures["BetaMixture fit"].removesuffix(" s")) >= 0
+    assert float(measures["t-SNE 2-D map"].removesuffix(" s")) >= 0
+    assert all("cores" in r[-1] and "GPU" in r[-1] for r in rows)  # every line names the machine
