@@ -10,7 +10,8 @@ import torch
 
 from crossemo_app import charts, state, ui
 from crossemo_core import reports, workspace
-from crossemo_core.config import PRESETS, LossConfig, ModelConfig, TrainConfig, preset_config
+from crossemo_core.config import PRESETS, LossConfig, ModelConfig, TrainConfig
+from crossemo_core.experiment import config_for
 from crossemo_core.detector import Detector
 from crossemo_core.session import TrainingJob
 from crossemo_core.training import describe_device, resolve_device
@@ -152,9 +153,8 @@ def _config():
     overrides = {k: st.session_state[f"p_{k}"] for k in TRAIN_KEYS + LOSS_KEYS + MODEL_KEYS}
     for key in ("batch_size", "epochs", "patience", "lr_step_epochs", "k", "hidden_size", "embedding_size"):
         overrides[key] = int(overrides[key])
-    return preset_config(st.session_state["p_preset"], data.face_dim, data.voice_dim, data.n_classes,
-                         seed=ep.seed, abnormal_rate=ep.rate, threshold=st.session_state["p_threshold_rule"],
-                         device=st.session_state["p_device"], **overrides)
+    return config_for(data, st.session_state["p_preset"], seed=ep.seed, abnormal_rate=ep.rate,
+                      threshold=st.session_state["p_threshold_rule"], device=st.session_state["p_device"], **overrides)
 
 
 b1, b2, _ = st.columns([1, 1, 4])

@@ -62,14 +62,15 @@ class PairTensors:
     voice_label: torch.Tensor
 
     @classmethod
-    def build(cls, data: PairDataset, normalizer: FeatureNormalizer) -> "PairTensors":
+    def build(cls, data: PairDataset, normalizer: FeatureNormalizer, labels: str = "classes") -> "PairTensors":
+        """Pad and normalise ``data``; ``labels`` picks the training labels ("classes" or "emotions")."""
         if data.face_dim != len(normalizer.face_mean) or data.voice_dim != len(normalizer.voice_mean):
             raise DataError(f"{data.name}: features are {data.face_dim}-d face / {data.voice_dim}-d voice but the "
                             f"normalisation expects {len(normalizer.face_mean)} / {len(normalizer.voice_mean)}.")
         face, face_len = _pad(data.face, normalizer.face_mean, normalizer.face_std)
         voice, voice_len = _pad(data.voice, normalizer.voice_mean, normalizer.voice_std)
-        return cls(face, face_len, voice, voice_len, torch.from_numpy(data.face_label),
-                   torch.from_numpy(data.voice_label))
+        face_label, voice_label, _ = data.training_labels(labels)
+        return cls(face, face_len, voice, voice_len, torch.from_numpy(face_label), torch.from_numpy(voice_label))
 
     def __len__(self) -> int:
         return len(self.face_label)

@@ -122,13 +122,12 @@ def _load(args: argparse.Namespace) -> Any:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from crossemo_core.config import preset_config
-    from crossemo_core.experiment import official_folds, split_pairs
+    from crossemo_core.experiment import config_for, official_folds, split_pairs
     from crossemo_core.training import Trainer, describe_device
 
     corpus = _load(args)
-    config = preset_config(
-        args.preset, corpus.face_dim, corpus.voice_dim, corpus.n_classes, seed=args.seed, epochs=args.epochs,
+    config = config_for(
+        corpus, args.preset, seed=args.seed, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, abnormal_rate=args.rate, threshold=args.threshold,
         device=args.device, hard_loss=args.hard_loss, **_settings(args.settings),
         **{f"use_{t}": False for t in ("share", "intra", "cross", "hard") if getattr(args, f"no_{t}")})

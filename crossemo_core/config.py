@@ -80,6 +80,11 @@ class TrainConfig:
     collapses to a spike (alpha, beta ~ 1e4-1e5) whose posterior saturates to exactly 0 or 1 in float64 for most
     test pairs, and the ties cost AUC (RAVDESS, docs/notes/ravdess.md). A floor of ~3e-3 (sd >= 0.055 in u) keeps
     the posterior's ordering equal to the cosine's."""
+    training_labels: Literal["classes", "emotions"] = "classes"
+    """[ours] What L_share and the contrastive losses treat as a class: the classes anomalies are defined on, or
+    the corpus's finer emotion categories (``PairDataset.emotion_names``, e.g. RAVDESS's 8). The model's head then
+    has one output per emotion (``ModelConfig.n_classes``; :func:`crossemo_core.experiment.config_for` sets it).
+    Anomalies, metrics and the verdict stay on the classes."""
 
     def validate(self) -> None:
         _require(self.optimizer in ("sgd", "adam"), "optimizer must be 'sgd' or 'adam'")
@@ -91,6 +96,7 @@ class TrainConfig:
         _require(self.normalization in ("train", "none"), "normalization must be 'train' or 'none'")
         _require(self.threshold in ("posterior", "youden"), "threshold must be 'posterior' or 'youden'")
         _require(0.0 < self.mixture_var_floor < 0.25, "mixture_var_floor must lie in (0, 0.25)")
+        _require(self.training_labels in ("classes", "emotions"), "training_labels must be 'classes' or 'emotions'")
 
 
 @dataclass

@@ -87,6 +87,13 @@ def official_folds(corpus: PairDataset) -> dict[str, np.ndarray] | None:
     return {name: np.flatnonzero(corpus.official_split == name) for name in ("train", "valid", "test")}
 
 
+def config_for(corpus: PairDataset, preset: str = "fast", **overrides: Any) -> ExperimentConfig:
+    """:func:`~crossemo_core.config.preset_config` for ``corpus``: its feature dimensions, and a head with one output
+    per training label (the classes, or the emotions with ``training_labels="emotions"``)."""
+    _, _, names = corpus.training_labels(overrides.get("training_labels", "classes"))
+    return preset_config(preset, corpus.face_dim, corpus.voice_dim, len(names), **overrides)
+
+
 def split_pairs(corpus: PairDataset, seed: int = 0, rate: float = 0.5,
                 fold: dict[str, np.ndarray] | None = None) -> dict[str, PairDataset]:
     """Speaker-disjoint train/valid/test (3:1:1 by ``seed``, or the given ``fold``) with abnormal pairs made."""
@@ -126,8 +133,7 @@ def cross_validate(corpus: PairDataset, preset: str = "fast", seeds: Sequence[in
         folds = speaker_folds(corpus.speaker, n_folds=n_folds, seed=seed)
         fold_metrics = []
         for k, fold in enumerate(folds):
-            config = preset_config(preset, corpus.face_dim, corpus.voice_dim, corpus.n_classes, seed=seed,
-                                   **overrides)
+            config = config_for(corpus, preset, seed=seed, **overrides)
             run = train_and_test(corpus, config, fold=fold)
             fold_metrics.append(run.test_metrics)
             if on_run is not None:

@@ -126,7 +126,9 @@ class Trainer:
         started = time.perf_counter()
         normalizer = (FeatureNormalizer.fit(train) if cfg.train.normalization == "train"
                       else FeatureNormalizer.identity(train.face_dim, train.voice_dim))
-        train_t, valid_t = PairTensors.build(train, normalizer), PairTensors.build(valid, normalizer)
+        labels = cfg.train.training_labels
+        check_head_size(cfg, train)
+        train_t, valid_t = PairTensors.build(train, normalizer, labels), PairTensors.build(valid, normalizer, labels)
         model = SIRHCL(cfg.model).to(self.device)
         criterion = self.criterion or HybridContrastiveLoss(
             lambda_intra=cfg.loss.lambda_intra, lambda_cross=cfg.loss.lambda_cross, lambda_hard=cfg.loss.lambda_hard,
@@ -244,6 +246,15 @@ def _make_optimizer(model: torch.nn.Module, cfg: ExperimentConfig) -> torch.opti
         return torch.optim.SGD(model.parameters(), lr=cfg.train.lr, momentum=cfg.train.momentum,
                                weight_decay=cfg.train.weight_decay)
     return torch.optim.Adam(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+
+
+def check_head_size(config: ExperimentConfig, train: PairDataset) -> None:
+    """Raise :class:`DataError` when the model's head does not have one output per training label."""
+    _, _, names = train.training_labels(config.train.training_labels)
+    if config.model.n_classes != len(names):
+        raise DataError(f"the model's head has {config.model.n_classes} outputs but training on "
+                        f"{config.train.training_labels} of {train.name} needs {len(names)} ({', '.join(names)}); "
+                        "build the configuration with crossemo_core.experiment.config_for.")
 
 
 def _check_split(data: PairDataset, part: str, need_both: bool) -> None:

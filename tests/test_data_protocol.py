@@ -174,3 +174,46 @@ def test_subset_keeps_voice_sources_inside():
     sub = pairs.subset(np.flatnonzero(pairs.speaker == "s1"))
     assert ((sub.voice_source >= 0) & (sub.voice_source < len(sub))).all()
     assert (sub.is_abnormal == pairs.is_abnormal[pairs.speaker == "s1"]).all()
+
+
+# ---------------------------------------------------------------------------------------------- finer emotions
+def with_emotions(data, n_emotions=6, seed=1):
+    """``data`` with per-clip emotions refining its classes (emotion // 2 == class)."""
+    rng = np.random.default_rng(seed)
+    emotion = data.face_label * 2 + rng.integers(0, 2, len(data))
+    names = tuple(f"e{i}" for i in range(n_emotions))
+    return PairDataset(face=data.face, voice=data.voice, face_label=data.face_label, voice_label=data.voice_label,
+                       speaker=data.speaker, clip_id=data.clip_id, face_feature_names=data.face_feature_names,
+                       voice_feature_names=data.voice_feature_names, name=data.name, face_emotion=emotion,
+                       voice_emotion=emotion.copy(), emotion_names=names)
+
+
+def test_emotion_labels_are_checked_with_clear_messages():
+    data = with_emotions(corpus())
+    with pytest.raises(DataError, match="face_emotion, voice_emotion and emotion_names go together"):
+        PairDataset(face=data.face, voice=data.voice, face_label=data.face_label, voice_label=data.voice_label,
+                    speaker=data.speaker, clip_id=data.clip_id, face_feature_names=data.face_feature_names,
+                    voice_feature_names=data.voice_feature_names, name="toy", face_emotion=data.face_emotion)
+    with pytest.raises(DataError, match=r"voice emotions must lie in \[0, 5\]"):
+        PairDataset(face=data.face, voice=data.voice, face_label=data.face_label, voice_label=data.voice_label,
+                    speaker=data.speaker, clip_id=data.clip_id, face_feature_names=data.face_feature_names,
+                    voice_feature_names=data.voice_feature_names, name="toy", face_emotion=data.face_emotion,
+                    voice_emotion=data.voice_emotion + 6, emotion_names=data.emotion_names)
+    with pytest.raises(DataError, match="toy has no finer emotion labels to train on"):
+        corpus().training_labels("emotions")
+    with pytest.raises(DataError, match="must be 'classes' or 'emotions', not 'valence'"):
+        data.training_labels("valence")
+
+
+def test_emotions_travel_with_their_voice_through_protocol_and_subset():
+    data = with_emotions(corpus())
+    pairs, _ = make_abnormal_pairs(data, 0.5, seed=3)
+    assert pairs.is_abnormal.any()
+    np.testing.assert_array_equal(pairs.face_emotion, data.face_emotion)
+    np.testing.assert_array_equal(pairs.voice_emotion, data.voice_emotion[pairs.voice_source])
+    assert (pairs.voice_emotion // 2 == pairs.voice_label).all() and pairs.emotion_names == data.emotion_names
+    part = pairs.subset(np.arange(10, 40))
+    np.testing.assert_array_equal(part.voice_emotion, pairs.voice_emotion[10:40])
+    face, voice, names = part.training_labels("emotions")
+    assert names == data.emotion_names and (face == part.face_emotion).all() and (voice == part.voice_emotion).all()
+    assert part.training_labels("classes")[2] == part.class_names

@@ -203,3 +203,29 @@ def test_mean_sd_over_seeds():
     s = mean_sd([{"auc": 0.7, "per_type": {"a": {"auc": 0.5}}}, {"auc": 0.9, "per_type": {"a": {"auc": 0.7}}}])
     assert s["auc"]["mean"] == pytest.approx(0.8) and s["auc"]["sd"] == pytest.approx(0.1414, abs=1e-3)
     assert s["per_type"]["a"]["auc"]["mean"] == pytest.approx(0.6)
+
+
+def test_training_on_finer_emotions_sizes_the_head_and_keeps_anomalies_on_classes(parts):
+    from crossemo_core.data import PairDataset
+    from crossemo_core.experiment import config_for
+
+    def refine(data):  # two emotions per class, the second picked by the clip's parity
+        emotion = lambda label, clip: label * 2 + np.array([int(c[-1]) % 2 for c in clip])  # noqa: E731
+        return PairDataset(face=data.face, voice=data.voice, face_label=data.face_label,
+                           voice_label=data.voice_label, speaker=data.speaker, clip_id=data.clip_id,
+                           face_feature_names=data.face_feature_names, voice_feature_names=data.voice_feature_names,
+                           name=data.name, voice_clip_id=data.voice_clip_id,
+                           face_emotion=emotion(data.face_label, data.clip_id),
+                           voice_emotion=emotion(data.voice_label, data.voice_clip_id),
+                           emotion_names=tuple(f"e{i}" for i in range(6)))
+
+    train, valid = refine(parts["train"]), refine(parts["valid"])
+    config = config_for(train, "fast", hidden_size=16, embedding_size=16, epochs=1, batch_size=16,
+                        training_labels="emotions")
+    assert config.model.n_classes == 6 and config.train.training_labels == "emotions"
+    detector = Trainer(config).fit(train, valid).detector
+    assert detector.model.classifier.out_features == 6
+    metrics = detector.evaluate(parts["test"])  # scoring and anomalies need only the classes
+    assert 0.0 <= metrics["auc"] <= 1.0 and set(metrics["per_type"]) <= {"neg-neu", "neg-pos", "neu-pos"}
+    with pytest.raises(DataError, match="the model's head has 3 outputs but training on emotions .* needs 6"):
+        Trainer(small_config(parts, training_labels="emotions")).fit(train, valid)

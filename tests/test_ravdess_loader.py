@@ -76,6 +76,9 @@ def test_loads_pairs(corpus: Path, tmp_path: Path) -> None:
     assert data.clip_id[0] == "01-01-01-01-01-01-01" and set(data.speaker) == {"actor_01", "actor_02"}
     # emotion 1 neutral, 3 happy, 4 sad, 5 angry, 8 surprised -> neutral, positive, negative, negative, positive
     assert data.face_label[data.speaker == "actor_02"].tolist() == [1, 2, 0, 0, 2]
+    assert data.emotion_names == ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
+    assert data.face_emotion[data.speaker == "actor_02"].tolist() == [0, 2, 3, 4, 7]
+    assert (data.voice_emotion == data.face_emotion).all()
     csv = pd.read_csv(corpus / "face_au.csv", dtype={"clip_id": str}).set_index("clip_id")
     np.testing.assert_allclose(data.face[3][0], csv.loc[data.clip_id[3], AU].to_numpy(np.float32))
     assert calls[0] == (0, 10) and calls[-1] == (10, 10) and len(calls) == 11

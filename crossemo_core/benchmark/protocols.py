@@ -19,12 +19,11 @@ import numpy as np
 from sklearn.metrics import roc_curve
 
 from crossemo_core.baselines import METHODS, evaluate_scores, make_method
-from crossemo_core.config import preset_config
 from crossemo_core.data.calibration import calibrate_speakers
 from crossemo_core.data.container import PairDataset
 from crossemo_core.data.protocol import speaker_disjoint_split, speaker_folds
 from crossemo_core.evaluation import per_type_metrics
-from crossemo_core.experiment import load_corpus, official_folds, split_pairs
+from crossemo_core.experiment import config_for, load_corpus, official_folds, split_pairs
 
 CACHE_VERSION = 1
 """Bump when a change of code changes results, so old cached runs are not reused."""
@@ -179,8 +178,7 @@ def execute(spec: RunSpec) -> dict[str, Any]:
     corpus = corpus_for(spec.data)
     parts = split_pairs(corpus, seed=spec.seed, rate=spec.rate,
                         fold=fold_indices(corpus, spec.seed, spec.fold, spec.n_folds))
-    config = preset_config(spec.preset, corpus.face_dim, corpus.voice_dim, corpus.n_classes, seed=spec.seed,
-                           abnormal_rate=spec.rate, **dict(spec.overrides))
+    config = config_for(corpus, spec.preset, seed=spec.seed, abnormal_rate=spec.rate, **dict(spec.overrides))
     method = make_method(spec.method, config, **dict(spec.method_settings))
     started = time.perf_counter()
     scorer = method.fit(parts["train"], parts["valid"])

@@ -89,7 +89,8 @@ def calibrate_speakers(corpus: PairDataset, reference: CalibrationReference = "n
         protocol=dict(corpus.protocol),
         extractor={**{k: v + suffix for k, v in corpus.extractor.items()},
                    **{k: suffix.lstrip("+") for k in ("face", "voice") if k not in corpus.extractor}},
-        voice_clip_id=corpus.voice_clip_id, official_split=corpus.official_split)
+        voice_clip_id=corpus.voice_clip_id, official_split=corpus.official_split, face_emotion=corpus.face_emotion,
+        voice_emotion=corpus.voice_emotion, emotion_names=corpus.emotion_names)
     return calibrated, CalibrationReport(reference=reference, n_speakers=len(speakers), n_fallback=n_fallback)
 
 

@@ -41,6 +41,10 @@ class PairDataset:
         extractor: id and version of the feature extractors, e.g. ``{"voice": "librosa-voice/1"}``.
         voice_clip_id: ``(N,)`` str id of the clip the *voice* comes from (``clip_id`` when untouched).
         official_split: ``(N,)`` str "train"/"valid"/"test" when the corpus ships official folds, else None.
+        face_emotion, voice_emotion: optional ``(N,)`` int64 finer emotion categories of each side, indices into
+            ``emotion_names`` (e.g. RAVDESS's 8 acted emotions). Training may use them
+            (``TrainConfig.training_labels = "emotions"``); anomalies are always defined on ``class_names``.
+        emotion_names: names of those categories, or None when the corpus has none.
     """
 
     face: list[np.ndarray]
@@ -60,6 +64,9 @@ class PairDataset:
     extractor: dict[str, str] = field(default_factory=dict)
     voice_clip_id: np.ndarray | None = None
     official_split: np.ndarray | None = None
+    face_emotion: np.ndarray | None = None
+    voice_emotion: np.ndarray | None = None
+    emotion_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.face)
@@ -79,6 +86,12 @@ class PairDataset:
             self.sentiment = np.asarray(self.sentiment, dtype=np.float64)
         if self.official_split is not None:
             self.official_split = np.asarray(self.official_split).astype(str)
+        if self.face_emotion is not None:
+            self.face_emotion = np.asarray(self.face_emotion, dtype=np.int64)
+        if self.voice_emotion is not None:
+            self.voice_emotion = np.asarray(self.voice_emotion, dtype=np.int64)
+        if self.emotion_names is not None:
+            self.emotion_names = tuple(self.emotion_names)
         self.validate()
 
     # ------------------------------------------------------------------ checks
@@ -100,6 +113,13 @@ class PairDataset:
             per_pair["sentiment"] = len(self.sentiment)
         if self.official_split is not None:
             per_pair["official_split"] = len(self.official_split)
+        emotion_fields = (self.face_emotion, self.voice_emotion, self.emotion_names)
+        if any(f is not None for f in emotion_fields) and not all(f is not None for f in emotion_fields):
+            raise DataError(f"{self.name}: face_emotion, voice_emotion and emotion_names go together; give all three "
+                            "or none.")
+        if self.face_emotion is not None:
+            per_pair["face_emotion"] = len(self.face_emotion)
+            per_pair["voice_emotion"] = len(self.voice_emotion)
         wrong = {k: v for k, v in per_pair.items() if v != n}
         if wrong:
             raise DataError(f"{self.name}: {n} face sequences but {wrong}; every field needs one entry per pair.")
@@ -124,6 +144,12 @@ class PairDataset:
             if lab.min() < 0 or lab.max() >= c:
                 raise DataError(f"{self.name}: {side} labels must lie in [0, {c - 1}] for classes "
                                 f"{self.class_names}; found {lab.min()}..{lab.max()}.")
+        if self.emotion_names is not None:
+            e = len(self.emotion_names)
+            for side, lab in (("face", self.face_emotion), ("voice", self.voice_emotion)):
+                if lab.min() < 0 or lab.max() >= e:
+                    raise DataError(f"{self.name}: {side} emotions must lie in [0, {e - 1}] for "
+                                    f"{self.emotion_names}; found {lab.min()}..{lab.max()}.")
 
     # ------------------------------------------------------------------ views
     def __len__(self) -> int:
@@ -140,6 +166,18 @@ class PairDataset:
     @property
     def n_classes(self) -> int:
         return len(self.class_names)
+
+    def training_labels(self, kind: str = "classes") -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+        """Face labels ``(N,)``, voice labels ``(N,)`` and their names for training on ``kind``: "classes" (the
+        labels anomalies are defined on) or "emotions" (the finer categories, when the corpus has them)."""
+        if kind == "classes":
+            return self.face_label, self.voice_label, self.class_names
+        if kind != "emotions":
+            raise DataError(f"training labels must be 'classes' or 'emotions', not {kind!r}.")
+        if self.emotion_names is None:
+            raise DataError(f"{self.name} has no finer emotion labels to train on (only {self.class_names}); "
+                            "use training_labels='classes'.")
+        return self.face_emotion, self.voice_emotion, self.emotion_names
 
     @property
     def is_abnormal(self) -> np.ndarray:
@@ -187,6 +225,9 @@ class PairDataset:
             extractor=dict(self.extractor),
             voice_clip_id=self.voice_clip_id[idx],
             official_split=None if self.official_split is None else self.official_split[idx],
+            face_emotion=None if self.face_emotion is None else self.face_emotion[idx],
+            voice_emotion=None if self.voice_emotion is None else self.voice_emotion[idx],
+            emotion_names=self.emotion_names,
         )
 
     def with_labels(self, face_label: np.ndarray, voice_label: np.ndarray,
@@ -198,7 +239,8 @@ class PairDataset:
             voice_feature_names=self.voice_feature_names, name=self.name, class_names=class_names,
             sentiment=self.sentiment, synthetic=self.synthetic, voice_source=self.voice_source,
             protocol=dict(self.protocol), extractor=dict(self.extractor), voice_clip_id=self.voice_clip_id,
-            official_split=self.official_split)
+            official_split=self.official_split, face_emotion=self.face_emotion, voice_emotion=self.voice_emotion,
+            emotion_names=self.emotion_names)
 
     def summary(self) -> dict[str, Any]:
         """Counts a person wants to see before training: pairs, speakers, classes per modality, lengths."""
@@ -235,6 +277,7 @@ def concatenate(datasets: Sequence[PairDataset], name: str | None = None) -> Pai
             raise DataError(f"cannot join {first.name} and {d.name}: feature names or classes differ.")
     offsets = np.cumsum([0] + [len(d) for d in datasets[:-1]])
     has_sentiment = all(d.sentiment is not None for d in datasets)
+    has_emotions = all(d.emotion_names is not None and d.emotion_names == first.emotion_names for d in datasets)
     return PairDataset(
         face=[s for d in datasets for s in d.face],
         voice=[s for d in datasets for s in d.voice],
@@ -253,4 +296,7 @@ def concatenate(datasets: Sequence[PairDataset], name: str | None = None) -> Pai
         voice_clip_id=np.concatenate([d.voice_clip_id for d in datasets]),
         official_split=(np.concatenate([d.official_split for d in datasets])
                         if all(d.official_split is not None for d in datasets) else None),
+        face_emotion=np.concatenate([d.face_emotion for d in datasets]) if has_emotions else None,
+        voice_emotion=np.concatenate([d.voice_emotion for d in datasets]) if has_emotions else None,
+        emotion_names=first.emotion_names if has_emotions else None,
     )

@@ -93,6 +93,9 @@ def make_abnormal_pairs(data: PairDataset, rate: float = 0.5, seed: int = 0) -> 
         extractor=dict(data.extractor),
         voice_clip_id=data.voice_clip_id[source],
         official_split=data.official_split,
+        face_emotion=data.face_emotion,
+        voice_emotion=None if data.voice_emotion is None else data.voice_emotion[source],
+        emotion_names=data.emotion_names,
     )
     return pairs, report
 

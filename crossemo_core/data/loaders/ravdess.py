@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from crossemo_core.data.container import PairDataset
-from crossemo_core.data.labels import ravdess_emotion_to_3class
+from crossemo_core.data.labels import RAVDESS_EMOTIONS, ravdess_emotion_to_3class
 from crossemo_core.data.loaders.misa import PathLike, note
 from crossemo_core.data.sanitize import NonFinitePolicy, sanitize_sequences
 from crossemo_core.errors import DataError
@@ -145,8 +145,10 @@ def load_ravdess(root: PathLike, *, actors: Iterable[int] | None = None, cache_d
         if rep.n_values:
             note(report, NAME, f"{rep} repaired")
     labels = ravdess_emotion_to_3class(table["emotion"].to_numpy())
+    emotions = table["emotion"].to_numpy().astype(np.int64) - 1  # the 8 acted emotions, for training on them
     data = PairDataset(
         face=face, voice=voice, face_label=labels, voice_label=labels.copy(),
+        face_emotion=emotions, voice_emotion=emotions.copy(), emotion_names=tuple(RAVDESS_EMOTIONS.values()),
         speaker=np.array([f"actor_{int(a):02d}" for a in table["actor"]]),
         clip_id=table["clip_id"].to_numpy(), face_feature_names=tuple(au_columns),
         voice_feature_names=extractor.feature_names, name=NAME,
