@@ -64,7 +64,7 @@ def load_clips(args: argparse.Namespace) -> dict[str, list[corpus.VoiceClip]]:
 
 
 def synthetic_analysis(pairing: corpus.ClipPairing, logits: np.ndarray) -> ClipAnalysis:
-    """A ClipAnalysis as if a video of the FER face had been decoded: a face in every frame at 10 fps."""
+    """A ClipAnalysis as if a video of the FER face had been decoded: a face in every frame at FACE_FPS (5 fps)."""
     duration = pairing.clip.track.duration_s
     frames = [FaceFrame(t=i / seq.FACE_FPS, n_faces=1, crop=_FOUND) for i in range(len(logits))]
     return ClipAnalysis(name=f"{pairing.clip.clip_id}+fer{pairing.face_row}", voice_name=None, duration_s=duration,

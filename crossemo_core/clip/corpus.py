@@ -1,8 +1,8 @@
 """Training and evaluation material for the clip model, built from ../shared/data (never shipped).
 
-- Faces: FER2013 images (``fer2013.npz``). A "video" of a face is one image repeated at 10 frames per second with a
-  fresh small random warp, brightness change and noise in every frame (:func:`face_frames`), then the expression
-  network's logits per frame. FER2013 has no identities; its Training split gives the training faces and its
+- Faces: FER2013 images (``fer2013.npz``). A "video" of a face is one image repeated at FACE_FPS (5) frames per
+  second with a fresh small random warp, brightness change and noise in every frame (:func:`face_frames`), then the
+  expression network's logits per frame. FER2013 has no identities; its Training split gives the training faces and its
   PublicTest split is cut in two fixed halves (even / odd position): half A for validation, half B held apart.
 - Voices: RAVDESS speech (``ravdess/audio/Actor_XX``), valence by the shared README's mapping. Actors are split
   into training (1-14), validation (15-17) and held apart (18-20); no actor is in two parts.
