@@ -45,6 +45,7 @@ def _init_widgets() -> None:
     if "p_preset" not in st.session_state:
         train, loss, model = TrainConfig(**PRESETS["paper"]), LossConfig(), ModelConfig(face_dim=1, voice_dim=1)
         defaults = {"p_preset": "paper", "p_threshold_rule": "posterior", "p_device": "auto", "p_num_threads": 1,
+                    "p_training_labels": train.training_labels,
                     **{f"p_{k}": getattr(train, k) for k in TRAIN_KEYS},
                     **{f"p_{k}": getattr(loss, k) for k in LOSS_KEYS},
                     **{f"p_{k}": getattr(model, k) for k in MODEL_KEYS}}
@@ -117,6 +118,13 @@ with c3:
     state.widget(st.selectbox, "Decision threshold", "p_threshold_rule", ["posterior", "youden"], disabled=running,
                  format_func={"posterior": "posterior 0.5 (paper)",
                               "youden": "Youden index on validation [ours]"}.get)
+    if data.emotion_names is not None:
+        state.widget(st.selectbox, "The losses learn", "p_training_labels", ["classes", "emotions"], disabled=running,
+                     format_func={"classes": f"the {data.n_classes} classes (paper)",
+                                  "emotions": f"the {len(data.emotion_names)} emotions [ours]"}.get,
+                     help="This data set also names finer emotions (" + ", ".join(data.emotion_names) + "). "
+                          "Training on them can separate, e.g., happy from surprised voices; a pair is still "
+                          "called inconsistent only when its classes differ.")
 with st.expander("More settings (learning-rate schedule, early stopping, network sizes, device)"):
     a1, a2, a3 = st.columns(3)
     state.widget(a1.number_input, "Momentum (SGD)", "p_momentum", min_value=0.0, max_value=0.999, step=0.05,
@@ -153,6 +161,7 @@ def _config():
     overrides = {k: st.session_state[f"p_{k}"] for k in TRAIN_KEYS + LOSS_KEYS + MODEL_KEYS}
     for key in ("batch_size", "epochs", "patience", "lr_step_epochs", "k", "hidden_size", "embedding_size"):
         overrides[key] = int(overrides[key])
+    overrides["training_labels"] = "classes" if data.emotion_names is None else st.session_state["p_training_labels"]
     return config_for(data, st.session_state["p_preset"], seed=ep.seed, abnormal_rate=ep.rate,
                       threshold=st.session_state["p_threshold_rule"], device=st.session_state["p_device"], **overrides)
 

@@ -141,6 +141,7 @@ def test_train_page_defaults_are_the_paper_values():
     assert all(at.checkbox(key=wk(at, f"p_use_{t}")).value for t in ("share", "intra", "cross", "hard"))
     assert at.number_input(key=wk(at, "p_epochs")).value == 3  # the demo's short default (ours)
     assert "Device in use:" in texts(at)
+    assert not [b for b in at.selectbox if b.label == "The losses learn"]  # the demo names no finer emotions
     at.radio(key=wk(at, "p_preset")).set_value("fast").run()
     assert at.selectbox(key=wk(at, "p_optimizer")).value == "adam"
     assert at.number_input(key=wk(at, "p_lr")).value == pytest.approx(1e-3)
@@ -295,7 +296,11 @@ def test_ravdess_folder_flow():
     assert metric(at, "Speakers") == "3"
     assert int(metric(at, "Pairs (clips)")) >= 170
     assert "not recorded from people" not in texts(at)
+    goto(at, "train")
+    at.selectbox(key=wk(at, "p_training_labels")).set_value("emotions").run()
     train(at, epochs=1)
+    detector = at.session_state["train_job"].outcome.training.detector
+    assert detector.config.train.training_labels == "emotions" and detector.model.classifier.out_features == 8
     goto(at, "verdicts")
     assert_clean(at)
     table = at.dataframe[0].value
