@@ -10,6 +10,12 @@ training the script fits the atypical-input gate, stores the population's neutra
 evaluates clip-level verdicts on validation and held-apart clips (feature level: synthetic face "videos" of one
 FER image, without decoding or face detection; scripts/eval_clip_heldapart.py measures the full path on real files),
 measures what a per-actor neutral baseline changes, and writes the numbers to --results and the model card.
+
+``--labels emotions`` trains SIR-HCL's losses (L_share and the contrastive losses) on the 7 emotions faces and voices
+share (FER2013's classes; RAVDESS calm -> neutral) instead of the 3 valence classes, and by default pairs each
+training voice window's normal face by emotion (``--match emotion``: a face of the voice's own emotion). Anomalies,
+validation pairs (early stopping, every reported number) and held-apart pairs stay defined on valence, exactly as
+for the default model, so the numbers of both kinds of model are measured on the same pairs.
 """
 from __future__ import annotations
 
@@ -25,11 +31,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from crossemo_core.clip import corpus, sequences as seq  # noqa: E402
-from crossemo_core.clip.expression import ExpressionModel  # noqa: E402
+from crossemo_core.clip.expression import FER_TO_VALENCE, ExpressionModel  # noqa: E402
 from crossemo_core.clip.face import FaceFrame, FaceTrack  # noqa: E402
 from crossemo_core.clip.gate import KnnGate  # noqa: E402
 from crossemo_core.clip.verdict import Calibration, ClipAnalysis, ClipScorer, file_sha256  # noqa: E402
-from crossemo_core.config import preset_config  # noqa: E402
+from crossemo_core.experiment import config_for  # noqa: E402
 from crossemo_core.evaluation import detection_metrics  # noqa: E402
 from crossemo_core.training import Trainer  # noqa: E402
 
@@ -145,12 +151,18 @@ def main() -> int:
                     help="pickle of the RAVDESS voice tracks (outside the repository); '' for none")
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--repeats", type=int, default=1, help="faces per training voice window (clean and degraded)")
+    ap.add_argument("--labels", choices=("classes", "emotions"), default="classes",
+                    help="what SIR-HCL's losses train on: the 3 valence classes, or the 7 shared emotions")
+    ap.add_argument("--match", choices=corpus.MATCHES, default=None,
+                    help="normal training faces share the voice's valence or its emotion (default: emotion with "
+                         "--labels emotions, else valence); validation and held-apart pairs always match valence")
     ap.add_argument("--contamination", type=float, default=0.01, help="share of validation windows the gate rejects")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--weight-decay", type=float, default=1e-4)
     ap.add_argument("--limit", type=int, default=0, help="use only this many clips per part (smoke runs)")
     args = ap.parse_args()
+    args.match = args.match or ("emotion" if args.labels == "emotions" else "valence")
     started = time.perf_counter()
 
     if args.fer_model.resolve().parent != args.out.resolve().parent:
@@ -166,7 +178,7 @@ def main() -> int:
                  for k, v in clips.items()}
 
     train = corpus.window_pairs(clips["train"] + clips["train_degraded"], pools["train"], expression, face_id,
-                                args.repeats, args.seed, "clip-train")
+                                args.repeats, args.seed, "clip-train", match=args.match)
     valid = corpus.window_pairs(clips["valid"], pools["valid"], expression, face_id, 1, args.seed + 1, "clip-valid")
     valid_degraded = corpus.window_pairs(clips["valid_degraded"], pools["valid"], expression, face_id, 1,
                                          args.seed + 7, "clip-valid-degraded")
@@ -174,9 +186,8 @@ def main() -> int:
         print(f"{name}: {len(d)} window pairs, {int(d.is_abnormal.sum())} abnormal, "
               f"{len(set(d.speaker))} voice actors", flush=True)
 
-    config = preset_config("fast", train.face_dim, train.voice_dim, 3, seed=args.seed, epochs=args.epochs,
-                           patience=10, mixture_var_floor=3e-3, weight_decay=args.weight_decay,
-                           hidden_size=args.hidden)
+    config = config_for(train, "fast", seed=args.seed, epochs=args.epochs, patience=10, mixture_var_floor=3e-3,
+                        weight_decay=args.weight_decay, hidden_size=args.hidden, training_labels=args.labels)
     result = Trainer(config, callbacks=[Printer()]).fit(train, valid, metadata={
         "split_speakers": {"train": sorted(set(train.speaker)), "valid": sorted(set(valid.speaker))}})
     det = result.detector
@@ -194,10 +205,15 @@ def main() -> int:
         "fer_file": args.fer_model.name, "fer_sha256": fer_sha, "gate": gate.to_dict(),
         "population": {"face": neutral_face.tolist(), "voice": neutral_voice.tolist()},
         "windows": {"window_s": seq.WINDOW_S, "hop_s": seq.HOP_S, "face_fps": seq.FACE_FPS},
+        "training_labels": args.labels,
+        **({"emotions": {"names": list(corpus.CLIP_EMOTIONS), "valence": FER_TO_VALENCE.tolist()}}
+           if args.labels == "emotions" else {}),
         "data": {"faces": "FER2013 Training (train), PublicTest even positions (valid), odd positions (held apart)",
                  "voices": "RAVDESS speech actors 1-14 (train), 15-17 (valid), 18-20 (held apart); training and gate "
                            "also use a degraded copy of each take (band limit, noise 15-40 dB SNR, gain)",
-                 "pairs": "voice window + face of the same valence (normal) or another valence (abnormal), 1:1"},
+                 "pairs": ("voice window + face of the same valence (normal) or another valence (abnormal), 1:1"
+                           + ("; normal training faces show the voice's own emotion" if args.match == "emotion"
+                              else ""))},
     }
     det.metadata["dataset"] = "clip: FER2013 faces x RAVDESS voices"
     det.save(args.out)
@@ -207,7 +223,8 @@ def main() -> int:
     window_test = corpus.window_pairs(clips["heldout"], pools["heldout"], expression, face_id, 1, args.seed + 2,
                                       "clip-heldout")
     results = {
-        "training": {"n_train_pairs": len(train), "n_valid_pairs": len(valid), "best_epoch": result.best_epoch,
+        "training": {"labels": args.labels, "match": args.match,
+                     "n_train_pairs": len(train), "n_valid_pairs": len(valid), "best_epoch": result.best_epoch,
                      "epochs_run": len(result.history), "seconds": round(result.seconds, 1),
                      "config": config.to_dict(), "history": [
                          {"epoch": e.epoch, "valid_auc": e.valid_auc, **e.train_losses} for e in result.history]},

@@ -9,7 +9,10 @@
 - Voices are also used once more as :func:`degrade`-d copies (other microphones, rooms and noise), so the model
   and its atypical-input gate know more than RAVDESS's studio sound.
 - Pairs: a voice window with a face of the same valence (normal) or of another valence (abnormal, the positive
-  class), half and half. Faces and voices always come from different people.
+  class), half and half. Faces and voices always come from different people. With ``match="emotion"`` a normal
+  face shows the voice's own emotion (not just its valence). Every pair also carries both sides' emotion in the
+  7-emotion space the two corpora share (:data:`CLIP_EMOTIONS`, FER2013's; RAVDESS calm counts as neutral), for
+  training on emotions (``TrainConfig.training_labels = "emotions"``); anomalies stay defined on valence.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ import numpy as np
 import torch
 
 from crossemo_core.clip import sequences as seq
-from crossemo_core.clip.expression import FER_TO_VALENCE, ExpressionModel, augment_batch
+from crossemo_core.clip.expression import FER_CLASSES, FER_TO_VALENCE, ExpressionModel, augment_batch
 from crossemo_core.data.container import PairDataset
 from crossemo_core.data.labels import ravdess_emotion_to_3class
 from crossemo_core.errors import DataError
@@ -33,6 +36,25 @@ DUPLICATE_TAKES = ("03-01-03-01-02-02-07",)  # byte-identical to 03-01-03-01-02-
 _NAME = re.compile(r"^03-01-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})$")
 VIDEO_AUGMENT = dict(max_rotate_deg=6.0, max_shift=0.04, scale=(0.95, 1.05), flip=False, jitter=0.12, noise=0.02)
 """Frame-to-frame variation of a synthetic face video (milder than the expression network's training warp)."""
+CLIP_EMOTIONS = FER_CLASSES
+"""The emotion space faces and voices share: FER2013's 7 classes, in FER label order."""
+RAVDESS_TO_CLIP_EMOTION = {1: 6, 2: 6, 3: 3, 4: 4, 5: 0, 6: 2, 7: 1, 8: 5}
+"""RAVDESS emotion code (01 neutral, 02 calm, 03 happy, 04 sad, 05 angry, 06 fearful, 07 disgust, 08 surprised) ->
+index in :data:`CLIP_EMOTIONS` (calm -> neutral). Valence is kept: ``FER_TO_VALENCE`` of the result equals
+``ravdess_emotion_to_3class`` of the code."""
+MATCHES = ("valence", "emotion")
+
+
+def clip_emotion(ravdess_code: int) -> int:
+    """Index in :data:`CLIP_EMOTIONS` of a RAVDESS emotion code (1..8)."""
+    if ravdess_code not in RAVDESS_TO_CLIP_EMOTION:
+        raise DataError(f"unknown RAVDESS emotion code {ravdess_code}; expected 1..8.")
+    return RAVDESS_TO_CLIP_EMOTION[ravdess_code]
+
+
+def _check_match(match: str) -> None:
+    if match not in MATCHES:
+        raise DataError(f"match must be one of {MATCHES}, not {match!r}.")
 
 
 @dataclass
@@ -43,17 +65,38 @@ class VoiceClip:
     valence: int
     track: seq.VoiceTrack
 
+    @property
+    def clip_emotion(self) -> int:
+        """The voice's emotion as an index in :data:`CLIP_EMOTIONS`."""
+        return clip_emotion(self.emotion)
+
 
 @dataclass
 class FacePool:
-    """FER2013 images of one part, grouped by valence."""
+    """FER2013 images of one part, with their valence and emotion (FER label = index in :data:`CLIP_EMOTIONS`)."""
 
     images: np.ndarray  # (N, 48, 48) uint8
     valence: np.ndarray  # (N,)
     index: np.ndarray  # (N,) row in fer2013.npz
+    emotion: np.ndarray | None = None  # (N,) FER label; None: derived pools without emotions
 
     def sample(self, valence: int, rng: np.random.Generator) -> int:
+        """A random row of the given valence."""
         return int(rng.choice(np.flatnonzero(self.valence == valence)))
+
+    def sample_emotion(self, emotion: int, rng: np.random.Generator) -> int:
+        """A random row showing ``emotion`` (index in :data:`CLIP_EMOTIONS`)."""
+        if self.emotion is None:
+            raise DataError("this face pool has no emotion labels; build it with fer_pools().")
+        rows = np.flatnonzero(self.emotion == emotion)
+        if len(rows) == 0:
+            raise DataError(f"the face pool has no {CLIP_EMOTIONS[emotion]} face.")
+        return int(rng.choice(rows))
+
+    def emotion_of(self, row: int) -> int:
+        if self.emotion is None:
+            raise DataError("this face pool has no emotion labels; build it with fer_pools().")
+        return int(self.emotion[row])
 
 
 def fer_pools(path: str | Path) -> dict[str, FacePool]:
@@ -65,7 +108,7 @@ def fer_pools(path: str | Path) -> dict[str, FacePool]:
     images, labels, usage = d["images"], d["labels"].astype(np.int64), d["usage"].astype(str)
     public = np.flatnonzero(usage == "PublicTest")
     parts = {"train": np.flatnonzero(usage == "Training"), "valid": public[0::2], "heldout": public[1::2]}
-    return {k: FacePool(images[v], FER_TO_VALENCE[labels[v]], v) for k, v in parts.items()}
+    return {k: FacePool(images[v], FER_TO_VALENCE[labels[v]], v, labels[v]) for k, v in parts.items()}
 
 
 def degrade(signal: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
@@ -150,12 +193,25 @@ def face_logit_sequences(model: ExpressionModel, pool: FacePool, picks: list[tup
     return out
 
 
+def _face_row(c: VoiceClip, face_valence: int, pool: FacePool, rng: np.random.Generator, match: str) -> int:
+    """A face for voice clip ``c``: of ``face_valence``; a normal face shows the voice's emotion with
+    ``match="emotion"``."""
+    if match == "emotion" and face_valence == c.valence:
+        return pool.sample_emotion(c.clip_emotion, rng)
+    return pool.sample(face_valence, rng)
+
+
 def window_pairs(clips: list[VoiceClip], pool: FacePool, model: ExpressionModel, face_extractor: str,
-                 repeats: int, seed: int, name: str, frame_keep: tuple[float, float] = (0.6, 1.0)) -> PairDataset:
+                 repeats: int, seed: int, name: str, frame_keep: tuple[float, float] = (0.6, 1.0),
+                 match: str = "valence") -> PairDataset:
     """Window-level pairs: every speech window of every clip, ``repeats`` times, each with a face of the same
-    valence (probability 1/2) or of another valence; faces miss a random share of frames (``frame_keep``)."""
+    valence (probability 1/2; with ``match="emotion"`` a face of the voice's own emotion) or of another valence;
+    faces miss a random share of frames (``frame_keep``). ``face_emotion`` / ``voice_emotion`` hold both sides'
+    emotions in :data:`CLIP_EMOTIONS` when the pool has them. ``match="valence"`` draws exactly the pairs it drew
+    before emotions were added (same seed, same pairs)."""
+    _check_match(match)
     rng = np.random.default_rng(seed)
-    voices, face_val, voice_val, speakers, ids, picks = [], [], [], [], [], []
+    voices, face_val, voice_val, speakers, ids, picks, voice_emo = [], [], [], [], [], [], []
     per_window = int(round(seq.WINDOW_S * seq.FACE_FPS))
     for c in clips:
         for start, end in seq.window_starts(c.track.duration_s):
@@ -170,12 +226,17 @@ def window_pairs(clips: list[VoiceClip], pool: FacePool, model: ExpressionModel,
                 voice_val.append(c.valence)
                 speakers.append(f"actor_{c.actor:02d}")
                 ids.append(f"{c.clip_id}@{start:.1f}")
-                picks.append((pool.sample(fv, rng), n))
+                picks.append((_face_row(c, fv, pool, rng, match), n))
+                voice_emo.append(c.clip_emotion)
     faces = face_logit_sequences(model, pool, picks, seed)
+    emotions = {}
+    if pool.emotion is not None:
+        emotions = {"face_emotion": np.array([pool.emotion_of(r) for r, _ in picks], dtype=np.int64),
+                    "voice_emotion": np.array(voice_emo, dtype=np.int64), "emotion_names": CLIP_EMOTIONS}
     return PairDataset(face=faces, voice=voices, face_label=np.array(face_val), voice_label=np.array(voice_val),
                        speaker=np.array(speakers), clip_id=np.array(ids), face_feature_names=seq.FACE_FEATURE_NAMES,
                        voice_feature_names=VoiceFeatureExtractor().feature_names, name=name,
-                       extractor={"face": face_extractor, "voice": seq.VOICE_EXTRACTOR})
+                       extractor={"face": face_extractor, "voice": seq.VOICE_EXTRACTOR}, **emotions)
 
 
 @dataclass
@@ -191,12 +252,14 @@ class ClipPairing:
         return self.face_valence != self.clip.valence
 
 
-def clip_pairings(clips: list[VoiceClip], pool: FacePool, seed: int) -> list[ClipPairing]:
-    """Two pairings per voice clip: one with a face of the same valence, one with a face of another valence."""
+def clip_pairings(clips: list[VoiceClip], pool: FacePool, seed: int, match: str = "valence") -> list[ClipPairing]:
+    """Two pairings per voice clip: one with a face of the same valence (``match="emotion"``: of the voice's own
+    emotion), one with a face of another valence."""
+    _check_match(match)
     rng = np.random.default_rng(seed)
     out = []
     for c in clips:
         other = int(rng.choice([k for k in range(3) if k != c.valence]))
         for fv in (c.valence, other):
-            out.append(ClipPairing(c, pool.sample(fv, rng), fv))
+            out.append(ClipPairing(c, _face_row(c, fv, pool, rng, match), fv))
     return out

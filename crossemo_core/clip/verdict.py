@@ -14,6 +14,11 @@ most scored windows are unlike anything seen in training (per-modality kNN gate)
 Per-person baseline (optional): a calm, neutral clip of the same person. The mean of its face rows and voice rows
 (model inputs) is subtracted from the clip's and replaced by the training population's neutral mean, so that a
 person whose resting face or voice differs from the training population's is judged relative to their own rest.
+
+A clip model trained on emotions (``scripts/train_clip_model.py --labels emotions``) has a shared head with one
+output per emotion (``metadata["clip"]["emotions"]``: names and each one's valence); the face's and the voice's
+valence are then the sums of their emotions' probabilities, and the voice's "emotion" is the head's emotion. The
+verdict itself needs only the similarity, so it is computed the same way for both kinds of model.
 """
 from __future__ import annotations
 
@@ -64,6 +69,8 @@ class WindowScores:
     voice_atypical: np.ndarray
     face_distance: np.ndarray
     voice_distance: np.ndarray
+    face_emotion: np.ndarray | None = None  # (N, E) the head's emotion probabilities (models trained on emotions)
+    voice_emotion: np.ndarray | None = None
 
 
 @dataclass
@@ -77,6 +84,17 @@ class ClipModel:
     population: dict[str, np.ndarray]
     face_extractor: str
     path: Path | None = None
+    emotion_names: tuple[str, ...] | None = None  # the head's outputs when it was trained on emotions, else None
+    emotion_valence: np.ndarray | None = None  # (E,) valence index of each emotion
+
+    def head_to_valence(self, probs: np.ndarray) -> np.ndarray:
+        """``(N, outputs)`` head probabilities -> ``(N, 3)`` valence probabilities (the identity for a valence head)."""
+        if self.emotion_valence is None:
+            return probs
+        out = np.zeros((len(probs), len(seq.VALENCE)), dtype=probs.dtype)
+        for e, v in enumerate(self.emotion_valence):
+            out[:, v] += probs[:, e]
+        return out
 
     @classmethod
     def load(cls, checkpoint: str | Path | None = None, expression: str | Path | None = None) -> "ClipModel":
@@ -105,8 +123,9 @@ class ClipModel:
                                   f"different one (sha256 {sha[:12]}).")
         gate = KnnGate.from_dict(meta["gate"]) if meta.get("gate") else None
         population = {k: np.asarray(v, dtype=np.float32) for k, v in meta.get("population", {}).items()}
+        names, valence = _head_emotions(path, detector, meta)
         return cls(detector=detector, expression=ExpressionModel.load(fer_path), gate=gate, population=population,
-                   face_extractor=seq.face_extractor_id(sha), path=path)
+                   face_extractor=seq.face_extractor_id(sha), path=path, emotion_names=names, emotion_valence=valence)
 
     @property
     def threshold(self) -> float:
@@ -127,8 +146,10 @@ class ClipModel:
         face_emb, voice_emb = self.detector.embed(self.pairs(face, voice))
         sim = cosine_rows(face_emb, voice_emb)
         head = self.detector.model.classifier
-        fv = torch.softmax(head(torch.from_numpy(face_emb)), dim=1).numpy()
-        vv = torch.softmax(head(torch.from_numpy(voice_emb)), dim=1).numpy()
+        fp = torch.softmax(head(torch.from_numpy(face_emb)), dim=1).numpy()
+        vp = torch.softmax(head(torch.from_numpy(voice_emb)), dim=1).numpy()
+        fv, vv = self.head_to_valence(fp), self.head_to_valence(vp)
+        fe, ve = (fp, vp) if self.emotion_names is not None else (None, None)
         n = len(sim)
         if self.gate is not None:
             fd, vd = self.gate.distance(face_emb, "face"), self.gate.distance(voice_emb, "voice")
@@ -138,7 +159,7 @@ class ClipModel:
             fa = va = np.zeros(n, dtype=bool)
         return WindowScores(similarity=sim, p_inconsistent=self.detector.posterior_abnormal(sim), face_valence=fv,
                             voice_valence=vv, face_atypical=fa, voice_atypical=va, face_distance=fd,
-                            voice_distance=vd)
+                            voice_distance=vd, face_emotion=fe, voice_emotion=ve)
 
 
 # ------------------------------------------------------------------------------------------------ analysis
@@ -381,7 +402,7 @@ class ClipScorer:
                 voice_seqs.append(v)
         scored = [w for w in timeline if w.status == "scored"]
         sim = p = None
-        voice_probs = None
+        voice_probs = voice_emotions = None
         atypical_reason = None
         if scored:
             s = self.model.score_windows(face_seqs, voice_seqs)
@@ -394,6 +415,7 @@ class ClipScorer:
             sim = float(np.mean(s.similarity))
             p = float(self.model.detector.posterior_abnormal(np.array([sim]))[0])
             voice_probs = s.voice_valence.mean(0)
+            voice_emotions = None if s.voice_emotion is None else s.voice_emotion.mean(0)
             odd = [m for m, flags in (("face", s.face_atypical), ("voice", s.voice_atypical))
                    if flags.mean() > ATYPICAL_SHARE]
             if odd:
@@ -412,7 +434,8 @@ class ClipScorer:
                       f"{self.model.threshold:.2f} ({len(scored)} of {len(timeline)} windows with a face and speech).")
         return ClipVerdict(
             file=a.name, voice_file=a.voice_name, verdict=verdict, reason=reason, p_inconsistent=p, similarity=sim,
-            threshold=self.model.threshold, face=self._face_summary(a), voice=self._voice_summary(voice_probs),
+            threshold=self.model.threshold, face=self._face_summary(a),
+            voice=self._voice_summary(voice_probs, voice_emotions),
             timeline=timeline, duration_s=a.duration_s, face_fraction=a.face_fraction, speech_s=a.speech_s,
             geometry=_geometry_summary(a.track), notes=a.notes + cal.notes,
             calibrated=cal.face_shift is not None or cal.voice_shift is not None,
@@ -444,12 +467,34 @@ class ClipScorer:
                 "valence": seq.VALENCE[int(val.argmax())],
                 "valence_probs": {c: _r(v, 3) for c, v in zip(seq.VALENCE, val)}}
 
-    def _voice_summary(self, probs: np.ndarray | None) -> dict[str, Any]:
+    def _voice_summary(self, probs: np.ndarray | None, emotions: np.ndarray | None = None) -> dict[str, Any]:
+        """The voice's valence from the shared head; its "emotion" is the head's emotion for a model trained on
+        emotions, else the valence again (the keys are the same for both)."""
         if probs is None:
             return {"emotion": None, "probs": {}, "valence": None, "valence_probs": {}}
         d = {c: _r(v, 3) for c, v in zip(seq.VALENCE, probs)}
         label = seq.VALENCE[int(np.argmax(probs))]
-        return {"emotion": label, "probs": d, "valence": label, "valence_probs": d}
+        if emotions is None or self.model.emotion_names is None:
+            return {"emotion": label, "probs": d, "valence": label, "valence_probs": d}
+        names = self.model.emotion_names
+        return {"emotion": names[int(np.argmax(emotions))], "probs": {c: _r(v, 3) for c, v in zip(names, emotions)},
+                "valence": label, "valence_probs": d}
+
+
+def _head_emotions(path: Path, detector: Detector, meta: dict) -> tuple[tuple[str, ...] | None, np.ndarray | None]:
+    """The emotions a clip model's shared head outputs and their valences, or (None, None) for a valence head."""
+    outputs = detector.model.classifier.out_features
+    emotions = meta.get("emotions")
+    if not emotions:
+        if outputs != len(seq.VALENCE):
+            raise CheckpointError(f"{path.name}: its head has {outputs} outputs but the checkpoint names no emotions "
+                                  f"for them (a valence head has {len(seq.VALENCE)}).")
+        return None, None
+    names, valence = tuple(emotions["names"]), np.asarray(emotions["valence"], dtype=np.int64)
+    if len(names) != outputs or len(valence) != outputs or valence.min() < 0 or valence.max() >= len(seq.VALENCE):
+        raise CheckpointError(f"{path.name}: its head has {outputs} outputs but the checkpoint names "
+                              f"{len(names)} emotions with {len(valence)} valences.")
+    return names, valence
 
 
 def _geometry_summary(track: FaceTrack) -> dict[str, dict[str, float]]:
