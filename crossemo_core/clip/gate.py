@@ -52,7 +52,7 @@ class KnnGate:
             contamination: float = 0.01, seed: int = 0) -> "KnnGate":
         from sklearn.cluster import KMeans
 
-        prototypes, thresholds = {}, {}
+        prototypes = {}
         for m in MODALITIES:
             km = KMeans(n_clusters=min(n_prototypes, len(train[m])), n_init=4, random_state=seed).fit(_unit(train[m]))
             prototypes[m] = km.cluster_centers_.astype(np.float64)

@@ -39,7 +39,7 @@ from crossemo_core.clip.face import GEOMETRY_NAMES, FaceFrame, FaceTrack
 from crossemo_core.clip.gate import KnnGate
 from crossemo_core.data.container import PairDataset
 from crossemo_core.detector import Detector, cosine_rows
-from crossemo_core.errors import CheckpointError, DataError
+from crossemo_core.errors import CheckpointError
 from crossemo_core.features.voice import VoiceFeatureExtractor
 
 REPO = Path(__file__).resolve().parent.parent.parent
