@@ -100,9 +100,12 @@ def test_ctrl_c_during_training_keeps_the_best_weights(tmp_path):
 
     out = tmp_path / "interrupted.pt"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    # A shell starts background jobs with SIGINT ignored, and Python then keeps ignoring it; a terminal user's Ctrl-C
+    # is what this test simulates, so the child gets the default disposition back.
     proc = subprocess.Popen([sys.executable, "-m", "crossemo_core", "train", "--dataset", "demo", "--out", str(out),
                              "--preset", "fast", "--epochs", "200"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
     for line in proc.stdout:  # wait for the first finished epoch, then press Ctrl-C
         if line.startswith("epoch") or time.monotonic() > deadline:
