@@ -40,6 +40,15 @@ def build_clip(face48: np.ndarray, audio: np.ndarray, rng: np.random.Generator, 
         n, fps, audio, container="mp4", crf=26)
 
 
+def valence_accuracy(rows: list[dict], side: str) -> tuple[float, dict[str, float]]:
+    """Accuracy of ``side``'s ("face"/"voice") predicted valence over rows that have one: overall and per class."""
+    scored = [r for r in rows if r[f"{side}_predicted"]]
+    hits = {c: [r[f"{side}_predicted"] == c for r in scored if r[f"{side}_valence"] == c]
+            for c in sorted({r[f"{side}_valence"] for r in scored})}
+    overall = float(np.mean([r[f"{side}_predicted"] == r[f"{side}_valence"] for r in scored]))
+    return overall, {c: float(np.mean(h)) for c, h in hits.items()}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--fer-data", type=Path, default=Path("../shared/data/fer2013/fer2013.npz"))
@@ -50,6 +59,8 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=0, help="only this many voice takes (smoke runs)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep", type=Path, help="keep the clips in this folder (outside the repository!)")
+    ap.add_argument("--rows", type=Path, help="also write the per-clip rows (FER2013 row numbers and labels, i.e. "
+                                              "material cut from ../shared/data: outside the repository!)")
     args = ap.parse_args()
     started = time.perf_counter()
 
@@ -96,8 +107,8 @@ def main() -> int:
     ok = np.isfinite(p)
     m_all = detection_metrics(y[ok], p[ok], p[ok] >= scorer.model.threshold)
     m_dec = detection_metrics(y[decided], p[decided], np.array([r["verdict"] == "inconsistent" for r in rows])[decided])
-    face_acc = np.mean([r["face_predicted"] == r["face_valence"] for r in rows if r["face_predicted"]])
-    voice_acc = np.mean([r["voice_predicted"] == r["voice_valence"] for r in rows if r["voice_predicted"]])
+    face_acc, face_per_class = valence_accuracy(rows, "face")
+    voice_acc, voice_per_class = valence_accuracy(rows, "voice")
     result = {
         "what": f"{len(rows)} clips built from RAVDESS actors {corpus.ACTORS[args.part]} x FER2013 PublicTest "
                 f"{'half B' if args.part == 'heldout' else 'half A'} faces, scored end to end from MP4 files",
@@ -106,10 +117,14 @@ def main() -> int:
         "undetermined_reasons": sorted({r["reason"].split(":")[0] for r in rows if r["verdict"] == "undetermined"}),
         "face_found_mean": float(np.mean([r["face_found"] for r in rows])),
         "face_valence_accuracy": float(face_acc), "voice_valence_accuracy": float(voice_acc),
-        "seconds": round(time.perf_counter() - started, 1), "seed": args.seed, "rows": rows,
+        "face_valence_accuracy_per_class": face_per_class, "voice_valence_accuracy_per_class": voice_per_class,
+        "seconds": round(time.perf_counter() - started, 1), "seed": args.seed,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1, default=float))
+    if args.rows:
+        args.rows.parent.mkdir(parents=True, exist_ok=True)
+        args.rows.write_text(json.dumps(rows, indent=1, default=float))
     print(f"AUC {m_all['auc']:.4f} on {int(ok.sum())} clips with a score ({int((~decided).sum())} undetermined); "
           f"decided: AUC {m_dec['auc']:.4f}, accuracy {m_dec['accuracy']:.3f}, TPR {m_dec['tpr']:.3f}, "
           f"FPR {m_dec['fpr']:.3f}; face valence accuracy {face_acc:.3f}, voice {voice_acc:.3f}; "
