@@ -32,13 +32,7 @@ from crossemo_core.losses import (
 from crossemo_core.training import Trainer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: several threads on a busy 2-core machine are many times slower (benchmark/runner.py)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

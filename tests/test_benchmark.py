@@ -5,7 +5,6 @@ import re
 
 import numpy as np
 import pytest
-import torch
 
 from crossemo_core.benchmark import Profile, run_benchmark, runner, suite_runs
 from crossemo_core.benchmark.cache import RunCache
@@ -17,12 +16,7 @@ from crossemo_core.cli import main
 TINY = "synthetic-tiny"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def tiny(seeds=(0, 1, 2), **kwargs) -> Profile:
