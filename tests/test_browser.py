@@ -15,7 +15,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -144,105 +146,115 @@ def _slider_value(page) -> float:
     return float(page.locator('[data-testid="stSlider"] [data-testid="stSliderThumbValue"]').first.inner_text())
 
 
-def test_demo_flow_in_browser(chromium_path: str, app_url: str) -> None:
+@contextmanager
+def _browser_page(chromium_path: str, failure_name: str) -> Iterator:
+    """A page of a fresh headless chromium with the suite's timeouts; a failure inside leaves a screenshot
+    ``failure_name``.png next to the others."""
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=PAGE_TIMEOUT_MS)
-    started = time.time()
-    timings: dict[str, float] = {}
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page(viewport=VIEWPORT)
             page.set_default_timeout(PAGE_TIMEOUT_MS)
-
-            # Home: the demo loads by itself.
-            page.goto(app_url)
-            expect(page.get_by_text("Does the face's emotion match the voice's?")).to_be_visible()
-            expect(page.get_by_text("Research tool, not a diagnostic device").first).to_be_visible()
-            expect(page.get_by_text("Synthetic data.", exact=False).first).to_be_visible()
-            expect(page.get_by_text("Class balance per modality")).to_be_visible()
-            _wait_idle(page)
-            expect(page.get_by_text("made", exact=False).get_by_text("pairs abnormal", exact=False).first) \
-                .to_be_visible()
-            _no_errors(page)
-            _shot(page, "1-home")
-            timings["1-home"] = time.time() - started
-
-            # Train one epoch and wait for the curves.
-            _goto(page, "Train")
-            expect(page.get_by_role("heading", name="Live curves")).to_be_visible()
-            page.get_by_text("fast [ours", exact=False).first.click()  # the preset labelled as ours
-            # the preset re-creates the fields with its values: wait until only the new ones are there
-            expect(_field(page, "Learning rate")).to_have_value("0.001000")
-            expect(_field(page, "Epochs")).to_have_count(1)
-            _wait_idle(page)
-            _field(page, "Epochs").fill(str(EPOCHS))
-            _field(page, "Epochs").press("Enter")
-            _wait_idle(page)
-            expect(_field(page, "Epochs")).to_have_value(str(EPOCHS))
-            started_or_done = page.get_by_text("Training on CPU", exact=False).or_(
-                page.get_by_text("Training on GPU", exact=False)).or_(
-                page.get_by_text("Training finished after", exact=False))
-            for attempt in range(3):  # a click that lands during a rerun can be lost; the app ignores a second one
-                page.get_by_role("button", name="Start training").click()
-                try:
-                    expect(started_or_done.first).to_be_visible(timeout=15_000)
-                    break
-                except AssertionError:
-                    if attempt == 2:
-                        raise
-            timings["train clicked"] = time.time() - started
-            expect(page.get_by_text("Training finished after", exact=False)).to_be_visible(timeout=TRAIN_TIMEOUT_MS)
-            timings["trained"] = time.time() - started
-            _wait_idle(page)
-            expect(page.get_by_text("Training losses")).to_be_visible()
-            expect(page.get_by_text("Validation AUC after each epoch")).to_be_visible()
-            expect(page.get_by_text(f"Training finished after {EPOCHS} epoch(s)", exact=False)).to_be_visible()
-            _no_errors(page)
-            _shot(page, "2-train")
-            timings["2-train"] = time.time() - started
-
-            # Embeddings (t-SNE, the default).
-            _goto(page, "Embeddings")
-            expect(page.get_by_text("After training: t-SNE", exact=False)).to_be_visible()
-            expect(page.get_by_text("Before training (initial weights): t-SNE", exact=False)).to_be_visible()
-            _wait_idle(page)
-            _no_errors(page)
-            _shot(page, "3-embeddings")
-            timings["3-embeddings"] = time.time() - started
-
-            # Similarity: move the threshold with the keyboard and see the metrics follow.
-            _goto(page, "Similarity")
-            expect(page.get_by_text("with the Beta mixture fitted on the training pairs")).to_be_visible()
-            _wait_idle(page)
-            before = _slider_value(page)
-            page.locator('[data-testid="stSlider"] input[type="range"]').first.focus()
-            for _ in range(15):
-                page.keyboard.press("ArrowRight")
-            _wait_idle(page)
-            after = _slider_value(page)
-            assert after == pytest.approx(min(before + 0.15, 1.0), abs=1e-6)
-            expect(page.get_by_text("ROC curve").first).to_be_visible()  # a redraw can briefly show two
-            _no_errors(page)
-            _shot(page, "4-similarity")
-            timings["4-similarity"] = time.time() - started
-
-            # Verdicts at that threshold.
-            _goto(page, "Verdicts")
-            expect(page.get_by_text(f"Threshold: {after:.2f}", exact=False)).to_be_visible()
-            expect(page.get_by_text("Per anomaly type (Table IV layout)")).to_be_visible()
-            expect(page.get_by_role("button", name="Export these rows as CSV")).to_be_visible()
-            _wait_idle(page)
-            _no_errors(page)
-            _shot(page, "5-verdicts")
-            timings["5-verdicts"] = time.time() - started
-        except BaseException:
-            SHOTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SHOTS / "failure.png"))
-            raise
+            try:
+                yield page
+            except BaseException:
+                SHOTS.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(SHOTS / f"{failure_name}.png"))
+                raise
         finally:
             browser.close()
+
+
+def test_demo_flow_in_browser(chromium_path: str, app_url: str) -> None:
+    from playwright.sync_api import expect
+
+    started = time.time()
+    timings: dict[str, float] = {}
+    with _browser_page(chromium_path, "failure") as page:
+        # Home: the demo loads by itself.
+        page.goto(app_url)
+        expect(page.get_by_text("Does the face's emotion match the voice's?")).to_be_visible()
+        expect(page.get_by_text("Research tool, not a diagnostic device").first).to_be_visible()
+        expect(page.get_by_text("Synthetic data.", exact=False).first).to_be_visible()
+        expect(page.get_by_text("Class balance per modality")).to_be_visible()
+        _wait_idle(page)
+        expect(page.get_by_text("made", exact=False).get_by_text("pairs abnormal", exact=False).first) \
+            .to_be_visible()
+        _no_errors(page)
+        _shot(page, "1-home")
+        timings["1-home"] = time.time() - started
+
+        # Train one epoch and wait for the curves.
+        _goto(page, "Train")
+        expect(page.get_by_role("heading", name="Live curves")).to_be_visible()
+        page.get_by_text("fast [ours", exact=False).first.click()  # the preset labelled as ours
+        # the preset re-creates the fields with its values: wait until only the new ones are there
+        expect(_field(page, "Learning rate")).to_have_value("0.001000")
+        expect(_field(page, "Epochs")).to_have_count(1)
+        _wait_idle(page)
+        _field(page, "Epochs").fill(str(EPOCHS))
+        _field(page, "Epochs").press("Enter")
+        _wait_idle(page)
+        expect(_field(page, "Epochs")).to_have_value(str(EPOCHS))
+        started_or_done = page.get_by_text("Training on CPU", exact=False).or_(
+            page.get_by_text("Training on GPU", exact=False)).or_(
+            page.get_by_text("Training finished after", exact=False))
+        for attempt in range(3):  # a click that lands during a rerun can be lost; the app ignores a second one
+            page.get_by_role("button", name="Start training").click()
+            try:
+                expect(started_or_done.first).to_be_visible(timeout=15_000)
+                break
+            except AssertionError:
+                if attempt == 2:
+                    raise
+        timings["train clicked"] = time.time() - started
+        expect(page.get_by_text("Training finished after", exact=False)).to_be_visible(timeout=TRAIN_TIMEOUT_MS)
+        timings["trained"] = time.time() - started
+        _wait_idle(page)
+        expect(page.get_by_text("Training losses")).to_be_visible()
+        expect(page.get_by_text("Validation AUC after each epoch")).to_be_visible()
+        expect(page.get_by_text(f"Training finished after {EPOCHS} epoch(s)", exact=False)).to_be_visible()
+        _no_errors(page)
+        _shot(page, "2-train")
+        timings["2-train"] = time.time() - started
+
+        # Embeddings (t-SNE, the default).
+        _goto(page, "Embeddings")
+        expect(page.get_by_text("After training: t-SNE", exact=False)).to_be_visible()
+        expect(page.get_by_text("Before training (initial weights): t-SNE", exact=False)).to_be_visible()
+        _wait_idle(page)
+        _no_errors(page)
+        _shot(page, "3-embeddings")
+        timings["3-embeddings"] = time.time() - started
+
+        # Similarity: move the threshold with the keyboard and see the metrics follow.
+        _goto(page, "Similarity")
+        expect(page.get_by_text("with the Beta mixture fitted on the training pairs")).to_be_visible()
+        _wait_idle(page)
+        before = _slider_value(page)
+        page.locator('[data-testid="stSlider"] input[type="range"]').first.focus()
+        for _ in range(15):
+            page.keyboard.press("ArrowRight")
+        _wait_idle(page)
+        after = _slider_value(page)
+        assert after == pytest.approx(min(before + 0.15, 1.0), abs=1e-6)
+        expect(page.get_by_text("ROC curve").first).to_be_visible()  # a redraw can briefly show two
+        _no_errors(page)
+        _shot(page, "4-similarity")
+        timings["4-similarity"] = time.time() - started
+
+        # Verdicts at that threshold.
+        _goto(page, "Verdicts")
+        expect(page.get_by_text(f"Threshold: {after:.2f}", exact=False)).to_be_visible()
+        expect(page.get_by_text("Per anomaly type (Table IV layout)")).to_be_visible()
+        expect(page.get_by_role("button", name="Export these rows as CSV")).to_be_visible()
+        _wait_idle(page)
+        _no_errors(page)
+        _shot(page, "5-verdicts")
+        timings["5-verdicts"] = time.time() - started
     print("browser flow timings (s):", {k: round(v, 1) for k, v in timings.items()})
     assert time.time() - started < 240, "the browser flow took longer than 4 minutes"
 
@@ -250,31 +262,20 @@ def test_demo_flow_in_browser(chromium_path: str, app_url: str) -> None:
 def test_clip_page_in_browser(chromium_path: str, app_url: str) -> None:
     """Issue 4: the Clip verdict page judges the bundled sample clip in a real browser."""
     pytest.importorskip("mediapipe", reason="mediapipe is needed for the clip path (requirements-clip.txt)")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    expect.set_options(timeout=PAGE_TIMEOUT_MS)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page(viewport=VIEWPORT)
-        try:
-            page.set_default_timeout(PAGE_TIMEOUT_MS)
-            page.goto(app_url)
-            _wait_idle(page)
-            _goto(page, "Clip verdict")
-            expect(page.get_by_role("heading", name="Clip verdict")).to_be_visible()
-            _wait_idle(page)
-            page.get_by_role("button", name="Judge this clip").click()
-            verdict = page.get_by_text("CONSISTENT", exact=True).or_(page.get_by_text("INCONSISTENT", exact=True)) \
-                .or_(page.get_by_text("UNDETERMINED", exact=True))
-            expect(verdict.first).to_be_visible(timeout=180_000)
-            _wait_idle(page, 180_000)
-            expect(page.get_by_text("Why:", exact=False).first).to_be_visible()
-            expect(page.get_by_role("button", name="Download the report (HTML, printable)")).to_be_visible()
-            _no_errors(page)
-            _shot(page, "6-clip")
-        except BaseException:
-            SHOTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SHOTS / "failure-clip.png"))
-            raise
-        finally:
-            browser.close()
+    with _browser_page(chromium_path, "failure-clip") as page:
+        page.goto(app_url)
+        _wait_idle(page)
+        _goto(page, "Clip verdict")
+        expect(page.get_by_role("heading", name="Clip verdict")).to_be_visible()
+        _wait_idle(page)
+        page.get_by_role("button", name="Judge this clip").click()
+        verdict = page.get_by_text("CONSISTENT", exact=True).or_(page.get_by_text("INCONSISTENT", exact=True)) \
+            .or_(page.get_by_text("UNDETERMINED", exact=True))
+        expect(verdict.first).to_be_visible(timeout=180_000)
+        _wait_idle(page, 180_000)
+        expect(page.get_by_text("Why:", exact=False).first).to_be_visible()
+        expect(page.get_by_role("button", name="Download the report (HTML, printable)")).to_be_visible()
+        _no_errors(page)
+        _shot(page, "6-clip")
