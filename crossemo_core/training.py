@@ -124,11 +124,7 @@ class Trainer:
             raise DataError("training and validation pairs have different feature dimensions.")
         seed_everything(cfg.train.seed)
         started = time.perf_counter()
-        normalizer = (FeatureNormalizer.fit(train) if cfg.train.normalization == "train"
-                      else FeatureNormalizer.identity(train.face_dim, train.voice_dim))
-        labels = cfg.train.training_labels
-        check_head_size(cfg, train)
-        train_t, valid_t = PairTensors.build(train, normalizer, labels), PairTensors.build(valid, normalizer, labels)
+        normalizer, train_t, valid_t = training_tensors(cfg, train, valid)
         model = SIRHCL(cfg.model).to(self.device)
         criterion = self.criterion or HybridContrastiveLoss(
             lambda_intra=cfg.loss.lambda_intra, lambda_cross=cfg.loss.lambda_cross, lambda_hard=cfg.loss.lambda_hard,
@@ -246,6 +242,17 @@ def _make_optimizer(model: torch.nn.Module, cfg: ExperimentConfig) -> torch.opti
         return torch.optim.SGD(model.parameters(), lr=cfg.train.lr, momentum=cfg.train.momentum,
                                weight_decay=cfg.train.weight_decay)
     return torch.optim.Adam(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+
+
+def training_tensors(config: ExperimentConfig, train: PairDataset,
+                     valid: PairDataset) -> tuple[FeatureNormalizer, PairTensors, PairTensors]:
+    """The normalisation (from ``train`` only, or none) and both parts as tensors with the configured training
+    labels; refuses a model head that does not fit those labels."""
+    check_head_size(config, train)
+    normalizer = (FeatureNormalizer.fit(train) if config.train.normalization == "train"
+                  else FeatureNormalizer.identity(train.face_dim, train.voice_dim))
+    labels = config.train.training_labels
+    return normalizer, PairTensors.build(train, normalizer, labels), PairTensors.build(valid, normalizer, labels)
 
 
 def check_head_size(config: ExperimentConfig, train: PairDataset) -> None:

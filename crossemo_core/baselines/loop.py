@@ -22,7 +22,7 @@ from crossemo_core.config import ExperimentConfig, ModelConfig
 from crossemo_core.data.container import PairDataset
 from crossemo_core.evaluation import detection_metrics
 from crossemo_core.model import SIRHCL
-from crossemo_core.training import _make_optimizer, check_head_size, resolve_device, seed_everything
+from crossemo_core.training import _make_optimizer, resolve_device, seed_everything, training_tensors
 
 SCORING_BATCH = 1024
 
@@ -80,11 +80,7 @@ def train_network(network: PairNetwork, train: PairDataset, valid: PairDataset,
     cfg = config.train
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
-    normalizer = (FeatureNormalizer.fit(train) if cfg.normalization == "train"
-                  else FeatureNormalizer.identity(train.face_dim, train.voice_dim))
-    labels = cfg.training_labels
-    check_head_size(config, train)
-    train_t, valid_t = PairTensors.build(train, normalizer, labels), PairTensors.build(valid, normalizer, labels)
+    normalizer, train_t, valid_t = training_tensors(config, train, valid)
     network = network.to(device)
     optimizer = _make_optimizer(network, config)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step_epochs, gamma=cfg.lr_gamma)
