@@ -93,11 +93,6 @@ class FacePool:
             raise DataError(f"the face pool has no {CLIP_EMOTIONS[emotion]} face.")
         return int(rng.choice(rows))
 
-    def emotion_of(self, row: int) -> int:
-        if self.emotion is None:
-            raise DataError("this face pool has no emotion labels; build it with fer_pools().")
-        return int(self.emotion[row])
-
 
 def fer_pools(path: str | Path) -> dict[str, FacePool]:
     """FER2013 Training -> ``train``; PublicTest even positions -> ``valid``; odd positions -> ``heldout``."""
@@ -231,7 +226,7 @@ def window_pairs(clips: list[VoiceClip], pool: FacePool, model: ExpressionModel,
     faces = face_logit_sequences(model, pool, picks, seed)
     emotions = {}
     if pool.emotion is not None:
-        emotions = {"face_emotion": np.array([pool.emotion_of(r) for r, _ in picks], dtype=np.int64),
+        emotions = {"face_emotion": pool.emotion[[r for r, _ in picks]].astype(np.int64),
                     "voice_emotion": np.array(voice_emo, dtype=np.int64), "emotion_names": CLIP_EMOTIONS}
     return PairDataset(face=faces, voice=voices, face_label=np.array(face_val), voice_label=np.array(voice_val),
                        speaker=np.array(speakers), clip_id=np.array(ids), face_feature_names=seq.FACE_FEATURE_NAMES,
