@@ -20,7 +20,7 @@ suffix so a checkpoint trained on calibrated data refuses uncalibrated data.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -81,16 +81,10 @@ def calibrate_speakers(corpus: PairDataset, reference: CalibrationReference = "n
             for i in members:
                 seqs[i] = ((seqs[i] - mean) / std).astype(np.float32)
     suffix = f"+speaker-{reference}"
-    calibrated = PairDataset(
-        face=face, voice=voice, face_label=corpus.face_label, voice_label=corpus.voice_label, speaker=corpus.speaker,
-        clip_id=corpus.clip_id, face_feature_names=corpus.face_feature_names,
-        voice_feature_names=corpus.voice_feature_names, name=corpus.name, class_names=corpus.class_names,
-        sentiment=corpus.sentiment, synthetic=corpus.synthetic, voice_source=corpus.voice_source,
-        protocol=dict(corpus.protocol),
+    calibrated = replace(
+        corpus, face=face, voice=voice, protocol=dict(corpus.protocol),
         extractor={**{k: v + suffix for k, v in corpus.extractor.items()},
-                   **{k: suffix.lstrip("+") for k in ("face", "voice") if k not in corpus.extractor}},
-        voice_clip_id=corpus.voice_clip_id, official_split=corpus.official_split, face_emotion=corpus.face_emotion,
-        voice_emotion=corpus.voice_emotion, emotion_names=corpus.emotion_names)
+                   **{k: suffix.lstrip("+") for k in ("face", "voice") if k not in corpus.extractor}})
     return calibrated, CalibrationReport(reference=reference, n_speakers=len(speakers), n_fallback=n_fallback)
 
 

@@ -8,7 +8,7 @@ voices between pairs of the same speaker and records which pair each voice came 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -233,14 +233,8 @@ class PairDataset:
     def with_labels(self, face_label: np.ndarray, voice_label: np.ndarray,
                     class_names: tuple[str, ...]) -> "PairDataset":
         """The same pairs relabelled (e.g. 3-class -> 7-class from ``sentiment``)."""
-        return PairDataset(
-            face=self.face, voice=self.voice, face_label=face_label, voice_label=voice_label,
-            speaker=self.speaker, clip_id=self.clip_id, face_feature_names=self.face_feature_names,
-            voice_feature_names=self.voice_feature_names, name=self.name, class_names=class_names,
-            sentiment=self.sentiment, synthetic=self.synthetic, voice_source=self.voice_source,
-            protocol=dict(self.protocol), extractor=dict(self.extractor), voice_clip_id=self.voice_clip_id,
-            official_split=self.official_split, face_emotion=self.face_emotion, voice_emotion=self.voice_emotion,
-            emotion_names=self.emotion_names)
+        return replace(self, face_label=face_label, voice_label=voice_label, class_names=class_names,
+                       protocol=dict(self.protocol), extractor=dict(self.extractor))
 
     def summary(self) -> dict[str, Any]:
         """Counts a person wants to see before training: pairs, speakers, classes per modality, lengths."""

@@ -7,7 +7,7 @@ function of (labels, speakers, rate, seed) and the chosen partners are recorded.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -75,27 +75,19 @@ def choose_abnormal_partners(face_label: np.ndarray, voice_label: np.ndarray, sp
 def make_abnormal_pairs(data: PairDataset, rate: float = 0.5, seed: int = 0) -> tuple[PairDataset, ProtocolReport]:
     """Apply the protocol to a corpus (face and voice of each pair from the same clip) and return the pair set."""
     source, report = choose_abnormal_partners(data.face_label, data.voice_label, data.speaker, rate, seed)
-    pairs = PairDataset(
+    pairs = replace(
+        data,
         face=list(data.face),
         voice=[data.voice[j] for j in source],
         face_label=data.face_label.copy(),
         voice_label=data.voice_label[source],
         speaker=data.speaker.copy(),
         clip_id=data.clip_id.copy(),
-        face_feature_names=data.face_feature_names,
-        voice_feature_names=data.voice_feature_names,
-        name=data.name,
-        class_names=data.class_names,
-        sentiment=data.sentiment,
-        synthetic=data.synthetic,
         voice_source=data.voice_source[source],
         protocol={**report.as_dict(), "voice_source": data.voice_source[source].tolist()},
         extractor=dict(data.extractor),
         voice_clip_id=data.voice_clip_id[source],
-        official_split=data.official_split,
-        face_emotion=data.face_emotion,
         voice_emotion=None if data.voice_emotion is None else data.voice_emotion[source],
-        emotion_names=data.emotion_names,
     )
     return pairs, report
 
