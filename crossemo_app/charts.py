@@ -91,7 +91,9 @@ def validation_auc(epochs: pd.DataFrame, n_epochs: int) -> go.Figure:
         best = epochs[epochs["best so far"]]
         if len(best):
             last = best.iloc[[-1]]
-            fig.add_trace(go.Scatter(x=last["epoch"], y=last["validation AUC"], mode="markers", name="best (kept)",
+            refit = bool((epochs["phase"] == "refit").any())
+            name = "best (its epoch count is refit on train + valid)" if refit else "best (kept)"
+            fig.add_trace(go.Scatter(x=last["epoch"], y=last["validation AUC"], mode="markers", name=name,
                                      marker=dict(size=16, symbol="star", color="#ffb000",
                                                  line=dict(color="black", width=1))))
     fig.add_hline(y=0.5, line_dash="dot", line_color="grey", annotation_text="chance (0.5)")

@@ -17,6 +17,8 @@ from crossemo_core.errors import CrossemoError
 from crossemo_core.experiment import DATASETS
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "demo.pt"
+REFIT_HELP = ("after choosing the epoch count on valid, retrain a fresh network on train + valid for that many epochs "
+              "and keep it (TrainConfig.refit)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     for term in ("share", "intra", "cross", "hard"):
         train.add_argument(f"--no-{term}", action="store_true", help=f"ablation: switch L_{term} off")
     train.add_argument("--hard-loss", choices=("bce", "literal"))
+    train.add_argument("--refit", action="store_true", help=REFIT_HELP)
     train.add_argument("--json", type=Path, help="also write the test metrics to this JSON file")
     train.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
                        help="any config field, e.g. --set tau=0.3 --set weight_decay=1e-4 (repeatable)")
@@ -64,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--folds", type=int, default=5)
     cv.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     cv.add_argument("--epochs", type=int)
+    cv.add_argument("--refit", action="store_true", help=REFIT_HELP)
     cv.add_argument("--json", type=Path)
     cv.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
                     help="any config field, e.g. --set tau=0.3 (repeatable)")
@@ -129,7 +133,7 @@ def _train(args: argparse.Namespace) -> int:
     config = config_for(
         corpus, args.preset, seed=args.seed, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, abnormal_rate=args.rate, threshold=args.threshold,
-        device=args.device, hard_loss=args.hard_loss, **_settings(args.settings),
+        device=args.device, hard_loss=args.hard_loss, **{"refit": args.refit or None, **_settings(args.settings)},
         **{f"use_{t}": False for t in ("share", "intra", "cross", "hard") if getattr(args, f"no_{t}")})
     parts = split_pairs(corpus, seed=config.train.seed, rate=config.train.abnormal_rate,
                         fold=official_folds(corpus))
@@ -138,7 +142,7 @@ def _train(args: argparse.Namespace) -> int:
         p = part.protocol
         print(f"  {name}: {len(part)} pairs, {len(set(part.speaker))} speakers, {p['n_abnormal']} abnormal "
               f"({p['n_fallback']} partner(s) from another speaker)")
-    trainer = Trainer(config, callbacks=[_ProgressPrinter(config.train.epochs)])
+    trainer = Trainer(config, callbacks=[_ProgressPrinter()])
     print(f"device: {describe_device(trainer.device)}; preset {config.train.preset}")
     result = trainer.fit(parts["train"], parts["valid"], metadata={
         "split_speakers": {k: sorted(set(v.speaker.tolist())) for k, v in parts.items()},
@@ -147,8 +151,11 @@ def _train(args: argparse.Namespace) -> int:
         print("training interrupted: keeping the best weights so far")
     path = result.detector.save(args.out)
     metrics = result.detector.evaluate(parts["test"])
-    print(f"best epoch {result.best_epoch} (valid AUC {result.detector.metadata['best_valid_auc']:.4f}); "
-          f"checkpoint written to {path}")
+    refit = result.detector.metadata["refit"]
+    print(f"best epoch {result.best_epoch} (valid AUC {result.detector.metadata['best_valid_auc']:.4f})"
+          + ("" if refit is None else f"; refit on train + valid for {refit['epochs']} epoch(s)"
+             + ("" if refit["completed"] else " stopped, so the selected network is kept"))
+          + f"; checkpoint written to {path}")
     _print_metrics("test", metrics)
     if args.json:
         _write_json(args.json, metrics)
@@ -184,7 +191,8 @@ def _cross_validate(args: argparse.Namespace) -> int:
         bar.set_postfix(seed=seed, fold=fold, auc=f"{metrics['auc']:.3f}")
 
     result = cross_validate(corpus, preset=args.preset, seeds=args.seeds, n_folds=args.folds, on_run=on_run,
-                            epochs=args.epochs, **_settings(args.settings))
+                            epochs=args.epochs,
+                            **{"refit": args.refit or None, **_settings(args.settings)})
     bar.close()
     print(f"{corpus.display_name}, {args.folds}-fold speaker-disjoint CV, seeds {args.seeds}, preset {args.preset}:")
     print("  " + format_mean_sd(result["summary"]))
@@ -223,14 +231,13 @@ def _score(args: argparse.Namespace) -> int:
 class _ProgressPrinter:
     """One progress bar per epoch with the running loss, and a line per epoch with validation AUC."""
 
-    def __init__(self, epochs: int) -> None:
-        self.epochs = epochs
+    def __init__(self) -> None:
         self.bar: tqdm | None = None
 
     def on_step(self, event: Any) -> None:
         if self.bar is None:
-            self.bar = tqdm(total=event.n_steps, desc=f"epoch {event.epoch}/{self.epochs}", unit="batch",
-                            leave=False)
+            where = "refit on train + valid, epoch" if event.phase == "refit" else "epoch"
+            self.bar = tqdm(total=event.n_steps, desc=f"{where} {event.epoch}", unit="batch", leave=False)
         self.bar.update(1)
         self.bar.set_postfix(loss=f"{event.losses['total']:.3f}")
 
@@ -240,8 +247,8 @@ class _ProgressPrinter:
             self.bar = None
         losses = " ".join(f"{k} {v:.3f}" for k, v in event.train_losses.items())
         mark = " *" if event.is_best else ""
-        print(f"epoch {event.epoch:3d}/{event.n_epochs}: {losses} | valid AUC {event.valid_auc:.4f}{mark} "
-              f"({event.seconds:.1f} s)")
+        valid = "refit on train + valid" if event.phase == "refit" else f"valid AUC {event.valid_auc:.4f}{mark}"
+        print(f"epoch {event.epoch:3d}/{event.n_epochs}: {losses} | {valid} ({event.seconds:.1f} s)")
 
 
 def _settings(pairs: list[str]) -> dict[str, Any]:

@@ -115,15 +115,16 @@ def loss_curves(steps: Sequence[StepEvent], max_points: int = 1500) -> pd.DataFr
 
 
 def epoch_table(epochs: Sequence[EpochEvent]) -> pd.DataFrame:
-    """One row per finished epoch: the mean training losses, validation AUC, best-so-far mark, lr, seconds."""
+    """One row per finished epoch: its phase ("select", or "refit" on train + valid), the mean training losses,
+    validation AUC (NaN while refitting), best-so-far mark, lr, seconds."""
     rows = []
     for e in epochs:
-        row: dict[str, Any] = {"epoch": e.epoch}
+        row: dict[str, Any] = {"epoch": e.epoch, "phase": e.phase}
         row.update({LOSS_LABELS[k]: e.train_losses.get(k, float("nan")) for k in LOSS_NAMES})
         row.update({"validation AUC": e.valid_auc, "best so far": bool(e.is_best), "learning rate": e.lr,
                     "seconds": e.seconds})
         rows.append(row)
-    columns = ["epoch", *LOSS_LABELS.values(), "validation AUC", "best so far", "learning rate", "seconds"]
+    columns = ["epoch", "phase", *LOSS_LABELS.values(), "validation AUC", "best so far", "learning rate", "seconds"]
     return pd.DataFrame(rows, columns=columns)
 
 

@@ -232,6 +232,11 @@ class TrainingSnapshot:
         best = [e.epoch for e in self.epochs if e.is_best]
         return best[-1] if best else None
 
+    @property
+    def refit_epochs(self) -> int:
+        """Epochs finished in the refit phase (``TrainConfig.refit``; 0 without one)."""
+        return sum(e.phase == "refit" for e in self.epochs)
+
 
 class TrainingJob:
     """Trains a detector in a background thread; a page polls :meth:`snapshot` and may call :meth:`stop`.
@@ -268,8 +273,9 @@ class TrainingJob:
     def on_step(self, event: StepEvent) -> None:
         with self._lock:
             self._steps.append(event)
-        self._job.report_progress(event.step, event.n_steps, f"epoch {event.epoch}/{self.config.train.epochs}, "
-                                                              f"step {event.step}/{event.n_steps}")
+        where = (f"refit on train + valid, epoch {event.epoch}" if event.phase == "refit"
+                 else f"epoch {event.epoch}/{self.config.train.epochs}")
+        self._job.report_progress(event.step, event.n_steps, f"{where}, step {event.step}/{event.n_steps}")
 
     def on_epoch(self, event: EpochEvent) -> None:
         with self._lock:
@@ -324,6 +330,7 @@ class TrainingJob:
         with self._lock:
             steps, epochs = list(self._steps), list(self._epochs)
         job = self._job.snapshot()
-        return TrainingSnapshot(state=job.state, device=self.device, n_epochs=self.config.train.epochs,
+        planned = max([self.config.train.epochs] + [e.n_epochs for e in epochs])  # a refit adds epochs
+        return TrainingSnapshot(state=job.state, device=self.device, n_epochs=planned,
                                 steps=steps, epochs=epochs, elapsed=job.elapsed, message=job.message,
                                 error=job.error, outcome=job.result)

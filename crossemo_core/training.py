@@ -2,8 +2,12 @@
 
 The loop trains SIR-HCL on the training pairs, scores the validation pairs after every epoch, keeps the weights of
 the best validation AUC, and at the end (or when stopped) restores them, fits the Beta mixture on the training
-scores and sets the decision threshold. A stop flag or Ctrl-C ends training after the current step; what was
-learnt so far is kept and nothing on disk is left half-written (checkpoints are written atomically).
+scores and sets the decision threshold. With ``TrainConfig.refit`` a second, identically seeded network is then
+trained on train + valid for exactly the selected number of epochs (last weights kept, normalisation and Beta
+mixture from train + valid), so the final model sees more speakers than the one that chose the epoch count. A stop
+flag or Ctrl-C ends training after the current step; what was learnt so far is kept (a refit that did not finish
+is dropped in favour of the selected network) and nothing on disk is left half-written (checkpoints are written
+atomically).
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ import torch
 
 from crossemo_core.batching import FeatureNormalizer, PairTensors
 from crossemo_core.config import ExperimentConfig
-from crossemo_core.data.container import PairDataset
+from crossemo_core.data.container import PairDataset, concatenate
 from crossemo_core.detector import Detector, cosine_rows, feature_schema
 from crossemo_core.errors import DataError
 from crossemo_core.evaluation import detection_metrics
@@ -40,6 +44,7 @@ class StepEvent:
     step: int
     n_steps: int
     losses: dict[str, float]
+    phase: str = "select"  # "select" (epochs chosen on validation) or "refit" (on train + valid, TrainConfig.refit)
 
 
 @dataclass
@@ -54,6 +59,7 @@ class EpochEvent:
     is_best: bool
     lr: float
     seconds: float
+    phase: str = "select"  # "refit": on train + valid, numbered after the selection epochs; valid_auc is NaN
 
 
 class TrainingCallback(Protocol):
@@ -73,6 +79,19 @@ class TrainingResult:
     interrupted: bool
     device: str
     seconds: float
+
+
+@dataclass
+class _Phase:
+    """What one pass of the training loop leaves: the kept network, its normalisation and its epoch events."""
+
+    model: SIRHCL
+    normalizer: FeatureNormalizer
+    history: list[EpochEvent]
+    best_epoch: int
+    best_auc: float
+    stopped_early: bool
+    interrupted: bool
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -122,8 +141,40 @@ class Trainer:
         _check_split(valid, "validation", need_both=False)
         if (valid.face_dim, valid.voice_dim) != (train.face_dim, train.voice_dim):
             raise DataError("training and validation pairs have different feature dimensions.")
-        seed_everything(cfg.train.seed)
         started = time.perf_counter()
+        selection = self._run_phase(train, valid, cfg.train.epochs)
+        final, fitted_on, history = selection, train, list(selection.history)
+        refit_info: dict[str, Any] | None = None
+        if cfg.train.refit and not selection.interrupted:
+            both = concatenate([train, valid], name=train.name)
+            refit = self._run_phase(both, None, selection.best_epoch, epoch_offset=len(selection.history))
+            history += refit.history
+            refit_info = {"epochs": selection.best_epoch, "n_pairs": len(both), "completed": not refit.interrupted}
+            if not refit.interrupted:
+                final, fitted_on = refit, both
+        interrupted = selection.interrupted or (refit_info is not None and not refit_info["completed"])
+        detector = Detector(config=cfg, model=final.model.cpu(), normalizer=final.normalizer,
+                            schema=feature_schema(train),
+                            metadata={**(metadata or {}), "train_protocol": _protocol_of(train),
+                                      "valid_protocol": _protocol_of(valid), "best_epoch": selection.best_epoch,
+                                      "best_valid_auc": selection.best_auc, "epochs_run": len(selection.history),
+                                      "refit": refit_info, "interrupted": interrupted, "preset": cfg.train.preset,
+                                      "dataset": train.display_name, "synthetic": train.synthetic})
+        fit_verdict(detector, fitted_on, valid, cfg.train.threshold)
+        return TrainingResult(detector=detector, history=history, best_epoch=selection.best_epoch,
+                              stopped_early=selection.stopped_early, interrupted=interrupted,
+                              device=describe_device(self.device), seconds=time.perf_counter() - started)
+
+    def _run_phase(self, train: PairDataset, valid: PairDataset | None, epochs: int,
+                   epoch_offset: int = 0) -> _Phase:
+        """Train a fresh network (seeded by the config) for up to ``epochs`` epochs.
+
+        With ``valid``: select the epoch of best validation AUC, stop early, restore its weights ("select" phase).
+        Without: keep the weights of the last epoch ("refit" phase, events numbered after ``epoch_offset``).
+        """
+        cfg = self.config
+        phase = "select" if valid is not None else "refit"
+        seed_everything(cfg.train.seed)
         normalizer, train_t, valid_t = training_tensors(cfg, train, valid)
         model = SIRHCL(cfg.model).to(self.device)
         criterion = self.criterion or HybridContrastiveLoss(
@@ -140,7 +191,7 @@ class Trainer:
         epochs_since_best = 0
         stopped_early = interrupted = False
         try:
-            for epoch in range(1, cfg.train.epochs + 1):
+            for epoch in range(1, epochs + 1):
                 epoch_start = time.perf_counter()
                 sums = dict.fromkeys(LOSS_NAMES, 0.0)
                 n_batches = 0
@@ -165,20 +216,24 @@ class Trainer:
                     for name in LOSS_NAMES:
                         sums[name] += values[name]
                     n_batches += 1
-                    self._emit("on_step", StepEvent(epoch, step, len(batches), values))
+                    self._emit("on_step", StepEvent(epoch_offset + epoch, step, len(batches), values, phase))
                 if n_batches == 0:
                     break
                 scheduler.step()
-                valid_auc = _validation_auc(model, valid_t, valid.is_abnormal, self.device)
-                if best_epoch == 0 or valid_auc > best_auc:
-                    best_auc, best_epoch = valid_auc, epoch
-                    best_state = copy.deepcopy(model.state_dict())
-                    epochs_since_best = 0
+                if valid_t is None:
+                    valid_auc, best_epoch, best_state = math.nan, epoch, None
                 else:
-                    epochs_since_best += 1
-                event = EpochEvent(epoch, cfg.train.epochs, {k: v / n_batches for k, v in sums.items()}, valid_auc,
-                                   best_auc, best_epoch == epoch, optimizer.param_groups[0]["lr"],
-                                   time.perf_counter() - epoch_start)
+                    valid_auc = _validation_auc(model, valid_t, valid.is_abnormal, self.device)
+                    if best_epoch == 0 or valid_auc > best_auc:
+                        best_auc, best_epoch = valid_auc, epoch
+                        best_state = copy.deepcopy(model.state_dict())
+                        epochs_since_best = 0
+                    else:
+                        epochs_since_best += 1
+                event = EpochEvent(epoch_offset + epoch, epoch_offset + epochs,
+                                   {k: v / n_batches for k, v in sums.items()}, valid_auc, best_auc,
+                                   valid_t is not None and best_epoch == epoch, optimizer.param_groups[0]["lr"],
+                                   time.perf_counter() - epoch_start, phase)
                 history.append(event)
                 self._emit("on_epoch", event)
                 if self.stop_event.is_set():
@@ -189,19 +244,10 @@ class Trainer:
         except KeyboardInterrupt:
             interrupted = True
         interrupted = interrupted or self.stop_event.is_set()
-
-        model.load_state_dict(best_state)
+        if best_state is not None:
+            model.load_state_dict(best_state)
         model.eval()
-        detector = Detector(config=cfg, model=model.cpu(), normalizer=normalizer, schema=feature_schema(train),
-                            metadata={**(metadata or {}), "train_protocol": _protocol_of(train),
-                                      "valid_protocol": _protocol_of(valid), "best_epoch": best_epoch,
-                                      "best_valid_auc": best_auc, "epochs_run": len(history),
-                                      "interrupted": interrupted, "preset": cfg.train.preset,
-                                      "dataset": train.display_name, "synthetic": train.synthetic})
-        fit_verdict(detector, train, valid, cfg.train.threshold)
-        return TrainingResult(detector=detector, history=history, best_epoch=best_epoch, stopped_early=stopped_early,
-                              interrupted=interrupted, device=describe_device(self.device),
-                              seconds=time.perf_counter() - started)
+        return _Phase(model, normalizer, history, best_epoch, best_auc, stopped_early, interrupted)
 
     def _emit(self, hook: str, event: Any) -> None:
         for cb in self.callbacks:
@@ -245,14 +291,15 @@ def _make_optimizer(model: torch.nn.Module, cfg: ExperimentConfig) -> torch.opti
 
 
 def training_tensors(config: ExperimentConfig, train: PairDataset,
-                     valid: PairDataset) -> tuple[FeatureNormalizer, PairTensors, PairTensors]:
+                     valid: PairDataset | None) -> tuple[FeatureNormalizer, PairTensors, PairTensors | None]:
     """The normalisation (from ``train`` only, or none) and both parts as tensors with the configured training
-    labels; refuses a model head that does not fit those labels."""
+    labels (None for a missing ``valid``); refuses a model head that does not fit those labels."""
     check_head_size(config, train)
     normalizer = (FeatureNormalizer.fit(train) if config.train.normalization == "train"
                   else FeatureNormalizer.identity(train.face_dim, train.voice_dim))
     labels = config.train.training_labels
-    return normalizer, PairTensors.build(train, normalizer, labels), PairTensors.build(valid, normalizer, labels)
+    valid_t = None if valid is None else PairTensors.build(valid, normalizer, labels)
+    return normalizer, PairTensors.build(train, normalizer, labels), valid_t
 
 
 def check_head_size(config: ExperimentConfig, train: PairDataset) -> None:

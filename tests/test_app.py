@@ -207,6 +207,21 @@ def test_training_shows_live_curves_and_keeps_the_model(trained_app):
     assert at.get("download_button")  # the checkpoint can be downloaded
 
 
+def test_refit_option_trains_again_on_train_and_valid():
+    at = goto(new_app(), "train")
+    at.selectbox(key=wk(at, "p_threshold_rule")).set_value("youden").run()
+    assert at.checkbox(key=wk(at, "p_refit")).disabled  # the Youden threshold is chosen on the validation pairs
+    at.selectbox(key=wk(at, "p_threshold_rule")).set_value("posterior").run()
+    at.checkbox(key=wk(at, "p_refit")).check().run()
+    train(at, epochs=2)
+    outcome = at.session_state["train_job"].outcome
+    refit = outcome.training.detector.metadata["refit"]
+    assert outcome.training.detector.config.train.refit and refit["completed"]
+    assert any(f"then {refit['epochs']} epoch(s) on train + valid" in s.value for s in at.success)
+    epochs = next(df.value for df in at.dataframe if "validation AUC" in df.value.columns)
+    assert list(epochs["phase"]).count("refit") == refit["epochs"]
+
+
 def test_embeddings_before_and_after(trained_app):
     at = goto(trained_app, "embeddings")
     assert at.radio(key=wk(at, "p_emb_method")).value == "tsne"

@@ -1,4 +1,6 @@
 """Baselines: every method fits and scores, loss pieces agree with loop references, verdicts, kNN gate, calibration."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -13,7 +15,9 @@ from baseline_reference import (
 
 from crossemo_core.baselines import METHODS, KnnAtypicalGate, evaluate_scores, make_method
 from crossemo_core.baselines.verdicts import BetaMixtureVerdict, FixedThreshold, GaussianMixtureVerdict, YoudenThreshold
+from crossemo_core.batching import FeatureNormalizer
 from crossemo_core.config import preset_config
+from crossemo_core.data.container import concatenate
 from crossemo_core.data.calibration import calibrate_speakers
 from crossemo_core.data.loaders.synthetic import make_synthetic
 from crossemo_core.data.protocol import make_abnormal_pairs
@@ -65,6 +69,17 @@ def test_every_method_fits_and_scores(name, parts, config):
     assert set(metrics["per_type"]) <= {"neg-neu", "neg-pos", "neu-pos"}
     again = make_method(name, config).fit(parts["train"], parts["valid"]).score(test)
     np.testing.assert_allclose(again.anomaly, scores.anomaly, rtol=1e-5, atol=1e-6)  # seeded: reproducible
+
+
+@pytest.mark.parametrize("name", ["agreement", "misa"])  # the methods with their own training loop
+def test_own_loop_refit_trains_on_train_and_valid(name, parts, config):
+    refit_config = replace(config, train=replace(config.train, refit=True))
+    refit = make_method(name, refit_config).fit(parts["train"], parts["valid"])
+    plain = make_method(name, config).fit(parts["train"], parts["valid"])
+    both = FeatureNormalizer.fit(concatenate([parts["train"], parts["valid"]]))
+    np.testing.assert_allclose(refit.trained.normalizer.face_mean, both.face_mean)
+    assert refit.trained.best_epoch == plain.trained.best_epoch  # the epoch count chosen on valid, then reused
+    assert not np.allclose(refit.score(parts["test"]).anomaly, plain.score(parts["test"]).anomaly)
 
 
 def test_unknown_method_is_refused(config):

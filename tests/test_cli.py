@@ -44,6 +44,15 @@ def test_train_on_the_demo_prints_split_protocol_and_test_metrics(demo_checkpoin
     assert "test: AUC" in proc.stdout
 
 
+def test_train_with_refit_reports_the_second_run(tmp_path):
+    out = tmp_path / "refit.pt"
+    proc = run("train", "--dataset", "demo", "--out", out, "--preset", "fast", "--epochs", "2", "--seed", "3", "--refit")
+    assert "| refit on train + valid" in proc.stdout  # the refit epochs are printed as such
+    assert "; refit on train + valid for " in proc.stdout and "test: AUC" in proc.stdout
+    card = json.loads(run("inspect", "--checkpoint", out).stdout)
+    assert card["config"]["train"]["refit"] is True and card["metadata"]["refit"]["completed"] is True
+
+
 def test_evaluate_writes_the_documented_json(demo_checkpoint, tmp_path):
     out, _ = demo_checkpoint
     report = tmp_path / "metrics.json"

@@ -9,6 +9,7 @@ import torch
 
 from crossemo_core.batching import FeatureNormalizer, PairTensors
 from crossemo_core.config import ExperimentConfig, ModelConfig, preset_config
+from crossemo_core.data.container import concatenate
 from crossemo_core.data.loaders.synthetic import make_synthetic
 from crossemo_core.detector import Detector
 from crossemo_core.errors import CheckpointError, DataError
@@ -136,6 +137,45 @@ def test_youden_threshold_option(parts):
     result = Trainer(small_config(parts, threshold="youden", epochs=1)).fit(parts["train"], parts["valid"])
     assert 0.0 <= result.detector.threshold <= 1.0
     assert result.detector.metadata["threshold_rule"] == "youden"
+
+
+def test_refit_retrains_on_train_and_valid_for_the_selected_epochs(parts):
+    train, valid = parts["train"], parts["valid"]
+    recorder = HistoryRecorder()
+    result = Trainer(small_config(parts, epochs=4, patience=2, refit=True), callbacks=[recorder]).fit(train, valid)
+    selection = [e for e in result.history if e.phase == "select"]
+    refit = [e for e in result.history if e.phase == "refit"]
+    assert len(refit) == result.best_epoch and recorder.epochs == result.history
+    assert [e.epoch for e in result.history] == list(range(1, len(result.history) + 1))  # refit numbered after
+    assert all(np.isnan(e.valid_auc) and not e.is_best for e in refit)
+    assert {s.phase for s in recorder.steps} == {"select", "refit"}
+    meta = result.detector.metadata
+    assert meta["refit"] == {"epochs": result.best_epoch, "n_pairs": len(train) + len(valid), "completed": True}
+    assert meta["epochs_run"] == len(selection)
+    both = FeatureNormalizer.fit(concatenate([train, valid]))
+    assert np.allclose(result.detector.normalizer.voice_mean, both.voice_mean)  # statistics of train + valid
+    plain = Trainer(small_config(parts, epochs=result.best_epoch, patience=99)).fit(train, valid).detector
+    assert not np.allclose(result.detector.similarity(parts["test"]), plain.similarity(parts["test"]))
+
+
+def test_refit_that_is_stopped_keeps_the_selected_network(parts):
+    stop = threading.Event()
+
+    class StopInRefit:
+        def on_step(self, event):
+            if event.phase == "refit":
+                stop.set()
+
+    result = Trainer(small_config(parts, epochs=2, refit=True), callbacks=[StopInRefit()], stop_event=stop).fit(
+        parts["train"], parts["valid"])
+    selected = Trainer(small_config(parts, epochs=2)).fit(parts["train"], parts["valid"]).detector
+    assert result.interrupted and result.detector.metadata["refit"]["completed"] is False
+    assert np.allclose(result.detector.similarity(parts["test"]), selected.similarity(parts["test"]), atol=1e-6)
+
+
+def test_refit_refuses_a_threshold_chosen_on_the_validation_pairs(parts):
+    with pytest.raises(ValueError, match="refit trains on the validation pairs"):
+        small_config(parts, refit=True, threshold="youden").validate()
 
 
 # ---------------------------------------------------------------------------------------------- checkpoint

@@ -102,10 +102,13 @@ def test_epoch_table():
     events = [EpochEvent(1, 2, {"total": 3.0, "share": 1.0, "intra": 1.0, "cross": 0.5, "hard": 0.5}, 0.6, 0.6,
                          True, 1e-3, 1.5),
               EpochEvent(2, 2, {"total": 2.0, "share": 1.0, "intra": 0.5, "cross": 0.25, "hard": 0.25}, 0.55, 0.6,
-                         False, 1e-3, 1.2)]
+                         False, 1e-3, 1.2),
+              EpochEvent(3, 3, {"total": 2.5, "share": 1.0, "intra": 0.5, "cross": 0.5, "hard": 0.5}, float("nan"),
+                         0.6, False, 1e-3, 1.4, phase="refit")]
     table = reports.epoch_table(events)
-    assert list(table["epoch"]) == [1, 2] and list(table["best so far"]) == [True, False]
-    assert table[reports.LOSS_LABELS["total"]].tolist() == [3.0, 2.0]
+    assert list(table["epoch"]) == [1, 2, 3] and list(table["best so far"]) == [True, False, False]
+    assert list(table["phase"]) == ["select", "select", "refit"] and np.isnan(table["validation AUC"].iloc[2])
+    assert table[reports.LOSS_LABELS["total"]].tolist() == [3.0, 2.0, 2.5]
     assert reports.epoch_table([]).empty
 
 

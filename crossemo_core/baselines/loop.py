@@ -2,7 +2,8 @@
 
 Same protocol as :class:`~crossemo_core.training.Trainer`: features standardised with training statistics, the
 config's optimiser, learning-rate steps, batch size and epochs, the weights of the best validation AUC (of the
-network's own anomaly score) kept, early stopping after ``patience`` epochs without improvement.
+network's own anomaly score) kept, early stopping after ``patience`` epochs without improvement, and with
+``refit`` a second run from the same initial weights on train + valid for the selected number of epochs.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from torch import Tensor, nn
 from crossemo_core.baselines.base import PairScores
 from crossemo_core.batching import FeatureNormalizer, PairTensors
 from crossemo_core.config import ExperimentConfig, ModelConfig
-from crossemo_core.data.container import PairDataset
+from crossemo_core.data.container import PairDataset, concatenate
 from crossemo_core.evaluation import detection_metrics
 from crossemo_core.model import SIRHCL
 from crossemo_core.training import _make_optimizer, resolve_device, seed_everything, training_tensors
@@ -76,7 +77,22 @@ def network_anomaly(network: PairNetwork, tensors: PairTensors, device: torch.de
 
 def train_network(network: PairNetwork, train: PairDataset, valid: PairDataset,
                   config: ExperimentConfig) -> TrainedNetwork:
-    """Fit ``network`` on ``train``, selecting the epoch of best validation AUC (see the module docstring)."""
+    """Fit ``network`` on ``train``, selecting the epoch of best validation AUC (see the module docstring); with
+    ``config.train.refit``, then retrain it from the same initial weights on train + valid for that many epochs."""
+    initial = copy.deepcopy(network.state_dict())
+    normalizer, best_epoch, best_auc, epochs_run = _train_epochs(network, train, valid, config, config.train.epochs)
+    if config.train.refit:
+        network.load_state_dict(initial)
+        normalizer, _, _, _ = _train_epochs(network, concatenate([train, valid], name=train.name), None, config,
+                                            best_epoch)
+    network.cpu().eval()
+    return TrainedNetwork(network, normalizer, best_epoch, best_auc, epochs_run)
+
+
+def _train_epochs(network: PairNetwork, train: PairDataset, valid: PairDataset | None, config: ExperimentConfig,
+                  epochs: int) -> tuple[FeatureNormalizer, int, float, int]:
+    """Up to ``epochs`` epochs; with ``valid``, early stopping and the best epoch's weights restored, without it the
+    last weights kept. Returns (normalisation of ``train``, best epoch, its validation AUC, epochs run)."""
     cfg = config.train
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
@@ -85,8 +101,8 @@ def train_network(network: PairNetwork, train: PairDataset, valid: PairDataset,
     optimizer = _make_optimizer(network, config)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step_epochs, gamma=cfg.lr_gamma)
     generator = torch.Generator().manual_seed(cfg.seed)
-    best_auc, best_epoch, best_state, since_best, epochs_run = -math.inf, 0, copy.deepcopy(network.state_dict()), 0, 0
-    for epoch in range(1, cfg.epochs + 1):
+    best_auc, best_epoch, best_state, since_best, epochs_run = -math.inf, 0, None, 0, 0
+    for epoch in range(1, epochs + 1):
         network.train()
         for index in train_t.batches(cfg.batch_size, shuffle=True, generator=generator):
             face, fl, voice, vl, yf, yv = train_t.batch(index, device)
@@ -100,6 +116,9 @@ def train_network(network: PairNetwork, train: PairDataset, valid: PairDataset,
             optimizer.step()
         scheduler.step()
         epochs_run = epoch
+        if valid_t is None:
+            best_epoch = epoch
+            continue
         anomaly = network_anomaly(network, valid_t, device)
         auc = detection_metrics(valid.is_abnormal, anomaly, anomaly > np.median(anomaly))["auc"]
         if best_epoch == 0 or auc > best_auc:
@@ -108,9 +127,9 @@ def train_network(network: PairNetwork, train: PairDataset, valid: PairDataset,
             since_best += 1
             if since_best >= cfg.patience:
                 break
-    network.load_state_dict(best_state)
-    network.cpu().eval()
-    return TrainedNetwork(network, normalizer, best_epoch, float(best_auc), epochs_run)
+    if best_state is not None:
+        network.load_state_dict(best_state)
+    return normalizer, best_epoch, float(best_auc), epochs_run
 
 
 @dataclass
