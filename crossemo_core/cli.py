@@ -133,7 +133,8 @@ def _train(args: argparse.Namespace) -> int:
     config = config_for(
         corpus, args.preset, seed=args.seed, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, abnormal_rate=args.rate, threshold=args.threshold,
-        device=args.device, hard_loss=args.hard_loss, **{"refit": args.refit or None, **_settings(args.settings)},
+        device=args.device, hard_loss=args.hard_loss,
+        **{"refit": args.refit or None, **settings_from_text(args.settings)},
         **{f"use_{t}": False for t in ("share", "intra", "cross", "hard") if getattr(args, f"no_{t}")})
     parts = split_pairs(corpus, seed=config.train.seed, rate=config.train.abnormal_rate,
                         fold=official_folds(corpus))
@@ -192,7 +193,7 @@ def _cross_validate(args: argparse.Namespace) -> int:
 
     result = cross_validate(corpus, preset=args.preset, seeds=args.seeds, n_folds=args.folds, on_run=on_run,
                             epochs=args.epochs,
-                            **{"refit": args.refit or None, **_settings(args.settings)})
+                            **{"refit": args.refit or None, **settings_from_text(args.settings)})
     bar.close()
     print(f"{corpus.display_name}, {args.folds}-fold speaker-disjoint CV, seeds {args.seeds}, preset {args.preset}:")
     print("  " + format_mean_sd(result["summary"]))
@@ -251,7 +252,7 @@ class _ProgressPrinter:
         print(f"epoch {event.epoch:3d}/{event.n_epochs}: {losses} | {valid} ({event.seconds:.1f} s)")
 
 
-def _settings(pairs: list[str]) -> dict[str, Any]:
+def settings_from_text(pairs: list[str]) -> dict[str, Any]:
     """``["tau=0.3", "use_hard=false"]`` -> ``{"tau": 0.3, "use_hard": False}`` (numbers, booleans, else text)."""
     from crossemo_core.errors import DataError
 

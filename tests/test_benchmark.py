@@ -189,6 +189,10 @@ def test_command_line_benchmark(tmp_path, capsys):
     assert "3 run(s) computed" in printed and (out / "paper-synthetic-tiny.md").is_file()
     assert main(args) == 0
     assert "0 run(s) computed, 3 cached" in capsys.readouterr().out
+    assert main(args + ["--set", "refit=true"]) == 0  # a changed setting is a new run, never a cached one
+    assert "3 run(s) computed, 0 cached" in capsys.readouterr().out
+    profile = json.loads((out / "paper-synthetic-tiny.json").read_text())["profile"]
+    assert profile["overrides"]["refit"] is True
     assert main(["benchmark", "--suite", "paper", "--dataset", "ravdess", "--out", str(out)]) == 2
     assert "needs --root" in capsys.readouterr().err
 

@@ -130,9 +130,9 @@ def test_ctrl_c_during_training_keeps_the_best_weights(tmp_path):
 
 
 def test_any_setting_can_be_given_and_bad_ones_are_refused(tmp_path):
-    from crossemo_core.cli import _settings
+    from crossemo_core.cli import settings_from_text
 
-    assert _settings(["tau=0.3", "k=4", "use_hard=false", "optimizer=adam"]) == {
+    assert settings_from_text(["tau=0.3", "k=4", "use_hard=false", "optimizer=adam"]) == {
         "tau": 0.3, "k": 4, "use_hard": False, "optimizer": "adam"}
     proc = run("train", "--dataset", "demo", "--out", tmp_path / "x.pt", "--set", "tau=-1", check=False)
     assert proc.returncode == 2 and "tau must be > 0" in proc.stderr

@@ -34,6 +34,8 @@ def add_benchmark_parser(sub: Any) -> None:
     p.add_argument("--preset", choices=sorted(PRESETS), help="training preset (dataset default)")
     p.add_argument("--epochs", type=int, help="epochs of every method (dataset default)")
     p.add_argument("--methods", nargs="+", choices=tuple(METHODS), help="methods (default: all)")
+    p.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
+                   help="a config field for every run, over the dataset default, e.g. --set refit=false (repeatable)")
     p.add_argument("--fine-grained", choices=("auto", "on", "off"), default="auto",
                    help="paper suite: also the 7-class Table V (auto: when the data has sentiment scores)")
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="worker processes")
@@ -49,6 +51,7 @@ def run_benchmark_command(args: argparse.Namespace) -> int:
     from crossemo_core.benchmark.runner import command_line, pending_runs, run_benchmark
     from crossemo_core.benchmark.speed import run_speed, speed_markdown
     from crossemo_core.benchmark.suites import Profile, suite_runs
+    from crossemo_core.cli import settings_from_text
 
     if args.suite == "speed":
         bar = tqdm(desc="speed", total=7, unit="measure")
@@ -65,7 +68,8 @@ def run_benchmark_command(args: argparse.Namespace) -> int:
     if args.dataset not in SYNTHETIC + ("demo",) and args.root is None:
         raise DataError(f"dataset {args.dataset!r} needs --root PATH.")
     profile = Profile.resolve(args.dataset, None if args.root is None else str(args.root), seeds=args.seeds,
-                              n_folds=args.folds, preset=args.preset, overrides={"epochs": args.epochs},
+                              n_folds=args.folds, preset=args.preset,
+                              overrides={**settings_from_text(args.settings), "epochs": args.epochs},
                               methods=args.methods)
     if args.suite == "paper" and args.fine_grained != "off":
         has_scores = corpus_for(profile.data()).sentiment is not None
