@@ -187,7 +187,8 @@ class Trainer:
         generator = torch.Generator().manual_seed(cfg.train.seed)
 
         history: list[EpochEvent] = []
-        best_auc, best_epoch, best_state = -math.inf, 0, copy.deepcopy(model.state_dict())
+        best_auc = -math.inf if valid_t is not None else math.nan  # NaN: a refit has no validation
+        best_epoch, best_state = 0, copy.deepcopy(model.state_dict())
         epochs_since_best = 0
         stopped_early = interrupted = False
         try:

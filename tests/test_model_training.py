@@ -147,7 +147,7 @@ def test_refit_retrains_on_train_and_valid_for_the_selected_epochs(parts):
     refit = [e for e in result.history if e.phase == "refit"]
     assert len(refit) == result.best_epoch and recorder.epochs == result.history
     assert [e.epoch for e in result.history] == list(range(1, len(result.history) + 1))  # refit numbered after
-    assert all(np.isnan(e.valid_auc) and not e.is_best for e in refit)
+    assert all(np.isnan(e.valid_auc) and np.isnan(e.best_auc) and not e.is_best for e in refit)
     assert {s.phase for s in recorder.steps} == {"select", "refit"}
     meta = result.detector.metadata
     assert meta["refit"] == {"epochs": result.best_epoch, "n_pairs": len(train) + len(valid), "completed": True}
