@@ -141,4 +141,4 @@ def cross_validate(corpus: PairDataset, preset: str = "fast", seeds: Sequence[in
         per_seed.append({key: value["mean"] for key, value in mean_sd(fold_metrics).items()
                          if isinstance(value, dict) and "mean" in value})
     return {"per_seed": per_seed, "summary": mean_sd(per_seed), "seeds": list(seeds), "n_folds": n_folds,
-            "preset": preset}
+            "preset": preset, "overrides": {k: v for k, v in overrides.items() if v is not None}}

@@ -53,6 +53,16 @@ def test_train_with_refit_reports_the_second_run(tmp_path):
     assert card["config"]["train"]["refit"] is True and card["metadata"]["refit"]["completed"] is True
 
 
+def test_cross_validate_with_refit_records_its_settings(tmp_path):
+    report = tmp_path / "cv.json"
+    proc = run("cross-validate", "--dataset", "demo", "--folds", "3", "--seeds", "0", "--epochs", "1", "--refit",
+               "--set", "tau=0.5", "--json", report)
+    assert "3-fold speaker-disjoint CV" in proc.stdout
+    result = json.loads(report.read_text())
+    assert result["overrides"] == {"epochs": 1, "refit": True, "tau": 0.5} and len(result["per_seed"]) == 1
+    assert 0.0 <= result["summary"]["auc"]["mean"] <= 1.0
+
+
 def test_evaluate_writes_the_documented_json(demo_checkpoint, tmp_path):
     out, _ = demo_checkpoint
     report = tmp_path / "metrics.json"
