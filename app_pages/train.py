@@ -211,10 +211,8 @@ def _draw_live() -> None:
         st.error(f"Training failed: {snap.error}", icon=":material/error:")
     else:
         how = "stopped by you" if snap.state == "stopped" else "finished"
-        kept = (f"then {snap.refit_epochs} epoch(s) on train + valid, and that network is kept"
-                if snap.refit_epochs else "its weights are kept")
         st.success(f"Training {how} after {len(snap.epochs)} epoch(s) in {snap.elapsed:.0f} s on {snap.device}; "
-                   f"best epoch: {snap.best_epoch} ({kept}).", icon=":material/check_circle:")
+                   f"{snap.kept_network}.", icon=":material/check_circle:")
     curves = reports.loss_curves(snap.steps)
     epochs = reports.epoch_table(snap.epochs)
     left, right = st.columns([3, 2])

@@ -233,9 +233,15 @@ class TrainingSnapshot:
         return best[-1] if best else None
 
     @property
-    def refit_epochs(self) -> int:
-        """Epochs finished in the refit phase (``TrainConfig.refit``; 0 without one)."""
-        return sum(e.phase == "refit" for e in self.epochs)
+    def kept_network(self) -> str:
+        """Which network the run keeps, in words: the best epoch's, or the one refit on train + valid."""
+        refit = None if self.outcome is None else self.outcome.training.detector.metadata.get("refit")
+        if refit is None:
+            return f"best epoch: {self.best_epoch} (its weights are kept)"
+        if refit["completed"]:
+            return (f"best epoch: {self.best_epoch}, then {refit['epochs']} epoch(s) on train + valid "
+                    "(that network is kept)")
+        return f"best epoch: {self.best_epoch} (its weights are kept; the refit on train + valid was stopped)"
 
 
 class TrainingJob:

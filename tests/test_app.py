@@ -217,7 +217,8 @@ def test_refit_option_trains_again_on_train_and_valid():
     outcome = at.session_state["train_job"].outcome
     refit = outcome.training.detector.metadata["refit"]
     assert outcome.training.detector.config.train.refit and refit["completed"]
-    assert any(f"then {refit['epochs']} epoch(s) on train + valid" in s.value for s in at.success)
+    assert any(f"then {refit['epochs']} epoch(s) on train + valid (that network is kept)" in s.value
+               for s in at.success)
     epochs = next(df.value for df in at.dataframe if "validation AUC" in df.value.columns)
     assert list(epochs["phase"]).count("refit") == refit["epochs"]
 

@@ -137,6 +137,24 @@ def test_stop_keeps_the_best_epoch_so_far(parts):
     assert snap.outcome.test_metrics is not None
 
 
+def test_a_stopped_refit_keeps_and_says_the_selected_network(parts):
+    job = TrainingJob(small_config(parts, epochs=2, refit=True), parts["train"], parts["valid"], parts["test"])
+    original = job.on_step
+
+    def stop_in_refit(event):
+        original(event)
+        if event.phase == "refit":
+            job.stop()
+
+    job.on_step = stop_in_refit
+    job.start()
+    assert job.wait(120)
+    snap = job.snapshot()
+    assert snap.outcome.training.detector.metadata["refit"]["completed"] is False
+    assert snap.kept_network.endswith("(its weights are kept; the refit on train + valid was stopped)")
+    assert snap.n_epochs > 2  # the refit's epochs are part of the plan shown by the progress bar
+
+
 def test_training_failure_is_a_message(parts):
     only_normal = parts["train"].subset(np.flatnonzero(~parts["train"].is_abnormal))
     job = TrainingJob(small_config(parts), only_normal, parts["valid"]).start()
