@@ -133,8 +133,7 @@ def _train(args: argparse.Namespace) -> int:
     config = config_for(
         corpus, args.preset, seed=args.seed, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, abnormal_rate=args.rate, threshold=args.threshold,
-        device=args.device, hard_loss=args.hard_loss,
-        **{"refit": args.refit or None, **settings_from_text(args.settings)},
+        device=args.device, hard_loss=args.hard_loss, **_config_settings(args),
         **{f"use_{t}": False for t in ("share", "intra", "cross", "hard") if getattr(args, f"no_{t}")})
     parts = split_pairs(corpus, seed=config.train.seed, rate=config.train.abnormal_rate,
                         fold=official_folds(corpus))
@@ -192,8 +191,7 @@ def _cross_validate(args: argparse.Namespace) -> int:
         bar.set_postfix(seed=seed, fold=fold, auc=f"{metrics['auc']:.3f}")
 
     result = cross_validate(corpus, preset=args.preset, seeds=args.seeds, n_folds=args.folds, on_run=on_run,
-                            epochs=args.epochs,
-                            **{"refit": args.refit or None, **settings_from_text(args.settings)})
+                            epochs=args.epochs, **_config_settings(args))
     bar.close()
     print(f"{corpus.display_name}, {args.folds}-fold speaker-disjoint CV, seeds {args.seeds}, preset {args.preset}:")
     print("  " + format_mean_sd(result["summary"]))
@@ -250,6 +248,12 @@ class _ProgressPrinter:
         mark = " *" if event.is_best else ""
         valid = "refit on train + valid" if event.phase == "refit" else f"valid AUC {event.valid_auc:.4f}{mark}"
         print(f"epoch {event.epoch:3d}/{event.n_epochs}: {losses} | {valid} ({event.seconds:.1f} s)")
+
+
+def _config_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """Config fields of ``train`` / ``cross-validate`` beyond their named options: ``--refit`` (None when absent, so
+    the preset decides) and every ``--set NAME=VALUE``, which wins."""
+    return {"refit": args.refit or None, **settings_from_text(args.settings)}
 
 
 def settings_from_text(pairs: list[str]) -> dict[str, Any]:
