@@ -150,7 +150,8 @@ def test_corrupt_file() -> None:
     with pytest.raises(DataError, match=r"clip\.mp4 is not a readable video file: its content matches no video, "
                                         r"audio or image format"):
         decode_media(NamedBytes("clip.mp4", junk))
-    with pytest.raises(DataError, match=r"notes\.txt is not a video, audio or image file crossemo can read"):
+    with pytest.raises(DataError, match=r"notes\.txt is not a video, audio or image file that crossemo \(ffmpeg\) "
+                                        r"can read"):
         decode_media(NamedBytes("notes.txt", b"just some text, nothing else here"))
 
 
@@ -222,3 +223,72 @@ def test_decoding_writes_nothing_to_disk(tmp_path: Path, monkeypatch: pytest.Mon
     decode_media(NamedBytes("upload.wav", VOICE.read_bytes()), want_video=False)
     assert list(tmp_path.iterdir()) == []
     assert os.getcwd() == str(tmp_path)
+
+
+# ------------------------------------------------------------------------------------------------ any container
+def _encode(container: str, vcodec: str | None, acodec: str | None, audio_rate: int = 16000) -> bytes:
+    """One second of a moving grey picture and/or a tone, in ``container`` with PyAV's encoders."""
+    import av
+    from fractions import Fraction
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format=container) as out:
+        vs = out.add_stream(vcodec, rate=25) if vcodec else None
+        if vs is not None:
+            vs.width, vs.height, vs.pix_fmt = 128, 96, "yuv420p"
+        aus = out.add_stream(acodec, rate=audio_rate) if acodec else None
+        if aus is not None:
+            aus.layout = "mono"
+        for i in range(25 if vs is not None else 0):
+            frame = av.VideoFrame.from_ndarray(np.full((96, 128, 3), 40 + 8 * i, np.uint8), format="rgb24")
+            for packet in vs.encode(frame):
+                out.mux(packet)
+        if vs is not None:
+            for packet in vs.encode():
+                out.mux(packet)
+        if aus is not None:
+            pcm = (np.sin(np.arange(16000) * 2 * np.pi * 220 / 16000) * 8000).astype(np.int16)[None]
+            frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = 16000, 0, Fraction(1, 16000)
+            resampler = av.AudioResampler(format=aus.codec_context.format.name, layout="mono",
+                                          rate=aus.codec_context.sample_rate)
+            for f in resampler.resample(frame) + resampler.resample(None):
+                for packet in aus.encode(f):
+                    out.mux(packet)
+            for packet in aus.encode():
+                out.mux(packet)
+    return buf.getvalue()
+
+
+ANY_CONTAINER = [("clip.flv", "flv", "flv", "mp3", 22050), ("clip.mpg", "mpeg", "mpeg1video", "mp2", 16000),
+                 ("clip.mts", "mpegts", "mpeg2video", "mp2", 16000), ("clip.3gp", "3gp", "mpeg4", "aac", 16000),
+                 ("clip.avi", "avi", "mpeg4", "pcm_s16le", 16000), ("voice.amr", "amr", None, "libopencore_amrnb", 8000),
+                 ("voice.aac", "adts", None, "aac", 16000), ("voice.opus", "ogg", None, "libopus", 48000)]
+
+
+@pytest.mark.parametrize("name,container,vcodec,acodec,rate", ANY_CONTAINER)
+def test_any_container_ffmpeg_decodes_is_read_by_its_content(name: str, container: str, vcodec: str | None,
+                                                             acodec: str, rate: int) -> None:
+    data = _encode(container, vcodec, acodec, rate)
+    frames: list[float] = []
+    media = decode_media(NamedBytes(name, data), limits=replace(ClipLimits(), fps=5),
+                         on_frame=lambda t, rgb: frames.append(t))
+    assert media.has_audio and media.audio is not None and len(media.audio) > 0.5 * 16000
+    assert media.has_video == (vcodec is not None)
+    if vcodec is not None:
+        assert 4 <= len(frames) <= 6
+    assert not any("extension says" in n for n in media.notes), media.notes
+
+
+def test_a_folder_takes_every_file_that_decodes_and_names_the_rest(tmp_path: Path) -> None:
+    from crossemo_core.clip.decode import media_files
+
+    (tmp_path / "a.flv").write_bytes(_encode("flv", "flv", "mp3", 22050))
+    (tmp_path / "b.unknownext").write_bytes(_encode("mpegts", "mpeg2video", "mp2"))
+    (tmp_path / "c.wav").write_bytes(VOICE.read_bytes())
+    (tmp_path / "notes.txt").write_text("not media")
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    found, skipped = media_files(tmp_path)
+    assert [f.name for f in found] == ["a.flv", "b.unknownext", "c.wav"]
+    assert skipped == ["empty.mp4: skipped, empty (0 bytes).",
+                       "notes.txt: skipped, not a video, audio or image file crossemo (ffmpeg) can read."]

@@ -37,15 +37,18 @@ def add_score_parser(sub: Any) -> None:
 
 
 def expand(paths: list[Path]) -> list[Path]:
-    """Files as given; a folder becomes its supported media files (sorted, not recursive)."""
-    from crossemo_core.clip.decode import SUPPORTED
+    """Files as given; a folder becomes every file in it that decodes (sorted, not recursive), and each file it
+    skips is named on standard error with the reason."""
+    from crossemo_core.clip.decode import media_files
 
     out: list[Path] = []
     for p in paths:
         if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower().lstrip(".") in SUPPORTED)
+            found, skipped = media_files(p)
+            for line in skipped:
+                print(line, file=sys.stderr)
             if not found:
-                raise DataError(f"{p} holds no video, audio or image file ({', '.join(SUPPORTED)}).")
+                raise DataError(f"{p} holds no video, audio or image file that crossemo (ffmpeg) can read.")
             out += found
         else:
             out.append(p)

@@ -25,14 +25,19 @@ from crossemo_core.errors import DataError
 
 AUDIO_RATE = 16000
 
-VIDEO_EXTENSIONS = ("mp4", "mov", "m4v", "webm", "mkv", "avi")
-AUDIO_EXTENSIONS = ("wav", "flac", "mp3", "ogg", "oga", "opus", "m4a")
+VIDEO_EXTENSIONS = ("mp4", "mov", "m4v", "webm", "mkv", "avi", "flv", "3gp", "3g2", "wmv", "asf", "mpg", "mpeg", "ogv",
+                    "mts", "m2ts", "ts")
+AUDIO_EXTENSIONS = ("wav", "flac", "mp3", "ogg", "oga", "opus", "m4a", "aac", "amr", "wma")
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "bmp", "webp")
 SUPPORTED = VIDEO_EXTENSIONS + AUDIO_EXTENSIONS + IMAGE_EXTENSIONS
+"""The usual extensions of what crossemo reads. Only messages use them: a file is read by its content, so any
+container and codec that PyAV's ffmpeg decodes is accepted whatever its name."""
 
 _EXT_FORMAT = {"mp4": "mp4", "mov": "mp4", "m4v": "mp4", "m4a": "mp4", "webm": "matroska", "mkv": "matroska",
                "avi": "avi", "wav": "wav", "flac": "flac", "mp3": "mp3", "ogg": "ogg", "oga": "ogg", "opus": "ogg",
-               "jpg": "jpeg", "jpeg": "jpeg", "png": "png", "bmp": "bmp", "webp": "webp"}
+               "jpg": "jpeg", "jpeg": "jpeg", "png": "png", "bmp": "bmp", "webp": "webp", "flv": "flv", "3gp": "mp4",
+               "3g2": "mp4", "wmv": "asf", "wma": "asf", "asf": "asf", "mpg": "mpeg", "mpeg": "mpeg", "ogv": "ogg",
+               "mts": "mpegts", "m2ts": "mpegts", "ts": "mpegts", "aac": "aac", "amr": "amr"}
 FORMAT_LABEL = {"mp4": "MP4/QuickTime", "matroska": "Matroska/WebM", "avi": "AVI", "wav": "WAV audio",
                 "flac": "FLAC audio", "mp3": "MP3 audio", "ogg": "Ogg", "jpeg": "JPEG image", "png": "PNG image",
                 "bmp": "BMP image", "webp": "WebP image", "gif": "GIF image", "tiff": "TIFF image"}
@@ -90,8 +95,34 @@ class DecodedMedia:
 
 
 # ------------------------------------------------------------------------------------------------ recognising
+def format_label(fmt: str) -> str:
+    """A person's name for a format: ``"mp4"`` -> ``"MP4/QuickTime"``; a format PyAV recognised by probing keeps
+    ffmpeg's long name (``"flv"`` -> ``"FLV (Flash Video)"``)."""
+    return FORMAT_LABEL.get(fmt) or _PROBED_LABELS.get(fmt) or f"{fmt} media"
+
+
+_PROBED_LABELS: dict[str, str] = {}
+
+
+def probe(data: bytes) -> str | None:
+    """Ask PyAV (ffmpeg's probing) what container ``data`` is; its name (e.g. ``"flv"``, ``"asf"``, ``"mpegts"``)
+    when it holds an audio or video stream, else None. Used for every format :func:`sniff` does not know."""
+    import av
+
+    try:
+        with av.open(io.BytesIO(data), mode="r", metadata_errors="ignore") as container:
+            if not any(s.type in ("audio", "video") for s in container.streams):
+                return None
+            name = container.format.name.split(",")[0]
+            _PROBED_LABELS.setdefault(name, container.format.long_name or name)
+            return name
+    except Exception:  # noqa: BLE001 - av.error.*: not media ffmpeg can open
+        return None
+
+
 def sniff(head: bytes) -> str | None:
-    """The container/image format from the first bytes of a file, or None when it is none crossemo reads."""
+    """The container/image format from the first bytes of a file, or None when the bytes alone do not tell
+    (:func:`probe` then asks PyAV)."""
     if len(head) >= 12 and head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip"):
         return "mp4"
     if head.startswith(b"\x1a\x45\xdf\xa3"):
@@ -129,7 +160,7 @@ def _read(source: Source, limits: ClipLimits) -> tuple[str, bytes]:
         if not path.exists():
             raise DataError(f"{path}: no such file.")
         if path.is_dir():
-            raise DataError(f"{path} is a folder, not a file (batch mode takes folders: score --batch).")
+            raise DataError(f"{path} is a folder, not a file (give folders as FILE arguments: score FOLDER).")
         size = path.stat().st_size
         if size == 0:
             raise DataError(f"{name} is empty (0 bytes).")
@@ -158,21 +189,40 @@ def _too_big(name: str, size: int, limits: ClipLimits) -> str:
 def recognise(name: str, data: bytes) -> tuple[str, list[str]]:
     """The format to read ``data`` as, and notes (a lying extension); DataError when it is nothing readable."""
     ext = Path(name).suffix.lower().lstrip(".")
-    found = sniff(data[:64])
+    found = sniff(data[:64]) or probe(data)
     if found in ("gif", "tiff"):
-        raise DataError(f"{name} is a {FORMAT_LABEL[found]}; crossemo reads still images as "
+        raise DataError(f"{name} is a {format_label(found)}; crossemo reads still images as "
                         f"{', '.join(IMAGE_EXTENSIONS)}.")
     if found is None:
         if ext in SUPPORTED:
             raise DataError(f"{name} is not a readable {_kind_of_ext(ext)} file: its content matches no video, audio "
                             f"or image format (the file is corrupt, or not what its extension says).")
-        raise DataError(f"{name} is not a video, audio or image file crossemo can read "
-                        f"(supported: {', '.join(SUPPORTED)}).")
+        raise DataError(f"{name} is not a video, audio or image file that crossemo (ffmpeg) can read.")
     notes = []
-    if ext and _EXT_FORMAT.get(ext) != found:
-        notes.append(f"{name}: the extension says .{ext} but the content is {FORMAT_LABEL[found]}; "
-                     f"it was read as {FORMAT_LABEL[found]}.")
+    if ext in _EXT_FORMAT and _EXT_FORMAT[ext] != found:
+        notes.append(f"{name}: the extension says .{ext} but the content is {format_label(found)}; "
+                     f"it was read as {format_label(found)}.")
     return found, notes
+
+
+def media_files(folder: Path, head_bytes: int = 4_000_000) -> tuple[list[Path], list[str]]:
+    """The files of ``folder`` (sorted, not recursive) whose content is media crossemo reads, and one line for each
+    file skipped saying why. Recognised by content (the first ``head_bytes``), whatever the extension."""
+    found, skipped = [], []
+    for f in sorted(p for p in folder.iterdir() if p.is_file()):
+        try:
+            with open(f, "rb") as handle:
+                head = handle.read(head_bytes)
+        except OSError as exc:
+            skipped.append(f"{f.name}: skipped, cannot be read ({exc.strerror or exc}).")
+            continue
+        if not head:
+            skipped.append(f"{f.name}: skipped, empty (0 bytes).")
+        elif (sniff(head[:64]) or probe(head)) in (None, "gif", "tiff"):
+            skipped.append(f"{f.name}: skipped, not a video, audio or image file crossemo (ffmpeg) can read.")
+        else:
+            found.append(f)
+    return found, skipped
 
 
 def _kind_of_ext(ext: str) -> str:
@@ -224,7 +274,7 @@ def _decode_image(name: str, data: bytes, fmt: str, limits: ClipLimits) -> Decod
     except DataError:
         raise
     except Exception as exc:  # noqa: BLE001 - Pillow raises many types for damaged images
-        raise DataError(f"{name} is a damaged or truncated {FORMAT_LABEL[fmt]} ({type(exc).__name__}: "
+        raise DataError(f"{name} is a damaged or truncated {format_label(fmt)} ({type(exc).__name__}: "
                         f"{str(exc).splitlines()[0][:120] if str(exc) else 'no details'}).") from None
     return DecodedMedia(name=name, format=fmt, has_video=True, has_audio=False, is_image=True, duration_s=0.0,
                         n_frames=1, image=rgb)
@@ -234,7 +284,7 @@ def _decode_av(name: str, data: bytes, fmt: str, limits: ClipLimits, want_video:
                on_frame: FrameCallback | None, need_video: bool = False, need_audio: bool = False) -> DecodedMedia:
     import av
 
-    label = FORMAT_LABEL[fmt]
+    label = format_label(fmt)
     try:
         container = av.open(io.BytesIO(data), mode="r", metadata_errors="ignore")
     except Exception as exc:  # noqa: BLE001 - av.error.* and OSError
