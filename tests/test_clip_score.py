@@ -116,7 +116,7 @@ def test_batch_folder_csv_and_reports(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["score", str(folder), "--json", "--csv", str(csv), "--report", str(reports)]) == 2  # one failed
     lines = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
     assert [x["file"] for x in lines] == ["broken.mp4", "smile_low.mp4", "smile_upbeat.mp4"]
-    assert lines[0]["error"].startswith("broken.mp4 is not a readable video file")
+    assert lines[0]["error"] == "broken.mp4: skipped, not a video, audio or image file crossemo (ffmpeg) can read."
     import pandas as pd
 
     table = pd.read_csv(csv)

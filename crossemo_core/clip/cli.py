@@ -36,22 +36,20 @@ def add_score_parser(sub: Any) -> None:
     p.add_argument("--max-seconds", type=float, help="refuse clips longer than this (default 120)")
 
 
-def expand(paths: list[Path]) -> list[Path]:
-    """Files as given; a folder becomes every file in it that decodes (sorted, not recursive), and each file it
-    skips is named on standard error with the reason."""
+def expand(paths: list[Path]) -> list[tuple[Path, str | None]]:
+    """Files as given (each with ``None``); a folder becomes every file in it (sorted, not recursive), each with
+    ``None`` when it decodes or the reason it is skipped, so that the caller reports it instead of losing it."""
     from crossemo_core.clip.decode import media_files
 
-    out: list[Path] = []
+    out: list[tuple[Path, str | None]] = []
     for p in paths:
         if p.is_dir():
-            found, skipped = media_files(p)
-            for line in skipped:
-                print(line, file=sys.stderr)
-            if not found:
+            entries = media_files(p)
+            if all(reason for _, reason in entries):
                 raise DataError(f"{p} holds no video, audio or image file that crossemo (ffmpeg) can read.")
-            out += found
+            out += entries
         else:
-            out.append(p)
+            out.append((p, None))
     return out
 
 
@@ -62,9 +60,9 @@ def run(args: argparse.Namespace) -> int:
     from crossemo_core.clip.report import verdicts_table, write_report
     from crossemo_core.clip.verdict import ClipScorer
 
-    files = expand(list(args.files))
-    if args.voice is not None and len(files) != 1:
-        raise DataError(f"--voice goes with a single FILE; {len(files)} were given.")
+    entries = expand(list(args.files))
+    if args.voice is not None and len(entries) != 1:
+        raise DataError(f"--voice goes with a single FILE; {len(entries)} were given.")
     limits = ClipLimits()
     if args.max_mb:
         limits = replace(limits, max_bytes=int(args.max_mb * 1_000_000))
@@ -75,8 +73,10 @@ def run(args: argparse.Namespace) -> int:
         calibration = scorer.calibration(args.baseline) if args.baseline is not None else None
         results: list[dict[str, Any]] = []
         verdicts = []
-        for f in files:
+        for f, skipped in entries:
             try:
+                if skipped:
+                    raise DataError(skipped)
                 v = scorer.score(f, args.voice, calibration)
             except CrossemoError as exc:
                 row = {"file": f.name, "verdict": None, "error": str(exc)}

@@ -205,24 +205,24 @@ def recognise(name: str, data: bytes) -> tuple[str, list[str]]:
     return found, notes
 
 
-def media_files(folder: Path, head_bytes: int = 4_000_000) -> tuple[list[Path], list[str]]:
-    """The files of ``folder`` (sorted, not recursive) whose content is media crossemo reads, and one line for each
-    file skipped saying why. Recognised by content (the first ``head_bytes``), whatever the extension."""
-    found, skipped = [], []
+def media_files(folder: Path, head_bytes: int = 4_000_000) -> list[tuple[Path, str | None]]:
+    """Every file of ``folder`` (sorted, not recursive) with ``None`` when its content is media crossemo reads, or
+    the one-line reason it is skipped. Recognised by content (the first ``head_bytes``), whatever the extension."""
+    out: list[tuple[Path, str | None]] = []
     for f in sorted(p for p in folder.iterdir() if p.is_file()):
         try:
             with open(f, "rb") as handle:
                 head = handle.read(head_bytes)
         except OSError as exc:
-            skipped.append(f"{f.name}: skipped, cannot be read ({exc.strerror or exc}).")
+            out.append((f, f"{f.name}: skipped, cannot be read ({exc.strerror or exc})."))
             continue
         if not head:
-            skipped.append(f"{f.name}: skipped, empty (0 bytes).")
+            out.append((f, f"{f.name}: skipped, empty (0 bytes)."))
         elif (sniff(head[:64]) or probe(head)) in (None, "gif", "tiff"):
-            skipped.append(f"{f.name}: skipped, not a video, audio or image file crossemo (ffmpeg) can read.")
+            out.append((f, f"{f.name}: skipped, not a video, audio or image file crossemo (ffmpeg) can read."))
         else:
-            found.append(f)
-    return found, skipped
+            out.append((f, None))
+    return out
 
 
 def _kind_of_ext(ext: str) -> str:
@@ -315,7 +315,11 @@ def _decode_av(name: str, data: bytes, fmt: str, limits: ClipLimits, want_video:
             # them costs ~20 ms per 10 s of 25 fps 640x360 H.264.
         resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE) if use_audio else None
         chunks: list[np.ndarray] = []
-        next_t, n_frames, last_t, first_t = 0.0, 0, 0.0, None
+        # Time zero is where the video starts (else the audio): audio is then cut or padded to start there too, so
+        # a remux that moves the audio's priming samples (mp4 edit list -> mkv) does not shift face against voice.
+        first_t = _stream_start(vstreams[0] if use_video else astreams[0]) if streams else None
+        audio_start: float | None = None
+        next_t, n_frames, last_t = 0.0, 0, 0.0
         error: str | None = None
         try:
             for packet in container.demux(streams) if streams else ():
@@ -338,6 +342,8 @@ def _decode_av(name: str, data: bytes, fmt: str, limits: ClipLimits, want_video:
                             if on_frame is not None:
                                 on_frame(t_rel, _to_rgb(frame, limits.max_frame_side))
                     else:
+                        if audio_start is None:
+                            audio_start = t if t is not None else first_t
                         for out in resampler.resample(frame):
                             chunks.append(out.to_ndarray().reshape(-1).astype(np.float32))
             if resampler is not None:
@@ -348,6 +354,8 @@ def _decode_av(name: str, data: bytes, fmt: str, limits: ClipLimits, want_video:
         except Exception as exc:  # noqa: BLE001 - av.error.* during decoding: damaged or truncated data
             error = _av_message(exc)
         audio = np.concatenate(chunks) if chunks else None
+        if audio is not None and audio_start is not None and first_t is not None:
+            audio = _align_audio(audio, audio_start - first_t)
         got_audio_s = 0.0 if audio is None else len(audio) / AUDIO_RATE
         decoded = max(last_t, got_audio_s)
         if use_video and n_frames == 0 and (not use_audio or audio is None):
@@ -371,6 +379,22 @@ def _declared_duration(container, streams) -> float | None:  # noqa: ANN001
         return container.duration / 1_000_000
     durations = [float(s.duration * s.time_base) for s in streams if s.duration and s.time_base]
     return max(durations) if durations else None
+
+
+def _stream_start(stream) -> float | None:  # noqa: ANN001
+    """When a stream starts on the container's clock (seconds), from its header; None when not declared."""
+    if stream.start_time is None or stream.time_base is None:
+        return None
+    return float(stream.start_time * stream.time_base)
+
+
+def _align_audio(audio: np.ndarray, offset_s: float) -> np.ndarray:
+    """Audio whose first sample lies ``offset_s`` after time zero, cut (offset < 0) or padded with silence (> 0)
+    so that its first sample is at time zero."""
+    n = int(round(abs(offset_s) * AUDIO_RATE))
+    if offset_s < 0:
+        return audio[n:]
+    return np.concatenate([np.zeros(n, np.float32), audio]) if n else audio
 
 
 def _frame_time(frame) -> float | None:  # noqa: ANN001
