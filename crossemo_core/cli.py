@@ -1,4 +1,4 @@
-"""Command line: ``python -m crossemo_core {train,evaluate,cross-validate,inspect} ...``.
+"""Command line: ``python -m crossemo_core {train,evaluate,cross-validate,inspect,score,read,benchmark} ...``.
 
 Errors in the user's input end with a one-line message and exit status 2, never a traceback.
 """
@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     from crossemo_core.clip.cli import add_score_parser  # the clip verdicts (crossemo_core/clip/cli.py)
     add_score_parser(sub)
 
+    from crossemo_core.readers.cli import add_read_parser  # the readers alone (crossemo_core/readers/cli.py)
+    add_read_parser(sub)
+
     from crossemo_core.benchmark.cli import add_benchmark_parser  # the benchmark suites (crossemo_core/benchmark/)
     add_benchmark_parser(sub)
     return parser
@@ -88,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"train": _train, "evaluate": _evaluate, "cross-validate": _cross_validate,
-                "inspect": _inspect, "score": _score,
+                "inspect": _inspect, "score": _score, "read": _read,
                 "benchmark": _benchmark}[args.command](args)
     except (CrossemoError, ValueError) as exc:  # ValueError: a setting out of range (config validation)
         print(f"error: {exc}", file=sys.stderr)
@@ -218,6 +221,12 @@ def _benchmark(args: argparse.Namespace) -> int:
     from crossemo_core.benchmark.cli import run_benchmark_command
 
     return run_benchmark_command(args)
+
+
+def _read(args: argparse.Namespace) -> int:
+    from crossemo_core.readers.cli import run
+
+    return run(args)
 
 
 def _score(args: argparse.Namespace) -> int:

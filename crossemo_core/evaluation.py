@@ -74,3 +74,23 @@ def format_mean_sd(summary: dict[str, Any], keys: Sequence[str] = ("auc", "tpr",
         if k in summary:
             parts.append(f"{k.upper() if k != 'accuracy' else 'Acc'} {summary[k]['mean']:.3f} +- {summary[k]['sd']:.3f}")
     return " | ".join(parts)
+
+
+def calibration_metrics(inconsistent: np.ndarray, p_inconsistent: np.ndarray, n_bins: int = 10) -> dict[str, Any]:
+    """How far probabilities are from observed frequencies: expected calibration error over ``n_bins`` equal-width
+    bins (the bins' |mean p - share inconsistent| weighted by their size), the bins themselves (a reliability
+    diagram), and the share of saturated probabilities (< 0.02 or > 0.98)."""
+    y = np.asarray(inconsistent, dtype=np.float64)
+    p = np.asarray(p_inconsistent, dtype=np.float64)
+    if len(y) != len(p) or len(y) == 0:
+        raise ValueError(f"calibration needs as many labels as probabilities (> 0); got {len(y)} and {len(p)}")
+    which = np.minimum((p * n_bins).astype(int), n_bins - 1)
+    bins, ece = [], 0.0
+    for b in range(n_bins):
+        m = which == b
+        if m.any():
+            gap = abs(p[m].mean() - y[m].mean())
+            ece += m.mean() * gap
+            bins.append({"lo": b / n_bins, "hi": (b + 1) / n_bins, "n": int(m.sum()),
+                         "mean_p": float(p[m].mean()), "share_inconsistent": float(y[m].mean())})
+    return {"ece": float(ece), "saturated": float(np.mean((p < 0.02) | (p > 0.98))), "bins": bins, "n": int(len(y))}

@@ -41,7 +41,7 @@ def add_benchmark_parser(sub: Any) -> None:
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="worker processes")
     p.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1, see docs)")
     p.add_argument("--max-runs", type=int, help="compute at most this many new runs, then write the tables")
-    p.add_argument("--tiny", action="store_true", help="speed suite: tiny inputs (smoke test)")
+    p.add_argument("--tiny", action="store_true", help="speed suite: tiny inputs (smoke test); readers suite: no ablation")
     p.add_argument("--clip", type=Path, help="speed suite: a clip file for the clip verdict latency")
 
 
@@ -63,6 +63,8 @@ def run_benchmark_command(args: argparse.Namespace) -> int:
         path.write_text(speed_markdown(rows, command_line()))
         print(path.read_text())
         return 0
+    if args.suite == "readers":
+        return _run_readers(args)
     if args.dataset is None:
         raise DataError(f"--dataset is needed for the {args.suite} suite.")
     if args.dataset not in SYNTHETIC + ("demo",) and args.root is None:
@@ -95,3 +97,20 @@ def run_benchmark_command(args: argparse.Namespace) -> int:
         print(result.files[0].read_text())
     return 0
 
+
+
+def _run_readers(args: argparse.Namespace) -> int:
+    """The readers suite: ``--root`` is the data folder holding ravdess/, tess/, emodb/, fer2013/, ckplus/."""
+    import torch
+
+    from crossemo_core.benchmark.readers import readers_markdown, run_readers
+    from crossemo_core.benchmark.runner import command_line
+
+    if args.root is None:
+        raise DataError("the readers suite needs --root DATA_FOLDER (the folder holding ravdess/, tess/, emodb/).")
+    torch.set_num_threads(args.threads)
+    result = run_readers(args.root, args.out, seeds=tuple(args.seeds or (0,)), ablation=not args.tiny,
+                         jobs=args.jobs, threads=args.threads, progress=lambda msg: print(msg, flush=True),
+                         command=command_line())
+    print(readers_markdown(result))
+    return 0

@@ -18,7 +18,7 @@ from typing import Any
 from crossemo_core.baselines import METHODS
 from crossemo_core.benchmark.protocols import DataSpec, RunSpec
 
-SUITES = ("paper", "ablation", "ratio", "speed")
+SUITES = ("paper", "ablation", "ratio", "speed", "readers")
 RATIOS: tuple[tuple[int, int], ...] = ((19, 1), (9, 1), (4, 1), (3, 1), (2, 1), (1, 1), (1, 2), (1, 3), (1, 4))
 RATIO_METHODS = ("sir-hcl", "tn-bcl")
 ABLATIONS: tuple[tuple[str, dict[str, Any], str], ...] = (

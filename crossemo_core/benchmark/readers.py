@@ -1,0 +1,287 @@
+"""``benchmark --suite readers``: how well each reader holds on speakers, faces and corpora it never saw.
+
+Voice (3-class valence UAR, 7-emotion UAR, arousal UAR; chance 0.33 / 0.14 / 0.50):
+
+- **leave one corpus out**: train on two of RAVDESS / TESS / EmoDB, test on every utterance of the third;
+  validation speakers (for the epoch kept) come from the training corpora only;
+- **RAVDESS unseen actors**: train on TESS + EmoDB + RAVDESS actors 1-14 (15-17 validation), test on actors 18-20
+  (the shipped reader's own protocol, so these actors stay unseen for the clip evaluation too);
+- **augmentation ablation**: each leave-one-corpus-out run again with one augmentation switched off, and with none;
+- every test is on the clean recordings and on degraded copies (random chains of 2-4 augmentations).
+
+Face rows (FER2013 PublicTest, CK+48 as an unseen dataset, FER-framed crops of video) come from
+:func:`crossemo_core.readers.face_eval.face_rows` when the face reader is installed. Latency: reading one second of
+audio and one video frame with one thread.
+
+Every run is cached (one JSON file per run under ``OUT/cache``), so an interrupted benchmark resumes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from crossemo_core.benchmark.cache import RunCache, json_safe
+from crossemo_core.readers.augment import AUGMENTATIONS, AugmentConfig
+from crossemo_core.readers.voice import FrontendConfig, VoiceReader
+from crossemo_core.readers.voice_corpora import CORPORA, Utterance, list_corpora, ravdess_actor
+from crossemo_core.readers.voice_training import (Versions, VoiceTrainConfig, evaluate_mels, fit_prosody_view,
+                                                  prosody_cache, speaker_baselines, spectrogram_cache,
+                                                  train_voice_reader)
+
+VALID_SPEAKERS = {"ravdess": {"ravdess:15", "ravdess:16", "ravdess:17"}, "emodb": {"emodb:15", "emodb:16"}}
+"""Validation speakers taken out of a training corpus (TESS, with 2 speakers, gives none)."""
+RAVDESS_TEST_ACTORS = (18, 19, 20)
+BASELINE_CLIPS = 2
+"""Neutral recordings per test speaker that make the per-person baseline (left out of the baseline comparison)."""
+
+
+@dataclass(frozen=True)
+class VoiceSplit:
+    """Which utterances train, validate and test one voice run."""
+
+    name: str
+    train: list[Utterance]
+    valid: list[Utterance]
+    test: list[Utterance]
+
+
+def loco_split(utts: list[Utterance], held_out: str) -> VoiceSplit:
+    rest = [u for u in utts if u.corpus != held_out]
+    valid = [u for u in rest if u.speaker in VALID_SPEAKERS.get(u.corpus, set())]
+    train = [u for u in rest if u not in set(valid)]
+    return VoiceSplit(f"leave {held_out} out", train, valid, [u for u in utts if u.corpus == held_out])
+
+
+def ravdess_actor_split(utts: list[Utterance], test_actors: tuple[int, ...] = RAVDESS_TEST_ACTORS) -> VoiceSplit:
+    """TESS + EmoDB (EmoDB speakers 15, 16 validate) + RAVDESS actors below the test actors (15-17 validate)."""
+    test = [u for u in utts if u.corpus == "ravdess" and ravdess_actor(u) in test_actors]
+    rest = [u for u in utts if u not in set(test)]
+    valid = [u for u in rest if u.speaker in VALID_SPEAKERS.get(u.corpus, set())]
+    train = [u for u in rest if u not in set(valid) and u not in set(test)]
+    return VoiceSplit(f"RAVDESS actors {test_actors[0]}-{test_actors[-1]}", train, valid, test)
+
+
+def degraded_mels(test: list[Utterance], cache: dict[str, Versions]) -> list[np.ndarray]:
+    """The first random-chain copy of every test utterance (a version with two or more augmentations)."""
+    return [next(m for names, m in cache[u.key] if len(names) >= 2) for u in test]
+
+
+def _first_neutral(utts: list[Utterance]) -> set[str]:
+    """Keys of the first :data:`BASELINE_CLIPS` neutral recordings of each speaker (the baseline clips)."""
+    taken: dict[str, int] = {}
+    keys = set()
+    for u in utts:
+        if u.is_neutral and taken.get(u.speaker, 0) < BASELINE_CLIPS:
+            taken[u.speaker] = taken.get(u.speaker, 0) + 1
+            keys.add(u.key)
+    return keys
+
+
+def voice_run(split: VoiceSplit, cache: dict[str, Versions], prosody: dict[str, np.ndarray],
+              frontend: FrontendConfig, config: VoiceTrainConfig) -> tuple[dict[str, Any], VoiceReader]:
+    """Train on ``split`` (network, then the prosody view and its weight on the validation speakers) and measure
+    it on the test utterances: clean, degraded, and with each test speaker's baseline."""
+    t0 = time.perf_counter()
+    reader, record = train_voice_reader(split.train, split.valid, cache, frontend, config)
+    weights = fit_prosody_view(reader, split.train, split.valid, cache, prosody)
+    test = split.test
+    clean = evaluate_mels(reader, [cache[u.key][0][1] for u in test], test,
+                          prosody_rows=np.stack([prosody[u.key][0] for u in test]))
+    degraded = evaluate_mels(reader, degraded_mels(test, cache), test,
+                             prosody_rows=np.stack([prosody[u.key][1] for u in test]))
+    baselines = speaker_baselines(test, cache, frontend, prosody, per_speaker=BASELINE_CLIPS)
+    used = _first_neutral(test)
+    rest = [u for u in test if u.key not in used]
+    rest_mels, rest_rows = [cache[u.key][0][1] for u in rest], np.stack([prosody[u.key][0] for u in rest])
+    return {"split": split.name, "n_train": len(split.train), "n_valid": len(split.valid), "n_test": len(test),
+            "augmentations": list(config.augmentations), "seed": config.seed, "clean": clean, "degraded": degraded,
+            "without_baseline": evaluate_mels(reader, rest_mels, rest, prosody_rows=rest_rows),
+            "with_baseline": evaluate_mels(reader, rest_mels, rest, baselines, prosody_rows=rest_rows),
+            "prosody_weight": reader.prosody_weight, "prosody_weight_valid_uar": weights,
+            "best_epoch": record.best_epoch, "valid_valence_uar": record.best_valid_uar,
+            "history": record.history, "seconds": time.perf_counter() - t0}, reader
+
+
+def voice_latency(reader: VoiceReader, seconds: float = 10.0, repeats: int = 5) -> float:
+    """Median seconds to read ``seconds`` of speech-like audio, per second of audio (1 thread)."""
+    rng = np.random.default_rng(0)
+    t = np.arange(int(seconds * 16000)) / 16000
+    signal = (0.3 * np.sin(2 * np.pi * 180 * t * (1 + 0.1 * np.sin(2 * np.pi * 3 * t)))
+              * (0.5 + 0.5 * np.sin(2 * np.pi * 2 * t) ** 2) + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
+    reader.read(signal)  # warm up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        reader.read(signal)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)) / seconds
+
+
+@dataclass(frozen=True)
+class VoiceJob:
+    """One voice run of the suite: which split (``kind`` and, for leave-one-corpus-out, the held-out corpus), which
+    augmentations, which training settings."""
+
+    kind: str
+    held_out: str | None
+    config: VoiceTrainConfig
+
+    def key(self, frontend: FrontendConfig) -> str:
+        settings = json.dumps([dataclasses.asdict(self.config), dataclasses.asdict(frontend)], sort_keys=True)
+        digest = hashlib.sha256(settings.encode()).hexdigest()[:10]
+        return f"voice-{self.kind}-{self.held_out or 'ravdess18-20'}-s{self.config.seed}-{digest}".replace(" ", "_")
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _load_worker(data_root: str, frontend: FrontendConfig, threads: int) -> None:
+    """Each worker process reads the corpora and both caches once (from disk: they were built before)."""
+    torch.set_num_threads(threads)
+    utts = list_corpora(data_root)
+    _WORKER.update(utts=utts, frontend=frontend, cache=spectrogram_cache(utts, frontend, AugmentConfig(), seed=0),
+                   prosody=prosody_cache(utts, AugmentConfig(), seed=0))
+
+
+def _run_job(job: VoiceJob) -> dict[str, Any]:
+    utts = _WORKER["utts"]
+    split = ravdess_actor_split(utts) if job.held_out is None else loco_split(utts, job.held_out)
+    record, _ = voice_run(split, _WORKER["cache"], _WORKER["prosody"], _WORKER["frontend"], job.config)
+    return {**record, "kind": job.kind}
+
+
+def readers_jobs(seeds: tuple[int, ...], ablation: bool, config: VoiceTrainConfig,
+                 ablation_config: VoiceTrainConfig) -> list[VoiceJob]:
+    """The suite's voice runs: leave-one-corpus-out and RAVDESS unseen actors per seed, then (seed 0) the
+    augmentation ablation, which uses its own, shorter settings and has its own all-augmentations reference."""
+    jobs = []
+    for seed in seeds:
+        cfg = dataclasses.replace(config, seed=seed)
+        jobs += [VoiceJob("loco", corpus, cfg) for corpus in CORPORA] + [VoiceJob("ravdess-actors", None, cfg)]
+    if ablation:
+        for off in ("none",) + AUGMENTATIONS + ("all",):
+            kept = AUGMENTATIONS if off == "none" else () if off == "all" else tuple(a for a in AUGMENTATIONS
+                                                                                     if a != off)
+            jobs += [VoiceJob(f"ablation: without {off}", corpus, dataclasses.replace(ablation_config,
+                                                                                      augmentations=kept))
+                     for corpus in CORPORA]
+    return jobs
+
+
+ABLATION_CONFIG = VoiceTrainConfig(epochs=8, patience=3, views=1)
+"""Shorter training for the 27 ablation runs (one copy of each utterance per epoch, 8 epochs): each row of that
+table, its all-augmentations reference included, uses it, so the rows compare with each other, not with the main
+table."""
+
+
+def run_readers(data_root: str | Path, out: str | Path, *, seeds: tuple[int, ...] = (0,), ablation: bool = True,
+                config: VoiceTrainConfig = VoiceTrainConfig(), frontend: FrontendConfig = FrontendConfig(),
+                jobs: int = 1, threads: int = 1, progress: Callable[[str], None] | None = None,
+                command: str = "") -> dict[str, Any]:
+    """Run (or read from the cache) every voice run in ``jobs`` processes, add the face rows and latency, write
+    ``readers.md`` and ``readers.json`` under ``out``."""
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    out = Path(out)
+    runs = RunCache(out / "cache")
+    say = progress or (lambda _msg: None)
+    utts = list_corpora(data_root)
+    say("spectrogram and prosody caches (computed once, then read)")
+    spectrogram_cache(utts, frontend, AugmentConfig(), seed=0)
+    prosody_cache(utts, AugmentConfig(), seed=0)
+    planned = readers_jobs(seeds, ablation, config, ABLATION_CONFIG)
+    pending = [j for j in planned if runs.get(j.key(frontend)) is None]
+    say(f"{len(planned) - len(pending)} voice run(s) cached, {len(pending)} to compute")
+    if pending:
+        with ProcessPoolExecutor(max_workers=max(1, jobs), initializer=_load_worker,
+                                 initargs=(str(data_root), frontend, threads)) as pool:
+            futures = {pool.submit(_run_job, j): j for j in pending}
+            for future in as_completed(futures):
+                job = futures[future]
+                record = future.result()
+                runs.put(job.key(frontend), record)
+                say(f"done: {job.kind}, {job.held_out or 'RAVDESS 18-20'}, seed {job.config.seed}: valence UAR "
+                    f"{record['clean']['valence_uar']:.3f}")
+    result: dict[str, Any] = {"command": command, "voice": [runs.get(j.key(frontend)) for j in planned]}
+    try:
+        from crossemo_core.readers.face_eval import face_rows
+    except ImportError:
+        result["face"] = None
+    else:
+        say("face reader")
+        result["face"] = face_rows(data_root)
+    torch.set_num_threads(1)
+    result["latency"] = {"voice_s_per_audio_s": voice_latency(VoiceReader.load())}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "readers.json").write_text(json.dumps(json_safe(result), indent=1))
+    (out / "readers.md").write_text(readers_markdown(result))
+    return result
+
+
+def _mean_sd(values: list[float]) -> str:
+    v = np.array([x for x in values if x is not None], float)
+    if v.size == 0:
+        return "-"
+    return f"{v.mean():.3f}" if v.size == 1 else f"{v.mean():.3f} ± {v.std(ddof=1):.3f}"
+
+
+def readers_markdown(result: dict[str, Any]) -> str:
+    voice = [r for r in result["voice"] if r]
+    lines = ["# Readers benchmark", "", f"Command: `{result.get('command', '')}`", "",
+             "## Voice reader", "",
+             "3-class valence UAR (chance 0.33), 7-emotion UAR (chance 0.14), arousal UAR (chance 0.50). "
+             "'network' and 'prosody' are each view alone; the reader mixes them at the weight chosen on the "
+             "validation speakers. 'with baseline': each test speaker normalised by 2 of their neutral recordings "
+             "(those 2 left out of both baseline columns).", "",
+             "| protocol | test | n | valence UAR | network | prosody | emotion UAR | arousal UAR | degraded | "
+             "without / with baseline | prosody weight | best epoch |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    main = [r for r in voice if not r["kind"].startswith("ablation")]
+    for split in dict.fromkeys(r["split"] for r in main):
+        rs = [r for r in main if r["split"] == split]
+
+        def col(part: str, key: str) -> str:
+            return _mean_sd([r[part].get(key) for r in rs])
+
+        lines.append(f"| {rs[0]['kind']} | {split} | {rs[0]['n_test']} | {col('clean', 'valence_uar')} | "
+                     f"{col('clean', 'valence_uar_network')} | {col('clean', 'valence_uar_prosody')} | "
+                     f"{col('clean', 'emotion_uar')} | {col('clean', 'arousal_uar')} | "
+                     f"{col('degraded', 'valence_uar')} | {col('without_baseline', 'valence_uar')} / "
+                     f"{col('with_baseline', 'valence_uar')} | {', '.join(str(r['prosody_weight']) for r in rs)} | "
+                     f"{', '.join(str(r['best_epoch']) for r in rs)} |")
+    ablation = [r for r in voice if r["kind"].startswith("ablation")]
+    if ablation:
+        splits = list(dict.fromkeys(r["split"] for r in ablation))
+        lines += ["", "### What each augmentation buys", "",
+                  "Leave-one-corpus-out valence UAR, clean / degraded test, with the ablation's shorter training "
+                  f"({ABLATION_CONFIG.epochs} epochs, patience {ABLATION_CONFIG.patience}, {ABLATION_CONFIG.views} copy of each "
+                  "utterance per epoch).", "",
+                  "| training augmentations | " + " | ".join(splits) + " | mean |", "|---" * (len(splits) + 2) + "|"]
+        for kind in dict.fromkeys(r["kind"] for r in ablation):
+            rs = {r["split"]: r for r in ablation if r["kind"] == kind}
+            label = {"ablation: without none": "all (reference)", "ablation: without all": "none"}.get(
+                kind, kind.replace("ablation: ", ""))
+            cells = [f"{rs[s]['clean']['valence_uar']:.3f} / {rs[s]['degraded']['valence_uar']:.3f}"
+                     if s in rs else "-" for s in splits]
+            mean = (f"{np.mean([r['clean']['valence_uar'] for r in rs.values()]):.3f} / "
+                    f"{np.mean([r['degraded']['valence_uar'] for r in rs.values()]):.3f}")
+            lines.append(f"| {label} | " + " | ".join(cells) + f" | {mean} |")
+    if result.get("face"):
+        lines += ["", "## Face reader", "", "| test | n | 7-class accuracy | emotion UAR | valence UAR |",
+                  "|---|---|---|---|---|"]
+        for row in result["face"]:
+            acc = row.get("accuracy")
+            lines.append(f"| {row['test']} | {row['n']} | {'-' if acc is None else f'{acc:.3f}'} | "
+                         f"{row['emotion_uar']:.3f} | {row['valence_uar']:.3f} |")
+    lines += ["", "## Latency (1 thread)", ""]
+    for k, v in result.get("latency", {}).items():
+        lines.append(f"- {k}: {v:.4f}")
+    return "\n".join(lines) + "\n"

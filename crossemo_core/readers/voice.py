@@ -1,0 +1,399 @@
+"""The voice reader: emotion, valence and arousal of one utterance, from a log-mel network.
+
+Pipeline: 16 kHz mono signal -> log-mel spectrogram (:func:`log_mel`: 64 bands, 25 ms windows every 10 ms, leading
+and trailing silence trimmed) -> normalisation (:func:`normalise`: per-band mean and scalar spread of the
+utterance, or of the same speaker's calm *baseline* recording when one is given: speaker and channel normalisation)
+-> :class:`VoiceEmotionNet` (1-D convolutions over time, attentive statistics pooling, three heads: 7 emotions,
+3 valences, 2 arousal levels) -> :class:`~crossemo_core.readers.reading.Reading`. A second view,
+:class:`ProsodyHead` (linear models over utterance statistics of pitch, loudness, voicing and spectral balance,
+:mod:`~crossemo_core.readers.prosody`), gives valence and arousal too; the reading mixes both at
+:attr:`VoiceReader.prosody_weight` (0.5: an even mix, fixed in advance). The two views fail on different corpora.
+
+Arousal has its own head so that loud-negative (angry, fearful) and loud-positive (happy, surprised) speech are not
+told apart by loudness alone: both are "high", and valence has to come from elsewhere. The valence a reading reports
+is the valence head's softmax.
+
+Checkpoint (``checkpoints/voice_reader.pt``): ``{"format": "crossemo-voice-reader/1", "weights": state_dict (float16),
+"meta": json}`` read with ``torch.load(weights_only=True)``; ``meta`` holds the front-end and network settings, the
+emotion names and the training record. Trained by ``scripts/train_voice_reader.py`` (card: ``voice_reader.md``).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from crossemo_core.errors import CheckpointError, DataError
+from crossemo_core.paths import CHECKPOINTS, atomic_write
+from crossemo_core.readers.reading import AROUSALS, VALENCES, Reading
+from crossemo_core.readers.voice_corpora import VOICE_EMOTIONS
+
+VOICE_FORMAT = "crossemo-voice-reader/1"
+DEFAULT_VOICE_READER = CHECKPOINTS / "voice_reader.pt"
+RATE = 16000
+MIN_SPEECH_S = 0.3
+"""Shortest stretch of speech (after trimming silence) the reader reads; shorter gets a note instead."""
+SEGMENT_S, SEGMENT_HOP_S = 3.0, 1.5
+"""A recording longer than ``SEGMENT_S`` + ``SEGMENT_HOP_S`` is read in segments of this length and hop (the
+network was trained on crops of at most 3 s) and the segments' probabilities are averaged, weighted by speech."""
+
+
+@dataclass(frozen=True)
+class FrontendConfig:
+    """Log-mel front end. ``trim_db``: frames quieter than the loudest by more than this are silence at the ends."""
+
+    n_mels: int = 64
+    win_ms: float = 25.0
+    hop_ms: float = 10.0
+    fmin_hz: float = 60.0
+    fmax_hz: float = 7600.0
+    trim_db: float = 35.0
+    normalisation: str = "utterance"
+    """``"utterance"``: subtract each band's mean and divide by the spectrogram's spread (channel and speaker
+    normalisation); ``"gain"``: subtract the overall mean level only (keeps the spectral tilt)."""
+
+    def __post_init__(self) -> None:
+        if self.normalisation not in ("utterance", "gain"):
+            raise ValueError(f"normalisation must be 'utterance' or 'gain', got {self.normalisation!r}")
+
+
+def log_mel(signal: np.ndarray, config: FrontendConfig = FrontendConfig()) -> np.ndarray:
+    """``(n_samples,)`` float 16 kHz mono -> ``(n_mels, T)`` float32 natural-log mel power, silence at both ends
+    trimmed (``T`` frames of ``hop_ms``). A signal with no frame above the floor gives ``T == 0``."""
+    import librosa
+
+    signal = np.asarray(signal, dtype=np.float32)
+    if signal.ndim != 1:
+        raise DataError(f"a voice signal must be 1-D mono, got shape {signal.shape}")
+    if not np.all(np.isfinite(signal)):
+        raise DataError("the voice signal holds NaN or infinite samples.")
+    n_fft = int(round(config.win_ms * RATE / 1000))
+    hop = int(round(config.hop_ms * RATE / 1000))
+    if len(signal) < n_fft:
+        return np.zeros((config.n_mels, 0), np.float32)
+    mel = librosa.feature.melspectrogram(y=signal, sr=RATE, n_fft=n_fft, hop_length=hop, n_mels=config.n_mels,
+                                         fmin=config.fmin_hz, fmax=config.fmax_hz, power=2.0, center=False)
+    frame_db = 10 * np.log10(mel.sum(axis=0) + 1e-10)
+    loud = np.flatnonzero(frame_db > max(frame_db.max() - config.trim_db, -80.0))
+    if loud.size == 0:
+        return np.zeros((config.n_mels, 0), np.float32)
+    return np.log(mel[:, loud[0]:loud[-1] + 1] + 1e-8).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class NormStats:
+    """Per-band means ``(n_mels,)`` and one spread (natural-log units) used to normalise a spectrogram."""
+
+    mean: np.ndarray
+    spread: float
+
+    @classmethod
+    def of(cls, mels: list[np.ndarray], normalisation: str) -> "NormStats":
+        """Statistics of one or more ``(n_mels, T)`` spectrograms (their frames pooled)."""
+        frames = np.concatenate([m for m in mels if m.shape[1]], axis=1)
+        if frames.shape[1] == 0:
+            raise DataError("no speech to take statistics from.")
+        mean = frames.mean(axis=1) if normalisation == "utterance" else np.full(frames.shape[0], frames.mean())
+        return cls(mean.astype(np.float32), float(max((frames - mean[:, None]).std(), 1e-3)))
+
+
+def normalise(mel: np.ndarray, stats: NormStats) -> np.ndarray:
+    return ((mel - stats.mean[:, None]) / stats.spread).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------------ the network
+@dataclass(frozen=True)
+class NetConfig:
+    channels: int = 128
+    embedding: int = 128
+    dropout: float = 0.3
+
+
+class AttentiveStatsPool(nn.Module):
+    """Attention-weighted mean and standard deviation over time: ``(B, C, T)`` + mask ``(B, T)`` -> ``(B, 2C)``."""
+
+    def __init__(self, channels: int, hidden: int = 64) -> None:
+        super().__init__()
+        self.score = nn.Sequential(nn.Conv1d(channels, hidden, 1), nn.Tanh(), nn.Conv1d(hidden, 1, 1))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        logits = self.score(x).squeeze(1).masked_fill(~mask, -1e4)
+        w = torch.softmax(logits, dim=1).unsqueeze(1)
+        mean = (w * x).sum(dim=2)
+        var = (w * (x - mean.unsqueeze(2)) ** 2).sum(dim=2)
+        return torch.cat([mean, var.clamp_min(1e-6).sqrt()], dim=1)
+
+
+class VoiceEmotionNet(nn.Module):
+    """``(B, n_mels, T)`` normalised log-mel + ``(B, T)`` mask -> dict of logits: ``emotion (B, 7)``,
+    ``valence (B, 3)``, ``arousal (B, 2)``; ``embed`` gives the ``(B, embedding)`` vector before the heads."""
+
+    def __init__(self, n_mels: int, config: NetConfig = NetConfig()) -> None:
+        super().__init__()
+        c = config.channels
+
+        def block(c_in: int, c_out: int, k: int, d: int) -> nn.Sequential:
+            return nn.Sequential(nn.Conv1d(c_in, c_out, k, dilation=d, padding=d * (k // 2)), nn.BatchNorm1d(c_out),
+                                 nn.ReLU(inplace=True))
+
+        self.body = nn.Sequential(block(n_mels, c, 5, 1), block(c, c, 3, 2), block(c, c, 3, 3), block(c, 2 * c, 1, 1))
+        self.pool = AttentiveStatsPool(2 * c)
+        self.embedding = nn.Sequential(nn.Linear(4 * c, config.embedding), nn.BatchNorm1d(config.embedding),
+                                       nn.ReLU(inplace=True), nn.Dropout(config.dropout))
+        self.heads = nn.ModuleDict({"emotion": nn.Linear(config.embedding, len(VOICE_EMOTIONS)),
+                                    "valence": nn.Linear(config.embedding, len(VALENCES)),
+                                    "arousal": nn.Linear(config.embedding, len(AROUSALS))})
+
+    def embed(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.embedding(self.pool(self.body(x), mask))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        z = self.embed(x, mask)
+        return {name: head(z) for name, head in self.heads.items()}
+
+
+def pad_batch(mels: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """List of ``(n_mels, T_i)`` -> ``(B, n_mels, max T)`` zero-padded tensor and ``(B, max T)`` bool mask."""
+    t_max = max(m.shape[1] for m in mels)
+    x = torch.zeros(len(mels), mels[0].shape[0], t_max)
+    mask = torch.zeros(len(mels), t_max, dtype=torch.bool)
+    for i, m in enumerate(mels):
+        x[i, :, :m.shape[1]] = torch.from_numpy(np.asarray(m, dtype=np.float32))
+        mask[i, :m.shape[1]] = True
+    return x, mask
+
+
+# ------------------------------------------------------------------------------------------------ prosody view
+@dataclass
+class LinearHead:
+    """Standardisation + multinomial logistic regression, kept as arrays: ``(N, D)`` -> ``(N, K)`` probabilities."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: np.ndarray
+
+    @classmethod
+    def fit(cls, x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray, n_classes: int,
+            c: float = 0.03) -> "LinearHead":
+        """Class-balanced logistic regression (scikit-learn) on rows with a label (``y >= 0``)."""
+        from sklearn.linear_model import LogisticRegression
+
+        keep = y >= 0
+        x, y, w = x[keep], y[keep], sample_weight[keep]
+        mean, scale = x.mean(0), x.std(0) + 1e-6
+        model = LogisticRegression(C=c, max_iter=3000, class_weight="balanced").fit((x - mean) / scale, y,
+                                                                                   sample_weight=w)
+        coef = np.zeros((n_classes, x.shape[1]))
+        intercept = np.full(n_classes, -1e3)
+        if n_classes == 2:
+            coef[1], intercept[:] = model.coef_[0], (0.0, model.intercept_[0])
+        else:
+            coef[model.classes_], intercept[model.classes_] = model.coef_, model.intercept_
+        return cls(mean.astype(np.float32), scale.astype(np.float32), coef.astype(np.float32),
+                   intercept.astype(np.float32))
+
+    def proba(self, x: np.ndarray) -> np.ndarray:
+        z = ((np.atleast_2d(x) - self.mean) / self.scale) @ self.coef.T + self.intercept
+        z = z - z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def tensors(self, prefix: str) -> dict[str, torch.Tensor]:
+        return {f"{prefix}.{k}": torch.from_numpy(np.asarray(getattr(self, k), np.float32))
+                for k in ("mean", "scale", "coef", "intercept")}
+
+    @classmethod
+    def from_tensors(cls, payload: dict[str, Any], prefix: str) -> "LinearHead":
+        return cls(*(payload[f"{prefix}.{k}"].float().numpy() for k in ("mean", "scale", "coef", "intercept")))
+
+
+PROSODY_TASKS = (("valence", len(VALENCES)), ("arousal", len(AROUSALS)))
+
+
+@dataclass
+class ProsodyHead:
+    """Valence and arousal from :func:`~crossemo_core.readers.prosody.prosody_functionals`: ``absolute`` models read
+    the statistics as they are, ``relative`` ones (``None`` when no training speaker had a neutral recording) read
+    them minus the speaker's baseline (neutral) statistics."""
+
+    absolute: dict[str, LinearHead]
+    relative: dict[str, LinearHead] | None = None
+
+    def proba(self, features: np.ndarray, baseline: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        if baseline is None or self.relative is None:
+            return {task: head.proba(features) for task, head in self.absolute.items()}
+        return {task: head.proba(features - baseline) for task, head in self.relative.items()}
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        out: dict[str, torch.Tensor] = {}
+        for kind in ("absolute", "relative"):
+            for task, head in (getattr(self, kind) or {}).items():
+                out.update(head.tensors(f"prosody.{kind}.{task}"))
+        return out
+
+    @classmethod
+    def from_tensors(cls, payload: dict[str, Any]) -> "ProsodyHead":
+        def heads(kind: str) -> dict[str, LinearHead] | None:
+            if f"prosody.{kind}.valence.coef" not in payload:
+                return None
+            return {task: LinearHead.from_tensors(payload, f"prosody.{kind}.{task}") for task, _ in PROSODY_TASKS}
+
+        return cls(heads("absolute") or {}, heads("relative"))
+
+
+@dataclass(frozen=True)
+class SpeakerBaseline:
+    """A speaker's calm recording(s), summarised for both views: log-mel statistics and prosody statistics."""
+
+    norm: NormStats
+    prosody: np.ndarray
+
+
+# ------------------------------------------------------------------------------------------------ the reader
+@dataclass
+class VoiceReader:
+    """A trained :class:`VoiceEmotionNet` with its front end; reads signals into :class:`Reading` objects."""
+
+    net: VoiceEmotionNet
+    frontend: FrontendConfig
+    net_config: NetConfig = NetConfig()
+    meta: dict[str, Any] = field(default_factory=dict)
+    prosody: ProsodyHead | None = None
+    prosody_weight: float = 0.0
+    """Weight of the prosody view in the valence and arousal the reader reports (the network has the rest)."""
+
+    def spectrogram(self, signal: np.ndarray) -> np.ndarray:
+        return log_mel(signal, self.frontend)
+
+    def baseline_stats(self, baseline: np.ndarray) -> SpeakerBaseline:
+        """Statistics of a calm recording of the same speaker, to normalise their other recordings by."""
+        from crossemo_core.readers.prosody import prosody_functionals
+
+        mel = self.spectrogram(baseline)
+        if mel.shape[1] < MIN_SPEECH_S * 1000 / self.frontend.hop_ms:
+            raise DataError("the baseline recording holds too little speech (needs at least "
+                            f"{MIN_SPEECH_S:.1f} s).")
+        return SpeakerBaseline(NormStats.of([mel], self.frontend.normalisation), prosody_functionals(baseline))
+
+    def combine(self, net: dict[str, np.ndarray], prosody: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:
+        """The network's probabilities with the prosody view's valence and arousal mixed in at
+        :attr:`prosody_weight`."""
+        if prosody is None or self.prosody_weight == 0:
+            return net
+        w = self.prosody_weight
+        return {**net, **{task: (1 - w) * net[task] + w * prosody[task] for task in prosody}}
+
+    @torch.no_grad()
+    def probabilities(self, mels: list[np.ndarray],
+                      baseline: NormStats | list[NormStats | None] | None = None) -> dict[str, np.ndarray]:
+        """Raw log-mels ``[(n_mels, T_i)]`` -> ``{"emotion": (N, 7), "valence": (N, 3), "arousal": (N, 2)}``.
+        ``baseline``: one speaker's statistics for all, one per spectrogram, or None (each its own)."""
+        self.net.eval()
+        stats = baseline if isinstance(baseline, list) else [baseline] * len(mels)
+        normed = [normalise(m, b or NormStats.of([m], self.frontend.normalisation)) for m, b in zip(mels, stats)]
+        out: dict[str, list[np.ndarray]] = {"emotion": [], "valence": [], "arousal": []}
+        for i in range(0, len(normed), 64):
+            x, mask = pad_batch(normed[i:i + 64])
+            for name, logits in self.net(x, mask).items():
+                out[name].append(torch.softmax(logits, dim=1).numpy())
+        return {k: np.concatenate(v) if v else np.zeros((0, 1)) for k, v in out.items()}
+
+    def read(self, signal: np.ndarray, baseline: SpeakerBaseline | None = None) -> Reading:
+        """One utterance (16 kHz mono float) -> its reading; too little speech gives a uniform reading with a note."""
+        return self.read_many([signal], baseline)[0]
+
+    def read_many(self, signals: list[np.ndarray], baseline: SpeakerBaseline | None = None) -> list[Reading]:
+        """Several signals (e.g. the windows of a clip) in one batch."""
+        from crossemo_core.readers.prosody import prosody_functionals
+
+        mels = [self.spectrogram(s) for s in signals]
+        min_frames = MIN_SPEECH_S * 1000 / self.frontend.hop_ms
+        ok = [i for i, m in enumerate(mels) if m.shape[1] >= min_frames]
+        probs: dict[str, np.ndarray] = {}
+        if ok:
+            probs = self.probabilities([mels[i] for i in ok], baseline.norm if baseline else None)
+            if self.prosody is not None and self.prosody_weight > 0:
+                feats = np.stack([prosody_functionals(signals[i]) for i in ok])
+                probs = self.combine(probs, self.prosody.proba(feats, baseline.prosody if baseline else None))
+        readings = []
+        for i, m in enumerate(mels):
+            seconds = m.shape[1] * self.frontend.hop_ms / 1000
+            if i in ok:
+                j = ok.index(i)
+                readings.append(Reading.from_arrays("voice", VOICE_EMOTIONS, probs["emotion"][j],
+                                                    probs["valence"][j], probs["arousal"][j], seconds))
+            else:
+                readings.append(Reading.from_arrays(
+                    "voice", VOICE_EMOTIONS, np.full(len(VOICE_EMOTIONS), 1 / len(VOICE_EMOTIONS)),
+                    np.full(3, 1 / 3), np.full(2, 0.5), seconds,
+                    note=f"less than {MIN_SPEECH_S:.1f} s of speech: nothing to read"))
+        return readings
+
+    def read_recording(self, signal: np.ndarray, baseline: SpeakerBaseline | None = None) -> Reading:
+        """A recording of any length: short ones as one utterance, longer ones in segments
+        (:data:`SEGMENT_S`, hop :data:`SEGMENT_HOP_S`) whose probabilities are averaged, weighted by their speech."""
+        seg, hop = int(SEGMENT_S * RATE), int(SEGMENT_HOP_S * RATE)
+        if len(signal) <= seg + hop:
+            return self.read(signal, baseline)
+        starts = list(range(0, len(signal) - seg + 1, hop))
+        if starts[-1] + seg < len(signal):
+            starts.append(len(signal) - seg)
+        parts = [r for r in self.read_many([signal[s:s + seg] for s in starts], baseline) if not r.note]
+        if not parts:
+            return self.read(signal, baseline)
+        w = np.array([r.seconds for r in parts])
+        w = w / w.sum()
+
+        def mean(get: Callable[[Reading], dict[str, float]]) -> np.ndarray:
+            return np.einsum("n,nk->k", w, np.array([list(get(r).values()) for r in parts]))
+
+        return Reading.from_arrays("voice", VOICE_EMOTIONS, mean(lambda r: r.emotions), mean(lambda r: r.valence),
+                                   mean(lambda r: r.arousal or {}), len(signal) / RATE,
+                                   note=f"read in {len(parts)} segments of {SEGMENT_S:g} s")
+
+    def save(self, path: str | Path) -> Path:
+        state = {k: (v.half() if v.is_floating_point() else v) for k, v in self.net.state_dict().items()}
+        meta = {**self.meta, "frontend": asdict(self.frontend), "net": asdict(self.net_config),
+                "emotions": list(VOICE_EMOTIONS), "prosody_weight": self.prosody_weight}
+        payload = {"format": VOICE_FORMAT, "weights": state, "meta": json.dumps(meta)}
+        if self.prosody is not None:
+            payload["prosody"] = self.prosody.tensors()
+        buf = _torch_bytes(payload)
+        return atomic_write(path, buf)
+
+    @classmethod
+    def load(cls, path: str | Path = DEFAULT_VOICE_READER) -> "VoiceReader":
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"voice reader {path} does not exist.")
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+            if not isinstance(payload, dict) or payload.get("format") != VOICE_FORMAT:
+                raise CheckpointError(f"{path} is not a crossemo voice reader ({VOICE_FORMAT} expected).")
+            meta = json.loads(payload["meta"])
+            if tuple(meta["emotions"]) != VOICE_EMOTIONS:
+                raise CheckpointError(f"{path} reads other emotions ({meta['emotions']}) than this version.")
+            frontend, net_config = FrontendConfig(**meta["frontend"]), NetConfig(**meta["net"])
+            net = VoiceEmotionNet(frontend.n_mels, net_config)
+            net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["weights"].items()})
+            prosody = ProsodyHead.from_tensors(payload["prosody"]) if "prosody" in payload else None
+        except CheckpointError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - torch raises many types for damaged files
+            raise CheckpointError(f"{path} is not a readable voice reader ({type(exc).__name__}).") from None
+        net.eval()
+        return cls(net, frontend, net_config, meta, prosody, float(meta.get("prosody_weight", 0.0)))
+
+
+def _torch_bytes(obj: Any) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()

@@ -1,0 +1,378 @@
+"""Training and evaluating the voice reader: augmented spectrogram cache, one supervised loop, UAR metrics.
+
+:func:`spectrogram_cache` computes, once per utterance, the log-mels of its clean recording and of its augmented
+copies (:meth:`~crossemo_core.readers.augment.Augmenter.versions`) and keeps them on disk outside the repository
+(``$CROSSEMO_CACHE`` or ``~/.cache/crossemo``), keyed by the file's content hash and every setting that shapes them.
+:func:`train_voice_reader` draws, every epoch, ``views`` copies of each training utterance among those its
+``augmentations`` allow, crops them, masks random bands and frames (SpecAugment), and trains the three heads with
+class-weighted cross-entropy, every corpus weighing the same. The epoch kept is the one with the best valence UAR on
+validation speakers (never the test ones); training resumes from its last finished epoch when given a ``resume``
+path. :func:`fit_prosody_view` adds the prosody view; :func:`evaluate_mels` gives valence, emotion and arousal UAR.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import soundfile as sf
+import torch
+from torch import nn
+
+from crossemo_core.errors import DataError
+from crossemo_core.paths import atomic_write
+from crossemo_core.readers.augment import AUGMENTATIONS, AugmentConfig, Augmenter
+from crossemo_core.readers.reading import unweighted_average_recall, valence_from_emotions
+from crossemo_core.readers.voice import (PROSODY_TASKS, FrontendConfig, LinearHead, NetConfig, NormStats,
+                                         ProsodyHead, SpeakerBaseline, VoiceEmotionNet, VoiceReader, log_mel,
+                                         normalise, pad_batch)
+from crossemo_core.readers.voice_corpora import VOICE_EMOTIONS, Utterance
+
+CACHE_VERSION = 1
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("CROSSEMO_CACHE", Path.home() / ".cache" / "crossemo"))
+
+
+def load_signal(path: Path) -> np.ndarray:
+    """A 16 kHz corpus file as float32 mono."""
+    x, sr = sf.read(path, dtype="float32", always_2d=True)
+    if sr != 16000:
+        raise DataError(f"{path} is at {sr} Hz; the voice corpora here are 16 kHz.")
+    return x.mean(axis=1)
+
+
+Versions = list[tuple[tuple[str, ...], np.ndarray]]
+"""An utterance's log-mels: ``[(augmentations applied, (n_mels, T) float16), ...]``, clean first."""
+
+
+def spectrogram_cache(utterances: list[Utterance], frontend: FrontendConfig, augment: AugmentConfig | None,
+                      seed: int = 0, progress: Callable[[int, int], None] | None = None) -> dict[str, Versions]:
+    """``{utterance.key: versions}``; ``augment=None`` keeps the clean recording only. Computed once, then read."""
+    spectrogram = {k: v for k, v in asdict(frontend).items() if k != "normalisation"}  # applied later, not cached
+    tag = json.dumps([CACHE_VERSION, spectrogram, asdict(augment) if augment else None, seed], sort_keys=True)
+    folder = cache_root() / "voice_reader" / hashlib.sha256(tag.encode()).hexdigest()[:16]
+    augmenter = None
+    out: dict[str, Versions] = {}
+    for i, u in enumerate(utterances):
+        data = u.path.read_bytes()
+        file = folder / f"{hashlib.sha256(data).hexdigest()[:24]}.npz"
+        versions = _read_versions(file)
+        if versions is None:
+            signal = load_signal(u.path)
+            if augment is None:
+                raw = [((), signal)]
+            else:
+                if augmenter is None:
+                    augmenter = Augmenter(augment, seed)
+                augmenter.rng = np.random.default_rng([seed, int(hashlib.sha256(data).hexdigest()[:8], 16)])
+                raw = augmenter.versions(signal)
+            versions = [(names, log_mel(s, frontend).astype(np.float16)) for names, s in raw]
+            buf = io.BytesIO()
+            np.savez(buf, names=np.array(json.dumps([list(n) for n, _ in versions])),
+                     **{f"m{k}": m for k, (_, m) in enumerate(versions)})
+            atomic_write(file, buf.getvalue())
+        out[u.key] = versions
+        if progress:
+            progress(i + 1, len(utterances))
+    return out
+
+
+def prosody_cache(utterances: list[Utterance], augment: AugmentConfig, seed: int = 0,
+                  progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
+    """``{utterance.key: (2, len(PROSODY_NAMES))}``: prosody statistics of the clean recording and of its first
+    random-chain copy (the same copy :func:`spectrogram_cache` holds, from the same seeds). Computed once, then read."""
+    from crossemo_core.readers.prosody import PROSODY_NAMES, prosody_functionals
+
+    tag = json.dumps([CACHE_VERSION, list(PROSODY_NAMES), asdict(augment), seed], sort_keys=True)
+    folder = cache_root() / "voice_prosody" / hashlib.sha256(tag.encode()).hexdigest()[:16]
+    augmenter = None
+    out: dict[str, np.ndarray] = {}
+    for i, u in enumerate(utterances):
+        data = u.path.read_bytes()
+        file = folder / f"{hashlib.sha256(data).hexdigest()[:24]}.npy"
+        try:
+            out[u.key] = np.load(file, allow_pickle=False)
+        except (OSError, ValueError):
+            if augmenter is None:
+                augmenter = Augmenter(augment, seed)
+            augmenter.rng = np.random.default_rng([seed, int(hashlib.sha256(data).hexdigest()[:8], 16)])
+            versions = augmenter.versions(load_signal(u.path))
+            chain = next(s for names, s in versions if len(names) >= 2)
+            out[u.key] = np.stack([prosody_functionals(versions[0][1]), prosody_functionals(chain)])
+            buf = io.BytesIO()
+            np.save(buf, out[u.key])
+            atomic_write(file, buf.getvalue())
+        if progress:
+            progress(i + 1, len(utterances))
+    return out
+
+
+def _read_versions(file: Path) -> Versions | None:
+    if not file.is_file():
+        return None
+    try:
+        with np.load(file, allow_pickle=False) as z:
+            names = json.loads(str(z["names"]))
+            return [(tuple(n), z[f"m{k}"]) for k, n in enumerate(names)]
+    except Exception:  # noqa: BLE001 - a damaged cache entry is recomputed
+        return None
+
+
+@dataclass(frozen=True)
+class VoiceTrainConfig:
+    """Settings of one training run (saved in the checkpoint's ``meta["training"]``)."""
+
+    epochs: int = 30
+    patience: int = 8
+    batch: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 1e-3
+    crop_frames: int = 300
+    views: int = 2
+    """Copies of each training utterance per epoch, drawn among the clean one and the allowed augmented ones."""
+    augmentations: tuple[str, ...] = AUGMENTATIONS
+    freq_mask: int = 8
+    time_mask: int = 40
+    head_weights: tuple[float, float, float] = (1.0, 1.0, 0.5)
+    """Loss weight of the emotion, valence and arousal heads."""
+    speaker_norm_rate: float = 0.5
+    """Share of training samples normalised by their speaker's neutral recordings (the per-person baseline) instead
+    of their own statistics, so that one network reads both with and without a baseline."""
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = set(self.augmentations) - set(AUGMENTATIONS)
+        if unknown:
+            raise ValueError(f"unknown augmentations {sorted(unknown)}; known: {', '.join(AUGMENTATIONS)}")
+        if self.epochs < 1 or self.batch < 2 or self.views < 1 or self.crop_frames < 30:
+            raise ValueError("epochs >= 1, batch >= 2, views >= 1 and crop_frames >= 30 are required")
+
+
+def _labels(utts: list[Utterance]) -> dict[str, np.ndarray]:
+    return {"emotion": np.array([u.emotion_index for u in utts]), "valence": np.array([u.valence for u in utts]),
+            "arousal": np.array([u.arousal for u in utts])}
+
+
+def _class_weights(y: np.ndarray, n: int) -> torch.Tensor:
+    counts = np.bincount(y[y >= 0], minlength=n).astype(float)
+    w = np.where(counts > 0, counts.sum() / (n * np.maximum(counts, 1)), 0.0)
+    return torch.tensor(w, dtype=torch.float32)
+
+
+def _crop(mel: np.ndarray, frames: int, rng: np.random.Generator) -> np.ndarray:
+    if mel.shape[1] <= frames:
+        return mel
+    start = int(rng.integers(0, mel.shape[1] - frames + 1))
+    return mel[:, start:start + frames]
+
+
+def _spec_augment(x: torch.Tensor, mask: torch.Tensor, cfg: VoiceTrainConfig, rng: np.random.Generator) -> None:
+    for i in range(x.shape[0]):
+        f = int(rng.integers(0, cfg.freq_mask + 1))
+        f0 = int(rng.integers(0, x.shape[1] - f + 1))
+        x[i, f0:f0 + f] = 0
+        length = int(mask[i].sum())
+        t = int(rng.integers(0, min(cfg.time_mask, length // 4) + 1))
+        t0 = int(rng.integers(0, length - t + 1))
+        x[i, :, t0:t0 + t] = 0
+
+
+@dataclass
+class TrainRecord:
+    """What a run did: per-epoch losses and validation metrics, the epoch kept, the wall time."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_valid_uar: float = float("nan")
+    seconds: float = 0.0
+
+
+def train_voice_reader(train: list[Utterance], valid: list[Utterance], cache: dict[str, Versions],
+                       frontend: FrontendConfig, config: VoiceTrainConfig = VoiceTrainConfig(),
+                       net_config: NetConfig = NetConfig(), resume: str | Path | None = None,
+                       on_epoch: Callable[[dict[str, float]], None] | None = None) -> tuple[VoiceReader, TrainRecord]:
+    """Train on ``train`` (augmented copies from ``cache``), keep the epoch with the best valence UAR on ``valid``
+    (clean recordings). With ``resume``, state is saved there after every epoch and a run restarts from it."""
+    if not train:
+        raise DataError("no training utterances.")
+    rng = np.random.default_rng(config.seed)
+    torch.manual_seed(config.seed)  # initial weights and dropout draw from torch's generator (saved for resume)
+    net = VoiceEmotionNet(frontend.n_mels, net_config)
+    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = -(-len(train) * config.views // config.batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch,
+                                                pct_start=0.15)
+    labels = _labels(train)
+    losses = {name: nn.CrossEntropyLoss(weight=_class_weights(labels[name], n), ignore_index=-1, reduction="none")
+              for name, n in (("emotion", len(VOICE_EMOTIONS)), ("valence", 3), ("arousal", 2))}
+    corpora = np.array([u.corpus for u in train])
+    corpus_weight = {c: len(train) / (len(set(corpora)) * np.sum(corpora == c)) for c in set(corpora)}
+    sample_weight = np.array([corpus_weight[c] for c in corpora], dtype=np.float32)
+    neutral = {spk: b.norm for spk, b in speaker_baselines(train, cache, frontend).items()}
+    allowed = [[k for k, (names, _) in enumerate(cache[u.key]) if set(names) <= set(config.augmentations)]
+               for u in train]
+    record, best_state, start_epoch = TrainRecord(), None, 0
+    if resume is not None and Path(resume).is_file():
+        state = torch.load(resume, map_location="cpu", weights_only=True)
+        net.load_state_dict(state["net"]), opt.load_state_dict(state["opt"]), sched.load_state_dict(state["sched"])
+        rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        record = TrainRecord(**state["record"])
+        best_state, start_epoch = state["best"], state["epoch"]
+    t0 = time.perf_counter() - record.seconds
+    valid_mels = [cache[u.key][0][1] for u in valid]
+    for epoch in range(start_epoch, config.epochs):
+        net.train()
+        items = np.array([(i, int(rng.choice(allowed[i]))) for i in range(len(train)) for _ in range(config.views)])
+        items = items[rng.permutation(len(items))]
+        total = 0.0
+        for s in range(0, len(items), config.batch):
+            chunk = items[s:s + config.batch]
+            if len(chunk) < 2:
+                continue
+            mels = []
+            for i, v in chunk:
+                full = cache[train[i].key][v][1].astype(np.float32)
+                if full.shape[1] < 10:
+                    full = cache[train[i].key][0][1].astype(np.float32)
+                use_baseline = train[i].speaker in neutral and rng.random() < config.speaker_norm_rate
+                stats = neutral[train[i].speaker] if use_baseline else NormStats.of([full], frontend.normalisation)
+                mels.append(normalise(_crop(full, config.crop_frames, rng), stats))
+            x, mask = pad_batch(mels)
+            _spec_augment(x, mask, config, rng)
+            out = net(x, mask)
+            idx = chunk[:, 0]
+            w = torch.from_numpy(sample_weight[idx])
+            loss = sum(hw * (losses[name](out[name], torch.from_numpy(labels[name][idx])) * w).mean()
+                       for hw, name in zip(config.head_weights, ("emotion", "valence", "arousal")))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(chunk)
+        reader = VoiceReader(net, frontend, net_config)
+        metrics = evaluate_mels(reader, valid_mels, valid) if valid else {}
+        row = {"epoch": epoch + 1, "loss": total / len(items), "seconds": time.perf_counter() - t0,
+               **{f"valid_{k}": v for k, v in metrics.items() if isinstance(v, float)}}
+        record.history.append(row)
+        score = metrics.get("valence_uar", -float(epoch))  # without validation the last epoch is kept
+        if best_state is None or score > record.best_valid_uar or np.isnan(record.best_valid_uar):
+            record.best_epoch, record.best_valid_uar = epoch + 1, float(score)
+            best_state = copy.deepcopy(net.state_dict())
+        record.seconds = time.perf_counter() - t0
+        if resume is not None:
+            buf = io.BytesIO()
+            torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                        "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                        "record": asdict(record), "best": best_state, "epoch": epoch + 1}, buf)
+            atomic_write(resume, buf.getvalue())
+        if on_epoch:
+            on_epoch(row)
+        if valid and epoch + 1 - record.best_epoch >= config.patience:
+            break
+    net.load_state_dict(best_state)
+    net.eval()
+    meta = {"training": {**asdict(config), "best_epoch": record.best_epoch,
+                         "best_valid_valence_uar": record.best_valid_uar, "seconds": round(record.seconds, 1)}}
+    return VoiceReader(net, frontend, net_config, meta), record
+
+
+def speaker_baselines(utts: list[Utterance], cache: dict[str, Versions], frontend: FrontendConfig,
+                      prosody: dict[str, np.ndarray] | None = None,
+                      per_speaker: int | None = None) -> dict[str, SpeakerBaseline]:
+    """Each speaker's per-person baseline from the clean neutral recordings among ``utts`` (the first
+    ``per_speaker`` of them when given). Speakers without a neutral recording are left out."""
+    by: dict[str, list[Utterance]] = {}
+    for u in utts:
+        if u.is_neutral and (per_speaker is None or len(by.get(u.speaker, [])) < per_speaker):
+            by.setdefault(u.speaker, []).append(u)
+    out = {}
+    for spk, us in by.items():
+        norm = NormStats.of([cache[u.key][0][1].astype(np.float32) for u in us], frontend.normalisation)
+        rows = np.stack([prosody[u.key][0] for u in us]).mean(0) if prosody else np.zeros(0, np.float32)
+        out[spk] = SpeakerBaseline(norm, rows)
+    return out
+
+
+def _corpus_weights(utts: list[Utterance]) -> np.ndarray:
+    corpora = np.array([u.corpus for u in utts])
+    return np.array([len(utts) / (len(set(corpora)) * np.sum(corpora == c)) for c in corpora], dtype=np.float64)
+
+
+def fit_prosody_view(reader: VoiceReader, train: list[Utterance], valid: list[Utterance],
+                     cache: dict[str, Versions], prosody: dict[str, np.ndarray], weight: float = 0.5,
+                     report: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)) -> dict[float, float]:
+    """Fit the reader's :class:`ProsodyHead` on ``train`` (clean and degraded rows, every corpus weighing the same;
+    the relative models on rows minus the speaker's neutral mean) and mix it in at ``weight``.
+
+    The weight is fixed, not chosen on ``valid``: validation speakers come from the training corpora, and there the
+    prosody view looked better than it does on a corpus neither view saw (leave-one-corpus-out), so choosing on
+    them would tune for the wrong case. The valence UAR on ``valid`` at each ``report`` weight is returned (and
+    kept in ``meta``) for the record."""
+    labels = _labels(train)
+    x = np.concatenate([prosody[u.key] for u in train])  # rows: clean, degraded, clean, degraded, ...
+    w = np.repeat(_corpus_weights(train), 2)
+    neutral = speaker_baselines(train, cache, reader.frontend, prosody)
+    has_base = np.repeat([u.speaker in neutral for u in train], 2)
+    base = np.concatenate([np.stack([neutral[u.speaker].prosody] * 2) if u.speaker in neutral
+                           else np.zeros((2, x.shape[1])) for u in train])
+    absolute, relative = {}, {}
+    for task, n in PROSODY_TASKS:
+        y = np.repeat(labels[task], 2)
+        absolute[task] = LinearHead.fit(x, y, w, n)
+        if has_base.any():
+            relative[task] = LinearHead.fit((x - base)[has_base], y[has_base], w[has_base], n)
+    reader.prosody = ProsodyHead(absolute, relative or None)
+    reader.prosody_weight = weight
+    if not valid:
+        return {}
+    net = reader.probabilities([cache[u.key][0][1].astype(np.float32) for u in valid])
+    pros = reader.prosody.proba(np.stack([prosody[u.key][0] for u in valid]))
+    y = _labels(valid)["valence"]
+    scores = {}
+    for w in report:
+        mixed = {task: (1 - w) * net[task] + w * pros[task] for task in pros}
+        scores[w] = unweighted_average_recall(y, mixed["valence"].argmax(1), 3)
+    reader.meta["prosody_weight_valid_uar"] = {str(k): v for k, v in scores.items()}
+    return scores
+
+
+def evaluate_mels(reader: VoiceReader, mels: list[np.ndarray], utts: list[Utterance],
+                  baselines: dict[str, SpeakerBaseline] | None = None,
+                  prosody_rows: np.ndarray | None = None) -> dict[str, object]:
+    """Valence / emotion / arousal UAR and valence accuracy of ``reader`` on log-mels of ``utts`` (and, when the
+    reader has a prosody view, their ``prosody_rows``); with ``baselines`` each utterance is normalised by its
+    speaker's baseline. Also the valence UAR of each view alone."""
+    bases = [baselines.get(u.speaker) for u in utts] if baselines else [None] * len(utts)
+    net = reader.probabilities([m.astype(np.float32) for m in mels], [b.norm if b else None for b in bases])
+    y = _labels(utts)
+    out: dict[str, object] = {"valence_uar_network": unweighted_average_recall(y["valence"],
+                                                                             net["valence"].argmax(1), 3)}
+    probs = net
+    if reader.prosody is not None and prosody_rows is not None:
+        pros = {task: np.concatenate([reader.prosody.proba(row[None], b.prosody if b else None)[task]
+                                      for row, b in zip(prosody_rows, bases)]) for task, _ in PROSODY_TASKS}
+        out["valence_uar_prosody"] = unweighted_average_recall(y["valence"], pros["valence"].argmax(1), 3)
+        probs = reader.combine(net, pros)
+    pred_v = probs["valence"].argmax(1)
+    emo = y["emotion"] >= 0
+    aro = y["arousal"] >= 0
+    confusion = np.zeros((3, 3), int)
+    np.add.at(confusion, (y["valence"], pred_v), 1)
+    from_emotions = valence_from_emotions(VOICE_EMOTIONS, probs["emotion"]).argmax(1)
+    return {"n": len(utts), "valence_uar": unweighted_average_recall(y["valence"], pred_v, 3),
+            "valence_uar_from_emotions": unweighted_average_recall(y["valence"], from_emotions, 3),
+            "valence_accuracy": float(np.mean(pred_v == y["valence"])),
+            "emotion_uar": unweighted_average_recall(y["emotion"][emo], probs["emotion"][emo].argmax(1),
+                                                     len(VOICE_EMOTIONS)),
+            "arousal_uar": unweighted_average_recall(y["arousal"][aro], probs["arousal"][aro].argmax(1), 2),
+            "valence_confusion": confusion.tolist(), **out}

@@ -1,0 +1,259 @@
+"""The voice reader: readings, front end, network, augmentation, training (tiny, on synthetic tones), file format,
+the corpora listing (real data, skipped without ../shared) and the ``read`` command."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from crossemo_core.errors import CheckpointError, DataError
+from crossemo_core.readers.augment import AUGMENTATIONS, AugmentConfig, Augmenter, codec_round_trip
+from crossemo_core.readers.reading import Reading, unweighted_average_recall, valence_from_emotions
+from crossemo_core.readers.voice import (FrontendConfig, NormStats, VoiceEmotionNet, VoiceReader, log_mel,
+                                         normalise, pad_batch)
+from crossemo_core.readers.voice_corpora import VOICE_EMOTIONS, Utterance, list_corpora
+from crossemo_core.readers.voice_training import (VoiceTrainConfig, evaluate_mels, fit_prosody_view,
+                                                  spectrogram_cache, train_voice_reader)
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO.parent / "shared" / "data"
+RATE = 16000
+
+
+def tone(seconds: float, f0: float, loud: float, rng: np.random.Generator) -> np.ndarray:
+    """A voiced-like harmonic tone with vibrato, between short silences."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    phase = 2 * np.pi * f0 * (t + 0.002 * np.sin(2 * np.pi * 5 * t))
+    x = sum(np.sin(k * phase) / k for k in range(1, 8)) * loud
+    x = x * np.clip(np.sin(np.pi * t / seconds) * 3, 0, 1) + 0.001 * rng.standard_normal(len(t))
+    return np.concatenate([np.zeros(RATE // 5), x, np.zeros(RATE // 5)]).astype(np.float32)
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CROSSEMO_CACHE", str(tmp_path / "cache"))
+
+
+# ------------------------------------------------------------------------------------------------ readings
+def test_reading_reports_its_top_classes_and_uncertainty() -> None:
+    r = Reading.from_arrays("voice", VOICE_EMOTIONS, np.eye(7)[0] * 0.6 + 0.4 / 7, np.array([0.7, 0.2, 0.1]),
+                            np.array([0.1, 0.9]))
+    assert r.top_emotion == "angry" and r.top_valence == "negative" and not r.uncertain
+    assert "high arousal 0.90" in r.summary()
+    d = r.to_dict()
+    assert d["valence"] == "negative" and d["arousal_probs"]["high"] == 0.9
+    flat = Reading.from_arrays("face", VOICE_EMOTIONS, np.full(7, 1 / 7), np.array([0.4, 0.3, 0.3]))
+    assert flat.uncertain and flat.arousal is None and "uncertain" in flat.summary()
+
+
+def test_valence_from_emotions_and_uar() -> None:
+    p = valence_from_emotions(VOICE_EMOTIONS, np.eye(7))
+    assert p.tolist() == [[1, 0, 0], [1, 0, 0], [1, 0, 0], [0, 0, 1], [1, 0, 0], [0, 0, 1], [0, 1, 0]]
+    # class 0 all right, class 1 half right, class 2 absent -> mean of 1.0 and 0.5
+    assert unweighted_average_recall(np.array([0, 0, 1, 1]), np.array([0, 0, 1, 0]), 3) == pytest.approx(0.75)
+
+
+# ------------------------------------------------------------------------------------------------ front end
+def test_log_mel_trims_silence_and_refuses_bad_signals() -> None:
+    rng = np.random.default_rng(0)
+    x = tone(1.0, 150, 0.3, rng)
+    mel = log_mel(x)
+    assert mel.shape[0] == 64 and 90 <= mel.shape[1] <= 102  # ~1 s of sound at 10 ms, the 0.2 s silences cut
+    assert log_mel(np.zeros(RATE, np.float32)).shape[1] <= 1 or np.ptp(log_mel(np.zeros(RATE, np.float32))) == 0
+    with pytest.raises(DataError, match="NaN"):
+        log_mel(np.array([0.1, np.nan] * 1000, np.float32))
+    with pytest.raises(DataError, match="1-D"):
+        log_mel(np.zeros((2, 1000), np.float32))
+
+
+def test_utterance_normalisation_removes_channel_and_gain() -> None:
+    rng = np.random.default_rng(1)
+    mel = log_mel(tone(1.0, 200, 0.3, rng))
+    tilted = mel + np.linspace(-2, 2, 64)[:, None] + 1.5  # a fixed channel colour and gain, in log units
+    a = normalise(mel, NormStats.of([mel], "utterance"))
+    b = normalise(tilted, NormStats.of([tilted], "utterance"))
+    assert np.allclose(a, b, atol=1e-4)
+    g = normalise(tilted, NormStats.of([tilted], "gain"))
+    assert not np.allclose(a, g, atol=1e-2)  # the gain mode keeps the spectral tilt
+    with pytest.raises(ValueError, match="normalisation"):
+        FrontendConfig(normalisation="speaker")
+
+
+def test_padding_does_not_change_what_the_network_says() -> None:
+    torch.manual_seed(0)
+    net = VoiceEmotionNet(64).eval()
+    rng = np.random.default_rng(2)
+    short, long = rng.standard_normal((64, 80)), rng.standard_normal((64, 150))
+    x, mask = pad_batch([short, long])
+    assert x.shape == (2, 64, 150) and mask.sum(1).tolist() == [80, 150]
+    with torch.no_grad():
+        together = net(x, mask)["valence"][0]
+        alone = net(*pad_batch([short]))["valence"][0]
+    # convolutions see the zero padding near the end, the pooling does not: close, not identical
+    assert torch.allclose(together, alone, atol=0.15)
+    assert set(net(x, mask)) == {"emotion", "valence", "arousal"}
+
+
+# ------------------------------------------------------------------------------------------------ augmentation
+def test_every_augmentation_gives_a_finite_signal_of_about_the_same_length() -> None:
+    rng = np.random.default_rng(3)
+    x = tone(1.5, 180, 0.3, rng)
+    aug = Augmenter(AugmentConfig(n_rooms=2), seed=0)
+    for name in AUGMENTATIONS:
+        y = aug.one(name, x)
+        assert y.dtype == np.float32 and np.all(np.isfinite(y)), name
+        assert 0.8 * len(x) <= len(y) <= 1.2 * len(x), name
+        assert not np.allclose(y[:len(x)], x[:len(y)]), f"{name} changed nothing"
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        aug.one("echo", x)
+
+
+def test_codec_round_trip_is_aligned_with_the_original() -> None:
+    x = tone(1.0, 220, 0.3, np.random.default_rng(4))
+    for codec in (("aac", "ipod", 32000), ("mp3", "mp3", 32000), ("opus", "ogg", 24000)):
+        y = codec_round_trip(x, *codec)
+        assert len(y) == len(x)
+        assert np.corrcoef(x, y)[0, 1] > 0.8, codec[0]  # priming delay removed; a lag would decorrelate
+
+
+def test_versions_are_tagged_and_reproducible() -> None:
+    x = tone(1.0, 200, 0.3, np.random.default_rng(5))
+    a = Augmenter(AugmentConfig(n_rooms=2, n_chains=2), seed=7).versions(x)
+    b = Augmenter(AugmentConfig(n_rooms=2, n_chains=2), seed=7).versions(x)
+    assert [n for n, _ in a][:1 + len(AUGMENTATIONS)] == [()] + [(n,) for n in AUGMENTATIONS]
+    assert all(2 <= len(n) <= 4 for n, _ in a[1 + len(AUGMENTATIONS):])
+    assert all(np.array_equal(u, v) for (_, u), (_, v) in zip(a, b))
+
+
+# ------------------------------------------------------------------------------------------------ training
+def _toy_corpus(folder: Path) -> list[Utterance]:
+    """Loud high tones = angry (negative, high arousal), soft low tones = sad, mid tones = happy, quiet mid-low
+    tones = neutral; 3 speakers."""
+    rng = np.random.default_rng(6)
+    utts = []
+    for spk in range(3):
+        for k in range(6):
+            for emotion, f0, loud in (("angry", 320, 0.6), ("sad", 110, 0.05), ("happy", 220, 0.3),
+                                      ("neutral", 160, 0.15)):
+                path = folder / f"s{spk}_{emotion}_{k}.flac"
+                sf.write(path, tone(0.8 + 0.1 * k, f0 * (1 + 0.05 * spk), loud, rng), RATE)
+                utts.append(Utterance(path, "toy", f"toy:{spk}", emotion))
+    return utts
+
+
+def test_a_tiny_reader_learns_separable_classes_and_round_trips(tmp_path: Path, one_thread: None) -> None:
+    utts = _toy_corpus(tmp_path)
+    frontend = FrontendConfig(n_mels=32)
+    cache = spectrogram_cache(utts, frontend, None)
+    assert all(len(v) == 1 for v in cache.values())  # no augmentation: the clean copy only
+    train = [u for u in utts if u.speaker != "toy:2"]
+    valid = [u for u in utts if u.speaker == "toy:2"]
+    config = VoiceTrainConfig(epochs=6, batch=8, lr=5e-3, crop_frames=60, views=1, augmentations=())
+    reader, record = train_voice_reader(train, valid, cache, frontend, config)
+    assert record.best_valid_uar >= 0.9 and len(record.history) >= 1
+    from crossemo_core.readers.prosody import prosody_functionals
+
+    signals = {u.key: sf.read(u.path, dtype="float32")[0] for u in utts}
+    prosody = {k: np.stack([prosody_functionals(x)] * 2) for k, x in signals.items()}  # "degraded" row = clean
+    scores = fit_prosody_view(reader, train, valid, cache, prosody)
+    assert set(scores) == {0.0, 0.25, 0.5, 0.75, 1.0} and reader.prosody_weight == 0.5
+    assert scores[1.0] >= 0.9  # pitch and loudness alone separate these tones
+    metrics = evaluate_mels(reader, [cache[u.key][0][1] for u in valid], valid,
+                            prosody_rows=np.stack([prosody[u.key][0] for u in valid]))
+    assert metrics["valence_uar"] >= 0.9 and metrics["valence_uar_prosody"] >= 0.9
+    path = reader.save(tmp_path / "reader.pt")
+    again = VoiceReader.load(path)
+    x = signals[valid[0].key]
+    assert again.prosody_weight == reader.prosody_weight and again.prosody is not None
+    assert again.read(x).valence == pytest.approx(reader.read(x).valence, abs=2e-3)  # float16 weights
+    baseline = again.baseline_stats(signals[valid[1].key])
+    assert sum(again.read(x, baseline).valence.values()) == pytest.approx(1.0)
+    assert again.meta["training"]["best_epoch"] == record.best_epoch
+
+
+def test_training_resumes_from_its_last_epoch(tmp_path: Path, one_thread: None) -> None:
+    utts = _toy_corpus(tmp_path)
+    frontend = FrontendConfig(n_mels=32)
+    cache = spectrogram_cache(utts, frontend, None)
+    config = VoiceTrainConfig(epochs=4, batch=8, crop_frames=60, views=1, augmentations=(), patience=99)
+    straight, _ = train_voice_reader(utts, utts[:9], cache, frontend, config)
+    state = tmp_path / "state.pt"
+
+    def stop_after_two(row: dict[str, float]) -> None:
+        if row["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_voice_reader(utts, utts[:9], cache, frontend, config, resume=state, on_epoch=stop_after_two)
+    assert torch.load(state, weights_only=True)["epoch"] == 2
+    resumed, record = train_voice_reader(utts, utts[:9], cache, frontend, config, resume=state)
+    assert [row["epoch"] for row in record.history] == [1, 2, 3, 4]
+    for a, b in zip(straight.net.state_dict().values(), resumed.net.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-5)
+
+
+def test_a_file_that_is_not_a_voice_reader_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "x.pt"
+    torch.save({"format": "something-else"}, bad)
+    with pytest.raises(CheckpointError, match="not a crossemo voice reader"):
+        VoiceReader.load(bad)
+    bad.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="not a readable voice reader"):
+        VoiceReader.load(bad)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        VoiceReader.load(tmp_path / "missing.pt")
+
+
+def test_too_little_speech_gives_a_note_and_long_recordings_are_read_in_segments() -> None:
+    torch.manual_seed(0)
+    reader = VoiceReader(VoiceEmotionNet(64).eval(), FrontendConfig())
+    rng = np.random.default_rng(8)
+    short = reader.read(tone(0.1, 200, 0.3, rng)[RATE // 5:])
+    assert "nothing to read" in short.note and short.uncertain
+    long = reader.read_recording(np.concatenate([tone(2.5, 200, 0.3, rng) for _ in range(4)]))
+    assert "segments" in long.note and long.seconds > 10
+    assert sum(long.valence.values()) == pytest.approx(1.0)
+
+
+# ------------------------------------------------------------------------------------------------ real data
+needs_data = pytest.mark.skipif(not (DATA / "tess" / "labels.csv").is_file(), reason="../shared/data is absent")
+
+
+@needs_data
+def test_the_three_corpora_are_listed_with_one_label_scheme() -> None:
+    utts = list_corpora(DATA)
+    by = {c: [u for u in utts if u.corpus == c] for c in ("ravdess", "tess", "emodb")}
+    assert len(by["ravdess"]) == 1199 and len(by["tess"]) == 1400 and len(by["emodb"]) == 535
+    assert len({u.speaker for u in utts}) == 20 + 2 + 10
+    bored = [u for u in by["emodb"] if u.emotion == "bored"]
+    assert bored and all(u.emotion_index == -1 and u.valence == 0 and u.arousal == 0 for u in bored)
+    calm = [u for u in by["ravdess"] if u.emotion == "calm"]
+    assert calm and all(u.emotion_index == VOICE_EMOTIONS.index("neutral") for u in calm)
+    with pytest.raises(DataError, match="unknown voice corpus"):
+        list_corpora(DATA, ("iemocap",))
+
+
+# ------------------------------------------------------------------------------------------------ read command
+SHIPPED = REPO / "checkpoints" / "voice_reader.pt"
+
+
+@pytest.mark.skipif(not SHIPPED.is_file(), reason="no shipped voice reader")
+def test_read_command_reads_audio_and_names_a_broken_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from crossemo_core.cli import main
+
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF0000WAVEfmt garbage")
+    rc = main(["read", str(REPO / "assets" / "clips" / "voice_upbeat.wav"), str(broken), "--json",
+               "--csv", str(tmp_path / "r.csv")])
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert rc == 2 and len(lines) == 2
+    voice = lines[0]["voice"]
+    assert lines[0]["face"] is None and sum(voice["valence_probs"].values()) == pytest.approx(1, abs=1e-3)
+    assert set(voice["arousal_probs"]) == {"low", "high"}
+    assert lines[1]["error"] and lines[1]["voice"] is None
+    table = (tmp_path / "r.csv").read_text().splitlines()
+    assert table[0].startswith("file,error,face_emotion") and len(table) == 3
