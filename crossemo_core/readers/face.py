@@ -1,0 +1,424 @@
+"""The face reader: what emotion a face shows, from the project's FER2013 network and MediaPipe's 52 blendshapes.
+
+Pipeline for a photo or a video frame (:meth:`FaceReader.read_image`): MediaPipe's Face Landmarker
+(``checkpoints/face_landmarker.task``, sha256-checked) finds the largest face and gives its 478-point mesh and 52
+blendshape coefficients; :func:`crossemo_core.clip.face.align_face` cuts a 48x48 grey crop framed like FER2013 from
+the mesh; the expression network (``checkpoints/fer_expression_v2.pt``) gives 7 logits for the crop (averaged with
+its mirror image when the stacker says so); a multinomial logistic regression (:class:`FaceStacker`,
+``checkpoints/face_reader.pt``) turns [logits, blendshapes] into 7 emotion probabilities. Valence is the sum of its
+emotions' probabilities (:func:`~crossemo_core.readers.reading.valence_from_emotions`); arousal is P(angry, fearful,
+happy, surprised) against P(neutral, sad), disgust left out (it has no clear arousal).
+
+The shipped stacker uses the logits only: on the FER2013 validation split the blendshapes lowered accuracy (numbers
+in ``checkpoints/face_reader.md``), so ``FaceStacker.with_blendshapes`` is ``None`` and the landmarker only finds and
+aligns the face. The blendshape head stays in the code; ``scripts/train_face_reader.py`` re-measures it on every build.
+
+**No face.** When the landmarker finds no face, the result is still a :class:`Reading`, with uniform probabilities
+(each emotion 1/7, each valence 1/3, no arousal) and ``note`` :data:`NO_FACE` ("no face found"); test
+``reading.note == NO_FACE`` (or :func:`has_face`) before using its numbers. Uniform probabilities keep every reading
+printable and make a no-face reading ``uncertain`` by construction.
+
+FER2013-style 48x48 crops (:meth:`FaceReader.read_crops`, evaluation) go to the network as they are; for the
+blendshapes they are upscaled to 256x256 and padded with their median grey (:func:`fer_canvas`), without which the
+landmarker misses many such small, tight crops. A crop without blendshapes is read by the network-only stacker.
+
+Checkpoint ``face_reader.pt``: ``{"format": "crossemo-face-reader/1", "meta": json, "<head>.<tensor>": tensor}``
+read with ``torch.load(weights_only=True)``; ``meta`` pins the sha256 of the expression network it was fitted on,
+the blendshape names in order, whether to use flip test-time augmentation, and the training record. Built by
+``scripts/train_face_reader.py``; model card ``checkpoints/face_reader.md``.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from crossemo_core.clip.expression import FER_SIZE, ExpressionModel, softmax
+from crossemo_core.errors import CheckpointError, CrossemoError
+from crossemo_core.readers.reading import EMOTION_AROUSAL, Reading, valence_from_emotions
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_LANDMARKER = REPO / "checkpoints" / "face_landmarker.task"
+DEFAULT_EXPRESSION = REPO / "checkpoints" / "fer_expression_v2.pt"
+DEFAULT_STACKER = REPO / "checkpoints" / "face_reader.pt"
+LANDMARKER_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
+"""MediaPipe Face Landmarker v1 float16 (card ``checkpoints/face_landmarker.md``)."""
+STACKER_FORMAT = "crossemo-face-reader/1"
+FACE_EMOTIONS = ("angry", "disgust", "fearful", "happy", "sad", "surprised", "neutral")
+"""The network's 7 FER2013 classes (codes 0..6) under the readers' RAVDESS-style names."""
+BLENDSHAPE_NAMES = ("_neutral", "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft",
+                    "browOuterUpRight", "cheekPuff", "cheekSquintLeft", "cheekSquintRight", "eyeBlinkLeft",
+                    "eyeBlinkRight", "eyeLookDownLeft", "eyeLookDownRight", "eyeLookInLeft", "eyeLookInRight",
+                    "eyeLookOutLeft", "eyeLookOutRight", "eyeLookUpLeft", "eyeLookUpRight", "eyeSquintLeft",
+                    "eyeSquintRight", "eyeWideLeft", "eyeWideRight", "jawForward", "jawLeft", "jawOpen", "jawRight",
+                    "mouthClose", "mouthDimpleLeft", "mouthDimpleRight", "mouthFrownLeft", "mouthFrownRight",
+                    "mouthFunnel", "mouthLeft", "mouthLowerDownLeft", "mouthLowerDownRight", "mouthPressLeft",
+                    "mouthPressRight", "mouthPucker", "mouthRight", "mouthRollLower", "mouthRollUpper",
+                    "mouthShrugLower", "mouthShrugUpper", "mouthSmileLeft", "mouthSmileRight", "mouthStretchLeft",
+                    "mouthStretchRight", "mouthUpperUpLeft", "mouthUpperUpRight", "noseSneerLeft", "noseSneerRight")
+"""The landmarker's 52 blendshape coefficients (ARKit names), in output order."""
+NO_FACE = "no face found"
+CANVAS_SIZE, CANVAS_PAD = 256, 90
+"""48x48 crops are upscaled (bicubic) to ``CANVAS_SIZE`` and padded by ``CANVAS_PAD`` px of their median grey before
+the landmarker sees them (found a face in 96 % of FER2013 images, ``/work/shared/models/README.md``)."""
+
+
+class FaceReaderError(CrossemoError):
+    """mediapipe's Tasks API is missing or cannot run."""
+
+
+def verify_sha256(path: str | Path, expected: str) -> bytes:
+    """The bytes of ``path`` if their sha256 is ``expected``; otherwise a one-line :class:`CheckpointError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path} does not exist.")
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != expected:
+        raise CheckpointError(f"{path} has sha256 {digest[:12]}..., expected {expected[:12]}...: not the shipped "
+                              "model, refusing to load it.")
+    return data
+
+
+def fer_canvas(crop: np.ndarray) -> np.ndarray:
+    """``(48, 48)`` uint8 grey crop -> ``(436, 436, 3)`` uint8 RGB: bicubic upscale to 256 px, median-grey border."""
+    import cv2
+
+    big = cv2.resize(np.asarray(crop, np.uint8), (CANVAS_SIZE, CANVAS_SIZE), interpolation=cv2.INTER_CUBIC)
+    grey = int(np.median(crop))
+    big = cv2.copyMakeBorder(big, CANVAS_PAD, CANVAS_PAD, CANVAS_PAD, CANVAS_PAD, cv2.BORDER_CONSTANT, value=grey)
+    return np.ascontiguousarray(np.repeat(big[:, :, None], 3, axis=2))
+
+
+@dataclass(frozen=True)
+class LandmarkedFace:
+    """The largest face in an image: ``mesh`` ``(478, 3)`` in pixels (x, y, and depth z on x's scale) and
+    ``blendshapes`` ``(52,)`` in [0, 1], in :data:`BLENDSHAPE_NAMES` order."""
+
+    mesh: np.ndarray
+    blendshapes: np.ndarray
+
+
+class Landmarker:
+    """MediaPipe's Face Landmarker (Tasks API, image mode, one face) from a sha256-checked ``.task`` bundle."""
+
+    def __init__(self, path: str | Path = DEFAULT_LANDMARKER, expected_sha256: str = LANDMARKER_SHA256) -> None:
+        model = verify_sha256(path, expected_sha256)
+        os.environ.setdefault("GLOG_minloglevel", "2")
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):  # mediapipe 0.10.21 prints a protobuf warning on import
+                import mediapipe as mp
+                from mediapipe.tasks.python import BaseOptions, vision
+        except ImportError as exc:
+            raise FaceReaderError(f"mediapipe is not installed ({exc}); install it with: "
+                                  "pip install --no-deps -r requirements-clip.txt") from None
+        from crossemo_core.clip.face import _quiet_fd2, _StderrFilter
+
+        _StderrFilter.install()
+        options = vision.FaceLandmarkerOptions(base_options=BaseOptions(model_asset_buffer=model),
+                                               output_face_blendshapes=True, num_faces=1,
+                                               running_mode=vision.RunningMode.IMAGE)
+        try:
+            with _quiet_fd2():
+                self._landmarker = vision.FaceLandmarker.create_from_options(options)
+                # the first inference starts worker threads that log to stderr: run it while stderr is silenced
+                blank = fer_canvas(np.zeros((FER_SIZE, FER_SIZE), np.uint8))
+                self._landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=blank))
+        except (RuntimeError, TypeError) as exc:
+            raise FaceReaderError(f"mediapipe's face landmarker cannot run ({type(exc).__name__}: {exc}); it needs "
+                                  "protobuf 4.25.x (requirements.txt).") from None
+        self._mp = mp
+
+    def detect(self, rgb: np.ndarray) -> LandmarkedFace | None:
+        """The face in an ``(H, W, 3)`` uint8 RGB image, or ``None`` when there is none."""
+        rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+        if rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise ValueError(f"expected an (H, W, 3) RGB image, got shape {rgb.shape}")
+        result = self._landmarker.detect(self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb))
+        if not result.face_landmarks:
+            return None
+        h, w = rgb.shape[:2]
+        mesh = np.array([(p.x * w, p.y * h, p.z * w) for p in result.face_landmarks[0]], dtype=np.float32)
+        blendshapes = np.array([c.score for c in result.face_blendshapes[0]], dtype=np.float32)
+        return LandmarkedFace(mesh=mesh, blendshapes=blendshapes)
+
+    def blendshapes_of_crops(self, crops: np.ndarray) -> np.ndarray:
+        """``(N, 48, 48)`` uint8 grey crops -> ``(N, 52)`` float32 blendshapes, a row of NaN where no face is found."""
+        out = np.full((len(crops), len(BLENDSHAPE_NAMES)), np.nan, np.float32)
+        for i, crop in enumerate(crops):
+            face = self.detect(fer_canvas(crop))
+            if face is not None:
+                out[i] = face.blendshapes
+        return out
+
+    def close(self) -> None:
+        self._landmarker.close()
+
+
+# ---------------------------------------------------------------------------------------------------------- stacker
+@dataclass
+class LogisticHead:
+    """Multinomial logistic regression on standardised features: ``softmax(((x - mean) / scale) @ weight + bias)``.
+
+    ``weight`` ``(F, C)``, ``bias`` ``(C,)``, ``mean``/``scale`` ``(F,)``.
+    """
+
+    mean: np.ndarray
+    scale: np.ndarray
+    weight: np.ndarray
+    bias: np.ndarray
+
+    @classmethod
+    def fit(cls, features: np.ndarray, labels: np.ndarray, n_classes: int, l2: float,
+            class_power: float = 0.0) -> "LogisticHead":
+        """Fit on ``(N, F)`` features and ``(N,)`` labels by full-batch L-BFGS (deterministic: zero start, no
+        sampling); ``l2`` penalises the mean squared weight; samples are weighted by (class frequency)^-``class_power``
+        (0: plain, 1: every class counts equally)."""
+        x = np.asarray(features, np.float64)
+        mean, scale = x.mean(0), np.maximum(x.std(0), 1e-6)
+        xt = torch.from_numpy((x - mean) / scale)
+        y = torch.from_numpy(np.asarray(labels, np.int64))
+        counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+        class_w = np.where(counts > 0, (counts.sum() / (n_classes * np.maximum(counts, 1))) ** class_power, 0.0)
+        sample_w = torch.from_numpy(class_w[labels])
+        sample_w = sample_w / sample_w.sum()
+        weight = torch.zeros(x.shape[1], n_classes, dtype=torch.float64, requires_grad=True)
+        bias = torch.zeros(n_classes, dtype=torch.float64, requires_grad=True)
+        opt = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=500, tolerance_grad=1e-9, tolerance_change=1e-12,
+                                history_size=20, line_search_fn="strong_wolfe")
+
+        def closure() -> torch.Tensor:
+            opt.zero_grad()
+            nll = torch.nn.functional.cross_entropy(xt @ weight + bias, y, reduction="none")
+            loss = (nll * sample_w).sum() + l2 * (weight ** 2).mean()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        return cls(mean=mean, scale=scale, weight=weight.detach().numpy(), bias=bias.detach().numpy())
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        """``(N, F)`` -> ``(N, C)`` probabilities."""
+        z = ((np.asarray(features, np.float64) - self.mean) / self.scale) @ self.weight + self.bias
+        return softmax(z)
+
+    def tensors(self, prefix: str) -> dict[str, torch.Tensor]:
+        return {f"{prefix}.{k}": torch.from_numpy(np.asarray(getattr(self, k), np.float64))
+                for k in ("mean", "scale", "weight", "bias")}
+
+    @classmethod
+    def from_tensors(cls, payload: dict[str, Any], prefix: str) -> "LogisticHead":
+        return cls(**{k: payload[f"{prefix}.{k}"].numpy() for k in ("mean", "scale", "weight", "bias")})
+
+
+@dataclass
+class FaceStacker:
+    """Two heads over the expression network's 7 logits: ``with_blendshapes`` ([logits, 52 blendshapes], used when
+    the landmarker gave blendshapes) and ``network_only`` (logits; a crop without blendshapes). ``with_blendshapes``
+    is ``None`` when validation said blendshapes do not help: the network-only head then reads every face."""
+
+    network_only: LogisticHead
+    with_blendshapes: LogisticHead | None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def flip_tta(self) -> bool:
+        return bool(self.meta.get("flip_tta", False))
+
+    def predict_proba(self, logits: np.ndarray, blendshapes: np.ndarray | None) -> np.ndarray:
+        """``(N, 7)`` logits and ``(N, 52)`` blendshapes (NaN rows: none; or ``None``) -> ``(N, 7)`` probabilities."""
+        out = self.network_only.predict_proba(logits)
+        if self.with_blendshapes is not None and blendshapes is not None:
+            has = ~np.isnan(blendshapes).any(axis=1)
+            if has.any():
+                out[has] = self.with_blendshapes.predict_proba(np.hstack([logits[has], blendshapes[has]]))
+        return out
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload: dict[str, Any] = {"format": STACKER_FORMAT,
+                                   "meta": json.dumps({**self.meta,
+                                                       "heads": ["network_only"] + (["with_blendshapes"] if
+                                                                                    self.with_blendshapes else [])})}
+        payload.update(self.network_only.tensors("network_only"))
+        if self.with_blendshapes is not None:
+            payload.update(self.with_blendshapes.tensors("with_blendshapes"))
+        tmp = path.with_name(f".{path.name}.tmp")
+        torch.save(payload, tmp)
+        os.chmod(tmp, 0o644)
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "FaceStacker":
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"face reader stacker {path} does not exist.")
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+            if not isinstance(payload, dict) or payload.get("format") != STACKER_FORMAT:
+                raise CheckpointError(f"{path} is not a crossemo face reader ({STACKER_FORMAT} expected).")
+            meta = json.loads(payload["meta"])
+            heads = {name: LogisticHead.from_tensors(payload, name) for name in meta["heads"]}
+        except CheckpointError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - torch raises many types for damaged files
+            raise CheckpointError(f"{path} is not a readable face reader ({type(exc).__name__}).") from None
+        return cls(network_only=heads["network_only"], with_blendshapes=heads.get("with_blendshapes"), meta=meta)
+
+
+# ------------------------------------------------------------------------------------------------------------ reader
+def arousal_from_emotions(emotion_p: np.ndarray) -> np.ndarray:
+    """``(..., 7)`` :data:`FACE_EMOTIONS` probabilities -> ``(..., 2)`` (low, high) arousal over the emotions with a
+    clear arousal (disgust has none and is left out)."""
+    high = sum(emotion_p[..., k] for k, n in enumerate(FACE_EMOTIONS) if EMOTION_AROUSAL.get(n) == 1)
+    low = sum(emotion_p[..., k] for k, n in enumerate(FACE_EMOTIONS) if EMOTION_AROUSAL.get(n) == 0)
+    total = np.maximum(high + low, 1e-12)
+    return np.stack([low / total, high / total], axis=-1)
+
+
+def has_face(reading: Reading) -> bool:
+    return reading.note != NO_FACE
+
+
+def no_face_reading(seconds: float = 0.0) -> Reading:
+    """The documented no-face result: uniform probabilities, no arousal, note :data:`NO_FACE`."""
+    return Reading.from_arrays("face", FACE_EMOTIONS, np.full(7, 1 / 7), np.full(3, 1 / 3), None, seconds, NO_FACE)
+
+
+@dataclass(frozen=True)
+class CropReadings:
+    """Batch output of :meth:`FaceReader.read_crops`: ``emotions`` ``(N, 7)`` over :data:`FACE_EMOTIONS`,
+    ``valence`` ``(N, 3)``, ``used_blendshapes`` ``(N,)`` bool (read by the blendshape head: the stacker has one and
+    the landmarker found the face)."""
+
+    emotions: np.ndarray
+    valence: np.ndarray
+    used_blendshapes: np.ndarray
+
+
+class FaceReader:
+    """Expression network + blendshapes + stacker -> :class:`Reading` (see the module docstring)."""
+
+    def __init__(self, expression: ExpressionModel, stacker: FaceStacker, landmarker: Landmarker | None) -> None:
+        self.expression = expression
+        self.stacker = stacker
+        self._landmarker = landmarker
+
+    @classmethod
+    def load(cls, expression_path: str | Path = DEFAULT_EXPRESSION, stacker_path: str | Path = DEFAULT_STACKER,
+             landmarker_path: str | Path = DEFAULT_LANDMARKER, with_landmarker: bool = True) -> "FaceReader":
+        """Load the shipped files; the stacker must have been fitted on this expression network (sha256 pinned).
+        ``with_landmarker=False`` skips mediapipe (only :meth:`read_crops` without blendshapes then works)."""
+        stacker = FaceStacker.load(stacker_path)
+        expected = stacker.meta.get("expression_sha256")
+        if not Path(expression_path).is_file():
+            raise CheckpointError(f"expression network {expression_path} does not exist.")
+        digest = hashlib.sha256(Path(expression_path).read_bytes()).hexdigest()
+        if digest != expected:
+            raise CheckpointError(f"{stacker_path} was fitted on another expression network than {expression_path} "
+                                  f"(sha256 {digest[:12]}..., expected {str(expected)[:12]}...).")
+        if stacker.with_blendshapes is not None and tuple(stacker.meta.get("blendshape_names", ())) != BLENDSHAPE_NAMES:
+            raise CheckpointError(f"{stacker_path} was fitted on other blendshapes than the landmarker gives.")
+        landmarker = Landmarker(landmarker_path) if with_landmarker else None
+        return cls(ExpressionModel.load(expression_path), stacker, landmarker)
+
+    @property
+    def landmarker(self) -> Landmarker:
+        if self._landmarker is None:
+            raise FaceReaderError("this face reader was loaded without the landmarker (with_landmarker=False).")
+        return self._landmarker
+
+    def logits(self, crops: np.ndarray) -> np.ndarray:
+        """``(N, 48, 48)`` grey crops -> ``(N, 7)`` network logits (mean with the mirrored crop when the stacker
+        was fitted with flip test-time augmentation)."""
+        crops = np.asarray(crops)
+        out = self.expression.logits(crops)
+        if self.stacker.flip_tta and len(crops):
+            out = (out + self.expression.logits(np.ascontiguousarray(crops[:, :, ::-1]))) / 2
+        return out
+
+    def read_crops(self, crops: np.ndarray, blendshapes: np.ndarray | None = None,
+                   use_blendshapes: bool = True) -> CropReadings:
+        """Read FER2013-framed ``(N, 48, 48)`` uint8 grey crops (evaluation). ``blendshapes`` ``(N, 52)`` (NaN rows:
+        no face) are computed with :func:`fer_canvas` + the landmarker when not given and ``use_blendshapes``."""
+        crops = np.asarray(crops, np.uint8)
+        if crops.ndim != 3 or crops.shape[1:] != (FER_SIZE, FER_SIZE):
+            raise ValueError(f"expected (N, {FER_SIZE}, {FER_SIZE}) grey crops, got shape {crops.shape}")
+        if blendshapes is None and use_blendshapes and self.stacker.with_blendshapes is not None:
+            blendshapes = self.landmarker.blendshapes_of_crops(crops)
+        use_blendshapes = use_blendshapes and blendshapes is not None and self.stacker.with_blendshapes is not None
+        emotions = self.stacker.predict_proba(self.logits(crops), blendshapes if use_blendshapes else None)
+        used = ~np.isnan(blendshapes).any(axis=1) if use_blendshapes else np.zeros(len(crops), bool)
+        return CropReadings(emotions=emotions, valence=valence_from_emotions(FACE_EMOTIONS, emotions),
+                            used_blendshapes=used)
+
+    def _reading(self, emotion_p: np.ndarray, seconds: float = 0.0, note: str = "") -> Reading:
+        return Reading.from_arrays("face", FACE_EMOTIONS, emotion_p, valence_from_emotions(FACE_EMOTIONS, emotion_p),
+                                   arousal_from_emotions(emotion_p), seconds, note)
+
+    def _emotions_of_image(self, rgb: np.ndarray) -> np.ndarray | None:
+        """``(7,)`` emotion probabilities of the largest face in an RGB image, or ``None`` without a face."""
+        from crossemo_core.clip.face import align_face
+
+        face = self.landmarker.detect(rgb)
+        if face is None:
+            return None
+        crop, _ = align_face(np.ascontiguousarray(rgb, dtype=np.uint8), face.mesh)
+        return self.stacker.predict_proba(self.logits(crop[None]), face.blendshapes[None])[0]
+
+    def read_image(self, rgb: np.ndarray) -> Reading:
+        """The largest face in an ``(H, W, 3)`` uint8 RGB photo -> a :class:`Reading` (``seconds`` 0); no face ->
+        :func:`no_face_reading`."""
+        emotion_p = self._emotions_of_image(rgb)
+        return no_face_reading() if emotion_p is None else self._reading(emotion_p)
+
+    def read_frames(self, frames: Sequence[tuple[float, np.ndarray]]) -> tuple[list[Reading], Reading]:
+        """Video frames ``[(t seconds, (H, W, 3) uint8 RGB), ...]`` (e.g. sampled at 5 frames/s) -> (one reading
+        per frame, the pooled reading). Pooled: mean emotion probabilities over the frames with a face, ``seconds``
+        the span from the first to the last frame; its note says how many frames had a face when some had none,
+        and is :data:`NO_FACE` when none had."""
+        per_frame: list[Reading] = []
+        found: list[np.ndarray] = []
+        for _, rgb in frames:
+            emotion_p = self._emotions_of_image(rgb)
+            per_frame.append(no_face_reading() if emotion_p is None else self._reading(emotion_p))
+            if emotion_p is not None:
+                found.append(emotion_p)
+        times = [t for t, _ in frames]
+        span = float(max(times) - min(times)) if times else 0.0
+        if not found:
+            return per_frame, no_face_reading(span)
+        note = "" if len(found) == len(frames) else f"face in {len(found)} of {len(frames)} frames"
+        return per_frame, self._reading(np.mean(found, axis=0), span, note)
+
+    def close(self) -> None:
+        if self._landmarker is not None:
+            self._landmarker.close()
+
+
+def reading_of(emotions: np.ndarray, seconds: float = 0.0, note: str = "") -> Reading:
+    """A face :class:`Reading` from ``(7,)`` :data:`FACE_EMOTIONS` probabilities (valence and arousal derived)."""
+    return Reading.from_arrays("face", FACE_EMOTIONS, emotions, valence_from_emotions(FACE_EMOTIONS, emotions),
+                               arousal_from_emotions(emotions), seconds, note)
+
+
+def read_tracked_crops(reader: FaceReader, crops: np.ndarray | None, n_frames: int, fps: float) -> Reading:
+    """The pooled reading of a video from the face tracker's FER-framed crops (``(k, 48, 48)``, or None when no
+    frame of the ``n_frames`` sampled at ``fps`` had a face), read by the network-only stacker."""
+    seconds = n_frames / fps
+    if crops is None or len(crops) == 0:
+        return no_face_reading(seconds)
+    emotions = reader.read_crops(crops, use_blendshapes=False).emotions.mean(axis=0)
+    note = "" if len(crops) == n_frames else f"face in {len(crops)} of {n_frames} frames"
+    return reading_of(emotions, seconds, note)
