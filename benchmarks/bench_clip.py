@@ -35,18 +35,9 @@ def rss_mb() -> float:
 
 
 def make_clip(seconds: float) -> bytes:
-    import soundfile as sf
-    from PIL import Image
+    from crossemo_core.clip.synth import demo_clip
 
-    from crossemo_core.clip import synth
-
-    face = np.asarray(Image.open(ASSETS / "face_photo.jpg").convert("RGB"))
-    voice, sr = sf.read(ASSETS / "voice_upbeat.wav", dtype="float32")
-    reps = int(np.ceil(seconds * sr / len(voice)))
-    audio = np.tile(voice, reps)[: int(seconds * sr)]
-    fps = 25
-    return synth.encode_video(lambda i: synth.place((360, 640), face, int(250 + 10 * np.sin(i / 20)),
-                                                    320 + 15 * np.sin(i / 30), 180), int(seconds * fps), fps, audio)
+    return demo_clip(seconds)
 
 
 COLD = """

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from crossemo_core.benchmark.cache import RunCache, json_safe
+from crossemo_core.clip.decode import ClipLimits
 from crossemo_core.readers.augment import AUGMENTATIONS, AugmentConfig
 from crossemo_core.readers.voice import FrontendConfig, VoiceReader
 from crossemo_core.readers.voice_corpora import CORPORA, Utterance, list_corpora, ravdess_actor
@@ -110,19 +111,46 @@ def voice_run(split: VoiceSplit, cache: dict[str, Versions], prosody: dict[str, 
             "history": record.history, "seconds": time.perf_counter() - t0}, reader
 
 
-def voice_latency(reader: VoiceReader, seconds: float = 10.0, repeats: int = 5) -> float:
-    """Median seconds to read ``seconds`` of speech-like audio, per second of audio (1 thread)."""
-    rng = np.random.default_rng(0)
-    t = np.arange(int(seconds * 16000)) / 16000
-    signal = (0.3 * np.sin(2 * np.pi * 180 * t * (1 + 0.1 * np.sin(2 * np.pi * 3 * t)))
-              * (0.5 + 0.5 * np.sin(2 * np.pi * 2 * t) ** 2) + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
-    reader.read(signal)  # warm up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        reader.read(signal)
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times)) / seconds
+def read_latency(seconds: float = 10.0, repeats: int = 5) -> dict[str, float]:
+    """Warm seconds (median of ``repeats``) for ``read`` of a ``seconds``-long demo clip (decode, face tracker and
+    face reader at 5 frames/s, voice reader) with 2 torch threads, and the same per second of audio and per video
+    frame with 1 thread (voice reader alone; face tracker + face reader alone)."""
+    from crossemo_core.clip.decode import NamedBytes, decode_media
+    from crossemo_core.clip.face import FaceAnalyzer
+    from crossemo_core.clip.synth import demo_clip
+    from crossemo_core.readers.cli import FACE_FPS, Readers
+
+    data = NamedBytes("demo.mp4", demo_clip(seconds))
+    readers = Readers()
+
+    def median_time(fn: Callable[[], Any]) -> float:
+        fn()  # warm up
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return float(np.median(times))
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    clip_s = median_time(lambda: readers.read_file(data))
+    torch.set_num_threads(1)
+    frames: list[np.ndarray] = []
+    media = decode_media(data, limits=ClipLimits(fps=FACE_FPS), on_frame=lambda t, rgb: frames.append(rgb))
+    voice_s = median_time(lambda: readers.voice.read_recording(media.audio)) / seconds
+    tracker = FaceAnalyzer()
+
+    def faces() -> None:
+        tracker.reset()
+        crops = [c for c in (tracker.analyse(i / FACE_FPS, f).crop for i, f in enumerate(frames)) if c is not None]
+        readers.face.read_crops(np.stack(crops), use_blendshapes=False)
+
+    frame_s = median_time(faces) / len(frames)
+    tracker.close()
+    torch.set_num_threads(previous)
+    return {f"read a {seconds:g} s clip, warm, 2 threads (s)": clip_s, "voice reader per second of audio, 1 thread (s)":
+            voice_s, "face tracker + face reader per video frame, 1 thread (s)": frame_s}
 
 
 @dataclass(frozen=True)
@@ -218,8 +246,8 @@ def run_readers(data_root: str | Path, out: str | Path, *, seeds: tuple[int, ...
     else:
         say("face reader")
         result["face"] = face_rows(data_root)
-    torch.set_num_threads(1)
-    result["latency"] = {"voice_s_per_audio_s": voice_latency(VoiceReader.load())}
+    say("latency")
+    result["latency"] = read_latency()
     out.mkdir(parents=True, exist_ok=True)
     (out / "readers.json").write_text(json.dumps(json_safe(result), indent=1))
     (out / "readers.md").write_text(readers_markdown(result))

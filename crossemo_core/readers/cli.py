@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from crossemo_core.errors import CrossemoError, DataError
 from crossemo_core.readers.reading import Reading
 
@@ -98,14 +100,29 @@ class Readers:
 
         from crossemo_core.clip.decode import ClipLimits, decode_media
 
-        frames: list[tuple[float, Any]] = []
-        media = decode_media(path, limits=replace(ClipLimits(), fps=FACE_FPS),
-                             on_frame=lambda t, rgb: frames.append((t, rgb)))
+        from crossemo_core.clip.face import FaceAnalyzer
+
+        tracker = FaceAnalyzer()  # the clip verdict's face tracker: video faces are read exactly as it reads them
+        crops: list[Any] = []
+        n_frames = [0]
+
+        def on_frame(t: float, rgb: Any) -> None:
+            n_frames[0] += 1
+            frame = tracker.analyse(t, rgb)
+            if frame.crop is not None:
+                crops.append(frame.crop)
+
+        try:
+            media = decode_media(path, limits=replace(ClipLimits(), fps=FACE_FPS), on_frame=on_frame)
+        finally:
+            tracker.close()
         result = FileReading(file=media.name, notes=list(media.notes))
         if media.is_image:
             result.face = self.face.read_image(media.image)
-        elif frames:
-            result.face = self.face.read_frames(frames)[1]
+        elif n_frames[0]:
+            from crossemo_core.readers.face import read_tracked_crops
+
+            result.face = read_tracked_crops(self.face, np.stack(crops) if crops else None, n_frames[0], FACE_FPS)
         if media.audio is not None and media.has_audio:
             result.voice = self.voice.read_recording(media.audio, baseline)
         return result
