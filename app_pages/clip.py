@@ -7,7 +7,7 @@ import streamlit as st
 
 from crossemo_app import clip_view as cv
 from crossemo_app import ui
-from crossemo_core.clip.decode import AUDIO_EXTENSIONS, SUPPORTED, VIDEO_EXTENSIONS, NamedBytes
+from crossemo_core.clip.decode import SUPPORTED, NamedBytes
 from crossemo_core.clip.report import PLAIN, report_html, verdicts_table
 
 RESULT, BATCH = "clip_result", "clip_batch"
@@ -32,10 +32,9 @@ if source == "Try a sample":
         st.video(face_in.data)
 elif source == "Upload":
     c1, c2 = st.columns(2)
-    up = c1.file_uploader("Video with sound, or a photo / silent video of the face", type=list(SUPPORTED),
-                          key="clip_upload")
-    vup = c2.file_uploader("Voice recording (only if the first file has no sound)",
-                           type=list(AUDIO_EXTENSIONS + VIDEO_EXTENSIONS), key="clip_voice_upload")
+    up = c1.file_uploader("Video with sound, or a photo / silent video of the face", key="clip_upload",
+                          help="Any format ffmpeg decodes (" + ", ".join(SUPPORTED) + ", ...): read by content.")
+    vup = c2.file_uploader("Voice recording (only if the first file has no sound)", key="clip_voice_upload")
     face_in = NamedBytes(up.name, up.getvalue()) if up is not None else None
     voice_in = NamedBytes(vup.name, vup.getvalue()) if vup is not None else None
 else:
@@ -48,7 +47,7 @@ else:
 with st.expander("Optional: a calm, neutral baseline clip of the same person"):
     st.caption("If given, the face and the voice are judged relative to this person's own resting face and voice "
                "(useful when someone's neutral face or voice looks sad or tense to the model).")
-    bup = st.file_uploader("Baseline clip", type=list(VIDEO_EXTENSIONS), key="clip_baseline")
+    bup = st.file_uploader("Baseline clip", key="clip_baseline")
     baseline_in = NamedBytes(bup.name, bup.getvalue()) if bup is not None else None
 
 ready = face_in is not None and (source != "Record" or voice_in is not None)
@@ -64,26 +63,27 @@ v = st.session_state.get(RESULT)
 if v is not None:
     st.divider()
     st.markdown(f"**{v.file}{' + ' + v.voice_file if v.voice_file else ''}**")
-    st.markdown(cv.badge(v.verdict), unsafe_allow_html=True)
+    st.markdown(cv.badge(v.verdict, v.label), unsafe_allow_html=True)
     st.markdown(f"### {PLAIN[v.verdict]}")
     st.markdown(f"**Why:** {v.reason}")
+    if v.conflict:
+        st.warning(v.conflict, icon=":material/compare_arrows:")
+    st.caption(v.rule)
     m = st.columns(4)
     m[0].metric("P(inconsistent)", "–" if v.p_inconsistent is None else f"{v.p_inconsistent:.2f}",
-                help="posterior probability that face and voice disagree (Beta mixture)")
-    m[1].metric("Similarity", "–" if v.similarity is None else f"{v.similarity:.2f}",
-                help="how close the model puts face and voice (cosine, higher = more alike)")
+                help="calibrated probability that face and voice disagree (both sources weighed)")
+    m[1].metric("Embedding alone", "–" if v.p_embedding is None else f"{v.p_embedding:.2f}",
+                help=f"the SIR-HCL posterior from the face-voice similarity"
+                     + ("" if v.similarity is None else f" ({v.similarity:.2f})"))
     m[2].metric("Face found", f"{v.face_fraction:.0%}", help="share of the sampled video frames with a face")
     m[3].metric("Speech", f"{v.speech_s:.1f} s")
     for note in v.notes:
         st.warning(note, icon=":material/info:")
-    c1, c2 = st.columns(2)
-    c1.markdown(f"**Face:** {v.face.get('emotion') or 'no face'}"
-                + (f" (valence {v.face['valence']})" if v.face.get("valence") else ""))
-    if v.face.get("probs"):
-        c1.bar_chart(cv.probs_frame(v.face["probs"]), x="class", y="probability", height=220)
-    c2.markdown(f"**Voice:** {v.voice.get('valence') or 'not judged'}")
-    if v.voice.get("valence_probs"):
-        c2.bar_chart(cv.probs_frame(v.voice["valence_probs"]), x="class", y="probability", height=220)
+    for column, side, title in zip(st.columns(2), (v.face, v.voice), ("Face", "Voice")):
+        column.markdown(cv.side_line(title, side))
+        if side.get("probs"):
+            column.bar_chart(cv.probs_frame(side["valence_probs"]), x="class", y="probability", height=160)
+            column.bar_chart(cv.probs_frame(side["probs"]), x="class", y="probability", height=200)
     st.plotly_chart(cv.timeline_figure(v), key="clip_timeline")
     wave = cv.waveform_figure(v)
     if wave is not None:
@@ -107,7 +107,7 @@ if v is not None:
 
 st.divider()
 st.subheader("Many clips at once")
-files = st.file_uploader("Videos with sound (one verdict each)", type=list(VIDEO_EXTENSIONS), key="clip_batch_files",
+files = st.file_uploader("Videos with sound (one verdict each)", key="clip_batch_files",
                          accept_multiple_files=True)
 if st.button("Judge them all", disabled=not files, key="clip_batch_go"):
     rows = []

@@ -36,32 +36,62 @@ def sample_paths(label: str) -> tuple[Path, Path | None]:
     return SAMPLES_DIR / face, (SAMPLES_DIR / voice if voice else None)
 
 
-def badge(verdict: str) -> str:
+def badge(verdict: str, label: str | None = None) -> str:
     return (f"<span style='background:{COLOURS.get(verdict, '#444')};color:white;padding:6px 14px;"
-            f"border-radius:6px;font-size:1.6rem;font-weight:700'>{verdict.upper()}</span>")
+            f"border-radius:6px;font-size:1.6rem;font-weight:700'>{(label or verdict).upper()}</span>")
+
+
+def side_line(title: str, side: dict) -> str:
+    """``**Voice:** angry · negative (0.83) · high arousal 0.91`` (the same reading the ``read`` command prints)."""
+    if not side.get("emotion"):
+        return f"**{title}:** {'no face' if title == 'Face' else 'not judged'}"
+    arousal = side.get("arousal_probs")
+    return (f"**{title}:** {side['emotion']} · {side['valence']} ({side['confidence']:.2f})"
+            + (f" · high arousal {arousal['high']:.2f}" if arousal else "")
+            + (" · **uncertain**" if side.get("uncertain") else ""))
+
+
+VALENCE_COLOURS = {"negative": "#b3261e", "neutral": "#888888", "positive": "#1b7f3b"}
 
 
 def timeline_figure(v) -> go.Figure:  # noqa: ANN001
-    fig = go.Figure()
-    scored = [w for w in v.timeline if w.status == "scored"]
+    """Three lanes on one shared time axis: the face reader's valence, the voice reader's valence (signed score
+    P(positive) - P(negative), coloured by the top valence) and the combined probability of inconsistency."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06, row_heights=[0.25, 0.25, 0.5],
+                        subplot_titles=("face (valence score)", "voice (valence score)", "P(inconsistent)"))
     for w in v.timeline:
         if w.status != "scored":
             mid = (w.start + w.end) / 2
-            fig.add_vrect(x0=mid - 0.25, x1=mid + 0.25, fillcolor="#bbb", opacity=0.35, line_width=0)
+            for row in (1, 2, 3):
+                fig.add_vrect(x0=mid - 0.25, x1=mid + 0.25, fillcolor="#bbb", opacity=0.35, line_width=0,
+                              row=row, col=1)
+    scored = [w for w in v.timeline if w.status == "scored"]
     if scored:
         mids = [(w.start + w.end) / 2 for w in scored]
+        for row, side in ((1, "face"), (2, "voice")):
+            readings = [getattr(w, side) for w in scored]
+            score = [r.valence["positive"] - r.valence["negative"] for r in readings]
+            text = [f"{w.start:.1f}-{w.end:.1f} s: {r.top_emotion}, {r.top_valence} ({r.confidence:.2f})"
+                    for w, r in zip(scored, readings)]
+            fig.add_trace(go.Scatter(x=mids, y=score, mode="lines+markers", name=side, text=text,
+                                     marker={"color": [VALENCE_COLOURS[r.top_valence] for r in readings],
+                                             "size": [6 + 10 * (r.confidence - 1 / 3) for r in readings]},
+                                     line={"color": "#999", "width": 1},
+                                     hovertemplate="%{text}<extra></extra>"), row=row, col=1)
+            fig.update_yaxes(range=[-1.1, 1.1], tickvals=[-1, 0, 1], ticktext=["neg", "0", "pos"], row=row, col=1)
         hover = [f"{w.start:.1f}-{w.end:.1f} s<br>face {w.face_valence}, voice {w.voice_valence}"
+                 + (f"<br>embedding alone {w.p_embedding:.2f}" if w.p_embedding is not None else "")
                  + (f"<br>atypical: {w.atypical}" if w.atypical else "") for w in scored]
         fig.add_trace(go.Scatter(x=mids, y=[w.p_inconsistent for w in scored], mode="lines+markers",
                                  name="P(inconsistent)", line={"color": "#b3261e"}, text=hover,
-                                 hovertemplate="%{text}<br>P(inconsistent) %{y:.2f}<extra></extra>"))
-        fig.add_trace(go.Scatter(x=mids, y=[w.similarity for w in scored], mode="lines+markers", name="similarity",
-                                 line={"color": "#4a78b5"}, text=hover,
-                                 hovertemplate="%{text}<br>similarity %{y:.2f}<extra></extra>"))
-    fig.add_hline(y=v.threshold, line_dash="dash", line_color="#b3261e", annotation_text="threshold")
-    fig.update_layout(height=320, margin={"l": 10, "r": 10, "t": 30, "b": 10}, xaxis_title="time (s, window centre)",
-                      yaxis={"range": [-0.05, 1.05]}, legend={"orientation": "h", "y": -0.3},
-                      title="When face and voice diverge (grey: no face or no speech, not judged)")
+                                 hovertemplate="%{text}<br>P(inconsistent) %{y:.2f}<extra></extra>"), row=3, col=1)
+    fig.add_hline(y=0.5, line_dash="dash", line_color="#b3261e", row=3, col=1)
+    fig.update_yaxes(range=[-0.05, 1.05], row=3, col=1)
+    fig.update_layout(height=440, margin={"l": 10, "r": 10, "t": 40, "b": 10}, showlegend=False,
+                      title="Where face and voice part ways (grey: no face or no speech, not judged)")
+    fig.update_xaxes(title_text="time (s, window centre)", row=3, col=1)
     return fig
 
 

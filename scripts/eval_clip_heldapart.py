@@ -1,18 +1,26 @@
-"""Held-apart evaluation of clip verdicts on real files, through the whole path (decode -> face mesh -> crops ->
-expression network -> voice features -> clip model -> verdict).
+"""End-to-end evaluation of clip verdicts on real files (decode -> face tracker -> crops -> face reader and clip
+model -> voice reader -> evidence combiner -> verdict), and the fit of the evidence combiner.
 
-    nice -n 5 python scripts/eval_clip_heldapart.py --fer-data ../shared/data/fer2013/fer2013.npz \
-        --ravdess ../shared/data/ravdess --out docs/clip_heldapart.json
+    python scripts/eval_clip_heldapart.py --part valid --fit-combiner checkpoints/clip_combiner.json
+    python scripts/eval_clip_heldapart.py --part heldout --out docs/clip_heldapart.json
 
-Clips: every RAVDESS speech take of the held-apart actors (18-20, never used for training or validation) twice:
-once with a FER2013 PublicTest half-B face (never used for training or validation) of the same valence (normal) and
-once with a face of another valence (abnormal). Each clip is an MP4 (H.264 + AAC, 25 fps, 320x240): the 48x48 face
-upscaled to 150 px on a grey background, drifting slightly, with the voice as its sound track. The clips are written
-to a temporary folder that is removed at the end (``--keep DIR`` keeps them there instead; never commit them).
+Clips: every RAVDESS speech take of the part's actors (valid 15-17, heldout 18-20: never used to train the clip
+model or the voice reader) twice: once with a FER2013 PublicTest face (valid: half A, heldout: half B, never used to
+train) of the same valence (consistent) and once with a face of another valence (inconsistent). Each clip is an MP4
+(H.264 + AAC, 25 fps, 320x240): the 48x48 face upscaled to 150 px on a grey background, drifting slightly, with the
+voice as its sound track. ``--degrade`` also scores every clip with its voice degraded (noise at 5-30 dB SNR, then a
+lossy codec round trip). Stability: every ``--stability-every``-th clip is also scored remuxed losslessly to
+Matroska and with its audio shifted by +-100 ms, and the largest change of P(inconsistent) is reported. Clips are
+written to a temporary folder that is removed at the end; the JSON holds aggregates only (``--rows FILE`` writes
+the per-clip rows, which name FER2013 rows, outside the repository).
+
+``--fit-combiner FILE`` (with ``--part valid``): fit the evidence combiner on these clips' embedding posteriors and
+readings and write it (the combiner already shipped is not used while fitting).
 """
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 import tempfile
@@ -23,10 +31,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from crossemo_core.benchmark.cache import json_safe  # noqa: E402
 from crossemo_core.clip import corpus, synth  # noqa: E402
-from crossemo_core.clip.verdict import ClipScorer  # noqa: E402
-from crossemo_core.evaluation import detection_metrics  # noqa: E402
+from crossemo_core.clip.combine import EvidenceCombiner, evidence_features  # noqa: E402
+from crossemo_core.clip.decode import NamedBytes  # noqa: E402
+from crossemo_core.clip.verdict import ClipScorer, ClipVerdict  # noqa: E402
+from crossemo_core.evaluation import calibration_metrics, detection_metrics  # noqa: E402
 from crossemo_core.features.voice import load_audio  # noqa: E402
+from crossemo_core.paths import atomic_write  # noqa: E402
+from crossemo_core.readers.augment import AugmentConfig, Augmenter  # noqa: E402
 
 VALENCE = ("negative", "neutral", "positive")
 
@@ -40,30 +53,93 @@ def build_clip(face48: np.ndarray, audio: np.ndarray, rng: np.random.Generator, 
         n, fps, audio, container="mp4", crf=26)
 
 
-def valence_accuracy(rows: list[dict], side: str) -> tuple[float, dict[str, float]]:
-    """Accuracy of ``side``'s ("face"/"voice") predicted valence over rows that have one: overall and per class."""
-    scored = [r for r in rows if r[f"{side}_predicted"]]
-    hits = {c: [r[f"{side}_predicted"] == c for r in scored if r[f"{side}_valence"] == c]
-            for c in sorted({r[f"{side}_valence"] for r in scored})}
-    overall = float(np.mean([r[f"{side}_predicted"] == r[f"{side}_valence"] for r in scored]))
-    return overall, {c: float(np.mean(h)) for c, h in hits.items()}
+def remux(data: bytes, container: str = "matroska") -> bytes:
+    """The same packets in another container (no re-encoding)."""
+    import av
+
+    buf = io.BytesIO()
+    with av.open(io.BytesIO(data)) as inp, av.open(buf, "w", format=container) as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
+        for packet in inp.demux():
+            if packet.dts is not None:
+                packet.stream = streams[packet.stream.index]
+                out.mux(packet)
+    return buf.getvalue()
+
+
+def shifted(audio: np.ndarray, seconds: float) -> np.ndarray:
+    """``audio`` delayed (> 0) or advanced (< 0) by ``seconds``, same length."""
+    n = int(round(abs(seconds) * synth.AUDIO_RATE))
+    if seconds > 0:
+        return np.concatenate([np.zeros(n, np.float32), audio[:-n]])
+    return np.concatenate([audio[n:], np.zeros(n, np.float32)])
+
+
+def row_of(v: ClipVerdict) -> dict:
+    """What the evaluation keeps of a verdict."""
+    contradicts = (v.verdict == "consistent" and v.face.get("valence") != v.voice.get("valence")) or \
+                  (v.verdict == "inconsistent" and v.face.get("valence") == v.voice.get("valence"))
+    return {"verdict": v.verdict, "strength": v.strength, "p": v.p_inconsistent, "p_embedding": v.p_embedding,
+            "p_readings": v.p_readings, "face_predicted": v.face.get("valence"),
+            "voice_predicted": v.voice.get("valence"), "face_valence_probs": v.face.get("valence_probs"),
+            "voice_valence_probs": v.voice.get("valence_probs"), "contradicts_readings": bool(contradicts),
+            "has_conflict_sentence": v.conflict is not None, "face_found": v.face_fraction,
+            "reason": v.reason}
+
+
+def summarise(rows: list[dict], threshold: float = 0.5) -> dict:
+    y = np.array([r["abnormal"] for r in rows])
+    p = np.array([np.nan if r["p"] is None else r["p"] for r in rows], dtype=float)
+    decided = np.array([r["verdict"] != "undetermined" for r in rows])
+    ok = np.isfinite(p)
+    out = {"n_clips": len(rows), "undetermined_share": float(np.mean(~decided)),
+           "auc_all_with_a_probability": detection_metrics(y[ok], p[ok], p[ok] >= threshold)["auc"],
+           "decided": detection_metrics(y[decided], p[decided],
+                                        np.array([r["verdict"] == "inconsistent" for r in rows])[decided])}
+    if decided.any():
+        out["calibration_decided"] = calibration_metrics(y[decided], p[decided])
+        pe = np.array([r["p_embedding"] for r in np.array(rows)[decided]], dtype=float)
+        out["embedding_only_decided"] = {"auc": detection_metrics(y[decided], pe, pe >= 0.5)["auc"],
+                                         **{k: v for k, v in calibration_metrics(y[decided], pe).items()
+                                            if k != "bins"}}
+        out["contradictions_without_sentence"] = int(sum(r["contradicts_readings"] and not r["has_conflict_sentence"]
+                                                         for r in rows if r["verdict"] != "undetermined"))
+        out["contradictions_with_sentence"] = int(sum(r["contradicts_readings"] and r["has_conflict_sentence"]
+                                                      for r in rows if r["verdict"] != "undetermined"))
+    types = {}
+    for fv in VALENCE:
+        for vv in VALENCE:
+            if fv != vv:
+                sel = [r for r in rows if (r["face_valence"], r["voice_valence"]) == (fv, vv) or not r["abnormal"]]
+                ys = np.array([r["abnormal"] for r in sel])
+                ps = np.array([np.nan if r["p"] is None else r["p"] for r in sel], dtype=float)
+                good = np.isfinite(ps)
+                types[f"face {fv} / voice {vv}"] = {"n_inconsistent": int(ys.sum()), "auc": detection_metrics(
+                    ys[good], ps[good], ps[good] >= threshold)["auc"]}
+    out["per_anomaly_type"] = types
+    for side in ("face", "voice"):
+        scored = [r for r in rows if r[f"{side}_predicted"]]
+        out[f"{side}_valence_accuracy"] = float(np.mean([r[f"{side}_predicted"] == r[f"{side}_valence"]
+                                                         for r in scored])) if scored else None
+    out["strength_counts"] = {s: int(sum(r["strength"] == s for r in rows)) for s in ("weak", "moderate", "strong")}
+    return out
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--fer-data", type=Path, default=Path("../shared/data/fer2013/fer2013.npz"))
     ap.add_argument("--ravdess", type=Path, default=Path("../shared/data/ravdess"))
-    ap.add_argument("--checkpoint", type=Path, default=None)
-    ap.add_argument("--out", type=Path, default=Path("docs/clip_heldapart.json"))
     ap.add_argument("--part", choices=("heldout", "valid"), default="heldout")
+    ap.add_argument("--out", type=Path, help="JSON of aggregate numbers (default docs/clip_<part>.json)")
+    ap.add_argument("--fit-combiner", type=Path, help="with --part valid: fit the evidence combiner, write it here")
+    ap.add_argument("--degrade", action="store_true", help="also score each clip with a degraded voice")
+    ap.add_argument("--stability-every", type=int, default=4, help="stability check on every k-th clip (0: none)")
     ap.add_argument("--limit", type=int, default=0, help="only this many voice takes (smoke runs)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--keep", type=Path, help="keep the clips in this folder (outside the repository!)")
-    ap.add_argument("--rows", type=Path, help="also write the per-clip rows (FER2013 row numbers and labels, i.e. "
-                                              "material cut from ../shared/data: outside the repository!)")
+    ap.add_argument("--rows", type=Path, help="per-clip rows (name FER2013 rows: outside the repository!)")
     args = ap.parse_args()
+    out_path = args.out or Path(f"docs/clip_{args.part}.json")
     started = time.perf_counter()
-
     pool = corpus.fer_pools(args.fer_data)[args.part]
     audio_dir = args.ravdess / "audio"
     files = sorted(p for a in corpus.ACTORS[args.part] for p in (audio_dir / f"Actor_{a:02d}").glob("03-01-*.flac")
@@ -71,64 +147,73 @@ def main() -> int:
     if args.limit:
         files = files[:: max(1, len(files) // args.limit)][: args.limit]
     rng = np.random.default_rng(args.seed)
-    scorer = ClipScorer(args.checkpoint)
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="crossemo-heldapart-") as tmp:
-        folder = args.keep or Path(tmp)
-        folder.mkdir(parents=True, exist_ok=True)
-        for k, path in enumerate(files):
-            emotion = int(path.stem.split("-")[2])
-            voice_val = 1 if emotion in (1, 2) else 2 if emotion in (3, 8) else 0
-            audio, sr = load_audio(path)
-            if sr != synth.AUDIO_RATE:
-                from scipy.signal import resample_poly
-                audio = resample_poly(audio, synth.AUDIO_RATE, sr).astype(np.float32)
-            other = int(rng.choice([v for v in range(3) if v != voice_val]))
-            for face_val in (voice_val, other):
-                row = pool.sample(face_val, rng)
-                clip = folder / f"{path.stem}_fer{int(pool.index[row])}.mp4"
-                clip.write_bytes(build_clip(pool.images[row], audio, rng))
-                v = scorer.score(clip)
-                rows.append({"clip": clip.name, "voice": path.stem, "face_fer_row": int(pool.index[row]),
-                             "face_valence": VALENCE[face_val], "voice_valence": VALENCE[voice_val],
-                             "abnormal": face_val != voice_val, "verdict": v.verdict, "reason": v.reason,
-                             "p_inconsistent": v.p_inconsistent, "similarity": v.similarity,
-                             "face_found": v.face_fraction, "face_predicted": v.face.get("valence"),
-                             "voice_predicted": v.voice.get("valence")})
-                if not args.keep:
-                    clip.unlink()
-            if (k + 1) % 20 == 0:
-                print(f"{k + 1}/{len(files)} voice takes ({time.perf_counter() - started:.0f} s)", flush=True)
+    scorer = ClipScorer()
+    if args.fit_combiner:
+        scorer.combiner = None  # fit on the sources themselves, not on an earlier combiner's output
+    augmenter = Augmenter(AugmentConfig(), seed=args.seed) if args.degrade else None
+    rows, degraded_rows, stability = [], [], []
+    for k, path in enumerate(files):
+        emotion = int(path.stem.split("-")[2])
+        voice_val = 1 if emotion in (1, 2) else 2 if emotion in (3, 8) else 0
+        audio, sr = load_audio(path)
+        other = int(rng.choice([v for v in range(3) if v != voice_val]))
+        for face_val in (voice_val, other):
+            row = pool.sample(face_val, rng)
+            data = build_clip(pool.images[row], audio, rng)
+            base = {"voice": path.stem, "face_fer_row": int(pool.index[row]), "face_valence": VALENCE[face_val],
+                    "voice_valence": VALENCE[voice_val], "abnormal": face_val != voice_val}
+            v = scorer.score(NamedBytes(f"{path.stem}.mp4", data))
+            rows.append({**base, **row_of(v)})
+            if args.stability_every and len(rows) % args.stability_every == 0:
+                ps = [scorer.score(NamedBytes(f"{path.stem}.mkv", remux(data))).p_inconsistent]
+                for delta in (-0.1, 0.1):
+                    ps.append(scorer.score(NamedBytes(f"{path.stem}_shift.mp4", build_clip(
+                        pool.images[row], shifted(audio, delta), np.random.default_rng(len(rows))))).p_inconsistent)
+                if v.p_inconsistent is not None and all(q is not None for q in ps):
+                    stability.append({"remux": abs(ps[0] - v.p_inconsistent),
+                                      "shift": max(abs(q - v.p_inconsistent) for q in ps[1:])})
+            if augmenter is not None:
+                noisy = augmenter.apply(("noise", "codec"), audio)
+                dv = scorer.score(NamedBytes(f"{path.stem}_degraded.mp4", build_clip(pool.images[row], noisy, rng)))
+                degraded_rows.append({**base, **row_of(dv)})
+        if (k + 1) % 20 == 0:
+            print(f"{k + 1}/{len(files)} voice takes ({time.perf_counter() - started:.0f} s)", flush=True)
     scorer.close()
-
-    y = np.array([r["abnormal"] for r in rows])
-    p = np.array([np.nan if r["p_inconsistent"] is None else r["p_inconsistent"] for r in rows])
-    decided = np.array([r["verdict"] != "undetermined" for r in rows])
-    ok = np.isfinite(p)
-    m_all = detection_metrics(y[ok], p[ok], p[ok] >= scorer.model.threshold)
-    m_dec = detection_metrics(y[decided], p[decided], np.array([r["verdict"] == "inconsistent" for r in rows])[decided])
-    face_acc, face_per_class = valence_accuracy(rows, "face")
-    voice_acc, voice_per_class = valence_accuracy(rows, "voice")
-    result = {
-        "what": f"{len(rows)} clips built from RAVDESS actors {corpus.ACTORS[args.part]} x FER2013 PublicTest "
-                f"{'half B' if args.part == 'heldout' else 'half A'} faces, scored end to end from MP4 files",
-        "auc": m_all["auc"], "metrics_all_with_a_score": m_all, "metrics_decided": m_dec,
-        "n_clips": len(rows), "n_undetermined": int((~decided).sum()),
-        "undetermined_reasons": sorted({r["reason"].split(":")[0] for r in rows if r["verdict"] == "undetermined"}),
-        "face_found_mean": float(np.mean([r["face_found"] for r in rows])),
-        "face_valence_accuracy": float(face_acc), "voice_valence_accuracy": float(voice_acc),
-        "face_valence_accuracy_per_class": face_per_class, "voice_valence_accuracy_per_class": voice_per_class,
-        "seconds": round(time.perf_counter() - started, 1), "seed": args.seed,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1, default=float))
+    result = {"what": f"{len(rows)} clips: RAVDESS actors {corpus.ACTORS[args.part]} x FER2013 PublicTest "
+                      f"{'half B' if args.part == 'heldout' else 'half A'} faces, end to end from MP4 files",
+              "command": "python " + " ".join(sys.argv), "seed": args.seed, "models": scorer.models,
+              "combiner": "not used (fitting it)" if args.fit_combiner else "shipped", "clean": summarise(rows)}
+    if degraded_rows:
+        result["degraded_voice"] = summarise(degraded_rows)
+    if stability:
+        result["stability"] = {"n_clips": len(stability),
+                               "remux_max_change": max(s["remux"] for s in stability),
+                               "shift_100ms_max_change": max(s["shift"] for s in stability),
+                               "share_changed_over_0.05": float(np.mean([max(s.values()) > 0.05 for s in stability]))}
+    if args.fit_combiner:
+        decided = [r for r in rows if r["p_embedding"] is not None]
+        x = np.concatenate([evidence_features(np.array([r["p_embedding"]]),
+                                              np.array([list(r["face_valence_probs"].values())]),
+                                              np.array([list(r["voice_valence_probs"].values())])) for r in decided])
+        y = np.array([r["abnormal"] for r in decided], dtype=int)
+        combiner = EvidenceCombiner.fit(x, y, {"models": scorer.models, "clips": result["what"],
+                                               "command": result["command"]})
+        combiner.save(args.fit_combiner)
+        p = combiner.probability(x)
+        result["combiner_on_its_fitting_clips"] = {"auc": detection_metrics(y, p, p >= 0.5)["auc"],
+                                                   "ece": calibration_metrics(y, p)["ece"],
+                                                   "coef": dict(zip(("embedding_logit", "disagreement",
+                                                                     "face_confidence", "voice_confidence"),
+                                                                    combiner.coef.tolist()))}
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    atomic_write(out_path, json.dumps(json_safe(result), indent=1).encode())
     if args.rows:
-        args.rows.parent.mkdir(parents=True, exist_ok=True)
-        args.rows.write_text(json.dumps(rows, indent=1, default=float))
-    print(f"AUC {m_all['auc']:.4f} on {int(ok.sum())} clips with a score ({int((~decided).sum())} undetermined); "
-          f"decided: AUC {m_dec['auc']:.4f}, accuracy {m_dec['accuracy']:.3f}, TPR {m_dec['tpr']:.3f}, "
-          f"FPR {m_dec['fpr']:.3f}; face valence accuracy {face_acc:.3f}, voice {voice_acc:.3f}; "
-          f"written {args.out} ({result['seconds']:.0f} s)")
+        atomic_write(args.rows, json.dumps(json_safe(rows + degraded_rows), indent=1).encode())
+    c = result["clean"]
+    print(f"clean: AUC {c['auc_all_with_a_probability']:.3f}, decided accuracy {c['decided']['accuracy']:.3f}, "
+          f"ECE {c.get('calibration_decided', {}).get('ece', float('nan')):.3f}, saturated "
+          f"{c.get('calibration_decided', {}).get('saturated', float('nan')):.2f}, undetermined "
+          f"{c['undetermined_share']:.2f}; written {out_path} ({result['seconds']:.0f} s)")
     return 0
 
 

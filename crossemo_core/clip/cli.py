@@ -101,19 +101,21 @@ def run(args: argparse.Namespace) -> int:
 
 def describe(v: Any) -> str:
     """A short plain-text account of a :class:`~crossemo_core.clip.verdict.ClipVerdict`."""
-    lines = [f"{v.file}{' + ' + v.voice_file if v.voice_file else ''}: {v.verdict.upper()}"]
+    lines = [f"{v.file}{' + ' + v.voice_file if v.voice_file else ''}: {v.label.upper()}"]
     if v.p_inconsistent is not None:
-        lines[0] += f" (probability of inconsistency {v.p_inconsistent:.2f}, similarity {v.similarity:.2f})"
+        lines[0] += f" (probability of inconsistency {v.p_inconsistent:.2f})"
     lines.append(f"  {v.reason}")
-    if v.face.get("emotion"):
-        lines.append(f"  face: {v.face['emotion']} ({v.face['probs'][v.face['emotion']]:.2f}) -> "
-                     f"{v.face['valence']} ({v.face['valence_probs'][v.face['valence']]:.2f})")
-    if v.voice.get("emotion"):
-        lines.append(f"  voice: {v.voice['valence']} ({v.voice['valence_probs'][v.voice['valence']]:.2f})")
+    if v.conflict:
+        lines.append(f"  {v.conflict}")
+    for side, d in (("face", v.face), ("voice", v.voice)):
+        if d.get("emotion"):
+            lines.append(f"  {side}: {d['emotion']} -> {d['valence']} ({d['confidence']:.2f})"
+                         + (" uncertain" if d.get("uncertain") else ""))
     marks = []
     for w in v.timeline:
         marks.append(f"{w.start:.1f}s:{w.p_inconsistent:.2f}" if w.p_inconsistent is not None else
                      f"{w.start:.1f}s:{w.status}")
     lines.append("  timeline (window start: p_inconsistent): " + "  ".join(marks))
+    lines.append(f"  rule: {v.rule}")
     lines += [f"  note: {n}" for n in v.notes]
     return "\n".join(lines)

@@ -16,9 +16,12 @@ import numpy as np
 import pandas as pd
 
 from crossemo_core.clip.face import GEOMETRY_HELP, GEOMETRY_NAMES
+from crossemo_core.paths import atomic_write
 
-TABLE_COLUMNS = ("file", "voice_file", "verdict", "p_inconsistent", "similarity", "face_emotion", "face_valence",
-                 "voice_valence", "windows_scored", "windows", "reason", "notes", "error")
+TABLE_COLUMNS = ("file", "voice_file", "verdict", "strength", "p_inconsistent", "face_emotion", "face_valence",
+                 "face_confidence", "voice_emotion", "voice_valence", "voice_confidence", "p_embedding",
+                 "similarity", "windows_scored", "windows", "reason", "conflict", "notes", "error")
+VALENCE_COLOURS = {"negative": "#b3261e", "neutral": "#888888", "positive": "#1b7f3b"}
 COLOURS = {"consistent": "#1b7f3b", "inconsistent": "#b3261e", "undetermined": "#8a6d00"}
 PLAIN = {
     "consistent": "The emotion shown by the face and the emotion carried by the voice agree.",
@@ -35,13 +38,17 @@ def verdicts_table(results: Sequence[dict[str, Any]]) -> pd.DataFrame:
     rows = []
     for r in results:
         timeline = r.get("timeline") or []
+        face, voice = r.get("face") or {}, r.get("voice") or {}
         rows.append({
             "file": r.get("file"), "voice_file": r.get("voice_file"), "verdict": r.get("verdict"),
-            "p_inconsistent": r.get("p_inconsistent"), "similarity": r.get("similarity"),
-            "face_emotion": (r.get("face") or {}).get("emotion"), "face_valence": (r.get("face") or {}).get("valence"),
-            "voice_valence": (r.get("voice") or {}).get("valence"),
+            "strength": r.get("strength"), "p_inconsistent": r.get("p_inconsistent"),
+            "face_emotion": face.get("emotion"), "face_valence": face.get("valence"),
+            "face_confidence": face.get("confidence"), "voice_emotion": voice.get("emotion"),
+            "voice_valence": voice.get("valence"), "voice_confidence": voice.get("confidence"),
+            "p_embedding": r.get("p_embedding"), "similarity": r.get("similarity"),
             "windows_scored": sum(w.get("status") == "scored" for w in timeline), "windows": len(timeline),
-            "reason": r.get("reason"), "notes": " | ".join(r.get("notes") or []), "error": r.get("error")})
+            "reason": r.get("reason"), "conflict": r.get("conflict"), "notes": " | ".join(r.get("notes") or []),
+            "error": r.get("error")})
     return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
 
 
@@ -55,8 +62,7 @@ def write_report(verdicts: Sequence[Any], out: str | Path, model: Any = None) ->
         targets = [out / f"{Path(v.file).name}.report.html" for v in verdicts]
     written = []
     for v, target in zip(verdicts, targets):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(report_html(v, model), encoding="utf-8")
+        atomic_write(target, report_html(v, model).encode("utf-8"))
         written.append(target)
     return written
 
@@ -69,7 +75,9 @@ def report_html(v: Any, model: Any = None) -> str:
     numbers = ""
     if v.p_inconsistent is not None:
         numbers = (f"<p class='big'>Probability of inconsistency: <b>{v.p_inconsistent:.2f}</b> "
-                   f"(verdict threshold {v.threshold:.2f}) &middot; face/voice similarity {v.similarity:.2f}</p>")
+                   f"(the embedding alone {v.p_embedding:.2f}"
+                   + (f", the readings alone {v.p_readings:.2f}" if v.p_readings is not None else "")
+                   + f") &middot; face/voice similarity {v.similarity:.2f}</p><p class='muted'>{e(v.rule)}</p>")
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>crossemo report: {e(v.file)}</title>",
@@ -83,14 +91,15 @@ def report_html(v: Any, model: Any = None) -> str:
         f"<h1>Face/voice emotion consistency: {e(v.file)}{' + ' + e(v.voice_file) if v.voice_file else ''}</h1>",
         f"<p class='muted'>{when} &middot; model {e(v.checkpoint)} &middot; {v.duration_s:.1f} s analysed"
         f"{' &middot; calibrated with a baseline clip' if v.calibrated else ''}</p>",
-        f"<div class='verdict' style='background:{colour}'>{e(v.verdict.upper())}</div>",
+        f"<div class='verdict' style='background:{colour}'>{e(v.label.upper())}</div>",
         f"<p class='big'>{e(PLAIN.get(v.verdict, ''))}</p>",
-        f"<p>Why: {e(v.reason)}</p>", numbers,
+        f"<p>Why: {e(v.reason)}</p>", f"<p><b>{e(v.conflict)}</b></p>" if v.conflict else "", numbers,
         "<h2>What each side shows</h2>", _emotions(v),
         "<h2>When face and voice diverge</h2>",
-        "<p class='muted'>Each 2-second window (every 0.5 s): red = probability of inconsistency (dashed line: the "
-        "threshold), blue = face/voice similarity. Grey bands: no face or no speech in that window (not judged). "
-        "Below: the sound wave and the face about once a second.</p>",
+        "<p class='muted'>One shared time axis, each 2-second window (every 0.5 s) at its centre. Face and voice "
+        "lanes: the valence each reader gives (red negative, grey neutral, green positive; paler = less sure). "
+        "Bottom lane: the probability of inconsistency (dashed line: 0.5). Grey bands: no face or no speech in "
+        "that window (not judged). Below: the sound wave and the face about once a second.</p>",
         _timeline_svg(v), _waveform_svg(v), _thumbs(v),
         "<h2>Face measurements (from the 478-point face mesh)</h2>", _geometry(v),
     ]
@@ -115,43 +124,59 @@ def _emotions(v: Any) -> str:
         return "".join(f"<tr><td>{e(k)}</td><td><span class='bar' style='width:{int(200 * (p or 0))}px'></span> "
                        f"{(p or 0):.2f}</td></tr>" for k, p in probs.items())
 
-    face = v.face
-    voice = v.voice
-    left = ("<i>no face found</i>" if not face.get("emotion") else
-            f"<b>{e(face['emotion'])}</b> (valence: {e(face['valence'])})<table>{bars(face['probs'])}</table>")
-    right = ("<i>not judged</i>" if not voice.get("valence") else
-             f"<b>{e(voice['valence'])}</b><table>{bars(voice['valence_probs'])}</table>")
-    return (f"<table><tr><th>Face (expression network, 7 expressions)</th><th>Voice (valence)</th></tr>"
-            f"<tr><td>{left}</td><td>{right}</td></tr></table>")
+    def side(d: dict[str, Any], nothing: str) -> str:
+        if not d.get("emotion"):
+            return f"<i>{nothing}</i>"
+        sure = " &middot; <b>uncertain</b>" if d.get("uncertain") else ""
+        arousal = d.get("arousal_probs")
+        aro = f" &middot; high arousal {arousal['high']:.2f}" if arousal else ""
+        return (f"<b>{e(d['emotion'])}</b> &middot; valence {e(d['valence'])} ({d.get('confidence', 0):.2f}){aro}"
+                f"{sure}<table>{bars(d['valence_probs'])}</table><table>{bars(d['probs'])}</table>")
+
+    return (f"<table><tr><th>Face (face reader: expression network)</th><th>Voice (voice reader: log-mel network "
+            f"+ prosody)</th></tr><tr><td>{side(v.face, 'no face found')}</td><td>{side(v.voice, 'not judged')}"
+            f"</td></tr></table>")
 
 
-def _timeline_svg(v: Any, width: int = 940, height: int = 150) -> str:
+def _timeline_svg(v: Any, width: int = 940, lane: int = 26, plot: int = 110) -> str:
+    """Three lanes on one time axis: face valence, voice valence, probability of inconsistency."""
     if not v.timeline:
         return "<p><i>No timeline: nothing was judged.</i></p>"
     end = max(w.end for w in v.timeline) or 1.0
-    x = lambda t: 40 + (width - 50) * t / end  # noqa: E731
-    y = lambda p: 10 + (height - 30) * (1 - p)  # noqa: E731
+    height = 2 * lane + plot + 40
+    x = lambda t: 60 + (width - 70) * t / end  # noqa: E731
+    top = 2 * lane + 14
+    y = lambda p: top + plot * (1 - p)  # noqa: E731
     out = [f"<svg width='{width}' height='{height}' xmlns='http://www.w3.org/2000/svg' role='img' "
-           f"aria-label='timeline of the probability of inconsistency'>"]
+           f"aria-label='face lane, voice lane and probability of inconsistency over time'>",
+           f"<text x='2' y='{lane - 8}' font-size='11'>face</text>",
+           f"<text x='2' y='{2 * lane - 8}' font-size='11'>voice</text>",
+           f"<text x='2' y='{top + 10}' font-size='10'>P 1</text>", f"<text x='2' y='{top + plot}' font-size='10'>"
+           f"P 0</text>"]
+    half = max(1.0, (x(0.5) - x(0)) / 2)
     for w in v.timeline:
+        mid = (w.start + w.end) / 2
         if w.status != "scored":
-            out.append(f"<rect x='{x(w.start + 0.75):.1f}' y='10' width='{max(1.0, x(0.5) - x(0)):.1f}' "
-                       f"height='{height - 30}' fill='#ddd'><title>{w.start:.1f}-{w.end:.1f} s: {w.status}</title></rect>")
-    out.append(f"<line x1='40' x2='{width - 10}' y1='{y(v.threshold):.1f}' y2='{y(v.threshold):.1f}' "
-               f"stroke='#b3261e' stroke-dasharray='4 3' stroke-width='1'/>")
-    for key, colour in (("p_inconsistent", "#b3261e"), ("similarity", "#4a78b5")):
-        pts = [(x((w.start + w.end) / 2), y(float(np.clip(getattr(w, key), 0, 1)))) for w in v.timeline
-               if getattr(w, key) is not None]
-        if pts:
-            out.append(f"<polyline fill='none' stroke='{colour}' stroke-width='2' points='"
-                       + " ".join(f"{a:.1f},{b:.1f}" for a, b in pts) + "'/>")
-            out += [f"<circle cx='{a:.1f}' cy='{b:.1f}' r='2.5' fill='{colour}'/>" for a, b in pts]
+            out.append(f"<rect x='{x(mid) - half:.1f}' y='0' width='{2 * half:.1f}' height='{height - 20}' "
+                       f"fill='#eee'><title>{w.start:.1f}-{w.end:.1f} s: {w.status}</title></rect>")
+            continue
+        for row, reading, label in ((0, w.face, w.face_valence), (1, w.voice, w.voice_valence)):
+            conf = reading.confidence if reading is not None else 0.5
+            out.append(f"<rect x='{x(mid) - half:.1f}' y='{row * lane + 4}' width='{2 * half:.1f}' "
+                       f"height='{lane - 8}' fill='{VALENCE_COLOURS.get(label, '#444')}' "
+                       f"fill-opacity='{0.25 + 0.75 * (conf - 1 / 3) * 1.5:.2f}'><title>{w.start:.1f}-{w.end:.1f} s: "
+                       f"{label} ({conf:.2f})</title></rect>")
+    out.append(f"<line x1='60' x2='{width - 10}' y1='{y(0.5):.1f}' y2='{y(0.5):.1f}' stroke='#b3261e' "
+               f"stroke-dasharray='4 3' stroke-width='1'/>")
+    pts = [(x((w.start + w.end) / 2), y(float(np.clip(w.p_inconsistent, 0, 1)))) for w in v.timeline
+           if w.p_inconsistent is not None]
+    if pts:
+        out.append("<polyline fill='none' stroke='#b3261e' stroke-width='2' points='"
+                   + " ".join(f"{a:.1f},{b:.1f}" for a, b in pts) + "'/>")
+        out += [f"<circle cx='{a:.1f}' cy='{b:.1f}' r='2.5' fill='#b3261e'/>" for a, b in pts]
     for t in range(int(end) + 1):
         out.append(f"<text x='{x(t):.1f}' y='{height - 5}' font-size='10' text-anchor='middle'>{t}s</text>")
-    out += [f"<text x='2' y='{y(1) + 4:.1f}' font-size='10'>1</text>", f"<text x='2' y='{y(0) + 4:.1f}' "
-            f"font-size='10'>0</text>",
-            f"<text x='{width - 260}' y='12' font-size='11' fill='#b3261e'>&#9632; probability of inconsistency</text>",
-            f"<text x='{width - 90}' y='12' font-size='11' fill='#4a78b5'>&#9632; similarity</text>", "</svg>"]
+    out.append("</svg>")
     return "".join(out)
 
 

@@ -104,15 +104,17 @@ def voice_window(track: VoiceTrack, start_s: float, end_s: float,
 
 
 def face_window(times: np.ndarray, found: np.ndarray, logits: np.ndarray, start_s: float,
-                end_s: float) -> np.ndarray | None:
+                end_s: float, fps: float = FACE_FPS) -> np.ndarray | None:
     """The model's face sequence for ``[start_s, end_s)``: logits ``(n, 7)`` of the frames with a face, or None when
-    fewer than :data:`MIN_FACE_FRACTION` of the window's frames have one.
+    a face covers less than :data:`MIN_FACE_FRACTION` of the window's time (frames with a face against the frames
+    ``fps`` would give: a video with one frame does not cover a 2 s window).
 
     ``times`` ``(T,)`` and ``found`` ``(T,)`` cover every sampled frame; ``logits`` ``(found.sum(), 7)`` only those
     with a face, in order.
     """
     inside = (times >= start_s - 1e-6) & (times < end_s - 1e-6)
-    if inside.sum() == 0 or found[inside].mean() < MIN_FACE_FRACTION:
+    expected = max(int(inside.sum()), int(np.floor((end_s - start_s) * fps + 1e-6)), 1)
+    if inside.sum() == 0 or found[inside].sum() < MIN_FACE_FRACTION * expected:
         return None
     rows = np.cumsum(found) - 1  # row of each found frame in ``logits``
     return logits[rows[inside & found]].astype(np.float32)

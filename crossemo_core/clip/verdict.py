@@ -1,24 +1,25 @@
 """Verdict on a clip: do the emotion of the face and the emotion of the voice agree, and where do they not?
 
-Pipeline (:class:`ClipScorer`): decode (:mod:`.decode`) -> face mesh, FER-framed crops, geometry (:mod:`.face`)
--> expression logits (:mod:`.expression`) -> voice features with voice-activity detection (:mod:`.sequences`) ->
-sliding windows (2 s, hop 0.5 s) -> the shipped SIR-HCL clip model (the core's :class:`~crossemo_core.detector.
-Detector`: embeddings, cosine similarity, Beta-mixture posterior) -> an atypical-input gate (:mod:`.gate`) -> a
-:class:`ClipVerdict`.
+Pipeline (:class:`ClipScorer`): decode (:mod:`.decode`, audio aligned to the video's start by timestamps) -> face
+mesh, FER-framed crops, geometry (:mod:`.face`) -> expression logits (:mod:`.expression`) and the face reader's
+emotions per frame (:mod:`crossemo_core.readers.face`) -> voice features with voice-activity detection
+(:mod:`.sequences`) -> sliding windows (2 s, hop 0.5 s) -> per window: the shipped SIR-HCL clip model (the core's
+:class:`~crossemo_core.detector.Detector`: embeddings, cosine similarity, Beta-mixture posterior), the face reading
+over the window's frames and the voice reader on the window's audio (:mod:`crossemo_core.readers.voice`) -> the
+evidence combiner (:mod:`.combine`) -> an atypical-input gate (:mod:`.gate`) -> a :class:`ClipVerdict`.
 
-The clip's similarity is the mean of its scored windows' similarities and its posterior of inconsistency is the
-Beta mixture's posterior at that mean. The verdict is "undetermined", with its reason, when a face is found in fewer
-than half of the sampled frames, when the clip holds less than 0.5 s of speech, when no window has both, or when
-most scored windows are unlike anything seen in training (per-modality kNN gate).
+The clip's probability of inconsistency is the evidence combiner's: a logistic regression, fitted and calibrated on
+validation clips, over the embedding's posterior (Beta mixture at the mean window similarity) and the disagreement
+of the two readings pooled over the judged windows (:data:`~crossemo_core.clip.combine.RULE` says it in a
+sentence). The verdict is "inconsistent" at 0.5 or above, with weak / moderate / strong evidence, else
+"consistent", or "undetermined" with its reason: a face covers less than half of the clip's time, less than 0.5 s of
+speech, no window with both, most windows unlike anything seen in training (per-modality kNN gate), or both readers
+uncertain. A verdict whose sources pull in opposite directions, or that goes against the valences it prints, carries
+a sentence saying so (:attr:`ClipVerdict.conflict`).
 
 Per-person baseline (optional): a calm, neutral clip of the same person. The mean of its face rows and voice rows
-(model inputs) is subtracted from the clip's and replaced by the training population's neutral mean, so that a
-person whose resting face or voice differs from the training population's is judged relative to their own rest.
-
-A clip model trained on emotions (``scripts/train_clip_model.py --labels emotions``) has a shared head with one
-output per emotion (``metadata["clip"]["emotions"]``: names and each one's valence); the face's and the voice's
-valence are then the sums of their emotions' probabilities, and the voice's "emotion" is the head's emotion. The
-verdict itself needs only the similarity, so it is computed the same way for both kinds of model.
+(model inputs) is subtracted from the clip's and replaced by the training population's neutral mean, and the voice
+reader reads relative to that recording; the result goes through the same combiner.
 """
 from __future__ import annotations
 
@@ -33,14 +34,19 @@ import numpy as np
 import torch
 
 from crossemo_core.clip import sequences as seq
+from crossemo_core.clip.combine import (DEFAULT_COMBINER, RULE, EvidenceCombiner, evidence_features, sources_disagree,
+                                        strength)
 from crossemo_core.clip.decode import AUDIO_RATE, ClipLimits, Source, decode_media
-from crossemo_core.clip.expression import FER_CLASSES, ExpressionModel, softmax, valence_proba
+from crossemo_core.clip.expression import ExpressionModel
 from crossemo_core.clip.face import GEOMETRY_NAMES, FaceFrame, FaceTrack
 from crossemo_core.clip.gate import KnnGate
 from crossemo_core.data.container import PairDataset
 from crossemo_core.detector import Detector, cosine_rows
 from crossemo_core.errors import CheckpointError
 from crossemo_core.features.voice import VoiceFeatureExtractor
+from crossemo_core.readers.face import reading_of
+from crossemo_core.readers.reading import Reading
+from crossemo_core.readers.voice import DEFAULT_VOICE_READER, SpeakerBaseline, VoiceReader
 
 REPO = Path(__file__).resolve().parent.parent.parent
 DEFAULT_CLIP_CHECKPOINT = REPO / "checkpoints" / "clip.pt"
@@ -62,15 +68,11 @@ class WindowScores:
     """Scores of N windows."""
 
     similarity: np.ndarray
-    p_inconsistent: np.ndarray
-    face_valence: np.ndarray  # (N, 3) the shared head's probabilities on the face embedding
-    voice_valence: np.ndarray  # (N, 3) ... on the voice embedding
+    p_inconsistent: np.ndarray  # the embedding's posterior (Beta mixture)
     face_atypical: np.ndarray
     voice_atypical: np.ndarray
     face_distance: np.ndarray
     voice_distance: np.ndarray
-    face_emotion: np.ndarray | None = None  # (N, E) the head's emotion probabilities (models trained on emotions)
-    voice_emotion: np.ndarray | None = None
 
 
 @dataclass
@@ -85,16 +87,7 @@ class ClipModel:
     face_extractor: str
     path: Path | None = None
     emotion_names: tuple[str, ...] | None = None  # the head's outputs when it was trained on emotions, else None
-    emotion_valence: np.ndarray | None = None  # (E,) valence index of each emotion
-
-    def head_to_valence(self, probs: np.ndarray) -> np.ndarray:
-        """``(N, outputs)`` head probabilities -> ``(N, 3)`` valence probabilities (the identity for a valence head)."""
-        if self.emotion_valence is None:
-            return probs
-        out = np.zeros((len(probs), len(seq.VALENCE)), dtype=probs.dtype)
-        for e, v in enumerate(self.emotion_valence):
-            out[:, v] += probs[:, e]
-        return out
+    emotion_valence: np.ndarray | None = None  # (E,) valence index of each emotion (the readers report the sides)
 
     @classmethod
     def load(cls, checkpoint: str | Path | None = None, expression: str | Path | None = None) -> "ClipModel":
@@ -145,11 +138,6 @@ class ClipModel:
         """Scores of windows given their face sequences ``(n_i, 7)`` and voice sequences ``(m_i, 47)``."""
         face_emb, voice_emb = self.detector.embed(self.pairs(face, voice))
         sim = cosine_rows(face_emb, voice_emb)
-        head = self.detector.model.classifier
-        fp = torch.softmax(head(torch.from_numpy(face_emb)), dim=1).numpy()
-        vp = torch.softmax(head(torch.from_numpy(voice_emb)), dim=1).numpy()
-        fv, vv = self.head_to_valence(fp), self.head_to_valence(vp)
-        fe, ve = (fp, vp) if self.emotion_names is not None else (None, None)
         n = len(sim)
         if self.gate is not None:
             fd, vd = self.gate.distance(face_emb, "face"), self.gate.distance(voice_emb, "voice")
@@ -157,9 +145,8 @@ class ClipModel:
         else:
             fd = vd = np.zeros(n)
             fa = va = np.zeros(n, dtype=bool)
-        return WindowScores(similarity=sim, p_inconsistent=self.detector.posterior_abnormal(sim), face_valence=fv,
-                            voice_valence=vv, face_atypical=fa, voice_atypical=va, face_distance=fd,
-                            voice_distance=vd, face_emotion=fe, voice_emotion=ve)
+        return WindowScores(similarity=sim, p_inconsistent=self.detector.posterior_abnormal(sim), face_atypical=fa,
+                            voice_atypical=va, face_distance=fd, voice_distance=vd)
 
 
 # ------------------------------------------------------------------------------------------------ analysis
@@ -176,15 +163,21 @@ class ClipAnalysis:
     envelope: np.ndarray  # (k,) peak |amplitude| per 10 ms, for the waveform plot
     still: bool
     notes: list[str] = field(default_factory=list)
+    face_emotions: np.ndarray = field(default_factory=lambda: np.zeros((0, 7)))  # (n_found, 7) face reader
+    audio: np.ndarray | None = None  # 16 kHz mono, for the voice reader
+    fps: float = seq.FACE_FPS
 
     @property
     def face_fraction(self) -> float:
-        """Share of the sampled frames (within the analysed span) in which a face was found."""
+        """Share of the clip's time covered by frames with a face: frames with a face (within the analysed span)
+        against the frames the sampling rate gives for that span, so a video holding one frame beside 6 s of voice
+        covers 1/30 of it, not 100 %."""
         if not self.track.frames:
             return 0.0
         times = self.track.times
         inside = times < self.duration_s + 1e-6 if self.duration_s > 0 else np.ones(len(times), bool)
-        return float(self.track.found[inside].mean()) if inside.any() else 0.0
+        expected = max(int(inside.sum()), int(np.floor(self.duration_s * self.fps + 1e-6)), 1)
+        return float(min(1.0, self.track.found[inside].sum() / expected)) if inside.any() else 0.0
 
     @property
     def speech_s(self) -> float:
@@ -207,6 +200,7 @@ class Calibration:
     face_shift: np.ndarray | None = None
     voice_shift: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
+    voice_reader: SpeakerBaseline | None = None  # the voice reader's per-person baseline
 
     def face(self, x: np.ndarray | None) -> np.ndarray | None:
         return x if x is None or self.face_shift is None else (x + self.face_shift).astype(np.float32)
@@ -240,11 +234,18 @@ class Window:
     face_valence: str | None = None
     voice_valence: str | None = None
     atypical: str | None = None  # "face", "voice", "face and voice"
+    face: Reading | None = None  # the face reader over the window's frames
+    voice: Reading | None = None  # the voice reader on the window's audio
+    p_embedding: float | None = None  # the SIR-HCL posterior alone
 
     def to_dict(self) -> dict[str, Any]:
         return {"start": round(self.start, 2), "end": round(self.end, 2), "status": self.status,
                 "similarity": _r(self.similarity), "p_inconsistent": _r(self.p_inconsistent),
-                "face_valence": self.face_valence, "voice_valence": self.voice_valence, "atypical": self.atypical}
+                "p_embedding": _r(self.p_embedding), "face_valence": self.face_valence,
+                "face_confidence": _r(self.face.confidence) if self.face else None,
+                "face_emotion": self.face.top_emotion if self.face else None, "voice_valence": self.voice_valence,
+                "voice_confidence": _r(self.voice.confidence) if self.voice else None,
+                "voice_emotion": self.voice.top_emotion if self.voice else None, "atypical": self.atypical}
 
 
 @dataclass
@@ -268,6 +269,11 @@ class ClipVerdict:
     notes: list[str]
     calibrated: bool
     checkpoint: str
+    strength: str | None = None  # "weak", "moderate", "strong" evidence (decided verdicts)
+    p_embedding: float | None = None  # the embedding's posterior alone
+    p_readings: float | None = None  # the readings' disagreement alone (calibrated)
+    conflict: str | None = None  # the sentence saying that the sources disagree, when they do
+    rule: str = RULE
     # for views (not in the JSON)
     thumbnails: list[tuple[float, np.ndarray]] = field(default_factory=list, repr=False)
     envelope: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
@@ -280,15 +286,21 @@ class ClipVerdict:
                 "timeline": [w.to_dict() for w in self.timeline], "duration_s": round(self.duration_s, 2),
                 "face_found_fraction": round(self.face_fraction, 3), "speech_s": round(self.speech_s, 2),
                 "geometry": self.geometry, "calibrated_with_baseline": self.calibrated, "notes": self.notes,
-                "checkpoint": self.checkpoint}
+                "checkpoint": self.checkpoint, "strength": self.strength, "p_embedding": _r(self.p_embedding),
+                "p_readings": _r(self.p_readings), "conflict": self.conflict, "rule": self.rule}
+
+    @property
+    def label(self) -> str:
+        """The verdict in graded words: ``"inconsistent (strong evidence)"``, ``"undetermined"``."""
+        return self.verdict if self.strength is None else f"{self.verdict} ({self.strength} evidence)"
 
     def summary(self) -> str:
-        """One plain sentence for people."""
+        """One plain sentence for people (the conflict sentence follows when the sources disagree)."""
         if self.verdict == "undetermined":
             return f"Undetermined: {self.reason}"
-        agree = "agree" if self.verdict == "consistent" else "do not agree"
-        return (f"The face ({self.face.get('valence', '?')}) and the voice ({self.voice.get('valence', '?')}) "
-                f"{agree}: probability of inconsistency {self.p_inconsistent:.2f} (threshold {self.threshold:.2f}).")
+        text = (f"{self.label.capitalize()}: probability of inconsistency {self.p_inconsistent:.2f}. "
+                f"{self.reason[0].upper()}{self.reason[1:]}")
+        return text + (f" {self.conflict}" if self.conflict else "")
 
 
 def _r(x: float | None, nd: int = 4) -> float | None:
@@ -299,11 +311,24 @@ class ClipScorer:
     """Loads the clip model and mediapipe once; :meth:`score` judges one clip (thread-safe: one at a time)."""
 
     def __init__(self, checkpoint: str | Path | None = None, expression: str | Path | None = None,
-                 limits: ClipLimits | None = None) -> None:
+                 limits: ClipLimits | None = None, voice_reader: str | Path | None = None,
+                 combiner: str | Path | None = None) -> None:
+        from crossemo_core.readers.face import DEFAULT_EXPRESSION, DEFAULT_STACKER, FaceReader
+
         self.model = ClipModel.load(checkpoint, expression)
         fps = float(self.model.detector.metadata["clip"].get("windows", {}).get("face_fps", seq.FACE_FPS))
         self.limits = replace(limits or ClipLimits(), fps=fps)  # sample faces at the rate the model was trained on
         self.extractor = VoiceFeatureExtractor()
+        voice_path = Path(voice_reader or DEFAULT_VOICE_READER)
+        self.voice_reader = VoiceReader.load(voice_path)
+        self.face_reader = FaceReader.load(with_landmarker=False)  # reads the crops the face tracker already cut
+        self.models = {"clip": file_sha256(self.model.path) if self.model.path else "",
+                       "voice_reader": file_sha256(voice_path), "face_reader": file_sha256(DEFAULT_STACKER),
+                       "face_expression": file_sha256(DEFAULT_EXPRESSION)}
+        """sha256 of every model whose outputs the verdict combines (the combiner is pinned to them)."""
+        combiner_path = Path(combiner or DEFAULT_COMBINER)
+        self.combiner = (EvidenceCombiner.load(combiner_path, self.models)
+                         if combiner is not None or (checkpoint is None and combiner_path.is_file()) else None)
         self._faces = None
         self._lock = threading.Lock()
 
@@ -368,16 +393,24 @@ class ClipScorer:
             envelope = np.abs(audio[: m * k]).reshape(m, k).max(1).astype(np.float32) if m else envelope
         if media.is_image and track.frames and track.frames[0].crop is not None:  # one photo: one crop, repeated
             logits = np.repeat(self.model.expression.logits(track.frames[0].crop[None]), len(track.frames), axis=0)
+            emotions = np.repeat(self.face_reader.read_crops(track.frames[0].crop[None], use_blendshapes=False)
+                                 .emotions, len(track.frames), axis=0)
         else:
-            logits = self.model.expression.logits(track.crops())
+            crops = track.crops()
+            logits = self.model.expression.logits(crops)
+            emotions = self.face_reader.read_crops(crops, use_blendshapes=False).emotions if len(crops) else \
+                np.zeros((0, 7))
         return ClipAnalysis(name=media.name, voice_name=voice_name, duration_s=duration, track=track,
                             face_logits=logits, voice=voice_track, envelope=envelope, still=media.is_image,
-                            notes=notes)
+                            notes=notes, face_emotions=emotions, audio=audio, fps=self.limits.fps)
 
     def calibration(self, baseline: Source | ClipAnalysis) -> Calibration:
         """A person's baseline from a calm, neutral clip of them (a file, or an analysis already made)."""
         a = baseline if isinstance(baseline, ClipAnalysis) else self.analyse(baseline)
-        return Calibration.from_rows(self.model.population, a.face_rows(), a.voice_rows(), name=a.name)
+        cal = Calibration.from_rows(self.model.population, a.face_rows(), a.voice_rows(), name=a.name)
+        if a.audio is not None and a.speech_s >= seq.MIN_CLIP_SPEECH_S:
+            cal.voice_reader = self.voice_reader.baseline_stats(a.audio)
+        return cal
 
     # -------------------------------------------------------------------------------------------- judging
     def score(self, source: Source, voice: Source | None = None,
@@ -392,7 +425,7 @@ class ClipScorer:
         times, found = a.track.times, a.track.found
         face_seqs, voice_seqs, timeline = [], [], []
         for start, end in windows:
-            f = cal.face(seq.face_window(times, found, a.face_logits, start, end)) if len(times) else None
+            f = (cal.face(seq.face_window(times, found, a.face_logits, start, end, a.fps)) if len(times) else None)
             v = cal.voice(seq.voice_window(a.voice, start, end)) if a.voice is not None else None
             status = ("scored" if f is not None and v is not None else "no face" if v is not None
                       else "no speech" if f is not None else "no face or speech")
@@ -401,21 +434,27 @@ class ClipScorer:
                 face_seqs.append(f)
                 voice_seqs.append(v)
         scored = [w for w in timeline if w.status == "scored"]
-        sim = p = None
-        voice_probs = voice_emotions = None
+        sim = p = p_emb = p_read = None
+        face_reading = voice_reading = None
         atypical_reason = None
         if scored:
             s = self.model.score_windows(face_seqs, voice_seqs)
+            self._read_windows(a, scored, cal)
+            face_val = np.stack([w.face.valence_array() for w in scored])
+            voice_val = np.stack([w.voice.valence_array() for w in scored])
+            window_p = self._combine(s.p_inconsistent, face_val, voice_val)[0]
             for i, w in enumerate(scored):
-                w.similarity, w.p_inconsistent = float(s.similarity[i]), float(s.p_inconsistent[i])
-                w.face_valence = seq.VALENCE[int(s.face_valence[i].argmax())]
-                w.voice_valence = seq.VALENCE[int(s.voice_valence[i].argmax())]
+                w.similarity, w.p_embedding, w.p_inconsistent = (float(s.similarity[i]), float(s.p_inconsistent[i]),
+                                                                 float(window_p[i]))
+                w.face_valence, w.voice_valence = w.face.top_valence, w.voice.top_valence
                 flags = [m for m, flag in (("face", s.face_atypical[i]), ("voice", s.voice_atypical[i])) if flag]
                 w.atypical = " and ".join(flags) or None
             sim = float(np.mean(s.similarity))
-            p = float(self.model.detector.posterior_abnormal(np.array([sim]))[0])
-            voice_probs = s.voice_valence.mean(0)
-            voice_emotions = None if s.voice_emotion is None else s.voice_emotion.mean(0)
+            p_emb = float(self.model.detector.posterior_abnormal(np.array([sim]))[0])
+            face_reading, voice_reading = _pool([w.face for w in scored]), _pool([w.voice for w in scored])
+            ps, pr = self._combine(np.array([p_emb]), face_reading.valence_array()[None],
+                                   voice_reading.valence_array()[None])
+            p, p_read = float(ps[0]), (None if pr is None else float(pr[0]))
             odd = [m for m, flags in (("face", s.face_atypical), ("voice", s.voice_atypical))
                    if flags.mean() > ATYPICAL_SHARE]
             if odd:
@@ -425,23 +464,49 @@ class ClipScorer:
                                    f"training data than {pct:g} % of validation clips); the model's answer would not "
                                    f"be trustworthy.")
         reason = self._undetermined_reason(a, scored) or atypical_reason
+        if reason is None and face_reading.uncertain and voice_reading.uncertain:
+            reason = (f"both readers are uncertain: the face reads {_says(face_reading)} and the voice reads "
+                      f"{_says(voice_reading)}; neither is sure enough of a valence to compare them.")
+        conflict = grade = None
         if reason:
             verdict = "undetermined"
         else:
-            verdict = "inconsistent" if p >= self.model.threshold else "consistent"
-            reason = (f"the probability of inconsistency, {p:.2f}, is "
-                      f"{'at or above' if verdict == 'inconsistent' else 'below'} the threshold "
-                      f"{self.model.threshold:.2f} ({len(scored)} of {len(timeline)} windows with a face and speech).")
+            verdict = "inconsistent" if p >= 0.5 else "consistent"
+            grade = strength(p)
+            reason = _explain(verdict, face_reading, voice_reading, scored, sim, p_emb)
+            conflict = _conflict(verdict, face_reading, voice_reading, p_emb, p_read)
         return ClipVerdict(
             file=a.name, voice_file=a.voice_name, verdict=verdict, reason=reason, p_inconsistent=p, similarity=sim,
-            threshold=self.model.threshold, face=self._face_summary(a),
-            voice=self._voice_summary(voice_probs, voice_emotions),
+            threshold=0.5, face=_side_summary(face_reading), voice=_side_summary(voice_reading),
             timeline=timeline, duration_s=a.duration_s, face_fraction=a.face_fraction, speech_s=a.speech_s,
             geometry=_geometry_summary(a.track), notes=a.notes + cal.notes,
             calibrated=cal.face_shift is not None or cal.voice_shift is not None,
             checkpoint=self.model.path.name if self.model.path else "clip model",
+            strength=grade, p_embedding=p_emb, p_readings=p_read, conflict=conflict,
+            rule=RULE if self.combiner is not None else UNCOMBINED_RULE,
             thumbnails=_thumbnails(a.track, windows), envelope=a.envelope,
             geometry_series=_geometry_series(a.track))
+
+    def _read_windows(self, a: ClipAnalysis, scored: list[Window], cal: Calibration) -> None:
+        """Each scored window's face reading (the face reader's emotions over its frames with a face) and voice
+        reading (the voice reader on its audio, relative to the person's baseline when one was given)."""
+        rows = np.cumsum(a.track.found) - 1
+        for w in scored:
+            inside = (a.track.times >= w.start - 1e-6) & (a.track.times < w.end - 1e-6) & a.track.found
+            w.face = reading_of(a.face_emotions[rows[inside]].mean(0), seconds=w.end - w.start)
+        audio = a.audio if a.audio is not None else np.zeros(0, np.float32)
+        cuts = [audio[int(w.start * AUDIO_RATE):int(w.end * AUDIO_RATE)] for w in scored]
+        for w, r in zip(scored, self.voice_reader.read_many(cuts, cal.voice_reader)):
+            w.voice = r
+
+    def _combine(self, p_embedding: np.ndarray, face_valence: np.ndarray,
+                 voice_valence: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Calibrated P(inconsistent) from both sources, and from the readings alone (None without a combiner:
+        the embedding's posterior is then used as it is)."""
+        if self.combiner is None:
+            return np.asarray(p_embedding, float), None
+        x = evidence_features(p_embedding, face_valence, voice_valence)
+        return self.combiner.probability(x), self.combiner.readings_only(x)
 
     def _undetermined_reason(self, a: ClipAnalysis, scored: list[Window]) -> str | None:
         if a.still and a.face_fraction < seq.MIN_FACE_FRACTION:
@@ -458,27 +523,64 @@ class ClipScorer:
             return "no stretch of the clip has both a visible face and speech at the same time."
         return None
 
-    def _face_summary(self, a: ClipAnalysis) -> dict[str, Any]:
-        if len(a.face_logits) == 0:
-            return {"emotion": None, "probs": {}, "valence": None, "valence_probs": {}}
-        probs = softmax(a.face_logits).mean(0)
-        val = valence_proba(probs[None])[0]
-        return {"emotion": FER_CLASSES[int(probs.argmax())], "probs": {c: _r(v, 3) for c, v in zip(FER_CLASSES, probs)},
-                "valence": seq.VALENCE[int(val.argmax())],
-                "valence_probs": {c: _r(v, 3) for c, v in zip(seq.VALENCE, val)}}
 
-    def _voice_summary(self, probs: np.ndarray | None, emotions: np.ndarray | None = None) -> dict[str, Any]:
-        """The voice's valence from the shared head; its "emotion" is the head's emotion for a model trained on
-        emotions, else the valence again (the keys are the same for both)."""
-        if probs is None:
-            return {"emotion": None, "probs": {}, "valence": None, "valence_probs": {}}
-        d = {c: _r(v, 3) for c, v in zip(seq.VALENCE, probs)}
-        label = seq.VALENCE[int(np.argmax(probs))]
-        if emotions is None or self.model.emotion_names is None:
-            return {"emotion": label, "probs": d, "valence": label, "valence_probs": d}
-        names = self.model.emotion_names
-        return {"emotion": names[int(np.argmax(emotions))], "probs": {c: _r(v, 3) for c, v in zip(names, emotions)},
-                "valence": label, "valence_probs": d}
+UNCOMBINED_RULE = ("The probability of inconsistency is the embedding's posterior alone (this clip model has no "
+                   "fitted evidence combiner, so the readings are shown but not weighed).")
+
+
+def _says(r: Reading) -> str:
+    return f"{r.top_emotion} ({r.top_valence} {r.confidence:.2f})"
+
+
+def _pool(readings: list[Reading]) -> Reading:
+    """The mean of several readings of one side (each window weighs the same)."""
+    first = readings[0]
+
+    def mean(get: Any) -> np.ndarray:
+        return np.mean([list(get(r).values()) for r in readings], axis=0)
+
+    arousal = mean(lambda r: r.arousal) if first.arousal is not None else None
+    return Reading.from_arrays(first.modality, tuple(first.emotions), mean(lambda r: r.emotions),
+                               mean(lambda r: r.valence), arousal, sum(r.seconds for r in readings))
+
+
+def _explain(verdict: str, face: Reading, voice: Reading, scored: list[Window], similarity: float,
+             p_embedding: float) -> str:
+    """The one-line reason in plain words, e.g. "the face reads happy (positive 0.82) while the voice reads sad
+    (negative 0.71); their valences differ in 4 of 5 windows; face-voice similarity 0.12"."""
+    differ = sum(w.face_valence != w.voice_valence for w in scored)
+    joint = "while" if face.top_valence != voice.top_valence else "and"
+    count = (f"their valences differ in {differ} of {len(scored)} windows" if verdict == "inconsistent" else
+             f"their valences match in {len(scored) - differ} of {len(scored)} windows")
+    return (f"the face reads {_says(face)} {joint} the voice reads {_says(voice)}; {count}; the face and voice "
+            f"embeddings have similarity {similarity:.2f} (alone they give P(inconsistent) {p_embedding:.2f}).")
+
+
+def _conflict(verdict: str, face: Reading, voice: Reading, p_embedding: float, p_readings: float | None) -> str | None:
+    """The sentence a verdict carries when its sources disagree, or when it goes against the valences it prints."""
+    same = face.top_valence == voice.top_valence
+    if p_readings is not None and sources_disagree(p_embedding, p_readings):
+        return (f"The embedding and the readings disagree: the embedding alone says "
+                f"{'inconsistent' if p_embedding >= 0.5 else 'consistent'} ({p_embedding:.2f}), the readings alone "
+                f"{'inconsistent' if p_readings >= 0.5 else 'consistent'} ({p_readings:.2f}); the verdict weighs "
+                f"both, so treat it with care.")
+    if (verdict == "consistent" and not same) or (verdict == "inconsistent" and same):
+        why = "the readings are unsure" if min(face.confidence, voice.confidence) < 0.6 else \
+            "the embedding outweighs them"
+        alone = f", the readings alone {p_readings:.2f}" if p_readings is not None else ""
+        return (f"The verdict goes against the printed readings ({face.top_valence} face, {voice.top_valence} "
+                f"voice) because {why}: the embedding alone gives {p_embedding:.2f}{alone}.")
+    return None
+
+
+def _side_summary(r: Reading | None) -> dict[str, Any]:
+    """One side's pooled reading for the JSON and the views (``probs`` are its emotion probabilities)."""
+    if r is None:
+        return {"emotion": None, "probs": {}, "valence": None, "valence_probs": {}}
+    d = r.to_dict()
+    return {"emotion": d["emotion"], "probs": d["emotions"], "valence": d["valence"],
+            "valence_probs": d["valence_probs"], "confidence": d["confidence"], "uncertain": d["uncertain"],
+            "arousal_probs": d["arousal_probs"]}
 
 
 def _head_emotions(path: Path, detector: Detector, meta: dict) -> tuple[tuple[str, ...] | None, np.ndarray | None]:

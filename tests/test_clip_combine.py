@@ -1,0 +1,100 @@
+"""The evidence combiner and the verdict's words: disagreement, fit and calibration, file format, strength, and the
+sentences a verdict carries (no shipped model needed)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from crossemo_core.clip.combine import (EvidenceCombiner, disagreement, evidence_features, sources_disagree,
+                                        strength)
+from crossemo_core.clip.verdict import Window, _conflict, _explain, _pool
+from crossemo_core.errors import CheckpointError
+from crossemo_core.evaluation import calibration_metrics
+from crossemo_core.readers.reading import Reading
+from crossemo_core.readers.voice_corpora import VOICE_EMOTIONS
+
+
+def reading(modality: str, valence: tuple[float, float, float], emotion: str = "neutral") -> Reading:
+    e = np.full(7, 0.01)
+    e[VOICE_EMOTIONS.index(emotion)] = 1 - 0.06
+    return Reading.from_arrays(modality, VOICE_EMOTIONS, e, np.array(valence))
+
+
+def test_disagreement_is_the_chance_two_draws_name_different_valences() -> None:
+    assert disagreement(np.array([1.0, 0, 0]), np.array([1.0, 0, 0])) == pytest.approx(0.0)
+    assert disagreement(np.array([1.0, 0, 0]), np.array([0, 0, 1.0])) == pytest.approx(1.0)
+    assert disagreement(np.full(3, 1 / 3), np.array([0, 1.0, 0])) == pytest.approx(2 / 3)
+    x = evidence_features(np.array([0.5, 0.9]), np.array([[1.0, 0, 0], [0.2, 0.3, 0.5]]),
+                          np.array([[1.0, 0, 0], [0.6, 0.2, 0.2]]))
+    assert x.shape == (2, 4) and x[0, 0] == pytest.approx(0.0) and x[1, 2] == pytest.approx(0.5)
+
+
+def _synthetic_clips(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Feature rows of clips: the embedding's posterior saturated (0.01 / 0.99) and right 70 % of the time, the
+    readings' disagreement higher for inconsistent clips (equal-variance Gaussians, so a logistic model fits)."""
+    y = rng.integers(0, 2, n)
+    p_emb = np.where(rng.random(n) < 0.7, y, 1 - y) * 0.98 + 0.01
+    x = np.column_stack([np.log(p_emb / (1 - p_emb)), np.clip(0.35 + 0.3 * y + 0.15 * rng.standard_normal(n), 0, 1),
+                         rng.uniform(0.4, 1, n), rng.uniform(0.4, 1, n)])
+    return x, y
+
+
+def test_the_combiner_is_calibrated_where_the_embedding_alone_is_not(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    x, y = _synthetic_clips(10000, rng)
+    combiner = EvidenceCombiner.fit(x[:5000], y[:5000], {"models": {"clip": "abc"}})
+    p = combiner.probability(x[5000:])
+    raw = 1 / (1 + np.exp(-x[5000:, 0]))
+    assert calibration_metrics(y[5000:], p)["ece"] < 0.03 < 0.2 < calibration_metrics(y[5000:], raw)["ece"]
+    assert calibration_metrics(y[5000:], p)["saturated"] < 0.25 < calibration_metrics(y[5000:], raw)["saturated"]
+    assert combiner.coef[1] > 0  # more disagreement, more likely inconsistent
+    path = combiner.save(tmp_path / "c.json")
+    again = EvidenceCombiner.load(path, {"clip": "abc"})
+    assert np.allclose(again.probability(x[:5]), combiner.probability(x[:5]))
+    assert np.allclose(again.readings_only(x[:5]), combiner.readings_only(x[:5]))
+    with pytest.raises(CheckpointError, match="fitted on another clip"):
+        EvidenceCombiner.load(path, {"clip": "def"})
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="not a readable evidence combiner"):
+        EvidenceCombiner.load(tmp_path / "bad.json")
+
+
+def test_fit_refuses_bad_training_data() -> None:
+    with pytest.raises(ValueError, match="both 0 and 1"):
+        EvidenceCombiner.fit(np.zeros((4, 4)), np.zeros(4))
+    with pytest.raises(ValueError, match=r"\(N, 4\)"):
+        EvidenceCombiner.fit(np.zeros((4, 3)), np.array([0, 1, 0, 1]))
+
+
+def test_strength_words_and_when_sources_disagree() -> None:
+    assert [strength(p) for p in (0.55, 0.7, 0.9, 0.45, 0.3, 0.05)] == \
+        ["weak", "moderate", "strong", "weak", "moderate", "strong"]
+    assert sources_disagree(0.95, 0.1) and sources_disagree(0.05, 0.9)
+    assert not sources_disagree(0.95, 0.6) and not sources_disagree(0.6, 0.05)
+
+
+def test_a_verdict_against_its_printed_readings_always_says_why() -> None:
+    face = reading("face", (0.1, 0.1, 0.8), "happy")
+    voice = reading("voice", (0.8, 0.1, 0.1), "sad")
+    # consistent although the readings differ: sentence required
+    text = _conflict("consistent", face, voice, p_embedding=0.3, p_readings=0.6)
+    assert text is not None and "goes against the printed readings (positive face, negative voice)" in text
+    # the two sources pull hard in opposite directions: the named disagreement sentence
+    text = _conflict("inconsistent", face, voice, p_embedding=0.05, p_readings=0.95)
+    assert text is not None and text.startswith("The embedding and the readings disagree")
+    # agreeing verdict and readings: nothing to say
+    assert _conflict("inconsistent", face, voice, p_embedding=0.7, p_readings=0.8) is None
+
+
+def test_the_reason_names_both_readings_and_counts_windows() -> None:
+    face = reading("face", (0.1, 0.1, 0.8), "happy")
+    voice = reading("voice", (0.7, 0.2, 0.1), "sad")
+    windows = [Window(0, 2, "scored", face_valence="positive", voice_valence="negative"),
+               Window(0.5, 2.5, "scored", face_valence="positive", voice_valence="positive")]
+    text = _explain("inconsistent", face, voice, windows, similarity=0.12, p_embedding=0.8)
+    assert text.startswith("the face reads happy (positive 0.80) while the voice reads sad (negative 0.70)")
+    assert "their valences differ in 1 of 2 windows" in text and "similarity 0.12" in text
+    pooled = _pool([face, reading("face", (0.3, 0.3, 0.4), "happy")])
+    assert pooled.valence["positive"] == pytest.approx(0.6) and pooled.modality == "face"
