@@ -143,3 +143,20 @@ def test_augmentation_keeps_range_and_shape() -> None:
     x = torch.full((5, FER_SIZE, FER_SIZE), 128.0)
     y = augment_batch(x, torch.Generator().manual_seed(0))
     assert y.shape == x.shape and float(y.min()) >= 0 and float(y.max()) <= 255
+
+
+def test_face_coverage_is_judged_over_time_not_over_sampled_frames() -> None:
+    """One video frame with a face beside 6 s of voice covers 1/30 of the clip (at 5 frames/s), not 100 %."""
+    from crossemo_core.clip.face import FaceFrame, FaceTrack
+    from crossemo_core.clip.verdict import ClipAnalysis
+
+    one = FaceTrack([FaceFrame(t=0.0, n_faces=1, crop=np.zeros((48, 48), np.uint8))])
+    a = ClipAnalysis(name="x", voice_name=None, duration_s=6.0, track=one, face_logits=np.zeros((1, 7)), voice=None,
+                     envelope=np.zeros(0), still=False, fps=5.0)
+    assert a.face_fraction == pytest.approx(1 / 30)
+    assert seq.face_window(one.times, one.found, np.zeros((1, 7)), 0.0, 2.0, fps=5.0) is None
+    full = FaceTrack([FaceFrame(t=i / 5, n_faces=1, crop=np.zeros((48, 48), np.uint8)) for i in range(30)])
+    b = ClipAnalysis(name="x", voice_name=None, duration_s=6.0, track=full, face_logits=np.zeros((30, 7)), voice=None,
+                     envelope=np.zeros(0), still=False, fps=5.0)
+    assert b.face_fraction == pytest.approx(1.0)
+    assert seq.face_window(full.times, full.found, np.zeros((30, 7)), 0.0, 2.0, fps=5.0).shape == (10, 7)
