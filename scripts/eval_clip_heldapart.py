@@ -20,10 +20,8 @@ readings and write it (the combiner already shipped is not used while fitting).
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -51,20 +49,6 @@ def build_clip(face48: np.ndarray, audio: np.ndarray, rng: np.random.Generator, 
         lambda i: synth.place((240, 320), face48, int(150 + 4 * np.sin(i / 17 + phase[0])),
                               160 + 6 * np.sin(i / 23 + phase[1]), 120 + 4 * np.sin(i / 29 + phase[2]), background=110),
         n, fps, audio, container="mp4", crf=26)
-
-
-def remux(data: bytes, container: str = "matroska") -> bytes:
-    """The same packets in another container (no re-encoding)."""
-    import av
-
-    buf = io.BytesIO()
-    with av.open(io.BytesIO(data)) as inp, av.open(buf, "w", format=container) as out:
-        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
-        for packet in inp.demux():
-            if packet.dts is not None:
-                packet.stream = streams[packet.stream.index]
-                out.mux(packet)
-    return buf.getvalue()
 
 
 def shifted(audio: np.ndarray, seconds: float) -> np.ndarray:
@@ -165,7 +149,7 @@ def main() -> int:
             v = scorer.score(NamedBytes(f"{path.stem}.mp4", data))
             rows.append({**base, **row_of(v)})
             if args.stability_every and len(rows) % args.stability_every == 0:
-                ps = [scorer.score(NamedBytes(f"{path.stem}.mkv", remux(data))).p_inconsistent]
+                ps = [scorer.score(NamedBytes(f"{path.stem}.mkv", synth.remux(data))).p_inconsistent]
                 for delta in (-0.1, 0.1):
                     ps.append(scorer.score(NamedBytes(f"{path.stem}_shift.mp4", build_clip(
                         pool.images[row], shifted(audio, delta), np.random.default_rng(len(rows))))).p_inconsistent)

@@ -33,8 +33,8 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from crossemo_core.clip.expression import (FER_TO_VALENCE, ExpressionModel, ExpressionNet, augment_batch,  # noqa: E402
-                                           softmax, standardise)
+from crossemo_core.clip.expression import (FER_TO_VALENCE, ExpressionModel, ExpressionNet,  # noqa: E402
+                                           softmax, train_epoch)
 from crossemo_core.readers.face import (BLENDSHAPE_NAMES, FACE_EMOTIONS, LANDMARKER_SHA256,  # noqa: E402
                                         CropReadings, FaceReader, FaceStacker, Landmarker, LogisticHead)
 from crossemo_core.readers.reading import unweighted_average_recall, valence_from_emotions  # noqa: E402
@@ -91,23 +91,13 @@ def train_cnn(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, val
     print(f"cnn: {len(train_idx)} training images, {len(valid_idx)} validation; widths {args.widths}, "
           f"{sum(p.numel() for p in net.parameters()):,} parameters", flush=True)
     for epoch in range(start_epoch, args.epochs + 1):
-        net.train()
-        t0, total = time.perf_counter(), 0.0
-        order = torch.randperm(len(train_idx), generator=gen)
-        for s in range(steps_per_epoch):
-            idx = order[s * args.batch:(s + 1) * args.batch]
-            x = standardise(augment_batch(x_tr[idx], gen)).contiguous(memory_format=torch.channels_last)
-            loss = loss_fn(net(x), y_tr[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach())
+        t0 = time.perf_counter()
+        loss = train_epoch(net, opt, sched, loss_fn, x_tr, y_tr, gen, args.batch)
         valid_acc = float((model.logits(images[valid_idx]).argmax(1) == labels[valid_idx]).mean())
         seconds += time.perf_counter() - t0
-        history.append({"epoch": epoch, "train_loss": round(total / steps_per_epoch, 4),
+        history.append({"epoch": epoch, "train_loss": round(loss, 4),
                         "validation_accuracy": round(valid_acc, 4)})
-        print(f"cnn: epoch {epoch:2d}/{args.epochs} loss {total / steps_per_epoch:.4f} validation accuracy "
+        print(f"cnn: epoch {epoch:2d}/{args.epochs} loss {loss:.4f} validation accuracy "
               f"{valid_acc:.4f} ({time.perf_counter() - t0:.0f} s)", flush=True)
         state_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = state_path.with_suffix(".tmp")

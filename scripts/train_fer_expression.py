@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from crossemo_core.clip.expression import (FER_CLASSES, FER_TO_VALENCE, ExpressionModel, ExpressionNet,  # noqa: E402
-                                           augment_batch, standardise)
+                                           train_epoch)
 
 
 def evaluate(model: ExpressionModel, images: np.ndarray, labels: np.ndarray) -> dict:
@@ -75,21 +75,11 @@ def main() -> int:
     history = []
     started = time.perf_counter()
     for epoch in range(1, args.epochs + 1):
-        net.train()
-        t0, total, n = time.perf_counter(), 0.0, 0
-        order = torch.randperm(len(tr), generator=gen)
-        for s in range(len(tr) // args.batch):
-            idx = order[s * args.batch:(s + 1) * args.batch]
-            x = standardise(augment_batch(x_tr[idx], gen)).contiguous(memory_format=torch.channels_last)
-            loss = loss_fn(net(x), y_tr[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total, n = total + float(loss.detach()) * len(idx), n + len(idx)
+        t0 = time.perf_counter()
+        loss = train_epoch(net, opt, sched, loss_fn, x_tr, y_tr, gen, args.batch)
         ev = evaluate(model, images[te], labels[te])
-        history.append({"epoch": epoch, "train_loss": total / n, "publictest_accuracy": ev["accuracy"]})
-        print(f"epoch {epoch:2d}/{args.epochs}: loss {total / n:.4f}  PublicTest accuracy {ev['accuracy']:.4f} "
+        history.append({"epoch": epoch, "train_loss": loss, "publictest_accuracy": ev["accuracy"]})
+        print(f"epoch {epoch:2d}/{args.epochs}: loss {loss:.4f}  PublicTest accuracy {ev['accuracy']:.4f} "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
 
     final = evaluate(model, images[te], labels[te])

@@ -294,26 +294,12 @@ def test_a_folder_takes_every_file_that_decodes_and_names_the_rest(tmp_path: Pat
                        "notes.txt": "notes.txt: skipped, not a video, audio or image file crossemo (ffmpeg) can read."}
 
 
-def _remux(data: bytes, container: str) -> bytes:
-    """The same streams, packet for packet, in another container (no re-encoding)."""
-    import av
-
-    buf = io.BytesIO()
-    with av.open(io.BytesIO(data)) as inp, av.open(buf, "w", format=container) as out:
-        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
-        for packet in inp.demux():
-            if packet.dts is not None:
-                packet.stream = streams[packet.stream.index]
-                out.mux(packet)
-    return buf.getvalue()
-
-
 def test_a_lossless_remux_keeps_face_and_voice_aligned() -> None:
     """mp4 -> mkv moves the AAC priming samples (64 ms) out of the edit list: audio and frames must not shift."""
     original_frames: list[float] = []
     remuxed_frames: list[float] = []
     original = decode_media(SAMPLE, on_frame=lambda t, rgb: original_frames.append(t))
-    remuxed = decode_media(NamedBytes("smile_upbeat.mkv", _remux(SAMPLE.read_bytes(), "matroska")),
+    remuxed = decode_media(NamedBytes("smile_upbeat.mkv", synth.remux(SAMPLE.read_bytes(), "matroska")),
                            on_frame=lambda t, rgb: remuxed_frames.append(t))
     assert remuxed_frames == pytest.approx(original_frames, abs=1e-3)
     n = min(len(original.audio), len(remuxed.audio))

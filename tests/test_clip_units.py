@@ -160,3 +160,19 @@ def test_face_coverage_is_judged_over_time_not_over_sampled_frames() -> None:
                      envelope=np.zeros(0), still=False, fps=5.0)
     assert b.face_fraction == pytest.approx(1.0)
     assert seq.face_window(full.times, full.found, np.zeros((30, 7)), 0.0, 2.0, fps=5.0).shape == (10, 7)
+
+
+def test_one_training_epoch_of_the_expression_network_moves_its_weights() -> None:
+    from crossemo_core.clip.expression import train_epoch
+
+    torch.manual_seed(0)
+    net = ExpressionNet((4, 8, 8, 8))
+    before = [p.detach().clone() for p in net.parameters()]
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+    gen = torch.Generator().manual_seed(0)
+    images = torch.rand(70, FER_SIZE, FER_SIZE, generator=gen) * 255
+    loss = train_epoch(net, opt, sched, torch.nn.CrossEntropyLoss(), images, torch.randint(0, 7, (70,), generator=gen),
+                       gen, batch=32)
+    assert np.isfinite(loss) and loss > 0 and sched.last_epoch == 2  # two full batches, the last 6 images dropped
+    assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters()))

@@ -114,10 +114,10 @@ def test_every_augmentation_gives_a_finite_signal_of_about_the_same_length() -> 
 
 def test_codec_round_trip_is_aligned_with_the_original() -> None:
     x = tone(1.0, 220, 0.3, np.random.default_rng(4))
-    for codec in (("aac", "ipod", 32000), ("mp3", "mp3", 32000), ("opus", "ogg", 24000)):
-        y = codec_round_trip(x, *codec)
+    for fmt, bit_rate in (("m4a", 32000), ("mp3", 32000), ("ogg", 24000)):
+        y = codec_round_trip(x, fmt, bit_rate)
         assert len(y) == len(x)
-        assert np.corrcoef(x, y)[0, 1] > 0.8, codec[0]  # priming delay removed; a lag would decorrelate
+        assert np.corrcoef(x, y)[0, 1] > 0.8, fmt  # priming delay removed; a lag would decorrelate
 
 
 def test_versions_are_tagged_and_reproducible() -> None:

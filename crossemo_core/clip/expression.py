@@ -11,9 +11,6 @@ is ``checkpoints/fer_expression.md``.
 """
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from crossemo_core.errors import CheckpointError
+from crossemo_core.model_files import full, half, load_model_file, save_model_file
 
 FER_FORMAT = "crossemo-fer/1"
 FER_SIZE = 48
@@ -106,41 +103,17 @@ class ExpressionModel:
 
     def save(self, path: str | Path) -> Path:
         """Atomic write; weights stored as float16 (half the size, same predictions to ~1e-3)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        state = {k: (v.half() if v.is_floating_point() else v) for k, v in self.net.state_dict().items()}
-        payload = {"format": FER_FORMAT, "weights": state,
-                   "meta": json.dumps({**self.meta, "widths": list(self.net.widths), "classes": list(self.classes),
-                                       "input_size": FER_SIZE})}
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            torch.save(payload, tmp)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return path
+        meta = {**self.meta, "widths": list(self.net.widths), "classes": list(self.classes), "input_size": FER_SIZE}
+        return save_model_file(path, FER_FORMAT, meta, {"weights": half(self.net.state_dict())})
 
     @classmethod
     def load(cls, path: str | Path) -> "ExpressionModel":
-        path = Path(path)
-        if not path.is_file():
-            raise CheckpointError(f"expression network {path} does not exist.")
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-            if not isinstance(payload, dict) or payload.get("format") != FER_FORMAT:
-                raise CheckpointError(f"{path} is not a crossemo expression network ({FER_FORMAT} expected).")
-            meta = json.loads(payload["meta"])
+        def build(payload: dict[str, Any], meta: dict[str, Any]) -> "ExpressionModel":
             net = ExpressionNet(tuple(meta["widths"]), len(meta["classes"]))
-            net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["weights"].items()})
-        except CheckpointError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - torch raises many types for damaged files
-            raise CheckpointError(f"{path} is not a readable expression network ({type(exc).__name__}).") from None
-        net.eval()
-        return cls(net=net, meta=meta)
+            net.load_state_dict(full(payload["weights"]))
+            return cls(net=net.eval(), meta=meta)
+
+        return load_model_file(path, FER_FORMAT, "expression network", build)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -155,6 +128,25 @@ def valence_proba(fer_proba: np.ndarray) -> np.ndarray:
     for c, v in enumerate(FER_TO_VALENCE):
         out[..., v] += fer_proba[..., c]
     return out
+
+
+def train_epoch(net: ExpressionNet, opt: torch.optim.Optimizer, sched: Any, loss_fn: nn.Module, images: torch.Tensor,
+                labels: torch.Tensor, generator: torch.Generator, batch: int) -> float:
+    """One epoch over ``images`` ``(N, 48, 48)`` float in [0, 255] with :func:`augment_batch`, in full batches of
+    ``batch`` in a random order (the scheduler steps every batch); returns the mean training loss per image."""
+    net.train()
+    total, n = 0.0, 0
+    order = torch.randperm(len(images), generator=generator)
+    for s in range(len(images) // batch):
+        idx = order[s * batch:(s + 1) * batch]
+        x = standardise(augment_batch(images[idx], generator)).contiguous(memory_format=torch.channels_last)
+        loss = loss_fn(net(x), labels[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        total, n = total + float(loss.detach()) * len(idx), n + len(idx)
+    return total / max(n, 1)
 
 
 # ------------------------------------------------------------------------------------------------ augmentation

@@ -68,8 +68,9 @@ def _encode_audio(out, stream, audio: np.ndarray, rate: int) -> None:  # noqa: A
         out.mux(packet)
 
 
-def encode_audio(audio: np.ndarray, rate: int = AUDIO_RATE, fmt: str = "wav") -> bytes:
-    """Mono float audio as a wav / flac / mp3 / ogg (Opus) / m4a (AAC) file in memory."""
+def encode_audio(audio: np.ndarray, rate: int = AUDIO_RATE, fmt: str = "wav", bit_rate: int | None = None) -> bytes:
+    """Mono float audio as a wav / flac / mp3 / ogg (Opus) / m4a (AAC) file in memory (``bit_rate`` in bit/s for
+    the lossy ones; the encoder's default when None)."""
     if fmt in ("wav", "flac"):
         import soundfile as sf
 
@@ -84,6 +85,8 @@ def encode_audio(audio: np.ndarray, rate: int = AUDIO_RATE, fmt: str = "wav") ->
     with av.open(buf, mode="w", format=container) as out:
         stream = out.add_stream(codec, rate=48000 if codec == "libopus" else rate)
         stream.layout = "mono"
+        if bit_rate:
+            stream.bit_rate = bit_rate
         _encode_audio(out, stream, audio, rate)
     return buf.getvalue()
 
@@ -124,3 +127,17 @@ def demo_clip(seconds: float = 10.0, fps: int = 25) -> bytes:
     audio = np.tile(voice, int(np.ceil(seconds * sr / len(voice))))[: int(seconds * sr)]
     return encode_video(lambda i: place((360, 640), face, int(250 + 10 * np.sin(i / 20)), 320 + 15 * np.sin(i / 30),
                                         180), int(seconds * fps), fps, audio)
+
+
+def remux(data: bytes, container: str = "matroska") -> bytes:
+    """The same packets in another container, nothing re-encoded (e.g. mp4 -> mkv, as a user's tool would)."""
+    import av
+
+    buf = io.BytesIO()
+    with av.open(io.BytesIO(data)) as inp, av.open(buf, "w", format=container) as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
+        for packet in inp.demux():
+            if packet.dts is not None:
+                packet.stream = streams[packet.stream.index]
+                out.mux(packet)
+    return buf.getvalue()

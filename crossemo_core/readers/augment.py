@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from fractions import Fraction
 
 import numpy as np
 
 RATE = 16000
 AUGMENTATIONS = ("speed", "pitch", "noise", "reverb", "telephone", "codec", "gain")
 """Augmentation names, in the order a chain applies them."""
-CODECS = (("aac", "ipod", 24_000), ("mp3", "mp3", 32_000), ("opus", "ogg", 16_000))
-"""(encoder label, container, bit rate): low bit rates, as in calls and compressed uploads."""
+CODECS = (("m4a", 24_000), ("mp3", 32_000), ("ogg", 16_000))
+"""(file format of :func:`crossemo_core.clip.synth.encode_audio`: AAC, MP3, Opus; bit rate): low bit rates, as in
+calls and compressed uploads."""
 
 
 @dataclass(frozen=True)
@@ -61,39 +61,19 @@ def _rooms(cfg: AugmentConfig, rng: np.random.Generator) -> list[np.ndarray]:
     return out
 
 
-def codec_round_trip(signal: np.ndarray, codec: str, container: str, bit_rate: int) -> np.ndarray:
-    """Encode ``signal`` (16 kHz mono float32) with PyAV's ``codec`` and decode it back to 16 kHz mono, same length."""
+def codec_round_trip(signal: np.ndarray, fmt: str, bit_rate: int) -> np.ndarray:
+    """Encode ``signal`` (16 kHz mono float32) as ``fmt`` ("m4a" AAC, "mp3", "ogg" Opus) at ``bit_rate`` bit/s with
+    PyAV's ffmpeg and decode it back to 16 kHz mono, aligned and of the same length."""
     import av
 
-    encoder = {"aac": "aac", "mp3": "libmp3lame", "opus": "libopus"}[codec]
-    rate = 48000 if codec == "opus" else RATE
-    buf = io.BytesIO()
-    pcm = (np.clip(signal, -1, 1) * 32767).astype(np.int16)
-    with av.open(buf, mode="w", format=container) as out:
-        stream = out.add_stream(encoder, rate=rate)
-        stream.layout = "mono"
-        stream.bit_rate = bit_rate
-        resampler = av.AudioResampler(format=stream.codec_context.format.name, layout="mono", rate=rate)
-        for start in range(0, len(pcm), 1024):
-            frame = av.AudioFrame.from_ndarray(pcm[None, start:start + 1024], format="s16", layout="mono")
-            frame.sample_rate, frame.pts, frame.time_base = RATE, start, Fraction(1, RATE)
-            for f in resampler.resample(frame):
-                for packet in stream.encode(f):
-                    out.mux(packet)
-        for f in resampler.resample(None):
-            for packet in stream.encode(f):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    buf.seek(0)
+    from crossemo_core.clip.synth import encode_audio
+
     chunks = []
-    with av.open(buf, mode="r") as inp:
+    with av.open(io.BytesIO(encode_audio(signal, RATE, fmt, bit_rate)), mode="r") as inp:
         back = av.AudioResampler(format="flt", layout="mono", rate=RATE)
         for frame in inp.decode(audio=0):
-            for f in back.resample(frame):
-                chunks.append(f.to_ndarray().reshape(-1))
-        for f in back.resample(None):
-            chunks.append(f.to_ndarray().reshape(-1))
+            chunks += [f.to_ndarray().reshape(-1) for f in back.resample(frame)]
+        chunks += [f.to_ndarray().reshape(-1) for f in back.resample(None)]
     decoded = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     # encoders add priming samples at the start; align by cross-correlation over the first 100 ms of lag
     lag = _best_lag(signal, decoded, max_lag=RATE // 10)

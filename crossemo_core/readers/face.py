@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ import torch
 
 from crossemo_core.clip.expression import FER_SIZE, ExpressionModel, softmax
 from crossemo_core.errors import CheckpointError, CrossemoError
+from crossemo_core.model_files import load_model_file, save_model_file
 from crossemo_core.readers.reading import EMOTION_AROUSAL, Reading, valence_from_emotions
 
 REPO = Path(__file__).resolve().parents[2]
@@ -244,37 +244,21 @@ class FaceStacker:
         return out
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        payload: dict[str, Any] = {"format": STACKER_FORMAT,
-                                   "meta": json.dumps({**self.meta,
-                                                       "heads": ["network_only"] + (["with_blendshapes"] if
-                                                                                    self.with_blendshapes else [])})}
-        payload.update(self.network_only.tensors("network_only"))
-        if self.with_blendshapes is not None:
-            payload.update(self.with_blendshapes.tensors("with_blendshapes"))
-        tmp = path.with_name(f".{path.name}.tmp")
-        torch.save(payload, tmp)
-        os.chmod(tmp, 0o644)
-        tmp.replace(path)
-        return path
+        heads = {"network_only": self.network_only, "with_blendshapes": self.with_blendshapes}
+        tensors: dict[str, Any] = {}
+        for name, head in heads.items():
+            if head is not None:
+                tensors.update(head.tensors(name))
+        return save_model_file(path, STACKER_FORMAT, {**self.meta, "heads": [n for n, h in heads.items() if h]},
+                               tensors)
 
     @classmethod
     def load(cls, path: str | Path) -> "FaceStacker":
-        path = Path(path)
-        if not path.is_file():
-            raise CheckpointError(f"face reader stacker {path} does not exist.")
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-            if not isinstance(payload, dict) or payload.get("format") != STACKER_FORMAT:
-                raise CheckpointError(f"{path} is not a crossemo face reader ({STACKER_FORMAT} expected).")
-            meta = json.loads(payload["meta"])
+        def build(payload: dict[str, Any], meta: dict[str, Any]) -> "FaceStacker":
             heads = {name: LogisticHead.from_tensors(payload, name) for name in meta["heads"]}
-        except CheckpointError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - torch raises many types for damaged files
-            raise CheckpointError(f"{path} is not a readable face reader ({type(exc).__name__}).") from None
-        return cls(network_only=heads["network_only"], with_blendshapes=heads.get("with_blendshapes"), meta=meta)
+            return cls(network_only=heads["network_only"], with_blendshapes=heads.get("with_blendshapes"), meta=meta)
+
+        return load_model_file(path, STACKER_FORMAT, "face reader", build)
 
 
 # ------------------------------------------------------------------------------------------------------------ reader

@@ -19,7 +19,6 @@ emotion names and the training record. Trained by ``scripts/train_voice_reader.p
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -29,7 +28,8 @@ import torch
 from torch import nn
 
 from crossemo_core.errors import CheckpointError, DataError
-from crossemo_core.paths import CHECKPOINTS, atomic_write
+from crossemo_core.model_files import full, half, load_model_file, save_model_file
+from crossemo_core.paths import CHECKPOINTS
 from crossemo_core.readers.reading import AROUSALS, VALENCES, Reading
 from crossemo_core.readers.voice_corpora import VOICE_EMOTIONS
 
@@ -358,42 +358,22 @@ class VoiceReader:
                                    note=f"read in {len(parts)} segments of {SEGMENT_S:g} s")
 
     def save(self, path: str | Path) -> Path:
-        state = {k: (v.half() if v.is_floating_point() else v) for k, v in self.net.state_dict().items()}
         meta = {**self.meta, "frontend": asdict(self.frontend), "net": asdict(self.net_config),
                 "emotions": list(VOICE_EMOTIONS), "prosody_weight": self.prosody_weight}
-        payload = {"format": VOICE_FORMAT, "weights": state, "meta": json.dumps(meta)}
+        tensors: dict[str, Any] = {"weights": half(self.net.state_dict())}
         if self.prosody is not None:
-            payload["prosody"] = self.prosody.tensors()
-        buf = _torch_bytes(payload)
-        return atomic_write(path, buf)
+            tensors["prosody"] = self.prosody.tensors()
+        return save_model_file(path, VOICE_FORMAT, meta, tensors)
 
     @classmethod
     def load(cls, path: str | Path = DEFAULT_VOICE_READER) -> "VoiceReader":
-        path = Path(path)
-        if not path.is_file():
-            raise CheckpointError(f"voice reader {path} does not exist.")
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-            if not isinstance(payload, dict) or payload.get("format") != VOICE_FORMAT:
-                raise CheckpointError(f"{path} is not a crossemo voice reader ({VOICE_FORMAT} expected).")
-            meta = json.loads(payload["meta"])
+        def build(payload: dict[str, Any], meta: dict[str, Any]) -> "VoiceReader":
             if tuple(meta["emotions"]) != VOICE_EMOTIONS:
                 raise CheckpointError(f"{path} reads other emotions ({meta['emotions']}) than this version.")
             frontend, net_config = FrontendConfig(**meta["frontend"]), NetConfig(**meta["net"])
             net = VoiceEmotionNet(frontend.n_mels, net_config)
-            net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["weights"].items()})
+            net.load_state_dict(full(payload["weights"]))
             prosody = ProsodyHead.from_tensors(payload["prosody"]) if "prosody" in payload else None
-        except CheckpointError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - torch raises many types for damaged files
-            raise CheckpointError(f"{path} is not a readable voice reader ({type(exc).__name__}).") from None
-        net.eval()
-        return cls(net, frontend, net_config, meta, prosody, float(meta.get("prosody_weight", 0.0)))
+            return cls(net.eval(), frontend, net_config, meta, prosody, float(meta.get("prosody_weight", 0.0)))
 
-
-def _torch_bytes(obj: Any) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    return buf.getvalue()
+        return load_model_file(path, VOICE_FORMAT, "voice reader", build)
