@@ -266,9 +266,8 @@ def readers_markdown(result: dict[str, Any]) -> str:
     lines = ["# Readers benchmark", "", f"Command: `{result.get('command', '')}`", "",
              "## Voice reader", "",
              "3-class valence UAR (chance 0.33), 7-emotion UAR (chance 0.14), arousal UAR (chance 0.50). "
-             "'network' and 'prosody' are each view alone; the reader mixes them at the weight chosen on the "
-             "validation speakers. 'with baseline': each test speaker normalised by 2 of their neutral recordings "
-             "(those 2 left out of both baseline columns).", "",
+             "'network' and 'prosody' are each view alone; the reader mixes them 50/50. 'with baseline': each test "
+             "speaker normalised by 2 of their neutral recordings (those 2 left out of both baseline columns).", "",
              "| protocol | test | n | valence UAR | network | prosody | emotion UAR | arousal UAR | degraded | "
              "without / with baseline | prosody weight | best epoch |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -309,7 +308,7 @@ def readers_markdown(result: dict[str, Any]) -> str:
             acc = row.get("accuracy")
             lines.append(f"| {row['test']} | {row['n']} | {'-' if acc is None else f'{acc:.3f}'} | "
                          f"{row['emotion_uar']:.3f} | {row['valence_uar']:.3f} |")
-    lines += ["", "## Latency (1 thread)", ""]
+    lines += ["", "## Latency", ""]
     for k, v in result.get("latency", {}).items():
         lines.append(f"- {k}: {v:.4f}")
     return "\n".join(lines) + "\n"
