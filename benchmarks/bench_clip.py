@@ -82,7 +82,8 @@ def main() -> int:
         scorer = vmod.ClipScorer()
         data = NamedBytes(clip.name, clip.read_bytes())
         scorer.score(data)  # warm-up
-        stages = {"decode+face mesh": [], "expression net": [], "voice features": [], "model+verdict": []}
+        stages = {"decode+face mesh": [], "expression nets": [], "voice features": [],
+                  "voice reader+model+verdict": []}
         totals, cpu = [], []
         for _ in range(args.repeats):
             c0 = time.process_time()
@@ -91,7 +92,7 @@ def main() -> int:
             t1 = time.perf_counter()
             scorer.judge(a)
             t2 = time.perf_counter()
-            stages["model+verdict"].append(t2 - t1)
+            stages["voice reader+model+verdict"].append(t2 - t1)
             totals.append(t2 - t0)
             cpu.append(time.process_time() - c0)
         print(f"warm verdict: median {np.median(totals):.3f} s, min {min(totals):.3f} s over {args.repeats} "
@@ -131,15 +132,18 @@ def _timed_analyse(scorer, data, stages):  # noqa: ANN001, ANN202
     media = decode_media(data, limits=scorer.limits, on_frame=lambda t, rgb: track.frames.append(faces.analyse(t, rgb)),
                          need_video=True, need_audio=True)
     t1 = time.perf_counter()
-    logits = scorer.model.expression.logits(track.crops())
+    crops = track.crops()
+    logits = scorer.model.expression.logits(crops)
+    emotions = scorer.face_reader.read_crops(crops, use_blendshapes=False).emotions
     t2 = time.perf_counter()
     voice = seq.voice_track(media.audio, 16000, scorer.extractor)
     t3 = time.perf_counter()
     stages["decode+face mesh"].append(t1 - t0)
-    stages["expression net"].append(t2 - t1)
+    stages["expression nets"].append(t2 - t1)
     stages["voice features"].append(t3 - t2)
     return ClipAnalysis(name=media.name, voice_name=None, duration_s=len(media.audio) / 16000, track=track,
-                        face_logits=logits, voice=voice, envelope=np.zeros(0), still=False)
+                        face_logits=logits, voice=voice, envelope=np.zeros(0), still=False, face_emotions=emotions,
+                        audio=media.audio, fps=scorer.limits.fps)
 
 
 if __name__ == "__main__":

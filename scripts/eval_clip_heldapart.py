@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from crossemo_core.benchmark.cache import json_safe  # noqa: E402
 from crossemo_core.clip import corpus, synth  # noqa: E402
-from crossemo_core.clip.combine import EvidenceCombiner, evidence_features  # noqa: E402
+from crossemo_core.clip.combine import FEATURES, EvidenceCombiner, evidence_features  # noqa: E402
 from crossemo_core.clip.decode import NamedBytes  # noqa: E402
 from crossemo_core.clip.verdict import ClipScorer, ClipVerdict  # noqa: E402
 from crossemo_core.data.labels import ravdess_emotion_to_3class  # noqa: E402
@@ -65,6 +65,7 @@ def row_of(v: ClipVerdict) -> dict:
     contradicts = (v.verdict == "consistent" and v.face.get("valence") != v.voice.get("valence")) or \
                   (v.verdict == "inconsistent" and v.face.get("valence") == v.voice.get("valence"))
     return {"verdict": v.verdict, "strength": v.strength, "p": v.p_inconsistent, "p_embedding": v.p_embedding,
+            "similarity": v.similarity,
             "p_readings": v.p_readings, "face_predicted": v.face.get("valence"),
             "voice_predicted": v.voice.get("valence"), "face_valence_probs": v.face.get("valence_probs"),
             "voice_valence_probs": v.voice.get("valence_probs"), "contradicts_readings": bool(contradicts),
@@ -190,7 +191,7 @@ def main() -> int:
                                "share_changed_over_0.05": float(np.mean([max(s.values()) > 0.05 for s in stability]))}
     if args.fit_combiner:
         decided = [r for r in rows if r["p_embedding"] is not None]
-        x = np.concatenate([evidence_features(np.array([r["p_embedding"]]),
+        x = np.concatenate([evidence_features(np.array([r["similarity"]]),
                                               np.array([list(r["face_valence_probs"].values())]),
                                               np.array([list(r["voice_valence_probs"].values())])) for r in decided])
         y = np.array([r["abnormal"] for r in decided], dtype=int)
@@ -200,9 +201,7 @@ def main() -> int:
         p = combiner.probability(x)
         result["combiner_on_its_fitting_clips"] = {"auc": detection_metrics(y, p, p >= 0.5)["auc"],
                                                    "ece": calibration_metrics(y, p)["ece"],
-                                                   "coef": dict(zip(("embedding_logit", "disagreement",
-                                                                     "face_confidence", "voice_confidence"),
-                                                                    combiner.coef.tolist()))}
+                                                   "coef": dict(zip(FEATURES, combiner.coef.tolist()))}
     result["seconds"] = round(time.perf_counter() - started, 1)
     atomic_write(out_path, json.dumps(json_safe(result), indent=1).encode())
     if args.rows:

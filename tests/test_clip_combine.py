@@ -26,19 +26,24 @@ def test_disagreement_is_the_chance_two_draws_name_different_valences() -> None:
     assert disagreement(np.array([1.0, 0, 0]), np.array([1.0, 0, 0])) == pytest.approx(0.0)
     assert disagreement(np.array([1.0, 0, 0]), np.array([0, 0, 1.0])) == pytest.approx(1.0)
     assert disagreement(np.full(3, 1 / 3), np.array([0, 1.0, 0])) == pytest.approx(2 / 3)
-    x = evidence_features(np.array([0.5, 0.9]), np.array([[1.0, 0, 0], [0.2, 0.3, 0.5]]),
+    x = evidence_features(np.array([0.3, 0.9]), np.array([[1.0, 0, 0], [0.2, 0.3, 0.5]]),
                           np.array([[1.0, 0, 0], [0.6, 0.2, 0.2]]))
-    assert x.shape == (2, 4) and x[0, 0] == pytest.approx(0.0) and x[1, 2] == pytest.approx(0.5)
+    assert x.shape == (2, 4) and x[0, 0] == pytest.approx(0.3) and x[1, 2] == pytest.approx(0.5)
 
 
 def _synthetic_clips(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Feature rows of clips: the embedding's posterior saturated (0.01 / 0.99) and right 70 % of the time, the
-    readings' disagreement higher for inconsistent clips (equal-variance Gaussians, so a logistic model fits)."""
+    """Feature rows of clips and a saturated embedding posterior: similarity lower for inconsistent clips, the
+    readings' disagreement higher (equal-variance Gaussians, so a logistic model fits); the posterior is a steep
+    function of the similarity, as the Beta mixture's is."""
     y = rng.integers(0, 2, n)
-    p_emb = np.where(rng.random(n) < 0.7, y, 1 - y) * 0.98 + 0.01
-    x = np.column_stack([np.log(p_emb / (1 - p_emb)), np.clip(0.35 + 0.3 * y + 0.15 * rng.standard_normal(n), 0, 1),
+    sim = 0.5 - 0.15 * y + 0.15 * rng.standard_normal(n)
+    x = np.column_stack([sim, np.clip(0.35 + 0.3 * y + 0.15 * rng.standard_normal(n), 0, 1),
                          rng.uniform(0.4, 1, n), rng.uniform(0.4, 1, n)])
     return x, y
+
+
+def _posterior(similarity: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(40 * (similarity - 0.425)))
 
 
 def test_the_combiner_is_calibrated_where_the_embedding_alone_is_not(tmp_path: Path) -> None:
@@ -46,10 +51,13 @@ def test_the_combiner_is_calibrated_where_the_embedding_alone_is_not(tmp_path: P
     x, y = _synthetic_clips(10000, rng)
     combiner = EvidenceCombiner.fit(x[:5000], y[:5000], {"models": {"clip": "abc"}})
     p = combiner.probability(x[5000:])
-    raw = 1 / (1 + np.exp(-x[5000:, 0]))
+    raw = _posterior(x[5000:, 0])
     assert calibration_metrics(y[5000:], p)["ece"] < 0.03 < 0.2 < calibration_metrics(y[5000:], raw)["ece"]
     assert calibration_metrics(y[5000:], p)["saturated"] < 0.25 < calibration_metrics(y[5000:], raw)["saturated"]
-    assert combiner.coef[1] > 0  # more disagreement, more likely inconsistent
+    assert combiner.coef[1] > 0 > combiner.coef[0]  # more disagreement, less similarity: more likely inconsistent
+    # a small move of the similarity moves the probability a little, not from one end to the other
+    moved = combiner.probability(x[5000:] + np.array([0.03, 0, 0, 0]))
+    assert np.max(np.abs(moved - p)) < 0.05 < np.max(np.abs(_posterior(x[5000:, 0] + 0.03) - raw))
     path = combiner.save(tmp_path / "c.json")
     again = EvidenceCombiner.load(path, {"clip": "abc"})
     assert np.allclose(again.probability(x[:5]), combiner.probability(x[:5]))

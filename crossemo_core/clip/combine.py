@@ -2,14 +2,16 @@
 
 The evidence for a clip:
 
-- the **embedding**: SIR-HCL's posterior that the face and voice embeddings belong to the inconsistent component
-  (Beta mixture at the clip's mean window similarity);
+- the **embedding**: SIR-HCL's cosine similarity of the face and voice embeddings (the clip's mean over its
+  windows). Its Beta-mixture posterior is a steep function of it (80 % of posteriors beyond 0.02 / 0.98 on
+  validation clips), so the combiner reads the similarity itself: a 100 ms shift of the audio moves the similarity a
+  little, and the probability a little, instead of flipping a saturated posterior;
 - the **readings**: the face reader's and the voice reader's valence probabilities, pooled over the judged windows.
   Their *disagreement* is ``1 - sum_v p_face(v) * p_voice(v)``: the chance that two independent draws, one from
   each reading, name different valences.
 
-:class:`EvidenceCombiner` is a logistic regression (scikit-learn) over ``[logit(p_embedding), disagreement,
-face confidence, voice confidence]`` fitted on validation clips: it weighs the two sources and is at the same time
+:class:`EvidenceCombiner` is a logistic regression (scikit-learn) over ``[similarity, disagreement, face
+confidence, voice confidence]`` fitted on validation clips: it weighs the two sources and is at the same time
 their Platt calibration. It is stored as JSON beside the clip model, with the sha256 of every model whose outputs it
 was fitted on, and refuses to load against other models. :data:`RULE` is the sentence that states it to users.
 """
@@ -25,9 +27,9 @@ import numpy as np
 from crossemo_core.errors import CheckpointError
 from crossemo_core.paths import CHECKPOINTS, atomic_write
 
-COMBINER_FORMAT = "crossemo-evidence-combiner/1"
+COMBINER_FORMAT = "crossemo-evidence-combiner/2"
 DEFAULT_COMBINER = CHECKPOINTS / "clip_combiner.json"
-FEATURES = ("embedding_logit", "disagreement", "face_confidence", "voice_confidence")
+FEATURES = ("similarity", "disagreement", "face_confidence", "voice_confidence")
 RULE = ("The probability of inconsistency weighs two kinds of evidence, the similarity of the face and voice "
         "embeddings (SIR-HCL) and how much the face's and the voice's own valence readings disagree, with weights "
         "fitted and calibrated on validation clips.")
@@ -36,7 +38,8 @@ STRENGTH_BOUNDS = (0.65, 0.85)
 (mirrored below 0.5 for consistency)."""
 SOURCES_DISAGREE = 0.35
 """The embedding and the readings "disagree" when one puts inconsistency above 0.5 + this and the other below
-0.5 - this (the readings' side is their own calibrated probability, :meth:`EvidenceCombiner.readings_only`)."""
+0.5 - this (the embedding's side is its Beta-mixture posterior, the readings' side their own calibrated
+probability, :meth:`EvidenceCombiner.readings_only`)."""
 
 
 def disagreement(face_valence: np.ndarray, voice_valence: np.ndarray) -> np.ndarray:
@@ -44,16 +47,13 @@ def disagreement(face_valence: np.ndarray, voice_valence: np.ndarray) -> np.ndar
     return 1.0 - np.sum(np.asarray(face_valence) * np.asarray(voice_valence), axis=-1)
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(p, dtype=np.float64), 1e-4, 1 - 1e-4)
-    return np.log(p / (1 - p))
-
-
-def evidence_features(p_embedding: np.ndarray, face_valence: np.ndarray, voice_valence: np.ndarray) -> np.ndarray:
-    """``(N,)``, ``(N, 3)``, ``(N, 3)`` -> ``(N, 4)`` rows of :data:`FEATURES`."""
+def evidence_features(similarity: np.ndarray, face_valence: np.ndarray, voice_valence: np.ndarray) -> np.ndarray:
+    """``(N,)`` embedding similarities, ``(N, 3)`` and ``(N, 3)`` valence probabilities -> ``(N, 4)`` rows of
+    :data:`FEATURES`."""
     face_valence, voice_valence = np.atleast_2d(face_valence), np.atleast_2d(voice_valence)
-    return np.column_stack([_logit(np.atleast_1d(p_embedding)), disagreement(face_valence, voice_valence),
-                            face_valence.max(axis=1), voice_valence.max(axis=1)])
+    return np.column_stack([np.atleast_1d(np.asarray(similarity, dtype=np.float64)),
+                            disagreement(face_valence, voice_valence), face_valence.max(axis=1),
+                            voice_valence.max(axis=1)])
 
 
 @dataclass

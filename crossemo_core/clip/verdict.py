@@ -442,7 +442,7 @@ class ClipScorer:
             self._read_windows(a, scored, cal)
             face_val = np.stack([w.face.valence_array() for w in scored])
             voice_val = np.stack([w.voice.valence_array() for w in scored])
-            window_p = self._combine(s.p_inconsistent, face_val, voice_val)[0]
+            window_p = self._combine(s.similarity, s.p_inconsistent, face_val, voice_val)[0]
             for i, w in enumerate(scored):
                 w.similarity, w.p_embedding, w.p_inconsistent = (float(s.similarity[i]), float(s.p_inconsistent[i]),
                                                                  float(window_p[i]))
@@ -452,7 +452,7 @@ class ClipScorer:
             sim = float(np.mean(s.similarity))
             p_emb = float(self.model.detector.posterior_abnormal(np.array([sim]))[0])
             face_reading, voice_reading = _pool([w.face for w in scored]), _pool([w.voice for w in scored])
-            ps, pr = self._combine(np.array([p_emb]), face_reading.valence_array()[None],
+            ps, pr = self._combine(np.array([sim]), np.array([p_emb]), face_reading.valence_array()[None],
                                    voice_reading.valence_array()[None])
             p, p_read = float(ps[0]), (None if pr is None else float(pr[0]))
             odd = [m for m, flags in (("face", s.face_atypical), ("voice", s.voice_atypical))
@@ -499,13 +499,13 @@ class ClipScorer:
         for w, r in zip(scored, self.voice_reader.read_many(cuts, cal.voice_reader)):
             w.voice = r
 
-    def _combine(self, p_embedding: np.ndarray, face_valence: np.ndarray,
+    def _combine(self, similarity: np.ndarray, p_embedding: np.ndarray, face_valence: np.ndarray,
                  voice_valence: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Calibrated P(inconsistent) from both sources, and from the readings alone (None without a combiner:
         the embedding's posterior is then used as it is)."""
         if self.combiner is None:
             return np.asarray(p_embedding, float), None
-        x = evidence_features(p_embedding, face_valence, voice_valence)
+        x = evidence_features(similarity, face_valence, voice_valence)
         return self.combiner.probability(x), self.combiner.readings_only(x)
 
     def _undetermined_reason(self, a: ClipAnalysis, scored: list[Window]) -> str | None:
