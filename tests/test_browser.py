@@ -7,7 +7,9 @@ playwright's own browsers. Skips with a reason when no browser can be had.
 """
 from __future__ import annotations
 
+
 import os
+import re
 import shutil
 import signal
 import socket
@@ -271,8 +273,9 @@ def test_clip_page_in_browser(chromium_path: str, app_url: str) -> None:
         expect(page.get_by_role("heading", name="Clip verdict")).to_be_visible()
         _wait_idle(page)
         page.get_by_role("button", name="Judge this clip").click()
-        verdict = page.get_by_text("CONSISTENT", exact=True).or_(page.get_by_text("INCONSISTENT", exact=True)) \
-            .or_(page.get_by_text("UNDETERMINED", exact=True))
+        # the badge: the verdict word, with its strength when decided ("INCONSISTENT (WEAK EVIDENCE)")
+        verdict = page.get_by_text(re.compile(r"^(CONSISTENT|INCONSISTENT) \((WEAK|MODERATE|STRONG) EVIDENCE\)$"
+                                              r"|^UNDETERMINED$"))
         expect(verdict.first).to_be_visible(timeout=180_000)
         _wait_idle(page, 180_000)
         expect(page.get_by_text("Why:", exact=False).first).to_be_visible()
