@@ -7,7 +7,6 @@ playwright's own browsers. Skips with a reason when no browser can be had.
 """
 from __future__ import annotations
 
-
 import os
 import re
 import shutil
