@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 from fractions import Fraction
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -121,7 +120,9 @@ def demo_clip(seconds: float = 10.0, fps: int = 25) -> bytes:
     import soundfile as sf
     from PIL import Image
 
-    assets = Path(__file__).resolve().parents[2] / "assets" / "clips"
+    from crossemo_core.paths import REPO
+
+    assets = REPO / "assets" / "clips"
     face = np.asarray(Image.open(assets / "face_photo.jpg").convert("RGB"))
     voice, sr = sf.read(assets / "voice_upbeat.wav", dtype="float32")
     audio = np.tile(voice, int(np.ceil(seconds * sr / len(voice))))[: int(seconds * sr)]

@@ -44,12 +44,12 @@ import torch
 from crossemo_core.clip.expression import FER_SIZE, ExpressionModel, softmax
 from crossemo_core.errors import CheckpointError, CrossemoError
 from crossemo_core.model_files import load_model_file, save_model_file
+from crossemo_core.paths import CHECKPOINTS
 from crossemo_core.readers.reading import EMOTION_AROUSAL, Reading, valence_from_emotions
 
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_LANDMARKER = REPO / "checkpoints" / "face_landmarker.task"
-DEFAULT_EXPRESSION = REPO / "checkpoints" / "fer_expression_v2.pt"
-DEFAULT_STACKER = REPO / "checkpoints" / "face_reader.pt"
+DEFAULT_LANDMARKER = CHECKPOINTS / "face_landmarker.task"
+DEFAULT_EXPRESSION = CHECKPOINTS / "fer_expression_v2.pt"
+DEFAULT_STACKER = CHECKPOINTS / "face_reader.pt"
 LANDMARKER_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
 """MediaPipe Face Landmarker v1 float16 (card ``checkpoints/face_landmarker.md``)."""
 STACKER_FORMAT = "crossemo-face-reader/1"
