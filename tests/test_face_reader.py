@@ -66,14 +66,20 @@ def test_no_face_gives_the_documented_reading(reader: FaceReader) -> None:
         assert np.allclose(reading.valence_array(), 1 / 3)
 
 
-def test_frames_pool_only_frames_with_a_face(reader: FaceReader, photo: np.ndarray) -> None:
-    blank = np.zeros_like(photo)
-    per_frame, pooled = reader.read_frames([(0.0, photo), (0.2, blank), (0.4, photo)])
-    assert [has_face(r) for r in per_frame] == [True, False, True]
-    assert pooled.note == "face in 2 of 3 frames" and pooled.seconds == pytest.approx(0.4)
-    assert pooled.emotions == pytest.approx(per_frame[0].emotions, abs=1e-6)
-    _, nothing = reader.read_frames([(0.0, blank), (0.2, blank)])
-    assert nothing.note == NO_FACE
+def test_a_video_pools_only_the_frames_with_a_face(reader: FaceReader, photo: np.ndarray) -> None:
+    from PIL import Image
+
+    from crossemo_core.readers.face import read_tracked_crops
+
+    crop = np.asarray(Image.fromarray(photo).convert("L").resize((48, 48)))
+    crops = np.stack([crop, crop[:, ::-1]])
+    pooled = read_tracked_crops(reader, crops, n_frames=3, fps=5.0)  # the tracker found a face in 2 of 3 frames
+    assert pooled.note == "face in 2 of 3 frames" and pooled.seconds == pytest.approx(0.6)
+    expected = reader.read_crops(crops, use_blendshapes=False).emotions.mean(0)
+    assert list(pooled.emotions.values()) == pytest.approx(expected.tolist(), abs=1e-6)
+    assert read_tracked_crops(reader, crops, n_frames=2, fps=5.0).note == ""
+    nothing = read_tracked_crops(reader, None, n_frames=2, fps=5.0)
+    assert nothing.note == NO_FACE and not has_face(nothing)
 
 
 def test_stacker_round_trips_and_learns(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """The face reader: what emotion a face shows, from the project's FER2013 network and MediaPipe's 52 blendshapes.
 
-Pipeline for a photo or a video frame (:meth:`FaceReader.read_image`): MediaPipe's Face Landmarker
+Pipeline for a photo (:meth:`FaceReader.read_image`): MediaPipe's Face Landmarker
 (``checkpoints/face_landmarker.task``, sha256-checked) finds the largest face and gives its 478-point mesh and 52
 blendshape coefficients; :func:`crossemo_core.clip.face.align_face` cuts a 48x48 grey crop framed like FER2013 from
 the mesh; the expression network (``checkpoints/fer_expression_v2.pt``) gives 7 logits for the crop (averaged with
@@ -18,7 +18,9 @@ aligns the face. The blendshape head stays in the code; ``scripts/train_face_rea
 ``reading.note == NO_FACE`` (or :func:`has_face`) before using its numbers. Uniform probabilities keep every reading
 printable and make a no-face reading ``uncertain`` by construction.
 
-FER2013-style 48x48 crops (:meth:`FaceReader.read_crops`, evaluation) go to the network as they are; for the
+Video faces are found and cropped by the clip verdict's face tracker (:mod:`crossemo_core.clip.face`, which also
+finds small faces in wide frames) and read with :meth:`FaceReader.read_crops`; :func:`read_tracked_crops` pools a
+video's frames. FER2013-style 48x48 crops (:meth:`FaceReader.read_crops`) go to the network as they are; for the
 blendshapes they are upscaled to 256x256 and padded with their median grey (:func:`fer_canvas`), without which the
 landmarker misses many such small, tight crops. A crop without blendshapes is read by the network-only stacker.
 
@@ -33,7 +35,6 @@ import contextlib
 import hashlib
 import io
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -347,10 +348,6 @@ class FaceReader:
         return CropReadings(emotions=emotions, valence=valence_from_emotions(FACE_EMOTIONS, emotions),
                             used_blendshapes=used)
 
-    def _reading(self, emotion_p: np.ndarray, seconds: float = 0.0, note: str = "") -> Reading:
-        return Reading.from_arrays("face", FACE_EMOTIONS, emotion_p, valence_from_emotions(FACE_EMOTIONS, emotion_p),
-                                   arousal_from_emotions(emotion_p), seconds, note)
-
     def _emotions_of_image(self, rgb: np.ndarray) -> np.ndarray | None:
         """``(7,)`` emotion probabilities of the largest face in an RGB image, or ``None`` without a face."""
         from crossemo_core.clip.face import align_face
@@ -365,26 +362,7 @@ class FaceReader:
         """The largest face in an ``(H, W, 3)`` uint8 RGB photo -> a :class:`Reading` (``seconds`` 0); no face ->
         :func:`no_face_reading`."""
         emotion_p = self._emotions_of_image(rgb)
-        return no_face_reading() if emotion_p is None else self._reading(emotion_p)
-
-    def read_frames(self, frames: Sequence[tuple[float, np.ndarray]]) -> tuple[list[Reading], Reading]:
-        """Video frames ``[(t seconds, (H, W, 3) uint8 RGB), ...]`` (e.g. sampled at 5 frames/s) -> (one reading
-        per frame, the pooled reading). Pooled: mean emotion probabilities over the frames with a face, ``seconds``
-        the span from the first to the last frame; its note says how many frames had a face when some had none,
-        and is :data:`NO_FACE` when none had."""
-        per_frame: list[Reading] = []
-        found: list[np.ndarray] = []
-        for _, rgb in frames:
-            emotion_p = self._emotions_of_image(rgb)
-            per_frame.append(no_face_reading() if emotion_p is None else self._reading(emotion_p))
-            if emotion_p is not None:
-                found.append(emotion_p)
-        times = [t for t, _ in frames]
-        span = float(max(times) - min(times)) if times else 0.0
-        if not found:
-            return per_frame, no_face_reading(span)
-        note = "" if len(found) == len(frames) else f"face in {len(found)} of {len(frames)} frames"
-        return per_frame, self._reading(np.mean(found, axis=0), span, note)
+        return no_face_reading() if emotion_p is None else reading_of(emotion_p)
 
     def close(self) -> None:
         if self._landmarker is not None:
