@@ -30,6 +30,7 @@ import torch
 
 from crossemo_core.benchmark.cache import RunCache, json_safe
 from crossemo_core.clip.decode import ClipLimits
+from crossemo_core.paths import atomic_write
 from crossemo_core.readers.augment import AUGMENTATIONS, AugmentConfig
 from crossemo_core.readers.voice import FrontendConfig, VoiceReader
 from crossemo_core.readers.voice_corpora import CORPORA, Utterance, list_corpora, ravdess_actor
@@ -116,7 +117,6 @@ def read_latency(seconds: float = 10.0, repeats: int = 5) -> dict[str, float]:
     face reader at 5 frames/s, voice reader) with 2 torch threads, and the same per second of audio and per video
     frame with 1 thread (voice reader alone; face tracker + face reader alone)."""
     from crossemo_core.clip.decode import NamedBytes, decode_media
-    from crossemo_core.clip.face import FaceAnalyzer
     from crossemo_core.clip.synth import demo_clip
     from crossemo_core.readers.cli import FACE_FPS, Readers
 
@@ -139,7 +139,7 @@ def read_latency(seconds: float = 10.0, repeats: int = 5) -> dict[str, float]:
     frames: list[np.ndarray] = []
     media = decode_media(data, limits=ClipLimits(fps=FACE_FPS), on_frame=lambda t, rgb: frames.append(rgb))
     voice_s = median_time(lambda: readers.voice.read_recording(media.audio)) / seconds
-    tracker = FaceAnalyzer()
+    tracker = readers.tracker
 
     def faces() -> None:
         tracker.reset()
@@ -147,7 +147,7 @@ def read_latency(seconds: float = 10.0, repeats: int = 5) -> dict[str, float]:
         readers.face.read_crops(np.stack(crops), use_blendshapes=False)
 
     frame_s = median_time(faces) / len(frames)
-    tracker.close()
+    readers.close()
     torch.set_num_threads(previous)
     return {f"read a {seconds:g} s clip, warm, 2 threads (s)": clip_s, "voice reader per second of audio, 1 thread (s)":
             voice_s, "face tracker + face reader per video frame, 1 thread (s)": frame_s}
@@ -249,8 +249,8 @@ def run_readers(data_root: str | Path, out: str | Path, *, seeds: tuple[int, ...
     say("latency")
     result["latency"] = read_latency()
     out.mkdir(parents=True, exist_ok=True)
-    (out / "readers.json").write_text(json.dumps(json_safe(result), indent=1))
-    (out / "readers.md").write_text(readers_markdown(result))
+    atomic_write(out / "readers.json", json.dumps(json_safe(result), indent=1).encode())
+    atomic_write(out / "readers.md", readers_markdown(result).encode())
     return result
 
 

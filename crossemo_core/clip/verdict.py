@@ -87,7 +87,6 @@ class ClipModel:
     face_extractor: str
     path: Path | None = None
     emotion_names: tuple[str, ...] | None = None  # the head's outputs when it was trained on emotions, else None
-    emotion_valence: np.ndarray | None = None  # (E,) valence index of each emotion (the readers report the sides)
 
     @classmethod
     def load(cls, checkpoint: str | Path | None = None, expression: str | Path | None = None) -> "ClipModel":
@@ -116,9 +115,9 @@ class ClipModel:
                                   f"different one (sha256 {sha[:12]}).")
         gate = KnnGate.from_dict(meta["gate"]) if meta.get("gate") else None
         population = {k: np.asarray(v, dtype=np.float32) for k, v in meta.get("population", {}).items()}
-        names, valence = _head_emotions(path, detector, meta)
+        names = _head_emotions(path, detector, meta)
         return cls(detector=detector, expression=ExpressionModel.load(fer_path), gate=gate, population=population,
-                   face_extractor=seq.face_extractor_id(sha), path=path, emotion_names=names, emotion_valence=valence)
+                   face_extractor=seq.face_extractor_id(sha), path=path, emotion_names=names)
 
     @property
     def threshold(self) -> float:
@@ -583,20 +582,21 @@ def _side_summary(r: Reading | None) -> dict[str, Any]:
             "arousal_probs": d["arousal_probs"]}
 
 
-def _head_emotions(path: Path, detector: Detector, meta: dict) -> tuple[tuple[str, ...] | None, np.ndarray | None]:
-    """The emotions a clip model's shared head outputs and their valences, or (None, None) for a valence head."""
+def _head_emotions(path: Path, detector: Detector, meta: dict) -> tuple[str, ...] | None:
+    """The emotions a clip model's shared head outputs (checked against its outputs and their valences), or None for
+    a valence head."""
     outputs = detector.model.classifier.out_features
     emotions = meta.get("emotions")
     if not emotions:
         if outputs != len(seq.VALENCE):
             raise CheckpointError(f"{path.name}: its head has {outputs} outputs but the checkpoint names no emotions "
                                   f"for them (a valence head has {len(seq.VALENCE)}).")
-        return None, None
+        return None
     names, valence = tuple(emotions["names"]), np.asarray(emotions["valence"], dtype=np.int64)
     if len(names) != outputs or len(valence) != outputs or valence.min() < 0 or valence.max() >= len(seq.VALENCE):
         raise CheckpointError(f"{path.name}: its head has {outputs} outputs but the checkpoint names "
                               f"{len(names)} emotions with {len(valence)} valences.")
-    return names, valence
+    return names
 
 
 def _geometry_summary(track: FaceTrack) -> dict[str, dict[str, float]]:

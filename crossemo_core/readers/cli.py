@@ -77,6 +77,7 @@ class Readers:
     def __init__(self) -> None:
         self._voice = None
         self._face = None
+        self._tracker = None
 
     @property
     def voice(self):  # noqa: ANN201 - VoiceReader, imported lazily
@@ -94,15 +95,30 @@ class Readers:
             self._face = FaceReader.load()
         return self._face
 
+    @property
+    def tracker(self):  # noqa: ANN201 - FaceAnalyzer, imported lazily (mediapipe)
+        """The clip verdict's face tracker: video faces are found and cropped exactly as the verdict does."""
+        if self._tracker is None:
+            from crossemo_core.clip.face import FaceAnalyzer
+
+            self._tracker = FaceAnalyzer()
+        return self._tracker
+
+    def close(self) -> None:
+        """Release mediapipe (the tracker and the face reader's landmarker)."""
+        for model in (self._tracker, self._face):
+            if model is not None:
+                model.close()
+        self._tracker = self._face = None
+
     def read_file(self, path: Path | Any, baseline: Any = None) -> FileReading:
         """Decode ``path`` (a path or :class:`~crossemo_core.clip.decode.NamedBytes`) and read each side it has."""
         from dataclasses import replace
 
         from crossemo_core.clip.decode import ClipLimits, decode_media
 
-        from crossemo_core.clip.face import FaceAnalyzer
-
-        tracker = FaceAnalyzer()  # the clip verdict's face tracker: video faces are read exactly as it reads them
+        tracker = self.tracker
+        tracker.reset()
         crops: list[Any] = []
         n_frames = [0]
 
@@ -112,10 +128,7 @@ class Readers:
             if frame.crop is not None:
                 crops.append(frame.crop)
 
-        try:
-            media = decode_media(path, limits=replace(ClipLimits(), fps=FACE_FPS), on_frame=on_frame)
-        finally:
-            tracker.close()
+        media = decode_media(path, limits=replace(ClipLimits(), fps=FACE_FPS), on_frame=on_frame)
         result = FileReading(file=media.name, notes=list(media.notes))
         if media.is_image:
             result.face = self.face.read_image(media.image)
@@ -142,15 +155,18 @@ def run(args: argparse.Namespace) -> int:
         media = decode_media(args.baseline, want_video=False, need_audio=True)
         baseline = readers.voice.baseline_stats(media.audio)
     results = []
-    for f, skipped in entries:
-        try:
-            if skipped:
-                raise DataError(skipped)
-            r = readers.read_file(f, baseline)
-        except CrossemoError as exc:
-            r = FileReading(file=f.name, error=str(exc))
-        results.append(r)
-        print(json.dumps(r.to_dict()) if args.json else r.describe(), flush=True)
+    try:
+        for f, skipped in entries:
+            try:
+                if skipped:
+                    raise DataError(skipped)
+                r = readers.read_file(f, baseline)
+            except CrossemoError as exc:
+                r = FileReading(file=f.name, error=str(exc))
+            results.append(r)
+            print(json.dumps(r.to_dict()) if args.json else r.describe(), flush=True)
+    finally:
+        readers.close()
     if args.csv:
         atomic_write(args.csv, pd.DataFrame([r.row() for r in results]).to_csv(index=False).encode())
     return 2 if any(r.error for r in results) else 0
