@@ -54,28 +54,38 @@ Versions = list[tuple[tuple[str, ...], np.ndarray]]
 """An utterance's log-mels: ``[(augmentations applied, (n_mels, T) float16), ...]``, clean first."""
 
 
+class _Versions:
+    """An utterance's training copies (clean, then :meth:`Augmenter.versions`), drawn from a generator seeded by
+    ``seed`` and the file's content, so both caches make the same copies whatever order they meet the files in."""
+
+    def __init__(self, augment: AugmentConfig | None, seed: int) -> None:
+        self.augment, self.seed = augment, seed
+        self._augmenter: Augmenter | None = None
+
+    def __call__(self, path: Path, digest: str) -> list[tuple[tuple[str, ...], np.ndarray]]:
+        signal = load_signal(path)
+        if self.augment is None:
+            return [((), signal)]
+        if self._augmenter is None:
+            self._augmenter = Augmenter(self.augment, self.seed)
+        self._augmenter.rng = np.random.default_rng([self.seed, int(digest[:8], 16)])
+        return self._augmenter.versions(signal)
+
+
 def spectrogram_cache(utterances: list[Utterance], frontend: FrontendConfig, augment: AugmentConfig | None,
                       seed: int = 0, progress: Callable[[int, int], None] | None = None) -> dict[str, Versions]:
     """``{utterance.key: versions}``; ``augment=None`` keeps the clean recording only. Computed once, then read."""
     spectrogram = {k: v for k, v in asdict(frontend).items() if k != "normalisation"}  # applied later, not cached
     tag = json.dumps([CACHE_VERSION, spectrogram, asdict(augment) if augment else None, seed], sort_keys=True)
     folder = cache_root() / "voice_reader" / hashlib.sha256(tag.encode()).hexdigest()[:16]
-    augmenter = None
+    make = _Versions(augment, seed)
     out: dict[str, Versions] = {}
     for i, u in enumerate(utterances):
-        data = u.path.read_bytes()
-        file = folder / f"{hashlib.sha256(data).hexdigest()[:24]}.npz"
+        digest = hashlib.sha256(u.path.read_bytes()).hexdigest()
+        file = folder / f"{digest[:24]}.npz"
         versions = _read_versions(file)
         if versions is None:
-            signal = load_signal(u.path)
-            if augment is None:
-                raw = [((), signal)]
-            else:
-                if augmenter is None:
-                    augmenter = Augmenter(augment, seed)
-                augmenter.rng = np.random.default_rng([seed, int(hashlib.sha256(data).hexdigest()[:8], 16)])
-                raw = augmenter.versions(signal)
-            versions = [(names, log_mel(s, frontend).astype(np.float16)) for names, s in raw]
+            versions = [(names, log_mel(s, frontend).astype(np.float16)) for names, s in make(u.path, digest)]
             buf = io.BytesIO()
             np.savez(buf, names=np.array(json.dumps([list(n) for n, _ in versions])),
                      **{f"m{k}": m for k, (_, m) in enumerate(versions)})
@@ -94,18 +104,15 @@ def prosody_cache(utterances: list[Utterance], augment: AugmentConfig, seed: int
 
     tag = json.dumps([CACHE_VERSION, list(PROSODY_NAMES), asdict(augment), seed], sort_keys=True)
     folder = cache_root() / "voice_prosody" / hashlib.sha256(tag.encode()).hexdigest()[:16]
-    augmenter = None
+    make = _Versions(augment, seed)
     out: dict[str, np.ndarray] = {}
     for i, u in enumerate(utterances):
-        data = u.path.read_bytes()
-        file = folder / f"{hashlib.sha256(data).hexdigest()[:24]}.npy"
+        digest = hashlib.sha256(u.path.read_bytes()).hexdigest()
+        file = folder / f"{digest[:24]}.npy"
         try:
             out[u.key] = np.load(file, allow_pickle=False)
         except (OSError, ValueError):
-            if augmenter is None:
-                augmenter = Augmenter(augment, seed)
-            augmenter.rng = np.random.default_rng([seed, int(hashlib.sha256(data).hexdigest()[:8], 16)])
-            versions = augmenter.versions(load_signal(u.path))
+            versions = make(u.path, digest)
             chain = next(s for names, s in versions if len(names) >= 2)
             out[u.key] = np.stack([prosody_functionals(versions[0][1]), prosody_functionals(chain)])
             buf = io.BytesIO()
