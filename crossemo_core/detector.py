@@ -21,10 +21,11 @@ from crossemo_core.batching import FeatureNormalizer, PairTensors
 from crossemo_core.config import ExperimentConfig
 from crossemo_core.data.container import PairDataset
 from crossemo_core.data.labels import anomaly_type
-from crossemo_core.errors import CheckpointError
+from crossemo_core.errors import CheckpointError, CrossemoError
 from crossemo_core.evaluation import detection_metrics, per_type_metrics
 from crossemo_core.mixture import BetaMixture, similarity_to_score
 from crossemo_core.model import SIRHCL
+from crossemo_core.model_files import one_line, read_torch_file
 
 CHECKPOINT_FORMAT = "crossemo-checkpoint/1"
 SCORING_BATCH = 1024
@@ -150,13 +151,7 @@ class Detector:
     def load(cls, path: str | Path, map_location: str = "cpu") -> "Detector":
         """Read a checkpoint without executing code; clear errors for missing, corrupt or foreign files."""
         path = Path(path)
-        if not path.is_file():
-            raise CheckpointError(f"checkpoint {path} does not exist.")
-        try:
-            payload = torch.load(path, map_location=map_location, weights_only=True)
-        except Exception as exc:  # torch raises many types for corrupt or unsafe files
-            raise CheckpointError(f"{path} is not a readable crossemo checkpoint ({type(exc).__name__}: "
-                                  f"{str(exc).splitlines()[0][:200]}). Nothing was executed.") from None
+        payload = read_torch_file(path, "crossemo checkpoint", map_location)
         if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
             raise CheckpointError(f"{path} is not a crossemo checkpoint (format {CHECKPOINT_FORMAT} expected).")
         try:
@@ -164,13 +159,15 @@ class Detector:
             config = ExperimentConfig.from_dict(meta["config"])
             model = SIRHCL(config.model)
             model.load_state_dict(payload["weights"])
-        except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+            model.eval()
+            mixture = None if meta["mixture"] is None else BetaMixture.from_parameters(meta["mixture"])
+            return cls(config=config, model=model, normalizer=FeatureNormalizer.from_dict(meta["normalizer"]),
+                       schema=meta["schema"], mixture=mixture, threshold=float(meta["threshold"]),
+                       metadata=meta.get("metadata", {}))
+        except CrossemoError as exc:  # a setting out of range in the stored config
             raise CheckpointError(f"{path} is damaged or from an incompatible version: {exc}") from None
-        model.eval()
-        mixture = None if meta["mixture"] is None else BetaMixture.from_parameters(meta["mixture"])
-        return cls(config=config, model=model, normalizer=FeatureNormalizer.from_dict(meta["normalizer"]),
-                   schema=meta["schema"], mixture=mixture, threshold=float(meta["threshold"]),
-                   metadata=meta.get("metadata", {}))
+        except Exception as exc:  # noqa: BLE001 - KeyError, ValueError, RuntimeError (load_state_dict), ...
+            raise CheckpointError(f"{path} is damaged or from an incompatible version ({one_line(exc)}).") from None
 
 
 def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
