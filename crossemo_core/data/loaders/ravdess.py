@@ -87,7 +87,7 @@ def load_ravdess(root: PathLike, *, actors: Iterable[int] | None = None, cache_d
     """
     spec = canonical_preprocessing(voice_preprocessing)  # fail before any work on a bad spec
     root = Path(root)
-    table, au_columns = _read_table(root)
+    table, au_columns = _read_table(root, report)
     table = _select_actors(table, actors, root, report)
     audio_dir = root / "audio"
     if not audio_dir.is_dir():
@@ -132,8 +132,16 @@ def load_ravdess(root: PathLike, *, actors: Iterable[int] | None = None, cache_d
         table = table.iloc[keep].reset_index(drop=True)
         voice = [voice[i] for i in keep]
 
-    face = [row[None, :] for row in table[au_columns].to_numpy(dtype=np.float32)]
+    values = table[au_columns].to_numpy(dtype=np.float64)  # an empty cell is NaN, 1e400 is inf
+    with np.errstate(over="ignore"):
+        au = values.astype(np.float32)  # beyond float32's range (|x| > 3.4e38) -> inf, handled as inf
+    face = [row[None, :] for row in au]
     face, face_rep = sanitize_sequences(face, "face", nonfinite, source=str(root / "face_au.csv"))
+    if face_rep.n_values:  # where, for the person who fixes the csv
+        r, c = np.argwhere(~np.isfinite(au))[0]
+        cell = "empty or NaN" if np.isnan(values[r, c]) else f"{values[r, c]:g}"
+        note(report, NAME, f"{face_rep} repaired: face_au.csv cells empty, NaN, inf or beyond float32 (first: "
+                           f"{au_columns[c]} of {table['clip_id'].iloc[r]}, {cell}); NaN set to 0, inf to +-1e6")
     voice, voice_rep = sanitize_sequences(voice, "voice", nonfinite, source=str(audio_dir))
     voice_id = f"{EXTRACTOR_ID}/{EXTRACTOR_VERSION}"
     if spec != "none":
@@ -141,9 +149,8 @@ def load_ravdess(root: PathLike, *, actors: Iterable[int] | None = None, cache_d
         voice = [preprocess_voice(v, extractor.feature_names, spec) for v in voice]
         voice_id += f"+{spec}"
         note(report, NAME, f"voice preprocessing {spec}: {before} -> {sum(len(v) for v in voice)} frames in total")
-    for rep in (face_rep, voice_rep):
-        if rep.n_values:
-            note(report, NAME, f"{rep} repaired")
+    if voice_rep.n_values:
+        note(report, NAME, f"{voice_rep} repaired")
     labels = ravdess_emotion_to_3class(table["emotion"].to_numpy())
     emotions = table["emotion"].to_numpy().astype(np.int64) - 1  # the 8 acted emotions, for training on them
     data = PairDataset(
@@ -158,16 +165,24 @@ def load_ravdess(root: PathLike, *, actors: Iterable[int] | None = None, cache_d
 
 
 # ---------------------------------------------------------------------------------------------- table
-def _read_table(root: Path) -> tuple[pd.DataFrame, list[str]]:
-    """``face_au.csv`` sorted by clip id, with checked ids and integer code columns; and the 35 AU column names."""
+def _read_table(root: Path, report: list[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """``face_au.csv`` sorted by clip id, with checked ids and integer code columns; and the 35 AU column names.
+    Rows repeated exactly are dropped with a note; one clip id on rows that differ is refused."""
     csv = root / "face_au.csv"
     if not csv.is_file():
         raise DataError(f"{NAME}: face_au.csv not found in {root}; expected {csv} (one row per clip: "
                         f"{', '.join(META_COLUMNS)}, then {N_AU} AU columns).")
     try:
         table = pd.read_csv(csv, dtype={"clip_id": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
-        raise DataError(f"{NAME}: cannot read {csv} as csv: {exc}") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{NAME}: {csv} is empty; expected a header line ({', '.join(META_COLUMNS)}, then {N_AU} "
+                        f"AU columns) and one row per clip.") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{NAME}: {csv} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                        f"{exc.start}): a binary file, or a table saved in another encoding; save it as a UTF-8 "
+                        f"csv.") from None
+    except (pd.errors.ParserError, ValueError, OSError) as exc:
+        raise DataError(f"{NAME}: cannot read {csv} as csv: {' '.join(str(exc).split())}") from None
     table.columns = [str(c).strip() for c in table.columns]
     absent = [c for c in META_COLUMNS if c not in table.columns]
     if absent:
@@ -191,9 +206,16 @@ def _read_table(root: Path) -> tuple[pd.DataFrame, list[str]]:
         raise DataError(f"{NAME}: {len(bad_ids)} clip id(s) in {csv} are not RAVDESS ids of seven two-digit fields "
                         f"MM-VV-EE-II-SS-RR-AA, e.g. {', '.join(repr(b) for b in bad_ids[:3])}.")
     table["clip_id"] = ids
+    copies = table.duplicated(keep="first").to_numpy()
+    if copies.any():
+        note(report, NAME, f"{int(copies.sum())} row(s) of {csv.name} repeat an earlier row exactly and were dropped "
+                           f"(first: {ids[copies].iloc[0]}, row {int(np.flatnonzero(copies)[0]) + 2})")
+        table = table[~copies].reset_index(drop=True)
+        ids = table["clip_id"]
     repeated = ids[ids.duplicated()].unique()
     if len(repeated):
-        raise DataError(f"{NAME}: {len(repeated)} clip id(s) occur more than once in {csv}, e.g. {repeated[0]}.")
+        raise DataError(f"{NAME}: {len(repeated)} clip id(s) occur on rows that differ in {csv}, e.g. {repeated[0]}; "
+                        f"keep one row per clip.")
     fields = ids.str.split("-", expand=True).astype(int)
     for col, pos in (("actor", 6), ("emotion", 2)):
         values = pd.to_numeric(table[col], errors="coerce")
