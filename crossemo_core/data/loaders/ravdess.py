@@ -183,6 +183,7 @@ def _read_table(root: Path, report: list[str] | None = None) -> tuple[pd.DataFra
                         f"csv.") from None
     except (pd.errors.ParserError, ValueError, OSError) as exc:
         raise DataError(f"{NAME}: cannot read {csv} as csv: {' '.join(str(exc).split())}") from None
+    _check_row_lengths(csv, len(table.columns))
     table.columns = [str(c).strip() for c in table.columns]
     absent = [c for c in META_COLUMNS if c not in table.columns]
     if absent:
@@ -229,6 +230,27 @@ def _read_table(root: Path, report: list[str] | None = None) -> tuple[pd.DataFra
                             f"{ids.iloc[wrong[0]]} has {col} {table[col].iloc[wrong[0]]}.")
     ravdess_emotion_to_3class(table["emotion"].to_numpy())  # raises for codes outside 1..8
     return table.sort_values("clip_id", kind="stable").reset_index(drop=True), au_columns
+
+
+def _check_row_lengths(csv: Path, n_columns: int) -> None:
+    """Refuse a row with fewer values than the header names (pandas would fill them with NaN, which the loader would
+    then repair as if they were empty cells): the usual sign of a file cut short. Rows with more values pandas
+    already refuses."""
+    import csv as csv_module
+
+    with open(csv, newline="", encoding="utf-8-sig", errors="replace") as fh:
+        try:
+            for line, row in enumerate(csv_module.reader(fh), start=1):
+                if row and len(row) < n_columns:
+                    break
+            else:
+                return
+        except csv_module.Error:  # e.g. a field over the csv module's size limit: pandas read it, leave it be
+            return
+        last = not fh.read().strip()
+    where = "the last row" if last else f"row {line}"
+    raise DataError(f"{NAME}: {where} of {csv} has {len(row)} value(s) but the header names {n_columns} columns"
+                    + (" (the file looks truncated: an incomplete download or copy?)." if last else "."))
 
 
 def _select_actors(table: pd.DataFrame, actors: Iterable[int] | None, root: Path,
