@@ -96,7 +96,16 @@ def _check_size(label: str, size: int, max_bytes: int) -> None:
                         "max_bytes if you trust this file and have the memory.")
 
 
+_OTHER_FORMATS = ((b"PK\x03\x04", "a zip archive (a PyTorch checkpoint, .npz or .zip?)"),
+                  (b"\x89HDF\r\n\x1a\n", "an HDF5 file (a CMU-MultimodalSDK .csd?)"))
+
+
 def _unpickle(fh: BinaryIO, label: str) -> object:
+    head = fh.read(8)
+    fh.seek(0)
+    for magic, what in _OTHER_FORMATS:
+        if head.startswith(magic):
+            raise DataError(f"{label}: this is {what}, not a pickle.")
     try:
         return _RestrictedUnpickler(fh, encoding="latin1").load()
     except UnsafePickleError as err:
@@ -104,7 +113,8 @@ def _unpickle(fh: BinaryIO, label: str) -> object:
     except EOFError:
         raise DataError(f"{label}: the pickle ends early (truncated or incomplete download).") from None
     except Exception as err:  # UnpicklingError, ValueError, TypeError, ... from corrupt opcodes or arguments
-        raise DataError(f"{label}: not a readable pickle (corrupt or truncated): {type(err).__name__}: {err}") \
+        text = " ".join(str(err).split())[:200]
+        raise DataError(f"{label}: not a readable pickle (corrupt or truncated): {type(err).__name__}: {text}") \
             from None
 
 
