@@ -184,7 +184,8 @@ if b1.button("Start training", type="primary", disabled=running, key="start_trai
             num_threads=int(st.session_state["p_num_threads"])).start()
         st.rerun()
 if b2.button("Stop", disabled=not running, key="stop_training",
-             help="Ends after the current batch; the weights of the best epoch so far are kept."):
+             help="Ends after the current batch. The model in use stays; you may then choose to use the stopped "
+                  "run's best epoch."):
     job.stop()
     st.rerun()
 
@@ -204,14 +205,19 @@ def _draw_live() -> None:
     if snap.finished and st.session_state.get(state.ADOPTED_JOB) != id(job):
         st.rerun()  # the full rerun makes the new model current on every page
     if snap.state == "running":
-        label = "Stopping after this batch; the best epoch is kept…" if job.stop_requested else (
+        label = "Stopping after this batch; the model in use stays…" if job.stop_requested else (
             f"Training on {snap.device}: {snap.message or 'preparing'} ({snap.elapsed:.0f} s)")
         st.progress(snap.fraction, text=label)
     elif snap.state == "failed":
         st.error(f"Training failed: {snap.error}", icon=":material/error:")
+    elif snap.state == "stopped":
+        st.warning(f"Training stopped by you after {len(snap.epochs)} epoch(s) in {snap.elapsed:.0f} s; the model "
+                   f"in use is unchanged.", icon=":material/stop_circle:")
+        if st.button(f"Use this stopped run instead ({snap.kept_network})", key="use_stopped_run"):
+            state.use_stopped_run()
+            st.rerun()
     else:
-        how = "stopped by you" if snap.state == "stopped" else "finished"
-        st.success(f"Training {how} after {len(snap.epochs)} epoch(s) in {snap.elapsed:.0f} s on {snap.device}; "
+        st.success(f"Training finished after {len(snap.epochs)} epoch(s) in {snap.elapsed:.0f} s on {snap.device}; "
                    f"{snap.kept_network}.", icon=":material/check_circle:")
     curves = reports.loss_curves(snap.steps)
     epochs = reports.epoch_table(snap.epochs)

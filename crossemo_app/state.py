@@ -212,7 +212,9 @@ def set_detector(det: Detector, source: str) -> None:
 
 
 def adopt_finished_training() -> bool:
-    """When this session's training job has ended with a model, make that model current (once). True if adopted."""
+    """When this session's training job has completed with a model, make that model current (once). True if
+    adopted. A run stopped by the user is not adopted: the model in use stays, and the Train page offers the
+    stopped run's best weights (:func:`use_stopped_run`)."""
     job = st.session_state.get(TRAIN_JOB)
     if job is None or not job.finished or st.session_state.get(ADOPTED_JOB) == id(job):
         return False
@@ -224,11 +226,23 @@ def adopt_finished_training() -> bool:
     data = dataset()
     if data is not None and schema_mismatch(result.detector.schema, data):
         return False  # trained on data that has since been replaced by data of another shape
-    how = "stopped early by you" if result.interrupted else (
-        "stopped by early stopping" if result.stopped_early else "finished")
+    if result.interrupted:
+        return False
+    how = "stopped by early stopping" if result.stopped_early else "finished"
     set_detector(result.detector, f"trained in this session ({len(result.history)} epoch(s), {how}; best epoch "
                                   f"{result.best_epoch}, {result.device})")
     return True
+
+
+def use_stopped_run() -> None:
+    """Make the best weights of this session's stopped training run the model in use (the user asked for it)."""
+    job = st.session_state.get(TRAIN_JOB)
+    outcome = None if job is None else job.outcome
+    if outcome is None or not outcome.training.interrupted:
+        return
+    result = outcome.training
+    set_detector(result.detector, f"trained in this session, stopped by you after {len(result.history)} epoch(s); "
+                                  f"best epoch {result.best_epoch}, {result.device}")
 
 
 # ------------------------------------------------------------------------------------------------ caches

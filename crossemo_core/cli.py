@@ -1,6 +1,10 @@
 """Command line: ``python -m crossemo_core {train,evaluate,cross-validate,inspect,score,read,benchmark} ...``.
 
-Errors in the user's input end with a one-line message and exit status 2, never a traceback.
+Errors in the user's input end with a one-line message and exit status 2, never a traceback. Every option is
+checked before any data is loaded: numbers by range, ``--set`` by field (:mod:`crossemo_core.settings`), output
+targets by writing a probe file beside them. Outputs are written atomically (a failure leaves an older file intact).
+Ctrl-C: ``train`` stops after the current step and writes nothing to ``--out`` (``--save-on-interrupt`` keeps the
+best weights in ``OUT.interrupted.pt``); any other moment ends the command at once; both exit 130 with one line.
 """
 from __future__ import annotations
 
@@ -9,21 +13,37 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
 from tqdm import tqdm
 
+from crossemo_core.config import PRESETS
 from crossemo_core.errors import CrossemoError
 from crossemo_core.experiment import DATASETS
+from crossemo_core.paths import CHECKPOINTS, atomic_write, check_writable
+from crossemo_core.settings import SettingError, check_settings, merge_options, option_number, parse_settings
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "demo.pt"
+DEFAULT_CHECKPOINT = CHECKPOINTS / "demo.pt"
 REFIT_HELP = ("after choosing the epoch count on valid, retrain a fresh network on train + valid for that many epochs "
               "and keep it (TrainConfig.refit)")
+NAMED_FIELDS = {"epochs": "--epochs", "seed": "--seed", "batch_size": "--batch-size", "lr": "--lr",
+                "abnormal_rate": "--rate", "threshold": "--threshold", "device": "--device",
+                "hard_loss": "--hard-loss", "refit": "--refit", "use_share": "--no-share", "use_intra": "--no-intra",
+                "use_cross": "--no-cross", "use_hard": "--no-hard"}
+"""Configuration fields that have their own option, and that option (for messages)."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (``error: ...; see ... --help``) and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m crossemo_core",
-                                     description="Face/voice emotion consistency detection (SIR-HCL).")
+    parser = OneLineParser(prog="python -m crossemo_core",
+                           description="Face/voice emotion consistency detection (SIR-HCL).")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def data_args(p: argparse.ArgumentParser, required: bool) -> None:
@@ -38,14 +58,17 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train on the train split, select on valid, fit the mixture, test")
     data_args(train, required=True)
     train.add_argument("--out", type=Path, required=True, help="checkpoint file to write")
-    train.add_argument("--preset", choices=("paper", "fast"), default="paper")
-    train.add_argument("--epochs", type=int)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--batch-size", type=int)
-    train.add_argument("--lr", type=float)
-    train.add_argument("--rate", type=float, help="abnormal-pair rate r (default 0.5)")
+    train.add_argument("--save-on-interrupt", action="store_true",
+                       help="on Ctrl-C, keep the best weights so far in OUT.interrupted.pt (--out is never touched)")
+    train.add_argument("--preset", choices=sorted(PRESETS), default="paper")
+    train.add_argument("--epochs", type=option_number("--epochs", minimum=1, whole=True))
+    train.add_argument("--seed", type=option_number("--seed", minimum=0, whole=True), help="default 0")
+    train.add_argument("--batch-size", type=option_number("--batch-size", minimum=2, whole=True))
+    train.add_argument("--lr", type=option_number("--lr", above=0))
+    train.add_argument("--rate", type=option_number("--rate", above=0, maximum=0.99),
+                       help="abnormal-pair rate r, in (0, 1) (default 0.5)")
     train.add_argument("--threshold", choices=("posterior", "youden"), help="verdict rule (default posterior 0.5)")
-    train.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    train.add_argument("--device", help="auto (default: CUDA when present), cpu or cuda")
     for term in ("share", "intra", "cross", "hard"):
         train.add_argument(f"--no-{term}", action="store_true", help=f"ablation: switch L_{term} off")
     train.add_argument("--hard-loss", choices=("bce", "literal"))
@@ -57,16 +80,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="score every sample under --root as test data")
     evaluate.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     data_args(evaluate, required=True)
-    evaluate.add_argument("--seed", type=int, default=0, help="seed of the abnormal-pair protocol")
-    evaluate.add_argument("--rate", type=float, default=0.5, help="abnormal-pair rate r")
+    evaluate.add_argument("--seed", type=option_number("--seed", minimum=0, whole=True), default=0,
+                          help="seed of the abnormal-pair protocol")
+    evaluate.add_argument("--rate", type=option_number("--rate", above=0, maximum=0.99), default=0.5,
+                          help="abnormal-pair rate r, in (0, 1)")
     evaluate.add_argument("--json", type=Path, help="write the metrics to this JSON file")
 
     cv = sub.add_parser("cross-validate", help="speaker-disjoint cross-validation over folds and seeds")
     data_args(cv, required=True)
-    cv.add_argument("--preset", choices=("paper", "fast"), default="fast")
-    cv.add_argument("--folds", type=int, default=5)
-    cv.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    cv.add_argument("--epochs", type=int)
+    cv.add_argument("--preset", choices=sorted(PRESETS), default="fast")
+    cv.add_argument("--folds", type=option_number("--folds", minimum=2, whole=True), default=5)
+    cv.add_argument("--seeds", type=option_number("--seeds", minimum=0, whole=True), nargs="+", default=[0, 1, 2])
+    cv.add_argument("--epochs", type=option_number("--epochs", minimum=1, whole=True))
     cv.add_argument("--refit", action="store_true", help=REFIT_HELP)
     cv.add_argument("--json", type=Path)
     cv.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
@@ -88,20 +113,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command; returns the exit status (0 done, 2 a user error or a failed file, 130 interrupted)."""
+    from crossemo_core.paths import os_error_message
+
     try:
+        args = build_parser().parse_args(argv)
         return {"train": _train, "evaluate": _evaluate, "cross-validate": _cross_validate,
                 "inspect": _inspect, "score": _score, "read": _read,
                 "benchmark": _benchmark}[args.command](args)
     except (CrossemoError, ValueError) as exc:  # ValueError: a setting out of range (config validation)
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except OSError as exc:  # a file vanished, a disk filled up, a permission changed while we worked
+        print(f"error: {os_error_message(exc)} (an existing output there is left as it was)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: nothing was written", file=sys.stderr)
+        print("interrupted: stopped at once; no output file was written or changed", file=sys.stderr)
         return 130
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 # ---------------------------------------------------------------------------------------------------- commands
@@ -132,12 +165,18 @@ def _train(args: argparse.Namespace) -> int:
     from crossemo_core.experiment import config_for, official_folds, split_pairs
     from crossemo_core.training import Trainer, describe_device
 
+    overrides = _training_overrides(args, {
+        "seed": args.seed, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+        "abnormal_rate": args.rate, "threshold": args.threshold, "device": args.device, "hard_loss": args.hard_loss,
+        **{f"use_{t}": False if getattr(args, f"no_{t}") else None for t in ("share", "intra", "cross", "hard")}})
+    interrupted_out = args.out.with_suffix(".interrupted.pt")
+    check_writable(args.out, "--out")
+    if args.save_on_interrupt:
+        check_writable(interrupted_out, "--save-on-interrupt")
+    if args.json:
+        check_writable(args.json, "--json")
     corpus = _load(args)
-    config = config_for(
-        corpus, args.preset, seed=args.seed, epochs=args.epochs,
-        batch_size=args.batch_size, lr=args.lr, abnormal_rate=args.rate, threshold=args.threshold,
-        device=args.device, hard_loss=args.hard_loss, **_config_settings(args),
-        **{f"use_{t}": False for t in ("share", "intra", "cross", "hard") if getattr(args, f"no_{t}")})
+    config = config_for(corpus, args.preset, **overrides)
     parts = split_pairs(corpus, seed=config.train.seed, rate=config.train.abnormal_rate,
                         fold=official_folds(corpus))
     print(f"dataset: {corpus.display_name}: {len(corpus)} pairs, {len(set(corpus.speaker))} speakers")
@@ -145,13 +184,19 @@ def _train(args: argparse.Namespace) -> int:
         p = part.protocol
         print(f"  {name}: {len(part)} pairs, {len(set(part.speaker))} speakers, {p['n_abnormal']} abnormal "
               f"({p['n_fallback']} partner(s) from another speaker)")
-    trainer = Trainer(config, callbacks=[_ProgressPrinter()])
-    print(f"device: {describe_device(trainer.device)}; preset {config.train.preset}")
+    trainer = Trainer(config, callbacks=[_ProgressPrinter()], stop_on_ctrl_c=True)
+    print(f"device: {describe_device(trainer.device)}; preset {config.train.preset}; Ctrl-C stops after the current "
+          f"step")
     result = trainer.fit(parts["train"], parts["valid"], metadata={
         "split_speakers": {k: sorted(set(v.speaker.tolist())) for k, v in parts.items()},
         "test_protocol": {k: v for k, v in parts["test"].protocol.items()}})
     if result.interrupted:
-        print("training interrupted: keeping the best weights so far")
+        kept = (f"best weights so far (epoch {result.best_epoch}) written to "
+                f"{result.detector.save(interrupted_out)}" if args.save_on_interrupt
+                else "give --save-on-interrupt to keep the best weights")
+        print(f"interrupted: training stopped after {len(result.history)} epoch(s); nothing was written to "
+              f"{args.out}; {kept}", file=sys.stderr)
+        return 130
     path = result.detector.save(args.out)
     metrics = result.detector.evaluate(parts["test"])
     refit = result.detector.metadata["refit"]
@@ -170,6 +215,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from crossemo_core.detector import Detector
     from crossemo_core.experiment import protocol_seed
 
+    if args.json:
+        check_writable(args.json, "--json")
     detector = Detector.load(args.checkpoint)
     corpus = _load(args)
     detector.check_compatible(corpus)
@@ -186,6 +233,11 @@ def _cross_validate(args: argparse.Namespace) -> int:
     from crossemo_core.evaluation import format_mean_sd
     from crossemo_core.experiment import cross_validate
 
+    overrides = _training_overrides(args, {"epochs": args.epochs})
+    if "seed" in overrides:
+        raise SettingError("--set seed: cross-validate runs every seed given with --seeds; give those instead.")
+    if args.json:
+        check_writable(args.json, "--json")
     corpus = _load(args)
     bar = tqdm(total=len(args.seeds) * args.folds, desc="folds x seeds", unit="run")
 
@@ -194,7 +246,7 @@ def _cross_validate(args: argparse.Namespace) -> int:
         bar.set_postfix(seed=seed, fold=fold, auc=f"{metrics['auc']:.3f}")
 
     result = cross_validate(corpus, preset=args.preset, seeds=args.seeds, n_folds=args.folds, on_run=on_run,
-                            epochs=args.epochs, **_config_settings(args))
+                            **overrides)
     bar.close()
     print(f"{corpus.display_name}, {args.folds}-fold speaker-disjoint CV, seeds {args.seeds}, preset {args.preset}:")
     print("  " + format_mean_sd(result["summary"]))
@@ -259,32 +311,14 @@ class _ProgressPrinter:
         print(f"epoch {event.epoch:3d}/{event.n_epochs}: {losses} | {valid} ({event.seconds:.1f} s)")
 
 
-def _config_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """Config fields of ``train`` / ``cross-validate`` beyond their named options: ``--refit`` (None when absent, so
-    the preset decides) and every ``--set NAME=VALUE``, which wins."""
-    return {"refit": args.refit or None, **settings_from_text(args.settings)}
-
-
-def settings_from_text(pairs: list[str]) -> dict[str, Any]:
-    """``["tau=0.3", "use_hard=false"]`` -> ``{"tau": 0.3, "use_hard": False}`` (numbers, booleans, else text)."""
-    from crossemo_core.errors import DataError
-
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        name, sep, text = pair.partition("=")
-        if not sep or not name:
-            raise DataError(f"--set expects NAME=VALUE, got {pair!r}.")
-        lowered = text.strip().lower()
-        if lowered in ("true", "false"):
-            out[name.strip()] = lowered == "true"
-            continue
-        for parse in (int, float, str.strip):
-            try:
-                out[name.strip()] = parse(text)
-                break
-            except ValueError:
-                continue
-    return out
+def _training_overrides(args: argparse.Namespace, named: dict[str, Any]) -> dict[str, Any]:
+    """The configuration fields a ``train`` / ``cross-validate`` command line sets: its named options (None when
+    not given, so the preset decides), ``--refit`` and every ``--set NAME=VALUE``; a field set both ways is an
+    error. Checked against the preset here, before any data is loaded."""
+    overrides = merge_options({**named, "refit": True if args.refit else None}, parse_settings(args.settings),
+                              NAMED_FIELDS)
+    check_settings(args.preset, overrides)
+    return overrides
 
 
 def _print_metrics(title: str, metrics: dict[str, Any]) -> None:
@@ -295,8 +329,7 @@ def _print_metrics(title: str, metrics: dict[str, Any]) -> None:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_finite(data), indent=2, default=str))
+    atomic_write(path, json.dumps(_finite(data), indent=2, default=str).encode())
 
 
 def _finite(obj: Any) -> Any:

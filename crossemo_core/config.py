@@ -6,6 +6,8 @@ Two presets (method.md, "Optimisation"):
 """
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
@@ -25,8 +27,9 @@ class ModelConfig:
     def validate(self) -> None:
         _require(self.face_dim >= 1 and self.voice_dim >= 1, "feature dimensions must be >= 1")
         _require(self.n_classes >= 2, "n_classes must be >= 2")
-        _require(self.hidden_size >= 1 and self.embedding_size >= 1, "hidden and embedding sizes must be >= 1")
+        _require(self.hidden_size >= 1 and self.embedding_size >= 1, "hidden_size and embedding_size must be >= 1")
         _require(0.0 <= self.dropout < 1.0, "dropout must lie in [0, 1)")
+        _require(math.isfinite(self.eta_init), "eta_init must be a finite number")
 
 
 @dataclass
@@ -45,7 +48,7 @@ class LossConfig:
     hard_loss: Literal["bce", "literal"] = "bce"
 
     def validate(self) -> None:
-        _require(min(self.lambda_intra, self.lambda_cross, self.lambda_hard) >= 0, "loss weights must be >= 0")
+        _require(min(self.lambda_intra, self.lambda_cross, self.lambda_hard) >= 0, "loss weights lambda_intra, lambda_cross and lambda_hard must be >= 0")
         _require(self.k >= 1, "k (hard samples per anchor) must be >= 1")
         _require(self.tau > 0, "tau must be > 0")
         _require(self.hard_loss in ("bce", "literal"), "hard_loss must be 'bce' or 'literal'")
@@ -93,11 +96,20 @@ class TrainConfig:
 
     def validate(self) -> None:
         _require(self.optimizer in ("sgd", "adam"), "optimizer must be 'sgd' or 'adam'")
-        _require(self.lr > 0, "learning rate must be > 0")
-        _require(self.batch_size >= 2, "batch size must be >= 2 (contrastive losses compare pairs in a batch)")
+        _require(0 < self.lr < math.inf, "lr (learning rate) must be > 0")
+        _require(0.0 <= self.momentum < 1.0, "momentum must lie in [0, 1)")
+        _require(0.0 <= self.weight_decay < math.inf, "weight_decay must be >= 0")
+        _require(self.lr_step_epochs >= 1, "lr_step_epochs must be >= 1")
+        _require(0.0 < self.lr_gamma <= 1.0, "lr_gamma must lie in (0, 1]")
+        _require(0.0 <= self.grad_clip < math.inf, "grad_clip must be >= 0 (0 switches clipping off)")
+        _require(0 <= self.seed < 2**63, "seed must be a whole number >= 0")
+        _require(re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device) is not None,
+                 "device must be auto, cpu, cuda, cuda:N or mps")
+        _require(self.batch_size >= 2, "batch_size must be >= 2 (contrastive losses compare pairs in a batch)")
         _require(self.epochs >= 1, "epochs must be >= 1")
         _require(self.patience >= 1, "patience must be >= 1")
-        _require(0.0 <= self.abnormal_rate <= 1.0, "abnormal rate must lie in [0, 1]")
+        _require(0.0 < self.abnormal_rate < 1.0,
+                 "abnormal_rate must lie strictly between 0 and 1 (training needs normal and abnormal pairs)")
         _require(self.normalization in ("train", "none"), "normalization must be 'train' or 'none'")
         _require(self.threshold in ("posterior", "youden"), "threshold must be 'posterior' or 'youden'")
         _require(0.0 < self.mixture_var_floor < 0.25, "mixture_var_floor must lie in (0, 0.25)")

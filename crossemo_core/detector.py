@@ -8,8 +8,6 @@ the decision threshold and the protocol/training metadata. Writes are atomic (te
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from crossemo_core.evaluation import detection_metrics, per_type_metrics
 from crossemo_core.mixture import BetaMixture, similarity_to_score
 from crossemo_core.model import SIRHCL
 from crossemo_core.model_files import one_line, read_torch_file
+from crossemo_core.paths import atomic_writer
 
 CHECKPOINT_FORMAT = "crossemo-checkpoint/1"
 SCORING_BATCH = 1024
@@ -136,15 +135,8 @@ class Detector:
         }
         payload = {"format": CHECKPOINT_FORMAT, "weights": self.model.state_dict(),
                    "meta": json.dumps(meta, default=_json_default)}
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            torch.save(payload, tmp)
-            os.chmod(tmp, 0o644)  # mkstemp creates 0600; a checkpoint is an ordinary shareable file
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_writer(path) as f:
+            torch.save(payload, f)
         return path
 
     @classmethod

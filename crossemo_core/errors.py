@@ -15,3 +15,7 @@ class UnsafePickleError(DataError):
 
 class CheckpointError(CrossemoError, ValueError):
     """A checkpoint is unreadable or does not fit the data it is used with."""
+
+
+class OutputError(CrossemoError):
+    """An output file or folder cannot be written (missing permission, no room, a folder where a file goes)."""

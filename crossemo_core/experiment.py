@@ -128,6 +128,9 @@ def cross_validate(corpus: PairDataset, preset: str = "fast", seeds: Sequence[in
                    **overrides: Any) -> dict[str, Any]:
     """Speaker-disjoint cross-validation over folds and seeds; per-seed metrics are pooled over folds' test pairs
     by averaging fold metrics, then mean +- sd is taken over seeds."""
+    if "seed" in overrides:
+        raise DataError("cross-validation runs every seed of ``seeds``; a 'seed' setting would be ignored, so give "
+                        "the seeds instead (--seeds).")
     per_seed = []
     for seed in seeds:
         folds = speaker_folds(corpus.speaker, n_folds=n_folds, seed=seed)

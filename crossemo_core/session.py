@@ -252,8 +252,9 @@ class TrainingJob:
         train, valid: the pairs to train on and to select the best epoch on.
         test: optional pairs scored after training (``test_metrics`` of the outcome).
         metadata: stored in the checkpoint (e.g. the split's speakers).
-        checkpoint_path: when given, the final detector (the best epoch's weights, also after a stop) is written
-            there atomically.
+        checkpoint_path: when given, the final detector is written there atomically when the run completes; a run
+            stopped by :meth:`stop` writes nothing there (its best weights stay in the outcome, for the caller to
+            keep or drop), like ``train`` on the command line after a Ctrl-C.
         num_threads: CPU threads for torch's operators, set process-wide when the job starts (None: leave as is).
             The SIR-HCL LSTMs are small; on a busy 2-core machine one thread measured 6x faster than two
             (2.3 s vs 13.7 s for a demo epoch), because the threads spin-wait for each other on every tiny op.
@@ -294,7 +295,8 @@ class TrainingJob:
         result = trainer.fit(train, valid, metadata=self._metadata)
         job.report_progress(1, 1, "scoring the test pairs" if test is not None else "finishing")
         metrics = result.detector.evaluate(test) if test is not None else None
-        path = result.detector.save(self._checkpoint_path) if self._checkpoint_path is not None else None
+        path = (result.detector.save(self._checkpoint_path)
+                if self._checkpoint_path is not None and not result.interrupted else None)
         return TrainingOutcome(result, metrics, path)
 
     # control

@@ -5,19 +5,21 @@ the best validation AUC, and at the end (or when stopped) restores them, fits th
 scores and sets the decision threshold. With ``TrainConfig.refit`` a second, identically seeded network is then
 trained on train + valid for exactly the selected number of epochs (last weights kept, normalisation and Beta
 mixture from train + valid), so the final model sees more speakers than the one that chose the epoch count. A stop
-flag or Ctrl-C ends training after the current step; what was learnt so far is kept (a refit that did not finish
-is dropped in favour of the selected network) and nothing on disk is left half-written (checkpoints are written
-atomically).
+flag (and, with ``stop_on_ctrl_c``, the first Ctrl-C) ends training after the current step; what was learnt so far
+is kept (a refit that did not finish is dropped in favour of the selected network) and the result says it was
+interrupted. Without ``stop_on_ctrl_c`` a Ctrl-C is an ordinary ``KeyboardInterrupt``: the run is abandoned.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import random
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
 import torch
@@ -121,13 +123,17 @@ class Trainer:
     """Trains a :class:`Detector` from train/valid pair sets (see the module docstring)."""
 
     def __init__(self, config: ExperimentConfig, callbacks: list[TrainingCallback] | None = None,
-                 stop_event: threading.Event | None = None, criterion: torch.nn.Module | None = None) -> None:
+                 stop_event: threading.Event | None = None, criterion: torch.nn.Module | None = None,
+                 stop_on_ctrl_c: bool = False) -> None:
         """``criterion`` replaces the SIR-HCL objective built from ``config.loss`` (baselines that share the network,
         :mod:`crossemo_core.baselines`): called as ``criterion(face, voice, face_logits, voice_logits, y_face,
-        y_voice)``, it returns a :class:`~crossemo_core.losses.LossOutput`."""
+        y_voice)``, it returns a :class:`~crossemo_core.losses.LossOutput`. ``stop_on_ctrl_c``: while :meth:`fit`
+        runs in the main thread, the first Ctrl-C acts like :meth:`stop` and a second one raises
+        ``KeyboardInterrupt``."""
         self.config = config.validate()
         self.callbacks = list(callbacks or [])
         self.stop_event = stop_event or threading.Event()
+        self.stop_on_ctrl_c = stop_on_ctrl_c
         self.device = resolve_device(config.train.device)
         self.criterion = criterion
 
@@ -142,16 +148,18 @@ class Trainer:
         if (valid.face_dim, valid.voice_dim) != (train.face_dim, train.voice_dim):
             raise DataError("training and validation pairs have different feature dimensions.")
         started = time.perf_counter()
-        selection = self._run_phase(train, valid, cfg.train.epochs)
-        final, fitted_on, history = selection, train, list(selection.history)
-        refit_info: dict[str, Any] | None = None
-        if cfg.train.refit and not selection.interrupted:
-            both = concatenate([train, valid], name=train.name)
-            refit = self._run_phase(both, None, selection.best_epoch, epoch_offset=len(selection.history))
-            history += refit.history
-            refit_info = {"epochs": selection.best_epoch, "n_pairs": len(both), "completed": not refit.interrupted}
-            if not refit.interrupted:
-                final, fitted_on = refit, both
+        with _first_ctrl_c_sets(self.stop_event) if self.stop_on_ctrl_c else contextlib.nullcontext():
+            selection = self._run_phase(train, valid, cfg.train.epochs)
+            final, fitted_on, history = selection, train, list(selection.history)
+            refit_info: dict[str, Any] | None = None
+            if cfg.train.refit and not selection.interrupted:
+                both = concatenate([train, valid], name=train.name)
+                refit = self._run_phase(both, None, selection.best_epoch, epoch_offset=len(selection.history))
+                history += refit.history
+                refit_info = {"epochs": selection.best_epoch, "n_pairs": len(both),
+                              "completed": not refit.interrupted}
+                if not refit.interrupted:
+                    final, fitted_on = refit, both
         interrupted = selection.interrupted or (refit_info is not None and not refit_info["completed"])
         detector = Detector(config=cfg, model=final.model.cpu(), normalizer=final.normalizer,
                             schema=feature_schema(train),
@@ -190,61 +198,58 @@ class Trainer:
         best_auc = -math.inf if valid_t is not None else math.nan  # NaN: a refit has no validation
         best_epoch, best_state = 0, copy.deepcopy(model.state_dict())
         epochs_since_best = 0
-        stopped_early = interrupted = False
-        try:
-            for epoch in range(1, epochs + 1):
-                epoch_start = time.perf_counter()
-                sums = dict.fromkeys(LOSS_NAMES, 0.0)
-                n_batches = 0
-                model.train()
-                batches = list(train_t.batches(cfg.train.batch_size, shuffle=True, generator=generator))
-                for step, index in enumerate(batches, start=1):
-                    if self.stop_event.is_set():
-                        break
-                    face, fl, voice, vl, yf, yv = train_t.batch(index, self.device)
-                    out = model(face, fl, voice, vl)
-                    losses = criterion(out.face, out.voice, out.face_logits, out.voice_logits, yf, yv)
-                    if not torch.isfinite(losses.total):
-                        raise FloatingPointError(
-                            f"the loss became {losses.total.item()} at epoch {epoch}, step {step}; lower the "
-                            f"learning rate or check the input features for extreme values.")
-                    optimizer.zero_grad(set_to_none=True)
-                    losses.total.backward()
-                    if cfg.train.grad_clip > 0:
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-                    optimizer.step()
-                    values = {name: float(getattr(losses, name).detach()) for name in LOSS_NAMES}
-                    for name in LOSS_NAMES:
-                        sums[name] += values[name]
-                    n_batches += 1
-                    self._emit("on_step", StepEvent(epoch_offset + epoch, step, len(batches), values, phase))
-                if n_batches == 0:
-                    break
-                scheduler.step()
-                if valid_t is None:
-                    valid_auc, best_epoch, best_state = math.nan, epoch, None
-                else:
-                    valid_auc = _validation_auc(model, valid_t, valid.is_abnormal, self.device)
-                    if best_epoch == 0 or valid_auc > best_auc:
-                        best_auc, best_epoch = valid_auc, epoch
-                        best_state = copy.deepcopy(model.state_dict())
-                        epochs_since_best = 0
-                    else:
-                        epochs_since_best += 1
-                event = EpochEvent(epoch_offset + epoch, epoch_offset + epochs,
-                                   {k: v / n_batches for k, v in sums.items()}, valid_auc, best_auc,
-                                   valid_t is not None and best_epoch == epoch, optimizer.param_groups[0]["lr"],
-                                   time.perf_counter() - epoch_start, phase)
-                history.append(event)
-                self._emit("on_epoch", event)
+        stopped_early = False
+        for epoch in range(1, epochs + 1):
+            epoch_start = time.perf_counter()
+            sums = dict.fromkeys(LOSS_NAMES, 0.0)
+            n_batches = 0
+            model.train()
+            batches = list(train_t.batches(cfg.train.batch_size, shuffle=True, generator=generator))
+            for step, index in enumerate(batches, start=1):
                 if self.stop_event.is_set():
                     break
-                if epochs_since_best >= cfg.train.patience:
-                    stopped_early = True
-                    break
-        except KeyboardInterrupt:
-            interrupted = True
-        interrupted = interrupted or self.stop_event.is_set()
+                face, fl, voice, vl, yf, yv = train_t.batch(index, self.device)
+                out = model(face, fl, voice, vl)
+                losses = criterion(out.face, out.voice, out.face_logits, out.voice_logits, yf, yv)
+                if not torch.isfinite(losses.total):
+                    raise FloatingPointError(
+                        f"the loss became {losses.total.item()} at epoch {epoch}, step {step}; lower the "
+                        f"learning rate or check the input features for extreme values.")
+                optimizer.zero_grad(set_to_none=True)
+                losses.total.backward()
+                if cfg.train.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+                optimizer.step()
+                values = {name: float(getattr(losses, name).detach()) for name in LOSS_NAMES}
+                for name in LOSS_NAMES:
+                    sums[name] += values[name]
+                n_batches += 1
+                self._emit("on_step", StepEvent(epoch_offset + epoch, step, len(batches), values, phase))
+            if n_batches == 0:
+                break
+            scheduler.step()
+            if valid_t is None:
+                valid_auc, best_epoch, best_state = math.nan, epoch, None
+            else:
+                valid_auc = _validation_auc(model, valid_t, valid.is_abnormal, self.device)
+                if best_epoch == 0 or valid_auc > best_auc:
+                    best_auc, best_epoch = valid_auc, epoch
+                    best_state = copy.deepcopy(model.state_dict())
+                    epochs_since_best = 0
+                else:
+                    epochs_since_best += 1
+            event = EpochEvent(epoch_offset + epoch, epoch_offset + epochs,
+                               {k: v / n_batches for k, v in sums.items()}, valid_auc, best_auc,
+                               valid_t is not None and best_epoch == epoch, optimizer.param_groups[0]["lr"],
+                               time.perf_counter() - epoch_start, phase)
+            history.append(event)
+            self._emit("on_epoch", event)
+            if self.stop_event.is_set():
+                break
+            if epochs_since_best >= cfg.train.patience:
+                stopped_early = True
+                break
+        interrupted = self.stop_event.is_set()
         if best_state is not None:
             model.load_state_dict(best_state)
         model.eval()
@@ -255,6 +260,29 @@ class Trainer:
             fn: Callable[[Any], None] | None = getattr(cb, hook, None)
             if fn is not None:
                 fn(event)
+
+
+@contextlib.contextmanager
+def _first_ctrl_c_sets(stop_event: threading.Event) -> Iterator[None]:
+    """While the block runs in the main thread: the first SIGINT sets ``stop_event`` (training ends after the
+    current step) and a second one raises ``KeyboardInterrupt``. Elsewhere, or where SIGINT is ignored, nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:
+        yield
+        return
+
+    def first(signum: int, frame: Any) -> None:
+        stop_event.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGINT, first)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def fit_verdict(detector: Detector, train: PairDataset, valid: PairDataset, threshold: str = "posterior") -> None:

@@ -25,10 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from crossemo_core.benchmark.cache import json_safe  # noqa: E402
 from crossemo_core.benchmark.readers import degraded_mels, ravdess_actor_split  # noqa: E402
 from crossemo_core.paths import REPO, atomic_write  # noqa: E402
+from crossemo_core.settings import cache_root  # noqa: E402
 from crossemo_core.readers.augment import AugmentConfig  # noqa: E402
 from crossemo_core.readers.voice import FrontendConfig  # noqa: E402
 from crossemo_core.readers.voice_corpora import list_corpora  # noqa: E402
-from crossemo_core.readers.voice_training import (VoiceTrainConfig, cache_root, evaluate_mels,  # noqa: E402
+from crossemo_core.readers.voice_training import (VoiceTrainConfig, evaluate_mels,  # noqa: E402
                                                   fit_prosody_view, prosody_cache, spectrogram_cache,
                                                   train_voice_reader)
 

@@ -83,7 +83,8 @@ def no_progress(at: AppTest) -> bool:
 
 def training_done(at: AppTest) -> bool:
     job = at.session_state["train_job"] if "train_job" in at.session_state else None
-    return job is not None and job.finished and any("Training" in s.value for s in [*at.success, *at.error])
+    return job is not None and job.finished and any("Training" in s.value
+                                                    for s in [*at.success, *at.warning, *at.error])
 
 
 def train(at: AppTest, epochs: int) -> None:
@@ -160,7 +161,7 @@ def test_bad_checkpoint_path_is_an_error_message():
     assert any("does not exist" in e.value for e in at.error)
 
 
-def test_stop_keeps_the_best_epoch_and_checkpoints_round_trip(tmp_path):
+def test_stop_keeps_the_model_in_use_until_asked_and_checkpoints_round_trip(tmp_path):
     at = goto(new_app(), "train")
     at.radio(key=wk(at, "p_preset")).set_value("fast").run()
     at.number_input(key=wk(at, "p_epochs")).set_value(200).run()
@@ -171,9 +172,12 @@ def test_stop_keeps_the_best_epoch_and_checkpoints_round_trip(tmp_path):
     at.button(key="stop_training").click().run()
     run_until(at, training_done, what="stopping")
     assert_clean(at)
-    assert any("Training stopped by you" in s.value for s in at.success)
-    assert "stopped early by you" in "\n".join(m.value for m in at.sidebar.markdown)
+    assert any("Training stopped by you" in w.value and "model in use is unchanged" in w.value for w in at.warning)
+    assert "bundled demo checkpoint" in "\n".join(m.value for m in at.sidebar.markdown)  # no silent swap
     assert job.state == "stopped" and len(job.snapshot().epochs) < 200
+    at.button(key="use_stopped_run").click().run()
+    assert_clean(at)
+    assert "stopped by you" in "\n".join(m.value for m in at.sidebar.markdown)
     path = tmp_path / "run.pt"
     at.text_input(key=wk(at, "p_save_path")).input(str(path)).run()
     at.button(key="save_checkpoint").click().run()

@@ -77,7 +77,7 @@ def test_presets_and_validation_messages():
     assert preset_config("fast", 35, 74).train.optimizer == "adam"
     with pytest.raises(ValueError, match="unknown preset 'slow'"):
         preset_config("slow", 35, 74)
-    with pytest.raises(ValueError, match="batch size must be >= 2"):
+    with pytest.raises(ValueError, match="batch_size must be >= 2"):
         preset_config("fast", 35, 74, batch_size=1)
     with pytest.raises(ValueError, match="unknown setting 'lamda'"):
         preset_config("fast", 35, 74, lamda=3)

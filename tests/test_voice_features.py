@@ -181,7 +181,7 @@ def test_cache_errors_and_default_dir(tmp_path: Path, monkeypatch: pytest.Monkey
     with pytest.raises(DataError, match="cannot read"):
         FeatureCache(tmp_path).get_or_compute(tmp_path / "missing.flac", EX)
     monkeypatch.setenv("CROSSEMO_CACHE", str(tmp_path / "c"))
-    assert default_cache_dir() == tmp_path / "c" and FeatureCache().directory == tmp_path / "c"
+    assert default_cache_dir() == tmp_path / "c" / "features" and FeatureCache().directory == tmp_path / "c" / "features"
     monkeypatch.delenv("CROSSEMO_CACHE")
     assert default_cache_dir() == Path.home() / ".cache" / "crossemo" / "features"
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from crossemo_core.paths import atomic_write
 
 
 class RunCache:
@@ -30,15 +30,7 @@ class RunCache:
             return None
 
     def put(self, key: str, record: dict[str, Any]) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=self.directory)
-        try:
-            with os.fdopen(fd, "w") as handle:
-                json.dump(json_safe(record), handle)
-            os.replace(tmp, self.path(key))
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_write(self.path(key), json.dumps(json_safe(record)).encode())
 
 
 def json_safe(obj: Any) -> Any:

@@ -13,6 +13,8 @@ from crossemo_core.baselines import METHODS
 from crossemo_core.config import PRESETS
 from crossemo_core.errors import DataError
 from crossemo_core.experiment import DATASETS
+from crossemo_core.paths import atomic_write, check_writable
+from crossemo_core.settings import SettingError, check_settings, merge_options, option_number, parse_settings
 
 SYNTHETIC = ("synthetic-mosei", "synthetic-tiny")
 
@@ -29,18 +31,24 @@ def add_benchmark_parser(sub: Any) -> None:
                    help="data kind (synthetic-mosei: generated, MOSEI size; synthetic-tiny: smoke tests)")
     p.add_argument("--root", type=Path, help="dataset folder or file")
     p.add_argument("--out", type=Path, required=True, help="output folder (tables, JSON, plots, run cache)")
-    p.add_argument("--seeds", type=int, nargs="+", help="seeds (default 0 1 2)")
-    p.add_argument("--folds", type=int, help="speaker folds per seed; 0 = one 3:1:1 split (dataset default)")
+    p.add_argument("--seeds", type=option_number("--seeds", minimum=0, whole=True), nargs="+",
+                   help="seeds (default 0 1 2)")
+    p.add_argument("--folds", type=option_number("--folds", minimum=0, whole=True),
+                   help="speaker folds per seed, >= 2; 0 = one 3:1:1 split (dataset default)")
     p.add_argument("--preset", choices=sorted(PRESETS), help="training preset (dataset default)")
-    p.add_argument("--epochs", type=int, help="epochs of every method (dataset default)")
+    p.add_argument("--epochs", type=option_number("--epochs", minimum=1, whole=True),
+                   help="epochs of every method (dataset default)")
     p.add_argument("--methods", nargs="+", choices=tuple(METHODS), help="methods (default: all)")
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
                    help="a config field for every run, over the dataset default, e.g. --set refit=false (repeatable)")
     p.add_argument("--fine-grained", choices=("auto", "on", "off"), default="auto",
                    help="paper suite: also the 7-class Table V (auto: when the data has sentiment scores)")
-    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="worker processes")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1, see docs)")
-    p.add_argument("--max-runs", type=int, help="compute at most this many new runs, then write the tables")
+    p.add_argument("--jobs", type=option_number("--jobs", minimum=1, whole=True), default=min(2, os.cpu_count() or 1),
+                   help="worker processes")
+    p.add_argument("--threads", type=option_number("--threads", minimum=1, whole=True), default=1,
+                   help="torch threads per worker (default 1, see docs)")
+    p.add_argument("--max-runs", type=option_number("--max-runs", minimum=1, whole=True),
+                   help="compute at most this many new runs, then write the tables")
     p.add_argument("--tiny", action="store_true", help="speed suite: tiny inputs (smoke test); readers suite: no ablation")
     p.add_argument("--clip", type=Path, help="speed suite: a clip file for the clip verdict latency")
 
@@ -51,16 +59,15 @@ def run_benchmark_command(args: argparse.Namespace) -> int:
     from crossemo_core.benchmark.runner import command_line, pending_runs, run_benchmark
     from crossemo_core.benchmark.speed import run_speed, speed_markdown
     from crossemo_core.benchmark.suites import Profile, suite_runs
-    from crossemo_core.cli import settings_from_text
 
+    check_writable(args.out, "--out", folder=True)
     if args.suite == "speed":
         bar = tqdm(desc="speed", total=7, unit="measure")
         rows = run_speed(tiny=args.tiny, threads=args.threads, clip=args.clip,
                          progress=lambda name: (bar.update(1), bar.set_postfix_str(name)))
         bar.close()
-        args.out.mkdir(parents=True, exist_ok=True)
         path = args.out / "speed.md"
-        path.write_text(speed_markdown(rows, command_line()))
+        atomic_write(path, speed_markdown(rows, command_line()).encode())
         print(path.read_text())
         return 0
     if args.suite == "readers":
@@ -69,10 +76,12 @@ def run_benchmark_command(args: argparse.Namespace) -> int:
         raise DataError(f"--dataset is needed for the {args.suite} suite.")
     if args.dataset not in SYNTHETIC + ("demo",) and args.root is None:
         raise DataError(f"dataset {args.dataset!r} needs --root PATH.")
+    if args.folds == 1:
+        raise SettingError("--folds 1 leaves no test speakers; give 2 or more, or 0 for one 3:1:1 split.")
+    overrides = merge_options({"epochs": args.epochs}, parse_settings(args.settings), {"epochs": "--epochs"})
     profile = Profile.resolve(args.dataset, None if args.root is None else str(args.root), seeds=args.seeds,
-                              n_folds=args.folds, preset=args.preset,
-                              overrides={**settings_from_text(args.settings), "epochs": args.epochs},
-                              methods=args.methods)
+                              n_folds=args.folds, preset=args.preset, overrides=overrides, methods=args.methods)
+    check_settings(profile.preset, dict(profile.overrides))
     if args.suite == "paper" and args.fine_grained != "off":
         has_scores = corpus_for(profile.data()).sentiment is not None
         if args.fine_grained == "on" and not has_scores:

@@ -18,6 +18,7 @@ from crossemo_core.benchmark.cache import json_safe
 from crossemo_core.benchmark.paper_values import PAPER_TABLES, TABLE_VI_ABLATION
 from crossemo_core.benchmark.protocols import FINE_GRAINED_CASES, ROC_GRID, RunSpec
 from crossemo_core.benchmark.suites import RATIOS
+from crossemo_core.paths import atomic_write
 
 TYPE_COLUMNS = (("pos-neg", "neg-pos"), ("pos-neu", "neu-pos"), ("neu-neg", "neg-neu"))
 """Table IV's anomaly types: (shown as, key of :func:`crossemo_core.data.labels.anomaly_type`)."""
@@ -311,14 +312,14 @@ def write_outputs(out_dir: Path, stem: str, header: str, rendered: Rendered, ext
     """``<stem>.md``, ``<stem>.json`` and ``<stem>.html`` (all figures, plotly.js inlined once) under ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     md = out_dir / f"{stem}.md"
-    md.write_text(header + "\n\n" + "\n\n".join(rendered.sections) + "\n")
+    atomic_write(md, (header + "\n\n" + "\n\n".join(rendered.sections) + "\n").encode())
     js = out_dir / f"{stem}.json"
-    js.write_text(json.dumps(json_safe({**extra, "tables": rendered.summary}), indent=1))
+    atomic_write(js, json.dumps(json_safe({**extra, "tables": rendered.summary}), indent=1).encode())
     paths = [md, js]
     if rendered.figures:
         html = out_dir / f"{stem}.html"
         parts = [fig.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, fig in enumerate(rendered.figures)]
-        html.write_text(f"<html><head><meta charset='utf-8'><title>{stem}</title></head><body>"
-                        + "\n".join(parts) + "</body></html>")
+        atomic_write(html, (f"<html><head><meta charset='utf-8'><title>{stem}</title></head><body>"
+                            + "\n".join(parts) + "</body></html>").encode())
         paths.append(html)
     return paths

@@ -12,7 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from crossemo_core.errors import CrossemoError, DataError
+from crossemo_core.errors import CrossemoError, DataError, OutputError
+from crossemo_core.paths import atomic_write, check_writable
+from crossemo_core.settings import option_number
 
 
 def add_score_parser(sub: Any) -> None:
@@ -32,8 +34,10 @@ def add_score_parser(sub: Any) -> None:
     p.add_argument("--csv", type=Path, help="also write a table of all verdicts to this CSV file")
     p.add_argument("--report", type=Path,
                    help="write a one-page HTML report: a .html file for one input, or a folder for several")
-    p.add_argument("--max-mb", type=float, help="refuse files larger than this (default 200)")
-    p.add_argument("--max-seconds", type=float, help="refuse clips longer than this (default 120)")
+    p.add_argument("--max-mb", type=option_number("--max-mb", above=0), help="refuse files larger than this "
+                                                                                "(default 200, > 0)")
+    p.add_argument("--max-seconds", type=option_number("--max-seconds", above=0),
+                   help="refuse clips longer than this (default 120, > 0)")
 
 
 def expand(paths: list[Path]) -> list[tuple[Path, str | None]]:
@@ -63,10 +67,20 @@ def run(args: argparse.Namespace) -> int:
     entries = expand(list(args.files))
     if args.voice is not None and len(entries) != 1:
         raise DataError(f"--voice goes with a single FILE; {len(entries)} were given.")
+    if args.csv is not None:
+        check_writable(args.csv, "--csv")
+    if args.report is not None:  # a .html file for one input, else a folder of one page per input
+        as_file = args.report.suffix.lower() in (".html", ".htm") and not args.report.is_dir()
+        if as_file and len(entries) > 1:
+            raise OutputError(f"--report {args.report}: {len(entries)} inputs get one page each; give a folder.")
+        if not as_file and args.report.exists() and not args.report.is_dir():
+            raise OutputError(f"--report {args.report}: exists and is not a folder; give a folder, or a .html file "
+                              f"name for a single input.")
+        check_writable(args.report, "--report", folder=not as_file)
     limits = ClipLimits()
-    if args.max_mb:
+    if args.max_mb is not None:
         limits = replace(limits, max_bytes=int(args.max_mb * 1_000_000))
-    if args.max_seconds:
+    if args.max_seconds is not None:
         limits = replace(limits, max_duration_s=float(args.max_seconds))
     scorer = ClipScorer(args.checkpoint, limits=limits)
     try:
@@ -88,8 +102,7 @@ def run(args: argparse.Namespace) -> int:
             results.append(row)
             print(json.dumps(row) if args.json else describe(v), flush=True)
         if args.csv:
-            args.csv.parent.mkdir(parents=True, exist_ok=True)
-            verdicts_table(results).to_csv(args.csv, index=False)
+            atomic_write(args.csv, verdicts_table(results).to_csv(index=False).encode())
             print(f"table written to {args.csv}", file=sys.stderr)
         if args.report and verdicts:
             written = write_report(verdicts, args.report, model=scorer.model)

@@ -22,6 +22,7 @@ from typing import Callable, Union
 import numpy as np
 
 from crossemo_core.errors import DataError
+from crossemo_core.settings import positive_number
 
 AUDIO_RATE = 16000
 
@@ -66,8 +67,8 @@ class NamedBytes:
 class ClipLimits:
     """Caps on what a clip may be. ``CROSSEMO_CLIP_MAX_MB`` / ``CROSSEMO_CLIP_MAX_SECONDS`` change the defaults."""
 
-    max_bytes: int = field(default_factory=lambda: int(float(os.environ.get("CROSSEMO_CLIP_MAX_MB", "200")) * 1e6))
-    max_duration_s: float = field(default_factory=lambda: float(os.environ.get("CROSSEMO_CLIP_MAX_SECONDS", "120")))
+    max_bytes: int = field(default_factory=lambda: int(positive_number("CROSSEMO_CLIP_MAX_MB", 200) * 1e6))
+    max_duration_s: float = field(default_factory=lambda: positive_number("CROSSEMO_CLIP_MAX_SECONDS", 120))
     max_image_pixels: int = 50_000_000
     max_frame_side: int = 640
     max_image_side: int = 960
@@ -160,7 +161,8 @@ def _read(source: Source, limits: ClipLimits) -> tuple[str, bytes]:
         if not path.exists():
             raise DataError(f"{path}: no such file.")
         if path.is_dir():
-            raise DataError(f"{path} is a folder, not a file (give folders as FILE arguments: score FOLDER).")
+            raise DataError(f"{path} is a folder, not a file. To judge every clip in a folder, give the folder as "
+                            f"FILE (score FOLDER); --voice and --baseline each take one recording.")
         size = path.stat().st_size
         if size == 0:
             raise DataError(f"{name} is empty (0 bytes).")

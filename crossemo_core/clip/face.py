@@ -38,6 +38,7 @@ import numpy as np
 
 from crossemo_core.clip.expression import FER_SIZE, FER_TEMPLATE
 from crossemo_core.errors import CrossemoError
+from crossemo_core.settings import raw_stderr
 
 RIGHT_EYE = (33, 133)  # subject's right eye: outer and inner corner
 LEFT_EYE = (362, 263)
@@ -367,7 +368,7 @@ class _StderrFilter:
     @classmethod
     def install(cls) -> None:
         with cls._lock:
-            if cls._installed or os.environ.get("CROSSEMO_RAW_STDERR"):
+            if cls._installed or raw_stderr():
                 return
             try:
                 sys.stderr.flush()

@@ -24,7 +24,6 @@ reader reads relative to that recording; the result goes through the same combin
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -47,6 +46,7 @@ from crossemo_core.features.voice import VoiceFeatureExtractor
 from crossemo_core.readers.face import reading_of
 from crossemo_core.readers.reading import Reading
 from crossemo_core.readers.voice import DEFAULT_VOICE_READER, SpeakerBaseline, VoiceReader
+from crossemo_core.settings import clip_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent.parent
 DEFAULT_CLIP_CHECKPOINT = REPO / "checkpoints" / "clip.pt"
@@ -90,7 +90,7 @@ class ClipModel:
 
     @classmethod
     def load(cls, checkpoint: str | Path | None = None, expression: str | Path | None = None) -> "ClipModel":
-        path = Path(checkpoint or os.environ.get("CROSSEMO_CLIP_CHECKPOINT") or DEFAULT_CLIP_CHECKPOINT)
+        path = Path(checkpoint or clip_checkpoint() or DEFAULT_CLIP_CHECKPOINT)
         if checkpoint is None and not path.is_file():
             raise CheckpointError(f"the shipped clip model {path} is missing; reinstall crossemo or train one with "
                                   f"scripts/train_clip_model.py.")

@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from math import gcd
 from pathlib import Path
 from typing import Any, Sequence
@@ -37,6 +36,7 @@ import numpy as np
 import soundfile as sf
 
 from crossemo_core.errors import DataError
+from crossemo_core.paths import atomic_writer
 
 EXTRACTOR_ID = "librosa-voice"
 EXTRACTOR_VERSION = 1
@@ -245,9 +245,10 @@ def speech_mask(features: np.ndarray, feature_names: Sequence[str], *, margin_db
 
 # ---------------------------------------------------------------------------------------------------- cache
 def default_cache_dir() -> Path:
-    """``$CROSSEMO_CACHE`` if set, else ``~/.cache/crossemo/features``."""
-    env = os.environ.get("CROSSEMO_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "crossemo" / "features"
+    """``features/`` under the package's cache root (``$CROSSEMO_CACHE`` or ``~/.cache/crossemo``)."""
+    from crossemo_core.settings import cache_root
+
+    return cache_root() / "features"
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -300,15 +301,8 @@ class FeatureCache:
         """Write ``features`` atomically; a failure to write (read-only disk, ...) only costs the cache."""
         p = self.entry_path(key)
         try:
-            p.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{key[:8]}-", suffix=".npy.tmp")
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    np.save(fh, np.ascontiguousarray(features, dtype=np.float32), allow_pickle=False)
-                os.replace(tmp, p)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            with atomic_writer(p) as fh:
+                np.save(fh, np.ascontiguousarray(features, dtype=np.float32), allow_pickle=False)
         except OSError:
             pass
 

@@ -146,9 +146,11 @@ def run(args: argparse.Namespace) -> int:
 
     from crossemo_core.clip.cli import expand
     from crossemo_core.clip.decode import decode_media
-    from crossemo_core.paths import atomic_write
+    from crossemo_core.paths import atomic_write, check_writable
 
     entries = expand(list(args.files))
+    if args.csv is not None:
+        check_writable(args.csv, "--csv")
     readers = Readers()
     baseline = None
     if args.baseline is not None:

@@ -15,7 +15,6 @@ import copy
 import hashlib
 import io
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,12 +33,9 @@ from crossemo_core.readers.voice import (PROSODY_TASKS, FrontendConfig, LinearHe
                                          ProsodyHead, SpeakerBaseline, VoiceEmotionNet, VoiceReader, log_mel,
                                          normalise, pad_batch)
 from crossemo_core.readers.voice_corpora import VOICE_EMOTIONS, Utterance
+from crossemo_core.settings import cache_root
 
 CACHE_VERSION = 1
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("CROSSEMO_CACHE", Path.home() / ".cache" / "crossemo"))
 
 
 def load_signal(path: Path) -> np.ndarray:

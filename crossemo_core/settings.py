@@ -1,0 +1,184 @@
+"""Settings checked at the boundary, before any data is loaded.
+
+- ``--set NAME=VALUE``: any field of the training configuration (:mod:`crossemo_core.config`), parsed by the field's
+  type (int, float, bool, one of a fixed set of words), range-checked by the configuration's own ``validate``;
+  unknown names are refused with the list of valid ones.
+- ``CROSSEMO_*`` environment variables: every one the package reads is listed in :data:`ENVIRONMENT` and read here,
+  with an error that names the variable when its value is unusable.
+
+Rule for options given twice: a named option (``--epochs 5``) and ``--set epochs=5`` for the same field is an
+error ("give one of them"), so a command line never means two things.
+"""
+from __future__ import annotations
+
+import os
+import typing
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Sequence
+
+from crossemo_core.config import PRESETS, LossConfig, ModelConfig, TrainConfig, preset_config
+from crossemo_core.errors import DataError
+
+ENVIRONMENT: dict[str, str] = {
+    "CROSSEMO_CACHE": "folder of the feature and reader caches (default ~/.cache/crossemo)",
+    "CROSSEMO_CLIP_CHECKPOINT": "clip model used when --checkpoint is not given (default checkpoints/clip.pt)",
+    "CROSSEMO_CLIP_MAX_MB": "largest clip file accepted, in megabytes (default 200)",
+    "CROSSEMO_CLIP_MAX_SECONDS": "longest clip accepted, in seconds (default 120)",
+    "CROSSEMO_RAW_STDERR": "1: show mediapipe's own log lines instead of filtering them (default off)",
+}
+"""Every environment variable crossemo reads, with what it means."""
+
+NOT_SETTABLE = {"face_dim": "it follows from the data's face features",
+                "voice_dim": "it follows from the data's voice features",
+                "n_classes": "it follows from --classes and training_labels", "preset": "use --preset"}
+"""Configuration fields ``--set`` refuses, with the reason."""
+
+
+class SettingError(DataError):
+    """An option, ``--set`` value or environment variable that cannot be used."""
+
+
+# ---------------------------------------------------------------------------------------------------- --set
+def settable_fields() -> dict[str, type | tuple[str, ...]]:
+    """Every settable configuration field -> its type (``int``, ``float``, ``bool``, ``str``) or its allowed words."""
+    out: dict[str, type | tuple[str, ...]] = {}
+    for klass in (ModelConfig, LossConfig, TrainConfig):
+        hints = typing.get_type_hints(klass)
+        for f in fields(klass):
+            if f.name in NOT_SETTABLE:
+                continue
+            hint = hints[f.name]
+            out[f.name] = typing.get_args(hint) if typing.get_origin(hint) is typing.Literal else hint
+    return out
+
+
+def parse_settings(pairs: Sequence[str]) -> dict[str, Any]:
+    """``["tau=0.3", "use_hard=false"]`` -> ``{"tau": 0.3, "use_hard": False}``, each value parsed by its field's
+    type; :class:`SettingError` names the bad pair (unknown field, wrong type, a field set twice)."""
+    kinds = settable_fields()
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        name, text = name.strip(), text.strip()
+        if not sep or not name:
+            raise SettingError(f"--set expects NAME=VALUE, got {pair!r}.")
+        if name in NOT_SETTABLE:
+            raise SettingError(f"--set {name}: not settable ({NOT_SETTABLE[name]}).")
+        if name not in kinds:
+            raise SettingError(f"--set {name}: unknown setting; valid names: {', '.join(sorted(kinds))}.")
+        if name in out:
+            raise SettingError(f"--set {name} is given twice.")
+        out[name] = _parse_value(name, text, kinds[name])
+    return out
+
+
+def merge_options(named: dict[str, Any], settings: dict[str, Any], flags: dict[str, str]) -> dict[str, Any]:
+    """Named options (None when not given) and ``--set`` values as one dict of overrides; a field given both ways is
+    a :class:`SettingError`. ``flags`` maps a field to the option that sets it (for the message)."""
+    both = sorted(k for k, v in named.items() if v is not None and k in settings)
+    if both:
+        k = both[0]
+        raise SettingError(f"{flags.get(k, k)} and --set {k} both set {k}; give one of them.")
+    return {**{k: v for k, v in named.items() if v is not None}, **settings}
+
+
+def check_settings(preset: str, overrides: dict[str, Any]) -> None:
+    """Raise :class:`SettingError` when ``overrides`` on ``preset`` do not make a valid configuration (ranges and
+    combinations, e.g. ``tau=-1`` or ``refit`` with a Youden threshold). Runs before any data is loaded."""
+    if preset not in PRESETS:
+        raise SettingError(f"unknown preset {preset!r}; choose one of {', '.join(sorted(PRESETS))}.")
+    try:
+        preset_config(preset, face_dim=1, voice_dim=1, **overrides)
+    except ValueError as exc:
+        raise SettingError(str(exc)) from None
+
+
+def _parse_value(name: str, text: str, kind: type | tuple[str, ...]) -> Any:
+    if isinstance(kind, tuple):
+        if text not in kind:
+            raise SettingError(f"--set {name}={text}: choose one of {', '.join(kind)}.")
+        return text
+    if kind is bool:
+        lowered = text.lower()
+        if lowered in ("true", "1", "yes", "on"):
+            return True
+        if lowered in ("false", "0", "no", "off"):
+            return False
+        raise SettingError(f"--set {name}={text}: expected true or false.")
+    if kind is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise SettingError(f"--set {name}={text}: expected a whole number.") from None
+    if kind is float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise SettingError(f"--set {name}={text}: expected a number.") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise SettingError(f"--set {name}={text}: expected a finite number.")
+        return value
+    return text
+
+
+# ---------------------------------------------------------------------------------------------------- environment
+def cache_root() -> Path:
+    """``$CROSSEMO_CACHE`` or ``~/.cache/crossemo``: the root of every cache the package keeps."""
+    text = os.environ.get("CROSSEMO_CACHE", "").strip()
+    return Path(text).expanduser() if text else Path.home() / ".cache" / "crossemo"
+
+
+def clip_checkpoint() -> Path | None:
+    """``$CROSSEMO_CLIP_CHECKPOINT`` as a path, or None when unset; an existing non-file is refused."""
+    text = os.environ.get("CROSSEMO_CLIP_CHECKPOINT", "").strip()
+    if not text:
+        return None
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise SettingError(f"CROSSEMO_CLIP_CHECKPOINT={text}: no such file; unset it or point it at a clip model.")
+    return path
+
+
+def positive_number(name: str, default: float) -> float:
+    """The environment variable ``name`` as a number > 0 (``default`` when unset or empty)."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and value != float("inf")):
+        raise SettingError(f"{name}={text!r} is not a number > 0 ({ENVIRONMENT[name]}); fix or unset it.")
+    return value
+
+
+def raw_stderr() -> bool:
+    """``$CROSSEMO_RAW_STDERR`` is set to something other than 0/false/empty."""
+    return os.environ.get("CROSSEMO_RAW_STDERR", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def option_number(option: str, minimum: float | None = None, above: float | None = None,
+                  maximum: float | None = None, whole: bool = False) -> Any:
+    """An argparse ``type=`` that parses a number and checks its range, the error naming ``option``."""
+    import argparse
+
+    def parse(text: str) -> float | int:
+        try:
+            value: float | int = int(text) if whole else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'a whole number' if whole else 'a number'}, "
+                                             f"got {text!r}") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        if minimum is not None and value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum:g}, got {text}")
+        if above is not None and value <= above:
+            raise argparse.ArgumentTypeError(f"must be > {above:g}, got {text}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be <= {maximum:g}, got {text}")
+        return value
+
+    parse.__name__ = option
+    return parse

@@ -1,0 +1,389 @@
+"""Faults at the command line: options, ``--set``, environment variables, output targets and Ctrl-C.
+
+Every case ends in one line on stderr and exit status 2 (a user error) or 130 (interrupted), never a traceback, and
+leaves any existing output intact. Input faults (corrupt media, malicious pickles, damaged CSVs) are in
+``test_faults_inputs.py``; random and mutated bytes in ``test_properties.py``.
+
+Most cases call :func:`crossemo_core.cli.main` in-process (the checks run before any data is loaded, so they are
+fast); Ctrl-C and concurrent writers run ``python -m crossemo_core`` as a subprocess. Read-only and full targets
+are tmpfs mounts, so those cases need root (skipped otherwise).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from crossemo_core.cli import main
+from crossemo_core.paths import atomic_write
+from crossemo_core.settings import SettingError, check_settings, parse_settings, settable_fields
+
+REPO = Path(__file__).resolve().parent.parent
+CLIPS = REPO / "assets" / "clips"
+ENV = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: Any) -> tuple[int, str]:
+    """Run the command line in-process: (exit status, stderr), asserting stderr is one line without a traceback."""
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exc:  # argparse's usage errors
+        code = int(exc.code)
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    return code, err
+
+
+def one_line_error(code: int, err: str, *fragments: str) -> None:
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+# ---------------------------------------------------------------------------------------------------- --set
+GOOD = {"hidden_size": "16", "embedding_size": "32", "dropout": "0.2", "eta_init": "0.05", "lambda_intra": "0.5",
+        "lambda_cross": "2", "lambda_hard": "0", "k": "3", "tau": "0.3", "use_share": "false", "use_intra": "no",
+        "use_cross": "1", "use_hard": "off", "hard_loss": "literal", "optimizer": "adam", "lr": "3e-4",
+        "momentum": "0.5", "weight_decay": "1e-4", "lr_step_epochs": "5", "lr_gamma": "0.5", "batch_size": "8",
+        "epochs": "2", "patience": "3", "grad_clip": "0", "seed": "7", "abnormal_rate": "0.3",
+        "normalization": "none", "threshold": "youden", "device": "cpu", "mixture_var_floor": "1e-2",
+        "training_labels": "emotions", "refit": "true"}
+"""A valid value for every settable field."""
+BAD_TYPE = {"bool": "maybe", "int": "2.5", "float": "abc"}
+OUT_OF_RANGE = {"hidden_size": "0", "embedding_size": "-4", "dropout": "1", "eta_init": None, "lambda_intra": "-1",
+                "lambda_cross": "-0.1", "lambda_hard": "-2", "k": "0", "tau": "0", "lr": "-1e-3", "momentum": "1.5",
+                "weight_decay": "-1", "lr_step_epochs": "0", "lr_gamma": "0", "batch_size": "1", "epochs": "0",
+                "patience": "0", "grad_clip": "-1", "seed": "-1", "abnormal_rate": "1.5", "mixture_var_floor": "0.3",
+                "device": "gpu7"}
+"""A value of the right type but outside the field's range (None: the field has no range)."""
+
+
+def test_every_field_has_a_test_value() -> None:
+    assert set(GOOD) == set(settable_fields())
+
+
+@pytest.mark.parametrize("name", sorted(GOOD))
+def test_set_accepts_every_field_by_its_type(name: str) -> None:
+    parsed = parse_settings([f"{name}={GOOD[name]}"])
+    kind = settable_fields()[name]
+    assert isinstance(parsed[name], kind if isinstance(kind, type) else str)
+    extra = {"refit": False} if name == "threshold" else {}  # refit is off by default; youden and refit conflict
+    check_settings("fast", {**parsed, **extra})
+
+
+@pytest.mark.parametrize("name", sorted(n for n, kind in settable_fields().items() if kind is not str))
+def test_set_refuses_a_wrong_type_naming_the_field(name: str) -> None:
+    kind = settable_fields()[name]
+    text = "bogus" if isinstance(kind, tuple) else BAD_TYPE[kind.__name__]
+    with pytest.raises(SettingError, match=rf"--set {name}={text}: "):
+        parse_settings([f"{name}={text}"])
+
+
+@pytest.mark.parametrize("name", sorted(n for n, v in OUT_OF_RANGE.items() if v is not None))
+def test_set_refuses_an_out_of_range_value(name: str) -> None:
+    parsed = parse_settings([f"{name}={OUT_OF_RANGE[name]}"])
+    with pytest.raises(SettingError, match=name):
+        check_settings("fast", parsed)
+
+
+def test_set_refuses_unknown_derived_and_repeated_names() -> None:
+    with pytest.raises(SettingError, match="unknown setting; valid names: abnormal_rate"):
+        parse_settings(["colour=blue"])
+    with pytest.raises(SettingError, match="face_dim: not settable"):
+        parse_settings(["face_dim=3"])
+    with pytest.raises(SettingError, match="given twice"):
+        parse_settings(["tau=1", "tau=2"])
+    with pytest.raises(SettingError, match="NAME=VALUE"):
+        parse_settings(["tau"])
+    with pytest.raises(SettingError, match="finite"):
+        parse_settings(["tau=inf"])
+
+
+def test_set_works_for_fields_that_also_have_an_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The old bug: --set epochs/lr/seed crashed with "got multiple values for keyword argument"."""
+    from crossemo_core.detector import Detector
+
+    out = tmp_path / "x.pt"
+    code, err = cli(capsys, "train", "--dataset", "demo", "--out", out, "--preset", "fast", "--set", "epochs=1",
+                    "--set", "lr=0.002", "--set", "seed=4", "--set", "batch_size=16")
+    assert code == 0, err
+    train = Detector.load(out).config.train
+    assert (train.epochs, train.lr, train.seed, train.batch_size) == (1, 0.002, 4, 16)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--epochs", "2", "--set", "epochs=3"], "--epochs and --set epochs both set epochs"),
+    (["--seed", "1", "--set", "seed=2"], "--seed and --set seed"),
+    (["--refit", "--set", "refit=false"], "--refit and --set refit"),
+    (["--no-hard", "--set", "use_hard=true"], "--no-hard and --set use_hard"),
+    (["--set", "tau=abc"], "--set tau=abc: expected a number"),
+    (["--set", "refit=true", "--threshold", "youden"], "refit trains on the validation pairs"),
+    (["--epochs", "0"], "argument --epochs: must be >= 1"),
+    (["--epochs", "-1"], "argument --epochs: must be >= 1"),
+    (["--epochs", "2.5"], "argument --epochs: expected a whole number"),
+    (["--rate", "1.5"], "argument --rate: must be <= 0.99"),
+    (["--rate", "-0.5"], "argument --rate: must be > 0"),
+    (["--batch-size", "0"], "argument --batch-size: must be >= 2"),
+    (["--lr", "nan"], "argument --lr: expected a finite number"),
+    (["--device", "gpu"], "device must be auto, cpu, cuda"),
+])
+def test_train_options_are_checked_before_loading(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                  args: list[str], fragment: str) -> None:
+    code, err = cli(capsys, "train", "--dataset", "demo", "--out", tmp_path / "x.pt", *args)
+    one_line_error(code, err, fragment)
+    assert not (tmp_path / "x.pt").exists()
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["cross-validate", "--dataset", "demo", "--folds", "1"], "argument --folds: must be >= 2"),
+    (["cross-validate", "--dataset", "demo", "--set", "seed=3"], "--set seed"),
+    (["cross-validate", "--dataset", "demo", "--seeds", "-2"], "argument --seeds: must be >= 0"),
+    (["evaluate", "--dataset", "demo", "--rate", "0"], "argument --rate: must be > 0"),
+    (["benchmark", "--suite", "paper", "--dataset", "demo", "--folds", "1", "--out", "OUT"],
+     "--folds 1 leaves no test speakers"),
+    (["benchmark", "--suite", "paper", "--dataset", "demo", "--jobs", "0", "--out", "OUT"],
+     "argument --jobs: must be >= 1"),
+    (["benchmark", "--suite", "paper", "--dataset", "demo", "--set", "k=0", "--out", "OUT"],
+     "k (hard samples per anchor) must be >= 1"),
+    (["score", str(CLIPS / "smile_low.mp4"), "--max-seconds", "0"], "argument --max-seconds: must be > 0"),
+    (["score", str(CLIPS / "smile_low.mp4"), "--max-seconds", "-5"], "argument --max-seconds: must be > 0"),
+    (["score", str(CLIPS / "smile_low.mp4"), "--max-mb", "0"], "argument --max-mb: must be > 0"),
+    (["train", "--dataset", "ravdess", "--out", "OUT/x.pt"], "needs --root PATH"),
+    (["train", "--dataset", "ravdess", "--root", "MISSING", "--out", "OUT/x.pt"], "does not exist"),
+    (["train", "--dataset", "ravdess", "--root", "EMPTY", "--out", "OUT/x.pt"], "EMPTY"),
+    (["train", "--dataset", "misa", "--root", "EMPTY", "--out", "OUT/x.pt"], "EMPTY"),
+])
+def test_other_commands_check_their_options(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                            args: list[str], fragment: str) -> None:
+    (tmp_path / "EMPTY").mkdir()
+    where = {"OUT": tmp_path / "out", "OUT/x.pt": tmp_path / "out" / "x.pt", "MISSING": tmp_path / "missing",
+             "EMPTY": tmp_path / "EMPTY"}
+    code, err = cli(capsys, *[where.get(a, a) for a in args])
+    one_line_error(code, err, fragment)
+
+
+# ---------------------------------------------------------------------------------------------------- environment
+@pytest.mark.parametrize("name, value, fragment", [
+    ("CROSSEMO_CLIP_MAX_SECONDS", "abc", "CROSSEMO_CLIP_MAX_SECONDS='abc' is not a number > 0"),
+    ("CROSSEMO_CLIP_MAX_SECONDS", "-3", "CROSSEMO_CLIP_MAX_SECONDS='-3' is not a number > 0"),
+    ("CROSSEMO_CLIP_MAX_MB", "0", "CROSSEMO_CLIP_MAX_MB='0' is not a number > 0"),
+    ("CROSSEMO_CLIP_CHECKPOINT", "/no/such/clip.pt", "CROSSEMO_CLIP_CHECKPOINT=/no/such/clip.pt: no such file"),
+])
+def test_a_bad_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                             name: str, value: str, fragment: str) -> None:
+    monkeypatch.setenv(name, value)
+    code, err = cli(capsys, "score", CLIPS / "smile_low.mp4")
+    one_line_error(code, err, fragment)
+
+
+# ---------------------------------------------------------------------------------------------------- outputs
+def _mount_tmpfs(where: Path, options: str) -> None:
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip("needs root to mount a tmpfs")
+    where.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")
+
+
+@pytest.fixture
+def readonly_dir(tmp_path: Path):
+    """An empty read-only folder (a read-only tmpfs)."""
+    where = tmp_path / "readonly"
+    _mount_tmpfs(where, "ro,size=64k")
+    yield where
+    subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+@pytest.fixture
+def full_dir(tmp_path: Path):
+    """A folder on a full disk (a 256 KiB tmpfs filled up), holding ``old.csv`` and ``old.pt`` written before."""
+    where = tmp_path / "full"
+    _mount_tmpfs(where, "size=256k")
+    (where / "old.csv").write_text("file,verdict\nold.mp4,consistent\n")
+    (where / "old.pt").write_bytes(b"old checkpoint")
+    with open(where / "filler", "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError:
+            pass
+    yield where
+    subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def _output_commands(target: Path, name: str) -> list[tuple[str, list[Any]]]:
+    """(option, command line) for every output option, writing ``name``-ish files under ``target``."""
+    clip = CLIPS / "smile_low.mp4"
+    return [
+        ("--out", ["train", "--dataset", "demo", "--out", target / f"{name}.pt", "--epochs", "1"]),
+        ("--json", ["train", "--dataset", "demo", "--out", target.parent / "ok.pt", "--json", target / "m.json"]),
+        ("--json", ["evaluate", "--dataset", "demo", "--json", target / "m.json"]),
+        ("--json", ["cross-validate", "--dataset", "demo", "--json", target / "m.json"]),
+        ("--csv", ["score", clip, "--csv", target / f"{name}.csv"]),
+        ("--report", ["score", clip, "--report", target / "r.html"]),
+        ("--report", ["score", clip, CLIPS / "smile_upbeat.mp4", "--report", target / "reports"]),
+        ("--csv", ["read", clip, "--csv", target / f"{name}.csv"]),
+        ("--out", ["benchmark", "--suite", "paper", "--dataset", "demo", "--out", target / "bench"]),
+    ]
+
+
+def test_read_only_targets_are_refused_before_any_work(readonly_dir: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    for option, args in _output_commands(readonly_dir, "new"):
+        started = time.perf_counter()
+        code, err = cli(capsys, *args)
+        one_line_error(code, err, option, "cannot")
+        assert time.perf_counter() - started < 5, f"{args}: the check came after the work"
+
+
+def test_full_targets_are_refused_before_any_work_and_old_files_stay(full_dir: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    for option, args in _output_commands(full_dir, "old"):
+        code, err = cli(capsys, *args)
+        one_line_error(code, err, option, "No space left on device")
+    assert (full_dir / "old.csv").read_text() == "file,verdict\nold.mp4,consistent\n"
+    assert (full_dir / "old.pt").read_bytes() == b"old checkpoint"
+    assert not [p for p in full_dir.iterdir() if p.name.startswith(".")]
+
+
+def test_a_write_that_fails_midway_leaves_the_old_file(full_dir: Path) -> None:
+    with pytest.raises(OSError):
+        atomic_write(full_dir / "old.csv", b"new,table\n" * 100_000)
+    assert (full_dir / "old.csv").read_text() == "file,verdict\nold.mp4,consistent\n"
+    assert not [p for p in full_dir.iterdir() if p.name.startswith(".")]
+
+
+def test_report_csv_and_voice_targets_of_the_wrong_kind(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    existing = tmp_path / "existing.html"
+    existing.write_text("keep me")
+    code, err = cli(capsys, "score", CLIPS / "smile_low.mp4", CLIPS / "smile_upbeat.mp4", "--report", existing)
+    one_line_error(code, err, "--report", "give a folder")
+    plain = tmp_path / "notes.txt"
+    plain.write_text("keep me too")
+    code, err = cli(capsys, "score", CLIPS / "smile_low.mp4", CLIPS / "smile_upbeat.mp4", "--report", plain)
+    one_line_error(code, err, "--report", "exists and is not a folder")
+    code, err = cli(capsys, "score", CLIPS / "smile_low.mp4", "--csv", tmp_path)
+    one_line_error(code, err, "--csv", "is a folder")
+    code, err = cli(capsys, "train", "--dataset", "demo", "--out", tmp_path)
+    one_line_error(code, err, "--out", "is a folder")
+    assert existing.read_text() == "keep me" and plain.read_text() == "keep me too"
+
+
+def _score(*args: Any, check_one_line: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, "-m", "crossemo_core", "score", *map(str, args)], cwd=REPO, env=ENV,
+                          capture_output=True, text=True, timeout=300)
+    assert "Traceback" not in proc.stderr
+    return proc
+
+
+def test_a_folder_as_voice_and_a_bad_baseline_are_one_line(tmp_path: Path) -> None:
+    proc = _score(CLIPS / "face_photo.jpg", "--voice", CLIPS)
+    assert proc.returncode == 2 and "--batch" not in proc.stdout + proc.stderr
+    assert "is a folder" in proc.stdout + proc.stderr
+    junk = tmp_path / "calm.mp4"
+    junk.write_text("not a recording")
+    proc = _score(CLIPS / "smile_low.mp4", "--baseline", junk)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and "calm.mp4" in proc.stderr
+
+
+def test_two_processes_writing_one_csv_leave_one_whole_table(tmp_path: Path) -> None:
+    table = tmp_path / "verdicts.csv"
+    procs = [subprocess.Popen([sys.executable, "-m", "crossemo_core", "score", str(CLIPS / name), "--csv", str(table)],
+                              cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for name in ("smile_low.mp4", "smile_upbeat.mp4")]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0 and "Traceback" not in err, err
+    rows = pd.read_csv(table)
+    assert len(rows) == 1 and rows["file"].iloc[0] in ("smile_low.mp4", "smile_upbeat.mp4")
+    assert rows["verdict"].notna().all()
+    assert [p.name for p in tmp_path.iterdir()] == ["verdicts.csv"]
+
+
+# ---------------------------------------------------------------------------------------------------- Ctrl-C
+def _start_training(out: Path, *extra: str) -> subprocess.Popen[str]:
+    # A shell starts background jobs with SIGINT ignored, and Python then keeps ignoring it; a terminal user's
+    # Ctrl-C is what these tests simulate, so the child gets the default disposition back.
+    return subprocess.Popen([sys.executable, "-m", "crossemo_core", "train", "--dataset", "demo", "--out", str(out),
+                             "--preset", "fast", "--epochs", "200", *extra], cwd=REPO, env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def _after_first_epoch(proc: subprocess.Popen[str]) -> None:
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 300
+    for line in proc.stdout:
+        if line.startswith("epoch") or time.monotonic() > deadline:
+            return
+
+
+def _finish(proc: subprocess.Popen[str]) -> str:
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    lines = [line for line in stderr.splitlines() if line.startswith("interrupted")]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("delay", [0.3, 1.5])
+def test_ctrl_c_at_start_up(tmp_path: Path, delay: float) -> None:
+    out = tmp_path / "model.pt"
+    proc = _start_training(out)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    line = _finish(proc)
+    assert "no output file was written" in line or "nothing was written" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_ctrl_c_during_training_writes_nothing_to_out(tmp_path: Path, existing: bool) -> None:
+    out = tmp_path / "model.pt"
+    if existing:
+        out.write_bytes(b"the user's good model")
+    proc = _start_training(out)
+    _after_first_epoch(proc)
+    proc.send_signal(signal.SIGINT)
+    line = _finish(proc)
+    assert f"nothing was written to {out}" in line and "--save-on-interrupt" in line
+    assert (out.read_bytes() == b"the user's good model") if existing else not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == (["model.pt"] if existing else [])
+
+
+def test_ctrl_c_with_save_on_interrupt_keeps_the_best_weights_beside_out(tmp_path: Path) -> None:
+    from crossemo_core.detector import Detector
+
+    out = tmp_path / "model.pt"
+    out.write_bytes(b"the user's good model")
+    proc = _start_training(out, "--save-on-interrupt")
+    _after_first_epoch(proc)
+    proc.send_signal(signal.SIGINT)
+    line = _finish(proc)
+    kept = tmp_path / "model.interrupted.pt"
+    assert str(kept) in line
+    assert out.read_bytes() == b"the user's good model"
+    assert Detector.load(kept).metadata["interrupted"] is True
+
+
+def test_a_second_ctrl_c_quits_at_once(tmp_path: Path) -> None:
+    out = tmp_path / "model.pt"
+    out.write_bytes(b"the user's good model")
+    proc = _start_training(out, "--save-on-interrupt")
+    _after_first_epoch(proc)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    _finish(proc)
+    assert out.read_bytes() == b"the user's good model"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
