@@ -74,3 +74,8 @@ def os_error_message(exc: OSError) -> str:
     """One line for an ``OSError``: what failed and on which file (no errno number)."""
     reason = exc.strerror or str(exc) or type(exc).__name__
     return f"{reason}: {exc.filename}" if exc.filename else reason
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_writer`. Returns ``path``."""
+    return atomic_write(path, text.encode("utf-8"))

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from crossemo_core.clip import synth  # noqa: E402
 from crossemo_core.clip.decode import AUDIO_RATE  # noqa: E402
+from crossemo_core.paths import atomic_write, atomic_write_text  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "assets" / "clips"
 VOICES = {
@@ -80,13 +81,13 @@ def main() -> int:
              "tool works; they are not evidence that it works.", "",
              "| file | what | bytes | sha256 |", "|---|---|---|---|"]
     for name, blob in written.items():
-        (OUT / name).write_bytes(blob)
+        atomic_write(OUT / name, blob)
         what = SAMPLES.get(name, ("", {"face_photo.jpg": "the face as a still photo (use with a voice file)",
                                        "voice_upbeat.wav": "the lively synthetic voice alone"}.get(name, "")))[1]
         lines.append(f"| `{name}` | {what} | {len(blob):,} | `{hashlib.sha256(blob).hexdigest()[:16]}` |")
     lines += ["", "Sentences: " + "; ".join(f"{k}: \"{t}\" (espeak-ng {' '.join(o)})" for k, (t, o) in VOICES.items()),
               ""]
-    (OUT / "README.md").write_text("\n".join(lines))
+    atomic_write_text(OUT / "README.md", "\n".join(lines))
     for name, blob in written.items():
         print(f"{OUT / name}: {len(blob) / 1e3:.0f} kB")
     return 0

@@ -19,6 +19,7 @@ from crossemo_core.config import preset_config  # noqa: E402
 from crossemo_core.data.loaders.demo import DEMO_SPEC, fingerprint, load_demo  # noqa: E402
 from crossemo_core.data.loaders.synthetic import make_synthetic  # noqa: E402
 from crossemo_core.experiment import split_pairs  # noqa: E402
+from crossemo_core.paths import atomic_write_text  # noqa: E402
 from crossemo_core.training import Trainer  # noqa: E402
 
 GENERATOR = dict(n_speakers=15, clips_per_speaker=24, face_dim=35, voice_dim=74, face_length=(8, 24),
@@ -32,10 +33,10 @@ def main() -> None:
     args = parser.parse_args()
 
     data = make_synthetic(**GENERATOR)
-    DEMO_SPEC.parent.mkdir(parents=True, exist_ok=True)
-    DEMO_SPEC.write_text(json.dumps({"description": "Bundled demo corpus: synthetic face/voice feature sequences "
-                                                    "made by crossemo_core.data.loaders.synthetic.make_synthetic.",
-                                     "generator": GENERATOR, "fingerprint": fingerprint(data)}, indent=2) + "\n")
+    spec = {"description": "Bundled demo corpus: synthetic face/voice feature sequences made by "
+                           "crossemo_core.data.loaders.synthetic.make_synthetic.",
+            "generator": GENERATOR, "fingerprint": fingerprint(data)}
+    atomic_write_text(DEMO_SPEC, json.dumps(spec, indent=2) + "\n")
     corpus = load_demo()
     config = preset_config("fast", corpus.face_dim, corpus.voice_dim, epochs=args.epochs, seed=args.seed)
     parts = split_pairs(corpus, seed=args.seed, rate=config.train.abnormal_rate)
@@ -46,7 +47,7 @@ def main() -> None:
     out = detector.save(ROOT / "checkpoints" / "demo.pt")
     test = detector.evaluate(parts["test"])
     card = ROOT / "checkpoints" / "demo.md"
-    card.write_text(f"""# Model card: `checkpoints/demo.pt`
+    atomic_write_text(card, f"""# Model card: `checkpoints/demo.pt`
 
 **Trained on synthetic data only.** This is the bundled demo detector, so that the app and the command line work
 on a fresh machine without downloads. It says nothing about real faces or voices.

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from crossemo_core.paths import atomic_writer  # noqa: E402
 
 
 def main() -> int:
@@ -39,7 +43,8 @@ def main() -> int:
            title="Clip verdicts: reliability (10 bins)")
     ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
-    fig.savefig(args.out)
+    with atomic_writer(args.out) as f:
+        fig.savefig(f, format=args.out.suffix.lstrip(".") or "png")
     print(f"written {args.out}")
     return 0
 

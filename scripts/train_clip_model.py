@@ -36,6 +36,7 @@ from crossemo_core.clip.face import FaceFrame, FaceTrack  # noqa: E402
 from crossemo_core.clip.gate import KnnGate  # noqa: E402
 from crossemo_core.clip.verdict import Calibration, ClipAnalysis, ClipScorer, file_sha256  # noqa: E402
 from crossemo_core.experiment import config_for  # noqa: E402
+from crossemo_core.paths import atomic_write, atomic_write_text  # noqa: E402
 from crossemo_core.evaluation import detection_metrics  # noqa: E402
 from crossemo_core.training import Trainer  # noqa: E402
 
@@ -64,8 +65,7 @@ def load_clips(args: argparse.Namespace) -> dict[str, list[corpus.VoiceClip]]:
             print(f"{key}: {len(clips[key])} RAVDESS clips of actors {actors[0]}-{actors[-1]} "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
     if cache:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_bytes(pickle.dumps(clips))
+        atomic_write(cache, pickle.dumps(clips))
     return clips
 
 
@@ -244,8 +244,7 @@ def main() -> int:
                      "heldout": baseline_experiment(scorer, clips["heldout"], pools["heldout"], args.seed + 6)},
         "fer_sha256": fer_sha, "seconds": round(time.perf_counter() - started, 1),
     }
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps(results, indent=1, default=float))
+    atomic_write_text(args.results, json.dumps(results, indent=1, default=float))
     short = {k: results["clip_level_features"][k]["auc"] for k in ("valid", "heldout")}
     print(f"clip-level AUC (feature level): {short}; window-level held-apart AUC "
           f"{results['window_level']['heldout']['auc']:.4f}")

@@ -37,6 +37,7 @@ from crossemo_core.clip.expression import (FER_TO_VALENCE, ExpressionModel, Expr
                                            softmax, train_epoch)
 from crossemo_core.readers.face import (BLENDSHAPE_NAMES, FACE_EMOTIONS, LANDMARKER_SHA256,  # noqa: E402
                                         CropReadings, FaceReader, FaceStacker, Landmarker, LogisticHead)
+from crossemo_core.paths import atomic_write_text, atomic_writer  # noqa: E402
 from crossemo_core.readers.reading import unweighted_average_recall, valence_from_emotions  # noqa: E402
 
 VALIDATION_SIZE = 3000
@@ -99,12 +100,10 @@ def train_cnn(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, val
                         "validation_accuracy": round(valid_acc, 4)})
         print(f"cnn: epoch {epoch:2d}/{args.epochs} loss {loss:.4f} validation accuracy "
               f"{valid_acc:.4f} ({time.perf_counter() - t0:.0f} s)", flush=True)
-        state_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = state_path.with_suffix(".tmp")
-        torch.save({"settings": json.dumps(settings), "net": net.state_dict(), "opt": opt.state_dict(),
-                    "sched": sched.state_dict(), "generator": gen.get_state(), "history": json.dumps(history),
-                    "seconds": seconds}, tmp)
-        tmp.replace(state_path)
+        with atomic_writer(state_path) as f:
+            torch.save({"settings": json.dumps(settings), "net": net.state_dict(), "opt": opt.state_dict(),
+                        "sched": sched.state_dict(), "generator": gen.get_state(), "history": json.dumps(history),
+                        "seconds": seconds}, f)
     model.meta = {"trained_on": f"FER2013 Training minus a seeded {len(valid_idx)}-image validation split "
                                 f"({len(train_idx)} images)",
                   "history": history, "settings": settings, "train_seconds": round(seconds, 1),
@@ -131,8 +130,8 @@ def cached_blendshapes(crops: np.ndarray, landmarker: Landmarker | None, cache: 
     out = landmarker.blendshapes_of_crops(crops)
     print(f"blendshapes: {name}, {len(crops)} images, face found in {np.mean(~np.isnan(out).any(1)):.3f} "
           f"({(time.perf_counter() - t0) / len(crops) * 1000:.1f} ms an image)", flush=True)
-    cache.mkdir(parents=True, exist_ok=True)
-    np.save(path, out)
+    with atomic_writer(path) as f:
+        np.save(f, out)
     return out
 
 
@@ -344,7 +343,7 @@ def main() -> int:
             "threads": torch.get_num_threads()}
         report["evaluate_seconds"] = round(time.perf_counter() - t0, 1)
         out = REPO / "docs" / "readers_face.json"
-        out.write_text(json.dumps(report, indent=1) + "\n")
+        atomic_write_text(out, json.dumps(report, indent=1) + "\n")
         print(json.dumps({k: report[k] for k in ("fer2013_publictest", "ckplus48", "latency_per_frame_1_thread")},
                          indent=1))
         print(f"evaluate: written {out}")
