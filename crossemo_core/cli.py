@@ -122,14 +122,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "inspect": _inspect, "score": _score, "read": _read,
                 "benchmark": _benchmark}[args.command](args)
     except (CrossemoError, ValueError) as exc:  # ValueError: a setting out of range (config validation)
+        _close_progress_bars()
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except OSError as exc:  # a file vanished, a disk filled up, a permission changed while we worked
+        _close_progress_bars()
         print(f"error: {os_error_message(exc)} (an existing output there is left as it was)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        _close_progress_bars()
         print("interrupted: stopped at once; no output file was written or changed", file=sys.stderr)
         return 130
+
+
+def _close_progress_bars() -> None:
+    """End any progress bar left open by the failed command, so that the message starts on its own line."""
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
 
 
 def _one_line(exc: BaseException) -> str:
@@ -191,6 +200,7 @@ def _train(args: argparse.Namespace) -> int:
         "split_speakers": {k: sorted(set(v.speaker.tolist())) for k, v in parts.items()},
         "test_protocol": {k: v for k, v in parts["test"].protocol.items()}})
     if result.interrupted:
+        _close_progress_bars()
         kept = (f"best weights so far (epoch {result.best_epoch}) written to "
                 f"{result.detector.save(interrupted_out)}" if args.save_on_interrupt
                 else "give --save-on-interrupt to keep the best weights")

@@ -200,8 +200,10 @@ def readonly_dir(tmp_path: Path):
     """An empty read-only folder (a read-only tmpfs)."""
     where = tmp_path / "readonly"
     _mount_tmpfs(where, "ro,size=64k")
-    yield where
-    subprocess.run(["umount", "-l", str(where)], check=False)
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 @pytest.fixture
@@ -209,16 +211,18 @@ def full_dir(tmp_path: Path):
     """A folder on a full disk (a 256 KiB tmpfs filled up), holding ``old.csv`` and ``old.pt`` written before."""
     where = tmp_path / "full"
     _mount_tmpfs(where, "size=256k")
-    (where / "old.csv").write_text("file,verdict\nold.mp4,consistent\n")
-    (where / "old.pt").write_bytes(b"old checkpoint")
-    with open(where / "filler", "wb", buffering=0) as f:
-        try:
-            while True:
-                f.write(b"\0" * 4096)
-        except OSError:
-            pass
-    yield where
-    subprocess.run(["umount", "-l", str(where)], check=False)
+    try:
+        (where / "old.csv").write_text("file,verdict\nold.mp4,consistent\n")
+        (where / "old.pt").write_bytes(b"old checkpoint")
+        with open(where / "filler", "wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(b"\0" * 4096)
+            except OSError:
+                pass
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 def _output_commands(target: Path, name: str) -> list[tuple[str, list[Any]]]:
@@ -387,3 +391,19 @@ def test_a_second_ctrl_c_quits_at_once(tmp_path: Path) -> None:
     _finish(proc)
     assert out.read_bytes() == b"the user's good model"
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_ctrl_c_during_a_benchmark_keeps_finished_runs_and_stops_the_workers(tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    proc = subprocess.Popen([sys.executable, "-m", "crossemo_core", "benchmark", "--suite", "paper", "--dataset",
+                             "synthetic-tiny", "--out", str(out), "--jobs", "2", "--seeds", "0", "1", "2", "3"],
+                            cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 300
+    while not list((out / "cache").glob("*.json")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert proc.poll() is None, "the benchmark ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _finish(proc)
+    assert list((out / "cache").glob("*.json"))
+    assert not list((out / "cache").glob(".*.tmp"))

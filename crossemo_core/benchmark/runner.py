@@ -11,10 +11,10 @@ import datetime
 import multiprocessing
 import os
 import platform
+import signal
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,7 +52,13 @@ def _quiet_run(spec: RunSpec) -> dict[str, Any]:
         return execute(spec)
 
 
+def _spec_and_run(spec: RunSpec) -> tuple[RunSpec, dict[str, Any]]:
+    return spec, _quiet_run(spec)
+
+
 def _init_worker(threads: int) -> None:
+    """A worker ignores Ctrl-C: the parent gets it, stops the pool and keeps what finished (no worker tracebacks)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
 
 
@@ -82,13 +88,10 @@ def compute_runs(specs: Sequence[RunSpec], cache: RunCache, jobs: int = 1, threa
         finally:
             torch.set_num_threads(previous)
         return len(pending)
-    # spawn, not fork: the parent holds torch threads, which forked children can deadlock on.
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
-                             initargs=(threads,)) as pool:
-        futures = {pool.submit(_quiet_run, spec): spec for spec in pending}
-        for future in as_completed(futures):
-            spec = futures[future]
-            record = future.result()
+    # spawn, not fork: the parent holds torch threads, which forked children can deadlock on. Leaving the ``with``
+    # block terminates the workers, so Ctrl-C (or a failed run) stops at once; finished runs are already cached.
+    with multiprocessing.get_context("spawn").Pool(jobs, initializer=_init_worker, initargs=(threads,)) as pool:
+        for spec, record in pool.imap_unordered(_spec_and_run, pending):
             cache.put(spec.key(), record)
             if on_done:
                 on_done(spec, record)
