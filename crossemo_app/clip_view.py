@@ -13,8 +13,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from crossemo_core.clip.face import GEOMETRY_HELP, GEOMETRY_NAMES
+from crossemo_core.paths import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 SAMPLES_DIR = REPO / "assets" / "clips"
 SAMPLES = {
     "Smiling face, lively synthetic voice (one video)": ("smile_upbeat.mp4", None),

@@ -27,17 +27,16 @@ threshold on the posterior of inconsistency used by the Similarity and Verdicts 
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Callable
 
 import streamlit as st
 
 from crossemo_core.data.container import PairDataset
 from crossemo_core.detector import Detector, ScoredPairs, schema_mismatch
+from crossemo_core.paths import CHECKPOINTS, REPO
 from crossemo_core.workspace import EvaluationParts, evaluation_parts, initial_detector
 
-REPO = Path(__file__).resolve().parent.parent
-BUNDLED_CHECKPOINT = REPO / "checkpoints" / "demo.pt"
+BUNDLED_CHECKPOINT = CHECKPOINTS / "demo.pt"
 
 DATASET, DATASET_KIND, DATASET_SOURCE, DATASET_REPORT, DATA_ID = (
     "dataset", "dataset_kind", "dataset_source", "dataset_report", "data_id")

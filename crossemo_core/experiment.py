@@ -20,7 +20,6 @@ from crossemo_core.evaluation import mean_sd
 from crossemo_core.training import Trainer, TrainingCallback, TrainingResult
 
 DATASETS = ("demo", "ravdess", "misa", "mmsa", "csd")
-DEMO_PATH = Path(__file__).resolve().parent.parent / "assets" / "demo"
 
 
 def load_corpus(dataset: str, root: str | Path | None = None, report: list[str] | None = None,

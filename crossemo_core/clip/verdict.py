@@ -43,15 +43,15 @@ from crossemo_core.data.container import PairDataset
 from crossemo_core.detector import Detector, cosine_rows
 from crossemo_core.errors import CheckpointError
 from crossemo_core.features.voice import VoiceFeatureExtractor
+from crossemo_core.paths import CHECKPOINTS
 from crossemo_core.readers.face import reading_of
 from crossemo_core.readers.reading import Reading
 from crossemo_core.readers.voice import DEFAULT_VOICE_READER, SpeakerBaseline, VoiceReader
 from crossemo_core.settings import clip_checkpoint
 
-REPO = Path(__file__).resolve().parent.parent.parent
-DEFAULT_CLIP_CHECKPOINT = REPO / "checkpoints" / "clip.pt"
+DEFAULT_CLIP_CHECKPOINT = CHECKPOINTS / "clip.pt"
 """The shipped clip model; ``$CROSSEMO_CLIP_CHECKPOINT`` replaces it as the default (``--checkpoint`` wins)."""
-DEFAULT_FER_CHECKPOINT = REPO / "checkpoints" / "fer_expression.pt"
+DEFAULT_FER_CHECKPOINT = CHECKPOINTS / "fer_expression.pt"
 VOICE_NAMES = VoiceFeatureExtractor().feature_names
 SILENCE_PEAK = 1e-4
 ATYPICAL_SHARE = 0.5
