@@ -1,13 +1,17 @@
-"""Training: one loop for every preset, callbacks for live curves, early stopping on validation AUC, clean stops.
+"""The one training loop: every network of the project (SIR-HCL and every baseline) trains here, with callbacks
+for live curves, early stopping on validation AUC, refit and clean stops.
 
-The loop trains SIR-HCL on the training pairs, scores the validation pairs after every epoch, keeps the weights of
-the best validation AUC, and at the end (or when stopped) restores them, fits the Beta mixture on the training
-scores and sets the decision threshold. With ``TrainConfig.refit`` a second, identically seeded network is then
-trained on train + valid for exactly the selected number of epochs (last weights kept, normalisation and Beta
-mixture from train + valid), so the final model sees more speakers than the one that chose the epoch count. A stop
-flag (and, with ``stop_on_ctrl_c``, the first Ctrl-C) ends training after the current step; what was learnt so far
-is kept (a refit that did not finish is dropped in favour of the selected network) and the result says it was
-interrupted. Without ``stop_on_ctrl_c`` a Ctrl-C is an ordinary ``KeyboardInterrupt``: the run is abandoned.
+A :class:`TrainingTask` says what is trained: how to build the network, its loss terms on a batch and its anomaly
+score (:class:`ContrastiveTask` is SIR-HCL; :class:`crossemo_core.baselines.network.NetworkTask` wraps the
+baselines' own networks). :meth:`Trainer.train` trains it on the training pairs, scores the validation pairs after
+every epoch, keeps the weights of the best validation AUC, and at the end (or when stopped) restores them. With
+``TrainConfig.refit`` a second, identically seeded network is then trained on train + valid for exactly the
+selected number of epochs (last weights kept, normalisation from train + valid), so the final model sees more
+speakers than the one that chose the epoch count. :meth:`Trainer.fit` does this for SIR-HCL and fits the verdict
+(Beta mixture, threshold) into a :class:`Detector`. A stop flag (and, with ``stop_on_ctrl_c``, the first Ctrl-C)
+ends training after the current step; what was learnt so far is kept (a refit that did not finish is dropped in
+favour of the selected network) and the result says it was interrupted. Without ``stop_on_ctrl_c`` a Ctrl-C is an
+ordinary ``KeyboardInterrupt``: the run is abandoned.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
 import torch
+from torch import Tensor, nn
 
 from crossemo_core.batching import FeatureNormalizer, PairTensors
 from crossemo_core.config import ExperimentConfig
@@ -71,6 +76,15 @@ class TrainingCallback(Protocol):
 
 
 @dataclass
+class TrainingControl:
+    """How a caller watches and steers a run it does not build itself (a baseline's, a benchmark's): callbacks for
+    live curves and a stop flag, handed to the :class:`Trainer`."""
+
+    callbacks: list[TrainingCallback] = field(default_factory=list)
+    stop_event: threading.Event | None = None
+
+
+@dataclass
 class TrainingResult:
     """The trained detector and how the run went."""
 
@@ -83,11 +97,89 @@ class TrainingResult:
     seconds: float
 
 
+class TrainingTask(Protocol):
+    """What a kind of network brings to the one training loop (:class:`Trainer`): how to build it, its loss terms
+    on a batch and its anomaly score. SIR-HCL is :class:`ContrastiveTask`; the baselines with their own networks
+    are :class:`crossemo_core.baselines.network.NetworkTask`. Batches are padded ``(B, L, d)`` face and voice
+    sequences with ``(B,)`` lengths and ``(B,)`` training labels."""
+
+    def build(self) -> nn.Module:
+        """A fresh network; the loop has seeded the global generators just before (``TrainConfig.seed``)."""
+
+    def losses(self, network: nn.Module, face: Tensor, face_lengths: Tensor, voice: Tensor, voice_lengths: Tensor,
+               y_face: Tensor, y_voice: Tensor) -> dict[str, Tensor]:
+        """The batch's loss terms; ``"total"`` is the one optimised (and comes first in the dict)."""
+
+    def anomaly(self, network: nn.Module, face: Tensor, face_lengths: Tensor, voice: Tensor,
+                voice_lengths: Tensor) -> np.ndarray:
+        """``(B,)`` anomaly scores, higher = more likely inconsistent (validation AUC is computed on them)."""
+
+
+@dataclass
+class ContrastiveTask:
+    """SIR-HCL: the two-branch network with the shared residual block and the hybrid contrastive objective of
+    ``config.loss`` (or ``criterion``, for baselines that share the network); anomaly = minus the cosine of the two
+    embeddings."""
+
+    config: ExperimentConfig
+    criterion: nn.Module | None = None
+
+    def __post_init__(self) -> None:
+        loss = self.config.loss
+        self.objective = self.criterion or HybridContrastiveLoss(
+            lambda_intra=loss.lambda_intra, lambda_cross=loss.lambda_cross, lambda_hard=loss.lambda_hard, k=loss.k,
+            tau=loss.tau, use_share=loss.use_share, use_intra=loss.use_intra, use_cross=loss.use_cross,
+            use_hard=loss.use_hard, hard_loss=loss.hard_loss)
+
+    def build(self) -> SIRHCL:
+        return SIRHCL(self.config.model)
+
+    def losses(self, network: nn.Module, face: Tensor, face_lengths: Tensor, voice: Tensor, voice_lengths: Tensor,
+               y_face: Tensor, y_voice: Tensor) -> dict[str, Tensor]:
+        out = network(face, face_lengths, voice, voice_lengths)
+        terms = self.objective(out.face, out.voice, out.face_logits, out.voice_logits, y_face, y_voice)
+        return {name: getattr(terms, name) for name in LOSS_NAMES}
+
+    def anomaly(self, network: nn.Module, face: Tensor, face_lengths: Tensor, voice: Tensor,
+                voice_lengths: Tensor) -> np.ndarray:
+        return -cosine_rows(network.embed_face(face, face_lengths).cpu().numpy(),
+                            network.embed_voice(voice, voice_lengths).cpu().numpy())
+
+
+@dataclass
+class TrainedNetwork:
+    """What the training loop leaves: the kept network (eval mode, CPU), the normalisation it was trained with,
+    the epoch events of every phase and how the run went.
+
+    Attributes:
+        fitted_on: the pairs the kept network was trained on (train, or train + valid after a completed refit);
+            mixtures and thresholds are fitted on these.
+        refit: None without ``TrainConfig.refit``; else ``{"epochs", "n_pairs", "completed"}``.
+    """
+
+    task: TrainingTask
+    network: nn.Module
+    normalizer: FeatureNormalizer
+    history: list[EpochEvent]
+    best_epoch: int
+    best_valid_auc: float
+    epochs_run: int
+    stopped_early: bool
+    interrupted: bool
+    refit: dict[str, Any] | None
+    fitted_on: PairDataset
+
+    @torch.no_grad()
+    def anomaly(self, data: PairDataset) -> np.ndarray:
+        """``(N,)`` anomaly scores of every pair of ``data`` (float64)."""
+        return _anomaly(self.task, self.network, PairTensors.build(data, self.normalizer), torch.device("cpu"))
+
+
 @dataclass
 class _Phase:
     """What one pass of the training loop leaves: the kept network, its normalisation and its epoch events."""
 
-    model: SIRHCL
+    network: nn.Module
     normalizer: FeatureNormalizer
     history: list[EpochEvent]
     best_epoch: int
@@ -142,38 +234,50 @@ class Trainer:
         self.stop_event.set()
 
     def fit(self, train: PairDataset, valid: PairDataset, metadata: dict[str, Any] | None = None) -> TrainingResult:
+        """Train SIR-HCL (:class:`ContrastiveTask`) with :meth:`train`, then fit its verdict: a :class:`Detector`."""
+        cfg = self.config
+        started = time.perf_counter()
+        trained = self.train(ContrastiveTask(cfg, self.criterion), train, valid)
+        detector = Detector(config=cfg, model=trained.network, normalizer=trained.normalizer,
+                            schema=feature_schema(train),
+                            metadata={**(metadata or {}), "train_protocol": _protocol_of(train),
+                                      "valid_protocol": _protocol_of(valid), "best_epoch": trained.best_epoch,
+                                      "best_valid_auc": trained.best_valid_auc, "epochs_run": trained.epochs_run,
+                                      "refit": trained.refit, "interrupted": trained.interrupted,
+                                      "preset": cfg.train.preset, "dataset": train.display_name,
+                                      "synthetic": train.synthetic})
+        fit_verdict(detector, trained.fitted_on, valid, cfg.train.threshold)
+        return TrainingResult(detector=detector, history=trained.history, best_epoch=trained.best_epoch,
+                              stopped_early=trained.stopped_early, interrupted=trained.interrupted,
+                              device=describe_device(self.device), seconds=time.perf_counter() - started)
+
+    def train(self, task: TrainingTask, train: PairDataset, valid: PairDataset) -> TrainedNetwork:
+        """The training loop, for any :class:`TrainingTask`: select the epoch of best validation AUC (early
+        stopping), and with ``TrainConfig.refit`` retrain a fresh network on train + valid for that many epochs."""
         cfg = self.config
         _check_split(train, "training", need_both=True)
         _check_split(valid, "validation", need_both=False)
         if (valid.face_dim, valid.voice_dim) != (train.face_dim, train.voice_dim):
             raise DataError("training and validation pairs have different feature dimensions.")
-        started = time.perf_counter()
         with _first_ctrl_c_sets(self.stop_event) if self.stop_on_ctrl_c else contextlib.nullcontext():
-            selection = self._run_phase(train, valid, cfg.train.epochs)
+            selection = self._run_phase(task, train, valid, cfg.train.epochs)
             final, fitted_on, history = selection, train, list(selection.history)
             refit_info: dict[str, Any] | None = None
             if cfg.train.refit and not selection.interrupted:
                 both = concatenate([train, valid], name=train.name)
-                refit = self._run_phase(both, None, selection.best_epoch, epoch_offset=len(selection.history))
+                refit = self._run_phase(task, both, None, selection.best_epoch, epoch_offset=len(selection.history))
                 history += refit.history
                 refit_info = {"epochs": selection.best_epoch, "n_pairs": len(both),
                               "completed": not refit.interrupted}
                 if not refit.interrupted:
                     final, fitted_on = refit, both
         interrupted = selection.interrupted or (refit_info is not None and not refit_info["completed"])
-        detector = Detector(config=cfg, model=final.model.cpu(), normalizer=final.normalizer,
-                            schema=feature_schema(train),
-                            metadata={**(metadata or {}), "train_protocol": _protocol_of(train),
-                                      "valid_protocol": _protocol_of(valid), "best_epoch": selection.best_epoch,
-                                      "best_valid_auc": selection.best_auc, "epochs_run": len(selection.history),
-                                      "refit": refit_info, "interrupted": interrupted, "preset": cfg.train.preset,
-                                      "dataset": train.display_name, "synthetic": train.synthetic})
-        fit_verdict(detector, fitted_on, valid, cfg.train.threshold)
-        return TrainingResult(detector=detector, history=history, best_epoch=selection.best_epoch,
-                              stopped_early=selection.stopped_early, interrupted=interrupted,
-                              device=describe_device(self.device), seconds=time.perf_counter() - started)
+        return TrainedNetwork(task=task, network=final.network.cpu().eval(), normalizer=final.normalizer,
+                              history=history, best_epoch=selection.best_epoch, best_valid_auc=selection.best_auc,
+                              epochs_run=len(selection.history), stopped_early=selection.stopped_early,
+                              interrupted=interrupted, refit=refit_info, fitted_on=fitted_on)
 
-    def _run_phase(self, train: PairDataset, valid: PairDataset | None, epochs: int,
+    def _run_phase(self, task: TrainingTask, train: PairDataset, valid: PairDataset | None, epochs: int,
                    epoch_offset: int = 0) -> _Phase:
         """Train a fresh network (seeded by the config) for up to ``epochs`` epochs.
 
@@ -184,11 +288,7 @@ class Trainer:
         phase = "select" if valid is not None else "refit"
         seed_everything(cfg.train.seed)
         normalizer, train_t, valid_t = training_tensors(cfg, train, valid)
-        model = SIRHCL(cfg.model).to(self.device)
-        criterion = self.criterion or HybridContrastiveLoss(
-            lambda_intra=cfg.loss.lambda_intra, lambda_cross=cfg.loss.lambda_cross, lambda_hard=cfg.loss.lambda_hard,
-            k=cfg.loss.k, tau=cfg.loss.tau, use_share=cfg.loss.use_share, use_intra=cfg.loss.use_intra,
-            use_cross=cfg.loss.use_cross, use_hard=cfg.loss.use_hard, hard_loss=cfg.loss.hard_loss)
+        model = task.build().to(self.device)
         optimizer = _make_optimizer(model, cfg)
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.train.lr_step_epochs,
                                                     gamma=cfg.train.lr_gamma)
@@ -201,7 +301,7 @@ class Trainer:
         stopped_early = False
         for epoch in range(1, epochs + 1):
             epoch_start = time.perf_counter()
-            sums = dict.fromkeys(LOSS_NAMES, 0.0)
+            sums: dict[str, float] = {}
             n_batches = 0
             model.train()
             batches = list(train_t.batches(cfg.train.batch_size, shuffle=True, generator=generator))
@@ -209,20 +309,20 @@ class Trainer:
                 if self.stop_event.is_set():
                     break
                 face, fl, voice, vl, yf, yv = train_t.batch(index, self.device)
-                out = model(face, fl, voice, vl)
-                losses = criterion(out.face, out.voice, out.face_logits, out.voice_logits, yf, yv)
-                if not torch.isfinite(losses.total):
+                losses = task.losses(model, face, fl, voice, vl, yf, yv)
+                total = losses["total"]
+                if not torch.isfinite(total):
                     raise FloatingPointError(
-                        f"the loss became {losses.total.item()} at epoch {epoch}, step {step}; lower the "
+                        f"the loss became {total.item()} at epoch {epoch}, step {step}; lower the "
                         f"learning rate or check the input features for extreme values.")
                 optimizer.zero_grad(set_to_none=True)
-                losses.total.backward()
+                total.backward()
                 if cfg.train.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
                 optimizer.step()
-                values = {name: float(getattr(losses, name).detach()) for name in LOSS_NAMES}
-                for name in LOSS_NAMES:
-                    sums[name] += values[name]
+                values = {name: float(value.detach()) for name, value in losses.items()}
+                for name, value in values.items():
+                    sums[name] = sums.get(name, 0.0) + value
                 n_batches += 1
                 self._emit("on_step", StepEvent(epoch_offset + epoch, step, len(batches), values, phase))
             if n_batches == 0:
@@ -231,7 +331,7 @@ class Trainer:
             if valid_t is None:
                 valid_auc, best_epoch, best_state = math.nan, epoch, None
             else:
-                valid_auc = _validation_auc(model, valid_t, valid.is_abnormal, self.device)
+                valid_auc = _validation_auc(task, model, valid_t, valid.is_abnormal, self.device)
                 if best_epoch == 0 or valid_auc > best_auc:
                     best_auc, best_epoch = valid_auc, epoch
                     best_state = copy.deepcopy(model.state_dict())
@@ -300,16 +400,22 @@ def fit_verdict(detector: Detector, train: PairDataset, valid: PairDataset, thre
 
 
 @torch.no_grad()
-def _validation_auc(model: SIRHCL, tensors: PairTensors, abnormal: np.ndarray, device: torch.device) -> float:
-    model.eval()
-    sims = []
+def _anomaly(task: TrainingTask, network: nn.Module, tensors: PairTensors, device: torch.device) -> np.ndarray:
+    """``(N,)`` float64 anomaly scores of every pair in ``tensors``, in batches of 1024."""
+    network.eval()
+    out = []
     for index in tensors.batches(1024, shuffle=False, drop_singletons=False):
         f, fl, v, vl, _, _ = tensors.batch(index, device)
-        sims.append(cosine_rows(model.embed_face(f, fl).cpu().numpy(), model.embed_voice(v, vl).cpu().numpy()))
-    sim = np.concatenate(sims)
-    if not np.isfinite(sim).all():
+        out.append(np.asarray(task.anomaly(network, f, fl, v, vl), dtype=np.float64))
+    return np.concatenate(out)
+
+
+def _validation_auc(task: TrainingTask, network: nn.Module, tensors: PairTensors, abnormal: np.ndarray,
+                    device: torch.device) -> float:
+    anomaly = _anomaly(task, network, tensors, device)
+    if not np.isfinite(anomaly).all():
         return float("nan")
-    return detection_metrics(abnormal, -sim, -sim > 0)["auc"]
+    return detection_metrics(abnormal, anomaly, anomaly > 0)["auc"]
 
 
 def _make_optimizer(model: torch.nn.Module, cfg: ExperimentConfig) -> torch.optim.Optimizer:

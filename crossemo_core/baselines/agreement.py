@@ -13,15 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from crossemo_core.baselines.base import Method
-from crossemo_core.baselines.loop import NetworkScorer, PairNetwork, branch_encoders, train_network
+from crossemo_core.baselines.network import NetworkScorer, NetworkTask, PairNetwork, branch_encoders
 from crossemo_core.baselines.verdicts import FixedThreshold
 from crossemo_core.config import ModelConfig
 from crossemo_core.data.container import PairDataset
+from crossemo_core.training import TrainingControl
 
 
 class AgreementNetwork(PairNetwork):
@@ -60,7 +60,7 @@ class AgreementMethod(Method):
     name: ClassVar[str] = "agreement"
     title: ClassVar[str] = "Agreement (2 classifiers)"
 
-    def fit(self, train: PairDataset, valid: PairDataset) -> NetworkScorer:
-        torch.manual_seed(self.config.train.seed)
-        trained = train_network(AgreementNetwork(self.config.model), train, valid, self.config)
+    def fit(self, train: PairDataset, valid: PairDataset, control: TrainingControl | None = None) -> NetworkScorer:
+        task = NetworkTask(lambda: AgreementNetwork(self.config.model), self.config.train.seed)
+        trained = self.trainer(control).train(task, train, valid)
         return NetworkScorer.fit(trained, FixedThreshold(self.threshold), train, valid)

@@ -18,6 +18,7 @@ from crossemo_core.data.container import PairDataset
 from crossemo_core.data.labels import anomaly_type
 from crossemo_core.detector import Detector, cosine_rows
 from crossemo_core.evaluation import detection_metrics, per_type_metrics
+from crossemo_core.training import Trainer, TrainingControl
 
 
 @dataclass
@@ -103,8 +104,14 @@ class Method(ABC):
     """Bumped when a change of the method's code changes its results (part of the benchmark cache key)."""
 
     @abstractmethod
-    def fit(self, train: PairDataset, valid: PairDataset) -> PairScorer:
-        """Train on ``train`` (selecting and calibrating on ``valid``) and return a scorer."""
+    def fit(self, train: PairDataset, valid: PairDataset, control: TrainingControl | None = None) -> PairScorer:
+        """Train on ``train`` (selecting and calibrating on ``valid``) and return a scorer. ``control`` carries the
+        callbacks (live curves) and the stop flag to the training loop."""
+
+    def trainer(self, control: TrainingControl | None = None, criterion: Any = None) -> Trainer:
+        """The one training loop for this method's config, watched and steered by ``control``."""
+        control = control or TrainingControl()
+        return Trainer(self.config, callbacks=control.callbacks, stop_event=control.stop_event, criterion=criterion)
 
     def settings(self) -> dict[str, Any]:
         """The method's own settings (every field but ``config``), for cache keys and reports."""

@@ -13,7 +13,7 @@ from crossemo_core.baselines.base import CosineScorer, Method
 from crossemo_core.baselines.verdicts import FixedThreshold
 from crossemo_core.data.container import PairDataset
 from crossemo_core.losses import StructuredTripletLoss
-from crossemo_core.training import Trainer
+from crossemo_core.training import TrainingControl
 
 
 @dataclass
@@ -26,8 +26,8 @@ class CMADMethod(Method):
     name: ClassVar[str] = "cmad"
     title: ClassVar[str] = "CMAD-style"
 
-    def fit(self, train: PairDataset, valid: PairDataset) -> CosineScorer:
+    def fit(self, train: PairDataset, valid: PairDataset, control: TrainingControl | None = None) -> CosineScorer:
         criterion = StructuredTripletLoss(self.margin, self.intra_weight)
-        detector = Trainer(self.config, criterion=criterion).fit(train, valid).detector
+        detector = self.trainer(control, criterion).fit(train, valid).detector
         verdict = FixedThreshold((1.0 - self.similarity_threshold) / 2.0)  # cos < t  <=>  (1 - cos) / 2 > (1 - t) / 2
         return CosineScorer.fit(detector, verdict, train, valid)

@@ -19,15 +19,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from crossemo_core.baselines.base import Method
-from crossemo_core.baselines.loop import NetworkScorer, PairNetwork, branch_encoders, train_network
+from crossemo_core.baselines.network import NetworkScorer, NetworkTask, PairNetwork, branch_encoders
 from crossemo_core.baselines.verdicts import BetaMixtureVerdict
 from crossemo_core.config import ModelConfig
 from crossemo_core.data.container import PairDataset
+from crossemo_core.training import TrainingControl
 from crossemo_core.losses import central_moment_discrepancy, hsic, soft_orthogonality
 
 
@@ -83,10 +83,9 @@ class MISAMethod(Method):
     name: ClassVar[str] = "misa"
     title: ClassVar[str] = "MISA/FDMER-style"
 
-    def fit(self, train: PairDataset, valid: PairDataset) -> NetworkScorer:
-        torch.manual_seed(self.config.train.seed)
-        network = CommonPrivateNetwork(self.config.model, self.sim_weight, self.diff_weight, self.hsic_weight,
-                                       self.recon_weight)
-        trained = train_network(network, train, valid, self.config)
+    def fit(self, train: PairDataset, valid: PairDataset, control: TrainingControl | None = None) -> NetworkScorer:
+        task = NetworkTask(lambda: CommonPrivateNetwork(self.config.model, self.sim_weight, self.diff_weight,
+                                                        self.hsic_weight, self.recon_weight), self.config.train.seed)
+        trained = self.trainer(control).train(task, train, valid)
         return NetworkScorer.fit(trained, BetaMixtureVerdict(var_floor=self.config.train.mixture_var_floor), train,
                                  valid)

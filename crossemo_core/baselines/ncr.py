@@ -20,7 +20,7 @@ from crossemo_core.baselines.verdicts import GaussianMixtureVerdict
 from crossemo_core.data.container import PairDataset
 from crossemo_core.detector import Detector
 from crossemo_core.losses import SoftMarginTripletLoss, bank_pair_loss
-from crossemo_core.training import Trainer
+from crossemo_core.training import TrainingControl
 
 
 @dataclass
@@ -56,9 +56,9 @@ class NCRMethod(Method):
     revision: ClassVar[int] = 2  # 2: the pair's own partner is the positive (1: hardest same-class partner)
     title: ClassVar[str] = "NCR-style"
 
-    def fit(self, train: PairDataset, valid: PairDataset) -> BankLossScorer:
+    def fit(self, train: PairDataset, valid: PairDataset, control: TrainingControl | None = None) -> BankLossScorer:
         criterion = SoftMarginTripletLoss(self.margin, self.temperature)
-        detector = Trainer(self.config, criterion=criterion).fit(train, valid).detector
+        detector = self.trainer(control, criterion).fit(train, valid).detector
         normal = np.flatnonzero(~train.is_abnormal)
         face, voice = detector.embed(train.subset(normal))
         verdict = GaussianMixtureVerdict(seed=self.config.train.seed)

@@ -9,7 +9,7 @@ from typing import ClassVar
 from crossemo_core.baselines.base import DetectorScorer, Method
 from crossemo_core.data.container import PairDataset
 from crossemo_core.losses import HyConLoss
-from crossemo_core.training import Trainer
+from crossemo_core.training import TrainingControl
 
 
 @dataclass
@@ -19,8 +19,8 @@ class SIRHCLMethod(Method):
     name: ClassVar[str] = "sir-hcl"
     title: ClassVar[str] = "SIR-HCL"
 
-    def fit(self, train: PairDataset, valid: PairDataset) -> DetectorScorer:
-        return DetectorScorer(Trainer(self.config).fit(train, valid).detector)
+    def fit(self, train: PairDataset, valid: PairDataset, control: TrainingControl | None = None) -> DetectorScorer:
+        return DetectorScorer(self.trainer(control).fit(train, valid).detector)
 
 
 @dataclass
@@ -35,6 +35,6 @@ class HyConMethod(Method):
     name: ClassVar[str] = "hycon"
     title: ClassVar[str] = "HyCon-style loss"
 
-    def fit(self, train: PairDataset, valid: PairDataset) -> DetectorScorer:
+    def fit(self, train: PairDataset, valid: PairDataset, control: TrainingControl | None = None) -> DetectorScorer:
         criterion = HyConLoss(self.alpha, self.lambda_intra, self.lambda_inter, self.lambda_scl)
-        return DetectorScorer(Trainer(self.config, criterion=criterion).fit(train, valid).detector)
+        return DetectorScorer(self.trainer(control, criterion).fit(train, valid).detector)

@@ -20,7 +20,7 @@ from crossemo_core.baselines.base import CosineScorer, Method
 from crossemo_core.baselines.verdicts import YoudenThreshold
 from crossemo_core.data.container import PairDataset
 from crossemo_core.losses import BiQuintupleLoss, QuintupleMining
-from crossemo_core.training import Trainer
+from crossemo_core.training import TrainingControl
 
 
 @dataclass
@@ -73,9 +73,9 @@ class TNBCLMethod(Method):
     name: ClassVar[str] = "tn-bcl"
     title: ClassVar[str] = "TN-BCL"
 
-    def fit(self, train: PairDataset, valid: PairDataset) -> CosineScorer:
+    def fit(self, train: PairDataset, valid: PairDataset, control: TrainingControl | None = None) -> CosineScorer:
         criterion = BiQuintupleLoss(self.gamma0, self.gamma, self.mining)
-        detector = Trainer(self.config, criterion=criterion).fit(train, valid).detector
+        detector = self.trainer(control, criterion).fit(train, valid).detector
         gate = None
         if self.use_gate:
             face, voice = detector.embed(valid.subset(np.flatnonzero(~valid.is_abnormal)))
