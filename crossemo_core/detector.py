@@ -22,7 +22,7 @@ from crossemo_core.data.labels import anomaly_type
 from crossemo_core.errors import CheckpointError, CrossemoError
 from crossemo_core.evaluation import detection_metrics, per_type_metrics
 from crossemo_core.mixture import BetaMixture, similarity_to_score
-from crossemo_core.model import SIRHCL
+from crossemo_core.model import GLOBAL_RNG_LOCK, SIRHCL
 from crossemo_core.model_files import one_line, read_torch_file
 from crossemo_core.paths import atomic_writer
 
@@ -149,7 +149,8 @@ class Detector:
         try:
             meta = json.loads(payload["meta"])
             config = ExperimentConfig.from_dict(meta["config"])
-            model = SIRHCL(config.model)
+            with GLOBAL_RNG_LOCK:  # its random start is overwritten; only keep clear of runs being seeded
+                model = SIRHCL(config.model)
             model.load_state_dict(payload["weights"])
             model.eval()
             mixture = None if meta["mixture"] is None else BetaMixture.from_parameters(meta["mixture"])

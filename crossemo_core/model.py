@@ -6,13 +6,64 @@ learnable scalar eta, and a classifier head shared by both modalities (for L_sha
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from crossemo_core.config import ModelConfig
+
+
+class SeededDropout(nn.Module):
+    """Dropout that draws its masks from its own ``generator`` when one is set (the training loop sets one per run,
+    so concurrent runs in one process never share a random stream), else from torch's global generator. Same
+    masks and scaling as :class:`torch.nn.Dropout` given the same generator state."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+        self.generator: torch.Generator | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if self.generator is None:
+            return nn.functional.dropout(x, self.p, True)
+        noise = torch.empty_like(x).bernoulli_(1.0 - self.p, generator=self.generator)
+        return x * noise.div_(1.0 - self.p)
+
+
+def use_generator(network: nn.Module, generator: torch.Generator | None) -> None:
+    """Make every :class:`SeededDropout` of ``network`` draw from ``generator`` (None: the global one)."""
+    for module in network.modules():
+        if isinstance(module, SeededDropout):
+            module.generator = generator
+
+
+GLOBAL_RNG_LOCK = threading.Lock()
+"""Held while a network is built from torch's global generator, so two runs in one process never draw from it at
+the same time (:func:`seeded_build`)."""
+
+
+def seeded_build(build: Callable[[], nn.Module], seed: int,
+                 device: torch.device) -> tuple[nn.Module, torch.Generator]:
+    """``build()`` with torch's global generator seeded by ``seed`` (and restored afterwards), under
+    :data:`GLOBAL_RNG_LOCK`; returns the network on ``device`` and a generator for its dropout that continues the
+    seeded stream. Training draws from nothing global, so concurrent runs (threads, app sessions) give exactly
+    the numbers they give alone, and the numbers equal those of one global seed per run."""
+    with GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        network = build()
+        state = torch.get_rng_state()
+    if device.type == "cpu":
+        generator = torch.Generator()
+        generator.set_state(state)
+    else:
+        generator = torch.Generator(device=device).manual_seed(seed)
+    return network.to(device), generator
 
 
 class SequenceEncoder(nn.Module):
@@ -22,7 +73,7 @@ class SequenceEncoder(nn.Module):
         super().__init__()
         self.lstm = nn.LSTM(input_dim, hidden_size, batch_first=True)
         self.project = nn.Linear(hidden_size, embedding_size)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = SeededDropout(dropout)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import random
 import signal
 import threading
 import time
@@ -37,7 +36,7 @@ from crossemo_core.errors import DataError
 from crossemo_core.evaluation import detection_metrics
 from crossemo_core.losses import HybridContrastiveLoss
 from crossemo_core.mixture import BetaMixture, similarity_to_score
-from crossemo_core.model import SIRHCL
+from crossemo_core.model import SIRHCL, seeded_build, use_generator
 from crossemo_core.thresholds import youden_threshold
 
 LOSS_NAMES = ("total", "share", "intra", "cross", "hard")
@@ -205,12 +204,6 @@ def describe_device(device: torch.device) -> str:
     return f"CPU ({torch.get_num_threads()} threads)"
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 class Trainer:
     """Trains a :class:`Detector` from train/valid pair sets (see the module docstring)."""
 
@@ -286,9 +279,9 @@ class Trainer:
         """
         cfg = self.config
         phase = "select" if valid is not None else "refit"
-        seed_everything(cfg.train.seed)
         normalizer, train_t, valid_t = training_tensors(cfg, train, valid)
-        model = task.build().to(self.device)
+        model, dropout_generator = seeded_build(task.build, cfg.train.seed, self.device)
+        use_generator(model, dropout_generator)
         optimizer = _make_optimizer(model, cfg)
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.train.lr_step_epochs,
                                                     gamma=cfg.train.lr_gamma)
@@ -353,6 +346,7 @@ class Trainer:
         if best_state is not None:
             model.load_state_dict(best_state)
         model.eval()
+        use_generator(model, None)
         return _Phase(model, normalizer, history, best_epoch, best_auc, stopped_early, interrupted)
 
     def _emit(self, hook: str, event: Any) -> None:

@@ -26,7 +26,7 @@ from crossemo_core.data.container import PairDataset
 from crossemo_core.detector import Detector
 from crossemo_core.errors import CheckpointError, DataError
 from crossemo_core.experiment import load_corpus, split_pairs
-from crossemo_core.model import SIRHCL
+from crossemo_core.model import SIRHCL, seeded_build
 from crossemo_core.training import fit_verdict
 
 __all__ = ["DATA_KINDS", "UPLOAD_ROLES", "DEFAULT_MAX_UPLOAD_BYTES", "parse_actors", "load_dataset",
@@ -196,9 +196,7 @@ def initial_detector(detector: Detector, train: PairDataset | None = None,
                      valid: PairDataset | None = None) -> Detector:
     """The detector's network with the initial weights of its training run (seeded by the run's seed), its
     normaliser, and, when ``train``/``valid`` are given, a Beta mixture fitted on those initial scores."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(detector.config.train.seed)
-        model = SIRHCL(detector.config.model)
+    model, _ = seeded_build(lambda: SIRHCL(detector.config.model), detector.config.train.seed, torch.device("cpu"))
     model.eval()
     before = Detector(config=detector.config, model=model, normalizer=detector.normalizer,
                       schema=dict(detector.schema), threshold=0.5,

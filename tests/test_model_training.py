@@ -269,3 +269,39 @@ def test_training_on_finer_emotions_sizes_the_head_and_keeps_anomalies_on_classe
     assert 0.0 <= metrics["auc"] <= 1.0 and set(metrics["per_type"]) <= {"neg-neu", "neg-pos", "neu-pos"}
     with pytest.raises(DataError, match="the model's head has 3 outputs but training on emotions .* needs 6"):
         Trainer(small_config(parts, training_labels="emotions")).fit(train, valid)
+
+
+def test_concurrent_runs_give_exactly_the_numbers_they_give_alone():
+    """Two runs at once in one process (two app sessions, two threads) must not change each other's numbers: each
+    run draws its initial weights under a lock from a forked, seeded generator and its dropout from its own."""
+    import threading
+
+    from crossemo_core.data.loaders import load_demo
+    from crossemo_core.experiment import config_for, split_pairs
+    from crossemo_core.training import Trainer
+
+    corpus = load_demo()
+    parts = split_pairs(corpus, seed=0, rate=0.5)
+    configs = [config_for(corpus, "fast", epochs=2, seed=seed, dropout=0.5) for seed in (0, 1)]
+
+    def similarity(config):
+        return Trainer(config).fit(parts["train"], parts["valid"]).detector.similarity(parts["test"])
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        alone = [similarity(c) for c in configs]
+        together: list = [None, None]
+        threads = [threading.Thread(target=lambda i=i: together.__setitem__(i, similarity(configs[i])))
+                   for i in range(2)]
+        for t in threads:
+            t.start()
+        torch.manual_seed(123)  # the main thread uses the global generator meanwhile, as other code may
+        torch.rand(10_000)
+        for t in threads:
+            t.join()
+    finally:
+        torch.set_num_threads(previous)
+    for a, b in zip(alone, together):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(alone[0], alone[1])

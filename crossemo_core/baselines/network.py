@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+import torch
 from torch import Tensor, nn
 
 from crossemo_core.baselines.base import PairScores
 from crossemo_core.config import ModelConfig
 from crossemo_core.data.container import PairDataset
 from crossemo_core.model import SIRHCL
-from crossemo_core.training import TrainedNetwork, seed_everything
+from crossemo_core.training import TrainedNetwork
 
 
 def branch_encoders(config: ModelConfig) -> tuple[nn.Module, nn.Module]:
@@ -44,15 +45,15 @@ class PairNetwork(nn.Module, ABC):
 @dataclass
 class NetworkTask:
     """A :class:`PairNetwork` as a :class:`~crossemo_core.training.TrainingTask`. ``make`` builds a fresh network;
-    the generators are seeded again right after it, so dropout draws the same numbers as the baselines' former
-    loop and the published baseline results reproduce."""
+    the generator is seeded again right after it, so dropout draws the same numbers as the baselines' former loop
+    and the published baseline results reproduce."""
 
     make: Callable[[], PairNetwork]
     seed: int
 
     def build(self) -> PairNetwork:
         network = self.make()
-        seed_everything(self.seed)
+        torch.manual_seed(self.seed)  # inside the loop's seeded_build: its global generator is forked and locked
         return network
 
     def losses(self, network: nn.Module, face: Tensor, face_lengths: Tensor, voice: Tensor, voice_lengths: Tensor,
