@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from crossemo_core.config import PRESETS
 from crossemo_core.errors import CrossemoError
+from crossemo_core.executors import add_executor_args, executor_from
 from crossemo_core.experiment import DATASETS
 from crossemo_core.paths import CHECKPOINTS, atomic_write, check_writable
 from crossemo_core.settings import SettingError, check_settings, merge_options, option_number, parse_settings
@@ -89,13 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
     cv = sub.add_parser("cross-validate", help="speaker-disjoint cross-validation over folds and seeds")
     data_args(cv, required=True)
     cv.add_argument("--preset", choices=sorted(PRESETS), default="fast")
-    cv.add_argument("--folds", type=option_number("--folds", minimum=2, whole=True), default=5)
+    cv.add_argument("--folds", type=option_number("--folds", minimum=3, whole=True), default=5,
+                    help="speaker folds per seed (>= 3: train, valid and test speakers; default 5)")
     cv.add_argument("--seeds", type=option_number("--seeds", minimum=0, whole=True), nargs="+", default=[0, 1, 2])
     cv.add_argument("--epochs", type=option_number("--epochs", minimum=1, whole=True))
     cv.add_argument("--refit", action="store_true", help=REFIT_HELP)
     cv.add_argument("--json", type=Path)
     cv.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
                     help="any config field, e.g. --set tau=0.3 (repeatable)")
+    add_executor_args(cv, default_jobs=1)
 
     inspect = sub.add_parser("inspect", help="print a dataset's summary or a checkpoint's card")
     inspect.add_argument("--checkpoint", type=Path)
@@ -249,15 +252,16 @@ def _cross_validate(args: argparse.Namespace) -> int:
     if args.json:
         check_writable(args.json, "--json")
     corpus = _load(args)
-    bar = tqdm(total=len(args.seeds) * args.folds, desc="folds x seeds", unit="run")
+    with executor_from(args) as executor:
+        bar = tqdm(total=len(args.seeds) * args.folds, desc=f"folds x seeds ({args.executor})", unit="run")
 
-    def on_run(seed: int, fold: int, metrics: dict[str, Any]) -> None:
-        bar.update(1)
-        bar.set_postfix(seed=seed, fold=fold, auc=f"{metrics['auc']:.3f}")
+        def on_run(seed: int, fold: int, metrics: dict[str, Any]) -> None:
+            bar.update(1)
+            bar.set_postfix(seed=seed, fold=fold, auc=f"{metrics['auc']:.3f}")
 
-    result = cross_validate(corpus, preset=args.preset, seeds=args.seeds, n_folds=args.folds, on_run=on_run,
-                            **overrides)
-    bar.close()
+        result = cross_validate(corpus, preset=args.preset, seeds=args.seeds, n_folds=args.folds, on_run=on_run,
+                                executor=executor, **overrides)
+        bar.close()
     print(f"{corpus.display_name}, {args.folds}-fold speaker-disjoint CV, seeds {args.seeds}, preset {args.preset}:")
     print("  " + format_mean_sd(result["summary"]))
     if args.json:

@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -17,6 +18,7 @@ from crossemo_core.data.labels import sentiment_to_7class
 from crossemo_core.data.protocol import make_abnormal_pairs, speaker_disjoint_split, speaker_folds
 from crossemo_core.errors import DataError
 from crossemo_core.evaluation import mean_sd
+from crossemo_core.executors import Executor, LocalExecutor
 from crossemo_core.training import Trainer, TrainingCallback, TrainingResult
 
 DATASETS = ("demo", "ravdess", "misa", "mmsa", "csd")
@@ -122,24 +124,47 @@ def train_and_test(corpus: PairDataset, config: ExperimentConfig, fold: dict[str
     return RunResult(result, result.detector.evaluate(parts["test"]), parts)
 
 
+@dataclass(frozen=True)
+class FoldTask:
+    """One fold of one seed of a cross-validation: an independent task for an executor."""
+
+    seed: int
+    fold: int
+    n_folds: int
+    preset: str
+    overrides: tuple[tuple[str, Any], ...]
+
+
+def run_fold(corpus: PairDataset, task: FoldTask) -> dict[str, Any]:
+    """Train on the fold's train speakers (selecting on its valid speakers) and return its test metrics."""
+    fold = speaker_folds(corpus.speaker, n_folds=task.n_folds, seed=task.seed)[task.fold]
+    config = config_for(corpus, task.preset, seed=task.seed, **dict(task.overrides))
+    return train_and_test(corpus, config, fold=fold).test_metrics
+
+
 def cross_validate(corpus: PairDataset, preset: str = "fast", seeds: Sequence[int] = (0, 1, 2), n_folds: int = 5,
                    on_run: Callable[[int, int, dict[str, Any]], None] | None = None,
-                   **overrides: Any) -> dict[str, Any]:
+                   executor: Executor | None = None, **overrides: Any) -> dict[str, Any]:
     """Speaker-disjoint cross-validation over folds and seeds; per-seed metrics are pooled over folds' test pairs
-    by averaging fold metrics, then mean +- sd is taken over seeds."""
+    by averaging fold metrics, then mean +- sd is taken over seeds. Each fold of each seed is one task of
+    ``executor`` (default: one after another in this process); every executor gives the same numbers."""
     if "seed" in overrides:
         raise DataError("cross-validation runs every seed of ``seeds``; a 'seed' setting would be ignored, so give "
                         "the seeds instead (--seeds).")
+    settings = tuple(sorted((k, v) for k, v in overrides.items() if v is not None))
+    tasks = [FoldTask(seed, k, n_folds, preset, settings) for seed in seeds for k in range(n_folds)]
+    config_for(corpus, preset, **overrides)  # a bad setting fails here, before any task starts
+    speaker_folds(corpus.speaker, n_folds=n_folds, seed=tasks[0].seed)  # as does a corpus with too few speakers
+
+    def done(index: int, metrics: dict[str, Any]) -> None:
+        if on_run is not None:
+            on_run(tasks[index].seed, tasks[index].fold, metrics)
+
+    with contextlib.nullcontext(executor) if executor is not None else LocalExecutor() as runner:
+        metrics = runner.map(run_fold, tasks, shared=corpus, on_done=done)
     per_seed = []
     for seed in seeds:
-        folds = speaker_folds(corpus.speaker, n_folds=n_folds, seed=seed)
-        fold_metrics = []
-        for k, fold in enumerate(folds):
-            config = config_for(corpus, preset, seed=seed, **overrides)
-            run = train_and_test(corpus, config, fold=fold)
-            fold_metrics.append(run.test_metrics)
-            if on_run is not None:
-                on_run(seed, k, run.test_metrics)
+        fold_metrics = [m for t, m in zip(tasks, metrics) if t.seed == seed]
         per_seed.append({key: value["mean"] for key, value in mean_sd(fold_metrics).items()
                          if isinstance(value, dict) and "mean" in value})
     return {"per_seed": per_seed, "summary": mean_sd(per_seed), "seeds": list(seeds), "n_folds": n_folds,

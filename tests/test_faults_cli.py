@@ -144,12 +144,13 @@ def test_train_options_are_checked_before_loading(tmp_path: Path, capsys: pytest
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["cross-validate", "--dataset", "demo", "--folds", "1"], "argument --folds: must be >= 2"),
+    (["cross-validate", "--dataset", "demo", "--folds", "1"], "argument --folds: must be >= 3"),
+    (["cross-validate", "--dataset", "demo", "--folds", "2"], "argument --folds: must be >= 3"),
     (["cross-validate", "--dataset", "demo", "--set", "seed=3"], "--set seed"),
     (["cross-validate", "--dataset", "demo", "--seeds", "-2"], "argument --seeds: must be >= 0"),
     (["evaluate", "--dataset", "demo", "--rate", "0"], "argument --rate: must be > 0"),
     (["benchmark", "--suite", "paper", "--dataset", "demo", "--folds", "1", "--out", "OUT"],
-     "--folds 1 leaves no test speakers"),
+     "--folds 1: folds give train, valid and test speakers"),
     (["benchmark", "--suite", "paper", "--dataset", "demo", "--jobs", "0", "--out", "OUT"],
      "argument --jobs: must be >= 1"),
     (["benchmark", "--suite", "paper", "--dataset", "demo", "--set", "k=0", "--out", "OUT"],

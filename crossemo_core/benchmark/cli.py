@@ -12,6 +12,7 @@ from tqdm import tqdm
 from crossemo_core.baselines import METHODS
 from crossemo_core.config import PRESETS
 from crossemo_core.errors import DataError
+from crossemo_core.executors import add_executor_args, executor_from
 from crossemo_core.experiment import DATASETS
 from crossemo_core.paths import atomic_write, check_writable
 from crossemo_core.settings import SettingError, check_settings, merge_options, option_number, parse_settings
@@ -34,7 +35,7 @@ def add_benchmark_parser(sub: Any) -> None:
     p.add_argument("--seeds", type=option_number("--seeds", minimum=0, whole=True), nargs="+",
                    help="seeds (default 0 1 2)")
     p.add_argument("--folds", type=option_number("--folds", minimum=0, whole=True),
-                   help="speaker folds per seed, >= 2; 0 = one 3:1:1 split (dataset default)")
+                   help="speaker folds per seed, >= 3; 0 = one 3:1:1 split (dataset default)")
     p.add_argument("--preset", choices=sorted(PRESETS), help="training preset (dataset default)")
     p.add_argument("--epochs", type=option_number("--epochs", minimum=1, whole=True),
                    help="epochs of every method (dataset default)")
@@ -43,10 +44,7 @@ def add_benchmark_parser(sub: Any) -> None:
                    help="a config field for every run, over the dataset default, e.g. --set refit=false (repeatable)")
     p.add_argument("--fine-grained", choices=("auto", "on", "off"), default="auto",
                    help="paper suite: also the 7-class Table V (auto: when the data has sentiment scores)")
-    p.add_argument("--jobs", type=option_number("--jobs", minimum=1, whole=True), default=min(2, os.cpu_count() or 1),
-                   help="worker processes")
-    p.add_argument("--threads", type=option_number("--threads", minimum=1, whole=True), default=1,
-                   help="torch threads per worker (default 1, see docs)")
+    add_executor_args(p, default_jobs=min(2, os.cpu_count() or 1))
     p.add_argument("--max-runs", type=option_number("--max-runs", minimum=1, whole=True),
                    help="compute at most this many new runs, then write the tables")
     p.add_argument("--tiny", action="store_true", help="speed suite: tiny inputs (smoke test); readers suite: no ablation")
@@ -76,8 +74,9 @@ def run_benchmark_command(args: argparse.Namespace) -> int:
         raise DataError(f"--dataset is needed for the {args.suite} suite.")
     if args.dataset not in SYNTHETIC + ("demo",) and args.root is None:
         raise DataError(f"dataset {args.dataset!r} needs --root PATH.")
-    if args.folds == 1:
-        raise SettingError("--folds 1 leaves no test speakers; give 2 or more, or 0 for one 3:1:1 split.")
+    if args.folds in (1, 2):
+        raise SettingError(f"--folds {args.folds}: folds give train, valid and test speakers, so 3 or more are "
+                           f"needed (or 0 for one 3:1:1 split).")
     overrides = merge_options({"epochs": args.epochs}, parse_settings(args.settings), {"epochs": "--epochs"})
     profile = Profile.resolve(args.dataset, None if args.root is None else str(args.root), seeds=args.seeds,
                               n_folds=args.folds, preset=args.preset, overrides=overrides, methods=args.methods)
@@ -96,8 +95,9 @@ def run_benchmark_command(args: argparse.Namespace) -> int:
         bar.set_postfix_str(f"{spec.method} seed {spec.seed} fold {spec.fold}: AUC "
                             f"{'nan' if auc is None else f'{auc:.3f}'}")
 
-    result = run_benchmark(args.suite, profile, args.out, jobs=args.jobs, threads=args.threads,
-                           max_runs=args.max_runs, on_done=on_done, command=command_line())
+    with executor_from(args) as executor:
+        result = run_benchmark(args.suite, profile, args.out, jobs=args.jobs, threads=args.threads,
+                               max_runs=args.max_runs, on_done=on_done, command=command_line(), executor=executor)
     bar.close()
     print(f"{result.computed} run(s) computed, {result.cached} cached, {result.missing} missing")
     for path in result.files:

@@ -7,11 +7,10 @@ SIR-HCL on RAVDESS took 3.5 s with 1 thread and 22-93 s with 2 threads while oth
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
-import multiprocessing
 import os
 import platform
-import signal
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -25,6 +24,7 @@ from crossemo_core.benchmark.cache import RunCache
 from crossemo_core.benchmark.protocols import RunSpec, describe_data, execute
 from crossemo_core.benchmark.report import RENDERERS, write_outputs
 from crossemo_core.benchmark.suites import Profile, suite_runs
+from crossemo_core.executors import Executor, LocalExecutor, TaskFailed
 
 ProgressFn = Callable[[RunSpec, dict[str, Any]], None]
 
@@ -46,20 +46,11 @@ class BenchmarkResult:
     files: list[Path]
 
 
-def _quiet_run(spec: RunSpec) -> dict[str, Any]:
+def _quiet_run(_: Any, spec: RunSpec) -> dict[str, Any]:
+    """One run as an executor task (``shared`` unused: a run loads its data through the data cache)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence notes of the mixtures would break the progress bar
         return execute(spec)
-
-
-def _spec_and_run(spec: RunSpec) -> tuple[RunSpec, dict[str, Any]]:
-    return spec, _quiet_run(spec)
-
-
-def _init_worker(threads: int) -> None:
-    """A worker ignores Ctrl-C: the parent gets it, stops the pool and keeps what finished (no worker tracebacks)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    torch.set_num_threads(threads)
 
 
 def pending_runs(specs: Sequence[RunSpec], cache: RunCache, max_runs: int | None = None) -> list[RunSpec]:
@@ -68,51 +59,52 @@ def pending_runs(specs: Sequence[RunSpec], cache: RunCache, max_runs: int | None
     return pending if max_runs is None else pending[:max_runs]
 
 
-def compute_runs(specs: Sequence[RunSpec], cache: RunCache, jobs: int = 1, threads: int = 1,
-                 max_runs: int | None = None, on_done: ProgressFn | None = None) -> int:
-    """Compute the specs missing from ``cache`` (at most ``max_runs`` of them); each is cached as it finishes.
-    Returns how many were computed."""
+def compute_runs(specs: Sequence[RunSpec], cache: RunCache, executor: Executor, max_runs: int | None = None,
+                 on_done: ProgressFn | None = None) -> int:
+    """Compute the specs missing from ``cache`` (at most ``max_runs`` of them), each one a task of ``executor``
+    and cached as it finishes. Returns how many were computed; :class:`~crossemo_core.executors.TaskFailed` when
+    some failed after their retries (the others are cached)."""
     pending = pending_runs(specs, cache, max_runs)
-    if not pending:
-        return 0
-    jobs = min(jobs, len(pending))
-    if jobs <= 1:
-        previous = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        try:
-            for spec in pending:
-                record = _quiet_run(spec)
-                cache.put(spec.key(), record)
-                if on_done:
-                    on_done(spec, record)
-        finally:
-            torch.set_num_threads(previous)
-        return len(pending)
-    # spawn, not fork: the parent holds torch threads, which forked children can deadlock on. Leaving the ``with``
-    # block terminates the workers, so Ctrl-C (or a failed run) stops at once; finished runs are already cached.
-    with multiprocessing.get_context("spawn").Pool(jobs, initializer=_init_worker, initargs=(threads,)) as pool:
-        for spec, record in pool.imap_unordered(_spec_and_run, pending):
-            cache.put(spec.key(), record)
-            if on_done:
-                on_done(spec, record)
+
+    def done(index: int, record: dict[str, Any]) -> None:
+        cache.put(pending[index].key(), record)
+        if on_done:
+            on_done(pending[index], record)
+
+    executor.map(_quiet_run, pending, on_done=done)
     return len(pending)
 
 
 def run_benchmark(suite: str, profile: Profile, out_dir: str | Path, *, jobs: int = 1, threads: int = 1,
                   max_runs: int | None = None, on_done: ProgressFn | None = None,
-                  command: str | None = None) -> BenchmarkResult:
+                  command: str | None = None, executor: Executor | None = None) -> BenchmarkResult:
     """Compute what is missing of ``suite`` on ``profile`` and write ``<suite>-<dataset>.{md,json,html}``.
 
     The run cache lives in ``out_dir/cache``; an interrupted call loses only the runs in progress, and the same call
     again computes only what is missing. ``max_runs`` caps the runs computed by this call (the tables then say how
-    many runs each cell has).
+    many runs each cell has). Runs are tasks of ``executor`` (default: ``jobs`` local processes with ``threads``
+    torch threads each); when some fail after their retries the tables are still written (the cells say how many
+    runs they have) and :class:`~crossemo_core.executors.TaskFailed` is raised.
     """
     out_dir = Path(out_dir)
     specs = suite_runs(suite, profile)
     cache = RunCache(out_dir / "cache")
     unique = {s.key() for s in specs}
     cached_before = sum(cache.get(k) is not None for k in unique)
-    computed = compute_runs(specs, cache, jobs=jobs, threads=threads, max_runs=max_runs, on_done=on_done)
+    failed: TaskFailed | None = None
+    computed = 0
+
+    def count(spec: RunSpec, record: dict[str, Any]) -> None:
+        nonlocal computed
+        computed += 1
+        if on_done:
+            on_done(spec, record)
+
+    with contextlib.nullcontext(executor) if executor is not None else LocalExecutor(jobs=jobs, threads=threads) as ex:
+        try:
+            compute_runs(specs, cache, ex, max_runs=max_runs, on_done=count)
+        except TaskFailed as exc:
+            failed = exc
     records = {k: r for k in unique if (r := cache.get(k)) is not None}
     rendered = RENDERERS[suite](specs, records, profile.dataset)
     data = describe_data(profile.data())
@@ -122,6 +114,8 @@ def run_benchmark(suite: str, profile: Profile, out_dir: str | Path, *, jobs: in
              "machine": machine_description(threads), "written": _now(), "runs": sorted(
                  ({k: v for k, v in r.items() if k != "roc_tpr"} for r in records.values()), key=lambda r: r["key"])}
     files = write_outputs(out_dir, f"{suite}-{profile.dataset}", header, rendered, extra)
+    if failed is not None:
+        raise failed
     return BenchmarkResult(computed=computed, cached=cached_before, missing=len(unique) - len(records), files=files)
 
 
