@@ -105,14 +105,20 @@ class EvidenceCombiner:
         path = Path(path)
         try:
             d = json.loads(path.read_text())
-            if d.get("format") != COMBINER_FORMAT or tuple(d["features"]) != FEATURES:
+            if not isinstance(d, dict) or d.get("format") != COMBINER_FORMAT or tuple(d["features"]) != FEATURES:
                 raise CheckpointError(f"{path} is not an evidence combiner ({COMBINER_FORMAT}).")
             out = cls(np.asarray(d["coef"], float), float(d["intercept"]), np.asarray(d["readings_coef"], float),
                       float(d["readings_intercept"]), d.get("fitted_on", {}))
+            if out.coef.shape != (len(FEATURES),) or out.readings_coef.shape != (len(FEATURES) - 1,) or not \
+                    np.isfinite(np.r_[out.coef, out.readings_coef, out.intercept, out.readings_intercept]).all() or \
+                    not isinstance(out.fitted_on, dict) or not isinstance(out.fitted_on.get("models", {}), dict):
+                raise ValueError("coefficients of the wrong shape, not finite, or no record of the fitted models")
         except CheckpointError:
             raise
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise CheckpointError(f"{path} is not a readable evidence combiner ({type(exc).__name__}).") from None
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # UnicodeDecodeError and JSONDecodeError too
+            why = " ".join(str(exc).split())[:160]
+            raise CheckpointError(f"{path} is not a readable evidence combiner ({type(exc).__name__}"
+                                  f"{': ' + why if why else ''}).") from None
         for name, sha in (models or {}).items():
             fitted = out.fitted_on.get("models", {}).get(name)
             if fitted != sha:
