@@ -31,6 +31,7 @@ truncated / random / foreign / malicious       here, for Detector.load, model_fi
 checkpoints and pickles                        reader), ClipScorer(checkpoint=, voice_reader=, expression=),
                                                safe_pickle.load_pickle, load_misa, load_mmsa; CLI --checkpoint;
                                                older cases: test_model_training, test_loaders_research
+damaged evidence combiner (JSON)               here (ClipScorer(combiner=))
 forged numpy dtype, huge declared length       here (found by test_properties.py)
 face_au.csv: NaN                               test_ravdess_loader::test_nonfinite_au_values
 face_au.csv: missing column                    test_ravdess_loader::test_missing_column_is_named (and ..._au_columns)
@@ -620,6 +621,32 @@ def test_a_clip_checkpoint_with_damaged_clip_metadata(tmp_path: Path, clip_meta:
     with pytest.raises(CheckpointError) as err:
         ClipScorer(checkpoint=path)
     one_line(err.value, "damaged clip.pt")
+
+
+def _combiner_json(change: dict[str, Any] | None = None) -> bytes:
+    d = json.loads((CHECKPOINTS / "clip_combiner.json").read_text())
+    return json.dumps({**d, **(change or {})}).encode()
+
+
+COMBINER_FAULTS: dict[str, Callable[[], bytes]] = {
+    "empty": lambda: b"",
+    "random bytes": lambda: np.random.default_rng(2).integers(0, 256, 300, dtype=np.uint8).tobytes(),
+    "truncated": lambda: _combiner_json()[:200],
+    "a JSON list": lambda: b"[1, 2, 3]",
+    "coefficients of the wrong shape": lambda: _combiner_json({"coef": [1.0, 2.0]}),
+    "fitted_on not a mapping": lambda: _combiner_json({"fitted_on": ["clip.pt"]}),
+}
+
+
+@pytest.mark.parametrize("fault", list(COMBINER_FAULTS))
+def test_evidence_combiner_fault_is_one_line(tmp_path: Path, fault: str) -> None:
+    """The clip model's JSON combiner (ClipScorer(combiner=...)): a JSON list and a non-mapping fitted_on were an
+    AttributeError, wrong-shaped coefficients a failure at scoring time."""
+    path = tmp_path / "combiner.json"
+    path.write_bytes(COMBINER_FAULTS[fault]())
+    with pytest.raises(CheckpointError, match="is not (a readable|an) evidence combiner") as err:
+        ClipScorer(combiner=path).close()
+    one_line(err.value, "combiner.json")
 
 
 def test_folder_and_missing_model_files(tmp_path: Path) -> None:
