@@ -206,40 +206,47 @@ def _csv_root(ravdess_root: Path, scratch: Path, csv: bytes) -> Path:
 
 
 # ------------------------------------------------------------------------------------------------ clip decoding
-def _decode(name: str, data: bytes) -> None:
+def _decode(name: str, data: bytes, scratch: Path) -> None:
+    """Decode ``data`` as an upload (bytes) and as a file (a path): the same outcome."""
     from crossemo_core.clip.decode import ClipLimits, NamedBytes, decode_media
 
-    frames: list[float] = []
-    media = single_line_or_success(decode_media, NamedBytes(name, data), limits=ClipLimits(max_duration_s=30, fps=5),
-                                   on_frame=lambda t, rgb: frames.append(t))
-    if media is not None:
-        assert all("\n" not in n for n in media.notes), media.notes
-        if media.audio is not None:
-            assert media.audio.dtype == np.float32 and media.audio.ndim == 1
+    path = scratch / name
+    path.write_bytes(data)
+    outcomes = []
+    for source in (NamedBytes(name, data), path):
+        frames: list[float] = []
+        media = single_line_or_success(decode_media, source, limits=ClipLimits(max_duration_s=30, fps=5),
+                                       on_frame=lambda t, rgb: frames.append(t))  # noqa: B023 - used at once
+        if media is not None:
+            assert all("\n" not in n for n in media.notes), media.notes
+            if media.audio is not None:
+                assert media.audio.dtype == np.float32 and media.audio.ndim == 1
+        outcomes.append(media is None)
+    assert outcomes[0] == outcomes[1], "an upload and a file of the same bytes differ"
 
 
 @settings(max_examples=40, **SETTINGS)
 @given(data=mutated(seed_wav()))
-def test_decode_mutated_wav(data: bytes) -> None:
-    _decode("voice.wav", data)
+def test_decode_mutated_wav(scratch: Path, data: bytes) -> None:
+    _decode("voice.wav", data, scratch)
 
 
 @settings(max_examples=40, **SETTINGS)
 @given(data=mutated(seed_mp4()))
-def test_decode_mutated_mp4(data: bytes) -> None:
-    _decode("clip.mp4", data)
+def test_decode_mutated_mp4(scratch: Path, data: bytes) -> None:
+    _decode("clip.mp4", data, scratch)
 
 
 @settings(max_examples=30, **SETTINGS)
 @given(data=mutated(seed_png()))
-def test_decode_mutated_png(data: bytes) -> None:
-    _decode("face.png", data)
+def test_decode_mutated_png(scratch: Path, data: bytes) -> None:
+    _decode("face.png", data, scratch)
 
 
 @settings(max_examples=30, **SETTINGS)
 @given(data=st.binary(min_size=0, max_size=2048), name=st.sampled_from(["x.mp4", "x.wav", "x.jpg", "x.bin", "x"]))
-def test_decode_random_bytes(data: bytes, name: str) -> None:
-    _decode(name, data)
+def test_decode_random_bytes(scratch: Path, data: bytes, name: str) -> None:
+    _decode(name, data, scratch)
 
 
 # ------------------------------------------------------------------------------------------------ voice features
