@@ -10,52 +10,68 @@ import torch
 
 from crossemo_app import charts, state, ui
 from crossemo_core import reports, workspace
+from crossemo_core.baselines import METHODS
 from crossemo_core.config import PRESETS, LossConfig, ModelConfig, TrainConfig
 from crossemo_core.experiment import config_for
+from crossemo_core.profiles import describe as describe_profile
+from crossemo_core.profiles import resolve_settings
 from crossemo_core.detector import Detector
 from crossemo_core.session import TrainingJob
 from crossemo_core.training import describe_device, resolve_device
 
 DEMO_EPOCHS = 3  # [ours] the demo's default: a run takes well under a minute on 2 CPU cores (paper: 30)
-PRESET_LABELS = {"paper": "paper (SIR-HCL: SGD, lr 1e-4, batch 16)",
+PRESET_LABELS = {"profile": "best known for this data (its profile)",
+                 "paper": "paper (SIR-HCL: SGD, lr 1e-4, batch 16)",
                  "fast": "fast [ours, not the paper's]: Adam, lr 1e-3, batch 32"}
 TRAIN_KEYS = ("optimizer", "lr", "momentum", "weight_decay", "lr_step_epochs", "lr_gamma", "batch_size", "epochs",
               "patience", "grad_clip")
 LOSS_KEYS = ("lambda_intra", "lambda_cross", "lambda_hard", "k", "tau", "use_share", "use_intra", "use_cross",
              "use_hard", "hard_loss")
 MODEL_KEYS = ("hidden_size", "embedding_size", "dropout", "eta_init")
+TRAIN_FIELDS = set(TRAIN_KEYS) | {"training_labels", "refit", "mixture_var_floor"}
 
 
-def _default_epochs(preset: str) -> int:
-    return DEMO_EPOCHS if st.session_state.get(state.DATASET_KIND) == "demo" else int(PRESETS[preset]["epochs"])
+def _resolved(choice: str) -> tuple[str, dict]:
+    """(preset, overrides) of a preset choice: ``profile`` is the loaded data kind's best-known profile."""
+    return resolve_settings(st.session_state.get(state.DATASET_KIND) or "demo", None if choice == "profile" else choice,
+                            {})
+
+
+def _default_epochs(choice: str) -> int:
+    if st.session_state.get(state.DATASET_KIND) == "demo":
+        return DEMO_EPOCHS
+    preset, overrides = _resolved(choice)
+    return int(overrides.get("epochs", PRESETS[preset]["epochs"]))
+
+
+def _values(choice: str) -> dict:
+    """Every widget's value for a preset choice (the loss and model settings are the paper's in every preset)."""
+    preset, overrides = _resolved(choice)
+    train = TrainConfig(**{**PRESETS[preset], **{k: v for k, v in overrides.items() if k in TRAIN_FIELDS}})
+    loss = LossConfig(**{k: v for k, v in overrides.items() if k in LOSS_KEYS})
+    model = ModelConfig(face_dim=1, voice_dim=1, **{k: v for k, v in overrides.items() if k in MODEL_KEYS})
+    return {"p_training_labels": train.training_labels, "p_refit": train.refit,
+            **{f"p_{k}": getattr(train, k) for k in TRAIN_KEYS}, **{f"p_{k}": getattr(loss, k) for k in LOSS_KEYS},
+            **{f"p_{k}": getattr(model, k) for k in MODEL_KEYS}, "p_epochs": _default_epochs(choice)}
 
 
 def apply_preset() -> None:
-    """Fill the widgets with a preset's values (the loss and model settings are the paper's in both presets)."""
-    name = st.session_state["p_preset"]
-    train = TrainConfig(**PRESETS[name])
-    for key in TRAIN_KEYS:
-        state.set_value(f"p_{key}", getattr(train, key))
-    state.set_value("p_epochs", _default_epochs(name))
+    """Fill the widgets with the chosen preset's (or profile's) values."""
+    for key, value in _values(st.session_state["p_preset"]).items():
+        state.set_value(key, value)
     st.session_state["p_epochs_for"] = st.session_state.get(state.DATASET_KIND)
 
 
 def _init_widgets() -> None:
-    """First visit: the paper preset's values; later: keep the user's, but re-default epochs for new data kinds."""
+    """First visit: the data's best-known profile; later: keep the user's, but re-default for new data kinds."""
     if "p_preset" not in st.session_state:
-        train, loss, model = TrainConfig(**PRESETS["paper"]), LossConfig(), ModelConfig(face_dim=1, voice_dim=1)
-        defaults = {"p_preset": "paper", "p_threshold_rule": "posterior", "p_device": "auto", "p_num_threads": 1,
-                    "p_training_labels": train.training_labels, "p_refit": train.refit,
-                    **{f"p_{k}": getattr(train, k) for k in TRAIN_KEYS},
-                    **{f"p_{k}": getattr(loss, k) for k in LOSS_KEYS},
-                    **{f"p_{k}": getattr(model, k) for k in MODEL_KEYS}}
-        defaults["p_epochs"] = _default_epochs("paper")
+        defaults = {"p_preset": "profile", "p_method": "sir-hcl", "p_threshold_rule": "posterior",
+                    "p_device": "auto", "p_num_threads": 1, **_values("profile")}
         for key, value in defaults.items():
             st.session_state[key] = value
         st.session_state["p_epochs_for"] = st.session_state.get(state.DATASET_KIND)
     elif st.session_state.get("p_epochs_for") != st.session_state.get(state.DATASET_KIND):
-        state.set_value("p_epochs", _default_epochs(st.session_state["p_preset"]))
-        st.session_state["p_epochs_for"] = st.session_state.get(state.DATASET_KIND)
+        apply_preset()
 
 
 st.title("Train")
@@ -75,16 +91,24 @@ job: TrainingJob | None = st.session_state.get(state.TRAIN_JOB)
 running = job is not None and not job.finished
 
 ep = state.train_parts()
-st.caption(f"Split from the Home page: seed {ep.seed}, abnormal rate {ep.rate}; "
+st.caption(f"Split from the Home page: seed {ep.seed}, abnormal rate {ep.rate}"
+           + (" (the corpus's own official folds)" if data.official_split is not None else "") + "; "
            + ", ".join(f"{name} {len(p)} pairs ({int(p.is_abnormal.sum())} abnormal)" for name, p in ep.parts.items())
            + ".")
 
 # ------------------------------------------------------------------------------------------------ settings
 st.header("Settings")
+state.widget(st.selectbox, "Method", "p_method", list(METHODS), disabled=running,
+             format_func=lambda m: METHODS[m].title,
+             help="SIR-HCL, or a baseline of the benchmark for comparison: every method trains with the same "
+                  "settings, live curves and stop. Only a SIR-HCL run can become the model the other pages use.")
 state.widget(st.radio, "Preset", "p_preset", list(PRESET_LABELS), format_func=PRESET_LABELS.get, on_change=apply_preset,
          horizontal=True, disabled=running,
-         help="Both presets use the paper's loss settings; 'fast' is our own optimiser setting for quick runs and "
-              "is reported as such.")
+         help="The data's profile holds the best settings we measured for this kind of data; 'paper' is the "
+              "paper's; 'fast' is our own optimiser setting for quick runs and is reported as such.")
+st.caption("Settings: " + describe_profile(st.session_state.get(state.DATASET_KIND) or "demo",
+                                           None if st.session_state["p_preset"] == "profile"
+                                           else st.session_state["p_preset"]))
 if st.session_state.get(state.DATASET_KIND) == "demo":
     st.caption(f"On the demo, epochs default to {DEMO_EPOCHS} (ours) so a run takes well under a minute on a laptop "
                f"CPU; the paper trains for {PRESETS['paper']['epochs']}. The paper's SGD at lr 1e-4 learns slowly: in "
@@ -169,18 +193,16 @@ def _config():
         overrides[key] = int(overrides[key])
     overrides["training_labels"] = "classes" if data.emotion_names is None else st.session_state["p_training_labels"]
     overrides["refit"] = bool(st.session_state["p_refit"]) and st.session_state["p_threshold_rule"] != "youden"
-    return config_for(data, st.session_state["p_preset"], seed=ep.seed, abnormal_rate=ep.rate,
-                      threshold=st.session_state["p_threshold_rule"], device=st.session_state["p_device"], **overrides)
+    preset, profile = _resolved(st.session_state["p_preset"])
+    return config_for(data, preset, seed=ep.seed, abnormal_rate=ep.rate, threshold=st.session_state["p_threshold_rule"],
+                      device=st.session_state["p_device"], **{**profile, **overrides})
 
 
 b1, b2, _ = st.columns([1, 1, 4])
 if b1.button("Start training", type="primary", disabled=running, key="start_training"):
     with ui.guard("starting training"):
-        config = _config()
-        metadata = {"split_speakers": {k: sorted(set(v.speaker.tolist())) for k, v in ep.parts.items()},
-                    "test_protocol": {k: v for k, v in ep.parts["test"].protocol.items()}}
         st.session_state[state.TRAIN_JOB] = TrainingJob(
-            config, ep.parts["train"], ep.parts["valid"], ep.parts["test"], metadata=metadata,
+            _config(), data, method=st.session_state["p_method"],
             num_threads=int(st.session_state["p_num_threads"])).start()
         st.rerun()
 if b2.button("Stop", disabled=not running, key="stop_training",
@@ -213,7 +235,8 @@ def _draw_live() -> None:
     elif snap.state == "stopped":
         st.warning(f"Training stopped by you after {len(snap.epochs)} epoch(s) in {snap.elapsed:.0f} s; the model "
                    f"in use is unchanged.", icon=":material/stop_circle:")
-        if st.button(f"Use this stopped run instead ({snap.kept_network})", key="use_stopped_run"):
+        if snap.outcome is not None and snap.outcome.training is not None and st.button(
+                f"Use this stopped run instead ({snap.kept_network})", key="use_stopped_run"):
             state.use_stopped_run()
             st.rerun()
     else:

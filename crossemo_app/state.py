@@ -222,6 +222,8 @@ def adopt_finished_training() -> bool:
     if outcome is None:
         return False
     result = outcome.training
+    if result is None:
+        return False  # a baseline's run: its curves and metrics are shown, the model in use stays
     data = dataset()
     if data is not None and schema_mismatch(result.detector.schema, data):
         return False  # trained on data that has since been replaced by data of another shape
@@ -237,7 +239,7 @@ def use_stopped_run() -> None:
     """Make the best weights of this session's stopped training run the model in use (the user asked for it)."""
     job = st.session_state.get(TRAIN_JOB)
     outcome = None if job is None else job.outcome
-    if outcome is None or not outcome.training.interrupted:
+    if outcome is None or outcome.training is None or not outcome.training.interrupted:
         return
     result = outcome.training
     set_detector(result.detector, f"trained in this session, stopped by you after {len(result.history)} epoch(s); "

@@ -1,5 +1,6 @@
 """``python -m crossemo_core``: the command line (:mod:`crossemo_core.cli`). A Ctrl-C while the package is still
-being imported ends with the same one line as one during a command, never a traceback."""
+being imported ends with the same one line as one during a command, never a traceback, and exit status 130."""
+import os
 import sys
 
 try:
@@ -9,4 +10,10 @@ try:
 except KeyboardInterrupt:
     print("interrupted: stopped at once; no output file was written or changed", file=sys.stderr)
     code = 130
+if code == 130:
+    # A KeyboardInterrupt caught while a module was being imported can still make the interpreter started by
+    # ``-m`` end itself with SIGINT at shutdown (status -2 instead of 130); nothing is left to write, so leave now.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)
 sys.exit(code)

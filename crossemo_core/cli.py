@@ -22,6 +22,8 @@ from crossemo_core.errors import CrossemoError
 from crossemo_core.executors import add_executor_args, executor_from
 from crossemo_core.experiment import DATASETS
 from crossemo_core.paths import CHECKPOINTS, atomic_write, check_writable
+from crossemo_core.profiles import describe as describe_profile
+from crossemo_core.profiles import resolve_settings
 from crossemo_core.settings import SettingError, check_settings, merge_options, option_number, parse_settings
 
 DEFAULT_CHECKPOINT = CHECKPOINTS / "demo.pt"
@@ -61,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, required=True, help="checkpoint file to write")
     train.add_argument("--save-on-interrupt", action="store_true",
                        help="on Ctrl-C, keep the best weights so far in OUT.interrupted.pt (--out is never touched)")
-    train.add_argument("--preset", choices=sorted(PRESETS), default="paper")
+    train.add_argument("--preset", choices=sorted(PRESETS),
+                       help="run this preset as it is (paper: the paper's settings); default: the dataset's "
+                            "best-known profile (crossemo_core/profiles.py)")
     train.add_argument("--epochs", type=option_number("--epochs", minimum=1, whole=True))
     train.add_argument("--seed", type=option_number("--seed", minimum=0, whole=True), help="default 0")
     train.add_argument("--batch-size", type=option_number("--batch-size", minimum=2, whole=True))
@@ -89,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     cv = sub.add_parser("cross-validate", help="speaker-disjoint cross-validation over folds and seeds")
     data_args(cv, required=True)
-    cv.add_argument("--preset", choices=sorted(PRESETS), default="fast")
+    cv.add_argument("--preset", choices=sorted(PRESETS),
+                    help="run this preset as it is; default: the dataset's best-known profile")
     cv.add_argument("--folds", type=option_number("--folds", minimum=3, whole=True), default=5,
                     help="speaker folds per seed (>= 3: train, valid and test speakers; default 5)")
     cv.add_argument("--seeds", type=option_number("--seeds", minimum=0, whole=True), nargs="+", default=[0, 1, 2])
@@ -174,10 +179,10 @@ def _load(args: argparse.Namespace) -> Any:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from crossemo_core.experiment import config_for, official_folds, split_pairs
-    from crossemo_core.training import Trainer, describe_device
+    from crossemo_core.experiment import config_for, run, split_for
+    from crossemo_core.training import TrainingControl, describe_device, resolve_device
 
-    overrides = _training_overrides(args, {
+    preset, overrides = _training_overrides(args, {
         "seed": args.seed, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
         "abnormal_rate": args.rate, "threshold": args.threshold, "device": args.device, "hard_loss": args.hard_loss,
         **{f"use_{t}": False if getattr(args, f"no_{t}") else None for t in ("share", "intra", "cross", "hard")}})
@@ -188,20 +193,18 @@ def _train(args: argparse.Namespace) -> int:
     if args.json:
         check_writable(args.json, "--json")
     corpus = _load(args)
-    config = config_for(corpus, args.preset, **overrides)
-    parts = split_pairs(corpus, seed=config.train.seed, rate=config.train.abnormal_rate,
-                        fold=official_folds(corpus))
-    print(f"dataset: {corpus.display_name}: {len(corpus)} pairs, {len(set(corpus.speaker))} speakers")
+    config = config_for(corpus, preset, **overrides)
+    parts, split = split_for(corpus, config.train.seed, config.train.abnormal_rate)
+    print(f"dataset: {corpus.display_name}: {len(corpus)} pairs, {len(set(corpus.speaker))} speakers; "
+          f"{'the corpus official folds' if split.kind == 'official' else f'split by seed {split.seed}'}")
     for name, part in parts.items():
         p = part.protocol
         print(f"  {name}: {len(part)} pairs, {len(set(part.speaker))} speakers, {p['n_abnormal']} abnormal "
               f"({p['n_fallback']} partner(s) from another speaker)")
-    trainer = Trainer(config, callbacks=[_ProgressPrinter()], stop_on_ctrl_c=True)
-    print(f"device: {describe_device(trainer.device)}; preset {config.train.preset}; Ctrl-C stops after the current "
-          f"step")
-    result = trainer.fit(parts["train"], parts["valid"], metadata={
-        "split_speakers": {k: sorted(set(v.speaker.tolist())) for k, v in parts.items()},
-        "test_protocol": {k: v for k, v in parts["test"].protocol.items()}})
+    print(f"settings: {describe_profile(args.dataset, args.preset, overrides)}")
+    print(f"device: {describe_device(resolve_device(config.train.device))}; Ctrl-C stops after the current step")
+    outcome = run(corpus, config, control=TrainingControl([_ProgressPrinter()], stop_on_ctrl_c=True))
+    result = outcome.training
     if result.interrupted:
         _close_progress_bars()
         kept = (f"best weights so far (epoch {result.best_epoch}) written to "
@@ -211,7 +214,7 @@ def _train(args: argparse.Namespace) -> int:
               f"{args.out}; {kept}", file=sys.stderr)
         return 130
     path = result.detector.save(args.out)
-    metrics = result.detector.evaluate(parts["test"])
+    metrics = outcome.test_metrics
     refit = result.detector.metadata["refit"]
     print(f"best epoch {result.best_epoch} (valid AUC {result.detector.metadata['best_valid_auc']:.4f})"
           + ("" if refit is None else f"; refit on train + valid for {refit['epochs']} epoch(s)"
@@ -246,7 +249,7 @@ def _cross_validate(args: argparse.Namespace) -> int:
     from crossemo_core.evaluation import format_mean_sd
     from crossemo_core.experiment import cross_validate
 
-    overrides = _training_overrides(args, {"epochs": args.epochs})
+    preset, overrides = _training_overrides(args, {"epochs": args.epochs})
     if "seed" in overrides:
         raise SettingError("--set seed: cross-validate runs every seed given with --seeds; give those instead.")
     if args.json:
@@ -259,10 +262,11 @@ def _cross_validate(args: argparse.Namespace) -> int:
             bar.update(1)
             bar.set_postfix(seed=seed, fold=fold, auc=f"{metrics['auc']:.3f}")
 
-        result = cross_validate(corpus, preset=args.preset, seeds=args.seeds, n_folds=args.folds, on_run=on_run,
+        result = cross_validate(corpus, preset=preset, seeds=args.seeds, n_folds=args.folds, on_run=on_run,
                                 executor=executor, **overrides)
         bar.close()
-    print(f"{corpus.display_name}, {args.folds}-fold speaker-disjoint CV, seeds {args.seeds}, preset {args.preset}:")
+    print(f"{corpus.display_name}, {args.folds}-fold speaker-disjoint CV, seeds {args.seeds}, "
+          f"{describe_profile(args.dataset, args.preset, overrides)}:")
     print("  " + format_mean_sd(result["summary"]))
     if args.json:
         _write_json(args.json, result)
@@ -325,14 +329,15 @@ class _ProgressPrinter:
         print(f"epoch {event.epoch:3d}/{event.n_epochs}: {losses} | {valid} ({event.seconds:.1f} s)")
 
 
-def _training_overrides(args: argparse.Namespace, named: dict[str, Any]) -> dict[str, Any]:
-    """The configuration fields a ``train`` / ``cross-validate`` command line sets: its named options (None when
-    not given, so the preset decides), ``--refit`` and every ``--set NAME=VALUE``; a field set both ways is an
-    error. Checked against the preset here, before any data is loaded."""
-    overrides = merge_options({**named, "refit": True if args.refit else None}, parse_settings(args.settings),
-                              NAMED_FIELDS)
-    check_settings(args.preset, overrides)
-    return overrides
+def _training_overrides(args: argparse.Namespace, named: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(preset, overrides) of a ``train`` / ``cross-validate`` command line: the dataset's profile (or the named
+    ``--preset`` as it is), then its named options (None when not given), ``--refit`` and every ``--set
+    NAME=VALUE``; a field set both ways is an error. Checked here, before any data is loaded."""
+    given = merge_options({**named, "refit": True if args.refit else None}, parse_settings(args.settings),
+                          NAMED_FIELDS)
+    preset, overrides = resolve_settings(args.dataset, args.preset, given)
+    check_settings(preset, overrides)
+    return preset, overrides
 
 
 def _print_metrics(title: str, metrics: dict[str, Any]) -> None:

@@ -1,12 +1,15 @@
 """High-level runs shared by the command line, the app and the benchmarks.
 
-``load_corpus`` -> ``split_pairs`` (speaker-disjoint parts, protocol applied inside each part) -> ``Trainer`` ->
-``Detector.evaluate``. ``cross_validate`` repeats this over speaker folds and seeds and reports mean +- sd.
+``load_corpus`` -> :func:`run`: :func:`split_for` (speaker-disjoint parts, the corpus's official folds where it has
+them, abnormal pairs made inside each part) -> train a method (:mod:`crossemo_core.baselines`, SIR-HCL by default,
+on the one :class:`~crossemo_core.training.Trainer`) -> test metrics. :func:`cross_validate` runs :func:`run` over
+speaker folds and seeds (one executor task each) and reports mean +- sd.
 """
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -19,7 +22,7 @@ from crossemo_core.data.protocol import make_abnormal_pairs, speaker_disjoint_sp
 from crossemo_core.errors import DataError
 from crossemo_core.evaluation import mean_sd
 from crossemo_core.executors import Executor, LocalExecutor
-from crossemo_core.training import Trainer, TrainingCallback, TrainingResult
+from crossemo_core.training import TrainingControl, TrainingResult
 
 DATASETS = ("demo", "ravdess", "misa", "mmsa", "csd")
 
@@ -105,23 +108,87 @@ def split_pairs(corpus: PairDataset, seed: int = 0, rate: float = 0.5,
     return apply_protocol({name: corpus.subset(indices[name]) for name in ("train", "valid", "test")}, rate, seed)
 
 
+@dataclass(frozen=True)
+class SplitRecord:
+    """How a run's pairs were split into train/valid/test; saved with every checkpoint (``metadata["split"]``).
+
+    ``kind``: ``official`` (the corpus's own folds, e.g. MMSA's), ``fold`` (speaker fold ``fold`` of ``n_folds``
+    made with ``seed``) or ``seeded`` (a 3:1:1 speaker-disjoint split made with ``seed``). Abnormal pairs are made
+    inside each part at ``rate``."""
+
+    kind: str
+    seed: int
+    rate: float
+    fold: int | None
+    n_folds: int | None
+    speakers: dict[str, list[str]]
+    test_protocol: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def split_for(corpus: PairDataset, seed: int, rate: float, fold: int | None = None,
+              n_folds: int | None = None) -> tuple[dict[str, PairDataset], SplitRecord]:
+    """The parts of one run: speaker fold ``fold`` of ``n_folds`` when given, else the corpus's official folds
+    when it has them, else a seeded 3:1:1 speaker-disjoint split; with the record that says which."""
+    if n_folds:
+        if fold is None or not 0 <= fold < n_folds:
+            raise DataError(f"fold must lie in 0..{n_folds - 1}, not {fold}.")
+        kind, indices = "fold", speaker_folds(corpus.speaker, n_folds=n_folds, seed=seed)[fold]
+    elif (official := official_folds(corpus)) is not None:
+        kind, indices = "official", official
+    else:
+        kind, indices = "seeded", None
+    parts = split_pairs(corpus, seed=seed, rate=rate, fold=indices)
+    record = SplitRecord(kind=kind, seed=seed, rate=rate, fold=fold if n_folds else None, n_folds=n_folds or None,
+                         speakers={k: sorted(set(map(str, v.speaker.tolist()))) for k, v in parts.items()},
+                         test_protocol=dict(parts["test"].protocol))
+    return parts, record
+
+
 @dataclass
 class RunResult:
-    """One training run and its test metrics."""
+    """One run: its parts and split record, the fitted scorer, its test scores and metrics, and (for methods
+    trained by the :class:`~crossemo_core.training.Trainer` into a detector) the training result."""
 
-    training: TrainingResult
-    test_metrics: dict[str, Any]
     parts: dict[str, PairDataset]
+    split: SplitRecord
+    scorer: Any
+    test_scores: Any
+    test_metrics: dict[str, Any]
+    training: TrainingResult | None
+    fit_seconds: float
+    score_seconds: float
+
+    @property
+    def detector(self) -> Any:
+        """The trained :class:`~crossemo_core.detector.Detector` (SIR-HCL and the methods on its network)."""
+        return getattr(self.scorer, "detector", None)
 
 
-def train_and_test(corpus: PairDataset, config: ExperimentConfig, fold: dict[str, np.ndarray] | None = None,
-                   callbacks: Sequence[TrainingCallback] = ()) -> RunResult:
-    """Split, train (selecting on valid), fit the verdict, and evaluate on the test part."""
-    parts = split_pairs(corpus, seed=config.train.seed, rate=config.train.abnormal_rate, fold=fold)
-    trainer = Trainer(config, callbacks=list(callbacks))
-    result = trainer.fit(parts["train"], parts["valid"], metadata={
-        "split_speakers": {k: sorted(set(v.speaker.tolist())) for k, v in parts.items()}})
-    return RunResult(result, result.detector.evaluate(parts["test"]), parts)
+def run(corpus: PairDataset, config: ExperimentConfig, *, method: str = "sir-hcl",
+        method_settings: dict[str, Any] | None = None, fold: int | None = None, n_folds: int | None = None,
+        control: TrainingControl | None = None, metadata: dict[str, Any] | None = None) -> RunResult:
+    """The one way a run is assembled (command line, cross-validation, benchmark, the app's jobs, the Python API):
+    split (:func:`split_for`, by ``config.train.seed`` and ``abnormal_rate``), train ``method`` selecting on the
+    valid part (``control``: callbacks, stop flag, Ctrl-C), score the test part. A detector's metadata gets the
+    split record (and ``metadata``), so a saved checkpoint says which speakers it never saw."""
+    from crossemo_core.baselines import evaluate_scores, make_method
+
+    parts, split = split_for(corpus, config.train.seed, config.train.abnormal_rate, fold, n_folds)
+    started = time.perf_counter()
+    scorer = make_method(method, config, **(method_settings or {})).fit(parts["train"], parts["valid"], control)
+    fitted = time.perf_counter()
+    scores = scorer.score(parts["test"])
+    metrics = evaluate_scores(parts["test"], scores)
+    result = RunResult(parts=parts, split=split, scorer=scorer, test_scores=scores, test_metrics=metrics,
+                       training=getattr(scorer, "training", None), fit_seconds=fitted - started,
+                       score_seconds=time.perf_counter() - fitted)
+    if result.detector is not None:
+        result.detector.metadata.update({**(metadata or {}), "split": split.to_dict(),
+                                         "split_speakers": split.speakers, "test_protocol": split.test_protocol})
+    return result
 
 
 @dataclass(frozen=True)
@@ -137,9 +204,8 @@ class FoldTask:
 
 def run_fold(corpus: PairDataset, task: FoldTask) -> dict[str, Any]:
     """Train on the fold's train speakers (selecting on its valid speakers) and return its test metrics."""
-    fold = speaker_folds(corpus.speaker, n_folds=task.n_folds, seed=task.seed)[task.fold]
     config = config_for(corpus, task.preset, seed=task.seed, **dict(task.overrides))
-    return train_and_test(corpus, config, fold=fold).test_metrics
+    return run(corpus, config, fold=task.fold, n_folds=task.n_folds).test_metrics
 
 
 def cross_validate(corpus: PairDataset, preset: str = "fast", seeds: Sequence[int] = (0, 1, 2), n_folds: int = 5,

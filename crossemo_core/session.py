@@ -25,7 +25,9 @@ import torch
 from crossemo_core.config import ExperimentConfig
 from crossemo_core.data.container import PairDataset
 from crossemo_core.errors import CrossemoError
-from crossemo_core.training import EpochEvent, StepEvent, Trainer, TrainingResult, describe_device, resolve_device
+from crossemo_core.experiment import RunResult, run
+from crossemo_core.training import (EpochEvent, StepEvent, TrainingControl, TrainingResult, describe_device,
+                                    resolve_device)
 
 __all__ = ["JOB_STATES", "BackgroundJob", "JobSnapshot", "TrainingJob", "TrainingSnapshot", "user_message"]
 
@@ -191,11 +193,13 @@ class BackgroundJob(Generic[T]):
 # ---------------------------------------------------------------------------------------------------- training
 @dataclass(frozen=True)
 class TrainingOutcome:
-    """What a finished training job keeps: the run, the test metrics (None without a test part), the file."""
+    """What a finished training job keeps: the run (:class:`~crossemo_core.experiment.RunResult`), its training
+    result (None for a method that does not train a SIR-HCL-network detector), test metrics and the file."""
 
-    training: TrainingResult
-    test_metrics: dict[str, Any] | None
+    training: TrainingResult | None
+    test_metrics: dict[str, Any]
     checkpoint: Path | None
+    run: RunResult | None = None
 
 
 @dataclass(frozen=True)
@@ -235,7 +239,8 @@ class TrainingSnapshot:
     @property
     def kept_network(self) -> str:
         """Which network the run keeps, in words: the best epoch's, or the one refit on train + valid."""
-        refit = None if self.outcome is None else self.outcome.training.detector.metadata.get("refit")
+        training = None if self.outcome is None else self.outcome.training
+        refit = None if training is None else training.detector.metadata.get("refit")
         if refit is None:
             return f"best epoch: {self.best_epoch} (its weights are kept)"
         if refit["completed"]:
@@ -247,11 +252,16 @@ class TrainingSnapshot:
 class TrainingJob:
     """Trains a detector in a background thread; a page polls :meth:`snapshot` and may call :meth:`stop`.
 
+    The run is assembled by :func:`crossemo_core.experiment.run`, as on the command line: the corpus is split by
+    ``config.train.seed`` and ``abnormal_rate`` (its official folds where it has them), ``method`` trains on the
+    train part selecting on the valid part, and the test part is scored.
+
     Args:
         config: the run's configuration (validated here, so a bad setting fails before a thread starts).
-        train, valid: the pairs to train on and to select the best epoch on.
-        test: optional pairs scored after training (``test_metrics`` of the outcome).
-        metadata: stored in the checkpoint (e.g. the split's speakers).
+        corpus: the pairs to split, train on and test on.
+        method: SIR-HCL (default) or a baseline of :data:`crossemo_core.baselines.METHODS`; every one has live
+            curves and stop.
+        metadata: stored in the checkpoint beside the split record.
         checkpoint_path: when given, the final detector is written there atomically when the run completes; a run
             stopped by :meth:`stop` writes nothing there (its best weights stay in the outcome, for the caller to
             keep or drop), like ``train`` on the command line after a Ctrl-C.
@@ -260,15 +270,20 @@ class TrainingJob:
             (2.3 s vs 13.7 s for a demo epoch), because the threads spin-wait for each other on every tiny op.
     """
 
-    def __init__(self, config: ExperimentConfig, train: PairDataset, valid: PairDataset,
-                 test: PairDataset | None = None, metadata: dict[str, Any] | None = None,
-                 checkpoint_path: str | Path | None = None, num_threads: int | None = None) -> None:
+    def __init__(self, config: ExperimentConfig, corpus: PairDataset, method: str = "sir-hcl",
+                 metadata: dict[str, Any] | None = None, checkpoint_path: str | Path | None = None,
+                 num_threads: int | None = None) -> None:
+        from crossemo_core.baselines import METHODS
+
         self.config = config.validate()
         if num_threads is not None and num_threads < 1:
             raise ValueError("num_threads must be at least 1")
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
         self.num_threads = num_threads
+        self.method = method
         self.device = describe_device(resolve_device(config.train.device))
-        self._parts = (train, valid, test)
+        self._corpus = corpus
         self._metadata = dict(metadata or {})
         self._checkpoint_path = None if checkpoint_path is None else Path(checkpoint_path)
         self._lock = threading.Lock()
@@ -289,15 +304,13 @@ class TrainingJob:
             self._epochs.append(event)
 
     def _work(self, job: BackgroundJob[TrainingOutcome]) -> TrainingOutcome:
-        train, valid, test = self._parts
         job.report_progress(0, 1, "preparing tensors")
-        trainer = Trainer(self.config, callbacks=[self], stop_event=job.stop_event)
-        result = trainer.fit(train, valid, metadata=self._metadata)
-        job.report_progress(1, 1, "scoring the test pairs" if test is not None else "finishing")
-        metrics = result.detector.evaluate(test) if test is not None else None
-        path = (result.detector.save(self._checkpoint_path)
-                if self._checkpoint_path is not None and not result.interrupted else None)
-        return TrainingOutcome(result, metrics, path)
+        outcome = run(self._corpus, self.config, method=self.method, metadata=self._metadata,
+                      control=TrainingControl([self], job.stop_event))
+        result = outcome.training
+        keep = self._checkpoint_path is not None and result is not None and not result.interrupted
+        path = result.detector.save(self._checkpoint_path) if keep else None
+        return TrainingOutcome(result, outcome.test_metrics, path, outcome)
 
     # control
     def start(self) -> "TrainingJob":

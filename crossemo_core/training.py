@@ -81,6 +81,8 @@ class TrainingControl:
 
     callbacks: list[TrainingCallback] = field(default_factory=list)
     stop_event: threading.Event | None = None
+    stop_on_ctrl_c: bool = False
+    """The first Ctrl-C (main thread only) stops after the current step, as :meth:`Trainer.stop` does."""
 
 
 @dataclass

@@ -87,9 +87,12 @@ def training_done(at: AppTest) -> bool:
                                                     for s in [*at.success, *at.warning, *at.error])
 
 
-def train(at: AppTest, epochs: int) -> None:
+def train(at: AppTest, epochs: int, **checks: bool) -> None:
+    """Train with the fast preset for ``epochs`` (and the given checkboxes, e.g. ``refit=True``)."""
     goto(at, "train")
     at.radio(key=wk(at, "p_preset")).set_value("fast").run()
+    for name, value in checks.items():
+        at.checkbox(key=wk(at, f"p_{name}")).set_value(value).run()
     at.number_input(key=wk(at, "p_epochs")).set_value(epochs).run()
     at.button(key="start_training").click().run()
     assert_clean(at)
@@ -130,17 +133,21 @@ def test_bad_ravdess_path_is_an_error_message_not_a_traceback():
     assert "demo (synthetic)" in "\n".join(m.value for m in at.sidebar.markdown)  # the demo stays loaded
 
 
-def test_train_page_defaults_are_the_paper_values():
+def test_train_page_defaults_are_the_data_profile_and_the_paper_preset_is_one_click_away():
     at = goto(new_app(), "train")
     assert_clean(at)
-    assert at.radio(key=wk(at, "p_preset")).value == "paper"
+    assert at.radio(key=wk(at, "p_preset")).value == "profile"  # the demo's profile: the fast preset
+    assert at.selectbox(key=wk(at, "p_method")).value == "sir-hcl"
+    assert "profile 'demo' (fast preset)" in texts(at)
+    assert at.selectbox(key=wk(at, "p_optimizer")).value == "adam"
+    assert at.number_input(key=wk(at, "p_epochs")).value == 3  # the demo's short default (ours)
+    at.radio(key=wk(at, "p_preset")).set_value("paper").run()
     assert at.selectbox(key=wk(at, "p_optimizer")).value == "sgd"
     assert at.number_input(key=wk(at, "p_lr")).value == pytest.approx(1e-4)
     assert at.number_input(key=wk(at, "p_batch_size")).value == 16
     assert [at.number_input(key=wk(at, f"p_lambda_{t}")).value for t in ("intra", "cross", "hard")] == [1.0, 1.0, 0.5]
     assert at.number_input(key=wk(at, "p_k")).value == 6 and at.number_input(key=wk(at, "p_tau")).value == 1.0
     assert all(at.checkbox(key=wk(at, f"p_use_{t}")).value for t in ("share", "intra", "cross", "hard"))
-    assert at.number_input(key=wk(at, "p_epochs")).value == 3  # the demo's short default (ours)
     assert "Device in use:" in texts(at)
     assert not [b for b in at.selectbox if b.label == "The losses learn"]  # the demo names no finer emotions
     at.radio(key=wk(at, "p_preset")).set_value("fast").run()
@@ -150,6 +157,19 @@ def test_train_page_defaults_are_the_paper_values():
     goto(at, "home")
     goto(at, "train")  # values survive a page switch
     assert at.radio(key=wk(at, "p_preset")).value == "fast" and at.number_input(key=wk(at, "p_batch_size")).value == 32
+
+
+def test_a_baseline_trains_with_live_curves_and_leaves_the_model_in_use():
+    at = goto(new_app(), "train")
+    at.selectbox(key=wk(at, "p_method")).set_value("agreement").run()
+    at.number_input(key=wk(at, "p_epochs")).set_value(2).run()
+    at.button(key="start_training").click().run()
+    run_until(at, training_done, what="the baseline run")
+    assert_clean(at)
+    job = at.session_state["train_job"]
+    assert job.state == "done" and len(job.snapshot().epochs) == 2
+    assert any(m.label == "AUC" for m in at.metric)
+    assert "bundled demo checkpoint" in "\n".join(m.value for m in at.sidebar.markdown)
 
 
 def test_bad_checkpoint_path_is_an_error_message():
@@ -216,8 +236,7 @@ def test_refit_option_trains_again_on_train_and_valid():
     at.selectbox(key=wk(at, "p_threshold_rule")).set_value("youden").run()
     assert at.checkbox(key=wk(at, "p_refit")).disabled  # the Youden threshold is chosen on the validation pairs
     at.selectbox(key=wk(at, "p_threshold_rule")).set_value("posterior").run()
-    at.checkbox(key=wk(at, "p_refit")).check().run()
-    train(at, epochs=2)
+    train(at, epochs=2, refit=True)
     outcome = at.session_state["train_job"].outcome
     refit = outcome.training.detector.metadata["refit"]
     assert outcome.training.detector.config.train.refit and refit["completed"]
@@ -316,9 +335,13 @@ def test_ravdess_folder_flow():
     assert metric(at, "Speakers") == "3"
     assert int(metric(at, "Pairs (clips)")) >= 170
     assert "not recorded from people" not in texts(at)
-    goto(at, "train")
-    at.selectbox(key=wk(at, "p_training_labels")).set_value("emotions").run()
-    train(at, epochs=1)
+    goto(at, "train")  # RAVDESS's profile: the losses learn the 8 emotions, then a refit on train + valid
+    assert at.radio(key=wk(at, "p_preset")).value == "profile"
+    assert at.selectbox(key=wk(at, "p_training_labels")).value == "emotions" and at.checkbox(key=wk(at, "p_refit")).value
+    at.number_input(key=wk(at, "p_epochs")).set_value(1).run()
+    at.button(key="start_training").click().run()
+    run_until(at, training_done, what="training")
+    assert_clean(at)
     detector = at.session_state["train_job"].outcome.training.detector
     assert detector.config.train.training_labels == "emotions" and detector.model.classifier.out_features == 8
     goto(at, "verdicts")

@@ -342,7 +342,7 @@ def _finish(proc: subprocess.Popen[str]) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("delay", [0.3, 1.5])
+@pytest.mark.parametrize("delay", [0.3, 0.7, 1.0, 1.5])
 def test_ctrl_c_at_start_up(tmp_path: Path, delay: float) -> None:
     out = tmp_path / "model.pt"
     proc = _start_training(out)

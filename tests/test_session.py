@@ -15,16 +15,20 @@ from crossemo_core.session import BackgroundJob, TrainingJob, user_message
 
 
 @pytest.fixture(scope="module")
-def parts():
-    corpus = make_synthetic(n_speakers=6, clips_per_speaker=14, face_dim=5, voice_dim=7, face_length=(2, 6),
-                            voice_length=(3, 8), seed=1)
+def corpus():
+    return make_synthetic(n_speakers=6, clips_per_speaker=14, face_dim=5, voice_dim=7, face_length=(2, 6),
+                          voice_length=(3, 8), seed=1)
+
+
+@pytest.fixture(scope="module")
+def parts(corpus):
+    """The parts a job on ``corpus`` trains and tests on (split by the config's seed 0 and rate 0.5)."""
     return split_pairs(corpus, seed=0, rate=0.5)
 
 
-def small_config(parts, **overrides):
-    train = parts["train"]
+def small_config(corpus, **overrides):
     settings = {"hidden_size": 12, "embedding_size": 12, "epochs": 2, "batch_size": 16, **overrides}
-    return preset_config("fast", train.face_dim, train.voice_dim, **settings)
+    return preset_config("fast", corpus.face_dim, corpus.voice_dim, **settings)
 
 
 # ---------------------------------------------------------------------------------------------- BackgroundJob
@@ -86,10 +90,9 @@ def test_background_job_stop_is_cooperative():
 
 
 # ---------------------------------------------------------------------------------------------- TrainingJob
-def test_training_job_runs_in_background_and_keeps_everything(parts, tmp_path):
+def test_training_job_runs_in_background_and_keeps_everything(corpus, parts, tmp_path):
     path = tmp_path / "run.pt"
-    job = TrainingJob(small_config(parts), parts["train"], parts["valid"], parts["test"],
-                      metadata={"note": "test"}, checkpoint_path=path)
+    job = TrainingJob(small_config(corpus), corpus, metadata={"note": "test"}, checkpoint_path=path)
     assert job.state == "pending"
     job.start()
     assert job.wait(120), "training did not finish"
@@ -110,16 +113,16 @@ def test_training_job_runs_in_background_and_keeps_everything(parts, tmp_path):
     assert snap.device.startswith(("CPU", "GPU"))
 
 
-def test_snapshots_are_copies(parts):
-    job = TrainingJob(small_config(parts, epochs=1), parts["train"], parts["valid"]).start()
+def test_snapshots_are_copies(corpus):
+    job = TrainingJob(small_config(corpus, epochs=1), corpus).start()
     job.wait(120)
     a = job.snapshot()
     a.steps.clear()
     assert len(job.snapshot().steps) > 0
 
 
-def test_stop_keeps_the_best_epoch_so_far(parts):
-    job = TrainingJob(small_config(parts, epochs=50), parts["train"], parts["valid"], parts["test"])
+def test_stop_keeps_the_best_epoch_so_far(corpus):
+    job = TrainingJob(small_config(corpus, epochs=50), corpus)
     original = job.on_epoch
 
     def stop_after_first_epoch(event):
@@ -137,8 +140,8 @@ def test_stop_keeps_the_best_epoch_so_far(parts):
     assert snap.outcome.test_metrics is not None
 
 
-def test_a_stopped_refit_keeps_and_says_the_selected_network(parts):
-    job = TrainingJob(small_config(parts, epochs=2, refit=True), parts["train"], parts["valid"], parts["test"])
+def test_a_stopped_refit_keeps_and_says_the_selected_network(corpus):
+    job = TrainingJob(small_config(corpus, epochs=2, refit=True), corpus)
     original = job.on_step
 
     def stop_in_refit(event):
@@ -155,30 +158,42 @@ def test_a_stopped_refit_keeps_and_says_the_selected_network(parts):
     assert snap.n_epochs > 2  # the refit's epochs are part of the plan shown by the progress bar
 
 
-def test_training_failure_is_a_message(parts):
-    only_normal = parts["train"].subset(np.flatnonzero(~parts["train"].is_abnormal))
-    job = TrainingJob(small_config(parts), only_normal, parts["valid"]).start()
+def test_training_failure_is_a_message(corpus):
+    two_speakers = corpus.subset(np.flatnonzero(np.isin(corpus.speaker, np.unique(corpus.speaker)[:2])))
+    job = TrainingJob(small_config(corpus), two_speakers).start()
     assert job.wait(60)
     snap = job.snapshot()
-    assert snap.state == "failed" and "abnormal" in snap.error and snap.outcome is None
+    assert snap.state == "failed" and "needs at least 3 speakers" in snap.error and snap.outcome is None
     assert "Traceback" not in snap.error
 
 
-def test_bad_settings_fail_before_a_thread_starts(parts):
-    config = small_config(parts)
+def test_bad_settings_fail_before_a_thread_starts(corpus):
+    config = small_config(corpus)
     config.train.lr = -1.0
     with pytest.raises(ValueError, match="learning rate"):
-        TrainingJob(config, parts["train"], parts["valid"])
+        TrainingJob(config, corpus)
     with pytest.raises(ValueError, match="num_threads"):
-        TrainingJob(small_config(parts), parts["train"], parts["valid"], num_threads=0)
+        TrainingJob(small_config(corpus), corpus, num_threads=0)
+    with pytest.raises(ValueError, match="unknown method 'svm'"):
+        TrainingJob(small_config(corpus), corpus, method="svm")
 
 
-def test_num_threads_is_applied(parts):
+def test_num_threads_is_applied(corpus):
     before = torch.get_num_threads()
     try:
-        job = TrainingJob(small_config(parts, epochs=1), parts["train"], parts["valid"], num_threads=1).start()
+        job = TrainingJob(small_config(corpus, epochs=1), corpus, num_threads=1).start()
         assert torch.get_num_threads() == 1
         job.wait(120)
         assert job.state == "done"
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_baseline_trains_with_live_curves_and_a_split_record(corpus):
+    job = TrainingJob(small_config(corpus, epochs=2), corpus, method="agreement").start()
+    assert job.wait(120)
+    snap = job.snapshot()
+    assert snap.state == "done" and [e.epoch for e in snap.epochs] == [1, 2]
+    assert set(snap.steps[0].losses) == {"total", "face", "voice"}
+    assert snap.outcome.training is None and 0.0 <= snap.outcome.test_metrics["auc"] <= 1.0
+    assert snap.outcome.run.split.kind == "seeded" and snap.outcome.run.split.seed == 0

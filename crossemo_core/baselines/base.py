@@ -18,7 +18,7 @@ from crossemo_core.data.container import PairDataset
 from crossemo_core.data.labels import anomaly_type
 from crossemo_core.detector import Detector, cosine_rows
 from crossemo_core.evaluation import detection_metrics, per_type_metrics
-from crossemo_core.training import Trainer, TrainingControl
+from crossemo_core.training import Trainer, TrainingControl, TrainingResult
 
 
 @dataclass
@@ -49,6 +49,7 @@ class DetectorScorer:
     """A trained SIR-HCL-network :class:`Detector` with its own Beta-mixture verdict (SIR-HCL, HyCon variant)."""
 
     detector: Detector
+    training: TrainingResult | None = None
 
     def score(self, pairs: PairDataset) -> PairScores:
         scored = self.detector.score(pairs)
@@ -111,7 +112,8 @@ class Method(ABC):
     def trainer(self, control: TrainingControl | None = None, criterion: Any = None) -> Trainer:
         """The one training loop for this method's config, watched and steered by ``control``."""
         control = control or TrainingControl()
-        return Trainer(self.config, callbacks=control.callbacks, stop_event=control.stop_event, criterion=criterion)
+        return Trainer(self.config, callbacks=control.callbacks, stop_event=control.stop_event, criterion=criterion,
+                       stop_on_ctrl_c=control.stop_on_ctrl_c)
 
     def settings(self) -> dict[str, Any]:
         """The method's own settings (every field but ``config``), for cache keys and reports."""

@@ -20,7 +20,8 @@ class SIRHCLMethod(Method):
     title: ClassVar[str] = "SIR-HCL"
 
     def fit(self, train: PairDataset, valid: PairDataset, control: TrainingControl | None = None) -> DetectorScorer:
-        return DetectorScorer(self.trainer(control).fit(train, valid).detector)
+        result = self.trainer(control).fit(train, valid)
+        return DetectorScorer(result.detector, result)
 
 
 @dataclass
@@ -37,4 +38,5 @@ class HyConMethod(Method):
 
     def fit(self, train: PairDataset, valid: PairDataset, control: TrainingControl | None = None) -> DetectorScorer:
         criterion = HyConLoss(self.alpha, self.lambda_intra, self.lambda_inter, self.lambda_scl)
-        return DetectorScorer(self.trainer(control, criterion).fit(train, valid).detector)
+        result = self.trainer(control, criterion).fit(train, valid)
+        return DetectorScorer(result.detector, result)

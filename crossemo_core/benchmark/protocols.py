@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -18,12 +17,11 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_curve
 
-from crossemo_core.baselines import METHODS, evaluate_scores, make_method
+from crossemo_core.baselines import METHODS
 from crossemo_core.data.calibration import calibrate_speakers
 from crossemo_core.data.container import PairDataset
-from crossemo_core.data.protocol import speaker_disjoint_split, speaker_folds
 from crossemo_core.evaluation import per_type_metrics
-from crossemo_core.experiment import config_for, load_corpus, official_folds, split_pairs
+from crossemo_core.experiment import config_for, load_corpus, run
 
 CACHE_VERSION = 1
 """Bump when a change of code changes results, so old cached runs are not reused."""
@@ -142,13 +140,6 @@ def _seven_classes(corpus: PairDataset) -> PairDataset:
     return corpus.with_labels(labels, labels, LABEL_SETS[7])
 
 
-def fold_indices(corpus: PairDataset, seed: int, fold: int, n_folds: int) -> dict[str, np.ndarray]:
-    """Train/valid/test pair indices of one run (see the module docstring)."""
-    if n_folds == 0:
-        return official_folds(corpus) or speaker_disjoint_split(corpus.speaker, seed=seed)
-    return speaker_folds(corpus.speaker, n_folds=n_folds, seed=seed)[fold]
-
-
 def fine_grained_case(face_label: np.ndarray, voice_label: np.ndarray) -> np.ndarray:
     """Per pair of 7-class labels (0 = strong negative .. 3 = neutral .. 6 = strong positive): "normal" or one of
     :data:`FINE_GRAINED_CASES`."""
@@ -176,16 +167,10 @@ def fine_grained_case(face_label: np.ndarray, voice_label: np.ndarray) -> np.nda
 def execute(spec: RunSpec) -> dict[str, Any]:
     """Train and test one run; returns a JSON-able record (metrics, ROC on a fixed FPR grid, timings, protocol)."""
     corpus = corpus_for(spec.data)
-    parts = split_pairs(corpus, seed=spec.seed, rate=spec.rate,
-                        fold=fold_indices(corpus, spec.seed, spec.fold, spec.n_folds))
     config = config_for(corpus, spec.preset, seed=spec.seed, abnormal_rate=spec.rate, **dict(spec.overrides))
-    method = make_method(spec.method, config, **dict(spec.method_settings))
-    started = time.perf_counter()
-    scorer = method.fit(parts["train"], parts["valid"])
-    fitted = time.perf_counter()
-    test = parts["test"]
-    scores = scorer.score(test)
-    metrics = evaluate_scores(test, scores)
+    outcome = run(corpus, config, method=spec.method, method_settings=dict(spec.method_settings),
+                  fold=spec.fold if spec.n_folds else None, n_folds=spec.n_folds or None)
+    parts, test, scores, metrics = outcome.parts, outcome.parts["test"], outcome.test_scores, outcome.test_metrics
     if corpus.n_classes == 7:
         metrics["per_case"] = per_type_metrics(fine_grained_case(test.face_label, test.voice_label),
                                                scores.p_abnormal, scores.predicted)
@@ -194,8 +179,8 @@ def execute(spec: RunSpec) -> dict[str, Any]:
         "spec": spec.identity(),
         "metrics": metrics,
         "roc_tpr": roc_on_grid(test.is_abnormal, scores.p_abnormal).round(5).tolist(),
-        "fit_seconds": round(fitted - started, 3),
-        "score_seconds": round(time.perf_counter() - fitted, 3),
+        "fit_seconds": round(outcome.fit_seconds, 3),
+        "score_seconds": round(outcome.score_seconds, 3),
         "sizes": {name: len(part) for name, part in parts.items()},
         "test_abnormal": int(test.is_abnormal.sum()),
         "fallback_partners": {name: int(part.protocol.get("n_fallback", 0)) for name, part in parts.items()},

@@ -7,8 +7,8 @@
   L_hard, per-person baseline calibration on (neutral clips, all clips) / off, and TN-BCL's hard vs printed mining.
 - ``ratio``: TN-BCL's Table V, the normal:abnormal ratio from 19:1 to 1:4 (all splits), SIR-HCL and TN-BCL.
 
-:class:`Profile` holds the protocol (seeds, folds, preset, overrides) resolved from the dataset's defaults and the
-command line.
+:class:`Profile` holds the protocol (seeds, folds, preset, overrides) resolved from the dataset's profile
+(:mod:`crossemo_core.profiles`) and the command line.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from typing import Any
 
 from crossemo_core.baselines import METHODS
 from crossemo_core.benchmark.protocols import DataSpec, RunSpec
+from crossemo_core.profiles import profile_for, resolve_settings
 
 SUITES = ("paper", "ablation", "ratio", "speed", "readers")
 RATIOS: tuple[tuple[int, int], ...] = ((19, 1), (9, 1), (4, 1), (3, 1), (2, 1), (1, 1), (1, 2), (1, 3), (1, 4))
@@ -40,36 +41,6 @@ BASELINE_VARIANTS: tuple[tuple[str, str, dict[str, Any]], ...] = (
 
 
 @dataclass(frozen=True)
-class DatasetDefaults:
-    """Protocol defaults of a dataset kind (the command line can override each)."""
-
-    n_folds: int = 5
-    seeds: tuple[int, ...] = (0, 1, 2)
-    preset: str = "fast"
-    overrides: tuple[tuple[str, Any], ...] = ()
-    options: tuple[tuple[str, Any], ...] = ()
-    note: str = ""
-
-
-DATASET_DEFAULTS: dict[str, DatasetDefaults] = {
-    "ravdess": DatasetDefaults(n_folds=5, overrides=(("mixture_var_floor", 3e-3), ("training_labels", "emotions"),
-                                                     ("refit", True)),
-                               note="RAVDESS actors 1-20; 5 speaker folds (4 actors each) per seed; the SIR-HCL "
-                                    "settings of docs/notes/ravdess.md (every method trains on the 8 acted "
-                                    "emotions, anomalies are valence mismatches; the epoch count is chosen on the "
-                                    "validation actors, then every method is refit on train + valid)."),
-    "misa": DatasetDefaults(n_folds=5, note="a MISA-format pickle, e.g. the CMU-MOSI dev split (229 segments, "
-                                            "10 speakers): small, so the spread is large."),
-    "synthetic-mosei": DatasetDefaults(n_folds=0, overrides=(("epochs", 5),),
-                                       note="generated, MOSEI size (907 speakers, 16,326 pairs, L = 50); one 3:1:1 "
-                                            "speaker-disjoint split per seed."),
-    "synthetic-tiny": DatasetDefaults(n_folds=0, overrides=(("hidden_size", 8), ("embedding_size", 8), ("epochs", 1),
-                                                            ("batch_size", 16)),
-                                      note="a tiny generated set for smoke tests; its numbers mean nothing."),
-}
-
-
-@dataclass(frozen=True)
 class Profile:
     """A resolved benchmark protocol."""
 
@@ -88,17 +59,19 @@ class Profile:
     def resolve(cls, dataset: str, root: str | None = None, *, seeds: tuple[int, ...] | None = None,
                 n_folds: int | None = None, preset: str | None = None, overrides: dict[str, Any] | None = None,
                 methods: tuple[str, ...] | None = None, fine_grained: bool = False) -> Profile:
-        """Dataset defaults, then the given values (None keeps the default; ``overrides`` are merged)."""
-        d = DATASET_DEFAULTS.get(dataset, DatasetDefaults())
-        merged = {**dict(d.overrides), **{k: v for k, v in (overrides or {}).items() if v is not None}}
+        """The dataset's profile (:mod:`crossemo_core.profiles`), then the given values (None keeps the profile's;
+        a named ``preset`` replaces the profile's settings; ``overrides`` go on top)."""
+        d = profile_for(dataset)
+        preset, merged = resolve_settings(dataset, preset, {k: v for k, v in (overrides or {}).items()
+                                                             if v is not None})
         unknown = [m for m in (methods or ()) if m not in METHODS]
         if unknown:
             raise ValueError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
         if len(seeds or d.seeds) < 1:
             raise ValueError("give at least one seed")
         return cls(dataset=dataset, root=root, seeds=tuple(seeds or d.seeds),
-                   n_folds=d.n_folds if n_folds is None else n_folds, preset=preset or d.preset,
-                   overrides=tuple(sorted(merged.items())), options=d.options, methods=tuple(methods or METHODS),
+                   n_folds=d.n_folds if n_folds is None else n_folds, preset=preset,
+                   overrides=tuple(sorted(merged.items())), methods=tuple(methods or METHODS),
                    fine_grained=fine_grained, note=d.note)
 
     def data(self, classes: int = 3, calibration: str = "none") -> DataSpec:
@@ -153,4 +126,4 @@ def suite_runs(suite: str, profile: Profile) -> list[RunSpec]:
     return [spec for _, spec in numbered]
 
 
-__all__ = ["ABLATIONS", "DATASET_DEFAULTS", "RATIOS", "SUITES", "Profile", "suite_runs"]
+__all__ = ["ABLATIONS", "RATIOS", "SUITES", "Profile", "suite_runs"]
