@@ -124,6 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit status (0 done, 2 a user error or a failed file, 130 interrupted)."""
     from crossemo_core.paths import os_error_message
 
+    for stream in (sys.stdout, sys.stderr):  # a file name the terminal cannot show must not cost the verdict
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         args = build_parser().parse_args(argv)
         return {"train": _train, "evaluate": _evaluate, "cross-validate": _cross_validate,

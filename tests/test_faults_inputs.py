@@ -415,10 +415,6 @@ def test_command_line_path_with_spaces_and_emoji(cli: dict[str, Any]) -> None:
     assert done.stderr == ""
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="crossemo_core/cli.py prints to a terminal that cannot show the file name: "
-                          "UnicodeEncodeError, reported as 'error: 'latin-1' codec can't encode...' and the verdict "
-                          "is lost (stdout could use errors='backslashreplace')")
 def test_command_line_emoji_name_on_a_latin_1_terminal(cli: dict[str, Any]) -> None:
     future, _ = cli["latin-1 terminal"]
     done = _finished(future)
