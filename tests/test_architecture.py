@@ -1,0 +1,87 @@
+"""The shape of the code: no import cycles inside ``crossemo_core`` (counting imports inside functions too), the core
+never imports Streamlit or the app, and the detector networks are trained in one loop."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CORE = REPO / "crossemo_core"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module ``path`` imports, at module level or inside functions (absolute names)."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                target = f"{base}.{node.module}" if node.module else base
+            else:
+                target = node.module or ""
+            out.add(target)
+            out |= {f"{target}.{alias.name}" for alias in node.names}
+    return out
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = {_module_name(p): p for p in CORE.rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        graph[name] = {m for m in _imports(path) if m in modules and m != name}
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle between modules (packages' ``__init__`` re-exports are followed too), or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def test_no_import_cycles_in_the_core() -> None:
+    graph = _graph()
+    # a package's __init__ importing its own submodules is the usual re-export, not a cycle through the package
+    for name in graph:
+        graph[name] = {m for m in graph[name] if not (name.startswith(m + ".") and m in graph)}
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
+
+
+def test_the_core_never_imports_the_app_or_streamlit() -> None:
+    for path in CORE.rglob("*.py"):
+        imported = _imports(path)
+        assert not {m for m in imported if m.split(".")[0] in ("streamlit", "crossemo_app", "app_pages")}, path
+
+
+def test_detector_networks_train_in_one_loop() -> None:
+    """SIR-HCL and every baseline go through training.Trainer; the only other optimisation loops are the readers'
+    own (the voice reader's CNN, the face expression CNN and the face reader's logistic heads)."""
+    sites = sorted(str(p.relative_to(REPO)) for p in CORE.rglob("*.py") if ".backward(" in p.read_text())
+    assert sites == ["crossemo_core/clip/expression.py", "crossemo_core/readers/face.py",
+                     "crossemo_core/readers/voice_training.py", "crossemo_core/training.py"]
+    assert not list((CORE / "baselines").glob("loop.py"))
