@@ -18,7 +18,7 @@ from typing import Any, NoReturn, Sequence
 from tqdm import tqdm
 
 from crossemo_core.config import PRESETS
-from crossemo_core.errors import CrossemoError
+from crossemo_core.errors import CrossemoError, OutputError
 from crossemo_core.executors import add_executor_args, executor_from
 from crossemo_core.experiment import DATASETS
 from crossemo_core.paths import CHECKPOINTS, atomic_write, check_writable
@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, required=True, help="checkpoint file to write")
     train.add_argument("--save-on-interrupt", action="store_true",
                        help="on Ctrl-C, keep the best weights so far in OUT.interrupted.pt (--out is never touched)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue an interrupted run of the same command from its last finished epoch (its state "
+                            "is kept in OUT.resume.pt while it trains)")
     train.add_argument("--preset", choices=sorted(PRESETS),
                        help="run this preset as it is (paper: the paper's settings); default: the dataset's "
                             "best-known profile (crossemo_core/profiles.py)")
@@ -190,7 +193,12 @@ def _train(args: argparse.Namespace) -> int:
         "abnormal_rate": args.rate, "threshold": args.threshold, "device": args.device, "hard_loss": args.hard_loss,
         **{f"use_{t}": False if getattr(args, f"no_{t}") else None for t in ("share", "intra", "cross", "hard")}})
     interrupted_out = args.out.with_suffix(".interrupted.pt")
+    resume_file = args.out.with_suffix(".resume.pt")
+    if resume_file.exists() and not args.resume:
+        raise OutputError(f"{resume_file} holds an unfinished run; give --resume to continue it, or delete it to "
+                          f"start afresh.")
     check_writable(args.out, "--out")
+    check_writable(resume_file, "--out (its resume state)")
     if args.save_on_interrupt:
         check_writable(interrupted_out, "--save-on-interrupt")
     if args.json:
@@ -206,7 +214,10 @@ def _train(args: argparse.Namespace) -> int:
               f"({p['n_fallback']} partner(s) from another speaker)")
     print(f"settings: {describe_profile(args.dataset, args.preset, overrides)}")
     print(f"device: {describe_device(resolve_device(config.train.device))}; Ctrl-C stops after the current step")
-    outcome = run(corpus, config, control=TrainingControl([_ProgressPrinter()], stop_on_ctrl_c=True))
+    if args.resume and resume_file.exists():
+        print(f"resuming from {resume_file}")
+    outcome = run(corpus, config, control=TrainingControl([_ProgressPrinter()], stop_on_ctrl_c=True,
+                                                          resume_file=resume_file))
     result = outcome.training
     if result.interrupted:
         _close_progress_bars()
@@ -214,7 +225,7 @@ def _train(args: argparse.Namespace) -> int:
                 f"{result.detector.save(interrupted_out)}" if args.save_on_interrupt
                 else "give --save-on-interrupt to keep the best weights")
         print(f"interrupted: training stopped after {len(result.history)} epoch(s); nothing was written to "
-              f"{args.out}; {kept}", file=sys.stderr)
+              f"{args.out}; {kept}; continue with --resume (state in {resume_file.name})", file=sys.stderr)
         return 130
     path = result.detector.save(args.out)
     metrics = outcome.test_metrics

@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
+import json
 import math
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
@@ -32,14 +35,16 @@ from crossemo_core.batching import FeatureNormalizer, PairTensors
 from crossemo_core.config import ExperimentConfig
 from crossemo_core.data.container import PairDataset, concatenate
 from crossemo_core.detector import Detector, cosine_rows, feature_schema
-from crossemo_core.errors import DataError
+from crossemo_core.errors import CheckpointError, DataError
 from crossemo_core.evaluation import detection_metrics
 from crossemo_core.losses import HybridContrastiveLoss
 from crossemo_core.mixture import BetaMixture, similarity_to_score
 from crossemo_core.model import SIRHCL, seeded_build, use_generator
+from crossemo_core.paths import atomic_writer
 from crossemo_core.thresholds import youden_threshold
 
 LOSS_NAMES = ("total", "share", "intra", "cross", "hard")
+RESUME_FORMAT = "crossemo-resume/1"
 
 
 @dataclass
@@ -83,6 +88,8 @@ class TrainingControl:
     stop_event: threading.Event | None = None
     stop_on_ctrl_c: bool = False
     """The first Ctrl-C (main thread only) stops after the current step, as :meth:`Trainer.stop` does."""
+    resume_file: Path | None = None
+    """Where the run keeps its state after every epoch, and continues from (see :class:`Trainer`)."""
 
 
 @dataclass
@@ -211,18 +218,22 @@ class Trainer:
 
     def __init__(self, config: ExperimentConfig, callbacks: list[TrainingCallback] | None = None,
                  stop_event: threading.Event | None = None, criterion: torch.nn.Module | None = None,
-                 stop_on_ctrl_c: bool = False) -> None:
+                 stop_on_ctrl_c: bool = False, resume_file: str | Path | None = None) -> None:
         """``criterion`` replaces the SIR-HCL objective built from ``config.loss`` (baselines that share the network,
         :mod:`crossemo_core.baselines`): called as ``criterion(face, voice, face_logits, voice_logits, y_face,
         y_voice)``, it returns a :class:`~crossemo_core.losses.LossOutput`. ``stop_on_ctrl_c``: while :meth:`fit`
         runs in the main thread, the first Ctrl-C acts like :meth:`stop` and a second one raises
-        ``KeyboardInterrupt``."""
+        ``KeyboardInterrupt``. ``resume_file``: after every completed epoch the whole state of the run (network,
+        optimiser, schedule, random generators, best epoch so far, history) is written there atomically; a later
+        :meth:`train` of the same task, settings and data continues from it, with the numbers an uninterrupted run
+        gives; the file is removed when the run completes."""
         self.config = config.validate()
         self.callbacks = list(callbacks or [])
         self.stop_event = stop_event or threading.Event()
         self.stop_on_ctrl_c = stop_on_ctrl_c
         self.device = resolve_device(config.train.device)
         self.criterion = criterion
+        self.resume_file = None if resume_file is None else Path(resume_file)
 
     def stop(self) -> None:
         """Ask the loop to finish after the current step (thread-safe)."""
@@ -254,30 +265,42 @@ class Trainer:
         _check_split(valid, "validation", need_both=False)
         if (valid.face_dim, valid.voice_dim) != (train.face_dim, train.voice_dim):
             raise DataError("training and validation pairs have different feature dimensions.")
+        key = _run_key(cfg, task, train, valid)
+        resume = self._read_resume(key)
         with _first_ctrl_c_sets(self.stop_event) if self.stop_on_ctrl_c else contextlib.nullcontext():
-            selection = self._run_phase(task, train, valid, cfg.train.epochs)
+            if resume is not None and resume["phase"] == "refit":
+                selection = self._restore_selection(task, train, valid, resume["selection"])
+            else:
+                selection = self._run_phase(task, train, valid, cfg.train.epochs, key=key, resume=resume)
             final, fitted_on, history = selection, train, list(selection.history)
             refit_info: dict[str, Any] | None = None
             if cfg.train.refit and not selection.interrupted:
                 both = concatenate([train, valid], name=train.name)
-                refit = self._run_phase(task, both, None, selection.best_epoch, epoch_offset=len(selection.history))
+                refit = self._run_phase(task, both, None, selection.best_epoch, epoch_offset=len(selection.history),
+                                        key=key, resume=resume if resume and resume["phase"] == "refit" else None,
+                                        selection=selection)
                 history += refit.history
                 refit_info = {"epochs": selection.best_epoch, "n_pairs": len(both),
                               "completed": not refit.interrupted}
                 if not refit.interrupted:
                     final, fitted_on = refit, both
         interrupted = selection.interrupted or (refit_info is not None and not refit_info["completed"])
+        if not interrupted and self.resume_file is not None:
+            self.resume_file.unlink(missing_ok=True)
         return TrainedNetwork(task=task, network=final.network.cpu().eval(), normalizer=final.normalizer,
                               history=history, best_epoch=selection.best_epoch, best_valid_auc=selection.best_auc,
                               epochs_run=len(selection.history), stopped_early=selection.stopped_early,
                               interrupted=interrupted, refit=refit_info, fitted_on=fitted_on)
 
     def _run_phase(self, task: TrainingTask, train: PairDataset, valid: PairDataset | None, epochs: int,
-                   epoch_offset: int = 0) -> _Phase:
-        """Train a fresh network (seeded by the config) for up to ``epochs`` epochs.
+                   epoch_offset: int = 0, key: str = "", resume: dict[str, Any] | None = None,
+                   selection: _Phase | None = None) -> _Phase:
+        """Train a fresh network (seeded by the config) for up to ``epochs`` epochs, or continue the one in
+        ``resume`` (a state :meth:`_save_resume` wrote for this phase).
 
         With ``valid``: select the epoch of best validation AUC, stop early, restore its weights ("select" phase).
-        Without: keep the weights of the last epoch ("refit" phase, events numbered after ``epoch_offset``).
+        Without: keep the weights of the last epoch ("refit" phase, events numbered after ``epoch_offset``;
+        ``selection`` is the finished select phase, kept in the resume state).
         """
         cfg = self.config
         phase = "select" if valid is not None else "refit"
@@ -294,7 +317,19 @@ class Trainer:
         best_epoch, best_state = 0, copy.deepcopy(model.state_dict())
         epochs_since_best = 0
         stopped_early = False
-        for epoch in range(1, epochs + 1):
+        first_epoch = 1
+        if resume is not None and resume["phase"] == phase:
+            model.load_state_dict(resume["model"])
+            optimizer.load_state_dict(resume["optimizer"])
+            scheduler.load_state_dict(resume["scheduler"])
+            generator.set_state(resume["shuffle_rng"])
+            if dropout_generator.device.type == "cpu":
+                dropout_generator.set_state(resume["dropout_rng"])
+            history = [EpochEvent(**e) for e in resume["history"]]
+            best_auc, best_epoch, epochs_since_best = resume["best_auc"], resume["best_epoch"], resume["since_best"]
+            best_state, stopped_early = resume["best_state"], resume["stopped_early"]
+            first_epoch = epochs + 1 if resume["finished"] else resume["epoch"] + 1
+        for epoch in range(first_epoch, epochs + 1):
             epoch_start = time.perf_counter()
             sums: dict[str, float] = {}
             n_batches = 0
@@ -339,10 +374,13 @@ class Trainer:
                                time.perf_counter() - epoch_start, phase)
             history.append(event)
             self._emit("on_epoch", event)
-            if self.stop_event.is_set():
-                break
-            if epochs_since_best >= cfg.train.patience:
-                stopped_early = True
+            completed = n_batches == len(batches)
+            stopped_early = completed and epochs_since_best >= cfg.train.patience
+            if completed and self.resume_file is not None:
+                self._save_resume(key, phase, epoch, stopped_early or epoch == epochs, model, optimizer, scheduler,
+                                  generator, dropout_generator, history, best_auc, best_epoch, epochs_since_best,
+                                  best_state, stopped_early, selection)
+            if self.stop_event.is_set() or stopped_early:
                 break
         interrupted = self.stop_event.is_set()
         if best_state is not None:
@@ -350,6 +388,50 @@ class Trainer:
         model.eval()
         use_generator(model, None)
         return _Phase(model, normalizer, history, best_epoch, best_auc, stopped_early, interrupted)
+
+    # ------------------------------------------------------------------------------------------------ resume
+    def _save_resume(self, key: str, phase: str, epoch: int, finished: bool, model: nn.Module,
+                     optimizer: torch.optim.Optimizer, scheduler: Any, generator: torch.Generator,
+                     dropout_generator: torch.Generator, history: list[EpochEvent], best_auc: float, best_epoch: int,
+                     since_best: int, best_state: dict[str, Tensor] | None, stopped_early: bool,
+                     selection: _Phase | None) -> None:
+        state = {"format": RESUME_FORMAT, "key": key, "phase": phase, "epoch": epoch, "finished": finished,
+                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                 "shuffle_rng": generator.get_state(), "dropout_rng": dropout_generator.get_state(),
+                 "history": [asdict(e) for e in history], "best_auc": best_auc, "best_epoch": best_epoch,
+                 "since_best": since_best, "best_state": best_state, "stopped_early": stopped_early,
+                 "selection": None if selection is None else {
+                     "model": selection.network.state_dict(), "history": [asdict(e) for e in selection.history],
+                     "best_epoch": selection.best_epoch, "best_auc": selection.best_auc,
+                     "stopped_early": selection.stopped_early}}
+        with atomic_writer(self.resume_file) as f:
+            torch.save(state, f)
+
+    def _read_resume(self, key: str) -> dict[str, Any] | None:
+        """The saved state of this very run (same settings, task and data), or None when there is none."""
+        if self.resume_file is None or not self.resume_file.is_file():
+            return None
+        try:
+            state = torch.load(self.resume_file, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises many types for damaged files
+            raise CheckpointError(f"{self.resume_file} is not a readable resume state ({type(exc).__name__}); "
+                                  f"delete it to start afresh.") from None
+        if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
+            raise CheckpointError(f"{self.resume_file} is not a crossemo resume state; delete it to start afresh.")
+        if state["key"] != key:
+            raise CheckpointError(f"{self.resume_file} holds a run with other settings or data; give the same "
+                                  f"command as that run, or delete the file to start afresh.")
+        return state
+
+    def _restore_selection(self, task: TrainingTask, train: PairDataset, valid: PairDataset,
+                           saved: dict[str, Any]) -> _Phase:
+        """The finished select phase of a resumed run, as it was."""
+        normalizer, _, _ = training_tensors(self.config, train, valid)
+        network, _ = seeded_build(task.build, self.config.train.seed, self.device)
+        network.load_state_dict(saved["model"])
+        network.eval()
+        return _Phase(network, normalizer, [EpochEvent(**e) for e in saved["history"]], saved["best_epoch"],
+                      saved["best_auc"], saved["stopped_early"], False)
 
     def _emit(self, hook: str, event: Any) -> None:
         for cb in self.callbacks:
@@ -379,6 +461,19 @@ def _first_ctrl_c_sets(stop_event: threading.Event) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def _run_key(config: ExperimentConfig, task: TrainingTask, train: PairDataset, valid: PairDataset) -> str:
+    """A fingerprint of what a run trains: settings, task (with its objective) and both parts' pairs."""
+    h = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True, default=str).encode())
+    objective = getattr(task, "objective", None) or getattr(task, "make", None)
+    settings = {k: v for k, v in sorted(vars(objective).items()) if isinstance(v, (bool, int, float, str))}
+    h.update(f"{type(task).__name__}/{type(objective).__name__}/{getattr(objective, '__qualname__', '')}/"
+             f"{settings}".encode())
+    for part in (train, valid):
+        for values in (part.speaker, part.face_label, part.voice_label, part.is_abnormal):
+            h.update(np.ascontiguousarray(np.asarray(values).astype(str)).tobytes())
+    return h.hexdigest()
 
 
 def fit_verdict(detector: Detector, train: PairDataset, valid: PairDataset, threshold: str = "posterior") -> None:

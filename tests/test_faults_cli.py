@@ -363,8 +363,9 @@ def test_ctrl_c_during_training_writes_nothing_to_out(tmp_path: Path, existing: 
     proc.send_signal(signal.SIGINT)
     line = _finish(proc)
     assert f"nothing was written to {out}" in line and "--save-on-interrupt" in line
+    assert "continue with --resume (state in model.resume.pt)" in line
     assert (out.read_bytes() == b"the user's good model") if existing else not out.exists()
-    assert [p.name for p in tmp_path.iterdir()] == (["model.pt"] if existing else [])
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["model.pt"] if existing else []) + ["model.resume.pt"]
 
 
 def test_ctrl_c_with_save_on_interrupt_keeps_the_best_weights_beside_out(tmp_path: Path) -> None:
@@ -408,3 +409,33 @@ def test_ctrl_c_during_a_benchmark_keeps_finished_runs_and_stops_the_workers(tmp
     _finish(proc)
     assert list((out / "cache").glob("*.json"))
     assert not list((out / "cache").glob(".*.tmp"))
+
+
+def test_an_interrupted_run_resumes_to_the_numbers_of_an_uninterrupted_one(tmp_path: Path) -> None:
+    args = ["--epochs", "3", "--set", "patience=10"]
+    whole = subprocess.run([sys.executable, "-m", "crossemo_core", "train", "--dataset", "demo", "--out",
+                            str(tmp_path / "whole.pt"), "--preset", "fast", *args], cwd=REPO, env=ENV,
+                           capture_output=True, text=True, timeout=600)
+    assert whole.returncode == 0, whole.stderr
+    out = tmp_path / "model.pt"
+    proc = subprocess.Popen([sys.executable, "-m", "crossemo_core", "train", "--dataset", "demo", "--out", str(out),
+                             "--preset", "fast", *args], cwd=REPO, env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    _after_first_epoch(proc)
+    proc.send_signal(signal.SIGINT)
+    _finish(proc)
+    assert (tmp_path / "model.resume.pt").is_file() and not out.exists()
+    again = subprocess.run([sys.executable, "-m", "crossemo_core", "train", "--dataset", "demo", "--out", str(out),
+                            "--preset", "fast", *args], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 2 and "holds an unfinished run; give --resume" in again.stderr
+    resumed = subprocess.run([sys.executable, "-m", "crossemo_core", "train", "--dataset", "demo", "--out", str(out),
+                              "--preset", "fast", *args, "--resume"], cwd=REPO, env=ENV, capture_output=True,
+                             text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming from" in resumed.stdout and not (tmp_path / "model.resume.pt").exists()
+
+    def test_line(stdout: str) -> str:
+        return next(line for line in stdout.splitlines() if line.startswith("test: AUC"))
+
+    assert test_line(resumed.stdout) == test_line(whole.stdout)

@@ -305,3 +305,53 @@ def test_concurrent_runs_give_exactly_the_numbers_they_give_alone():
     for a, b in zip(alone, together):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(alone[0], alone[1])
+
+
+@pytest.mark.parametrize("refit, stop_at", [(False, 2), (True, 2), (True, 5)])
+def test_a_resumed_run_gives_the_numbers_of_an_uninterrupted_one(tmp_path, refit, stop_at):
+    """Stop after epoch ``stop_at`` (with refit, epoch 5 is inside the refit phase), resume from the state file:
+    the final network is the one an uninterrupted run trains, and the file is gone at the end."""
+    from crossemo_core.data.loaders import load_demo
+    from crossemo_core.experiment import config_for, split_pairs
+    from crossemo_core.training import Trainer
+
+    corpus = load_demo()
+    parts = split_pairs(corpus, seed=0, rate=0.5)
+    config = config_for(corpus, "fast", epochs=4, patience=10, seed=3, refit=refit)
+    whole = Trainer(config).fit(parts["train"], parts["valid"])
+    state = tmp_path / "run.resume.pt"
+
+    class StopAt:
+        def __init__(self, trainer):
+            self.trainer = trainer
+
+        def on_epoch(self, event):
+            if event.epoch == stop_at:
+                self.trainer.stop()
+
+    first = Trainer(config, resume_file=state)
+    first.callbacks.append(StopAt(first))
+    assert first.fit(parts["train"], parts["valid"]).interrupted and state.is_file()
+    resumed = Trainer(config, resume_file=state).fit(parts["train"], parts["valid"])
+    assert not resumed.interrupted and not state.exists()
+    assert [e.epoch for e in resumed.history] == [e.epoch for e in whole.history]
+    np.testing.assert_array_equal(resumed.detector.similarity(parts["test"]), whole.detector.similarity(parts["test"]))
+
+
+def test_a_resume_state_of_another_run_is_refused(tmp_path):
+    from crossemo_core.data.loaders import load_demo
+    from crossemo_core.errors import CheckpointError
+    from crossemo_core.experiment import config_for, split_pairs
+    from crossemo_core.training import Trainer
+
+    corpus = load_demo()
+    parts = split_pairs(corpus, seed=0, rate=0.5)
+    state = tmp_path / "run.resume.pt"
+    trainer = Trainer(config_for(corpus, "fast", epochs=3, seed=0), resume_file=state)
+    trainer.callbacks.append(type("Stop", (), {"on_epoch": lambda self, e: trainer.stop()})())
+    trainer.fit(parts["train"], parts["valid"])
+    with pytest.raises(CheckpointError, match="holds a run with other settings or data"):
+        Trainer(config_for(corpus, "fast", epochs=3, seed=1), resume_file=state).fit(parts["train"], parts["valid"])
+    state.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="not a readable resume state"):
+        Trainer(config_for(corpus, "fast", epochs=3, seed=0), resume_file=state).fit(parts["train"], parts["valid"])

@@ -113,7 +113,7 @@ class Method(ABC):
         """The one training loop for this method's config, watched and steered by ``control``."""
         control = control or TrainingControl()
         return Trainer(self.config, callbacks=control.callbacks, stop_event=control.stop_event, criterion=criterion,
-                       stop_on_ctrl_c=control.stop_on_ctrl_c)
+                       stop_on_ctrl_c=control.stop_on_ctrl_c, resume_file=control.resume_file)
 
     def settings(self) -> dict[str, Any]:
         """The method's own settings (every field but ``config``), for cache keys and reports."""
