@@ -40,6 +40,7 @@ from crossemo_core.evaluation import detection_metrics
 from crossemo_core.losses import HybridContrastiveLoss
 from crossemo_core.mixture import BetaMixture, similarity_to_score
 from crossemo_core.model import SIRHCL, seeded_build, use_generator
+from crossemo_core.optim import optimiser_step
 from crossemo_core.paths import atomic_writer
 from crossemo_core.thresholds import youden_threshold
 
@@ -345,11 +346,7 @@ class Trainer:
                     raise FloatingPointError(
                         f"the loss became {total.item()} at epoch {epoch}, step {step}; lower the "
                         f"learning rate or check the input features for extreme values.")
-                optimizer.zero_grad(set_to_none=True)
-                total.backward()
-                if cfg.train.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-                optimizer.step()
+                optimiser_step(optimizer, total, model.parameters(), cfg.train.grad_clip)
                 values = {name: float(value.detach()) for name, value in losses.items()}
                 for name, value in values.items():
                     sums[name] = sums.get(name, 0.0) + value

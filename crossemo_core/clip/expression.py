@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from crossemo_core.model_files import full, half, load_model_file, save_model_file
+from crossemo_core.optim import optimiser_step
 
 FER_FORMAT = "crossemo-fer/1"
 FER_SIZE = 48
@@ -141,9 +142,7 @@ def train_epoch(net: ExpressionNet, opt: torch.optim.Optimizer, sched: Any, loss
         idx = order[s * batch:(s + 1) * batch]
         x = standardise(augment_batch(images[idx], generator)).contiguous(memory_format=torch.channels_last)
         loss = loss_fn(net(x), labels[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        optimiser_step(opt, loss)
         sched.step()
         total, n = total + float(loss.detach()) * len(idx), n + len(idx)
     return total / max(n, 1)

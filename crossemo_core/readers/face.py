@@ -181,31 +181,30 @@ class LogisticHead:
     @classmethod
     def fit(cls, features: np.ndarray, labels: np.ndarray, n_classes: int, l2: float,
             class_power: float = 0.0) -> "LogisticHead":
-        """Fit on ``(N, F)`` features and ``(N,)`` labels by full-batch L-BFGS (deterministic: zero start, no
-        sampling); ``l2`` penalises the mean squared weight; samples are weighted by (class frequency)^-``class_power``
-        (0: plain, 1: every class counts equally)."""
+        """Fit on ``(N, F)`` features and ``(N,)`` labels (scikit-learn's L-BFGS; deterministic): minimises the
+        weighted mean cross-entropy plus ``l2`` times the mean squared weight (the bias is not penalised); samples
+        are weighted by (class frequency)^-``class_power`` (0: plain, 1: every class counts equally). A class
+        without samples gets probability ~0."""
+        from sklearn.linear_model import LogisticRegression
+
         x = np.asarray(features, np.float64)
+        labels = np.asarray(labels, np.int64)
         mean, scale = x.mean(0), np.maximum(x.std(0), 1e-6)
-        xt = torch.from_numpy((x - mean) / scale)
-        y = torch.from_numpy(np.asarray(labels, np.int64))
         counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
         class_w = np.where(counts > 0, (counts.sum() / (n_classes * np.maximum(counts, 1))) ** class_power, 0.0)
-        sample_w = torch.from_numpy(class_w[labels])
-        sample_w = sample_w / sample_w.sum()
-        weight = torch.zeros(x.shape[1], n_classes, dtype=torch.float64, requires_grad=True)
-        bias = torch.zeros(n_classes, dtype=torch.float64, requires_grad=True)
-        opt = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=500, tolerance_grad=1e-9, tolerance_change=1e-12,
-                                history_size=20, line_search_fn="strong_wolfe")
-
-        def closure() -> torch.Tensor:
-            opt.zero_grad()
-            nll = torch.nn.functional.cross_entropy(xt @ weight + bias, y, reduction="none")
-            loss = (nll * sample_w).sum() + l2 * (weight ** 2).mean()
-            loss.backward()
-            return loss
-
-        opt.step(closure)
-        return cls(mean=mean, scale=scale, weight=weight.detach().numpy(), bias=bias.detach().numpy())
+        sample_w = class_w[labels] / class_w[labels].sum()
+        # sum(w * nll) + l2 * mean(W^2)  ==  (scikit-learn's C * sum(w * nll) + ||W||^2 / 2) / C  with:
+        c = x.shape[1] * n_classes / (2.0 * l2)
+        model = LogisticRegression(C=c, max_iter=2000, tol=1e-10).fit((x - mean) / scale, labels,
+                                                                        sample_weight=sample_w)
+        weight = np.zeros((x.shape[1], n_classes))
+        bias = np.full(n_classes, -1e3)
+        present = model.classes_
+        if len(present) == 2:
+            weight[:, present[1]], bias[present] = model.coef_[0], (0.0, model.intercept_[0])
+        else:
+            weight[:, present], bias[present] = model.coef_.T, model.intercept_
+        return cls(mean=mean, scale=scale, weight=weight, bias=bias)
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         """``(N, F)`` -> ``(N, C)`` probabilities."""

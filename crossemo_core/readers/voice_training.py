@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from crossemo_core.errors import DataError
+from crossemo_core.optim import optimiser_step
 from crossemo_core.paths import atomic_write
 from crossemo_core.readers.augment import AUGMENTATIONS, AugmentConfig, Augmenter
 from crossemo_core.readers.reading import unweighted_average_recall, valence_from_emotions
@@ -257,9 +258,7 @@ def train_voice_reader(train: list[Utterance], valid: list[Utterance], cache: di
             w = torch.from_numpy(sample_weight[idx])
             loss = sum(hw * (losses[name](out[name], torch.from_numpy(labels[name][idx])) * w).mean()
                        for hw, name in zip(config.head_weights, ("emotion", "valence", "arousal")))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            optimiser_step(opt, loss)
             sched.step()
             total += loss.item() * len(chunk)
         reader = VoiceReader(net, frontend, net_config)
