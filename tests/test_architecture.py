@@ -85,3 +85,14 @@ def test_one_training_loop_and_one_optimiser_step() -> None:
     assert sites == ["crossemo_core/optim.py"]
     assert not list((CORE / "baselines").glob("loop.py"))
     assert "Trainer(" not in (CORE / "experiment.py").read_text()  # runs are assembled through the methods
+
+
+def test_environment_variables_are_read_in_one_place() -> None:
+    """Every CROSSEMO_* variable is read (and checked) in settings.py; the others only set mediapipe's log level."""
+    readers = sorted(str(p.relative_to(REPO)) for p in CORE.rglob("*.py")
+                     if any(s in p.read_text() for s in ("environ.get(", "getenv(", "environ[")))
+    assert readers == ["crossemo_core/settings.py"]
+    from crossemo_core.settings import ENVIRONMENT
+
+    mentioned = {name for p in CORE.rglob("*.py") for name in ENVIRONMENT if name in p.read_text()}
+    assert mentioned == set(ENVIRONMENT)
