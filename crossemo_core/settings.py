@@ -23,8 +23,8 @@ from crossemo_core.errors import DataError
 ENVIRONMENT: dict[str, str] = {
     "CROSSEMO_CACHE": "folder of the feature and reader caches (default ~/.cache/crossemo)",
     "CROSSEMO_CLIP_CHECKPOINT": "clip model used when --checkpoint is not given (default checkpoints/clip.pt)",
-    "CROSSEMO_CLIP_MAX_MB": "largest clip file accepted, in megabytes (default 200)",
-    "CROSSEMO_CLIP_MAX_SECONDS": "longest clip accepted, in seconds (default 120)",
+    "CROSSEMO_CLIP_MAX_MB": "largest clip file accepted, in megabytes (default 10000)",
+    "CROSSEMO_CLIP_MAX_SECONDS": "longest recording accepted, in seconds (default 7200: a 2-hour session)",
     "CROSSEMO_RAW_STDERR": "1: show mediapipe's own log lines instead of filtering them (default off)",
 }
 """Every environment variable crossemo reads, with what it means."""

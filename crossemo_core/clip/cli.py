@@ -1,8 +1,17 @@
-"""``python -m crossemo_core score FILE... [--voice FILE] [--baseline FILE] [--json] [--csv OUT] [--report OUT]``.
+"""``python -m crossemo_core score FILE... [--voice FILE] [--baseline FILE] [--json] [--csv OUT] [--segments OUT]
+[--report OUT]``.
 
 Registered by :mod:`crossemo_core.cli`. One verdict per file; a folder stands for every supported file in it.
 A file that cannot be judged (unreadable, no face track, ...) gets an ``error`` entry and the others go on;
-the exit status is 2 when any file failed.
+the exit status is 2 when any file failed. Recordings of any length up to ``--max-seconds`` (default 2 hours) are
+analysed in bounded memory; one longer than a minute shows a progress bar with the time left on stderr (when stderr
+is a terminal).
+
+**Ctrl-C** stops at once and exits with status 130 and one line on stderr. The outputs named on the command line
+(``--csv``, ``--segments``, ``--report``) are not written or changed. What was finished is not lost: the files
+judged before, and the part of the current recording analysed so far (judged as a recording that ends there), are
+printed on stdout, and written to ``NAME.partial.csv`` beside ``--csv`` / ``--segments`` when they were given; the
+line on stderr says how far the analysis got and where the partial files are.
 """
 from __future__ import annotations
 
@@ -16,12 +25,17 @@ from crossemo_core.errors import CrossemoError, DataError, OutputError
 from crossemo_core.paths import atomic_write, check_writable
 from crossemo_core.settings import option_number
 
+PROGRESS_ABOVE_S = 60.0
+"""Recordings longer than this get a progress bar on stderr."""
+
 
 def add_score_parser(sub: Any) -> None:
     p = sub.add_parser(
-        "score", help="judge face/voice clips: consistent, inconsistent or undetermined, with a timeline",
-        description="Does the emotion of the face agree with the emotion of the voice? Prints a verdict per file. "
-                    "Research tool, not a diagnostic device.")
+        "score", help="judge face/voice clips or whole sessions: consistent, inconsistent or undetermined, with a "
+                      "timeline and the stretches where face and voice part ways",
+        description="Does the emotion of the face agree with the emotion of the voice? Prints a verdict per file "
+                    "and, for long recordings, the stretches where they part ways. Research tool, not a diagnostic "
+                    "device.")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE",
                    help="a video with sound (mp4, mov, m4v, webm, mkv, avi), or a photo/silent video with --voice; "
                         "a folder means every supported file in it")
@@ -32,12 +46,15 @@ def add_score_parser(sub: Any) -> None:
     p.add_argument("--checkpoint", type=Path, default=None, help="clip model (default: checkpoints/clip.pt)")
     p.add_argument("--json", action="store_true", help="print one JSON object per file (one per line)")
     p.add_argument("--csv", type=Path, help="also write a table of all verdicts to this CSV file")
+    p.add_argument("--segments", type=Path, metavar="OUT.csv",
+                   help="also write every file's segments (stretches with one outcome: start, end, outcome, "
+                        "strength, which side changed) to this CSV file")
     p.add_argument("--report", type=Path,
                    help="write a one-page HTML report: a .html file for one input, or a folder for several")
     p.add_argument("--max-mb", type=option_number("--max-mb", above=0), help="refuse files larger than this "
-                                                                                "(default 200, > 0)")
+                                                                                "(default 10000, > 0)")
     p.add_argument("--max-seconds", type=option_number("--max-seconds", above=0),
-                   help="refuse clips longer than this (default 120, > 0)")
+                   help="refuse recordings longer than this (default 7200, > 0)")
 
 
 def expand(paths: list[Path]) -> list[tuple[Path, str | None]]:
@@ -57,6 +74,11 @@ def expand(paths: list[Path]) -> list[tuple[Path, str | None]]:
     return out
 
 
+def partial_path(path: Path) -> Path:
+    """Where the finished part goes when an analysis is interrupted: ``segments.csv`` -> ``segments.partial.csv``."""
+    return path.with_name(f"{path.stem}.partial{path.suffix or '.csv'}")
+
+
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -67,8 +89,12 @@ def run(args: argparse.Namespace) -> int:
     entries = expand(list(args.files))
     if args.voice is not None and len(entries) != 1:
         raise DataError(f"--voice goes with a single FILE; {len(entries)} were given.")
-    if args.csv is not None:
-        check_writable(args.csv, "--csv")
+    segments_out = getattr(args, "segments", None)
+    for target, option in ((args.csv, "--csv"), (segments_out, "--segments")):
+        if target is not None:
+            check_writable(target, option)
+    if args.csv is not None and segments_out is not None and args.csv.resolve() == segments_out.resolve():
+        raise OutputError(f"--csv and --segments both name {args.csv}; give two files.")
     if args.report is not None:  # a .html file for one input, else a folder of one page per input
         as_file = args.report.suffix.lower() in (".html", ".htm") and not args.report.is_dir()
         if as_file and len(entries) > 1:
@@ -83,20 +109,26 @@ def run(args: argparse.Namespace) -> int:
     if args.max_seconds is not None:
         limits = replace(limits, max_duration_s=float(args.max_seconds))
     scorer = ClipScorer(args.checkpoint, limits=limits)
+    results: list[dict[str, Any]] = []
+    verdicts = []
     try:
         calibration = scorer.calibration(args.baseline) if args.baseline is not None else None
-        results: list[dict[str, Any]] = []
-        verdicts = []
         for f, skipped in entries:
+            bar = _Bar(f.name)
             try:
                 if skipped:
                     raise DataError(skipped)
-                v = scorer.score(f, args.voice, calibration)
+                v = scorer.score(f, args.voice, calibration, progress=bar.update)
             except CrossemoError as exc:
+                bar.close()
                 row = {"file": f.name, "verdict": None, "error": str(exc)}
                 results.append(row)
                 print(json.dumps(row) if args.json else f"{f.name}: ERROR: {exc}", flush=True)
                 continue
+            except KeyboardInterrupt as exc:
+                bar.close()
+                return _interrupted(exc, f.name, args, results, segments_out)
+            bar.close()
             verdicts.append(v)
             row = v.to_dict()
             results.append(row)
@@ -104,6 +136,11 @@ def run(args: argparse.Namespace) -> int:
         if args.csv:
             atomic_write(args.csv, verdicts_table(results).to_csv(index=False).encode())
             print(f"table written to {args.csv}", file=sys.stderr)
+        if segments_out:
+            from crossemo_core.clip.report import segments_table
+
+            atomic_write(segments_out, segments_table(results).to_csv(index=False).encode())
+            print(f"segments written to {segments_out}", file=sys.stderr)
         if args.report and verdicts:
             written = write_report(verdicts, args.report, model=scorer.model)
             print(f"report written to {', '.join(str(w) for w in written)}", file=sys.stderr)
@@ -112,11 +149,74 @@ def run(args: argparse.Namespace) -> int:
     return 2 if any("error" in r for r in results) else 0
 
 
+def _interrupted(exc: KeyboardInterrupt, name: str, args: argparse.Namespace, results: list[dict[str, Any]],
+                 segments_out: Path | None) -> int:
+    """Ctrl-C while judging ``name``: print and save what was finished (see the module docstring); returns 130."""
+    from crossemo_core.clip.report import segments_table, verdicts_table
+    from crossemo_core.clip.segments import fmt_clock
+    from crossemo_core.clip.session import AnalysisInterrupted
+
+    partial = exc.partial if isinstance(exc, AnalysisInterrupted) else None
+    where = ""
+    if isinstance(exc, AnalysisInterrupted):
+        where = f" at {fmt_clock(exc.done_s)}" + (f" of {fmt_clock(exc.total_s)}" if exc.total_s else "")
+    rows = list(results)
+    if partial is not None:
+        row = partial.to_dict()
+        rows.append(row)
+        print(json.dumps(row) if args.json else describe(partial), flush=True)
+    written = []
+    if rows:
+        for target, table in ((args.csv, verdicts_table), (segments_out, segments_table)):
+            if target is not None:
+                path = partial_path(target)
+                atomic_write(path, table(rows).to_csv(index=False).encode())
+                written.append(str(path))
+    finished = f"{len(results)} file{'s' if len(results) != 1 else ''} finished before it"
+    kept = (f"the part analysed ({len(partial.timeline)} windows) and {finished}" if partial is not None
+            else finished)
+    saved = f"; written to {', '.join(written)}" if written else ""
+    print(f"interrupted{where} in {name}: {kept}{saved}; the outputs named on the command line were not written "
+          f"or changed", file=sys.stderr)
+    return 130
+
+
+class _Bar:
+    """A tqdm progress bar on stderr (seconds of media, time left), shown for recordings longer than
+    :data:`PROGRESS_ABOVE_S` when stderr is a terminal."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.bar = name, None
+
+    def update(self, done: float, total: float | None, eta: float | None) -> None:  # noqa: ARG002 - tqdm's own ETA
+        if self.bar is None:
+            if (total or done) <= PROGRESS_ABOVE_S:
+                return
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=round(total) if total else None, desc=self.name, unit="s", disable=None,
+                            file=sys.stderr, bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s "
+                                                        "of media [{elapsed} elapsed, {remaining} left]"
+                            if total else None, leave=False)
+        self.bar.n = min(round(done), self.bar.total) if self.bar.total else round(done)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
 def describe(v: Any) -> str:
-    """A short plain-text account of a :class:`~crossemo_core.clip.verdict.ClipVerdict`."""
+    """A short plain-text account of a :class:`~crossemo_core.clip.verdict.ClipVerdict` (for a long recording the
+    segments instead of every window)."""
+    from crossemo_core.clip.segments import fmt_clock
+
     lines = [f"{v.file}{' + ' + v.voice_file if v.voice_file else ''}: {v.label.upper()}"]
     if v.p_inconsistent is not None:
         lines[0] += f" (probability of inconsistency {v.p_inconsistent:.2f})"
+    if getattr(v, "partial", None):
+        lines[0] += " [PARTIAL]"
     lines.append(f"  {v.reason}")
     if v.conflict:
         lines.append(f"  {v.conflict}")
@@ -124,11 +224,20 @@ def describe(v: Any) -> str:
         if d.get("emotion"):
             lines.append(f"  {side}: {d['emotion']} -> {d['valence']} ({d['confidence']:.2f})"
                          + (" uncertain" if d.get("uncertain") else ""))
-    marks = []
-    for w in v.timeline:
-        marks.append(f"{w.start:.1f}s:{w.p_inconsistent:.2f}" if w.p_inconsistent is not None else
-                     f"{w.start:.1f}s:{w.status}")
-    lines.append("  timeline (window start: p_inconsistent): " + "  ".join(marks))
+    if v.duration_s <= 120:
+        marks = []
+        for w in v.timeline:
+            marks.append(f"{w.start:.1f}s:{w.p_inconsistent:.2f}" if w.p_inconsistent is not None else
+                         f"{w.start:.1f}s:{w.status}")
+        lines.append("  timeline (window start: p_inconsistent): " + "  ".join(marks))
+    if getattr(v, "session", None) is not None and v.duration_s > 120:
+        lines.append(f"  session: {v.session.sentence()}")
+        inconsistent = [s for s in v.segments if s.outcome == "inconsistent"]
+        for s in inconsistent[:50]:
+            lines.append(f"  inconsistent {fmt_clock(s.start)}-{fmt_clock(s.end)} ({s.strength} evidence, p "
+                         f"{s.p_mean:.2f}; changed: {s.changed or '-'})")
+        if len(inconsistent) > 50:
+            lines.append(f"  ... {len(inconsistent) - 50} more (--segments OUT.csv lists them all)")
     lines.append(f"  rule: {v.rule}")
     lines += [f"  note: {n}" for n in v.notes]
     return "\n".join(lines)

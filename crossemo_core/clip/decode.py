@@ -1,12 +1,21 @@
 """Reading a clip: video files, audio files and still images, from a path or from bytes (an upload).
 
-Everything is decoded in memory with PyAV (which ships its own ffmpeg) or Pillow (still images); nothing is written
-to disk. The format is recognised from the file's first bytes, not from its name: a file whose extension says one
-thing and whose content another is read by its content, with a note saying so.
+Media are decoded with PyAV (which ships its own ffmpeg) or Pillow (still images); nothing is written to disk. A file
+given by path is read from disk in pieces as ffmpeg asks for them (never whole); an upload is read from its bytes. The
+format is recognised from the file's first bytes, not from its name: a file whose extension says one thing and
+whose content another is read by its content, with a note saying so.
 
-Video frames are not kept: :func:`decode_media` samples them at ``fps`` and hands each sampled frame (RGB, scaled
-so its longer side is at most ``limits.max_frame_side``) to a callback, so memory stays bounded for long clips.
-Audio is resampled to 16 kHz mono float32 and returned whole.
+Two ways in, one decoder:
+
+- :func:`open_media` -> :class:`MediaStream`: iterate it to get the decoded media in time order, as
+  :class:`VideoSample` (one sampled frame, RGB) and :class:`AudioBlock` (16 kHz mono float32 samples, aligned to the
+  video's start) events, then :meth:`MediaStream.finish` gives the :class:`DecodedMedia` summary (length, notes).
+  Nothing is kept: a long recording is decoded in bounded memory (the clip path's streaming analysis,
+  :mod:`crossemo_core.clip.session`).
+- :func:`decode_media`: the same stream, with sampled frames handed to a callback and the audio returned whole (for
+  short clips, baselines and the readers' command).
+
+Video frames are sampled at ``fps`` (RGB, scaled so the longer side is at most ``limits.max_frame_side``).
 
 Limits (:class:`ClipLimits`) are checked before decoding where possible (file size, declared duration) and during
 decoding otherwise; an input above a limit is refused with a message naming the limit and how to change it.
@@ -17,7 +26,7 @@ import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Union
+from typing import Callable, Iterator, Union
 
 import numpy as np
 
@@ -63,12 +72,21 @@ class NamedBytes:
     data: bytes
 
 
+DEFAULT_MAX_MB = 10_000
+"""Largest file accepted by default (megabytes). Files given by path are read in pieces, so this cap does not bound
+memory (an upload's bytes are already in memory); it only refuses what cannot be a recording of a session."""
+DEFAULT_MAX_SECONDS = 7200
+"""Longest recording accepted by default: a 2-hour session (analysed in bounded memory, :mod:`.session`)."""
+
+
 @dataclass(frozen=True)
 class ClipLimits:
     """Caps on what a clip may be. ``CROSSEMO_CLIP_MAX_MB`` / ``CROSSEMO_CLIP_MAX_SECONDS`` change the defaults."""
 
-    max_bytes: int = field(default_factory=lambda: int(positive_number("CROSSEMO_CLIP_MAX_MB", 200) * 1e6))
-    max_duration_s: float = field(default_factory=lambda: positive_number("CROSSEMO_CLIP_MAX_SECONDS", 120))
+    max_bytes: int = field(default_factory=lambda: int(positive_number("CROSSEMO_CLIP_MAX_MB", DEFAULT_MAX_MB)
+                                                       * 1e6))
+    max_duration_s: float = field(default_factory=lambda: positive_number("CROSSEMO_CLIP_MAX_SECONDS",
+                                                                          DEFAULT_MAX_SECONDS))
     max_image_pixels: int = 50_000_000
     max_frame_side: int = 640
     max_image_side: int = 960
@@ -105,13 +123,14 @@ def format_label(fmt: str) -> str:
 _PROBED_LABELS: dict[str, str] = {}
 
 
-def probe(data: bytes) -> str | None:
-    """Ask PyAV (ffmpeg's probing) what container ``data`` is; its name (e.g. ``"flv"``, ``"asf"``, ``"mpegts"``)
-    when it holds an audio or video stream, else None. Used for every format :func:`sniff` does not know."""
+def probe(data: "bytes | MediaSource") -> str | None:
+    """Ask PyAV (ffmpeg's probing) what container ``data`` (bytes, or a :class:`MediaSource`) is; its name (e.g.
+    ``"flv"``, ``"asf"``, ``"mpegts"``) when it holds an audio or video stream, else None. Used for every format
+    :func:`sniff` does not know."""
     import av
 
     try:
-        with av.open(io.BytesIO(data), mode="r", metadata_errors="ignore") as container:
+        with _open_file(data) as handle, av.open(handle, mode="r", metadata_errors="ignore") as container:
             if not any(s.type in ("audio", "video") for s in container.streams):
                 return None
             name = container.format.name.split(",")[0]
@@ -149,8 +168,41 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
-def _read(source: Source, limits: ClipLimits) -> tuple[str, bytes]:
-    """Name and bytes of a source, with the size checks (missing, empty, too large)."""
+HEAD_BYTES = 64
+
+
+@dataclass(frozen=True)
+class MediaSource:
+    """One input file, checked (exists, not empty, not above the size limit) but not read: a path on disk (read in
+    pieces when decoded) or bytes in memory (an upload). ``head``: its first bytes, for recognising the format."""
+
+    name: str
+    size: int
+    head: bytes
+    path: Path | None = None
+    data: bytes | None = None
+
+    def open(self):  # noqa: ANN201 - a binary file object
+        return open(self.path, "rb") if self.data is None else io.BytesIO(self.data)
+
+    def read_all(self) -> bytes:
+        if self.data is not None:
+            return self.data
+        try:
+            return self.path.read_bytes()
+        except OSError as exc:
+            raise DataError(f"cannot read {self.path}: {exc.strerror or exc}.") from None
+
+
+def _open_file(data: "bytes | MediaSource"):  # noqa: ANN202
+    return data.open() if isinstance(data, MediaSource) else io.BytesIO(data)
+
+
+def open_source(source: Source | MediaSource, limits: ClipLimits) -> MediaSource:
+    """A :class:`MediaSource` for a path, bytes or :class:`NamedBytes`, with the size checks (missing, a folder,
+    empty, too large)."""
+    if isinstance(source, MediaSource):
+        return source
     if isinstance(source, NamedBytes):
         name, data = source.name, source.data
     elif isinstance(source, (bytes, bytearray)):
@@ -169,14 +221,18 @@ def _read(source: Source, limits: ClipLimits) -> tuple[str, bytes]:
         if size > limits.max_bytes:
             raise DataError(_too_big(name, size, limits))
         try:
-            data = path.read_bytes()
+            with open(path, "rb") as handle:
+                head = handle.read(HEAD_BYTES)
         except OSError as exc:
             raise DataError(f"cannot read {path}: {exc.strerror or exc}.") from None
+        if not head:
+            raise DataError(f"{name} is empty (0 bytes).")
+        return MediaSource(name=name, size=size, head=head, path=path)
     if len(data) == 0:
         raise DataError(f"{name} is empty (0 bytes).")
     if len(data) > limits.max_bytes:
         raise DataError(_too_big(name, len(data), limits))
-    return name, data
+    return MediaSource(name=name, size=len(data), head=data[:HEAD_BYTES], data=data)
 
 
 def _mb(n: float) -> str:
@@ -188,10 +244,12 @@ def _too_big(name: str, size: int, limits: ClipLimits) -> str:
             f"CROSSEMO_CLIP_MAX_MB).")
 
 
-def recognise(name: str, data: bytes) -> tuple[str, list[str]]:
-    """The format to read ``data`` as, and notes (a lying extension); DataError when it is nothing readable."""
+def recognise(name: str, data: "bytes | MediaSource") -> tuple[str, list[str]]:
+    """The format to read ``data`` (bytes, or a :class:`MediaSource`) as, and notes (a lying extension);
+    DataError when it is nothing readable."""
     ext = Path(name).suffix.lower().lstrip(".")
-    found = sniff(data[:64]) or probe(data)
+    head = data.head if isinstance(data, MediaSource) else data[:64]
+    found = sniff(head[:64]) or probe(data)
     if found in ("gif", "tiff"):
         raise DataError(f"{name} is a {format_label(found)}; crossemo reads still images as "
                         f"{', '.join(IMAGE_EXTENSIONS)}.")
@@ -232,30 +290,275 @@ def _kind_of_ext(ext: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ decoding
+@dataclass(frozen=True)
+class VideoSample:
+    """One sampled video frame: its time (seconds from time zero) and its pixels (RGB uint8, ``None`` when the
+    stream was opened with ``pixels=False``)."""
+
+    t: float
+    rgb: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class AudioBlock:
+    """Consecutive audio samples (16 kHz mono float32) starting at sample ``start`` of the aligned timeline (sample 0
+    is time zero, where the video starts)."""
+
+    start: int
+    samples: np.ndarray
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.samples)
+
+
+MediaEvent = Union[VideoSample, AudioBlock]
+
+
+class MediaStream:
+    """An opened media file: what it holds (known before decoding: :attr:`has_video`, :attr:`has_audio`,
+    :attr:`declared_s`), then, iterated once, its decoded content in time order (:class:`VideoSample` and
+    :class:`AudioBlock` events), then :meth:`finish` for the summary. Use it as a context manager (or call
+    :meth:`close`) so that the file is closed when the iteration stops early.
+
+    ``span`` ``(start_s, end_s)``: only that stretch of the file; times and samples then count from ``start_s``.
+    """
+
+    def __init__(self, src: MediaSource, fmt: str, notes: list[str], limits: ClipLimits, want_video: bool,
+                 want_audio: bool, need_video: bool, need_audio: bool, pixels: bool,
+                 span: tuple[float, float] | None, time_zero: float | None = None) -> None:
+        self.source, self.name, self.format, self.limits = src, src.name, fmt, limits
+        self.time_zero = time_zero
+        self.notes: list[str] = list(notes)
+        self.pixels, self.span = pixels, span
+        self.is_image = fmt in IMAGE_FORMATS
+        self.image: np.ndarray | None = None
+        self._container = None
+        self._handle = None
+        self._iterated = False
+        self._n_frames, self._last_t, self._audio_pos = 0, 0.0, 0
+        self._any_audio = False
+        self._error: str | None = None
+        if self.is_image:
+            if need_audio:
+                raise DataError(NO_AUDIO_IMAGE.format(name=self.name))
+            media = _decode_image(self.name, src.read_all(), fmt, limits)
+            self.image, self.has_video, self.has_audio, self.declared_s = media.image, True, False, 0.0
+            self.use_video = self.use_audio = False
+            return
+        self._open_av(want_video, want_audio, need_video, need_audio)
+
+    # -------------------------------------------------------------------------------------------- opening
+    def _open_av(self, want_video: bool, want_audio: bool, need_video: bool, need_audio: bool) -> None:
+        import av
+
+        name, label, limits = self.name, format_label(self.format), self.limits
+        handle = self.source.open()
+        try:
+            container = av.open(handle, mode="r", metadata_errors="ignore")
+        except Exception as exc:  # noqa: BLE001 - av.error.* and OSError
+            handle.close()
+            raise DataError(f"{name} cannot be opened as {label}: the file is damaged or truncated "
+                            f"({_av_message(exc)}).") from None
+        self._container, self._handle = container, handle
+        try:
+            vstreams = [s for s in container.streams.video if s.codec_context is not None]
+            astreams = list(container.streams.audio)
+            self.has_video, self.has_audio = bool(vstreams), bool(astreams)
+            self.declared_s = _declared_duration(container, vstreams + astreams)
+            if self.declared_s is not None and self.declared_s > limits.max_duration_s + 0.5:
+                raise DataError(f"{name} lasts {_fmt_duration(self.declared_s)}; the limit is "
+                                f"{limits.max_duration_s:g} s (cut the clip, or change the limit with --max-seconds "
+                                f"or CROSSEMO_CLIP_MAX_SECONDS).")
+            if not self.has_video and not self.has_audio:
+                raise DataError(f"{name} holds neither a video nor an audio track.")
+            if need_video and not self.has_video:
+                raise DataError(NO_VIDEO.format(name=name))
+            if need_audio and not self.has_audio:
+                raise DataError(NO_AUDIO.format(name=name))
+        except BaseException:
+            self.close()
+            raise
+        self.use_video = want_video and self.has_video
+        self.use_audio = want_audio and self.has_audio
+        self._vstream = vstreams[0] if self.use_video else None
+        self._astream = astreams[0] if self.use_audio else None
+        self._first_stream = vstreams[0] if self.use_video else astreams[0]
+
+    @property
+    def expected_s(self) -> float | None:
+        """How long the decoded part should last: the span's length, else the declared duration (None: unknown)."""
+        if self.span is not None:
+            length = self.span[1] - self.span[0]
+            return length if self.declared_s is None else max(0.0, min(length, self.declared_s - self.span[0]))
+        return self.declared_s
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def __enter__(self) -> "MediaStream":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -------------------------------------------------------------------------------------------- decoding
+    def __iter__(self) -> Iterator[MediaEvent]:
+        if self._iterated:
+            raise RuntimeError("a MediaStream is iterated once")
+        self._iterated = True
+        if self.is_image or self._container is None:
+            return
+        import av
+
+        container, limits, name = self._container, self.limits, self.name
+        streams = ([self._vstream] if self.use_video else []) + ([self._astream] if self.use_audio else [])
+        if self.use_video:
+            self._vstream.thread_type = "AUTO"
+            # Every frame is decoded (no skip_frame="NONREF"): with B-frames, non-reference frames can be two of
+            # every three or more, so skipping them left fewer frames than the sampling rate asks for; decoding
+            # them costs ~20 ms per 10 s of 25 fps 640x360 H.264.
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE) if self.use_audio else None
+        # Time zero is where the video starts (else the audio): audio is then cut or padded to start there too, so
+        # a remux that moves the audio's priming samples (mp4 edit list -> mkv) does not shift face against voice.
+        first_t = self.time_zero if self.time_zero is not None else (_stream_start(self._first_stream) if streams
+                                                                     else None)
+        self.time_zero = first_t
+        span0, span1 = self.span if self.span is not None else (0.0, float("inf"))
+        lo, hi = int(round(span0 * AUDIO_RATE)), (int(round(span1 * AUDIO_RATE)) if self.span else None)
+        audio_offset: float | None = None  # seconds; > 0: pad with silence, < 0: cut
+        next_t, pos = span0, 0  # pos: aligned samples seen so far (emitted or cut by the span)
+        video_done, audio_done = not self.use_video, not self.use_audio
+        try:
+            for packet in container.demux(streams) if streams else ():
+                for frame in packet.decode():
+                    t = _frame_time(frame)
+                    if first_t is None and t is not None:
+                        first_t = self.time_zero = t
+                    t_rel = max(0.0, (t if t is not None else self._last_t + span0) - (first_t or 0.0))
+                    if t_rel > limits.max_duration_s + 0.5:
+                        raise DataError(f"{name} lasts more than {limits.max_duration_s:g} s, the limit (cut "
+                                        f"the clip, or change the limit with --max-seconds or "
+                                        f"CROSSEMO_CLIP_MAX_SECONDS).")
+                    if span0 <= t_rel < span1:
+                        self._last_t = max(self._last_t, t_rel - span0)
+                    if isinstance(frame, av.VideoFrame):
+                        if t_rel >= span1:
+                            video_done = True
+                        elif t_rel + 1e-6 >= next_t:
+                            next_t += 1.0 / limits.fps
+                            while next_t <= t_rel:  # a gap in the video: do not emit a burst of frames
+                                next_t += 1.0 / limits.fps
+                            self._n_frames += 1
+                            yield VideoSample(t_rel - span0, _to_rgb(frame, limits.max_frame_side)
+                                              if self.pixels else None)
+                    else:
+                        if audio_offset is None:
+                            audio_start = t if t is not None else first_t
+                            audio_offset = (audio_start - first_t if audio_start is not None and first_t is not None
+                                            else 0.0)
+                            n = int(round(abs(audio_offset) * AUDIO_RATE))
+                            if audio_offset > 0 and n:
+                                pos = yield from self._audio(np.zeros(n, np.float32), pos, lo, hi)
+                            elif audio_offset < 0:
+                                pos = -n  # the first n samples fall before time zero
+                        for out in resampler.resample(frame):
+                            pos = yield from self._audio(out.to_ndarray().reshape(-1).astype(np.float32), pos, lo,
+                                                         hi)
+                        audio_done = hi is not None and pos >= hi
+                if self.span is not None and video_done and audio_done:
+                    break
+            if resampler is not None and not (self.span is not None and audio_done):
+                for out in resampler.resample(None):
+                    pos = yield from self._audio(out.to_ndarray().reshape(-1).astype(np.float32), pos, lo, hi)
+        except DataError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - av.error.* during decoding: damaged or truncated data
+            self._error = _av_message(exc)
+
+    def _audio(self, samples: np.ndarray, pos: int, lo: int, hi: int | None) -> Iterator[AudioBlock]:
+        """Yield the part of ``samples`` (which start at aligned sample ``pos``) inside ``[lo, hi)``, as counted
+        from ``lo``; returns the new position."""
+        self._any_audio = True
+        end = pos + len(samples)
+        a, b = max(pos, lo), end if hi is None else min(end, hi)
+        if b > a:
+            block = AudioBlock(a - lo, samples[a - pos:b - pos])
+            self._audio_pos = block.end
+            yield block
+        return end
+
+    def finish(self) -> DecodedMedia:
+        """The summary once iterated (errors as :func:`decode_media` raises them): length, frames, notes."""
+        name = self.name
+        if self.is_image:
+            return DecodedMedia(name=name, format=self.format, has_video=True, has_audio=False, is_image=True,
+                                duration_s=0.0, n_frames=1, image=self.image, notes=list(self.notes))
+        notes = list(self.notes)
+        got_audio_s = self._audio_pos / AUDIO_RATE
+        decoded = max(self._last_t, got_audio_s)
+        error = self._error
+        if self.use_video and self._n_frames == 0 and (not self.use_audio or not self._any_audio):
+            raise DataError(f"{name} is damaged or truncated: no frame could be decoded"
+                            + (f" ({error})." if error else "."))
+        if self.use_audio and not self.use_video and (not self._any_audio or self._audio_pos == 0):
+            raise DataError(f"{name} is damaged or truncated: no audio could be decoded"
+                            + (f" ({error})." if error else "."))
+        if error is not None:
+            notes.append(f"{name} is damaged or truncated: decoding stopped at {decoded:.1f} s ({error}); "
+                         f"only what could be read was analysed.")
+        elif self.span is None and self.declared_s is not None and decoded < 0.8 * self.declared_s - 0.5:
+            notes.append(f"{name} looks truncated: it declares {self.declared_s:.1f} s but only {decoded:.1f} s "
+                         f"could be decoded; only that part was analysed.")
+        head, size = self.source.head, self.source.size
+        if head[:4] == b"RIFF" and len(head) >= 8:  # wav/avi: ffmpeg takes the duration from the file size
+            declared_bytes = int.from_bytes(head[4:8], "little") + 8
+            if declared_bytes > size + 1024 and not any("truncated" in n for n in notes):
+                notes.append(f"{name} looks truncated: its header declares {declared_bytes:,} bytes but the "
+                             f"file has {size:,}; only what could be read was analysed.")
+        return DecodedMedia(name=name, format=self.format, has_video=self.has_video, has_audio=self.has_audio,
+                            is_image=False, duration_s=decoded, n_frames=self._n_frames, notes=notes)
+
+
+def open_media(source: Source | MediaSource, *, limits: ClipLimits | None = None, want_video: bool = True,
+               want_audio: bool = True, need_video: bool = False, need_audio: bool = False, pixels: bool = True,
+               span: tuple[float, float] | None = None, time_zero: float | None = None) -> MediaStream:
+    """Open ``source`` for decoding (see :class:`MediaStream`); the checks that need no decoding (size, format,
+    declared length, tracks) are made here and raise :class:`DataError`. ``time_zero``: the container time that is
+    time zero (the :attr:`MediaStream.time_zero` of an earlier pass over the same file, so that an audio-only pass
+    aligns its samples as the pass with the video did)."""
+    limits = limits or ClipLimits()
+    src = open_source(source, limits)
+    fmt, notes = recognise(src.name, src)
+    return MediaStream(src, fmt, notes, limits, want_video, want_audio, need_video, need_audio, pixels, span,
+                       time_zero)
+
+
 def decode_media(source: Source, *, limits: ClipLimits | None = None, want_video: bool = True,
                  want_audio: bool = True, on_frame: FrameCallback | None = None, need_video: bool = False,
-                 need_audio: bool = False) -> DecodedMedia:
+                 need_audio: bool = False, span: tuple[float, float] | None = None) -> DecodedMedia:
     """Decode ``source``. Sampled video frames go to ``on_frame(t_seconds, rgb_uint8)``; still images are
     returned in ``image``; audio (when ``want_audio``) in ``audio`` at 16 kHz mono.
 
     ``need_video`` / ``need_audio``: refuse (before decoding anything) a file without a video / audio track.
     Raises :class:`DataError` for a missing, empty, oversized, unrecognised, corrupt or too long file.
     """
-    limits = limits or ClipLimits()
-    name, data = _read(source, limits)
-    fmt, notes = recognise(name, data)
-    if fmt in IMAGE_FORMATS:
-        if need_audio:
-            raise DataError(NO_AUDIO_IMAGE.format(name=name))
-        media = _decode_image(name, data, fmt, limits)
-    else:
-        media = _decode_av(name, data, fmt, limits, want_video, want_audio, on_frame, need_video, need_audio)
-        if data[:4] == b"RIFF" and len(data) >= 8:  # wav/avi: ffmpeg takes the duration from the file size
-            declared_bytes = int.from_bytes(data[4:8], "little") + 8
-            if declared_bytes > len(data) + 1024 and not any("truncated" in n for n in media.notes):
-                media.notes.append(f"{name} looks truncated: its header declares {declared_bytes:,} bytes but the "
-                                   f"file has {len(data):,}; only what could be read was analysed.")
-    media.notes[:0] = notes
+    with open_media(source, limits=limits, want_video=want_video, want_audio=want_audio, need_video=need_video,
+                    need_audio=need_audio, pixels=on_frame is not None, span=span) as stream:
+        blocks: list[np.ndarray] = []
+        for event in stream:
+            if isinstance(event, AudioBlock):
+                blocks.append(event.samples)
+            elif on_frame is not None:
+                on_frame(event.t, event.rgb)
+        media = stream.finish()
+    if stream.use_audio and stream._any_audio:
+        media.audio = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
     return media
 
 
@@ -280,100 +583,6 @@ def _decode_image(name: str, data: bytes, fmt: str, limits: ClipLimits) -> Decod
                         f"{str(exc).splitlines()[0][:120] if str(exc) else 'no details'}).") from None
     return DecodedMedia(name=name, format=fmt, has_video=True, has_audio=False, is_image=True, duration_s=0.0,
                         n_frames=1, image=rgb)
-
-
-def _decode_av(name: str, data: bytes, fmt: str, limits: ClipLimits, want_video: bool, want_audio: bool,
-               on_frame: FrameCallback | None, need_video: bool = False, need_audio: bool = False) -> DecodedMedia:
-    import av
-
-    label = format_label(fmt)
-    try:
-        container = av.open(io.BytesIO(data), mode="r", metadata_errors="ignore")
-    except Exception as exc:  # noqa: BLE001 - av.error.* and OSError
-        raise DataError(f"{name} cannot be opened as {label}: the file is damaged or truncated "
-                        f"({_av_message(exc)}).") from None
-    notes: list[str] = []
-    with container:
-        vstreams = [s for s in container.streams.video if s.codec_context is not None]
-        astreams = list(container.streams.audio)
-        has_video, has_audio = bool(vstreams), bool(astreams)
-        declared = _declared_duration(container, vstreams + astreams)
-        if declared is not None and declared > limits.max_duration_s + 0.5:
-            raise DataError(f"{name} lasts {_fmt_duration(declared)}; the limit is {limits.max_duration_s:g} s "
-                            f"(cut the clip, or change the limit with --max-seconds or CROSSEMO_CLIP_MAX_SECONDS).")
-        if not has_video and not has_audio:
-            raise DataError(f"{name} holds neither a video nor an audio track.")
-        if need_video and not has_video:
-            raise DataError(NO_VIDEO.format(name=name))
-        if need_audio and not has_audio:
-            raise DataError(NO_AUDIO.format(name=name))
-        use_video = want_video and has_video
-        use_audio = want_audio and has_audio
-        streams = ([vstreams[0]] if use_video else []) + ([astreams[0]] if use_audio else [])
-        if use_video:
-            vstreams[0].thread_type = "AUTO"
-            # Every frame is decoded (no skip_frame="NONREF"): with B-frames, non-reference frames can be two of
-            # every three or more, so skipping them left fewer frames than the sampling rate asks for; decoding
-            # them costs ~20 ms per 10 s of 25 fps 640x360 H.264.
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE) if use_audio else None
-        chunks: list[np.ndarray] = []
-        # Time zero is where the video starts (else the audio): audio is then cut or padded to start there too, so
-        # a remux that moves the audio's priming samples (mp4 edit list -> mkv) does not shift face against voice.
-        first_t = _stream_start(vstreams[0] if use_video else astreams[0]) if streams else None
-        audio_start: float | None = None
-        next_t, n_frames, last_t = 0.0, 0, 0.0
-        error: str | None = None
-        try:
-            for packet in container.demux(streams) if streams else ():
-                for frame in packet.decode():
-                    t = _frame_time(frame)
-                    if first_t is None and t is not None:
-                        first_t = t
-                    t_rel = max(0.0, (t if t is not None else last_t) - (first_t or 0.0))
-                    if t_rel > limits.max_duration_s + 0.5:
-                        raise DataError(f"{name} lasts more than {limits.max_duration_s:g} s, the limit (cut "
-                                        f"the clip, or change the limit with --max-seconds or "
-                                        f"CROSSEMO_CLIP_MAX_SECONDS).")
-                    last_t = max(last_t, t_rel)
-                    if isinstance(frame, av.VideoFrame):
-                        if t_rel + 1e-6 >= next_t:
-                            next_t += 1.0 / limits.fps
-                            while next_t <= t_rel:  # a gap in the video: do not emit a burst of frames
-                                next_t += 1.0 / limits.fps
-                            n_frames += 1
-                            if on_frame is not None:
-                                on_frame(t_rel, _to_rgb(frame, limits.max_frame_side))
-                    else:
-                        if audio_start is None:
-                            audio_start = t if t is not None else first_t
-                        for out in resampler.resample(frame):
-                            chunks.append(out.to_ndarray().reshape(-1).astype(np.float32))
-            if resampler is not None:
-                for out in resampler.resample(None):
-                    chunks.append(out.to_ndarray().reshape(-1).astype(np.float32))
-        except DataError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - av.error.* during decoding: damaged or truncated data
-            error = _av_message(exc)
-        audio = np.concatenate(chunks) if chunks else None
-        if audio is not None and audio_start is not None and first_t is not None:
-            audio = _align_audio(audio, audio_start - first_t)
-        got_audio_s = 0.0 if audio is None else len(audio) / AUDIO_RATE
-        decoded = max(last_t, got_audio_s)
-        if use_video and n_frames == 0 and (not use_audio or audio is None):
-            raise DataError(f"{name} is damaged or truncated: no frame could be decoded"
-                            + (f" ({error})." if error else "."))
-        if use_audio and not use_video and (audio is None or len(audio) == 0):
-            raise DataError(f"{name} is damaged or truncated: no audio could be decoded"
-                            + (f" ({error})." if error else "."))
-        if error is not None:
-            notes.append(f"{name} is damaged or truncated: decoding stopped at {decoded:.1f} s ({error}); "
-                         f"only what could be read was analysed.")
-        elif declared is not None and decoded < 0.8 * declared - 0.5:
-            notes.append(f"{name} looks truncated: it declares {declared:.1f} s but only {decoded:.1f} s could be "
-                         f"decoded; only that part was analysed.")
-    return DecodedMedia(name=name, format=fmt, has_video=has_video, has_audio=has_audio, is_image=False,
-                        duration_s=decoded, n_frames=n_frames, audio=audio if use_audio else None, notes=notes)
 
 
 def _declared_duration(container, streams) -> float | None:  # noqa: ANN001

@@ -1,4 +1,6 @@
-"""Sharing verdicts: a table (batch mode, CSV) and a one-page, self-contained HTML report per verdict.
+"""Sharing verdicts: a table (batch mode, CSV), the segments of each recording (CSV), and a one-page,
+self-contained HTML report per verdict (for a long recording: the session summary, the segment table and a timeline
+binned to the page's width).
 
 The HTML page has no external resources (charts are inline SVG, thumbnails inline PNG), so it can be saved, printed
 to PDF from a browser, or attached to a record as it is. It is written only where the user asks.
@@ -20,7 +22,11 @@ from crossemo_core.paths import atomic_write
 
 TABLE_COLUMNS = ("file", "voice_file", "verdict", "strength", "p_inconsistent", "face_emotion", "face_valence",
                  "face_confidence", "voice_emotion", "voice_valence", "voice_confidence", "p_embedding",
-                 "similarity", "windows_scored", "windows", "reason", "conflict", "notes", "error")
+                 "similarity", "windows_scored", "windows", "duration_s", "inconsistent_stretches", "inconsistent_s",
+                 "longest_inconsistent_s", "partial", "reason", "conflict", "notes", "error")
+SEGMENT_COLUMNS = ("file", "segment", "start_s", "end_s", "duration_s", "start", "end", "outcome", "strength", "p_mean",
+                   "changed", "face_before", "face_after", "voice_before", "voice_after", "face_valence",
+                   "voice_valence", "n_windows", "n_judged", "reason")
 VALENCE_COLOURS = {"negative": "#b3261e", "neutral": "#888888", "positive": "#1b7f3b"}
 COLOURS = {"consistent": "#1b7f3b", "inconsistent": "#b3261e", "undetermined": "#8a6d00"}
 PLAIN = {
@@ -47,9 +53,25 @@ def verdicts_table(results: Sequence[dict[str, Any]]) -> pd.DataFrame:
             "voice_valence": voice.get("valence"), "voice_confidence": voice.get("confidence"),
             "p_embedding": r.get("p_embedding"), "similarity": r.get("similarity"),
             "windows_scored": sum(w.get("status") == "scored" for w in timeline), "windows": len(timeline),
-            "reason": r.get("reason"), "conflict": r.get("conflict"), "notes": " | ".join(r.get("notes") or []),
+            "duration_s": r.get("duration_s"), "inconsistent_stretches": (r.get("session") or {}).get("n_inconsistent"),
+            "inconsistent_s": (r.get("session") or {}).get("inconsistent_s"),
+            "longest_inconsistent_s": (r.get("session") or {}).get("longest_inconsistent_s"),
+            "partial": r.get("partial"), "reason": r.get("reason"), "conflict": r.get("conflict"), "notes": " | ".join(r.get("notes") or []),
             "error": r.get("error")})
     return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+
+
+def segments_table(results: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """One row per segment of every file, from ``ClipVerdict.to_dict()`` outputs (failed files have none)."""
+    from crossemo_core.clip.segments import fmt_clock
+
+    rows = []
+    for r in results:
+        for k, seg in enumerate(r.get("segments") or [], start=1):
+            rows.append({"file": r.get("file"), "segment": k, "start_s": seg["start"], "end_s": seg["end"],
+                         "duration_s": seg["duration_s"], "start": fmt_clock(seg["start"]),
+                         "end": fmt_clock(seg["end"]), **{c: seg.get(c) for c in SEGMENT_COLUMNS[7:]}})
+    return pd.DataFrame(rows, columns=list(SEGMENT_COLUMNS))
 
 
 def write_report(verdicts: Sequence[Any], out: str | Path, model: Any = None) -> list[Path]:
@@ -89,10 +111,11 @@ def report_html(v: Any, model: Any = None) -> str:
         ".thumbs img{width:64px;height:64px;margin:1px;border-radius:3px}@media print{body{margin:0}}</style>",
         "</head><body>",
         f"<h1>Face/voice emotion consistency: {e(v.file)}{' + ' + e(v.voice_file) if v.voice_file else ''}</h1>",
-        f"<p class='muted'>{when} &middot; model {e(v.checkpoint)} &middot; {v.duration_s:.1f} s analysed"
+        f"<p class='muted'>{when} &middot; model {e(v.checkpoint)} &middot; {_analysed(v.duration_s)} analysed"
         f"{' &middot; calibrated with a baseline clip' if v.calibrated else ''}</p>",
         f"<div class='verdict' style='background:{colour}'>{e(v.label.upper())}</div>",
         f"<p class='big'>{e(PLAIN.get(v.verdict, ''))}</p>",
+        f"<p><b>{e(v.partial)}</b></p>" if getattr(v, "partial", None) else "",
         f"<p>Why: {e(v.reason)}</p>", f"<p><b>{e(v.conflict)}</b></p>" if v.conflict else "", numbers,
         "<h2>What each side shows</h2>", _emotions(v),
         "<h2>When face and voice diverge</h2>",
@@ -100,7 +123,7 @@ def report_html(v: Any, model: Any = None) -> str:
         "lanes: the valence each reader gives (red negative, grey neutral, green positive; paler = less sure). "
         "Bottom lane: the probability of inconsistency (dashed line: 0.5). Grey bands: no face or no speech in "
         "that window (not judged). Below: the sound wave and the face about once a second.</p>",
-        _timeline_svg(v), _waveform_svg(v), _thumbs(v),
+        _timeline_svg(v), _waveform_svg(v), _thumbs(v), _segments_html(v),
         "<h2>Face measurements (from the 478-point face mesh)</h2>", _geometry(v),
     ]
     if v.notes:
@@ -138,11 +161,13 @@ def _emotions(v: Any) -> str:
             f"</td></tr></table>")
 
 
-def _timeline_svg(v: Any, width: int = 940, lane: int = 26, plot: int = 110) -> str:
-    """Three lanes on one time axis: face valence, voice valence, probability of inconsistency."""
+def _timeline_svg(v: Any, width: int = 940, lane: int = 26, plot: int = 110, max_columns: int = 400) -> str:
+    """Three lanes on one time axis: face valence, voice valence, probability of inconsistency (a long recording's
+    windows binned to at most ``max_columns`` columns); inconsistent segments shaded behind the probability."""
     if not v.timeline:
         return "<p><i>No timeline: nothing was judged.</i></p>"
     end = max(w.end for w in v.timeline) or 1.0
+    columns, step = _columns(v.timeline, max_columns)
     height = 2 * lane + plot + 40
     x = lambda t: 60 + (width - 70) * t / end  # noqa: E731
     top = 2 * lane + 14
@@ -153,8 +178,13 @@ def _timeline_svg(v: Any, width: int = 940, lane: int = 26, plot: int = 110) -> 
            f"<text x='2' y='{2 * lane - 8}' font-size='11'>voice</text>",
            f"<text x='2' y='{top + 10}' font-size='10'>P 1</text>", f"<text x='2' y='{top + plot}' font-size='10'>"
            f"P 0</text>"]
-    half = max(1.0, (x(0.5) - x(0)) / 2)
-    for w in v.timeline:
+    for seg in getattr(v, "segments", None) or []:
+        if seg.outcome == "inconsistent" and len(v.timeline) > 1:
+            out.append(f"<rect x='{x(seg.start):.1f}' y='{top}' width='{max(1.0, x(seg.end) - x(seg.start)):.1f}' "
+                       f"height='{plot}' fill='#b3261e' fill-opacity='0.12'><title>inconsistent {_clock(seg.start)}-"
+                       f"{_clock(seg.end)} ({seg.strength} evidence)</title></rect>")
+    half = max(1.0, (x(step) - x(0)) / 2)
+    for w in columns:
         mid = (w.start + w.end) / 2
         if w.status != "scored":
             out.append(f"<rect x='{x(mid) - half:.1f}' y='0' width='{2 * half:.1f}' height='{height - 20}' "
@@ -168,16 +198,93 @@ def _timeline_svg(v: Any, width: int = 940, lane: int = 26, plot: int = 110) -> 
                        f"{label} ({conf:.2f})</title></rect>")
     out.append(f"<line x1='60' x2='{width - 10}' y1='{y(0.5):.1f}' y2='{y(0.5):.1f}' stroke='#b3261e' "
                f"stroke-dasharray='4 3' stroke-width='1'/>")
-    pts = [(x((w.start + w.end) / 2), y(float(np.clip(w.p_inconsistent, 0, 1)))) for w in v.timeline
+    pts = [(x((w.start + w.end) / 2), y(float(np.clip(w.p_inconsistent, 0, 1)))) for w in columns
            if w.p_inconsistent is not None]
     if pts:
         out.append("<polyline fill='none' stroke='#b3261e' stroke-width='2' points='"
                    + " ".join(f"{a:.1f},{b:.1f}" for a, b in pts) + "'/>")
-        out += [f"<circle cx='{a:.1f}' cy='{b:.1f}' r='2.5' fill='#b3261e'/>" for a, b in pts]
-    for t in range(int(end) + 1):
-        out.append(f"<text x='{x(t):.1f}' y='{height - 5}' font-size='10' text-anchor='middle'>{t}s</text>")
+        if len(pts) <= 200:
+            out += [f"<circle cx='{a:.1f}' cy='{b:.1f}' r='2.5' fill='#b3261e'/>" for a, b in pts]
+    tick = _tick_step(end)
+    for t in np.arange(0, int(end) + 1, tick):
+        out.append(f"<text x='{x(t):.1f}' y='{height - 5}' font-size='10' text-anchor='middle'>"
+                   f"{int(t)}s</text>" if end <= 120 else
+                   f"<text x='{x(t):.1f}' y='{height - 5}' font-size='10' text-anchor='middle'>{_clock(t)}</text>")
     out.append("</svg>")
     return "".join(out)
+
+
+def _tick_step(end: float) -> int:
+    """1 s for a clip up to 2 minutes (every second labelled, as before), else a round step giving <= 20 labels."""
+    if end <= 120:
+        return 1
+    return next((s for s in (10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600) if end / s <= 20), 7200)
+
+
+def _clock(t: float) -> str:
+    from crossemo_core.clip.segments import fmt_clock
+
+    return fmt_clock(t)
+
+
+def _columns(timeline: Sequence[Any], max_columns: int) -> tuple[list[Any], float]:
+    """The windows as they are (at most ``max_columns``), else bins of consecutive windows: each bin judged when any
+    of its windows is, with the mean probability and the pooled valence of each side."""
+    from types import SimpleNamespace
+
+    from crossemo_core.readers.reading import VALENCES
+
+    hop = timeline[1].start - timeline[0].start if len(timeline) > 1 else 0.5
+    if len(timeline) <= max_columns:
+        return list(timeline), 0.5
+    k = int(np.ceil(len(timeline) / max_columns))
+    out = []
+    for i in range(0, len(timeline), k):
+        group = timeline[i:i + k]
+        scored = [w for w in group if w.status == "scored" and w.face is not None and w.voice is not None]
+        col = SimpleNamespace(start=group[0].start, end=group[-1].end, status="scored" if scored else group[0].status,
+                              face=None, voice=None, face_valence=None, voice_valence=None, p_inconsistent=None)
+        if scored:
+            for side in ("face", "voice"):
+                pooled = np.mean([getattr(w, side).valence_array() for w in scored], axis=0)
+                setattr(col, side, SimpleNamespace(confidence=float(pooled.max())))
+                setattr(col, f"{side}_valence", VALENCES[int(np.argmax(pooled))])
+            ps = [w.p_inconsistent for w in scored if w.p_inconsistent is not None]
+            col.p_inconsistent = float(np.mean(ps)) if ps else None
+        out.append(col)
+    return out, k * hop
+
+
+def _analysed(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 600 else _clock(seconds) + " (h:mm:ss)" if seconds >= 3600 else \
+        f"{_clock(seconds)} (min:s)"
+
+
+def _segments_html(v: Any) -> str:
+    """The session summary and the segment table (inconsistent segments first in colour)."""
+    e = html.escape
+    segments = getattr(v, "segments", None) or []
+    if not segments or v.session is None:
+        return ""
+    rows = []
+    for k, s in enumerate(segments, start=1):
+        colour = COLOURS.get(s.outcome, "#444")
+        change = "" if s.changed is None else (f"{s.changed} (face {s.face_before or '-'} &rarr; {s.face_after or '-'}"
+                                               f", voice {s.voice_before or '-'} &rarr; {s.voice_after or '-'})")
+        rows.append(f"<tr><td>{k}</td><td>{_clock(s.start)}</td><td>{_clock(s.end)}</td>"
+                    f"<td>{s.duration_s:.1f} s</td><td style='color:{colour};font-weight:600'>{e(s.label)}</td>"
+                    f"<td>{'' if s.p_mean is None else f'{s.p_mean:.2f}'}</td><td>{change}</td>"
+                    f"<td>{e(s.reason or '')}</td></tr>")
+    shown = rows if len(rows) <= 300 else rows[:300] + [f"<tr><td colspan='8'>... {len(rows) - 300} more segments "
+                                                         f"(score --segments OUT.csv lists them all)</td></tr>"]
+    return ("<h2>Stretches: where face and voice agree and where they part ways</h2>"
+            f"<p class='big'>{e(v.session.sentence())}</p>"
+            "<p class='muted'>Consecutive windows take the outcome their evidence supports; the outcome changes only "
+            "where the evidence for the other one outweighs a fixed switching cost, so one odd window does not start a "
+            "stretch. 'Changed' compares the face's and the voice's valence readings just before and just after the "
+            "segment's start.</p>"
+            "<table><tr><th>#</th><th>start</th><th>end</th><th>length</th><th>outcome</th><th>mean P</th>"
+            f"<th>changed at its start</th><th>why undetermined</th></tr>{''.join(shown)}</table>")
 
 
 def _waveform_svg(v: Any, width: int = 940, height: int = 60) -> str:
@@ -200,8 +307,11 @@ def _waveform_svg(v: Any, width: int = 940, height: int = 60) -> str:
 def _thumbs(v: Any) -> str:
     if not v.thumbnails:
         return ""
+    thumbs = v.thumbnails
+    if len(thumbs) > 40:  # a long recording: 40 spread over it
+        thumbs = [thumbs[i] for i in np.linspace(0, len(thumbs) - 1, 40).round().astype(int)]
     imgs = "".join(f"<img src='data:image/png;base64,{_png(th)}' alt='face at {t:.1f} s' title='{t:.1f} s'>"
-                   for t, th in v.thumbnails[:40])
+                   for t, th in thumbs)
     return f"<div class='thumbs'>{imgs}</div>"
 
 

@@ -20,7 +20,8 @@ import numpy as np
 
 from crossemo_core.clip.expression import FER_CLASSES
 from crossemo_core.features.sequence import preprocess_voice
-from crossemo_core.features.voice import EXTRACTOR_ID, EXTRACTOR_VERSION, VoiceFeatureExtractor, speech_mask
+from crossemo_core.features.voice import (_ENERGY_FLOOR_DB, _ENERGY_MARGIN_DB, EXTRACTOR_ID, EXTRACTOR_VERSION,
+                                          VoiceFeatureExtractor, speech_mask)
 
 WINDOW_S = 2.0
 HOP_S = 0.5
@@ -39,6 +40,9 @@ TARGET_LEVEL_DB = -20.0
 VAD = {"margin_db": 35.0, "floor_db": -60.0, "hangover": 5}
 """Energy VAD settings (:func:`crossemo_core.features.voice.speech_mask`), applied after loudness normalisation."""
 VOICE_STEPS = "f0fill+pool5"
+AUDIO_RATE = 16000
+VOICING_FLOOR_DB, VOICING_MARGIN_DB = _ENERGY_FLOOR_DB, _ENERGY_MARGIN_DB
+"""The voice extractor's voicing floor: frames below max(-65 dB, loudest frame - 50 dB) are unvoiced."""
 
 FACE_FEATURE_NAMES = tuple(f"fer_logit_{c}" for c in FER_CLASSES)
 VOICE_EXTRACTOR = f"{EXTRACTOR_ID}/{EXTRACTOR_VERSION}+level{int(TARGET_LEVEL_DB)}+speechwin+{VOICE_STEPS}"
@@ -50,18 +54,33 @@ def face_extractor_id(fer_sha256: str) -> str:
     return f"fer-expression-logits/{fer_sha256[:12]}"
 
 
+LOUDNESS_FRAME_S = 0.025
+
+
+def loudness_gain(frame_rms: np.ndarray) -> float:
+    """The gain :func:`normalise_loudness` applies, from the RMS of every 25 ms frame of the signal."""
+    level = 20 * np.log10(max(float(np.percentile(frame_rms, 90)), 1e-9))
+    return 10 ** (np.clip(TARGET_LEVEL_DB - level, -40.0, 40.0) / 20)
+
+
+def frame_rms(x: np.ndarray, frame: int) -> np.ndarray:
+    """RMS (float64) of each whole ``frame``-sample frame of ``x``, from its first sample."""
+    n = len(x) // frame
+    return np.sqrt(np.mean(x[: n * frame].reshape(n, frame).astype(np.float64) ** 2, axis=1))
+
+
 def normalise_loudness(signal: np.ndarray, sr: int) -> np.ndarray:
     """``signal`` scaled so its 90th-percentile frame RMS is :data:`TARGET_LEVEL_DB` (gain capped at +-40 dB; the
     result is clipped to [-1, 1]). Recordings made at different gains then give comparable energy and MFCC-0."""
     x = np.asarray(signal, dtype=np.float32)
-    frame = max(1, int(0.025 * sr))
-    n = len(x) // frame
-    if n == 0:
+    frame = max(1, int(LOUDNESS_FRAME_S * sr))
+    if len(x) // frame == 0:
         return x
-    rms = np.sqrt(np.mean(x[: n * frame].reshape(n, frame).astype(np.float64) ** 2, axis=1))
-    level = 20 * np.log10(max(float(np.percentile(rms, 90)), 1e-9))
-    gain = 10 ** (np.clip(TARGET_LEVEL_DB - level, -40.0, 40.0) / 20)
-    return np.clip(x * gain, -1.0, 1.0).astype(np.float32)
+    return apply_gain(x, loudness_gain(frame_rms(x, frame)))
+
+
+def apply_gain(x: np.ndarray, gain: float) -> np.ndarray:
+    return np.clip(np.asarray(x, dtype=np.float32) * gain, -1.0, 1.0).astype(np.float32)
 
 
 @dataclass
@@ -90,12 +109,49 @@ def voice_track(signal: np.ndarray, sr: int, extractor: VoiceFeatureExtractor | 
                       voiced=features[:, names.index("voicing")] >= 0.5)
 
 
+VOICE_MARGIN_S = 0.5
+"""Context read on each side of a stretch whose features :func:`voice_track_part` computes: more than any frame's
+features reach (the pitch frame's 64 ms, the deltas' 4 frames, the speech mask's 5-frame hangover)."""
+
+
+def voice_track_part(signal: np.ndarray, gain: float, max_db: float,
+                     extractor: VoiceFeatureExtractor | None = None) -> VoiceTrack:
+    """:func:`voice_track` of a stretch of a long recording, given what depends on the whole recording: the loudness
+    ``gain`` and the loudest frame's ``rms_db`` after it (``max_db``; the voicing floor and the speech mask are set
+    from it). The frames more than :data:`VOICE_MARGIN_S` from the stretch's ends (or at the recording's own ends)
+    are those :func:`voice_track` gives for the whole recording."""
+    extractor = extractor or VoiceFeatureExtractor()
+    names = extractor.feature_names
+    features = extractor.extract(apply_gain(signal, gain), AUDIO_RATE)
+    rms, voicing, log_f0 = (names.index(n) for n in ("rms_db", "voicing", "log_f0"))
+    # The extractor set voicing to 0 below max(-65 dB, this stretch's loudest - 50 dB); the whole recording's
+    # loudest frame is at least as loud, so its floor is at least as high: apply it (log F0 follows voicing).
+    floor = max(VOICING_FLOOR_DB, max_db - VOICING_MARGIN_DB)
+    features[:, voicing] = np.where(features[:, rms] >= floor, features[:, voicing], 0.0)
+    features[:, log_f0] = np.where(features[:, voicing] >= 0.5, features[:, log_f0], 0.0)
+    return VoiceTrack(features=features, active=speech_mask_at(features[:, rms], max_db),
+                      voiced=features[:, voicing] >= 0.5)
+
+
+def speech_mask_at(rms_db: np.ndarray, max_db: float) -> np.ndarray:
+    """:func:`~crossemo_core.features.voice.speech_mask` with :data:`VAD` settings, the loudest frame given."""
+    level = np.asarray(rms_db).astype(np.float64)
+    active = level > max(VAD["floor_db"], float(max_db) - VAD["margin_db"])
+    hangover = VAD["hangover"]
+    if hangover > 0 and active.any():
+        active = np.convolve(active.astype(np.int64), np.ones(2 * hangover + 1, dtype=np.int64), "same") > 0
+    return active
+
+
 def voice_window(track: VoiceTrack, start_s: float, end_s: float,
-                 names: tuple[str, ...] = VoiceFeatureExtractor().feature_names) -> np.ndarray | None:
-    """The model's voice sequence for ``[start_s, end_s)``, or None when the window holds no speech."""
-    a, b = int(round(start_s / VOICE_HOP_S)), min(int(round(end_s / VOICE_HOP_S)), len(track.features))
+                 names: tuple[str, ...] = VoiceFeatureExtractor().feature_names, first: int = 0) -> np.ndarray | None:
+    """The model's voice sequence for ``[start_s, end_s)``, or None when the window holds no speech. ``first``: the
+    recording's frame index of the track's first frame (a stretch of a long recording)."""
+    a = int(round(start_s / VOICE_HOP_S))
+    b = min(int(round(end_s / VOICE_HOP_S)), first + len(track.features))
     if b - a < 10:
         return None
+    a, b = a - first, b - first
     active = track.active[a:b]
     if active.mean() < MIN_SPEECH_FRACTION or (active & track.voiced[a:b]).sum() < MIN_VOICED_FRACTION * active.sum():
         return None

@@ -310,30 +310,10 @@ class VoiceReader:
 
     def read_many(self, signals: list[np.ndarray], baseline: SpeakerBaseline | None = None) -> list[Reading]:
         """Several signals (e.g. the windows of a clip) in one batch."""
-        from crossemo_core.readers.prosody import prosody_functionals
-
-        mels = [self.spectrogram(s) for s in signals]
-        min_frames = MIN_SPEECH_S * 1000 / self.frontend.hop_ms
-        ok = [i for i, m in enumerate(mels) if m.shape[1] >= min_frames]
-        probs: dict[str, np.ndarray] = {}
-        if ok:
-            probs = self.probabilities([mels[i] for i in ok], baseline.norm if baseline else None)
-            if self.prosody is not None and self.prosody_weight > 0:
-                feats = np.stack([prosody_functionals(signals[i]) for i in ok])
-                probs = self.combine(probs, self.prosody.proba(feats, baseline.prosody if baseline else None))
-        readings = []
-        for i, m in enumerate(mels):
-            seconds = m.shape[1] * self.frontend.hop_ms / 1000
-            if i in ok:
-                j = ok.index(i)
-                readings.append(Reading.from_arrays("voice", VOICE_EMOTIONS, probs["emotion"][j],
-                                                    probs["valence"][j], probs["arousal"][j], seconds))
-            else:
-                readings.append(Reading.from_arrays(
-                    "voice", VOICE_EMOTIONS, np.full(len(VOICE_EMOTIONS), 1 / len(VOICE_EMOTIONS)),
-                    np.full(3, 1 / 3), np.full(2, 0.5), seconds,
-                    note=f"less than {MIN_SPEECH_S:.1f} s of speech: nothing to read"))
-        return readings
+        reads = BatchedReads(self, baseline)
+        for i, signal in enumerate(signals):
+            reads.add(i, signal)
+        return [r for _, r in reads.take(final=True)]
 
     def read_recording(self, signal: np.ndarray, baseline: SpeakerBaseline | None = None) -> Reading:
         """A recording of any length: short ones as one utterance, longer ones in segments
@@ -377,3 +357,73 @@ class VoiceReader:
             return cls(net.eval(), frontend, net_config, meta, prosody, float(meta.get("prosody_weight", 0.0)))
 
         return load_model_file(path, VOICE_FORMAT, "voice reader", build)
+
+
+class BatchedReads:
+    """:meth:`VoiceReader.read_many` fed one signal at a time (the windows of a long recording as they are decoded),
+    giving exactly the readings ``read_many`` gives for all of them at once.
+
+    Why it matters: the network pads a batch to its longest spectrogram, and the padding reaches the convolutions
+    near the end of the shorter ones, so a reading depends (slightly) on its batch. ``read_many`` reads the signals
+    with enough speech in batches of 64 in order; :meth:`take` hands out readings in the same batches, and only for
+    whole batches until ``final=True``. Each signal's spectrogram and prosody statistics are computed when it is
+    added (the signal itself is not kept)."""
+
+    BATCH = 64
+
+    def __init__(self, reader: VoiceReader, baseline: SpeakerBaseline | None = None) -> None:
+        self.reader, self.baseline = reader, baseline
+        self._pending: list[tuple[Any, np.ndarray, np.ndarray | None]] = []  # key, log-mel, prosody (None: too short)
+        self._min_frames = MIN_SPEECH_S * 1000 / reader.frontend.hop_ms
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def add(self, key: Any, signal: np.ndarray) -> None:
+        from crossemo_core.readers.prosody import prosody_functionals
+
+        mel = self.reader.spectrogram(signal)
+        ok = mel.shape[1] >= self._min_frames
+        uses_prosody = self.reader.prosody is not None and self.reader.prosody_weight > 0
+        self._pending.append((key, mel, prosody_functionals(signal) if ok and uses_prosody else
+                              (np.zeros(0) if ok else None)))
+
+    def take(self, final: bool = False) -> list[tuple[Any, Reading]]:
+        """``(key, reading)`` of the signals read so far, in the order added: every pending signal when ``final``,
+        else those up to the last whole batch of 64 readable signals."""
+        if not self._pending:
+            return []
+        if final:
+            n = len(self._pending)
+        else:
+            ok_positions = [i for i, (_, _, p) in enumerate(self._pending) if p is not None]
+            whole = len(ok_positions) // self.BATCH * self.BATCH
+            # complete: everything before the first readable signal of the unfinished batch
+            n = ok_positions[whole] if whole < len(ok_positions) else len(self._pending)
+        group, self._pending = self._pending[:n], self._pending[n:]
+        return self._read(group)
+
+    def _read(self, group: list[tuple[Any, np.ndarray, np.ndarray | None]]) -> list[tuple[Any, Reading]]:
+        ok = [i for i, (_, _, p) in enumerate(group) if p is not None]
+        probs: dict[str, np.ndarray] = {}
+        if ok:
+            baseline = self.baseline
+            probs = self.reader.probabilities([group[i][1] for i in ok], baseline.norm if baseline else None)
+            if self.reader.prosody is not None and self.reader.prosody_weight > 0:
+                feats = np.stack([group[i][2] for i in ok])
+                probs = self.reader.combine(probs, self.reader.prosody.proba(feats, baseline.prosody if baseline
+                                                                             else None))
+        out = []
+        where = {i: j for j, i in enumerate(ok)}
+        for i, (key, mel, _) in enumerate(group):
+            seconds = mel.shape[1] * self.reader.frontend.hop_ms / 1000
+            if i in where:
+                j = where[i]
+                out.append((key, Reading.from_arrays("voice", VOICE_EMOTIONS, probs["emotion"][j],
+                                                     probs["valence"][j], probs["arousal"][j], seconds)))
+            else:
+                out.append((key, Reading.from_arrays(
+                    "voice", VOICE_EMOTIONS, np.full(len(VOICE_EMOTIONS), 1 / len(VOICE_EMOTIONS)),
+                    np.full(3, 1 / 3), np.full(2, 0.5), seconds,
+                    note=f"less than {MIN_SPEECH_S:.1f} s of speech: nothing to read")))
+        return out

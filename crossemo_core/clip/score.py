@@ -1,0 +1,305 @@
+"""Score: each window's inputs -> the window's evidence and its calibrated probability (the fourth step).
+
+Per window (:class:`~crossemo_core.clip.windows.WindowInput` in, :class:`Window` out): the SIR-HCL clip model
+(:class:`ClipModel`, the core's :class:`~crossemo_core.detector.Detector`: face and voice embeddings, cosine
+similarity, Beta-mixture posterior), the atypical-input gate, the face reading (the face reader's emotions over the
+window's frames), the voice reading (the voice reader on the window's audio) and the evidence combiner's probability
+of inconsistency from that window's evidence. :class:`WindowScorer` takes windows in time order, in groups of any
+size, and gives each the same scores whatever the groups: a window spanning two pieces of a long recording is scored
+as in a whole-file pass (the voice reader's batches are kept as ``read_many`` would make them,
+:class:`~crossemo_core.readers.voice.BatchedReads`).
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from crossemo_core.clip import sequences as seq
+from crossemo_core.clip.expression import ExpressionModel
+from crossemo_core.clip.gate import KnnGate
+from crossemo_core.data.container import PairDataset
+from crossemo_core.detector import Detector, cosine_rows
+from crossemo_core.errors import CheckpointError
+from crossemo_core.features.voice import VoiceFeatureExtractor
+from crossemo_core.paths import CHECKPOINTS
+from crossemo_core.readers.face import reading_of
+from crossemo_core.readers.reading import Reading
+from crossemo_core.readers.voice import BatchedReads, SpeakerBaseline
+from crossemo_core.settings import clip_checkpoint
+
+DEFAULT_CLIP_CHECKPOINT = CHECKPOINTS / "clip.pt"
+"""The shipped clip model; ``$CROSSEMO_CLIP_CHECKPOINT`` replaces it as the default (``--checkpoint`` wins)."""
+DEFAULT_FER_CHECKPOINT = CHECKPOINTS / "fer_expression.pt"
+VOICE_NAMES = VoiceFeatureExtractor().feature_names
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------ the model
+@dataclass
+class WindowScores:
+    """Scores of N windows."""
+
+    similarity: np.ndarray
+    p_inconsistent: np.ndarray  # the embedding's posterior (Beta mixture)
+    face_atypical: np.ndarray
+    voice_atypical: np.ndarray
+    face_distance: np.ndarray
+    voice_distance: np.ndarray
+
+
+@dataclass
+class ClipModel:
+    """The SIR-HCL detector trained on clip features, the expression network it was trained with, the gate and the
+    population's neutral means (for the per-person baseline)."""
+
+    detector: Detector
+    expression: ExpressionModel
+    gate: KnnGate | None
+    population: dict[str, np.ndarray]
+    face_extractor: str
+    path: Path | None = None
+    emotion_names: tuple[str, ...] | None = None  # the head's outputs when it was trained on emotions, else None
+
+    @classmethod
+    def load(cls, checkpoint: str | Path | None = None, expression: str | Path | None = None) -> "ClipModel":
+        path = Path(checkpoint or clip_checkpoint() or DEFAULT_CLIP_CHECKPOINT)
+        if checkpoint is None and not path.is_file():
+            raise CheckpointError(f"the shipped clip model {path} is missing; reinstall crossemo or train one with "
+                                  f"scripts/train_clip_model.py.")
+        detector = Detector.load(path)
+        meta = detector.metadata.get("clip")
+        if not isinstance(meta, dict):
+            raise CheckpointError(f"{path} is not a clip checkpoint (it was trained on "
+                                  f"{detector.metadata.get('dataset', 'another kind of data')}, not on clip features); "
+                                  f"use checkpoints/clip.pt or one made by scripts/train_clip_model.py.")
+        if expression is not None:
+            fer_path = Path(expression)
+        else:
+            fer_path = path.parent / meta["fer_file"]
+            fer_path = fer_path if fer_path.is_file() else DEFAULT_FER_CHECKPOINT
+        if not fer_path.is_file():
+            raise CheckpointError(f"the expression network {fer_path} does not exist; the clip model {path.name} "
+                                  f"needs {meta['fer_file']} (sha256 {meta['fer_sha256'][:12]}).")
+        sha = file_sha256(fer_path)
+        if sha != meta["fer_sha256"]:
+            raise CheckpointError(f"the clip model {path.name} was trained with the expression network "
+                                  f"{meta['fer_file']} (sha256 {meta['fer_sha256'][:12]}); {fer_path} is a "
+                                  f"different one (sha256 {sha[:12]}).")
+        gate = KnnGate.from_dict(meta["gate"]) if meta.get("gate") else None
+        population = {k: np.asarray(v, dtype=np.float32) for k, v in meta.get("population", {}).items()}
+        names = _head_emotions(path, detector, meta)
+        return cls(detector=detector, expression=ExpressionModel.load(fer_path), gate=gate, population=population,
+                   face_extractor=seq.face_extractor_id(sha), path=path, emotion_names=names)
+
+    @property
+    def threshold(self) -> float:
+        return float(self.detector.threshold)
+
+    def pairs(self, face: Sequence[np.ndarray], voice: Sequence[np.ndarray]) -> PairDataset:
+        """The windows as the core's pair container (unlabelled: the detector embeds pairs of sequences)."""
+        n = len(face)
+        return PairDataset(face=list(face), voice=list(voice), face_label=np.zeros(n, np.int64),
+                           voice_label=np.zeros(n, np.int64), speaker=np.array(["clip"] * n),
+                           clip_id=np.array([f"window_{i}" for i in range(n)]),
+                           face_feature_names=seq.FACE_FEATURE_NAMES, voice_feature_names=VOICE_NAMES,
+                           name="clip", class_names=tuple(self.detector.schema["class_names"]),
+                           extractor={"face": self.face_extractor, "voice": seq.VOICE_EXTRACTOR})
+
+    @torch.no_grad()
+    def score_windows(self, face: Sequence[np.ndarray], voice: Sequence[np.ndarray]) -> WindowScores:
+        """Scores of windows given their face sequences ``(n_i, 7)`` and voice sequences ``(m_i, 47)``."""
+        face_emb, voice_emb = self.detector.embed(self.pairs(face, voice))
+        sim = cosine_rows(face_emb, voice_emb)
+        n = len(sim)
+        if self.gate is not None:
+            fd, vd = self.gate.distance(face_emb, "face"), self.gate.distance(voice_emb, "voice")
+            fa, va = fd > self.gate.thresholds["face"], vd > self.gate.thresholds["voice"]
+        else:
+            fd = vd = np.zeros(n)
+            fa = va = np.zeros(n, dtype=bool)
+        return WindowScores(similarity=sim, p_inconsistent=self.detector.posterior_abnormal(sim), face_atypical=fa,
+                            voice_atypical=va, face_distance=fd, voice_distance=vd)
+
+
+def _head_emotions(path: Path, detector: Detector, meta: dict) -> tuple[str, ...] | None:
+    """The emotions a clip model's shared head outputs (checked against its outputs and their valences), or None for
+    a valence head."""
+    outputs = detector.model.classifier.out_features
+    emotions = meta.get("emotions")
+    if not emotions:
+        if outputs != len(seq.VALENCE):
+            raise CheckpointError(f"{path.name}: its head has {outputs} outputs but the checkpoint names no emotions "
+                                  f"for them (a valence head has {len(seq.VALENCE)}).")
+        return None
+    names, valence = tuple(emotions["names"]), np.asarray(emotions["valence"], dtype=np.int64)
+    if len(names) != outputs or len(valence) != outputs or valence.min() < 0 or valence.max() >= len(seq.VALENCE):
+        raise CheckpointError(f"{path.name}: its head has {outputs} outputs but the checkpoint names "
+                              f"{len(names)} emotions with {len(valence)} valences.")
+    return names
+
+
+# ------------------------------------------------------------------------------------------------ baseline
+@dataclass
+class Calibration:
+    """A person's baseline: shifts added to every face row ``(7,)`` / voice row ``(47,)`` (population neutral mean -
+    the person's mean) and the voice reader's statistics of the person's calm recording."""
+
+    face_shift: np.ndarray | None = None
+    voice_shift: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)
+    voice_reader: SpeakerBaseline | None = None  # the voice reader's per-person baseline
+
+    def face(self, x: np.ndarray | None) -> np.ndarray | None:
+        return x if x is None or self.face_shift is None else (x + self.face_shift).astype(np.float32)
+
+    def voice(self, x: np.ndarray | None) -> np.ndarray | None:
+        return x if x is None or self.voice_shift is None else (x + self.voice_shift).astype(np.float32)
+
+    @property
+    def active(self) -> bool:
+        return self.face_shift is not None or self.voice_shift is not None
+
+    @classmethod
+    def from_rows(cls, population: dict[str, np.ndarray], face_rows: np.ndarray | None,
+                  voice_rows: list[np.ndarray] | None, name: str = "the baseline") -> "Calibration":
+        cal = cls()
+        if face_rows is not None and len(face_rows) >= 5 and "face" in population:
+            cal.face_shift = population["face"] - face_rows.mean(0)
+        else:
+            cal.notes.append(f"{name}: too few frames with a face; the face was not calibrated.")
+        if voice_rows and "voice" in population:
+            cal.voice_shift = population["voice"] - np.concatenate(voice_rows).mean(0)
+        else:
+            cal.notes.append(f"{name}: no speech; the voice was not calibrated.")
+        return cal
+
+
+# ------------------------------------------------------------------------------------------------ windows
+@dataclass
+class Window:
+    """One window's result: when, whether it was judged (``status``), and its evidence and probability."""
+
+    start: float
+    end: float
+    status: str  # "scored", "no face", "no speech", "no face or speech"
+    similarity: float | None = None
+    p_inconsistent: float | None = None
+    face_valence: str | None = None
+    voice_valence: str | None = None
+    atypical: str | None = None  # "face", "voice", "face and voice"
+    face: Reading | None = None  # the face reader over the window's frames
+    voice: Reading | None = None  # the voice reader on the window's audio
+    p_embedding: float | None = None  # the SIR-HCL posterior alone
+
+    @property
+    def middle(self) -> float:
+        return (self.start + self.end) / 2
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start": round(self.start, 2), "end": round(self.end, 2), "status": self.status,
+                "similarity": _r(self.similarity), "p_inconsistent": _r(self.p_inconsistent),
+                "p_embedding": _r(self.p_embedding), "face_valence": self.face_valence,
+                "face_confidence": _r(self.face.confidence) if self.face else None,
+                "face_emotion": self.face.top_emotion if self.face else None, "voice_valence": self.voice_valence,
+                "voice_confidence": _r(self.voice.confidence) if self.voice else None,
+                "voice_emotion": self.voice.top_emotion if self.voice else None, "atypical": self.atypical}
+
+
+def _r(x: float | None, nd: int = 4) -> float | None:
+    return None if x is None or not np.isfinite(x) else round(float(x), nd)
+
+
+Combine = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], "tuple[np.ndarray, np.ndarray | None]"]
+"""``(similarity, p_embedding, face_valence (N, 3), voice_valence (N, 3))`` -> calibrated P(inconsistent) and the
+readings' own probability (None without a fitted combiner)."""
+
+
+class WindowScorer:
+    """Windows in (time order, any grouping) -> :class:`Window` results in the same order.
+
+    :meth:`add` embeds a group's judged windows at once and starts their readings; :meth:`take` returns the windows
+    whose voice readings are done (all of them with ``final=True``), each with its combined probability.
+    ``similarities`` / ``face_atypical`` / ``voice_atypical`` keep the judged windows' raw values in order (the
+    clip's mean similarity and gate shares are computed from them as a whole-file pass computes them)."""
+
+    def __init__(self, model: ClipModel, voice_reader: Any, combine: Combine,
+                 calibration: Calibration | None = None) -> None:
+        self.model, self.combine = model, combine
+        self.cal = calibration or Calibration()
+        self._reads = BatchedReads(voice_reader, self.cal.voice_reader)
+        self._pending: list[tuple[Window, int | None]] = []  # window, row of its raw scores (judged windows)
+        self._raw: dict[int, tuple[float, float]] = {}  # row -> (similarity, embedding posterior), until combined
+        self.similarities: list[np.ndarray] = []
+        self.face_atypical: list[np.ndarray] = []
+        self.voice_atypical: list[np.ndarray] = []
+        self._rows = 0
+
+    def add(self, inputs: Sequence[Any]) -> None:
+        """Start scoring windows (:class:`~crossemo_core.clip.windows.WindowInput`, in time order)."""
+        cal = self.cal
+        faces, voices, judged = [], [], []
+        for inp in inputs:
+            f, v = cal.face(inp.face), cal.voice(inp.voice)
+            status = ("scored" if f is not None and v is not None else "no face" if v is not None
+                      else "no speech" if f is not None else "no face or speech")
+            w = Window(inp.start, inp.end, status)
+            row = None
+            if status == "scored":
+                row = self._rows + len(judged)
+                faces.append(f)
+                voices.append(v)
+                judged.append((w, inp, row))
+            self._pending.append((w, row))
+        if not judged:
+            return
+        self._rows += len(judged)
+        s = self.model.score_windows(faces, voices)
+        self.similarities.append(s.similarity)
+        self.face_atypical.append(s.face_atypical)
+        self.voice_atypical.append(s.voice_atypical)
+        for i, (w, inp, row) in enumerate(judged):
+            self._raw[row] = (s.similarity[i], s.p_inconsistent[i])
+            flags = [m for m, flag in (("face", s.face_atypical[i]), ("voice", s.voice_atypical[i])) if flag]
+            w.atypical = " and ".join(flags) or None
+            w.face = reading_of(inp.face_emotions.mean(0), seconds=w.end - w.start)
+            self._reads.add(row, inp.audio if inp.audio is not None else np.zeros(0, np.float32))
+
+    def take(self, final: bool = False) -> list[Window]:
+        """The windows, from the oldest, whose results are complete (every pending one when ``final``)."""
+        readings = dict(self._reads.take(final=final))
+        done: list[tuple[Window, int | None]] = []
+        for w, row in self._pending:
+            if row is not None and w.voice is None:
+                if row not in readings:
+                    break
+                w.voice = readings[row]
+            done.append((w, row))
+        self._pending = self._pending[len(done):]
+        judged = [(w, row) for w, row in done if row is not None]
+        if judged:
+            sims = np.array([self._raw[row][0] for _, row in judged])
+            posts = np.array([self._raw[row][1] for _, row in judged])
+            face_val = np.stack([w.face.valence_array() for w, _ in judged])
+            voice_val = np.stack([w.voice.valence_array() for w, _ in judged])
+            window_p = self.combine(sims, posts, face_val, voice_val)[0]
+            for i, (w, row) in enumerate(judged):
+                w.similarity, w.p_embedding, w.p_inconsistent = (float(sims[i]), float(posts[i]), float(window_p[i]))
+                w.face_valence, w.voice_valence = w.face.top_valence, w.voice.top_valence
+                del self._raw[row]
+        return [w for w, _ in done]
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)

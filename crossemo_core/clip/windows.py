@@ -1,0 +1,142 @@
+"""Window: per-frame readings -> the inputs of each 2 s window (the third step of the clip path).
+
+Windows are :data:`~crossemo_core.clip.sequences.WINDOW_S` long every :data:`~crossemo_core.clip.sequences.HOP_S`
+(:func:`~crossemo_core.clip.sequences.window_starts`). :class:`WindowBuilder` holds what a recording read in pieces
+still needs (the last seconds of face readings, voice features and audio) and hands out a window's
+:class:`WindowInput` as soon as everything it covers has been read; the first window to cover the end of the
+recording comes at :meth:`WindowBuilder.finish`. Window boundaries therefore never depend on where the pieces were
+cut, and what is older than the next window is dropped.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from crossemo_core.clip import sequences as seq
+from crossemo_core.clip.decode import AUDIO_RATE
+from crossemo_core.clip.reading import FaceReadings
+
+
+@dataclass
+class WindowInput:
+    """What the scorer needs of one window ``[start, end)``: the model's face sequence (``(n, 7)`` logits of the
+    frames with a face, or None when a face covers less than half of the window) and voice sequence (or None
+    without speech); for a window with both, the face reader's emotions of its frames and its audio."""
+
+    start: float
+    end: float
+    face: np.ndarray | None
+    voice: np.ndarray | None
+    face_emotions: np.ndarray | None = None
+    audio: np.ndarray | None = None
+
+
+class WindowBuilder:
+    """Face readings, voice features and audio of a recording, added in time order in pieces of any length ->
+    :class:`WindowInput` of each window, in order.
+
+    ``add_faces(readings, until)``: frames read, and the time up to which every frame has been read (``inf`` when
+    the video has ended). ``add_voice(track, first)``: voice features of frames ``first ..``, consecutive with the
+    previous ones. ``add_audio(samples, first)``: raw audio from sample ``first``. ``no_voice()``: the recording has
+    no usable voice (silent or too short): every window is then without speech."""
+
+    def __init__(self, fps: float = seq.FACE_FPS) -> None:
+        self.fps = fps
+        self.faces = FaceReadings()
+        self.face_until = 0.0
+        self.voice: seq.VoiceTrack | None = None
+        self.voice_first = 0
+        self.has_voice = True
+        self.audio = np.zeros(0, np.float32)
+        self.audio_first = 0
+        self.produced = 0  # regular windows handed out (window k starts at k * HOP_S)
+
+    # -------------------------------------------------------------------------------------------- data in
+    def add_faces(self, readings: FaceReadings, until: float) -> None:
+        self.faces = self.faces.extend(readings) if len(self.faces) else readings
+        self.face_until = max(self.face_until, until)
+
+    def add_voice(self, track: seq.VoiceTrack, first: int) -> None:
+        if self.voice is None or len(self.voice.features) == 0:
+            self.voice, self.voice_first = track, first
+            return
+        if first != self.voice_first + len(self.voice.features):
+            raise ValueError(f"voice frames {first}.. do not follow frames {self.voice_first}.."
+                             f"{self.voice_first + len(self.voice.features)}")
+        self.voice = seq.VoiceTrack(np.concatenate([self.voice.features, track.features]),
+                                    np.concatenate([self.voice.active, track.active]),
+                                    np.concatenate([self.voice.voiced, track.voiced]))
+
+    def no_voice(self) -> None:
+        self.has_voice, self.voice = False, None
+
+    def add_audio(self, samples: np.ndarray, first: int) -> None:
+        if len(self.audio) == 0:
+            self.audio, self.audio_first = samples, first
+        else:
+            if first != self.audio_first + len(self.audio):
+                raise ValueError("audio blocks must follow each other")
+            self.audio = np.concatenate([self.audio, samples])
+
+    @property
+    def audio_until(self) -> int:
+        return self.audio_first + len(self.audio)
+
+    @property
+    def voice_until(self) -> int:
+        return self.voice_first + (0 if self.voice is None else len(self.voice.features))
+
+    @property
+    def next_start(self) -> float:
+        return self.produced * seq.HOP_S
+
+    # -------------------------------------------------------------------------------------------- windows out
+    def ready(self, audio_s: float) -> list[WindowInput]:
+        """The regular windows that certainly exist (the recording lasts at least ``audio_s``, the audio read so
+        far) and whose face, voice and audio have all been added."""
+        out = []
+        while True:
+            start = self.produced * seq.HOP_S
+            end = start + seq.WINDOW_S
+            if not (audio_s > seq.WINDOW_S + 1e-6 and start < audio_s - seq.WINDOW_S + 1e-6):
+                break
+            if self.face_until < end - 1e-6 or int(end * AUDIO_RATE) > self.audio_until:
+                break
+            if self.has_voice and int(round(end / seq.VOICE_HOP_S)) > self.voice_until:
+                break
+            out.append(self._input(start, end))
+            self.produced += 1
+        self._drop_old()
+        return out
+
+    def finish(self, duration_s: float) -> list[WindowInput]:
+        """Every window not handed out yet, up to the end (``duration_s``), the last one ending there."""
+        windows = seq.window_starts(duration_s) if duration_s > 0 else []
+        out = [self._input(a, b) for a, b in windows[self.produced:]]
+        self.produced = len(windows)
+        return out
+
+    def _input(self, start: float, end: float) -> WindowInput:
+        f = self.faces
+        face = seq.face_window(f.times, f.found, f.logits, start, end, self.fps) if len(f.times) else None
+        voice = (seq.voice_window(self.voice, start, end, first=self.voice_first)
+                 if self.has_voice and self.voice is not None else None)
+        if face is None or voice is None:
+            return WindowInput(start, end, face, voice)
+        a, b = int(start * AUDIO_RATE) - self.audio_first, int(end * AUDIO_RATE) - self.audio_first
+        return WindowInput(start, end, face, voice, f.window_emotions(start, end), self.audio[max(a, 0):max(b, 0)])
+
+    def _drop_old(self) -> None:
+        """Keep what the next regular window, or a last window ending the recording soon, may need."""
+        keep = max(0.0, self.next_start - seq.HOP_S)
+        if len(self.faces) and self.faces.times[0] < keep - 1e-3:
+            self.faces = self.faces.since(keep)
+        cut = int(keep * AUDIO_RATE) - self.audio_first
+        if cut > AUDIO_RATE * 5:  # in pieces of a few seconds: no copy per window
+            self.audio, self.audio_first = self.audio[cut:].copy(), self.audio_first + cut
+        frames = int(round(keep / seq.VOICE_HOP_S)) - self.voice_first
+        if self.voice is not None and frames > 500:
+            v = self.voice
+            self.voice = seq.VoiceTrack(v.features[frames:].copy(), v.active[frames:].copy(), v.voiced[frames:].copy())
+            self.voice_first += frames
