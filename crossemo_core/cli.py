@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="what to do with NaN/inf feature values (default: repair and report)")
         p.add_argument("--classes", type=int, choices=(3, 7), default=3,
                        help="3 classes (sign rule) or the 7 of the paper's Table I (needs sentiment scores)")
+        p.add_argument("--voice-features", metavar="librosa|reader|reader:CHECKPOINT",
+                       help="RAVDESS voice input: the librosa frames (default) or a voice reader's frame features "
+                            "and reading ('reader' = checkpoints/voice_reader_external.pt, TESS + EmoDB only)")
+        p.add_argument("--calibration", choices=("none", "neutral", "all"), default="none",
+                       help="per-person normalisation: standardise each speaker's features by that speaker's "
+                            "neutral clips (or all of its clips) before anything else")
 
     train = sub.add_parser("train", help="train on the train split, select on valid, fit the mixture, test")
     data_args(train, required=True)
@@ -175,10 +181,19 @@ def _load(args: argparse.Namespace) -> Any:
         bar.refresh()
 
     options = {} if args.dataset == "demo" else {"nonfinite": args.nonfinite}
+    if getattr(args, "voice_features", None):
+        if args.dataset != "ravdess":
+            raise SettingError("--voice-features applies to --dataset ravdess only.")
+        options["voice_features"] = args.voice_features
     corpus = load_corpus(args.dataset, args.root, report=report,
                          progress=progress if args.dataset == "ravdess" else None, n_classes=args.classes, **options)
     if bar is not None:
         bar.close()
+    if getattr(args, "calibration", "none") != "none":
+        from crossemo_core.data.calibration import calibrate_speakers
+
+        corpus, calibrated = calibrate_speakers(corpus, args.calibration)
+        report.append(str(calibrated))
     for line in report:
         print(f"note: {line}", file=sys.stderr)
     return corpus

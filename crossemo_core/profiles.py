@@ -25,6 +25,8 @@ class DatasetProfile:
     n_folds: int = 5
     seeds: tuple[int, ...] = (0, 1, 2)
     note: str = ""
+    options: tuple[tuple[str, Any], ...] = ()
+    """Loader options of the data kind (e.g. ``("voice_features", "reader")`` for RAVDESS); none by default."""
 
 
 PROFILES: dict[str, DatasetProfile] = {

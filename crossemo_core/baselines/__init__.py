@@ -9,6 +9,8 @@
 | misa        | common / private encoders       | task + CMD + orthogonality + HSIC + rec| Beta mixture on common cosine    |
 | hycon       | SIR-HCL                         | L_share + IAMCL + IEMCL + SCL          | Beta mixture (config.train)      |
 | agreement   | two classifiers                 | CE per modality                        | 1 - sum_c p_f p_v >= 0.5         |
+| disagreement| face logistic regression + a    | none for a voice reader's reading      | JS or 1 - sum p_f p_v, measure   |
+|             | voice reader (or a 2nd LR)      | (logistic regressions otherwise)       | and Youden cut chosen on valid   |
 
 Every method gets the same :class:`~crossemo_core.config.ExperimentConfig` (encoders, optimiser, epochs, seed).
 """
@@ -19,6 +21,7 @@ from typing import Any
 from crossemo_core.baselines.agreement import AgreementMethod
 from crossemo_core.baselines.base import Method, PairScorer, PairScores, evaluate_scores
 from crossemo_core.baselines.cmad import CMADMethod
+from crossemo_core.baselines.disagreement import DisagreementMethod
 from crossemo_core.baselines.misa import MISAMethod
 from crossemo_core.baselines.ncr import NCRMethod
 from crossemo_core.baselines.sirhcl import HyConMethod, SIRHCLMethod
@@ -26,7 +29,7 @@ from crossemo_core.baselines.tnbcl import KnnAtypicalGate, TNBCLMethod
 from crossemo_core.config import ExperimentConfig
 
 METHODS: dict[str, type[Method]] = {m.name: m for m in (SIRHCLMethod, CMADMethod, NCRMethod, TNBCLMethod, MISAMethod,
-                                                        HyConMethod, AgreementMethod)}
+                                                        HyConMethod, AgreementMethod, DisagreementMethod)}
 
 
 def make_method(name: str, config: ExperimentConfig, **settings: Any) -> Method:
@@ -36,5 +39,5 @@ def make_method(name: str, config: ExperimentConfig, **settings: Any) -> Method:
     return METHODS[name](config, **settings)
 
 
-__all__ = ["METHODS", "AgreementMethod", "CMADMethod", "HyConMethod", "KnnAtypicalGate", "MISAMethod", "Method",
+__all__ = ["METHODS", "AgreementMethod", "CMADMethod", "DisagreementMethod", "HyConMethod", "KnnAtypicalGate", "MISAMethod", "Method",
            "NCRMethod", "PairScorer", "PairScores", "SIRHCLMethod", "TNBCLMethod", "evaluate_scores", "make_method"]

@@ -42,6 +42,12 @@ def add_benchmark_parser(sub: Any) -> None:
     p.add_argument("--methods", nargs="+", choices=tuple(METHODS), help="methods (default: all)")
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
                    help="a config field for every run, over the dataset default, e.g. --set refit=false (repeatable)")
+    p.add_argument("--voice-features", metavar="librosa|reader|reader:CHECKPOINT",
+                   help="RAVDESS voice input: the librosa frames (default) or a voice reader's frame features and "
+                        "reading ('reader' = checkpoints/voice_reader_external.pt, trained on TESS + EmoDB only)")
+    p.add_argument("--calibration", choices=("none", "neutral", "all"), default="none",
+                   help="per-person normalisation of every run: each speaker's features standardised by that "
+                        "speaker's neutral clips, or all of its clips (crossemo_core/data/calibration.py)")
     p.add_argument("--fine-grained", choices=("auto", "on", "off"), default="auto",
                    help="paper suite: also the 7-class Table V (auto: when the data has sentiment scores)")
     add_executor_args(p, default_jobs=min(2, os.cpu_count() or 1))
@@ -79,7 +85,8 @@ def run_benchmark_command(args: argparse.Namespace) -> int:
                            f"needed (or 0 for one 3:1:1 split).")
     overrides = merge_options({"epochs": args.epochs}, parse_settings(args.settings), {"epochs": "--epochs"})
     profile = Profile.resolve(args.dataset, None if args.root is None else str(args.root), seeds=args.seeds,
-                              n_folds=args.folds, preset=args.preset, overrides=overrides, methods=args.methods)
+                              n_folds=args.folds, preset=args.preset, overrides=overrides, methods=args.methods,
+                              options=_data_options(args), calibration=args.calibration)
     check_settings(profile.preset, dict(profile.overrides))
     if args.suite == "paper" and args.fine_grained != "off":
         has_scores = corpus_for(profile.data()).sentiment is not None
@@ -106,6 +113,17 @@ def run_benchmark_command(args: argparse.Namespace) -> int:
         print(result.files[0].read_text())
     return 0
 
+
+def _data_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Loader options from the command line (``--voice-features``, RAVDESS only)."""
+    if not getattr(args, "voice_features", None):
+        return {}
+    if args.dataset != "ravdess":
+        raise DataError("--voice-features applies to --dataset ravdess only.")
+    from crossemo_core.data.loaders.reader_voice import parse_voice_features
+
+    parse_voice_features(args.voice_features)  # a bad value fails before any run
+    return {"voice_features": args.voice_features}
 
 
 def _run_readers(args: argparse.Namespace) -> int:

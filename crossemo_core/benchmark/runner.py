@@ -122,7 +122,14 @@ def run_benchmark(suite: str, profile: Profile, out_dir: str | Path, *, jobs: in
 def _profile_dict(profile: Profile) -> dict[str, Any]:
     return {"seeds": list(profile.seeds), "n_folds": profile.n_folds, "preset": profile.preset,
             "overrides": dict(profile.overrides), "options": dict(profile.options), "methods": list(profile.methods),
-            "fine_grained": profile.fine_grained}
+            "fine_grained": profile.fine_grained, "calibration": profile.calibration}
+
+
+def _calibration_text(calibration: str) -> str:
+    if calibration == "none":
+        return "none"
+    clips = "its neutral clips" if calibration == "neutral" else "all of its clips"
+    return f"every speaker (test speakers too) standardised by {clips}, for every method"
 
 
 def _header(suite: str, profile: Profile, data: dict[str, Any], command: str | None, done: int, total: int,
@@ -142,6 +149,7 @@ def _header(suite: str, profile: Profile, data: dict[str, Any], command: str | N
          "per-seed mean over folds."),
         (f"- training: preset `{profile.preset}`, overrides: {overrides}; loader options: {options}; every method "
          "gets the same encoders and optimiser settings."),
+        f"- per-person normalisation: {_calibration_text(profile.calibration)}.",
         (f"- runs: {done} of {total} done ({computed} computed by the last call); compute {seconds / 60:.1f} min "
          f"in total; {jobs} job(s) x {threads} thread(s) on {machine_description(threads)}."),
         f"- written {_now()}" + (f" by `{command}`" if command else ""),

@@ -54,13 +54,18 @@ class Profile:
     methods: tuple[str, ...] = tuple(METHODS)
     fine_grained: bool = False
     note: str = ""
+    calibration: str = "none"
+    """Per-person normalisation of every run's data ("none", "neutral" or "all": :mod:`crossemo_core.data.calibration`);
+    the ablation suite's calibration rows set their own."""
 
     @classmethod
     def resolve(cls, dataset: str, root: str | None = None, *, seeds: tuple[int, ...] | None = None,
                 n_folds: int | None = None, preset: str | None = None, overrides: dict[str, Any] | None = None,
-                methods: tuple[str, ...] | None = None, fine_grained: bool = False) -> Profile:
+                methods: tuple[str, ...] | None = None, fine_grained: bool = False,
+                options: dict[str, Any] | None = None, calibration: str = "none") -> Profile:
         """The dataset's profile (:mod:`crossemo_core.profiles`), then the given values (None keeps the profile's;
-        a named ``preset`` replaces the profile's settings; ``overrides`` go on top)."""
+        a named ``preset`` replaces the profile's settings; ``overrides`` go on top). ``options`` are loader options
+        (e.g. ``voice_features``), ``calibration`` the per-person normalisation of every run."""
         d = profile_for(dataset)
         preset, merged = resolve_settings(dataset, preset, {k: v for k, v in (overrides or {}).items()
                                                              if v is not None})
@@ -72,10 +77,12 @@ class Profile:
         return cls(dataset=dataset, root=root, seeds=tuple(seeds or d.seeds),
                    n_folds=d.n_folds if n_folds is None else n_folds, preset=preset,
                    overrides=tuple(sorted(merged.items())), methods=tuple(methods or METHODS),
-                   fine_grained=fine_grained, note=d.note)
+                   fine_grained=fine_grained, note=d.note,
+                   options=tuple(sorted({**dict(d.options), **(options or {})}.items())), calibration=calibration)
 
-    def data(self, classes: int = 3, calibration: str = "none") -> DataSpec:
-        return DataSpec(self.dataset, self.root, classes, calibration, self.options)
+    def data(self, classes: int = 3, calibration: str | None = None) -> DataSpec:
+        return DataSpec(self.dataset, self.root, classes, self.calibration if calibration is None else calibration,
+                        self.options)
 
     def runs(self, method: str, data: DataSpec, row: str, column: str = "", rate: float = 0.5,
              overrides: dict[str, Any] | None = None, settings: dict[str, Any] | None = None) -> list[RunSpec]:

@@ -14,6 +14,9 @@ The standard deviation is floored at ``std_floor_ratio`` (0.1) x the feature's s
 speaker's frames, and at 1e-6 absolutely, so a feature that is constant in the few reference clips (e.g. an action
 unit never present in a neutral face) does not blow up.
 
+A voice reader's reading appended to the voice frames (channels named ``reader_p:...``, see
+:mod:`crossemo_core.data.loaders.reader_voice`) is left as it is: those are probabilities, not measurements.
+
 It is a corpus transform (apply it before the abnormal-pair protocol and the splits); it is never a default, and
 results with it are reported separately from the main numbers. The extractor ids get a ``+speaker-<reference>``
 suffix so a checkpoint trained on calibrated data refuses uncalibrated data.
@@ -27,6 +30,9 @@ import numpy as np
 
 from crossemo_core.data.container import PairDataset
 from crossemo_core.errors import DataError
+
+POSTERIOR_PREFIX = "reader_p:"
+"""Voice channels that hold a reader's probabilities (:data:`crossemo_core.data.loaders.reader_voice.POSTERIOR_PREFIX`)."""
 
 CalibrationReference = Literal["neutral", "all"]
 CALIBRATION_REFERENCES: tuple[str, ...] = ("neutral", "all")
@@ -76,8 +82,11 @@ def calibrate_speakers(corpus: PairDataset, reference: CalibrationReference = "n
             ref = members[corpus.face_label[members] == neutral]
             if len(ref) == 0:
                 ref, n_fallback = members, n_fallback + 1
-        for seqs in (face, voice):
+        for seqs, names in ((face, corpus.face_feature_names), (voice, corpus.voice_feature_names)):
             mean, std = _reference_stats([seqs[i] for i in ref], [seqs[i] for i in members], std_floor_ratio)
+            keep = np.array([str(n).startswith(POSTERIOR_PREFIX) for n in names], bool)
+            if len(keep) == len(mean) and keep.any():
+                mean, std = np.where(keep, 0.0, mean).astype(np.float32), np.where(keep, 1.0, std).astype(np.float32)
             for i in members:
                 seqs[i] = ((seqs[i] - mean) / std).astype(np.float32)
     suffix = f"+speaker-{reference}"

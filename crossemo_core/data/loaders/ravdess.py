@@ -12,6 +12,10 @@ face ``(1, 35)`` (the clip means of the AU columns, named as in the csv) and voi
 disk by file content (:class:`~crossemo_core.features.voice.FeatureCache`), so a second load reads no audio.
 The cache holds the raw extractor output; ``voice_preprocessing`` (default ``VOICE_PREPROCESSING``,
 ``"trim+f0fill+pool5"`` [ours]) is applied after it, per clip, and is named in ``extractor["voice"]``.
+
+``voice_features="reader:<checkpoint>"`` (or ``"reader"`` for ``checkpoints/voice_reader_external.pt``, trained on
+TESS + EmoDB only) replaces those frames by a trained voice reader's frame features and appends its reading of the
+clip (:mod:`crossemo_core.data.loaders.reader_voice`); the extractor id then names the checkpoint by content.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,6 +34,7 @@ import pandas as pd
 from crossemo_core.data.container import PairDataset
 from crossemo_core.data.labels import RAVDESS_EMOTIONS, ravdess_emotion_to_3class
 from crossemo_core.data.loaders.misa import PathLike, note
+from crossemo_core.data.loaders.reader_voice import ReaderFrameExtractor, parse_voice_features
 from crossemo_core.data.sanitize import NonFinitePolicy, sanitize_sequences
 from crossemo_core.errors import DataError
 from crossemo_core.features.sequence import canonical_preprocessing, preprocess_voice
@@ -59,7 +65,8 @@ ProgressFn = Callable[[int, int], None]
 def load_ravdess(root: PathLike, *, actors: Iterable[int] | None = None, cache_dir: PathLike | None = None,
                  nonfinite: NonFinitePolicy = "repair", drop_duplicates: bool = True,
                  report: list[str] | None = None, progress: ProgressFn | None = None,
-                 workers: int | None = None, voice_preprocessing: str = VOICE_PREPROCESSING) -> PairDataset:
+                 workers: int | None = None, voice_preprocessing: str = VOICE_PREPROCESSING,
+                 voice_features: str = "librosa") -> PairDataset:
     """Load RAVDESS speech clips as face/voice pairs (face_label == voice_label).
 
     Args:
@@ -79,6 +86,10 @@ def load_ravdess(root: PathLike, *, actors: Iterable[int] | None = None, cache_d
             cache, which always holds the raw extractor output), e.g. ``"trim+f0fill+pool5"``; ``"none"`` keeps the
             raw 10 ms frames. See :mod:`crossemo_core.features.sequence`. Anything but ``"none"`` is appended to
             the voice extractor id (``"librosa-voice/1+trim+pool5"``) so checkpoints refuse other preprocessing.
+        voice_features: ``"librosa"`` (default: the project's librosa frames, then ``voice_preprocessing``),
+            ``"reader"`` or ``"reader:<checkpoint>"`` [ours]: a voice reader's pooled frame features plus its reading
+            of the clip (:mod:`crossemo_core.data.loaders.reader_voice`; ``voice_preprocessing`` does not apply).
+            Use a reader that never heard the actors it is tested on (``"reader"``: TESS + EmoDB only).
     Returns:
         PairDataset named "RAVDESS": face ``(1, 35)`` float32, voice ``(frames, d_voice)`` float32 per clip.
     Raises:
@@ -86,6 +97,7 @@ def load_ravdess(root: PathLike, *, actors: Iterable[int] | None = None, cache_d
             inconsistent clip ids, no requested actor, or no clip left with readable audio.
     """
     spec = canonical_preprocessing(voice_preprocessing)  # fail before any work on a bad spec
+    reader_checkpoint = parse_voice_features(voice_features)
     root = Path(root)
     table, au_columns = _read_table(root, report)
     table = _select_actors(table, actors, root, report)
@@ -121,7 +133,14 @@ def load_ravdess(root: PathLike, *, actors: Iterable[int] | None = None, cache_d
             table = table.iloc[keep].reset_index(drop=True)
             paths, digests = [paths[i] for i in keep], [digests[i] for i in keep]
 
-    extractor = VoiceFeatureExtractor()
+    extractor: Any = VoiceFeatureExtractor()
+    if reader_checkpoint is not None:
+        extractor = ReaderFrameExtractor(reader_checkpoint)
+        spec = "none"  # the reader has its own front end (silence trimmed) and frame rate
+        if extractor.trained_on_ravdess():
+            note(report, NAME, f"the voice reader {reader_checkpoint.name} was trained on RAVDESS actors "
+                               f"({extractor.reader.meta.get('split', {}).get('train')}): speaker-disjoint "
+                               f"results with it are not clean")
     voice, errors = _voice_features(paths, digests, extractor, FeatureCache(cache_dir), report, progress, workers)
     if errors:
         first_err = next(iter(errors.values()))
@@ -143,7 +162,7 @@ def load_ravdess(root: PathLike, *, actors: Iterable[int] | None = None, cache_d
         note(report, NAME, f"{face_rep} repaired: face_au.csv cells empty, NaN, inf or beyond float32 (first: "
                            f"{au_columns[c]} of {table['clip_id'].iloc[r]}, {cell}); NaN set to 0, inf to +-1e6")
     voice, voice_rep = sanitize_sequences(voice, "voice", nonfinite, source=str(audio_dir))
-    voice_id = f"{EXTRACTOR_ID}/{EXTRACTOR_VERSION}"
+    voice_id = f"{EXTRACTOR_ID}/{EXTRACTOR_VERSION}" if reader_checkpoint is None else extractor.id
     if spec != "none":
         before = sum(len(v) for v in voice)
         voice = [preprocess_voice(v, extractor.feature_names, spec) for v in voice]
