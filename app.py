@@ -22,6 +22,7 @@ pages = [
     st.Page(ui.PAGES["similarity"], title="Similarity", icon=":material/bar_chart:"),
     st.Page(ui.PAGES["verdicts"], title="Verdicts", icon=":material/gavel:"),
     st.Page(ui.PAGES["clip"], title="Clip verdict", icon=":material/videocam:"),
+    st.Page(ui.PAGES["session"], title="Session", icon=":material/timeline:"),
 ]
 page = st.navigation(pages)
 

@@ -25,6 +25,7 @@ PAGES = {
     "similarity": "app_pages/similarity.py",
     "verdicts": "app_pages/verdicts.py",
     "clip": "app_pages/clip.py",
+    "session": "app_pages/session.py",
 }
 
 

@@ -169,7 +169,8 @@ class StreamAnalysis:
             try:
                 stopped = self._decode(faces)
             except KeyboardInterrupt:
-                raise AnalysisInterrupted(self._partial_safely("interrupted"), self.done_s, self.total_s) from None
+                done = self.done_s
+                raise AnalysisInterrupted(self._partial_safely("interrupted"), done, self.total_s) from None
             if stopped:
                 return self._partial_safely("stopped")
             return self._finish()

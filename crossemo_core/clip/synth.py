@@ -142,3 +142,31 @@ def remux(data: bytes, container: str = "matroska") -> bytes:
                 packet.stream = streams[packet.stream.index]
                 out.mux(packet)
     return buf.getvalue()
+
+
+def loop_media(sources: list, out_path, seconds: float) -> float:  # noqa: ANN001
+    """Write to ``out_path`` an MP4 at least ``seconds`` long made of the ``sources`` (paths of MP4 files with the
+    same codecs and settings, e.g. the bundled samples) played one after another in turn, their packets copied
+    (nothing re-encoded, so an hour is written in seconds). Returns the length written, in seconds."""
+    import av
+
+    offset, i = 0.0, 0
+    with av.open(str(sources[0])) as first, av.open(str(out_path), "w", format="mp4") as out:
+        streams = {s.type: out.add_stream_from_template(s) for s in first.streams if s.type in ("video", "audio")}
+        while offset < seconds:
+            with av.open(str(sources[i % len(sources)])) as inp:
+                packets = [p for p in inp.demux() if p.dts is not None and p.stream.type in streams]
+                lo = min(float(p.dts * p.time_base) for p in packets)
+                hi = max(float((p.dts + (p.duration or 0)) * p.time_base) for p in packets)
+                if i:
+                    offset -= lo  # the next copy's first packet starts where the previous one ended
+                for packet in packets:
+                    shift = int(round(offset / packet.time_base))
+                    if packet.pts is not None:
+                        packet.pts += shift
+                    packet.dts += shift
+                    packet.stream = streams[packet.stream.type]
+                    out.mux(packet)
+            offset += hi
+            i += 1
+    return offset

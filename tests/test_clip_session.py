@@ -1,0 +1,212 @@
+"""Streaming analysis of long recordings (crossemo_core.clip.session): windows scored the same wherever the pieces
+are cut, the whole-recording loudness from two audio passes, progress, stop and Ctrl-C with a partial verdict, the
+thumbnails, half face rate, ``score --segments`` and Ctrl-C at the command line. Media are made at test time from
+the bundled samples; nothing is committed."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("av", reason="PyAV is needed for the clip path (requirements.txt)")
+pytest.importorskip("mediapipe", reason="mediapipe is needed for the clip path (requirements-clip.txt)")
+
+from crossemo_core.clip import sequences as seq  # noqa: E402
+from crossemo_core.clip import synth  # noqa: E402
+from crossemo_core.clip.decode import AudioBlock, NamedBytes  # noqa: E402
+from crossemo_core.clip.reading import ThumbPicker, scan_loudness  # noqa: E402
+from crossemo_core.clip.session import AnalysisInterrupted, StreamAnalysis  # noqa: E402
+from crossemo_core.clip.verdict import ClipScorer  # noqa: E402
+from crossemo_core.features.voice import VoiceFeatureExtractor  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = [REPO / "assets" / "clips" / n for n in ("smile_upbeat.mp4", "smile_low.mp4")]
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    s = ClipScorer()
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def clip14() -> NamedBytes:
+    return NamedBytes("fourteen.mp4", synth.demo_clip(14.0))
+
+
+def test_windows_do_not_depend_on_where_the_pieces_are_cut(scorer: ClipScorer, clip14: NamedBytes) -> None:
+    whole = StreamAnalysis(scorer, clip14, whole_s=1e9)
+    a = whole.run()
+    assert not whole.streaming
+    for chunk_s, whole_s in ((3.0, 0.0), (5.5, 4.0)):  # pieces cut at 0.5 s, 3.5 s, ... / at 4.5 s, 10 s
+        parts = StreamAnalysis(scorer, clip14, chunk_s=chunk_s, whole_s=whole_s)
+        b = parts.run()
+        assert parts.streaming
+        assert [(w.start, w.end, w.status) for w in a.timeline] == [(w.start, w.end, w.status) for w in b.timeline]
+        for x, y in zip(a.timeline, b.timeline):
+            if x.p_inconsistent is not None:
+                assert y.p_inconsistent == pytest.approx(x.p_inconsistent, abs=1e-5)
+                assert y.similarity == pytest.approx(x.similarity, abs=1e-5)
+                assert (x.face_valence, x.voice_valence) == (y.face_valence, y.voice_valence)
+        assert (b.verdict, b.speech_s, b.face_fraction, len(b.thumbnails)) == \
+            (a.verdict, a.speech_s, a.face_fraction, len(a.thumbnails))
+        assert b.p_inconsistent == pytest.approx(a.p_inconsistent, abs=1e-5)
+        assert [(s.outcome, s.start, s.end) for s in b.segments] == [(s.outcome, s.start, s.end) for s in a.segments]
+
+
+def test_a_short_clip_is_judged_the_same_streamed_or_read_whole(scorer: ClipScorer) -> None:
+    clip = SAMPLES[1]
+    streamed = scorer.score(clip).to_dict()
+    whole = scorer.judge(scorer.analyse(clip)).to_dict()
+    assert streamed == whole
+    assert streamed["segments"] and streamed["session"]["n_windows"] == len(streamed["timeline"])
+
+
+def test_the_loudness_of_the_whole_recording_from_two_audio_passes() -> None:
+    rng = np.random.default_rng(0)
+    t = np.arange(int(7.3 * 16000)) / 16000
+    audio = (0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 0.7 * t)) + 0.01 * rng.standard_normal(len(t)))
+    audio = audio.astype(np.float32)
+    cuts = [0, 1000, 1001, 5000, 40000, 77777, len(audio)]
+
+    def blocks():
+        return [AudioBlock(a, audio[a:b]) for a, b in zip(cuts, cuts[1:])]
+
+    loud = scan_loudness(blocks)
+    extractor = VoiceFeatureExtractor()
+    names = extractor.feature_names
+    features = extractor.extract(seq.normalise_loudness(audio, 16000), 16000)
+    assert loud.max_db == pytest.approx(float(features[:, names.index("rms_db")].max()), abs=1e-6)
+    # the same 25 ms frames; numpy may sum a frame's squares in another order when it has fewer rows: 1e-16 apart
+    assert np.allclose(seq.apply_gain(audio, loud.gain), seq.normalise_loudness(audio, 16000), rtol=0, atol=1e-7)
+    assert loud.samples == len(audio) and loud.peak == pytest.approx(float(np.abs(audio).max()))
+    # a stretch's features with those two numbers are the whole-file features (away from the stretch's ends)
+    part = seq.voice_track_part(audio[16000:80000], loud.gain, loud.max_db, extractor)
+    full = seq.voice_track(audio, 16000, extractor)
+    inner = slice(100 + 50, 100 + 350)  # frames 150..450 of the whole file = frames 50..350 of the stretch
+    assert np.allclose(part.features[50:350], full.features[inner], atol=1e-4)
+    assert np.array_equal(part.active[50:350], full.active[inner])
+    assert np.array_equal(part.voiced[50:350], full.voiced[inner])
+
+
+def test_progress_stop_and_ctrl_c_give_the_verdict_of_what_was_analysed(scorer: ClipScorer,
+                                                                        clip14: NamedBytes) -> None:
+    seen: list[tuple] = []
+    v = scorer.score(clip14, progress=lambda d, t, e: seen.append((d, t, e)), whole_s=4.0)
+    assert v.partial is None and len(seen) >= 10
+    done = [d for d, _, _ in seen]
+    assert done == sorted(done) and done[-1] == pytest.approx(v.duration_s)
+    assert all(t == pytest.approx(14.0, abs=0.2) for _, t, _ in seen)
+    assert all(e is not None and e >= 0 for d, _, e in seen if d > 0)
+
+    again: list[float] = []
+    stopped = scorer.score(clip14, should_stop=lambda: len(again) > 0 and again[-1] >= 6.0, whole_s=4.0,
+                           progress=lambda d, t, e: again.append(d))
+    assert stopped.partial is not None and "stopped at 0:06 of 0:14" in stopped.partial
+    assert stopped.partial in stopped.notes and 5.9 <= stopped.duration_s <= 7.0
+    assert stopped.timeline and stopped.timeline[-1].end <= 7.0 and stopped.verdict in ("consistent", "inconsistent")
+
+    def interrupt(done: float, total: float | None, eta: float | None) -> None:
+        if done >= 8.0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(AnalysisInterrupted) as caught:
+        scorer.score(clip14, progress=interrupt, whole_s=4.0)
+    partial = caught.value.partial
+    assert isinstance(caught.value, KeyboardInterrupt) and 8.0 <= caught.value.done_s <= 9.2  # reported every 1 s
+    assert partial is not None and "interrupted at 0:0" in partial.partial and partial.timeline[-1].end <= 9.5
+
+
+def test_thumbnails_follow_the_rule_of_a_whole_clip_and_stay_few_on_long_recordings() -> None:
+    def old_rule(frames: list[tuple[float, int]], end: float, every_s: float = 1.0) -> list[int]:
+        times = np.array([t for t, _ in frames])
+        out, seen = [], set()
+        for mark in np.arange(0.0, end + 1e-6, every_s):
+            i = int(np.argmin(np.abs(times - mark)))
+            if i not in seen and abs(times[i] - mark) <= every_s / 2:
+                seen.add(i)
+                out.append(frames[i][1])
+        return out
+
+    rng = np.random.default_rng(1)
+    for _ in range(30):
+        times = np.sort(rng.choice(np.arange(0, 12, 0.2), size=int(rng.integers(1, 50)), replace=False))
+        frames = [(float(t), k) for k, t in enumerate(times)]
+        picker = ThumbPicker()
+        for t, k in frames:
+            picker.add(t, np.full((2, 2, 3), k, np.uint8))
+        end = float(times.max()) + float(rng.uniform(0, 2))
+        assert [int(th[0, 0, 0]) for _, th in picker.thumbnails(end)] == old_rule(frames, end)
+    many = ThumbPicker(max_thumbs=100)
+    for k in range(5 * 3600):
+        many.add(k / 5, np.zeros((2, 2, 3), np.uint8))
+    kept = many.thumbnails()
+    assert 50 <= len(kept) <= 100 and kept[-1][0] > 3000
+
+
+def test_half_face_rate_for_long_sessions(scorer: ClipScorer, clip14: NamedBytes) -> None:
+    full = StreamAnalysis(scorer, clip14, whole_s=4.0)
+    a = full.run()
+    half = StreamAnalysis(scorer, clip14, whole_s=4.0, session_above_s=10.0)
+    b = half.run()
+    assert (full.face_hold, half.face_hold) == (1, 2)
+    assert b.face_fraction == pytest.approx(a.face_fraction, abs=0.02)
+    assert [w.status for w in a.timeline] == [w.status for w in b.timeline]
+    diffs = [abs(x.p_inconsistent - y.p_inconsistent) for x, y in zip(a.timeline, b.timeline)
+             if x.p_inconsistent is not None]
+    assert max(diffs) < 0.1 and b.verdict == a.verdict
+
+
+# ------------------------------------------------------------------------------------------------ command line
+def _env(home: Path) -> dict[str, str]:
+    return {**os.environ, "HOME": str(home), "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1",
+            "CROSSEMO_CACHE": str(home / "cache")}
+
+
+def test_score_writes_segments_and_ctrl_c_keeps_what_was_finished(tmp_path: Path) -> None:
+    long = tmp_path / "session.mp4"
+    synth.loop_media(SAMPLES, long, 150)
+    segments, table = tmp_path / "out" / "segments.csv", tmp_path / "out" / "verdicts.csv"
+    args = [sys.executable, "-m", "crossemo_core", "score", str(SAMPLES[0]), str(long), "--json", "--segments",
+            str(segments), "--csv", str(table)]
+    proc = subprocess.Popen(args, cwd=REPO, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    first = proc.stdout.readline()  # the short sample is judged: the long recording starts now
+    assert json.loads(first)["file"] == "smile_upbeat.mp4"
+    time.sleep(3.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("interrupted at 0:"), err
+    assert "in session.mp4" in lines[0] and "segments.partial.csv" in lines[0] and "verdicts.partial.csv" in lines[0]
+    partial = json.loads(out.strip().splitlines()[-1])
+    assert partial["file"] == "session.mp4" and partial["partial"] and partial["timeline"]
+    assert not segments.exists() and not table.exists()
+    import pandas as pd
+
+    rows = pd.read_csv(segments.with_name("segments.partial.csv"))
+    assert set(rows["file"]) == {"smile_upbeat.mp4", "session.mp4"}
+    assert list(pd.read_csv(table.with_name("verdicts.partial.csv"))["file"]) == ["smile_upbeat.mp4", "session.mp4"]
+
+    done = subprocess.run([sys.executable, "-m", "crossemo_core", "score", str(SAMPLES[1]), "--segments",
+                           str(segments)], cwd=REPO, env=_env(tmp_path), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and f"segments written to {segments}" in done.stderr, done.stderr
+    written = pd.read_csv(segments)
+    assert list(written["file"].unique()) == ["smile_low.mp4"] and written["outcome"].notna().all()
+
+
+def test_segments_option_is_checked_before_any_work(tmp_path: Path) -> None:
+    from crossemo_core.cli import main
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["score", str(SAMPLES[0]), "--segments", str(blocker / "segments.csv")]) == 2
