@@ -171,3 +171,21 @@ def test_benchmark_profile_options_and_calibration() -> None:
                for r in runs)
     ablation = suite_runs("ablation", Profile.resolve("ravdess", "/nowhere", seeds=(0,), methods=("sir-hcl",)))
     assert {r.data.calibration for r in ablation} == {"none", "neutral", "all"}  # its rows still set their own
+
+
+def test_per_fold_readers_resolve_per_run(tmp_path: Path) -> None:
+    from crossemo_core.benchmark.protocols import DataSpec, RunSpec, fold_data
+
+    data = DataSpec("ravdess", "/nowhere", options=(("voice_features", f"reader-folds:{tmp_path}"),))
+    (tmp_path / "s1-f3.pt").write_bytes(b"x")
+    resolved = fold_data(data, 1, 3)
+    assert dict(resolved.options)["voice_features"] == f"reader:{tmp_path / 's1-f3.pt'}"
+    assert fold_data(DataSpec("ravdess"), 1, 3) == DataSpec("ravdess")  # other data unchanged
+    with pytest.raises(DataError, match="train_voice_reader_folds"):
+        fold_data(data, 0, 0)
+    with pytest.raises(DataError, match="speaker folds"):
+        fold_data(data, 1, None)
+    spec = RunSpec("disagreement", data, seed=1, fold=3, n_folds=5, preset="fast")
+    assert spec.run_data() == resolved
+    with pytest.raises(DataError, match="resolved by the benchmark"):
+        parse_voice_features(f"reader-folds:{tmp_path}")

@@ -42,9 +42,11 @@ def add_benchmark_parser(sub: Any) -> None:
     p.add_argument("--methods", nargs="+", choices=tuple(METHODS), help="methods (default: all)")
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
                    help="a config field for every run, over the dataset default, e.g. --set refit=false (repeatable)")
-    p.add_argument("--voice-features", metavar="librosa|reader|reader:CHECKPOINT",
+    p.add_argument("--voice-features", metavar="librosa|reader|reader:CHECKPOINT|reader-folds:DIR",
                    help="RAVDESS voice input: the librosa frames (default) or a voice reader's frame features and "
-                        "reading ('reader' = checkpoints/voice_reader_external.pt, trained on TESS + EmoDB only)")
+                        "reading ('reader' = checkpoints/voice_reader_external.pt, trained on TESS + EmoDB only; "
+                        "'reader-folds:DIR' = each seed and fold's own reader DIR/s{seed}-f{fold}.pt, from "
+                        "scripts/train_voice_reader_folds.py)")
     p.add_argument("--calibration", choices=("none", "neutral", "all"), default="none",
                    help="per-person normalisation of every run: each speaker's features standardised by that "
                         "speaker's neutral clips, or all of its clips (crossemo_core/data/calibration.py)")
@@ -122,7 +124,8 @@ def _data_options(args: argparse.Namespace) -> dict[str, Any]:
         raise DataError("--voice-features applies to --dataset ravdess only.")
     from crossemo_core.data.loaders.reader_voice import parse_voice_features
 
-    parse_voice_features(args.voice_features)  # a bad value fails before any run
+    if not args.voice_features.startswith("reader-folds:"):
+        parse_voice_features(args.voice_features)  # a bad value fails before any run
     return {"voice_features": args.voice_features}
 
 

@@ -20,6 +20,7 @@ from sklearn.metrics import roc_curve
 from crossemo_core.baselines import METHODS
 from crossemo_core.data.calibration import calibrate_speakers
 from crossemo_core.data.container import PairDataset
+from crossemo_core.errors import DataError
 from crossemo_core.evaluation import per_type_metrics
 from crossemo_core.experiment import config_for, load_corpus, run
 
@@ -77,8 +78,13 @@ class RunSpec:
         klass = METHODS[self.method]
         defaults = {f.name: f.default for f in fields(klass) if f.name != "config"}
         d["method_settings"] = sorted({**defaults, **dict(self.method_settings)}.items())
-        return {"version": CACHE_VERSION, "corpus": corpus_fingerprint(self.data),
+        return {"version": CACHE_VERSION, "corpus": corpus_fingerprint(self.run_data()),
                 "method_revision": klass.revision, **d}
+
+    def run_data(self) -> DataSpec:
+        """The data of this run: :attr:`data`, with a per-fold voice reader (``voice_features="reader-folds:DIR"``)
+        resolved to this run's own, ``DIR/s{seed}-f{fold}.pt``."""
+        return fold_data(self.data, self.seed, self.fold if self.n_folds else None)
 
     def key(self) -> str:
         """Cache key: a hash of :meth:`identity`."""
@@ -102,8 +108,31 @@ def synthetic_corpus(name: str) -> PairDataset:
                           voice_length=(3, 6), difficulty="easy", seed=0, name="tiny (synthetic)")
 
 
+FOLD_READERS = "reader-folds:"
+"""``voice_features="reader-folds:DIR"``: every (seed, fold) run reads its voice with its own reader,
+``DIR/s{seed}-f{fold}.pt`` (``scripts/train_voice_reader_folds.py``: trained without the fold's test actors)."""
+
+
+def fold_data(data: DataSpec, seed: int, fold: int | None) -> DataSpec:
+    """``data`` with ``reader-folds:DIR`` replaced by the reader of (``seed``, ``fold``); other data unchanged."""
+    options = dict(data.options)
+    spec = str(options.get("voice_features", ""))
+    if not spec.startswith(FOLD_READERS):
+        return data
+    if fold is None:
+        raise DataError("voice_features='reader-folds:...' needs speaker folds (one reader per seed and fold).")
+    path = Path(spec[len(FOLD_READERS):]).expanduser() / f"s{seed}-f{fold}.pt"
+    if not path.is_file():
+        raise DataError(f"no per-fold voice reader {path}; train it with scripts/train_voice_reader_folds.py "
+                        f"--seeds {seed}.")
+    return DataSpec(data.dataset, data.root, data.classes, data.calibration,
+                    tuple(sorted({**options, "voice_features": f"reader:{path}"}.items())))
+
+
 def corpus_for(data: DataSpec) -> PairDataset:
-    """The corpus of ``data`` (loaded once per process), relabelled to 7 classes and calibrated when asked."""
+    """The corpus of ``data`` (loaded once per process), relabelled to 7 classes and calibrated when asked. With
+    per-fold readers and no fold given (the report header's counts), the reader of seed 0, fold 0."""
+    data = fold_data(data, 0, 0)
     if data not in _CORPORA:
         if data.dataset.startswith("synthetic-"):
             corpus = synthetic_corpus(data.dataset)
@@ -166,7 +195,7 @@ def fine_grained_case(face_label: np.ndarray, voice_label: np.ndarray) -> np.nda
 # ---------------------------------------------------------------------------------------------------- runs
 def execute(spec: RunSpec) -> dict[str, Any]:
     """Train and test one run; returns a JSON-able record (metrics, ROC on a fixed FPR grid, timings, protocol)."""
-    corpus = corpus_for(spec.data)
+    corpus = corpus_for(spec.run_data())
     config = config_for(corpus, spec.preset, seed=spec.seed, abnormal_rate=spec.rate, **dict(spec.overrides))
     outcome = run(corpus, config, method=spec.method, method_settings=dict(spec.method_settings),
                   fold=spec.fold if spec.n_folds else None, n_folds=spec.n_folds or None)

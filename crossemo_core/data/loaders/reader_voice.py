@@ -52,6 +52,9 @@ def parse_voice_features(spec: str) -> Path | None:
         return None
     if text == READER_SPEC_PREFIX:
         return DEFAULT_EXTERNAL_READER
+    if text.startswith("reader-folds:"):
+        raise DataError("voice_features='reader-folds:DIR' (one reader per fold) is resolved by the benchmark, "
+                        "which loads each fold's reader; load one reader with 'reader:<checkpoint>'.")
     if text.startswith(READER_SPEC_PREFIX + ":") and len(text) > len(READER_SPEC_PREFIX) + 1:
         return Path(text[len(READER_SPEC_PREFIX) + 1:]).expanduser()
     raise DataError(f"voice_features must be 'librosa', 'reader' or 'reader:<checkpoint>', not {spec!r}.")
@@ -106,7 +109,11 @@ class ReaderFrameExtractor:
         return f"{READER_EXTRACTOR_ID}/{READER_EXTRACTOR_VERSION}:{self.checkpoint_sha256[:12]}+pool{self.pool}"
 
     def trained_on_ravdess(self) -> bool:
+        """Whether the reader heard RAVDESS actors (a per-fold reader, ``meta["split"]["fold_readers"]``, did, but
+        only its fold's training and validation actors: the benchmark pairs it with that fold only)."""
         split = self.reader.meta.get("split", {})
+        if split.get("fold_readers"):
+            return False
         return "ravdess" in str(split.get("train", "")).lower() or "ravdess" in str(split.get("valid", "")).lower()
 
     def extract(self, signal: np.ndarray, sr: int) -> np.ndarray:
