@@ -230,15 +230,18 @@ class WindowScorer:
     """Windows in (time order, any grouping) -> :class:`Window` results in the same order.
 
     :meth:`add` embeds a group's judged windows at once and starts their readings; :meth:`take` returns the windows
-    whose voice readings are done (all of them with ``final=True``), each with its combined probability.
+    whose voice readings are done (all of them with ``final=True``), each with its combined probability. With
+    ``threaded_reads`` the voice reader's per-window work (spectrogram, prosody statistics: most of a window's cost)
+    runs in a thread of its own, so that a long recording's pieces keep two cores busy; the readings are the same.
     ``similarities`` / ``face_atypical`` / ``voice_atypical`` keep the judged windows' raw values in order (the
     clip's mean similarity and gate shares are computed from them as a whole-file pass computes them)."""
 
     def __init__(self, model: ClipModel, voice_reader: Any, combine: Combine,
-                 calibration: Calibration | None = None) -> None:
+                 calibration: Calibration | None = None, threaded_reads: bool = False) -> None:
         self.model, self.combine = model, combine
         self.cal = calibration or Calibration()
         self._reads = BatchedReads(voice_reader, self.cal.voice_reader)
+        self._reader = _ReaderThread(self._reads) if threaded_reads else None
         self._pending: list[tuple[Window, int | None]] = []  # window, row of its raw scores (judged windows)
         self._raw: dict[int, tuple[float, float]] = {}  # row -> (similarity, embedding posterior), until combined
         self.similarities: list[np.ndarray] = []
@@ -274,11 +277,18 @@ class WindowScorer:
             flags = [m for m, flag in (("face", s.face_atypical[i]), ("voice", s.voice_atypical[i])) if flag]
             w.atypical = " and ".join(flags) or None
             w.face = reading_of(inp.face_emotions.mean(0), seconds=w.end - w.start)
-            self._reads.add(row, inp.audio if inp.audio is not None else np.zeros(0, np.float32))
+            audio = inp.audio if inp.audio is not None else np.zeros(0, np.float32)
+            if self._reader is not None:
+                self._reader.add(row, audio)
+            else:
+                self._reads.add(row, audio)
 
     def take(self, final: bool = False) -> list[Window]:
         """The windows, from the oldest, whose results are complete (every pending one when ``final``)."""
-        readings = dict(self._reads.take(final=final))
+        if self._reader is not None:
+            readings = dict(self._reader.take(final))
+        else:
+            readings = dict(self._reads.take(final=final))
         done: list[tuple[Window, int | None]] = []
         for w, row in self._pending:
             if row is not None and w.voice is None:
@@ -303,3 +313,53 @@ class WindowScorer:
     @property
     def pending(self) -> int:
         return len(self._pending)
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+
+
+class _ReaderThread:
+    """:class:`~crossemo_core.readers.voice.BatchedReads` fed from a thread of its own: :meth:`add` queues a window's
+    audio, :meth:`take` returns the readings of the whole batches added so far (everything, after waiting, when
+    ``final``)."""
+
+    def __init__(self, reads: BatchedReads) -> None:
+        import queue
+        import threading
+
+        self.reads = reads
+        self.queue: Any = queue.Queue()
+        self.lock = threading.Lock()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="crossemo-voice-reading", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self.queue.get()
+            try:
+                if item is None:
+                    return
+                if self.error is None:
+                    with self.lock:
+                        self.reads.add(*item)
+            except BaseException as exc:  # noqa: BLE001 - handed to take()
+                self.error = exc
+            finally:
+                self.queue.task_done()
+
+    def add(self, key: Any, audio: np.ndarray) -> None:
+        self.queue.put((key, audio))
+
+    def take(self, final: bool) -> list[tuple[Any, Reading]]:
+        if final:
+            self.queue.join()
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+        with self.lock:
+            return self.reads.take(final=final)
+
+    def close(self) -> None:
+        self.queue.put(None)

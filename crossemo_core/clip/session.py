@@ -101,6 +101,7 @@ class StreamAnalysis:
         self.face_hold = 1
         self.builder = WindowBuilder(self.fps)
         self.windows_scorer = WindowScorer(scorer.model, scorer.voice_reader, scorer.combine_evidence, self.cal)
+        self._threaded_reads = True
         self.windows: list[Any] = []
         self.facelog = FaceLog()
         self.thumbs = ThumbPicker()
@@ -176,6 +177,7 @@ class StreamAnalysis:
             return self._finish()
         finally:
             self._stop_worker()
+            self.windows_scorer.close()
             torch.set_num_threads(threads)
             limits_blas.restore_original_limits() if limits_blas is not None else None
             for stream in (self.main, self.voice):
@@ -265,6 +267,9 @@ class StreamAnalysis:
             return
         if self._worker is None:
             self.streaming = True
+            if self._threaded_reads:  # a third thread for the voice reader's per-window work
+                self.windows_scorer = WindowScorer(self.scorer.model, self.scorer.voice_reader,
+                                                   self.scorer.combine_evidence, self.cal, threaded_reads=True)
             self._queue = queue.Queue(maxsize=1)
             self._worker = threading.Thread(target=self._work, name="crossemo-clip-reading", daemon=True)
             self._worker.start()
