@@ -422,6 +422,7 @@ class StreamAnalysis:
             b.no_voice()
         self.windows_scorer.add(b.finish(self.duration_s))
         self.windows += self.windows_scorer.take(final=True)
+        release_memory()
 
     @property
     def _any_audio(self) -> bool:
