@@ -14,8 +14,12 @@ from crossemo_core.config import preset_config
 from crossemo_core.data.calibration import calibrate_speakers
 from crossemo_core.data.container import PairDataset
 from crossemo_core.data.loaders import load_ravdess
-from crossemo_core.data.loaders.reader_voice import (DEFAULT_EXTERNAL_READER, POSTERIOR_CHANNELS,
-                                                      drop_posterior_channels, parse_voice_features)
+from crossemo_core.data.loaders.reader_voice import (
+    DEFAULT_EXTERNAL_READER,
+    POSTERIOR_CHANNELS,
+    drop_posterior_channels,
+    parse_voice_features,
+)
 from crossemo_core.errors import DataError
 from crossemo_core.experiment import split_pairs
 from crossemo_core.readers.voice import FrontendConfig, NetConfig, VoiceEmotionNet, VoiceReader

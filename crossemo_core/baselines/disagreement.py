@@ -47,7 +47,7 @@ def js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     q = np.clip(np.asarray(q, np.float64), 1e-12, None)
     p, q = p / p.sum(1, keepdims=True), q / q.sum(1, keepdims=True)
     m = 0.5 * (p + q)
-    kl = lambda a, b: (a * np.log2(a / b)).sum(1)  # noqa: E731
+    kl = lambda a, b: (a * np.log2(a / b)).sum(1)
     return np.clip(0.5 * kl(p, m) + 0.5 * kl(q, m), 0.0, 1.0)
 
 
@@ -86,7 +86,7 @@ class _Linear:
     mean: np.ndarray | None = None
     scale: np.ndarray | None = None
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> "_Linear":
+    def fit(self, x: np.ndarray, y: np.ndarray) -> _Linear:
         from sklearn.linear_model import LogisticRegression
 
         keep = y >= 0
