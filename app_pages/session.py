@@ -17,6 +17,8 @@ from crossemo_core.session import BackgroundJob
 
 JOB, RESULT, MEDIA, FIGURE, BASELINE = ("session_job", "session_result", "session_media", "session_figure",
                                         "session_baseline_span")
+PLAYER_MAX_BYTES = 500 * 1024 * 1024
+"""A file given by path is played in the page up to this size (Streamlit's player serves it from memory)."""
 
 st.title("Session: where face and voice part ways")
 ui.explain("Give a whole session (a video with sound, up to 2 hours). crossemo reads the face and the voice every "
@@ -53,8 +55,8 @@ else:
             st.warning(f"{path}: no such file.", icon=":material/info:")
 
 with st.expander("Optional: a per-person baseline from a calm stretch of this recording"):
-    st.caption("Mark a stretch in which the person is calm and neutral (e.g. the first minutes of small talk): the face "
-               "and the voice are then judged relative to this person's own rest in that stretch.")
+    st.caption("Mark a stretch in which the person is calm and neutral (e.g. the first minutes of small talk): the "
+               "face and the voice are then judged relative to this person's own rest in that stretch.")
     use_calm = st.checkbox("Use a calm stretch as the baseline", key="session_use_calm")
     c1, c2 = st.columns(2)
     calm_start = c1.number_input("Calm stretch from (s)", min_value=0.0, value=0.0, step=5.0, key="session_calm_start")
@@ -154,7 +156,10 @@ def _results() -> None:
         elif jump != labels[0]:
             start = float(table["start_s"].iloc[labels.index(jump) - 1])
     media = st.session_state.get(MEDIA)
-    if media is not None:
+    if isinstance(media, str) and Path(media).stat().st_size > PLAYER_MAX_BYTES:
+        st.info(f"The file is too large to play in the page (the player keeps it in memory): open it in a video "
+                f"player at {fmt_clock(start)}.", icon=":material/info:")
+    elif media is not None:
         st.caption(f"Playing from {fmt_clock(start)}.")
         st.video(media, start_time=int(start))
     with st.expander("Every segment (consistent, inconsistent, not judged)"):

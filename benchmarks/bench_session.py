@@ -9,9 +9,10 @@ the app's timeline on the hour, and segment-boundary accuracy on sessions stitch
    (assets/clips/smile_upbeat.mp4, smile_low.mp4, in turn) with PyAV, packets copied, into a temporary folder that
    is removed afterwards. Each length is judged in a fresh process (``ClipScorer().score(path)``, the streaming
    path of ``python -m crossemo_core score``); reported: the analysis's wall time (models loaded and one 6 s
-   sample judged before, to warm up: the load is reported apart), its CPU time, x real time (recording length / wall time), the process's peak resident memory (ru_maxrss,
-   model loading included) and the number of windows. The load average of the machine is printed with each row:
-   this benchmark shares 2 CPU cores with whatever else runs.
+   sample judged before, to warm up: the load is reported apart), its CPU time, x real time (recording length /
+   wall time), the process's peak resident memory (ru_maxrss, model loading included) and the number of windows.
+   The load average of the machine is printed with each row: this benchmark shares 2 CPU cores with whatever else
+   runs.
 2. **The app on the hour.** In the 60-minute process, after the analysis: the Session page's timeline figure built
    and serialised (what ``st.plotly_chart`` sends), the segment table, and the page run in Streamlit's ``AppTest``
    with that result, then rerun after choosing a stretch to play (the server side of a click).
@@ -83,7 +84,8 @@ if {app}:
     t = time.perf_counter(); at.run(); out["page_rerun_s"] = time.perf_counter() - t
     jump = at.selectbox(key="session_jump")
     if len(jump.options) > 1:
-        t = time.perf_counter(); jump.set_value(jump.options[-1]).run(); out["page_pick_stretch_s"] = time.perf_counter() - t
+        t = time.perf_counter(); jump.set_value(jump.options[-1]).run()
+        out["page_pick_stretch_s"] = time.perf_counter() - t
     out["page_errors"] = [str(e.value) for e in [*at.exception, *at.error]]
 print("RESULT " + json.dumps(out))
 """
@@ -336,7 +338,7 @@ def markdown(result: dict) -> str:
         if h:
             lines += ["", f"Half face rate against full rate on the same sessions: window probability differs by "
                       f"{h['window_p_mean_abs_diff']:.3f} on average (at most {h['window_p_max_abs_diff']:.2f}); "
-                      f"the segments' outcome is the same in {_pct(h['seconds_same_outcome'])} of the seconds."]
+                      f"the segments' outcome is the same in {100 * h['seconds_same_outcome']:.1f} % of the seconds."]
         if b.get("sweep_switch_penalty"):
             lines += ["", "Switching penalty (segments recomputed from the same windows):", "",
                       "| penalty | within 1 s | within 2 s | detected | detected within 1 s of a true one |",
@@ -372,9 +374,14 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "session_benchmark", help="writes OUT.md and OUT.json")
+    ap.add_argument("--markdown-only", action="store_true", help="rewrite OUT.md from OUT.json (no measuring)")
     args = ap.parse_args()
     md, js = args.out.with_suffix(".md"), args.out.with_suffix(".json")
     check_writable(md, "--out")
+    if args.markdown_only:
+        atomic_write(md, markdown(json.loads(js.read_text())).encode())
+        print(f"written {md}")
+        return 0
     result: dict = {"command": "python " + " ".join(sys.argv), "when": time.strftime("%Y-%m-%d"),
                     "cpu_cores": os.cpu_count(), "targets": TARGETS, "lengths": []}
     with tempfile.TemporaryDirectory(prefix="crossemo-bench-session-") as tmp:

@@ -56,7 +56,8 @@ def verdicts_table(results: Sequence[dict[str, Any]]) -> pd.DataFrame:
             "duration_s": r.get("duration_s"), "inconsistent_stretches": (r.get("session") or {}).get("n_inconsistent"),
             "inconsistent_s": (r.get("session") or {}).get("inconsistent_s"),
             "longest_inconsistent_s": (r.get("session") or {}).get("longest_inconsistent_s"),
-            "partial": r.get("partial"), "reason": r.get("reason"), "conflict": r.get("conflict"), "notes": " | ".join(r.get("notes") or []),
+            "partial": r.get("partial"), "reason": r.get("reason"), "conflict": r.get("conflict"),
+            "notes": " | ".join(r.get("notes") or []),
             "error": r.get("error")})
     return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
 

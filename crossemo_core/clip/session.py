@@ -1,23 +1,26 @@
 """Streaming analysis: a recording of any length (a whole therapy session) judged in bounded memory.
 
 decode (:func:`~crossemo_core.clip.decode.open_media`, frames and audio in time order) -> face tracker on each
-sampled frame (pixels dropped at once) -> every :data:`DEFAULT_CHUNK_S` seconds of media: the readers on the frames
-and audio read so far (:mod:`.reading`), the windows whose data is complete (:mod:`.windows`), their scores
-(:mod:`.score`) -> at the end, the verdict, the segments and the session summary (:mod:`.verdict`,
-:mod:`.segments`). What is kept of the whole recording: per window its result, per frame a few numbers (face found,
-geometry), a thumbnail about every second (sparser past 400) and the waveform's envelope. Memory does not grow with
-the recording's length beyond these (about 3 kB per second of media).
+sampled frame (pixels dropped at once) -> every :data:`DEFAULT_CHUNK_S` seconds of media, in a second thread: the
+readers on the frames and audio decoded since (:mod:`.reading`), the windows whose data is complete
+(:mod:`.windows`), their scores (:mod:`.score`; the voice reader's per-window work in a third thread) -> at the end,
+the verdict, the segments and the session summary (:mod:`.verdict`, :mod:`.segments`). What is kept of the whole
+recording: per window its result, per frame a few numbers (face found, geometry), a thumbnail about every second
+(sparser past 400) and the waveform's envelope: a few kB per second of media (an hour peaks at ~0.9 GB with the
+models, measured by benchmarks/bench_session.py).
 
-A recording no longer than one piece is read whole, exactly as before streaming existed, so short clips get the
-same verdicts. A longer one needs two numbers of the whole recording before its voice features can be computed (the
-loudness gain and the loudest frame after it); they come from two quick passes over the audio alone
-(:func:`~crossemo_core.clip.reading.scan_loudness`), so that every window is scored as a whole-file pass would score
-it, wherever the pieces are cut.
+A recording no longer than :data:`DEFAULT_WHOLE_S` is read whole in one piece, exactly as before streaming existed,
+so short clips get the same verdicts. A longer one needs two numbers of the whole recording before its voice
+features can be computed (the loudness gain and the loudest frame after it); they come from two quick passes over
+the audio alone (:func:`~crossemo_core.clip.reading.scan_loudness`), so that every window is scored as a whole-file
+pass would score it, wherever the pieces are cut. A recording declared longer than :data:`SESSION_ABOVE_S` is tracked
+at half the face rate (:attr:`StreamAnalysis.face_hold`).
 
 ``progress(done_s, total_s, eta_s)`` is called about every second of media (``total_s`` / ``eta_s`` None when the
 file does not declare its length). ``should_stop()`` is checked after every decoded frame: when it returns True,
 the analysis ends early with the verdict of what was analysed (:attr:`ClipVerdict.partial` says so). Ctrl-C
-(:class:`KeyboardInterrupt`) raises :class:`AnalysisInterrupted`, which carries that partial verdict.
+(:class:`KeyboardInterrupt`) raises :class:`AnalysisInterrupted`, which carries that partial verdict. An
+interrupted analysis is not resumed.
 """
 from __future__ import annotations
 
