@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -186,7 +187,8 @@ def test_score_writes_segments_and_ctrl_c_keeps_what_was_finished(tmp_path: Path
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 130 and "Traceback" not in err, err
     lines = [x for x in err.splitlines() if x.strip()]
-    assert len(lines) == 1 and lines[0].startswith("interrupted at 0:"), err
+    assert len(lines) == 1 and re.match(r"interrupted at \d+:\d\d of 2:\d\d in session\.mp4: the part analysed "
+                                        r"\(\d+ windows\) and 1 file finished before it; written to ", lines[0]), err
     assert "in session.mp4" in lines[0] and "segments.partial.csv" in lines[0] and "verdicts.partial.csv" in lines[0]
     partial = json.loads(out.strip().splitlines()[-1])
     assert partial["file"] == "session.mp4" and partial["partial"] and partial["timeline"]
