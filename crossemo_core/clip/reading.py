@@ -332,3 +332,22 @@ def envelope(audio: np.ndarray) -> np.ndarray:
     k = AUDIO_RATE // 100
     m = len(audio) // k
     return np.abs(audio[: m * k]).reshape(m, k).max(1).astype(np.float32) if m else np.zeros(0, np.float32)
+
+
+@dataclass
+class ClipFacts:
+    """What the verdict needs of a clip besides its windows (made by the streaming analysis or from a
+    :class:`~crossemo_core.clip.reading.ClipAnalysis`)."""
+
+    name: str
+    voice_name: str | None
+    duration_s: float
+    face_fraction: float
+    speech_s: float
+    still: bool
+    notes: list[str]
+    geometry: dict[str, dict[str, float]]
+    geometry_series: dict[str, np.ndarray]
+    thumbnails: list[tuple[float, np.ndarray]]
+    envelope: np.ndarray
+    partial: str | None = None

@@ -35,7 +35,7 @@ import numpy as np
 from crossemo_core.clip import sequences as seq
 from crossemo_core.clip.decode import AUDIO_RATE, AudioBlock, MediaStream, Source, VideoSample, open_media
 from crossemo_core.clip.face import FaceFrame
-from crossemo_core.clip.reading import (SILENCE_PEAK, FaceLog, Loudness, ThumbPicker, read_faces, read_still,
+from crossemo_core.clip.reading import (SILENCE_PEAK, ClipFacts, FaceLog, Loudness, ThumbPicker, read_faces, read_still,
                                         scan_loudness)
 from crossemo_core.clip.score import Calibration, WindowScorer
 from crossemo_core.clip.windows import WindowBuilder
@@ -457,8 +457,6 @@ class StreamAnalysis:
         return self._verdict(notes, partial=None)
 
     def _verdict(self, notes: list[str], partial: str | None) -> "ClipVerdict":
-        from crossemo_core.clip.verdict import ClipFacts
-
         name = self.main.name if self.main is not None else str(self.source)
         duration = self.duration_s
         facts = ClipFacts(

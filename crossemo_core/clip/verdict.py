@@ -49,7 +49,7 @@ from crossemo_core.clip.combine import DEFAULT_COMBINER, RULE, EvidenceCombiner,
     strength
 from crossemo_core.clip.decode import AUDIO_RATE, ClipLimits, Source, decode_media
 from crossemo_core.clip.face import FaceFrame, FaceTrack
-from crossemo_core.clip.reading import (SILENCE_PEAK, ClipAnalysis, FaceLog, ThumbPicker, envelope,  # noqa: F401
+from crossemo_core.clip.reading import (SILENCE_PEAK, ClipAnalysis, ClipFacts, FaceLog, ThumbPicker, envelope,  # noqa: F401
                                         geometry_summary)
 from crossemo_core.clip.score import (DEFAULT_CLIP_CHECKPOINT, DEFAULT_FER_CHECKPOINT, VOICE_NAMES,  # noqa: F401
                                       Calibration, ClipModel, Window, WindowScorer, WindowScores, file_sha256)
@@ -66,25 +66,6 @@ UNCOMBINED_RULE = ("The probability of inconsistency is the embedding's posterio
 
 
 # ------------------------------------------------------------------------------------------------ verdict
-@dataclass
-class ClipFacts:
-    """What the verdict needs of a clip besides its windows (made by the streaming analysis or from a
-    :class:`~crossemo_core.clip.reading.ClipAnalysis`)."""
-
-    name: str
-    voice_name: str | None
-    duration_s: float
-    face_fraction: float
-    speech_s: float
-    still: bool
-    notes: list[str]
-    geometry: dict[str, dict[str, float]]
-    geometry_series: dict[str, np.ndarray]
-    thumbnails: list[tuple[float, np.ndarray]]
-    envelope: np.ndarray
-    partial: str | None = None
-
-
 @dataclass
 class ClipVerdict:
     """A verdict a person can read; :meth:`to_dict` is the JSON the command line prints."""
