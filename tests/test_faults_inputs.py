@@ -604,9 +604,6 @@ def test_model_file_fault_is_one_line_and_runs_nothing(tmp_path: Path, loader: s
     assert not marker.exists(), "the payload ran"
 
 
-@pytest.mark.xfail(strict=True, raises=(KeyError, TypeError),
-                   reason="crossemo_core/clip/verdict.py (ClipModel.load) reads the clip metadata without a guard: "
-                          "KeyError 'fer_file' / TypeError, a traceback at the command line")
 @pytest.mark.parametrize("clip_meta", [{}, {"fer_file": 3, "fer_sha256": None}])
 def test_a_clip_checkpoint_with_damaged_clip_metadata(tmp_path: Path, clip_meta: dict[str, Any]) -> None:
     from crossemo_core.detector import Detector

@@ -84,6 +84,12 @@ class ClipModel:
             raise CheckpointError(f"{path} is not a clip checkpoint (it was trained on "
                                   f"{detector.metadata.get('dataset', 'another kind of data')}, not on clip features); "
                                   f"use checkpoints/clip.pt or one made by scripts/train_clip_model.py.")
+        fer_file, fer_sha = meta.get("fer_file"), meta.get("fer_sha256")
+        if not (isinstance(fer_file, str) and isinstance(fer_sha, str)) or (
+                meta.get("gate") is not None and not isinstance(meta["gate"], dict)) or not isinstance(
+                meta.get("population", {}), dict):
+            raise CheckpointError(f"{path} is a damaged clip checkpoint: its clip metadata (expression network, gate "
+                                  f"or population) is missing or malformed.")
         if expression is not None:
             fer_path = Path(expression)
         else:
