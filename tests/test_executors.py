@@ -119,3 +119,24 @@ def test_unknown_executor_and_address_without_ray_are_refused() -> None:
         make_executor("dask")
     with pytest.raises(CrossemoError, match="--ray-address goes with --executor ray"):
         make_executor("local", address="10.0.0.1:6379")
+
+
+def test_a_folder_of_clips_gets_identical_verdicts_on_every_executor(tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for name in ("smile_low.mp4", "smile_upbeat.mp4"):
+        shutil.copy(REPO / "assets" / "clips" / name, folder / name)
+    (folder / "broken.mp4").write_bytes(b"not a video")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    lines = {}
+    for extra in ([], ["--jobs", "2"], ["--executor", "ray"]):
+        proc = subprocess.run([sys.executable, "-m", "crossemo_core", "score", str(folder), "--json", *extra],
+                              cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 2, proc.stderr  # the broken file is reported, not dropped
+        lines[" ".join(extra) or "in-process"] = proc.stdout.splitlines()
+    assert lines["in-process"] == lines["--jobs 2"] == lines["--executor ray"]
+    rows = [json.loads(line) for line in lines["in-process"]]
+    assert [r["file"] for r in rows] == ["broken.mp4", "smile_low.mp4", "smile_upbeat.mp4"]
+    assert "error" in rows[0] and rows[1]["verdict"] and rows[2]["verdict"]

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from crossemo_core.errors import CrossemoError, DataError, OutputError
+from crossemo_core.executors import add_executor_args, executor_from
 from crossemo_core.paths import atomic_write, check_writable
 from crossemo_core.settings import option_number
 
@@ -55,6 +56,7 @@ def add_score_parser(sub: Any) -> None:
                                                                                 "(default 10000, > 0)")
     p.add_argument("--max-seconds", type=option_number("--max-seconds", above=0),
                    help="refuse recordings longer than this (default 7200, > 0)")
+    add_executor_args(p, default_jobs=1)
 
 
 def expand(paths: list[Path]) -> list[tuple[Path, str | None]]:
@@ -108,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
         limits = replace(limits, max_bytes=int(args.max_mb * 1_000_000))
     if args.max_seconds is not None:
         limits = replace(limits, max_duration_s=float(args.max_seconds))
+    if len(entries) > 1 and (args.executor != "local" or args.jobs > 1):
+        return _run_spread(args, entries, limits, segments_out)
     scorer = ClipScorer(args.checkpoint, limits=limits)
     results: list[dict[str, Any]] = []
     verdicts = []
@@ -146,6 +150,61 @@ def run(args: argparse.Namespace) -> int:
             print(f"report written to {', '.join(str(w) for w in written)}", file=sys.stderr)
     finally:
         scorer.close()
+    return 2 if any("error" in r for r in results) else 0
+
+
+_WORKER_SCORERS: dict[tuple[Any, ...], Any] = {}
+"""One ClipScorer per worker process and settings, kept between that worker's files."""
+
+
+def _judge_one(shared: tuple[Any, ...], entry: tuple[Path, str | None]) -> tuple[Any, str | None]:
+    """An executor task: (verdict, None) for one file, or (None, the one-line reason it cannot be judged)."""
+    from crossemo_core.clip.verdict import ClipScorer
+
+    checkpoint, limits, voice, baseline = shared
+    f, skipped = entry
+    key = (checkpoint, limits, baseline)
+    try:
+        if key not in _WORKER_SCORERS:
+            scorer = ClipScorer(checkpoint, limits=limits)
+            _WORKER_SCORERS[key] = (scorer, scorer.calibration(baseline) if baseline is not None else None)
+        scorer, calibration = _WORKER_SCORERS[key]
+        if skipped:
+            raise DataError(skipped)
+        return scorer.score(f, voice, calibration), None
+    except CrossemoError as exc:
+        return None, str(exc)
+
+
+def _run_spread(args: argparse.Namespace, entries: list[tuple[Path, str | None]], limits: Any,
+                segments_out: Path | None) -> int:
+    """A folder's files as tasks of the executor the command line asks for (local processes or Ray); the
+    verdicts are the ones judged one after another in this process, printed and written in the same order."""
+    from crossemo_core.clip.report import segments_table, verdicts_table, write_report
+    from crossemo_core.clip.score import ClipModel
+
+    with executor_from(args) as executor:
+        outcomes = executor.map(_judge_one, entries, shared=(args.checkpoint, limits, args.voice, args.baseline))
+    results: list[dict[str, Any]] = []
+    verdicts = []
+    for (f, _), (verdict, error) in zip(entries, outcomes):
+        if verdict is None:
+            row = {"file": f.name, "verdict": None, "error": error}
+            print(json.dumps(row) if args.json else f"{f.name}: ERROR: {error}", flush=True)
+        else:
+            verdicts.append(verdict)
+            row = verdict.to_dict()
+            print(json.dumps(row) if args.json else describe(verdict), flush=True)
+        results.append(row)
+    if args.csv:
+        atomic_write(args.csv, verdicts_table(results).to_csv(index=False).encode())
+        print(f"table written to {args.csv}", file=sys.stderr)
+    if segments_out:
+        atomic_write(segments_out, segments_table(results).to_csv(index=False).encode())
+        print(f"segments written to {segments_out}", file=sys.stderr)
+    if args.report and verdicts:
+        written = write_report(verdicts, args.report, model=ClipModel.load(args.checkpoint))
+        print(f"report written to {', '.join(str(w) for w in written)}", file=sys.stderr)
     return 2 if any("error" in r for r in results) else 0
 
 
