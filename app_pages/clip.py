@@ -54,8 +54,7 @@ ready = face_in is not None and (source != "Record" or voice_in is not None)
 if st.button("Judge this clip", type="primary", disabled=not ready, key="clip_go"):
     with ui.guard("judging the clip"):
         with st.spinner("Reading the face and the voice…"):
-            scorer = cv.scorer()
-            st.session_state[RESULT] = scorer.score(face_in, voice_in, baseline_in)
+            st.session_state[RESULT] = cv.judge(face_in, voice_in, baseline_in)
 if not ready:
     st.caption("Give a clip (and, when recording, both a photo and a voice) to judge.")
 
@@ -112,10 +111,9 @@ files = st.file_uploader("Videos with sound (one verdict each)", key="clip_batch
 if st.button("Judge them all", disabled=not files, key="clip_batch_go"):
     rows = []
     progress = st.progress(0.0, text="Judging…")
-    scorer = cv.scorer()
     for i, f in enumerate(files):
         try:
-            rows.append(scorer.score(NamedBytes(f.name, f.getvalue())).to_dict())
+            rows.append(cv.judge(NamedBytes(f.name, f.getvalue())).to_dict())
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
             rows.append({"file": f.name, "verdict": None, "error": str(exc)})
         progress.progress((i + 1) / len(files), text=f"Judged {i + 1} of {len(files)}")

@@ -5,6 +5,7 @@ the session until the user downloads them.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,21 @@ def scorer():  # noqa: ANN201 - crossemo_core.clip.verdict.ClipScorer, shared by
     from crossemo_core.clip.verdict import ClipScorer
 
     return ClipScorer()
+
+
+@st.cache_resource(show_spinner=False)
+def _clip_thread() -> ThreadPoolExecutor:
+    """One thread, kept for the server's life, on which the Clip verdict page's verdicts run (every session's)."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="crossemo-clip-verdict")
+
+
+def judge(face, voice=None, baseline=None):  # noqa: ANN001, ANN201 - Sources in, a ClipVerdict out
+    """``scorer().score(face, voice, baseline)`` on the clip thread. Streamlit runs every rerun in a new thread, and
+    glibc gives new threads their own memory arenas: a verdict's temporary arrays freed in one of a dozen arenas
+    are not reused by the next verdict in another, so the server's memory crept up by 50-100 MB over the first ~50
+    verdicts before settling (benchmarks/bench_app_load.py). The scorer takes one clip at a time anyway."""
+    s = scorer()  # made here, in the script's thread (it may show a spinner)
+    return _clip_thread().submit(s.score, face, voice, baseline).result()
 
 
 def sample_paths(label: str) -> tuple[Path, Path | None]:
