@@ -85,7 +85,6 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from crossemo_core.clip.decode import ClipLimits
-    from crossemo_core.clip.report import verdicts_table, write_report
     from crossemo_core.clip.verdict import ClipScorer
 
     entries = expand(list(args.files))
@@ -137,17 +136,7 @@ def run(args: argparse.Namespace) -> int:
             row = v.to_dict()
             results.append(row)
             print(json.dumps(row) if args.json else describe(v), flush=True)
-        if args.csv:
-            atomic_write(args.csv, verdicts_table(results).to_csv(index=False).encode())
-            print(f"table written to {args.csv}", file=sys.stderr)
-        if segments_out:
-            from crossemo_core.clip.report import segments_table
-
-            atomic_write(segments_out, segments_table(results).to_csv(index=False).encode())
-            print(f"segments written to {segments_out}", file=sys.stderr)
-        if args.report and verdicts:
-            written = write_report(verdicts, args.report, model=scorer.model)
-            print(f"report written to {', '.join(str(w) for w in written)}", file=sys.stderr)
+        _write_outputs(args, results, verdicts, segments_out, lambda: scorer.model)
     finally:
         scorer.close()
     return 2 if any("error" in r for r in results) else 0
@@ -180,7 +169,6 @@ def _run_spread(args: argparse.Namespace, entries: list[tuple[Path, str | None]]
                 segments_out: Path | None) -> int:
     """A folder's files as tasks of the executor the command line asks for (local processes or Ray); the
     verdicts are the ones judged one after another in this process, printed and written in the same order."""
-    from crossemo_core.clip.report import segments_table, verdicts_table, write_report
     from crossemo_core.clip.score import ClipModel
 
     with executor_from(args) as executor:
@@ -196,6 +184,16 @@ def _run_spread(args: argparse.Namespace, entries: list[tuple[Path, str | None]]
             row = verdict.to_dict()
             print(json.dumps(row) if args.json else describe(verdict), flush=True)
         results.append(row)
+    _write_outputs(args, results, verdicts, segments_out, lambda: ClipModel.load(args.checkpoint))
+    return 2 if any("error" in r for r in results) else 0
+
+
+def _write_outputs(args: argparse.Namespace, results: list[dict[str, Any]], verdicts: list[Any],
+                   segments_out: Path | None, model: Any) -> None:
+    """The table (``--csv``), the segments (``--segments``) and the reports (``--report``; ``model()`` gives the
+    clip model they describe), each written atomically."""
+    from crossemo_core.clip.report import segments_table, verdicts_table, write_report
+
     if args.csv:
         atomic_write(args.csv, verdicts_table(results).to_csv(index=False).encode())
         print(f"table written to {args.csv}", file=sys.stderr)
@@ -203,9 +201,8 @@ def _run_spread(args: argparse.Namespace, entries: list[tuple[Path, str | None]]
         atomic_write(segments_out, segments_table(results).to_csv(index=False).encode())
         print(f"segments written to {segments_out}", file=sys.stderr)
     if args.report and verdicts:
-        written = write_report(verdicts, args.report, model=ClipModel.load(args.checkpoint))
+        written = write_report(verdicts, args.report, model=model())
         print(f"report written to {', '.join(str(w) for w in written)}", file=sys.stderr)
-    return 2 if any("error" in r for r in results) else 0
 
 
 def _interrupted(exc: KeyboardInterrupt, name: str, args: argparse.Namespace, results: list[dict[str, Any]],
