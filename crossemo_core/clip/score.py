@@ -11,7 +11,6 @@ as in a whole-file pass (the voice reader's batches are kept as ``read_many`` wo
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -25,7 +24,7 @@ from crossemo_core.clip.gate import KnnGate
 from crossemo_core.data.container import PairDataset
 from crossemo_core.detector import Detector, cosine_rows
 from crossemo_core.errors import CheckpointError
-from crossemo_core.features.voice import VoiceFeatureExtractor
+from crossemo_core.features.voice import VoiceFeatureExtractor, file_sha256
 from crossemo_core.paths import CHECKPOINTS
 from crossemo_core.readers.face import reading_of
 from crossemo_core.readers.reading import Reading
@@ -36,14 +35,6 @@ DEFAULT_CLIP_CHECKPOINT = CHECKPOINTS / "clip.pt"
 """The shipped clip model; ``$CROSSEMO_CLIP_CHECKPOINT`` replaces it as the default (``--checkpoint`` wins)."""
 DEFAULT_FER_CHECKPOINT = CHECKPOINTS / "fer_expression.pt"
 VOICE_NAMES = VoiceFeatureExtractor().feature_names
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ------------------------------------------------------------------------------------------------ the model

@@ -19,7 +19,6 @@ folds; the loader warns when a reader's ``meta["split"]["train"]`` names RAVDESS
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from crossemo_core.errors import DataError
+from crossemo_core.features.voice import file_sha256
 from crossemo_core.paths import CHECKPOINTS
 
 READER_SPEC_PREFIX = "reader"
@@ -60,14 +60,6 @@ def parse_voice_features(spec: str) -> Path | None:
     raise DataError(f"voice_features must be 'librosa', 'reader' or 'reader:<checkpoint>', not {spec!r}.")
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 @dataclass
 class ReaderFrameExtractor:
     """Clip audio -> ``(frames, 2 * channels + 12)`` float32: pooled body features, then the clip's reading."""
@@ -90,7 +82,7 @@ class ReaderFrameExtractor:
         if self.pool < 1:
             raise DataError(f"reader frame pooling must be >= 1, not {self.pool}.")
         self.reader = VoiceReader.load(self.checkpoint)
-        self.checkpoint_sha256 = _file_digest(self.checkpoint)
+        self.checkpoint_sha256 = file_sha256(self.checkpoint)
         self.channels = 2 * self.reader.net_config.channels
         self.feature_names = tuple(f"reader_frame:{k}" for k in range(self.channels)) + POSTERIOR_CHANNELS
 
