@@ -482,7 +482,7 @@ def _code_version() -> str | None:
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                               check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "app.py", "app_pages", "crossemo_app",
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "app.py", "pages", "crossemo_app",
                                 "crossemo_core", ".streamlit"], cwd=ROOT, capture_output=True, text=True,
                                check=True).stdout.strip()
         return head + (" +changes" if dirty else "")

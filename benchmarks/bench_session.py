@@ -77,7 +77,7 @@ if {app}:
     from streamlit.testing.v1 import AppTest
     at = AppTest.from_file(os.path.join({root!r}, "app.py"), default_timeout=600)
     at.run()
-    at.switch_page("app_pages/session.py")
+    at.switch_page("pages/session.py")
     at.run()
     at.session_state["session_result"] = v
     t = time.perf_counter(); at.run(); out["page_first_s"] = time.perf_counter() - t

@@ -19,13 +19,13 @@ DISCLAIMER = ("**Research tool, not a diagnostic device.** crossemo estimates wh
               "they must not be used to diagnose, treat or decide about a person.")
 
 PAGES = {
-    "home": "app_pages/home.py",
-    "train": "app_pages/train.py",
-    "embeddings": "app_pages/embeddings.py",
-    "similarity": "app_pages/similarity.py",
-    "verdicts": "app_pages/verdicts.py",
-    "clip": "app_pages/clip.py",
-    "session": "app_pages/session.py",
+    "home": "pages/data.py",
+    "train": "pages/train.py",
+    "embeddings": "pages/embeddings.py",
+    "similarity": "pages/similarity.py",
+    "verdicts": "pages/verdicts.py",
+    "clip": "pages/clip.py",
+    "session": "pages/session.py",
 }
 
 

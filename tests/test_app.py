@@ -49,7 +49,7 @@ def assert_clean(at: AppTest) -> None:
 
 
 def goto(at: AppTest, page: str) -> AppTest:
-    at.switch_page(f"app_pages/{page}.py")
+    at.switch_page(f"pages/{page}.py")
     at.run()
     return at
 
@@ -154,7 +154,7 @@ def test_train_page_defaults_are_the_data_profile_and_the_paper_preset_is_one_cl
     assert at.selectbox(key=wk(at, "p_optimizer")).value == "adam"
     assert at.number_input(key=wk(at, "p_lr")).value == pytest.approx(1e-3)
     assert at.number_input(key=wk(at, "p_batch_size")).value == 32
-    goto(at, "home")
+    goto(at, "data")
     goto(at, "train")  # values survive a page switch
     assert at.radio(key=wk(at, "p_preset")).value == "fast" and at.number_input(key=wk(at, "p_batch_size")).value == 32
 

@@ -18,7 +18,7 @@ TIMEOUT = 240
 def _judge(sample_index: int) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
-    at.switch_page("app_pages/clip.py")
+    at.switch_page("pages/clip.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     box = at.selectbox(key="clip_sample")

@@ -22,7 +22,7 @@ TIMEOUT = 240
 def _session_page() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
-    at.switch_page("app_pages/session.py")
+    at.switch_page("pages/session.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
