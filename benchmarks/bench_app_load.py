@@ -8,7 +8,8 @@ included): measure a clean tree, e.g. ``git archive HEAD | tar -x -C DIR`` and r
 ``CROSSEMO_COMMIT=<commit>`` so that the report names it.
 
 One ``streamlit run app.py`` server (headless, a free localhost port) is driven by Debian's chromium through
-playwright (``executable_path``; playwright's own browsers are never downloaded), as in tests/test_browser.py.
+playwright (``executable_path``; playwright's own browsers are never downloaded), with tests/browser_support.py
+(the helpers tests/test_browser.py uses).
 
 - expected: every input is first judged in this process by the Python API (``ClipScorer().score``); the page must
   show the same verdict, P(inconsistent), embedding posterior, face share, speech seconds and reason.
@@ -36,29 +37,26 @@ import json
 import os
 import platform
 import re
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from browser_support import (IDLE_JS, SHOTS, VIEWPORT, BrowserUnavailable, StreamlitServer,  # noqa: E402
+                             find_chromium, launch_options)
 
 ASSETS = ROOT / "assets" / "clips"
-CHROMIUM = Path(os.environ.get("CROSSEMO_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-VIEWPORT = {"width": 1280, "height": 1000}
 TIMEOUT_MS = 180_000
 GROWTH_LIMIT_MB = 50.0
-FAILURE_SHOTS = ROOT / "test-artifacts" / "screenshots"
+FAILURE_SHOTS = SHOTS
 UPLOAD_RETRIES: list[str] = []
 """Files set on an uploader again because no chip showed them after 30 s."""
 HTTP_ERRORS: list[str] = []
@@ -113,12 +111,6 @@ def _norm(text: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ server and memory
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _children() -> dict[int, list[int]]:
     kids: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
@@ -172,50 +164,7 @@ class MemorySampler(threading.Thread):
         self.join(timeout=5)
 
 
-class Server:
-    """``streamlit run app.py`` on a free port, in its own process group."""
-
-    def __init__(self, log: Path) -> None:
-        self.port, self.log = _free_port(), log
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        with open(log, "w") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(self.port),
-                 "--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        deadline = time.time() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            if self.proc.poll() is not None or time.time() > deadline:
-                self.stop()
-                raise RuntimeError(f"streamlit did not start; its log:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-
-
 # ------------------------------------------------------------------------------------------------ one browser session
-IDLE_JS = ("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-           " && document.querySelectorAll('[data-testid=\"stProgress\"]').length === 0"
-           " && document.querySelectorAll('[data-stale=\"true\"]').length === 0")
-
 READ_JS = """() => {
   const md = [...document.querySelectorAll('[data-testid="stMarkdownContainer"]')];
   const badge = md.flatMap(m => [...m.querySelectorAll('span')]).find(s => s.style.fontSize === '1.6rem');
@@ -603,8 +552,10 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "docs")
     ap.add_argument("--note", default="", help="a paragraph (markdown) added under the table in app_load.md")
     args = ap.parse_args()
-    if not CHROMIUM.exists():
-        print(f"{CHROMIUM} is missing (apt-get install chromium, or set CROSSEMO_CHROMIUM)", file=sys.stderr)
+    try:
+        chromium = find_chromium(install=False)
+    except BrowserUnavailable as exc:
+        print(exc, file=sys.stderr)
         return 2
     from playwright.async_api import async_playwright
 
@@ -620,15 +571,14 @@ def main() -> int:
         print(f"  {face}{' + ' + voice if voice else '':<20} {e.label:<30} P {e.metrics[0]}")
 
     with tempfile.TemporaryDirectory(prefix="crossemo-load-") as tmp:
-        server = Server(Path(tmp) / "server.log")
+        server = StreamlitServer(Path(tmp) / "server.log")
         memory = MemorySampler(server.pid)
         memory.start()
         rows, problems, extra = [], [], {}
         try:
             async def drive() -> None:
                 async with async_playwright() as pw:
-                    browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
-                                                       headless=True)
+                    browser = await pw.chromium.launch(**launch_options(chromium))
                     try:
                         t_a = time.time()
                         mem_a = {"warm": memory.now()}
@@ -661,9 +611,7 @@ def main() -> int:
         finally:
             memory.stop()
             server.stop()
-            log = (Path(tmp) / "server.log").read_text(errors="replace")
-            FAILURE_SHOTS.parent.mkdir(parents=True, exist_ok=True)
-            (FAILURE_SHOTS.parent / "app-load-server.log").write_text(log)
+            log = server.save_log(FAILURE_SHOTS.parent / "app-load-server.log").read_text()
         server_errors = _server_errors(log)
 
     result = {
