@@ -6,11 +6,12 @@ import json
 import streamlit as st
 
 from crossemo_app import clip_view as cv
-from crossemo_app import ui
+from crossemo_app import recorder, ui
 from crossemo_core.clip.decode import SUPPORTED, NamedBytes
 from crossemo_core.clip.report import PLAIN, report_html, verdicts_table
 
 RESULT, BATCH = "clip_result", "clip_batch"
+RECORD_MODES = ("video with sound", "photo + voice")
 
 st.title("Clip verdict")
 ui.explain("Give a short clip of a person speaking. crossemo reads the **face** (expression network on each frame) "
@@ -37,6 +38,27 @@ elif source == "Upload":
     vup = c2.file_uploader("Voice recording (only if the first file has no sound)", key="clip_voice_upload")
     face_in = NamedBytes(up.name, up.getvalue()) if up is not None else None
     voice_in = NamedBytes(vup.name, vup.getvalue()) if vup is not None else None
+elif st.radio("Record", RECORD_MODES, horizontal=True, key="clip_record_mode",
+              help="Video with sound: the face moves with the voice, as in an uploaded video. Photo + voice: one "
+                   "still photo and a separate microphone take (when the camera cannot stream video).") \
+        == RECORD_MODES[0]:
+    st.caption("Press **Start recording** and allow the camera and the microphone; look into the camera and speak "
+               "for a few seconds, then press **Stop**. The recording is kept in this tab's memory only and judged "
+               "exactly like an uploaded video.")
+    take, problem = recorder.record_clip("clip_webrtc")
+    if problem:
+        st.error(problem, icon=":material/error:")
+    if take is not None:
+        face_in = take.clip
+        if st.session_state.get("clip_take") != take.clip.name:  # a new take: the last verdict is not its verdict
+            st.session_state["clip_take"] = take.clip.name
+            st.session_state.pop(RESULT, None)
+        st.video(take.clip.data)
+        c1, c2 = st.columns([3, 2])
+        c1.caption(f"{take.clip.name}: {take.seconds:.1f} s recorded"
+                   + (f" (cut at {recorder.MAX_SECONDS / 60:g} minutes)" if take.truncated else "") + ".")
+        c2.download_button("Keep the recording (MP4)", take.clip.data, file_name=take.clip.name, mime="video/mp4",
+                           key="clip_take_dl", help="Only this download keeps it; nothing is saved on the server.")
 else:
     c1, c2 = st.columns(2)
     photo = c1.camera_input("Photo of the face", key="clip_camera")
@@ -50,13 +72,14 @@ with st.expander("Optional: a calm, neutral baseline clip of the same person"):
     bup = st.file_uploader("Baseline clip", key="clip_baseline")
     baseline_in = NamedBytes(bup.name, bup.getvalue()) if bup is not None else None
 
-ready = face_in is not None and (source != "Record" or voice_in is not None)
+photo_and_voice = source == "Record" and st.session_state.get("clip_record_mode") == RECORD_MODES[1]
+ready = face_in is not None and (not photo_and_voice or voice_in is not None)
 if st.button("Judge this clip", type="primary", disabled=not ready, key="clip_go"):
     with ui.guard("judging the clip"):
         with st.spinner("Reading the face and the voice…"):
             st.session_state[RESULT] = cv.judge(face_in, voice_in, baseline_in)
 if not ready:
-    st.caption("Give a clip (and, when recording, both a photo and a voice) to judge.")
+    st.caption("Give a clip (a recording, or in photo + voice mode both a photo and a voice) to judge.")
 
 v = st.session_state.get(RESULT)
 if v is not None:
