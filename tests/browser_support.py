@@ -9,8 +9,7 @@ Import it as ``browser_support`` with ``tests/`` on ``sys.path``: pytest puts it
 
     chromium = bs.find_chromium()                      # path, or BrowserUnavailable with the reason
     with bs.StreamlitServer(log_path) as server, bs.browser_page(chromium, "failure") as page:
-        page.goto(server.url)
-        bs.wait_idle(page)
+        bs.open_app(page, server.url)                  # goto + until the app's script has run and is idle
         bs.screenshot(page, bs.SHOTS / "home.png")
 
 In a test module, ``from browser_support import app_url, chromium_path`` brings in two session-scoped pytest
@@ -40,8 +39,8 @@ from typing import Iterator, Sequence
 __all__ = [
     "REPO", "ARTIFACTS", "SHOTS", "CHROMIUM", "CHROMIUM_ARGS", "VIEWPORT", "PAGE_TIMEOUT_MS", "IDLE_JS",
     "BrowserUnavailable", "chromium_problem", "find_chromium", "launch_options", "free_port", "wait_healthy",
-    "StreamlitServer", "browser_page", "wait_idle", "goto_page", "nav_links", "no_errors", "field", "screenshot",
-    "chromium_path", "app_url",
+    "StreamlitServer", "browser_page", "open_app", "wait_idle", "goto_page", "nav_links", "no_errors", "field",
+    "screenshot", "chromium_path", "app_url",
 ]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -220,9 +219,19 @@ def wait_idle(page, timeout_ms: int = PAGE_TIMEOUT_MS) -> None:
     page.wait_for_timeout(500)
 
 
+def open_app(page, url: str, timeout_ms: int = PAGE_TIMEOUT_MS) -> None:
+    """Go to ``url`` and wait until the app's script has run once and the app is idle. (Before its first run the
+    page shows Streamlit's own list of the files in pages/ as the navigation and no element; :func:`wait_idle`
+    alone can return in that moment.)"""
+    page.goto(url)
+    page.wait_for_function("() => document.querySelector('[data-testid=\"stMain\"] "
+                           "[data-testid=\"stElementContainer\"]')", timeout=timeout_ms)
+    wait_idle(page, timeout_ms)
+
+
 def nav_links(page) -> list[tuple[str, str]]:
-    """(title, href) of every page in the app's sidebar navigation, in order ("View more" is opened first when the
-    navigation is collapsed)."""
+    """(title, href) of every page in the app's sidebar navigation, in order (the icon's name left out; "View more"
+    is opened first when the navigation is collapsed). Call it after :func:`open_app`."""
     nav = page.locator('[data-testid="stSidebarNav"]')
     nav.wait_for()
     more = page.locator('[data-testid="stSidebarNavViewButton"]')
@@ -230,8 +239,11 @@ def nav_links(page) -> list[tuple[str, str]]:
         more.first.click()
         page.wait_for_timeout(300)
     links = nav.locator("a")
-    return [(links.nth(i).inner_text().strip(), links.nth(i).get_attribute("href") or "")
-            for i in range(links.count())]
+    out = []
+    for i in range(links.count()):
+        lines = [ln.strip() for ln in links.nth(i).inner_text().splitlines() if ln.strip()]
+        out.append((lines[-1] if lines else "", links.nth(i).get_attribute("href") or ""))
+    return out
 
 
 def goto_page(page, title: str) -> None:
