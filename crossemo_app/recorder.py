@@ -233,15 +233,16 @@ class LiveRecording:
     page calls :meth:`start` while the stream plays and :meth:`stop` once it has stopped; frames that arrive while
     no recording is started (a late frame after Stop) are dropped."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Any = time.monotonic) -> None:
         self._lock = threading.Lock()
+        self._clock = clock
         self._current: ClipRecorder | None = None
 
     def start(self) -> None:
         """Begin a recording, unless one is already going."""
         with self._lock:
             if self._current is None:
-                self._current = ClipRecorder()
+                self._current = ClipRecorder(clock=self._clock)
 
     def on_video(self, frame: Any) -> None:
         rec = self._current
