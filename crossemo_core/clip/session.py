@@ -24,6 +24,7 @@ interrupted analysis is not resumed.
 """
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -495,12 +496,47 @@ class StreamAnalysis:
 
 def _single_threaded_blas() -> Any:
     """Limit numpy's BLAS and OpenMP pools to one thread until ``.restore_original_limits()`` (None without
-    threadpoolctl)."""
+    threadpoolctl). While the limit holds, the voice extractor's own per-call limit is skipped
+    (:func:`_extractor_limit_skipped`)."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
         return None
-    return threadpool_limits(1)
+    return _HeldLimit(threadpool_limits(1))
+
+
+class _HeldLimit:
+    """The analysis's one-thread BLAS limit; while any analysis holds one, ``VoiceFeatureExtractor.extract`` does
+    not set (and undo) the same limit again around every call. threadpoolctl finds the loaded libraries by reading
+    ``/proc/self/maps`` each time, which with torch and mediapipe loaded costs ~5 ms: the voice reader extracts
+    prosody features per 2 s window, and that lookup was ~2 s of CPU per 3 minutes of media (measured with
+    benchmarks/bench_session.py's recording, 180 s: 11.4 -> 9.4 CPU s)."""
+
+    _lock = threading.Lock()
+    _held = 0
+    _original: Any = None
+
+    def __init__(self, limit: Any) -> None:
+        from crossemo_core.features import voice
+
+        self.limit, self._released = limit, False
+        with _HeldLimit._lock:
+            if _HeldLimit._held == 0:
+                _HeldLimit._original = voice._single_threaded
+                voice._single_threaded = contextlib.nullcontext
+            _HeldLimit._held += 1
+
+    def restore_original_limits(self) -> None:
+        from crossemo_core.features import voice
+
+        if self._released:
+            return
+        self._released = True
+        with _HeldLimit._lock:
+            _HeldLimit._held -= 1
+            if _HeldLimit._held == 0:
+                voice._single_threaded = _HeldLimit._original
+        self.limit.restore_original_limits()
 
 
 @dataclass
