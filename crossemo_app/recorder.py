@@ -8,8 +8,10 @@ Two layers:
   AAC audio, both on one time axis). The video is encoded as it comes, at most :data:`MAX_FPS` frames per second and
   :data:`MAX_SIDE` pixels on the longer side, into memory; the voice is kept as 16 kHz mono samples (64 kB a second)
   and encoded at the end. Nothing touches the disk.
-- :func:`record_clip` (the page's widget): streamlit-webrtc's ``webrtc_streamer`` in SENDONLY mode, its frames
-  handed to a :class:`LiveRecording` kept in the session. It is configured with no STUN or TURN server (an empty
+- :func:`record_clip` (the page's widget): streamlit-webrtc's ``webrtc_streamer``, its frames handed to a
+  :class:`LiveRecording` kept in the session: the camera's through a video frame callback (which returns a small
+  copy as the live preview, so the person sees how they are framed), the microphone's through an audio sink (not
+  sent back: no echo). It is configured with no STUN or TURN server (an empty
   ``iceServers`` list, in the browser and on the server), so it works on localhost with no outside server. When the
   user presses Stop, the recording becomes a :class:`~crossemo_core.clip.decode.NamedBytes` clip.
 
@@ -40,6 +42,8 @@ MAX_FPS = 15.0
 """Video frames kept per second (the face is sampled at 10 per second or fewer by the clip model)."""
 MAX_SIDE = 640
 """Longest side of the recorded video, in pixels (the clip path scales frames to at most this anyway)."""
+PREVIEW_WIDTH = 320
+"""Width of the live preview sent back to the browser (small: the server encodes it again for the trip back)."""
 MAX_SECONDS = 600.0
 """Longest recording kept: frames after 10 minutes are dropped (and :attr:`ClipRecorder.truncated` says so)."""
 GAP_S = 0.1
@@ -244,10 +248,14 @@ class LiveRecording:
             if self._current is None:
                 self._current = ClipRecorder(clock=self._clock)
 
-    def on_video(self, frame: Any) -> None:
+    def on_video(self, frame: Any) -> Any:
+        """Record a camera frame; returns a small copy of it, the live preview the browser shows."""
         rec = self._current
         if rec is not None:
             rec.add_video(frame)
+        scale = min(1.0, PREVIEW_WIDTH / frame.width)
+        return frame.reformat(width=max(2, int(frame.width * scale) // 2 * 2),
+                              height=max(2, int(frame.height * scale) // 2 * 2))
 
     def on_audio(self, frame: Any) -> None:
         rec = self._current
@@ -287,17 +295,18 @@ def record_clip(key: str) -> tuple[Recorded | None, str | None]:
     import streamlit as st
 
     try:
-        from streamlit_webrtc import AudioSinkTrack, VideoSinkTrack, WebRtcMode, webrtc_streamer
+        from streamlit_webrtc import AudioSinkTrack, WebRtcMode, webrtc_streamer
     except ImportError:
         return None, ("recording video needs streamlit-webrtc (pip install -r requirements.txt); meanwhile use "
                       "the photo + voice mode or upload a video.")
     live: LiveRecording = st.session_state.setdefault(key + "_live", LiveRecording())
     try:
-        ctx = webrtc_streamer(key=key, mode=WebRtcMode.SENDONLY, rtc_configuration=RTC_CONFIGURATION,
-                              media_stream_constraints=MEDIA, sink_video_track=VideoSinkTrack(live.on_video),
-                              sink_audio_track=AudioSinkTrack(live.on_audio), translations=LABELS,
+        ctx = webrtc_streamer(key=key, mode=WebRtcMode.SENDRECV, rtc_configuration=RTC_CONFIGURATION,
+                              media_stream_constraints=MEDIA, video_frame_callback=live.on_video,
+                              sink_audio_track=AudioSinkTrack(live.on_audio), sendback_audio=False,
+                              translations=LABELS, media_toggle_controls=False,
                               video_html_attrs={"autoPlay": True, "controls": False, "muted": True,
-                                                "style": {"width": "100%", "maxWidth": "480px"}})
+                                                "style": {"width": "100%", "maxWidth": f"{PREVIEW_WIDTH}px"}})
     except Exception as exc:  # noqa: BLE001 - Streamlit's rerun/stop are BaseExceptions and pass through
         log.exception("the video recorder failed")
         return None, (f"the video recorder could not start ({type(exc).__name__}: {str(exc)[:120]}); use the "

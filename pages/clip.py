@@ -10,6 +10,8 @@ from crossemo_app import recorder, ui
 from crossemo_core.clip.decode import SUPPORTED, NamedBytes
 from crossemo_core.clip.report import PLAIN, report_html, verdicts_table
 
+ui.inside_app()
+
 RESULT, BATCH = "clip_result", "clip_batch"
 RECORD_MODES = ("video with sound", "photo + voice")
 
@@ -48,11 +50,12 @@ elif st.radio("Record", RECORD_MODES, horizontal=True, key="clip_record_mode",
     take, problem = recorder.record_clip("clip_webrtc")
     if problem:
         st.error(problem, icon=":material/error:")
+    name = take.clip.name if take is not None else None
+    if st.session_state.get("clip_take") != name:  # a take began or ended: the verdict shown is not this take's
+        st.session_state["clip_take"] = name
+        st.session_state.pop(RESULT, None)
     if take is not None:
         face_in = take.clip
-        if st.session_state.get("clip_take") != take.clip.name:  # a new take: the last verdict is not its verdict
-            st.session_state["clip_take"] = take.clip.name
-            st.session_state.pop(RESULT, None)
         st.video(take.clip.data)
         c1, c2 = st.columns([3, 2])
         c1.caption(f"{take.clip.name}: {take.seconds:.1f} s recorded"

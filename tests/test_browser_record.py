@@ -1,7 +1,7 @@
 """Recording a clip in a real browser (issue 16 point 5): headless Debian chromium with its fake camera and fake
 microphone (``--use-fake-device-for-media-stream``; ``--use-fake-ui-for-media-stream`` answers the permission
 prompt) records a few seconds of video with sound on the Clip verdict page, over WebRTC with no STUN/TURN server,
-and the recording is judged like an upload.
+with the live preview playing, and the recording is judged like an upload.
 
 The fake camera shows a test pattern, not a face, so the expected verdict is UNDETERMINED with the page's "no face"
 reason; the verdict naming the recording (``recording-YYYYMMDD-HHMMSS.mp4``), its length and its sound prove that
@@ -75,8 +75,12 @@ def test_record_video_with_sound_in_browser(chromium_path: str, app_url: str) ->
         recorder.get_by_role("button", name="Start recording").click()
         stop = recorder.get_by_role("button", name="Stop")
         expect(stop).to_be_visible(timeout=30_000)
-        # playing: the local preview shows the fake camera
-        page.wait_for_timeout(int(RECORD_S * 1000))
+        # the live preview: the camera's frames, back from the server, playing in the recorder
+        expect(recorder.locator("video")).to_be_visible(timeout=30_000)
+        page.wait_for_timeout(int(RECORD_S * 1000) // 2)
+        assert recorder.locator("video").evaluate("v => v.videoWidth > 0 && !v.paused"), "the preview is not playing"
+        screenshot(page, SHOTS / "7-clip-recording.png", full=False)
+        page.wait_for_timeout(int(RECORD_S * 1000) // 2)
         stop.click()
 
         expect(page.get_by_text(re.compile(r"recording-\d{8}-\d{6}\.mp4: [\d.]+ s recorded"))).to_be_visible(

@@ -165,12 +165,16 @@ def test_live_recording_takes_frames_only_between_start_and_stop() -> None:
     assert not live.recording and live.stop() is None
     live.start()
     for _, kind, f in frames:
-        (live.on_video if kind == "v" else live.on_audio)(f)
+        if kind == "v":
+            preview = live.on_video(f)  # what the browser shows while recording: a small copy
+            assert (preview.width, preview.height) == (recorder.PREVIEW_WIDTH, 240)
+        else:
+            live.on_audio(f)
     live.start()  # a rerun while playing does not begin a new take
     take = live.stop()
     assert take is not None and take.clip.name.startswith("recording-") and take.clip.name.endswith(".mp4")
     assert not take.truncated and take.seconds > 0
-    live.on_video(frames[-1][2])  # after Stop: dropped
+    live.on_video(frames[0][2])  # after Stop: dropped (only the preview comes back)
     assert not live.recording
 
 
@@ -231,6 +235,15 @@ def test_a_recording_is_judged_like_the_upload_it_was_recorded_from(clip_scorer)
     assert recorded["p_inconsistent"] == pytest.approx(uploaded["p_inconsistent"], abs=0.05)  # H.264/AAC again
 
 
+@pytest.mark.slow
+def test_a_very_short_recording_gets_the_uploads_reason_not_a_crash(clip_scorer) -> None:
+    clock = [0.0]
+    rec = recorder.ClipRecorder(clock=lambda: clock[0])
+    _feed(rec, clock, _flash_and_beep(seconds=0.3, at=0.1, audio_late=0.0))
+    verdict = clip_scorer.score(rec.finish("recording-short.mp4"))
+    assert verdict.verdict == "undetermined" and verdict.reason.startswith("no face in most frames")
+
+
 def _record_page(live: recorder.LiveRecording | None = None) -> AppTest:
     """The Clip verdict page in Record mode. AppTest's runtime has no session manager, where streamlit-webrtc looks
     the session up; the test gives it none (its no-session path), and the component renders as stopped."""
@@ -289,3 +302,8 @@ def test_a_finished_recording_is_shown_kept_on_request_and_judged() -> None:
     assert f"**{take.clip.name}**" in text and "UNDETERMINED" in text
     assert "no face in most frames" in text  # the flashing test picture has no face: the upload's reason
     assert at.session_state["clip_result"].file == take.clip.name
+    with mock.patch("streamlit_webrtc.component.get_this_session_info", return_value=None):
+        del at.session_state["clip_webrtc_done"]  # what pressing Start again does to the last take
+        at.run()
+    assert "clip_result" not in at.session_state  # its verdict goes with it
+    assert not any("**recording-" in str(m.value) for m in at.markdown)
