@@ -11,13 +11,15 @@ Two layers:
 - :func:`record_clip` (the page's widget): streamlit-webrtc's ``webrtc_streamer``, its frames handed to a
   :class:`LiveRecording` kept in the session: the camera's through a video frame callback (which returns a small
   copy as the live preview, so the person sees how they are framed), the microphone's through an audio sink (not
-  sent back: no echo). It is configured with no STUN or TURN server (an empty
-  ``iceServers`` list, in the browser and on the server), so it works on localhost with no outside server. When the
-  user presses Stop, the recording becomes a :class:`~crossemo_core.clip.decode.NamedBytes` clip.
+  sent back: no echo). It is configured with no STUN or TURN server (an empty ``iceServers`` list, in the browser
+  and on the server), so it works on localhost with no outside server. When the user presses Stop, the recording
+  becomes a :class:`~crossemo_core.clip.decode.NamedBytes` clip, kept in the session's memory until the next take.
 
-The face and the voice are put on one time axis by when their first frames arrived (wall clock), then each by its
-own timestamps (the video's presentation times; the voice by its sample count, with a gap in its timestamps kept as
-silence).
+The face and the voice are put on one time axis by when their first frames reached the server (wall clock), then
+each by its own timestamps (the video's presentation times; the voice by its sample count, with a gap in its
+timestamps kept as silence). The two first frames' delays (network, jitter buffers) can differ a little; this
+alignment is not measured against a real camera here (the tests check it with synthetic frames), and the clip model
+judges windows of 2 s.
 """
 from __future__ import annotations
 
@@ -50,7 +52,7 @@ GAP_S = 0.1
 """A jump in the audio timestamps longer than this is kept as silence (shorter jitter is ignored)."""
 VIDEO_TIME_BASE = Fraction(1, 1000)
 NOTHING_RECORDED = ("nothing was recorded: no picture or sound reached the server. Allow the browser to use the "
-                    "camera and the microphone, press Start, speak for a few seconds, then press Stop.")
+                    "camera and the microphone, press Start recording, speak for a few seconds, then press Stop.")
 
 
 def _seconds(frame: Any) -> float | None:
