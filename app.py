@@ -13,18 +13,11 @@ st.set_page_config(page_title="crossemo: face/voice emotion consistency", page_i
 state.init()
 state.adopt_finished_load()
 state.load_demo_once()
-adopted = state.adopt_finished_training()
+finished = state.training_just_finished()
 
-pages = [
-    st.Page(ui.PAGES["home"], title="Home / data", icon=":material/home:", default=True),
-    st.Page(ui.PAGES["train"], title="Train", icon=":material/model_training:"),
-    st.Page(ui.PAGES["embeddings"], title="Embeddings", icon=":material/scatter_plot:"),
-    st.Page(ui.PAGES["similarity"], title="Similarity", icon=":material/bar_chart:"),
-    st.Page(ui.PAGES["verdicts"], title="Verdicts", icon=":material/gavel:"),
-    st.Page(ui.PAGES["clip"], title="Clip verdict", icon=":material/videocam:"),
-    st.Page(ui.PAGES["session"], title="Session", icon=":material/timeline:"),
-]
-page = st.navigation(pages)
+page = st.navigation({section: [st.Page(ui.PAGES[key], title=title, icon=icon, default=key == "start")
+                                for key, title, icon in entries]
+                      for section, entries in ui.NAVIGATION.items()})
 
 
 def _training_status() -> None:
@@ -38,7 +31,7 @@ def _draw_training_status() -> None:
         return
     snap = job.snapshot()
     if snap.finished:
-        if state.adopt_finished_training():
+        if state.training_just_finished():
             st.rerun()
         return
     st.progress(snap.fraction, text=f"Training: {snap.message or 'starting'}")
@@ -57,8 +50,12 @@ with st.sidebar:
     st.divider()
     ui.disclaimer()
 
-if adopted:
-    st.toast("Training finished: the new model is in use on every page.", icon=":material/check_circle:")
+if finished:
+    st.toast("Training finished. The model in use is unchanged: compare the new one with it on the Train page.",
+             icon=":material/check_circle:")
+if state.restored():
+    st.toast("Welcome back: your data, model and training run are as you left them.", icon=":material/restore:")
 
 with ui.guard():
     page.run()
+state.remember()

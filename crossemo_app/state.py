@@ -9,32 +9,52 @@ Keys (``st.session_state[...]``):
 ``dataset_report``     the loader's notes (list of str)
 ``data_id``            increases with every load (cache key)
 ``load_job``           the background loading job, while one runs
-``load_message``       (kind, text) of the last load's outcome, shown once on the Home page
+``load_message``       (kind, text) of the last load's outcome, shown once on the Data page
 ``detector``           the current :class:`~crossemo_core.detector.Detector` (trained here or loaded)
 ``detector_source``    one line saying where it came from (on a session's first run: the bundled demo checkpoint,
                        when it exists, with the bundled demo data)
 ``run_id``             increases with every new detector (cache key)
 ``train_job``          the :class:`~crossemo_core.session.TrainingJob` of this session (kept after it ends)
-``adopted_job``        id() of the training job whose result became ``detector``
+``seen_job``           id() of the training job whose end this session has already announced
+``run_decision``       (id() of a training job, "used" or "kept"): what the person chose on its comparison card
+``session_token``      this session's key in the URL (``?s=``): a reload of the page gets this state back
 ``cache``              dict of computed views keyed by (what, data_id, run_id, ...)
 ``jobs``               dict of background computations (projections) keyed like ``cache``
 ``p_*``                widget values kept across pages (see :func:`widget`); ``w_*`` the widgets' own keys
 ``widget_versions``    how often code has set each ``p_*`` value (part of the widget key)
 =====================  =================================================================================
 
+A finished run never replaces the model in use by itself: the Train page shows its comparison card
+(:func:`crossemo_core.runs.compare_models`) and the person chooses (:func:`use_run_model`, :func:`keep_model_in_use`).
+Every finished run is kept in the workspace folder (:func:`run_store`) and listed there after a reload or a restart.
+
+A reload starts a new Streamlit session; the shared keys above (data, model, training job, widget values, cached
+views) are remembered per ``session_token`` in this server process (:func:`remember`, at most
+:data:`MAX_REMEMBERED` sessions) and given back to a session that opens with the same ``?s=`` in its URL. Results of
+an uploaded clip are not remembered: its upload is gone after a reload.
+
 ``p_split_seed`` / ``p_split_rate`` (Home) define the split and protocol; ``p_threshold`` (Similarity) is the decision
 threshold on the posterior of inconsistency used by the Similarity and Verdicts pages.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+import secrets
+import threading
+from collections import OrderedDict
 
 import streamlit as st
 
 from crossemo_core.data.container import PairDataset
 from crossemo_core.detector import Detector, ScoredPairs, schema_mismatch
 from crossemo_core.paths import CHECKPOINTS, REPO
+from crossemo_core.runs import RunStore, StoredRun
+from crossemo_core.settings import workspace_root
 from crossemo_core.workspace import EvaluationParts, evaluation_parts, initial_detector
+
+if TYPE_CHECKING:
+    from crossemo_core.session import TrainingJob
 
 BUNDLED_CHECKPOINT = CHECKPOINTS / "demo.pt"
 
@@ -42,7 +62,7 @@ DATASET, DATASET_KIND, DATASET_SOURCE, DATASET_REPORT, DATA_ID = (
     "dataset", "dataset_kind", "dataset_source", "dataset_report", "data_id")
 LOAD_JOB, LOAD_MESSAGE = "load_job", "load_message"
 DETECTOR, DETECTOR_SOURCE, RUN_ID = "detector", "detector_source", "run_id"
-TRAIN_JOB, ADOPTED_JOB = "train_job", "adopted_job"
+TRAIN_JOB, SEEN_JOB, RUN_DECISION, SESSION_TOKEN = "train_job", "seen_job", "run_decision", "session_token"
 CACHE, JOBS = "cache", "jobs"
 SPLIT_SEED, SPLIT_RATE, THRESHOLD = "p_split_seed", "p_split_rate", "p_threshold"
 PERSIST_PREFIX, WIDGET_PREFIX, VERSIONS = "p_", "w_", "widget_versions"
@@ -50,19 +70,66 @@ PERSIST_PREFIX, WIDGET_PREFIX, VERSIONS = "p_", "w_", "widget_versions"
 DEFAULTS: dict[str, Any] = {
     DATASET: None, DATASET_KIND: None, DATASET_SOURCE: "", DATASET_REPORT: [], DATA_ID: 0, LOAD_JOB: None,
     LOAD_MESSAGE: None,
-    DETECTOR: None, DETECTOR_SOURCE: "", RUN_ID: 0, TRAIN_JOB: None, ADOPTED_JOB: None,
+    DETECTOR: None, DETECTOR_SOURCE: "", RUN_ID: 0, TRAIN_JOB: None, SEEN_JOB: None, RUN_DECISION: None,
     SPLIT_SEED: 0, SPLIT_RATE: 0.5, THRESHOLD: 0.5,
 }
 
 
+MAX_REMEMBERED = 32
+_REMEMBERED: "OrderedDict[str, dict[str, Any]]" = OrderedDict()  # session token -> shared keys (this process)
+_REMEMBERED_LOCK = threading.Lock()
+_NOT_REMEMBERED = (LOAD_JOB, LOAD_MESSAGE, SESSION_TOKEN)
+
+
 def init() -> None:
-    """Create missing keys with their defaults (called first on every run)."""
+    """Create missing keys with their defaults (called first on every run); on a session's first run, take back
+    the state remembered for the ``?s=`` token in the URL, if any (a reload)."""
+    if SESSION_TOKEN not in st.session_state:
+        _restore_or_start()
     for key, value in DEFAULTS.items():
         if key not in st.session_state:
             st.session_state[key] = list(value) if isinstance(value, list) else value
     for key in (CACHE, JOBS):
         if key not in st.session_state:
             st.session_state[key] = {}
+
+
+def _restore_or_start() -> None:
+    token = st.query_params.get("s")
+    with _REMEMBERED_LOCK:
+        saved = _REMEMBERED.get(token) if token else None
+    if saved is not None:
+        for key, value in saved.items():
+            st.session_state[key] = value
+        st.session_state["restored"] = True
+    else:
+        token = secrets.token_urlsafe(12)
+    st.session_state[SESSION_TOKEN] = token
+
+
+def _shared_key(key: str) -> bool:
+    return (key in DEFAULTS or key in (CACHE, JOBS, VERSIONS, "demo_tried") or key.startswith(PERSIST_PREFIX)) \
+        and key not in _NOT_REMEMBERED
+
+
+def remember() -> None:
+    """Keep this session's shared keys for a reload (called last on every run) and put its token in the URL."""
+    token = st.session_state.get(SESSION_TOKEN)
+    if not token:
+        return
+    snapshot = {key: st.session_state[key] for key in list(st.session_state.keys()) if _shared_key(key)}
+    with _REMEMBERED_LOCK:
+        _REMEMBERED[token] = snapshot
+        _REMEMBERED.move_to_end(token)
+        while len(_REMEMBERED) > MAX_REMEMBERED:
+            _REMEMBERED.popitem(last=False)
+    if st.query_params.get("s") != token:
+        st.query_params["s"] = token
+
+
+def restored() -> bool:
+    """True once, on the first run of a session that took back a reloaded page's state."""
+    return bool(st.session_state.pop("restored", False))
 
 
 def widget_key(key: str) -> str:
@@ -152,7 +219,7 @@ def start_load(kind: str, source: str, load: Callable[..., PairDataset]) -> None
 
 def load_demo_once() -> None:
     """On a session's first run, load the bundled demo so every page has data at once (a failure is left for the
-    Home page to report)."""
+    Data page to report)."""
     if st.session_state.get("demo_tried") or dataset() is not None or st.session_state.get(LOAD_JOB) is not None:
         return
     st.session_state["demo_tried"] = True
@@ -182,7 +249,7 @@ def load_bundled_checkpoint() -> None:
 
 
 def adopt_finished_load() -> bool:
-    """When the loading job has ended, make its dataset current (or keep its error for the Home page)."""
+    """When the loading job has ended, make its dataset current (or keep its error for the Data page)."""
     job = st.session_state.get(LOAD_JOB)
     if job is None or not job.finished:
         return False
@@ -210,40 +277,68 @@ def set_detector(det: Detector, source: str) -> None:
     st.session_state[JOBS] = {}
 
 
-def adopt_finished_training() -> bool:
-    """When this session's training job has completed with a model, make that model current (once). True if
-    adopted. A run stopped by the user is not adopted: the model in use stays, and the Train page offers the
-    stopped run's best weights (:func:`use_stopped_run`)."""
+def training_just_finished() -> bool:
+    """True once, on the first run after this session's training job ended (to announce it). Nothing is replaced:
+    the person chooses on the Train page's comparison card."""
     job = st.session_state.get(TRAIN_JOB)
-    if job is None or not job.finished or st.session_state.get(ADOPTED_JOB) == id(job):
+    if job is None or not job.finished or st.session_state.get(SEEN_JOB) == id(job):
         return False
-    st.session_state[ADOPTED_JOB] = id(job)
-    outcome = job.outcome
-    if outcome is None:
-        return False
-    result = outcome.training
-    if result is None:
-        return False  # a baseline's run: its curves and metrics are shown, the model in use stays
-    data = dataset()
-    if data is not None and schema_mismatch(result.detector.schema, data):
-        return False  # trained on data that has since been replaced by data of another shape
-    if result.interrupted:
-        return False
-    how = "stopped by early stopping" if result.stopped_early else "finished"
-    set_detector(result.detector, f"trained in this session ({len(result.history)} epoch(s), {how}; best epoch "
-                                  f"{result.best_epoch}, {result.device})")
+    st.session_state[SEEN_JOB] = id(job)
     return True
 
 
-def use_stopped_run() -> None:
-    """Make the best weights of this session's stopped training run the model in use (the user asked for it)."""
+def start_training(job: "TrainingJob") -> None:
+    """Make ``job`` this session's training run and start it (a new run clears the previous run's decision)."""
+    st.session_state[TRAIN_JOB] = job.start()
+    st.session_state[RUN_DECISION] = None
+
+
+def run_decision() -> str | None:
+    """"used" or "kept" when the person has decided about this session's finished run, else None."""
+    job = st.session_state.get(TRAIN_JOB)
+    decision = st.session_state.get(RUN_DECISION)
+    return decision[1] if job is not None and decision is not None and decision[0] == id(job) else None
+
+
+def use_run_model() -> None:
+    """Make this session's finished (or stopped) run's model the model in use: the person asked for it."""
     job = st.session_state.get(TRAIN_JOB)
     outcome = None if job is None else job.outcome
-    if outcome is None or outcome.training is None or not outcome.training.interrupted:
+    if outcome is None or outcome.training is None:
         return
     result = outcome.training
-    set_detector(result.detector, f"trained in this session, stopped by you after {len(result.history)} epoch(s); "
-                                  f"best epoch {result.best_epoch}, {result.device}")
+    data = dataset()
+    if data is not None and schema_mismatch(result.detector.schema, data):
+        raise ValueError("this run was trained on data of another shape than the data loaded now; load that data "
+                         "again to use it.")
+    how = ("stopped by you" if result.interrupted else "stopped by early stopping" if result.stopped_early
+           else "finished")
+    where = f", kept as run {outcome.stored.run_id}" if outcome.stored is not None else ""
+    set_detector(result.detector, f"trained in this session ({len(result.history)} epoch(s), {how}; best epoch "
+                                  f"{result.best_epoch}, {result.device}{where})")
+    st.session_state[RUN_DECISION] = (id(job), "used")
+
+
+def keep_model_in_use() -> None:
+    """Record that the person keeps the model in use instead of this session's finished run."""
+    job = st.session_state.get(TRAIN_JOB)
+    if job is not None:
+        st.session_state[RUN_DECISION] = (id(job), "kept")
+
+
+# ------------------------------------------------------------------------------------------------ workspace
+def run_store() -> RunStore:
+    """The workspace folder where finished runs are kept (``$CROSSEMO_WORKSPACE``, default ``workspace/``)."""
+    return RunStore(workspace_root())
+
+
+def use_stored_run(run: StoredRun) -> None:
+    """Make a kept run's model the model in use (it must fit the loaded data)."""
+    det = run.detector()
+    data = dataset()
+    if data is not None:
+        det.check_compatible(data)
+    set_detector(det, f"run {run.run_id} from the workspace ({run.method}, {run.data_name})")
 
 
 # ------------------------------------------------------------------------------------------------ caches
@@ -267,7 +362,7 @@ def parts() -> EvaluationParts | None:
 
 
 def train_parts() -> EvaluationParts | None:
-    """A fresh speaker-disjoint split with the Home page's seed and rate (what a new training run uses)."""
+    """A fresh speaker-disjoint split with the Data page's seed and rate (what a new training run uses)."""
     data = dataset()
     if data is None:
         return None

@@ -19,14 +19,42 @@ DISCLAIMER = ("**Research tool, not a diagnostic device.** crossemo estimates wh
               "they must not be used to diagnose, treat or decide about a person.")
 
 PAGES = {
-    "home": "pages/data.py",
+    "start": "pages/start.py",
+    "clip": "pages/clip.py",
+    "session": "pages/session.py",
+    "data": "pages/data.py",
     "train": "pages/train.py",
     "embeddings": "pages/embeddings.py",
     "similarity": "pages/similarity.py",
     "verdicts": "pages/verdicts.py",
-    "clip": "pages/clip.py",
-    "session": "pages/session.py",
 }
+NAVIGATION: dict[str, list[tuple[str, str, str]]] = {
+    "": [("start", "Start", ":material/home:")],
+    "Judge a clip": [("clip", "Clip verdict", ":material/videocam:"),
+                     ("session", "Whole session", ":material/timeline:")],
+    "Train and evaluate": [("data", "Data", ":material/dataset:"),
+                           ("train", "Train", ":material/model_training:"),
+                           ("embeddings", "Embeddings", ":material/scatter_plot:"),
+                           ("similarity", "Similarity", ":material/bar_chart:"),
+                           ("verdicts", "Verdicts", ":material/gavel:")],
+}
+"""The app's navigation: section -> (page key, title, icon); the first page is the landing page."""
+
+
+def inside_app() -> None:
+    """Call first on every page. Streamlit runs the files of a project's ``pages/`` folder as bare legacy pages (no
+    app.py, no navigation, no state) on the first script run after a server start, and on every AppTest run, until
+    ``st.navigation`` has been called once. A page run that way turns the legacy mode off, runs app.py in its place
+    (its navigation resolves the same URL to this page, shown inside the app with the sidebar and the session state)
+    and ends the bare run. No rerun: a button click that started this run is not lost."""
+    import runpy
+
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        runpy.run_path(str(REPO / "app.py"), run_name="__main__")
+        st.stop()
 
 
 def disclaimer() -> None:
@@ -56,11 +84,11 @@ def guard(what: str = "") -> Iterator[None]:
 
 
 def need_dataset() -> bool:
-    """True when a dataset is loaded; otherwise a notice with a link to the Home page."""
+    """True when a dataset is loaded; otherwise a notice with a link to the Data page."""
     if state.dataset() is not None:
         return True
-    st.warning("No dataset is loaded yet. Choose one on the Home page (the bundled demo needs nothing of yours).")
-    st.page_link(PAGES["home"], label="Go to Home / data", icon=":material/home:")
+    st.warning("No dataset is loaded yet. Choose one on the Data page (the bundled demo needs nothing of yours).")
+    st.page_link(PAGES["data"], label="Go to Data", icon=":material/dataset:")
     return False
 
 

@@ -26,6 +26,8 @@ ENVIRONMENT: dict[str, str] = {
     "CROSSEMO_CLIP_MAX_MB": "largest clip file accepted, in megabytes (default 10000)",
     "CROSSEMO_CLIP_MAX_SECONDS": "longest recording accepted, in seconds (default 7200: a 2-hour session)",
     "CROSSEMO_RAW_STDERR": "1: show mediapipe's own log lines instead of filtering them (default off)",
+    "CROSSEMO_WORKSPACE": "folder where the app keeps its training runs and their models (default workspace/ in the "
+                          "project folder)",
 }
 """Every environment variable crossemo reads, with what it means."""
 
@@ -127,6 +129,14 @@ def cache_root() -> Path:
     """``$CROSSEMO_CACHE`` or ``~/.cache/crossemo``: the root of every cache the package keeps."""
     text = os.environ.get("CROSSEMO_CACHE", "").strip()
     return Path(text).expanduser() if text else Path.home() / ".cache" / "crossemo"
+
+
+def workspace_root() -> Path:
+    """``$CROSSEMO_WORKSPACE`` or ``workspace/`` beside the app: where the app's runs persist."""
+    from crossemo_core.paths import REPO
+
+    text = os.environ.get("CROSSEMO_WORKSPACE", "").strip()
+    return Path(text).expanduser() if text else REPO / "workspace"
 
 
 def clip_checkpoint() -> Path | None:

@@ -10,6 +10,8 @@ from crossemo_app import recorder, ui
 from crossemo_core.clip.decode import SUPPORTED, NamedBytes
 from crossemo_core.clip.report import PLAIN, report_html, verdicts_table
 
+ui.inside_app()
+
 RESULT, BATCH = "clip_result", "clip_batch"
 RECORD_MODES = ("video with sound", "photo + voice")
 

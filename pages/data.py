@@ -1,4 +1,4 @@
-"""Home / data: choose a dataset, see what is in it, and set the abnormal-pair protocol."""
+"""Data: choose a dataset, see what is in it, and set the abnormal-pair protocol."""
 from __future__ import annotations
 
 import pandas as pd
@@ -8,10 +8,12 @@ from crossemo_app import charts, state, ui
 from crossemo_core import reports, workspace
 from crossemo_core.workspace import DATA_KINDS, UPLOAD_ROLES
 
-st.title("Does the face's emotion match the voice's?")
+ui.inside_app()
+
+st.title("Data")
 st.markdown(
-    "crossemo compares the emotion a **face** shows with the emotion a **voice** carries in the same clip and says "
-    "whether they are *consistent*. It implements SIR-HCL: two networks turn the face and the voice into points in "
+    "Train and evaluate, step 1. crossemo compares the emotion a **face** shows with the emotion a **voice** carries "
+    "in the same clip and says whether they are *consistent*. It implements SIR-HCL: two networks turn the face and the voice into points in "
     "a shared space, trained so that matching emotions land close together; a two-component Beta mixture then turns "
     "the closeness into a probability of inconsistency.\n\n"
     "**How to use it:** 1. choose data here → 2. **Train** a model (live curves) → 3. look at the **Embeddings** → "

@@ -7,6 +7,8 @@ from crossemo_app import charts, state, ui
 from crossemo_core import projection
 from crossemo_core.session import BackgroundJob
 
+ui.inside_app()
+
 STAGES = {"before": "Before training (initial weights)", "after": "After training"}
 
 st.title("Embeddings")

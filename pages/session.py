@@ -15,6 +15,8 @@ from crossemo_core.clip.report import report_html, segments_table
 from crossemo_core.clip.segments import fmt_clock, fmt_time
 from crossemo_core.session import BackgroundJob
 
+ui.inside_app()
+
 JOB, RESULT, MEDIA, FIGURE, BASELINE = ("session_job", "session_result", "session_media", "session_figure",
                                         "session_baseline_span")
 PLAYER_MAX_BYTES = 500 * 1024 * 1024

@@ -9,6 +9,8 @@ import streamlit as st
 from crossemo_app import charts, state, ui
 from crossemo_core import reports
 
+ui.inside_app()
+
 STAGES = {"after": "after training", "before": "before training (initial weights)"}
 RULES = {"posterior": "posterior 0.5 (the paper's rule)", "youden": "Youden index on the validation pairs [ours]",
          "model": "the value stored with this model"}

@@ -8,7 +8,7 @@ from datetime import datetime
 import streamlit as st
 import torch
 
-from crossemo_app import charts, state, ui
+from crossemo_app import charts, runs_view, state, ui
 from crossemo_core import reports, workspace
 from crossemo_core.baselines import METHODS
 from crossemo_core.config import PRESETS, LossConfig, ModelConfig, TrainConfig
@@ -18,6 +18,8 @@ from crossemo_core.profiles import resolve_settings
 from crossemo_core.detector import Detector
 from crossemo_core.session import TrainingJob
 from crossemo_core.training import describe_device, resolve_device
+
+ui.inside_app()
 
 DEMO_EPOCHS = 3  # [ours] the demo's default: a run takes well under a minute on 2 CPU cores (paper: 30)
 PRESET_LABELS = {"profile": "best known for this data (its profile)",
@@ -91,7 +93,7 @@ job: TrainingJob | None = st.session_state.get(state.TRAIN_JOB)
 running = job is not None and not job.finished
 
 ep = state.train_parts()
-st.caption(f"Split from the Home page: seed {ep.seed}, abnormal rate {ep.rate}"
+st.caption(f"Split from the Data page: seed {ep.seed}, abnormal rate {ep.rate}"
            + (" (the corpus's own official folds)" if data.official_split is not None else "") + "; "
            + ", ".join(f"{name} {len(p)} pairs ({int(p.is_abnormal.sum())} abnormal)" for name, p in ep.parts.items())
            + ".")
@@ -201,13 +203,14 @@ def _config():
 b1, b2, _ = st.columns([1, 1, 4])
 if b1.button("Start training", type="primary", disabled=running, key="start_training"):
     with ui.guard("starting training"):
-        st.session_state[state.TRAIN_JOB] = TrainingJob(
-            _config(), data, method=st.session_state["p_method"],
-            num_threads=int(st.session_state["p_num_threads"])).start()
+        state.start_training(TrainingJob(
+            _config(), data, method=st.session_state["p_method"], num_threads=int(st.session_state["p_num_threads"]),
+            compare_with=state.detector(), store=state.run_store(),
+            data_kind=st.session_state.get(state.DATASET_KIND) or ""))
         st.rerun()
 if b2.button("Stop", disabled=not running, key="stop_training",
-             help="Ends after the current batch. The model in use stays; you may then choose to use the stopped "
-                  "run's best epoch."):
+             help="Ends after the current batch. The model in use stays; the stopped run's best epoch is compared "
+                  "with it and you may choose to use it."):
     job.stop()
     st.rerun()
 
@@ -224,8 +227,8 @@ def _draw_live() -> None:
         st.caption("No training run yet in this session.")
         return
     snap = job.snapshot()
-    if snap.finished and st.session_state.get(state.ADOPTED_JOB) != id(job):
-        st.rerun()  # the full rerun makes the new model current on every page
+    if snap.finished and st.session_state.get(state.SEEN_JOB) != id(job):
+        st.rerun()  # the full rerun shows the comparison card and updates the sidebar
     if snap.state == "running":
         label = "Stopping after this batch; the model in use stays…" if job.stop_requested else (
             f"Training on {snap.device}: {snap.message or 'preparing'} ({snap.elapsed:.0f} s)")
@@ -234,14 +237,11 @@ def _draw_live() -> None:
         st.error(f"Training failed: {snap.error}", icon=":material/error:")
     elif snap.state == "stopped":
         st.warning(f"Training stopped by you after {len(snap.epochs)} epoch(s) in {snap.elapsed:.0f} s; the model "
-                   f"in use is unchanged.", icon=":material/stop_circle:")
-        if snap.outcome is not None and snap.outcome.training is not None and st.button(
-                f"Use this stopped run instead ({snap.kept_network})", key="use_stopped_run"):
-            state.use_stopped_run()
-            st.rerun()
+                   f"in use is unchanged ({snap.kept_network}).", icon=":material/stop_circle:")
     else:
         st.success(f"Training finished after {len(snap.epochs)} epoch(s) in {snap.elapsed:.0f} s on {snap.device}; "
-                   f"{snap.kept_network}.", icon=":material/check_circle:")
+                   f"{snap.kept_network}. The model in use is unchanged until you choose below.",
+                   icon=":material/check_circle:")
     curves = reports.loss_curves(snap.steps)
     epochs = reports.epoch_table(snap.epochs)
     left, right = st.columns([3, 2])
@@ -264,6 +264,28 @@ def _draw_live() -> None:
 
 st.header("Live curves")
 st.fragment(_live, run_every=1.0 if running else None)()
+with ui.guard("comparing the new model with the model in use"):
+    job = st.session_state.get(state.TRAIN_JOB)
+    outcome = None if job is None or not job.finished else job.outcome
+    if outcome is not None:
+        if outcome.store_error:
+            st.warning(f"Not kept: {outcome.store_error}.", icon=":material/warning:")
+        if outcome.comparison is not None:
+            st.header("New model or the model in use?")
+            decision = state.run_decision()
+            choice = runs_view.comparison_card(outcome.comparison, key="run", decided=decision,
+                                        current_name=st.session_state[state.DETECTOR_SOURCE])
+            if choice == "use":
+                state.use_run_model()
+                st.rerun()
+            elif choice == "keep":
+                state.keep_model_in_use()
+                st.rerun()
+
+# ------------------------------------------------------------------------------------------------ workspace
+st.header("Runs kept in the workspace")
+with ui.guard("listing the workspace"):
+    runs_view.workspace_runs(data, running)
 
 # ------------------------------------------------------------------------------------------------ checkpoints
 st.header("Checkpoints")

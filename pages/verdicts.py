@@ -6,6 +6,8 @@ import streamlit as st
 from crossemo_app import charts, state, ui
 from crossemo_core import reports
 
+ui.inside_app()
+
 st.title("Verdicts")
 ui.explain("One row per pair of the chosen speakers. **Face class** and **voice class** are the labels of the two "
            "sides; when they differ the pair is truly inconsistent. **Similarity** is how close the model puts the "

@@ -87,6 +87,23 @@ def training_done(at: AppTest) -> bool:
                                                     for s in [*at.success, *at.warning, *at.error])
 
 
+def use_new_model(at: AppTest) -> None:
+    """Click "Use the new model" on the comparison card (ticking the confirmation first when the run is flagged)."""
+    confirm = [c for c in at.checkbox if c.key == "confirm_flagged_run"]
+    if confirm:
+        confirm[0].check().run()
+    at.button(key="use_new_run").click().run()
+    assert_clean(at)
+
+
+def state_detector(at: AppTest):
+    return at.session_state["detector"]
+
+
+def sidebar(at: AppTest) -> str:
+    return "\n".join(m.value for m in at.sidebar.markdown)
+
+
 def train(at: AppTest, epochs: int, **checks: bool) -> None:
     """Train with the fast preset for ``epochs`` (and the given checkboxes, e.g. ``refit=True``)."""
     goto(at, "train")
@@ -101,17 +118,29 @@ def train(at: AppTest, epochs: int, **checks: bool) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- home
-def test_home_shows_the_demo_and_the_protocol():
+def test_start_page_offers_the_two_paths():
     at = new_app()
-    demo = load_corpus("demo")
     assert at.title[0].value == "Does the face's emotion match the voice's?"
+    assert "Research tool, not a diagnostic device" in texts(at)
+    assert [s.value for s in at.subheader][:2] == [":material/videocam: Judge a clip",
+                                                   ":material/model_training: Train and evaluate"]
+    links = {link.proto.label: link.proto.page for link in at.get("page_link")}
+    assert links["Judge a clip"] == "clip" and links["Choose data"] == "data"
+    body = texts(at)
+    assert "model in use: bundled demo checkpoint" in body and "run(s) kept in the workspace" in body
+
+
+def test_home_shows_the_demo_and_the_protocol():
+    at = goto(new_app(), "data")
+    demo = load_corpus("demo")
+    assert at.title[0].value == "Data"
     body = texts(at)
     assert "Research tool, not a diagnostic device" in body
     assert any("Synthetic data" in w.value for w in at.warning)
     assert metric(at, "Pairs (clips)") == f"{len(demo):,}"
     assert metric(at, "Speakers") == str(len(set(demo.speaker)))
     assert charts(at) >= 3  # class balance, lengths, speakers
-    assert f"made **{len(demo) // 2} of {len(demo)}** pairs abnormal" in body
+    assert f"made **{len(demo) // 2} of {len(demo)}** pairs inconsistent" in body
     assert len(at.dataframe[0].value) == 3  # train / valid / test
     at.slider(key=wk(at, "p_split_rate")).set_value(0.25).run()
     assert_clean(at)
@@ -123,7 +152,7 @@ def test_home_shows_the_demo_and_the_protocol():
 
 
 def test_bad_ravdess_path_is_an_error_message_not_a_traceback():
-    at = new_app()
+    at = goto(new_app(), "data")
     at.radio(key=wk(at, "p_data_kind")).set_value("ravdess").run()
     at.text_input(key=wk(at, "p_ravdess_path")).input("/nonexistent/ravdess").run()
     at.button[0].click().run()  # "Load RAVDESS"
@@ -195,9 +224,9 @@ def test_stop_keeps_the_model_in_use_until_asked_and_checkpoints_round_trip(tmp_
     assert any("Training stopped by you" in w.value and "model in use is unchanged" in w.value for w in at.warning)
     assert "bundled demo checkpoint" in "\n".join(m.value for m in at.sidebar.markdown)  # no silent swap
     assert job.state == "stopped" and len(job.snapshot().epochs) < 200
-    at.button(key="use_stopped_run").click().run()
-    assert_clean(at)
-    assert "stopped by you" in "\n".join(m.value for m in at.sidebar.markdown)
+    assert any(m.value.startswith("**New model: AUC") for m in at.markdown)  # the stopped run's comparison card
+    use_new_model(at)
+    assert "stopped by you" in sidebar(at)
     path = tmp_path / "run.pt"
     at.text_input(key=wk(at, "p_save_path")).input(str(path)).run()
     at.button(key="save_checkpoint").click().run()
@@ -216,12 +245,18 @@ def test_stop_keeps_the_model_in_use_until_asked_and_checkpoints_round_trip(tmp_
 def trained_app() -> AppTest:
     at = new_app()
     train(at, epochs=2)
+    assert "bundled demo checkpoint" in sidebar(at)  # a finished run replaces nothing by itself
+    card = next(df.value for df in at.dataframe if "New model" in df.value.columns)
+    assert list(card.columns) == ["New model", "Model in use"]  # the same test pairs, side by side
+    assert card.index[0].startswith("AUC")
+    use_new_model(at)
     return at
 
 
 def test_training_shows_live_curves_and_keeps_the_model(trained_app):
     at = trained_app
     assert any("Training finished after 2 epoch(s)" in s.value for s in at.success)
+    assert any("You chose the new model" in s.value for s in at.success)
     assert charts(at) >= 2  # losses and validation AUC
     epochs = next(df.value for df in at.dataframe if "validation AUC" in df.value.columns)
     assert list(epochs["epoch"]) == [1, 2]
@@ -324,7 +359,7 @@ def _ravdess_ready() -> str | None:
 @pytest.mark.real_data
 @pytest.mark.skipif(_ravdess_ready() is not None, reason=str(_ravdess_ready()))
 def test_ravdess_folder_flow():
-    at = new_app()
+    at = goto(new_app(), "data")
     at.radio(key=wk(at, "p_data_kind")).set_value("ravdess").run()
     at.text_input(key=wk(at, "p_ravdess_path")).input(os.path.relpath(RAVDESS, Path.cwd())).run()
     at.text_input(key=wk(at, "p_ravdess_actors")).input("1-3").run()
@@ -344,7 +379,52 @@ def test_ravdess_folder_flow():
     assert_clean(at)
     detector = at.session_state["train_job"].outcome.training.detector
     assert detector.config.train.training_labels == "emotions" and detector.model.classifier.out_features == 8
+    assert state_detector(at) is None  # the demo model did not fit RAVDESS; the new run waits for a decision
+    use_new_model(at)
+    assert state_detector(at) is detector
     goto(at, "verdicts")
     assert_clean(at)
     table = at.dataframe[0].value
     assert len(table) > 0 and table["speaker"].str.startswith("actor_").all()
+
+
+# ---------------------------------------------------------------------------------------------- runs and reloads
+def test_a_finished_run_waits_for_a_decision_is_kept_and_comes_back_after_a_reload():
+    at = new_app()
+    train(at, epochs=1)
+    job = at.session_state["train_job"]
+    assert "bundled demo checkpoint" in sidebar(at)  # nothing replaced by itself
+    assert any(b.key == "use_new_run" for b in at.button) and any(b.key == "keep_old_run" for b in at.button)
+    at.button(key="keep_old_run").click().run()
+    assert_clean(at)
+    assert any("You kept the model in use" in i.value for i in at.info)
+    assert "bundled demo checkpoint" in sidebar(at)
+    stored = job.outcome.stored
+    assert stored is not None and (stored.folder / "run.json").is_file() and stored.model_path.is_file()
+    runs = next(df.value for df in at.dataframe if "fits the data loaded now" in df.value.columns)
+    assert stored.run_id in list(runs["run"])
+
+    # a reload: a new session that opens with this session's ?s= token gets data, model and run back
+    token = at.session_state["session_token"]
+    again = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT)
+    again.query_params["s"] = token
+    again.switch_page("pages/train.py")
+    again.run()
+    assert_clean(again)
+    assert again.session_state["train_job"] is job
+    assert any("You kept the model in use" in i.value for i in again.info)
+
+    # a new tab (no token): its own session, the bundled model, and the kept run listed in the workspace
+    other = goto(new_app(), "train")
+    assert other.session_state["train_job"] is None and other.session_state["session_token"] != token
+    runs = next(df.value for df in other.dataframe if "fits the data loaded now" in df.value.columns)
+    assert stored.run_id in list(runs["run"])
+    other.selectbox(key=wk(other, "p_workspace_run")).set_value(stored.run_id).run()
+    confirm = [c for c in other.checkbox if c.key == f"confirm_run_{stored.run_id}"]
+    if confirm:  # a flagged run needs a tick first
+        assert other.button(key="use_workspace_run").disabled
+        confirm[0].check().run()
+    other.button(key="use_workspace_run").click().run()
+    assert_clean(other)
+    assert f"run {stored.run_id} from the workspace" in sidebar(other)
+    assert "bundled demo checkpoint" in sidebar(at)  # the first tab's model is its own
