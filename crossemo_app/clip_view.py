@@ -5,14 +5,18 @@ the session until the user downloads them.
 """
 from __future__ import annotations
 
+import hashlib
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from crossemo_core.clip.decode import NamedBytes
 from crossemo_core.clip.face import GEOMETRY_HELP, GEOMETRY_NAMES
 from crossemo_core.paths import REPO
 
@@ -36,6 +40,30 @@ def scorer():  # noqa: ANN201 - crossemo_core.clip.verdict.ClipScorer, shared by
 def _clip_thread() -> ThreadPoolExecutor:
     """One thread, kept for the server's life, on which the Clip verdict page's verdicts run (every session's)."""
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="crossemo-clip-verdict")
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def identify(**sources: NamedBytes | None) -> tuple[tuple[str, str, str], ...]:
+    """(role, file name, sha256) of every input given: what a result shown on the page belongs to."""
+    return tuple((role, src.name, sha256_hex(src.data)) for role, src in sources.items() if src is not None)
+
+
+def describe_inputs(inputs: tuple[tuple[str, str, str], ...]) -> str:
+    return ", ".join(f"{role} {name} (sha256 {sha[:16]}…)" for role, name, sha in inputs)
+
+
+@dataclass(frozen=True)
+class JudgedClip:
+    """A verdict with the inputs it was made from (role, name, sha256); the page drops it when they change."""
+
+    inputs: tuple[tuple[str, str, str], ...]
+    verdict: Any
+
+    def inputs_dict(self) -> dict[str, dict[str, str]]:
+        return {role: {"file": name, "sha256": sha} for role, name, sha in self.inputs}
 
 
 def judge(face, voice=None, baseline=None):  # noqa: ANN001, ANN201 - Sources in, a ClipVerdict out

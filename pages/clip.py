@@ -77,17 +77,24 @@ with st.expander("Optional: a calm, neutral baseline clip of the same person"):
 
 photo_and_voice = source == "Record" and st.session_state.get("clip_record_mode") == RECORD_MODES[1]
 ready = face_in is not None and (not photo_and_voice or voice_in is not None)
+inputs = cv.identify(face=face_in, voice=voice_in, baseline=baseline_in)
+shown = st.session_state.get(RESULT)
+if shown is not None and shown.inputs != inputs:  # the input changed: the verdict shown is not about it any more
+    st.session_state.pop(RESULT)
 if st.button("Judge this clip", type="primary", disabled=not ready, key="clip_go"):
+    st.session_state.pop(RESULT, None)  # a failure below must not leave an earlier verdict on screen
     with ui.guard("judging the clip"):
         with st.spinner("Reading the face and the voice…"):
-            st.session_state[RESULT] = cv.judge(face_in, voice_in, baseline_in)
+            st.session_state[RESULT] = cv.JudgedClip(inputs, cv.judge(face_in, voice_in, baseline_in))
 if not ready:
     st.caption("Give a clip (a recording, or in photo + voice mode both a photo and a voice) to judge.")
 
-v = st.session_state.get(RESULT)
-if v is not None:
+judged = st.session_state.get(RESULT)
+if judged is not None:
+    v = judged.verdict
     st.divider()
     st.markdown(f"**{v.file}{' + ' + v.voice_file if v.voice_file else ''}**")
+    st.caption("This result belongs to " + cv.describe_inputs(judged.inputs) + ".")
     st.markdown(cv.badge(v.verdict, v.label), unsafe_allow_html=True)
     st.markdown(f"### {PLAIN[v.verdict]}")
     st.markdown(f"**Why:** {v.reason}")
@@ -127,26 +134,34 @@ if v is not None:
     d1, d2 = st.columns(2)
     d1.download_button("Download the report (HTML, printable)", report_html(v, cv.scorer().model).encode(),
                        file_name=f"{v.file}.report.html", mime="text/html", key="clip_dl_html")
-    d2.download_button("Download the verdict (JSON)", json.dumps(v.to_dict(), indent=2).encode(),
+    d2.download_button("Download the verdict (JSON)",
+                       json.dumps({"inputs": judged.inputs_dict(), **v.to_dict()}, indent=2).encode(),
                        file_name=f"{v.file}.verdict.json", mime="application/json", key="clip_dl_json")
 
 st.divider()
 st.subheader("Many clips at once")
 files = st.file_uploader("Videos with sound (one verdict each)", key="clip_batch_files",
                          accept_multiple_files=True)
+batch_inputs = tuple((f.name, f.file_id) for f in files or [])
+if st.session_state.get(BATCH) and st.session_state[BATCH][0] != batch_inputs:
+    st.session_state.pop(BATCH)  # other files now: the table shown was about the old ones
 if st.button("Judge them all", disabled=not files, key="clip_batch_go"):
-    rows = []
+    rows, hashes = [], []
     progress = st.progress(0.0, text="Judging…")
     for i, f in enumerate(files):
+        data = f.getvalue()
+        hashes.append(cv.sha256_hex(data))
         try:
-            rows.append(cv.judge(NamedBytes(f.name, f.getvalue())).to_dict())
+            rows.append(cv.judge(NamedBytes(f.name, data)).to_dict())
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
             rows.append({"file": f.name, "verdict": None, "error": str(exc)})
         progress.progress((i + 1) / len(files), text=f"Judged {i + 1} of {len(files)}")
     progress.empty()
-    st.session_state[BATCH] = rows
+    st.session_state[BATCH] = (batch_inputs, rows, hashes)
 if st.session_state.get(BATCH):
-    table = verdicts_table(st.session_state[BATCH])
+    _, rows, hashes = st.session_state[BATCH]
+    table = verdicts_table(rows)
+    table.insert(1, "sha256", hashes)
     st.dataframe(table, hide_index=True, key="clip_batch_table")
     st.download_button("Download the table (CSV)", table.to_csv(index=False).encode(), file_name="crossemo-clips.csv",
                        mime="text/csv", key="clip_batch_csv")

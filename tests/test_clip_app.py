@@ -48,6 +48,30 @@ def test_clip_page_judges_a_photo_with_a_separate_voice() -> None:
     assert "face_photo.jpg + voice_upbeat.wav" in text
 
 
+@pytest.mark.slow
+def test_a_verdict_names_its_input_and_goes_when_the_input_changes_or_fails() -> None:
+    import hashlib
+
+    from crossemo_app import clip_view
+    from crossemo_core.errors import DataError as _DataError
+
+    at = _judge(0)
+    sample = REPO / "assets" / "clips" / "smile_upbeat.mp4"
+    digest = hashlib.sha256(sample.read_bytes()).hexdigest()
+    assert any(f"smile_upbeat.mp4 (sha256 {digest[:16]}" in c.value for c in at.caption)
+    assert at.get("download_button")
+    box = at.selectbox(key="clip_sample")
+    box.set_value(box.options[1]).run()  # another sample: the verdict shown was not about it
+    assert "clip_result" not in at.session_state and not at.get("download_button")
+    box.set_value(box.options[0]).run()
+    at.button(key="clip_go").click().run()
+    assert at.session_state["clip_result"].inputs[0][2] == digest
+    with mock.patch.object(clip_view, "judge", side_effect=_DataError("the file is damaged")):
+        at.button(key="clip_go").click().run()  # judging the same input again fails
+    assert any("the file is damaged" in e.value for e in at.error)
+    assert "clip_result" not in at.session_state and not at.get("download_button")  # nothing left to mislabel
+
+
 # ------------------------------------------------------------------------------------------------ recording (issue 16.5)
 from fractions import Fraction  # noqa: E402
 from unittest import mock  # noqa: E402
@@ -301,7 +325,7 @@ def test_a_finished_recording_is_shown_kept_on_request_and_judged() -> None:
     text = "\n".join(str(m.value) for m in at.markdown)
     assert f"**{take.clip.name}**" in text and "UNDETERMINED" in text
     assert "no face in most frames" in text  # the flashing test picture has no face: the upload's reason
-    assert at.session_state["clip_result"].file == take.clip.name
+    assert at.session_state["clip_result"].verdict.file == take.clip.name
     with mock.patch("streamlit_webrtc.component.get_this_session_info", return_value=None):
         del at.session_state["clip_webrtc_done"]  # what pressing Start again does to the last take
         at.run()
