@@ -17,8 +17,9 @@ from crossemo_core.session import BackgroundJob
 
 ui.inside_app()
 
-JOB, RESULT, MEDIA, FIGURE, BASELINE = ("session_job", "session_result", "session_media", "session_figure",
-                                        "session_baseline_span")
+JOB, RESULT, MEDIA, FIGURE, BASELINE, INPUT, DIGEST = (
+    "session_job", "session_result", "session_media", "session_figure", "session_baseline_span", "session_input",
+    "session_sha256")
 PLAYER_MAX_BYTES = 500 * 1024 * 1024
 """A file given by path is played in the page up to this size (Streamlit's player serves it from memory)."""
 
@@ -64,6 +65,15 @@ with st.expander("Optional: a per-person baseline from a calm stretch of this re
     calm_start = c1.number_input("Calm stretch from (s)", min_value=0.0, value=0.0, step=5.0, key="session_calm_start")
     calm_end = c2.number_input("to (s)", min_value=1.0, value=20.0, step=5.0, key="session_calm_end")
 
+identity = sv.source_identity(source)
+if st.session_state.get(INPUT) is not None and st.session_state.get(INPUT) != identity:
+    # another recording now: what is shown (or still being analysed) is about the old one
+    old = st.session_state.get(JOB)
+    if old is not None and not old.finished:
+        old.stop()
+    for key in (JOB, RESULT, FIGURE, MEDIA, INPUT, DIGEST):
+        st.session_state.pop(key, None)
+
 job = st.session_state.get(JOB)
 running = job is not None and not job.finished
 if st.button("Analyse the session", type="primary", disabled=source is None or running, key="session_go"):
@@ -85,14 +95,16 @@ if st.button("Analyse the session", type="primary", disabled=source is None or r
                 of = f" of {fmt_clock(total)}" if total else ""
                 job.report_progress(int(done), int(total or 0), f"{fmt_clock(done)}{of} analysed{left}")
 
-            return scorer.score(chosen, baseline=calibration, progress=progress,
-                                should_stop=lambda: job.stop_requested)
+            verdict = scorer.score(chosen, baseline=calibration, progress=progress,
+                                   should_stop=lambda: job.stop_requested)
+            return verdict, sv.source_sha256(chosen)
 
+        for key in (RESULT, FIGURE, DIGEST):
+            st.session_state.pop(key, None)
         st.session_state[JOB] = BackgroundJob(analyse, name="session").start()
         st.session_state[MEDIA] = media
         st.session_state[BASELINE] = span
-        for key in (RESULT, FIGURE):
-            st.session_state.pop(key, None)
+        st.session_state[INPUT] = identity
         st.rerun()
 
 
@@ -108,7 +120,7 @@ def _progress() -> None:
                 job.stop()
             return
         if st.session_state.get(RESULT) is None and snap.result is not None:
-            st.session_state[RESULT] = snap.result
+            st.session_state[RESULT], st.session_state[DIGEST] = snap.result
             st.rerun()
         if snap.state == "failed":
             st.error(f"The analysis failed: {snap.error}", icon=":material/error:")
@@ -124,6 +136,7 @@ def _results() -> None:
         return
     st.divider()
     st.markdown(f"**{v.file}**")
+    st.caption(f"This result belongs to {v.file} (sha256 {st.session_state.get(DIGEST, '?')[:16]}…).")
     st.markdown(sv.badge(v), unsafe_allow_html=True)
     st.markdown(f"### {v.session.sentence()}")
     if v.partial:
@@ -181,7 +194,8 @@ def _results() -> None:
                        file_name=f"{v.file}.segments.csv", mime="text/csv", key="session_dl_csv", on_click="ignore")
     d2.download_button("Report (HTML, printable)", lambda: report_html(v, model).encode(),
                        file_name=f"{v.file}.report.html", mime="text/html", key="session_dl_html", on_click="ignore")
-    d3.download_button("Everything (JSON)", lambda: json.dumps(v.to_dict()).encode(),
+    digest = st.session_state.get(DIGEST)
+    d3.download_button("Everything (JSON)", lambda: json.dumps({"sha256": digest, **v.to_dict()}).encode(),
                        file_name=f"{v.file}.session.json", mime="application/json", key="session_dl_json",
                        on_click="ignore")
 
