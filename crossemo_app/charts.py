@@ -4,17 +4,20 @@ Only drawing: every number comes from crossemo_core. Colours are fixed per meani
 """
 from __future__ import annotations
 
+import math
+import re
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-from crossemo_core.projection import PAIR_STATUS
+from crossemo_core.projection import PAIR_KINDS, PAIR_STATUS
 from crossemo_core.reports import LOSS_LABELS
 
-CONSISTENT = "#2c7fb8"     # blue: consistent / normal
-INCONSISTENT = "#e7298a"   # pink: inconsistent / abnormal (the paper's Fig. 8 colours)
+CONSISTENT = "#2c7fb8"     # blue: consistent
+INCONSISTENT = "#e7298a"   # pink: inconsistent (the paper's Fig. 8 colours)
 FACE = "#1b9e77"           # green: the face side
 VOICE = "#7570b3"
 MIXTURE = "#333333"
@@ -23,6 +26,34 @@ STATUS_COLOURS = {PAIR_STATUS[0]: FACE, PAIR_STATUS[1]: CONSISTENT, PAIR_STATUS[
 LOSS_COLOURS = dict(zip(LOSS_LABELS.values(), ("#000000", "#1b9e77", "#d95f02", "#7570b3", "#e7298a")))
 _LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10),
                legend=dict(orientation="h", yanchor="top", y=-0.18, x=0, xanchor="left"))
+
+
+_OLD_WORDS = re.compile(r"\b(ab)?normal\b")
+
+
+def vocabulary(text: str) -> str:
+    """``text`` in the app's one vocabulary: "abnormal" -> "inconsistent", "normal" -> "consistent" (for lines made
+    elsewhere, e.g. the split note of crossemo_core.workspace, which says "abnormal rate")."""
+    return _OLD_WORDS.sub(lambda m: "inconsistent" if m.group(1) else "consistent", text)
+
+
+def time_left(elapsed: float, fraction: float) -> str:
+    """"about 40 s left" from the seconds spent so far and the share of the work done (linear extrapolation); while
+    nothing is done yet, "estimating the time left"."""
+    if fraction <= 0.0 or elapsed <= 0.0:
+        return "estimating the time left"
+    left = max(elapsed / min(fraction, 1.0) - elapsed, 0.0)
+    return f"about {duration(left)} left"
+
+
+def duration(seconds: float) -> str:
+    """A duration for people: "8 s", "2 min 10 s", "1 h 05 min"."""
+    seconds = max(float(seconds), 0.0)
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
 
 
 def _finish(fig: go.Figure, title: str, height: int = 380) -> go.Figure:
@@ -122,7 +153,7 @@ def embedding_map(points: pd.DataFrame, colour_by: str, title: str) -> go.Figure
     fig = px.scatter(data, x="x", y="y", color=colour, symbol=symbol, color_discrete_map=cmap,
                      hover_data={"x": False, "y": False, "pair": True, "clip_id": True, "speaker": True,
                                  "emotion": True, "pair_kind": True, "modality": True},
-                     symbol_map={"face": "circle", "voice": "diamond", "normal": "circle", "abnormal": "x",
+                     symbol_map={"face": "circle", "voice": "diamond", PAIR_KINDS[0]: "circle", PAIR_KINDS[1]: "x",
                                  PAIR_STATUS[0]: "circle", PAIR_STATUS[1]: "diamond", PAIR_STATUS[2]: "diamond"},
                      labels={"pair_kind": "pair", "status": "point", "emotion": "emotion class"}, opacity=0.8)
     fig.update_traces(marker=dict(size=7))
@@ -133,8 +164,36 @@ def embedding_map(points: pd.DataFrame, colour_by: str, title: str) -> go.Figure
 
 
 # ------------------------------------------------------------------------------------------------ similarity
+#: The one similarity scale of the app, named once (the Similarity page states it; axes and columns repeat this name).
+SIMILARITY = "similarity (cosine, -1 … +1)"
+SIMILARITY_SCALE = ("**Similarity** is the cosine similarity of the face and voice embeddings: +1 = pointing the "
+                    "same way, 0 = unrelated, -1 = opposite. Every similarity in the app (histogram, posterior "
+                    "curve, verdict table) is on this scale; **P(inconsistent)** is a probability (0 … 1) derived "
+                    "from it.")
+
+#: y-axes of the similarity histogram: "clipped" (the default) keeps the fitted Beta curves visible when one bar is
+#: a spike; "log" shows every bar and curve on a logarithmic axis; "full" is the plain linear axis.
+HISTOGRAM_AXES = {"clipped": "clipped (keeps the Beta curves visible)", "log": "logarithmic", "full": "linear, full"}
+
+
+def histogram_top(hist: pd.DataFrame, curves: pd.DataFrame | None) -> float:
+    """Top of the "clipped" y-axis: 15 % above the highest fitted curve or the second-highest bar, whichever is
+    higher, so one spike bar is cut off instead of squashing the Beta components flat."""
+    stacked = hist.groupby("center", sort=True)["density"].sum().to_numpy()
+    second_bar = float(sorted(stacked)[-2]) if len(stacked) > 1 else float(stacked.max(initial=0.0))
+    curve_peak = 0.0
+    if curves is not None and len(curves):
+        curve_peak = float(curves[["consistent component", "inconsistent component", "mixture"]].to_numpy().max())
+    top = 1.15 * max(curve_peak, second_bar)
+    return top if top > 0 else max(float(stacked.max(initial=0.0)), 1.0)
+
+
 def similarity_histogram(hist: pd.DataFrame, curves: pd.DataFrame | None, intervals: Sequence[tuple[float, float]],
-                         title: str) -> go.Figure:
+                         title: str, y_axis: str = "clipped") -> go.Figure:
+    """Stacked histogram of pair similarity (consistent / inconsistent pairs) under the fitted Beta components and
+    their mixture; ``y_axis`` is a key of :data:`HISTOGRAM_AXES`."""
+    if y_axis not in HISTOGRAM_AXES:
+        raise ValueError(f"y_axis must be one of {', '.join(HISTOGRAM_AXES)}; got {y_axis!r}.")
     fig = go.Figure()
     for group, colour in (("consistent pairs", CONSISTENT), ("inconsistent pairs", INCONSISTENT)):
         part = hist[hist["group"] == group]
@@ -151,8 +210,32 @@ def similarity_histogram(hist: pd.DataFrame, curves: pd.DataFrame | None, interv
         fig.add_vrect(x0=lo, x1=hi, fillcolor=INCONSISTENT, opacity=0.08, line_width=0,
                       annotation_text="flagged inconsistent", annotation_position="top left")
     fig.update_layout(barmode="stack", bargap=0)
-    fig.update_xaxes(title_text="face-voice similarity (cosine, -1 opposite … +1 identical)")
-    fig.update_yaxes(title_text="density (pairs per unit of similarity, share of all)")
+    fig.update_xaxes(title_text=f"face-voice {SIMILARITY}")
+    ytitle = "density (pairs per unit of similarity, share of all)"
+    if y_axis == "clipped":
+        top = histogram_top(hist, curves)
+        stacked = hist.groupby("center", sort=True).agg(density=("density", "sum"), count=("count", "sum"))
+        cut = stacked[stacked["density"] > top]
+        if len(cut):
+            fig.add_trace(go.Scatter(
+                x=cut.index, y=[top * 0.985] * len(cut), mode="markers", name="bar cut off (hover: its height)",
+                marker=dict(symbol="triangle-up", size=12, color=MIXTURE), customdata=cut[["count", "density"]],
+                hovertemplate="similarity %{x:.2f}: %{customdata[0]} pairs, density %{customdata[1]:.2f} "
+                              "(above the axis)<extra></extra>"))
+        fig.update_yaxes(range=[0, top])
+        ytitle += ", clipped"
+    elif y_axis == "log":
+        values = [hist["density"].to_numpy()]
+        if curves is not None:
+            values.append(curves[["consistent component", "inconsistent component", "mixture"]].to_numpy().ravel())
+        allv = np.concatenate(values)
+        positive = allv[allv > 0]
+        hi = float(positive.max()) if len(positive) else 1.0
+        bars = hist["density"].to_numpy()
+        lo = max(float(bars[bars > 0].min()) / 3 if (bars > 0).any() else hi * 1e-3, hi * 1e-4)
+        fig.update_yaxes(type="log", range=[math.log10(lo), math.log10(hi * 1.5)])
+        ytitle += ", log scale"
+    fig.update_yaxes(title_text=ytitle)
     return _finish(fig, title, height=440)
 
 
@@ -160,7 +243,7 @@ def posterior_curve(curves: pd.DataFrame, threshold: float, similarity_range: tu
     fig = go.Figure(go.Scatter(x=curves["similarity"], y=curves["p_inconsistent"], mode="lines",
                                line=dict(color=INCONSISTENT, width=3), name="P(inconsistent | similarity)"))
     fig.add_hline(y=threshold, line_dash="dash", line_color="black", annotation_text=f"threshold {threshold:.2f}")
-    fig.update_xaxes(title_text="face-voice similarity (cosine)", range=list(similarity_range))
+    fig.update_xaxes(title_text=f"face-voice {SIMILARITY}", range=list(similarity_range))
     fig.update_yaxes(title_text="probability of inconsistency", range=[-0.02, 1.02])
     return _finish(fig, "Posterior of inconsistency", height=380)
 

@@ -4,7 +4,9 @@ similarity histograms with the fitted Beta components (the paper's Figs. 3 and 9
 Everything returns plain pandas DataFrames / dicts of numbers, so any front end (the Streamlit app, a notebook)
 only has to draw them. Conventions: "abnormal" (the face and the voice carry different classes) is the positive
 class; ``p_abnormal`` is the Beta-mixture posterior of inconsistency; a pair is flagged when
-``p_abnormal >= threshold``.
+``p_abnormal >= threshold``. Internal names keep "abnormal"/"normal" (so do a few column names that
+scripts read, e.g. :func:`split_overview`'s, which the app renames); verdicts and explanations say consistent /
+inconsistent, and similarity is always the cosine (-1 … +1).
 """
 from __future__ import annotations
 
@@ -342,15 +344,15 @@ def explain_pair(row: Mapping[str, Any], threshold: float) -> str:
     same_clip = str(row["clip_id"]) == str(row["voice_clip_id"])
     source = ("The face and the voice come from the same recording."
               if same_clip else f"The voice was taken from another recording (`{row['voice_clip_id']}`) of the "
-                                f"same speaker by the abnormal-pair protocol.")
+                                f"same speaker by the inconsistent-pair protocol.")
     truth = ("they **do not match**" if row["truth"] == VERDICT_ABNORMAL else "they **match**")
     verdict = (f"**{VERDICT_ABNORMAL}** (posterior {p:.2f} ≥ threshold {threshold:.2f})" if flagged
                else f"**{VERDICT_NORMAL}** (posterior {p:.2f} < threshold {threshold:.2f})")
     outcome = "The verdict is **correct**." if bool(row["correct"]) else "The verdict is **wrong**."
     return (f"Pair {int(row['pair'])} of speaker `{row['speaker']}`: the face (clip `{row['clip_id']}`) is labelled "
             f"*{row['face_class']}* and the voice is labelled *{row['voice_class']}*, so {truth}. {source}\n\n"
-            f"The model places the two signals at cosine similarity {float(row['similarity']):+.3f} (from -1, "
-            f"opposite, to +1, identical). The Beta mixture turns this into a probability of inconsistency of "
+            f"The model places the two signals at similarity {float(row['similarity']):+.3f} (cosine, -1 … +1). "
+            f"The Beta mixture turns this into a probability of inconsistency of "
             f"{p:.2f}, so the verdict is {verdict}. {outcome}")
 
 

@@ -1,4 +1,4 @@
-"""Data: choose a dataset, see what is in it, and set the abnormal-pair protocol."""
+"""Data: choose a dataset, see what is in it, and set the inconsistent-pair protocol."""
 from __future__ import annotations
 
 import pandas as pd
@@ -9,6 +9,10 @@ from crossemo_core import reports, workspace
 from crossemo_core.workspace import DATA_KINDS, UPLOAD_ROLES
 
 ui.inside_app()
+
+#: The split table's columns in the app's one vocabulary (consistent / inconsistent).
+SPLIT_COLUMNS = {"abnormal pairs": "inconsistent pairs", "abnormal share": "inconsistent share",
+                 "left normal (no partner)": "left consistent (no partner)"}
 
 st.title("Data")
 st.markdown(
@@ -138,8 +142,12 @@ def _draw_load_progress() -> None:
     snap = job.snapshot()
     if snap.finished:
         st.rerun()
-    text = (f"Extracting voice features: {snap.done} of {snap.total} clips ({snap.elapsed:.0f} s; cached for next "
-            f"time)" if snap.total else f"Loading… ({snap.elapsed:.0f} s)")
+    if snap.total:
+        left = charts.time_left(snap.elapsed, snap.done / snap.total if snap.done else 0.0)
+        text = (f"Extracting voice features: {snap.done} of {snap.total} clips ({snap.elapsed:.0f} s, {left}; "
+                f"cached for next time)")
+    else:
+        text = f"Loading… ({snap.elapsed:.0f} s)"
     st.progress(snap.fraction, text=text)
 
 
@@ -180,7 +188,7 @@ left, right = st.columns(2)
 with left:
     classes = overview["classes"].assign(stage="as loaded")
     if ep is not None:
-        after = reports.class_balance(ep.parts).assign(stage="after the abnormal-pair protocol")
+        after = reports.class_balance(ep.parts).assign(stage="after the inconsistent-pair protocol")
         classes = pd.concat([classes, after], ignore_index=True)
     st.plotly_chart(charts.class_balance(classes, "Class balance per modality"), key="chart_classes")
 with right:
@@ -189,22 +197,22 @@ st.plotly_chart(charts.speakers(reports.speakers_by_part(ep.parts) if ep is not 
                                 "Pairs per speaker"), key="chart_speakers")
 
 # ------------------------------------------------------------------------------------------------ 3. protocol
-st.header("3. Abnormal pairs and the speaker split")
+st.header("3. Inconsistent pairs and the speaker split")
 ui.explain("Real recordings have matching face and voice, so inconsistent examples are made on purpose: for a "
            "share *r* of each speaker's clips, the voice is swapped with the voice of another clip **of the same "
            "speaker** that carries a **different** emotion (the paper's protocol). Speakers are then split 3:1:1 "
            "into training, validation and test, so the test speakers are never seen in training.")
 c1, c2 = st.columns(2)
-state.widget(c1.slider, "Abnormal rate r (share of each speaker's clips given a mismatched voice)", state.SPLIT_RATE,
+state.widget(c1.slider, "Inconsistent rate r (share of each speaker's clips given a mismatched voice)", state.SPLIT_RATE,
              0.05, 1.0, step=0.05)
 state.widget(c2.number_input, "Seed (split and protocol)", state.SPLIT_SEED, min_value=0, max_value=2**31 - 1, step=1)
 if ep is not None:
-    table = reports.split_overview(ep.parts)
-    n_abn, n_fb = int(table["abnormal pairs"].sum()), int(table["partner from another speaker"].sum())
+    table = reports.split_overview(ep.parts).rename(columns=SPLIT_COLUMNS)
+    n_abn, n_fb = int(table["inconsistent pairs"].sum()), int(table["partner from another speaker"].sum())
     st.markdown(f"The protocol (rate **{ep.rate}**, seed **{ep.seed}**) made **{n_abn} of {int(table['pairs'].sum())}"
-                f"** pairs abnormal; **{n_fb}** of them had to take a partner from another speaker.")
+                f"** pairs inconsistent; **{n_fb}** of them had to take a partner from another speaker.")
     st.dataframe(table, hide_index=True, column_config={
-        "abnormal share": st.column_config.NumberColumn(format="%.2f")}, key="split_table")
+        "inconsistent share": st.column_config.NumberColumn(format="%.2f")}, key="split_table")
     det = state.detector()
     if det is not None and det.metadata.get("split_speakers"):
         st.caption("The current model recorded its own split; the Embeddings, Similarity and Verdicts pages use "

@@ -16,19 +16,33 @@ RULES = {"posterior": "posterior 0.5 (the paper's rule)", "youden": "Youden inde
          "model": "the value stored with this model"}
 
 st.title("Similarity")
-ui.explain("For every pair the model measures how similar the face and the voice are (cosine similarity: +1 = "
-           "pointing the same way, 0 = unrelated, -1 = opposite). The bars show how often each similarity occurs, "
+ui.explain("For every pair the model measures how similar the face and the voice are. The bars show how often "
+           "each similarity occurs, "
            "blue for pairs whose face and voice **agree**, pink for pairs that **disagree**. A good model puts the "
            "blue bars to the right and the pink bars to the left. The curves are the two Beta distributions fitted "
            "to the training pairs (dashed) and their sum (solid); from them the model reads, for any similarity, the "
            "**probability that the pair is inconsistent**. A pair is flagged when that probability reaches the "
            "threshold; move the slider to trade missed inconsistencies against false alarms.")
+st.caption(charts.SIMILARITY_SCALE)
 ui.dataset_banner()
 if not ui.need_dataset() or not ui.need_detector("similarity"):
     st.stop()
 
 det = state.detector()
 ep = state.parts()
+
+
+def _views(scores, y, model):  # noqa: ANN001, ANN202
+    rng = reports.similarity_range(scores.similarity)
+    return (rng, reports.similarity_histogram(scores.similarity, y, bins=30, value_range=rng),
+            reports.mixture_curves(model.mixture, rng))
+
+
+def _roc(y, p):  # noqa: ANN001, ANN202
+    try:
+        return reports.roc_points(y, p)
+    except Exception as exc:  # noqa: BLE001 - e.g. one class only: said on the page
+        return str(exc)
 
 
 def _rule_value(rule: str) -> float:
@@ -61,6 +75,11 @@ if st.session_state.pop("sim_rule_error", None):
 threshold = state.widget(st.slider,
                          "Decision threshold on the probability of inconsistency (flag a pair when it is at least "
                       "this)", state.THRESHOLD, 0.0, 1.0, step=0.01)
+st.session_state.setdefault("p_sim_yaxis", "clipped")
+y_axis = state.widget(st.radio, "Histogram height", "p_sim_yaxis", list(charts.HISTOGRAM_AXES), horizontal=True,
+                      format_func=charts.HISTOGRAM_AXES.get,
+                      help="One tall bar can squash the fitted Beta curves flat: 'clipped' cuts such a bar off (a "
+                           "triangle marks it; hover for its height), 'logarithmic' shows every bar and curve.")
 
 with ui.guard("scoring the pairs"):
     with st.spinner("Scoring the pairs…"):
@@ -77,22 +96,24 @@ with ui.guard("scoring the pairs"):
         col.metric(label, "n/a" if math.isnan(value) else f"{value:.3f}", help=helptext)
     cols[4].metric("Flagged", f"{m['n_flagged']}/{len(data)}", help="pairs flagged inconsistent / all pairs shown")
 
-    rng = reports.similarity_range(scores.similarity)
-    hist = reports.similarity_histogram(scores.similarity, y, bins=30, value_range=rng)
-    curves = reports.mixture_curves(model.mixture, rng)
-    intervals = reports.flagged_intervals(model.mixture, threshold, rng)
+    # Everything that does not depend on the threshold is computed once per pairs and model (a threshold change
+    # only recomputes the decision: the metrics above, the flagged interval and the markers).
+    rng, hist, curves = state.cached(("sim_views", part, stage), lambda: _views(scores, y, model))
+    intervals = state.cached(("sim_flagged", part, stage, round(float(threshold), 6)),
+                             lambda: reports.flagged_intervals(model.mixture, threshold, rng))
     st.plotly_chart(charts.similarity_histogram(
         hist, curves, intervals, f"Similarity of {ui.PART_LABELS[part].split()[0]} pairs, {STAGES[stage]}, "
-                                 f"with the Beta mixture fitted on the training pairs"), key="chart_hist")
+                                 f"with the Beta mixture fitted on the training pairs", y_axis=y_axis),
+        key="chart_hist")
     left, right = st.columns(2)
     left.plotly_chart(charts.posterior_curve(curves, threshold, rng), key="chart_posterior")
-    try:
-        roc, auc = reports.roc_points(y, scores.p_abnormal)
-        right.plotly_chart(charts.roc(roc, auc, (m["fpr"], m["tpr"])), key="chart_roc")
-    except Exception as exc:  # noqa: BLE001 - e.g. one class only
-        right.warning(f"No ROC curve: {exc}")
-    st.caption(f"{len(data)} pairs, {int(y.sum())} inconsistent. Beta components: consistent mean "
-               f"{model.mixture.means_[model.mixture.normal_component_]:.3f}, inconsistent mean "
-               f"{model.mixture.means_[model.mixture.abnormal_component_]:.3f} (on the score (1 + cosine) / 2). "
-               f"{ep.note}")
+    roc = state.cached(("sim_roc", part, stage), lambda: _roc(y, scores.p_abnormal))
+    if isinstance(roc, str):
+        right.warning(f"No ROC curve: {roc}")
+    else:
+        right.plotly_chart(charts.roc(roc[0], roc[1], (m["fpr"], m["tpr"])), key="chart_roc")
+    mix = model.mixture
+    st.caption(f"{len(data)} pairs, {int(y.sum())} inconsistent. Beta components: consistent mean similarity "
+               f"{2 * mix.means_[mix.normal_component_] - 1:+.3f}, inconsistent mean "
+               f"{2 * mix.means_[mix.abnormal_component_] - 1:+.3f}. {charts.vocabulary(ep.note)}")
 st.page_link(ui.PAGES["verdicts"], label="Next: per-clip verdicts at this threshold", icon=":material/gavel:")
