@@ -1,6 +1,8 @@
 """Embeddings: t-SNE / UMAP maps of face and voice embeddings before and after training (the paper's Fig. 8)."""
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 from crossemo_app import charts, state, ui
@@ -41,25 +43,50 @@ if method == "umap" and not projection.umap_available():
 ep = state.parts()
 data = ep.parts[part]
 jobs: dict = st.session_state[state.JOBS]
+store: dict = st.session_state[state.CACHE]  # the background threads put the embeddings here (plain dict)
+ids = (st.session_state[state.DATA_ID], st.session_state[state.RUN_ID])
+n_points = 2 * min(len(data), int(max_pairs))
 
 
 def _job_for(stage: str) -> BackgroundJob:
-    key = ("projection", part, stage, method, int(seed), int(max_pairs), st.session_state[state.DATA_ID],
-           st.session_state[state.RUN_ID])
-    if key not in jobs:
-        det = state.detector() if stage == "after" else state.initial_model()
-        label = projection.METHOD_LABELS[method]
+    """The projection of ``stage``'s embeddings with these settings: started once, then kept for this data and
+    model (a page switch or another colouring reuses it; a failed one is started again)."""
+    key = ("projection", part, stage, method, int(seed), int(max_pairs), *ids)
+    if key in jobs and jobs[key].state != "failed":
+        return jobs[key]
+    det = state.detector() if stage == "after" else state.initial_model()
+    label = projection.METHOD_LABELS[method]
+    embed_key = ("embeddings", part, stage, *ids)
 
-        def work(job: BackgroundJob):
+    def work(job: BackgroundJob):
+        if embed_key not in store:
             job.report_progress(0, 2, "computing the embeddings")
-            face, voice = det.embed(data)
-            job.report_progress(1, 2, f"running {label}" + (" (the first UMAP run compiles its code)"
-                                                            if method == "umap" else ""))
-            return projection.embedding_map(face, voice, data, method=method, seed=int(seed),
-                                            max_pairs=int(max_pairs))
+            store[embed_key] = det.embed(data)
+        face, voice = store[embed_key]
+        job.expected_s = projection.expected_seconds(method, n_points)  # type: ignore[attr-defined]
+        job.projection_started = time.perf_counter()  # type: ignore[attr-defined]
+        job.report_progress(1, 2, f"running {label} on {n_points} points"
+                                  + (" (the first UMAP run also compiles its code)" if method == "umap" else ""))
+        return projection.embedding_map(face, voice, data, method=method, seed=int(seed), max_pairs=int(max_pairs))
 
-        jobs[key] = BackgroundJob(work, name=f"{method}-{stage}").start()
-    return jobs[key]
+    job = BackgroundJob(work, name=f"{method}-{stage}")
+    jobs[key] = job.start()
+    return job
+
+
+def _progress_text(stage: str, job: BackgroundJob, message: str, elapsed: float) -> tuple[float, str]:
+    """The bar's fraction and text: the elapsed time against the expected time of the projection."""
+    expected = getattr(job, "expected_s", None)
+    started = getattr(job, "projection_started", None)
+    if expected is None or started is None:
+        return 0.02, f"{STAGES[stage]}: {message} ({elapsed:.0f} s)"
+    spent = time.perf_counter() - started
+    if spent <= expected:
+        left = f"about {charts.duration(expected - spent)} left"
+    else:
+        left = f"taking longer than the expected {charts.duration(expected)}"
+    return min(0.05 + 0.9 * spent / max(expected, 1e-6), 0.95), (f"{STAGES[stage]}: {message}: "
+                                                                 f"{charts.duration(spent)}, {left}")
 
 
 with ui.guard("preparing the maps"):
@@ -80,13 +107,14 @@ with ui.guard("preparing the maps"):
                 if snap.state == "failed":
                     st.error(f"{STAGES[stage]}: {snap.error}", icon=":material/error:")
                 elif not snap.finished:
-                    st.progress(snap.fraction, text=f"{STAGES[stage]}: {snap.message} ({snap.elapsed:.0f} s). "
-                                                    f"Other pages stay usable meanwhile.")
+                    fraction, text = _progress_text(stage, stage_jobs[stage], snap.message, snap.elapsed)
+                    st.progress(fraction, text=text + ". Other pages stay usable meanwhile; the map is kept.")
                 else:
                     title = (f"{STAGES[stage]}: {projection.METHOD_LABELS[method]}, "
                              f"{ui.PART_LABELS[part].split()[0]} pairs")
                     st.plotly_chart(charts.embedding_map(snap.result, colour_by, title), key=f"chart_map_{stage}")
 
     st.fragment(_maps, run_every=1.0 if pending else None)()
-st.caption(f"{len(data)} {part} pairs ({int(data.is_abnormal.sum())} inconsistent); {ep.note} Hover over a point "
-           f"to see its clip.")
+st.caption(f"{len(data)} {part} pairs ({int(data.is_abnormal.sum())} inconsistent); {charts.vocabulary(ep.note)} Hover over a point "
+           f"to see its clip. A map is computed once per data, model and settings and kept while you use other "
+           f"pages.")
