@@ -212,3 +212,47 @@ def test_segments_option_is_checked_before_any_work(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
     assert main(["score", str(SAMPLES[0]), "--segments", str(blocker / "segments.csv")]) == 2
+
+
+def test_an_interrupted_score_resumes_from_its_last_finished_window(tmp_path: Path) -> None:
+    """First Ctrl-C: the analysis stops at the next frame, the partial files are written and the finished windows
+    stay in segments.resume.jsonl (appended while it ran); without --resume the same FILE is refused; with
+    --resume the analysis continues and its segments and windows are those of an uninterrupted run."""
+    import pandas as pd
+
+    long = tmp_path / "session.mp4"
+    synth.loop_media(SAMPLES, long, 150)
+    segments = tmp_path / "out" / "segments.csv"
+    journal = segments.with_name("segments.resume.jsonl")
+    args = [sys.executable, "-m", "crossemo_core", "score", str(long), "--json", "--segments", str(segments)]
+    proc = subprocess.Popen(args, cwd=REPO, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:  # wait for the first finished windows in the journal
+        if journal.exists() and len(journal.read_text().splitlines()) > 70:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert len(lines) == 1 and re.match(r"interrupted at \d+:\d\d of 2:\d\d in session\.mp4: the part analysed", lines[0])
+    assert "continue with --resume" in lines[0] and "segments.partial.csv" in lines[0], err
+    assert not segments.exists() and journal.exists() and segments.with_name("segments.partial.csv").exists()
+    kept = len(journal.read_text().splitlines()) - 1
+    assert kept >= 64
+
+    refused = subprocess.run(args, cwd=REPO, env=_env(tmp_path), capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "give --resume to continue it" in refused.stderr, refused.stderr
+
+    resumed = subprocess.run(args + ["--resume"], cwd=REPO, env=_env(tmp_path), capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming session.mp4 after {kept} finished windows" in resumed.stderr and not journal.exists()
+    whole = subprocess.run(args[:-2] + ["--segments", str(tmp_path / "whole.csv")], cwd=REPO, env=_env(tmp_path),
+                           capture_output=True, text=True, timeout=300)
+    assert whole.returncode == 0, whole.stderr
+    a, b = json.loads(resumed.stdout.strip().splitlines()[-1]), json.loads(whole.stdout.strip().splitlines()[-1])
+    assert [w["p_inconsistent"] for w in a["timeline"]] == [w["p_inconsistent"] for w in b["timeline"]]
+    assert a["verdict"] == b["verdict"]
+    pd.testing.assert_frame_equal(pd.read_csv(segments), pd.read_csv(tmp_path / "whole.csv"))

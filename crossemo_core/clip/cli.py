@@ -7,19 +7,30 @@ the exit status is 2 when any file failed. Recordings of any length up to ``--ma
 analysed in bounded memory; one longer than a minute shows a progress bar with the time left on stderr (when stderr
 is a terminal).
 
-**Ctrl-C** stops at once and exits with status 130 and one line on stderr. The outputs named on the command line
+**Ctrl-C** (the first) ends the analysis at the next frame with the verdict of what it analysed (a second one
+stops at once), and exits with status 130 and one line on stderr. The outputs named on the command line
 (``--csv``, ``--segments``, ``--report``) are not written or changed. What was finished is not lost: the files
 judged before, and the part of the current recording analysed so far (judged as a recording that ends there), are
 printed on stdout, and written to ``NAME.partial.csv`` beside ``--csv`` / ``--segments`` when they were given; the
 line on stderr says how far the analysis got and where the partial files are.
+
+**Resume.** While a single FILE is analysed with ``--segments`` (or ``--csv``), its finished windows are appended
+to ``OUT.resume.jsonl`` beside that output as they are finished (:class:`Journal`); the file is deleted when the
+analysis completes and kept when it is interrupted or the process dies. ``--resume`` continues from the last finished
+window: the recording is decoded again from the start but only the windows not finished are read and scored, and
+they are those an uninterrupted analysis gives. Without ``--resume`` a journal of the same recording is an error
+(as ``train`` does with its resume state); one of another recording is replaced.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from crossemo_core.errors import CrossemoError, DataError, OutputError
 from crossemo_core.executors import add_executor_args, executor_from
@@ -56,6 +67,9 @@ def add_score_parser(sub: Any) -> None:
                                                                                 "(default 10000, > 0)")
     p.add_argument("--max-seconds", type=option_number("--max-seconds", above=0),
                    help="refuse recordings longer than this (default 7200, > 0)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the interrupted analysis of FILE from its last finished window (its state is kept "
+                        "in OUT.resume.jsonl beside --segments, else --csv, while a single FILE is analysed)")
     add_executor_args(p, default_jobs=1)
 
 
@@ -79,6 +93,72 @@ def expand(paths: list[Path]) -> list[tuple[Path, str | None]]:
 def partial_path(path: Path) -> Path:
     """Where the finished part goes when an analysis is interrupted: ``segments.csv`` -> ``segments.partial.csv``."""
     return path.with_name(f"{path.stem}.partial{path.suffix or '.csv'}")
+
+
+def resume_path(path: Path) -> Path:
+    """Where the finished windows of the analysis in progress are kept: ``segments.csv`` ->
+    ``segments.resume.jsonl``."""
+    return path.with_name(f"{path.stem}.resume.jsonl")
+
+
+class Journal:
+    """The resume state of one recording's analysis: a JSON-lines file whose first line names the recording (name
+    and size) and whose other lines are its finished windows, in order, appended (and flushed) as they are finished.
+    Deleted when the analysis completes; kept when it is interrupted or crashes, for ``--resume``."""
+
+    VERSION = 1
+
+    def __init__(self, path: Path, source: Path) -> None:
+        self.path, self.source = path, source
+        self.header = {"journal": "crossemo-score-resume", "version": self.VERSION, "file": source.name,
+                       "size": source.stat().st_size if source.is_file() else None}
+        self._handle: Any = None
+        self.n = 0
+
+    def load(self) -> list[Any]:
+        """The finished windows kept for this recording ([] when there is no journal); OutputError when the journal
+        is another recording's or unreadable. A last line cut short by a crash is ignored."""
+        from crossemo_core.clip.score import Window
+
+        if not self.path.exists():
+            return []
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+            head = json.loads(lines[0]) if lines else {}
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            raise OutputError(f"{self.path} cannot be read ({exc}); delete it to start afresh.") from None
+        if {k: head.get(k) for k in self.header} != self.header:
+            raise OutputError(f"{self.path} holds the unfinished analysis of {head.get('file', 'another file')} "
+                              f"({head.get('size')} bytes), not of {self.source.name}; give that file, or delete "
+                              f"{self.path.name} to start afresh.")
+        windows = []
+        for line in lines[1:]:
+            try:
+                windows.append(Window.from_record(json.loads(line)))
+            except (ValueError, TypeError):
+                break  # the line being written when the process ended
+        return windows
+
+    def start(self, finished: list[Any]) -> None:
+        """Write the journal afresh (the header and ``finished``), then keep it open for appending."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = open(self.path, "w", encoding="utf-8")
+        self._handle.write(json.dumps(self.header) + "\n")
+        self.add(finished)
+
+    def add(self, windows: list[Any]) -> None:
+        if self._handle is None or not windows:
+            return
+        self._handle.write("".join(json.dumps(w.to_record()) + "\n" for w in windows))
+        self._handle.flush()
+        self.n += len(windows)
+
+    def close(self, done: bool) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+        if done:
+            self.path.unlink(missing_ok=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,29 +189,70 @@ def run(args: argparse.Namespace) -> int:
         limits = replace(limits, max_bytes=int(args.max_mb * 1_000_000))
     if args.max_seconds is not None:
         limits = replace(limits, max_duration_s=float(args.max_seconds))
+    resume = getattr(args, "resume", False)
+    target = segments_out or args.csv
+    journal = None
+    if len(entries) == 1 and target is not None and not entries[0][1]:
+        journal = Journal(resume_path(target), entries[0][0])
+        check_writable(journal.path, "--segments" if segments_out is not None else "--csv")
+        if journal.path.exists() and not resume:
+            try:
+                journal.load()
+            except OutputError:
+                pass  # another recording's: replaced by this one's
+            else:
+                raise OutputError(f"{journal.path} holds an unfinished analysis of {entries[0][0].name}; give "
+                                  f"--resume to continue it, or delete it to start afresh.")
+    elif resume:
+        raise OutputError("--resume continues the analysis of a single FILE with --segments or --csv (where its "
+                          "state is kept).")
     if len(entries) > 1 and (args.executor != "local" or args.jobs > 1):
         return _run_spread(args, entries, limits, segments_out)
+    finished = journal.load() if journal is not None and resume else []
+    if resume and journal is not None:
+        print(f"resuming {entries[0][0].name} after {len(finished)} finished windows ({journal.path.name})"
+              if finished else f"nothing to resume in {journal.path}; analysing {entries[0][0].name} from the start",
+              file=sys.stderr)
     scorer = ClipScorer(args.checkpoint, limits=limits)
     results: list[dict[str, Any]] = []
     verdicts = []
+    stop = threading.Event()
     try:
         calibration = scorer.calibration(args.baseline) if args.baseline is not None else None
         for f, skipped in entries:
+            if stop.is_set():
+                return _interrupted(KeyboardInterrupt(), f.name, args, results, segments_out, stopped=True)
             bar = _Bar(f.name)
             try:
                 if skipped:
                     raise DataError(skipped)
-                v = scorer.score(f, args.voice, calibration, progress=bar.update)
+                if journal is not None:
+                    journal.start(finished)
+                with _first_ctrl_c_sets(stop):
+                    v = scorer.score(f, args.voice, calibration, progress=bar.update, should_stop=stop.is_set,
+                                     resume=finished, on_windows=journal.add if journal is not None else None)
             except CrossemoError as exc:
                 bar.close()
+                if journal is not None:
+                    journal.close(done=True)
                 row = {"file": f.name, "verdict": None, "error": str(exc)}
                 results.append(row)
                 print(json.dumps(row) if args.json else f"{f.name}: ERROR: {exc}", flush=True)
                 continue
             except KeyboardInterrupt as exc:
                 bar.close()
-                return _interrupted(exc, f.name, args, results, segments_out)
+                if journal is not None:
+                    journal.close(done=False)
+                return _interrupted(exc, f.name, args, results, segments_out, journal=journal)
             bar.close()
+            stopped = stop.is_set() and getattr(v, "partial", None) is not None
+            if journal is not None:
+                journal.close(done=not stopped)
+            if stopped:  # the first Ctrl-C: the analysis stopped and judged what it had
+                from crossemo_core.clip.session import AnalysisInterrupted
+
+                return _interrupted(AnalysisInterrupted(v, v.duration_s, _declared(f)), f.name, args, results,
+                                    segments_out, journal=journal)
             verdicts.append(v)
             row = v.to_dict()
             results.append(row)
@@ -205,8 +326,43 @@ def _write_outputs(args: argparse.Namespace, results: list[dict[str, Any]], verd
         print(f"report written to {', '.join(str(w) for w in written)}", file=sys.stderr)
 
 
+def _declared(path: Path) -> float | None:
+    """The recording's declared length (None when unknown): for the line that says how far an analysis got."""
+    from crossemo_core.clip.decode import open_media
+
+    try:
+        with open_media(path) as stream:
+            return stream.expected_s
+    except CrossemoError:
+        return None
+
+
+@contextlib.contextmanager
+def _first_ctrl_c_sets(stop: threading.Event) -> Iterator[None]:
+    """As ``train`` does: while the block runs in the main thread, the first SIGINT sets ``stop`` (the analysis
+    then ends at the next frame with the verdict of what it analysed) and a second one raises KeyboardInterrupt at
+    once. Elsewhere, or where SIGINT is ignored, nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:
+        yield
+        return
+
+    def first(signum: int, frame: Any) -> None:  # noqa: ARG001
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGINT, first)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _interrupted(exc: KeyboardInterrupt, name: str, args: argparse.Namespace, results: list[dict[str, Any]],
-                 segments_out: Path | None) -> int:
+                 segments_out: Path | None, journal: Journal | None = None, stopped: bool = False) -> int:
     """Ctrl-C while judging ``name``: print and save what was finished (see the module docstring); returns 130."""
     from crossemo_core.clip.report import segments_table, verdicts_table
     from crossemo_core.clip.segments import fmt_clock
@@ -232,8 +388,12 @@ def _interrupted(exc: KeyboardInterrupt, name: str, args: argparse.Namespace, re
     kept = (f"the part analysed ({len(partial.timeline)} windows) and {finished}" if partial is not None
             else finished)
     saved = f"; written to {', '.join(written)}" if written else ""
+    again = (f"; continue with --resume ({journal.n} finished windows kept in {journal.path.name})"
+             if journal is not None and journal.path.exists() else "")
+    if stopped:
+        kept = f"{finished.split(' before')[0]}; {name} was not started"
     print(f"interrupted{where} in {name}: {kept}{saved}; the outputs named on the command line were not written "
-          f"or changed", file=sys.stderr)
+          f"or changed{again}", file=sys.stderr)
     return 130
 
 

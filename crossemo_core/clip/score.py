@@ -214,6 +214,23 @@ class Window:
                 "voice_emotion": self.voice.top_emotion if self.voice else None, "atypical": self.atypical}
 
 
+    def to_record(self) -> dict[str, Any]:
+        """Everything of the window, exactly (for the resume journal of an interrupted analysis)."""
+        from dataclasses import asdict
+
+        d = {k: getattr(self, k) for k in ("start", "end", "status", "similarity", "p_inconsistent", "face_valence",
+                                            "voice_valence", "atypical", "p_embedding")}
+        d = {k: (float(v) if isinstance(v, (np.floating, float)) else v) for k, v in d.items()}
+        d["face"] = None if self.face is None else asdict(self.face)
+        d["voice"] = None if self.voice is None else asdict(self.voice)
+        return d
+
+    @classmethod
+    def from_record(cls, d: dict[str, Any]) -> "Window":
+        return cls(**{**d, "face": None if d.get("face") is None else Reading(**d["face"]),
+                      "voice": None if d.get("voice") is None else Reading(**d["voice"])})
+
+
 def _r(x: float | None, nd: int = 4) -> float | None:
     return None if x is None or not np.isfinite(x) else round(float(x), nd)
 
@@ -279,6 +296,16 @@ class WindowScorer:
                 self._reader.add(row, audio)
             else:
                 self._reads.add(row, audio)
+
+    def restore(self, windows: Sequence[Window]) -> None:
+        """Count ``windows`` (finished before, by an analysis that was interrupted) as scored by this scorer: the
+        clip's mean similarity and gate shares then cover them too."""
+        judged = [w for w in windows if w.status == "scored" and w.similarity is not None]
+        if judged:
+            self.similarities.append(np.array([w.similarity for w in judged]))
+            self.face_atypical.append(np.array(["face" in (w.atypical or "") for w in judged]))
+            self.voice_atypical.append(np.array(["voice" in (w.atypical or "") for w in judged]))
+            self._rows += len(judged)
 
     def take(self, final: bool = False) -> list[Window]:
         """The windows, from the oldest, whose results are complete (every pending one when ``final``)."""

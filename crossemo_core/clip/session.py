@@ -19,8 +19,15 @@ at half the face rate (:attr:`StreamAnalysis.face_hold`).
 ``progress(done_s, total_s, eta_s)`` is called about every second of media (``total_s`` / ``eta_s`` None when the
 file does not declare its length). ``should_stop()`` is checked after every decoded frame: when it returns True,
 the analysis ends early with the verdict of what was analysed (:attr:`ClipVerdict.partial` says so). Ctrl-C
-(:class:`KeyboardInterrupt`) raises :class:`AnalysisInterrupted`, which carries that partial verdict. An
-interrupted analysis is not resumed.
+(:class:`KeyboardInterrupt`) raises :class:`AnalysisInterrupted`, which carries that partial verdict.
+
+**Resuming.** ``on_windows(windows)`` is called (from the reading thread) with each run of windows as they are
+finished, in order, in whole batches of the voice reader (not the last ones, which end with the recording or with a
+stop). An analysis given those windows back as
+``resume`` (the same recording) decodes and tracks the recording again from the start (the face log, thumbnails,
+waveform and voice features stay those of the whole recording), but reads, windows and scores only from the first
+window not finished: the windows after it are those an uninterrupted analysis gives (the voice reader's batches
+start where they started before). A recording read whole (:data:`DEFAULT_WHOLE_S`) is simply analysed again.
 """
 from __future__ import annotations
 
@@ -29,7 +36,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -42,6 +49,7 @@ from crossemo_core.clip.score import Calibration, WindowScorer
 from crossemo_core.clip.windows import WindowBuilder
 
 if TYPE_CHECKING:
+    from crossemo_core.clip.score import Window
     from crossemo_core.clip.verdict import ClipScorer, ClipVerdict
 
 DEFAULT_CHUNK_S = 10.0
@@ -96,8 +104,11 @@ class StreamAnalysis:
     def __init__(self, scorer: "ClipScorer", source: Source, voice: Source | None = None,
                  calibration: Calibration | None = None, *, chunk_s: float = DEFAULT_CHUNK_S,
                  whole_s: float = DEFAULT_WHOLE_S, session_above_s: float = SESSION_ABOVE_S,
-                 progress: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None) -> None:
+                 progress: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None,
+                 resume: Sequence["Window"] = (), on_windows: Callable[[list["Window"]], None] | None = None) -> None:
         self.scorer, self.source, self.voice_source = scorer, source, voice
+        self.resume, self.on_windows = list(resume), on_windows
+        self._skip_before = 0.0  # a resumed analysis reads no face before this time (its windows are finished)
         self.cal = calibration or Calibration()
         self.chunk_s, self.whole_s, self.session_above_s = float(chunk_s), float(whole_s), float(session_above_s)
         self.progress, self.should_stop = progress, should_stop
@@ -274,6 +285,11 @@ class StreamAnalysis:
             if self._threaded_reads:  # a third thread for the voice reader's per-window work
                 self.windows_scorer = WindowScorer(self.scorer.model, self.scorer.voice_reader,
                                                    self.scorer.combine_evidence, self.cal, threaded_reads=True)
+            if self.resume:  # windows finished by an interrupted analysis: decoded and tracked again, not scored
+                self.windows = list(self.resume)
+                self.builder.produced = len(self.resume)
+                self.windows_scorer.restore(self.resume)
+                self._skip_before = len(self.resume) * seq.HOP_S
             self._queue = queue.Queue(maxsize=1)
             self._worker = threading.Thread(target=self._work, name="crossemo-clip-reading", daemon=True)
             self._worker.start()
@@ -358,6 +374,13 @@ class StreamAnalysis:
             return
         frames = piece.frames
         until = float("inf") if final or piece.video_done else piece.video_t
+        if self._skip_before > 0:  # resumed: the frames of finished windows are not read (1 s kept for held frames)
+            frames = [f for f in frames if f.t >= self._skip_before - 1.0]
+            if not frames:
+                from crossemo_core.clip.reading import FaceReadings
+
+                self.builder.add_faces(FaceReadings(), until)
+                return
         step = FACE_GROUP * self.face_hold if self.streaming else max(1, len(frames))
         for i in range(0, max(1, len(frames)), step):  # small groups: the networks' activations stay small
             group = frames[i:i + step]
@@ -386,7 +409,10 @@ class StreamAnalysis:
         else:
             inputs = self.builder.ready(piece.audio_n / AUDIO_RATE)
         self.windows_scorer.add(inputs)
-        self.windows += self.windows_scorer.take(final=final)
+        new = self.windows_scorer.take(final=final)
+        self.windows += new
+        if new and not final and self.on_windows is not None:  # final: cut where the recording (or a stop) ends
+            self.on_windows(new)
         release_memory()
 
     def _voice_features(self, final: bool) -> None:

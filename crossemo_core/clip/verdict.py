@@ -295,17 +295,18 @@ class ClipScorer:
     def score(self, source: Source, voice: Source | None = None,
               baseline: Source | ClipAnalysis | Calibration | None = None, *, progress: Any = None,
               should_stop: Callable[[], bool] | None = None, chunk_s: float | None = None,
-              whole_s: float | None = None) -> ClipVerdict:
+              whole_s: float | None = None, resume: Any = (), on_windows: Any = None) -> ClipVerdict:
         """Judge one recording of any length, streamed in bounded memory (:mod:`.session`; ``progress(done_s,
         total_s, eta_s)``, ``should_stop()``; Ctrl-C raises :class:`~.session.AnalysisInterrupted` with the verdict
-        of what was analysed)."""
+        of what was analysed; ``on_windows`` / ``resume``: finished windows handed out as they come, and given back
+        to continue an interrupted analysis)."""
         from crossemo_core.clip.session import DEFAULT_CHUNK_S, DEFAULT_WHOLE_S, StreamAnalysis
 
         cal = baseline if isinstance(baseline, Calibration) or baseline is None else self.calibration(baseline)
         with self._lock:
             return StreamAnalysis(self, source, voice, cal, chunk_s=chunk_s or DEFAULT_CHUNK_S,
                                   whole_s=DEFAULT_WHOLE_S if whole_s is None else whole_s, progress=progress,
-                                  should_stop=should_stop).run()
+                                  should_stop=should_stop, resume=resume, on_windows=on_windows).run()
 
     def judge(self, a: ClipAnalysis, cal: Calibration | None = None) -> ClipVerdict:
         """Judge a clip read whole (:meth:`analyse`)."""

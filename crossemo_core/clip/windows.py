@@ -130,12 +130,16 @@ class WindowBuilder:
     def _drop_old(self) -> None:
         """Keep what the next regular window, or a last window ending the recording soon, may need."""
         keep = max(0.0, self.next_start - seq.HOP_S)
+        if self.has_voice:  # the audio the next voice features need (a resumed analysis windows ahead of them)
+            keep = max(0.0, min(keep, self.voice_until * seq.VOICE_HOP_S - seq.VOICE_MARGIN_S - 1.0))
         if len(self.faces) and self.faces.times[0] < keep - 1e-3:
             self.faces = self.faces.since(keep)
-        cut = int(keep * AUDIO_RATE) - self.audio_first
+        cut = min(int(keep * AUDIO_RATE) - self.audio_first, len(self.audio))  # a resumed analysis starts late
         if cut > AUDIO_RATE * 5:  # in pieces of a few seconds: no copy per window
             self.audio, self.audio_first = self.audio[cut:].copy(), self.audio_first + cut
         frames = int(round(keep / seq.VOICE_HOP_S)) - self.voice_first
+        if self.voice is not None:  # contiguous: never past the frames held
+            frames = min(frames, len(self.voice.features))
         if self.voice is not None and frames > 500:
             v = self.voice
             self.voice = seq.VoiceTrack(v.features[frames:].copy(), v.active[frames:].copy(), v.voiced[frames:].copy())
