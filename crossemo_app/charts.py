@@ -264,12 +264,13 @@ def roc(points: pd.DataFrame, auc: float, operating: tuple[float, float] | None)
 
 # ------------------------------------------------------------------------------------------------ verdicts
 def per_type_bars(per_type: pd.DataFrame) -> go.Figure:
-    long = per_type.melt(id_vars="anomaly type", value_vars=["accuracy", "AUC"], var_name="metric",
-                         value_name="value")
-    fig = px.bar(long, x="anomaly type", y="value", color="metric", barmode="group", text_auto=".2f",
-                 color_discrete_map={"accuracy": CONSISTENT, "AUC": INCONSISTENT},
-                 labels={"value": "value (0-1)"})
-    fig.update_yaxes(range=[0, 1.05])
+    # Plain graph_objects: plotly.express took 70 ms for these eight bars, redrawn at every threshold change.
+    fig = go.Figure([go.Bar(x=per_type["anomaly type"], y=per_type[metric], name=metric, marker_color=colour,
+                            text=[f"{v:.2f}" for v in per_type[metric]], textposition="auto")
+                     for metric, colour in (("accuracy", CONSISTENT), ("AUC", INCONSISTENT))])
+    fig.update_layout(barmode="group", legend_title_text="metric")
+    fig.update_xaxes(title_text="anomaly type")
+    fig.update_yaxes(title_text="value (0-1)", range=[0, 1.05])
     return _finish(fig, "Accuracy and AUC per anomaly type", height=360)
 
 

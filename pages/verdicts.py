@@ -127,10 +127,9 @@ with ui.guard("scoring the pairs"):
     ui.explain("Each anomaly type is scored on its own inconsistent pairs plus all consistent pairs, as in the "
                "paper's Table IV. 'Undivided' uses every pair. Accuracy depends on the threshold; AUC does not.")
     per_type = reports.per_type_table(table)
-    st.dataframe(reports.table_iv(table, data.display_name), hide_index=True, key="table_iv",
-                 column_config={c: st.column_config.NumberColumn(format="%.4f")
-                                for c in reports.table_iv(table, data.display_name).columns
-                                if c.endswith(("Acc", "AUC"))})
+    iv = reports.table_iv(table, data.display_name)
+    st.dataframe(iv, hide_index=True, key="table_iv", column_config={
+        c: st.column_config.NumberColumn(format="%.4f") for c in iv.columns if c.endswith(("Acc", "AUC"))})
     st.dataframe(per_type, hide_index=True, key="per_type", column_config={
         c: st.column_config.NumberColumn(format="%.4f") for c in ("AUC", "TPR", "FPR", "accuracy")})
     st.plotly_chart(charts.per_type_bars(per_type), key="chart_per_type")
