@@ -1,7 +1,7 @@
 """How fast the app answers a threshold change (issue 16): the Similarity and Verdicts pages on the bundled demo.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_app_interactions.py [--moves 12] [--scales 1 10] [--out docs]
-                                                                  [--note MARKDOWN]
+    OMP_NUM_THREADS=1 python benchmarks/bench_app_interactions.py [--moves 12] [--scales 1 10] [--browser]
+                                                                  [--out docs] [--note MARKDOWN]
 
 The app is driven in this process by ``streamlit.testing.v1.AppTest`` (as tests/test_app.py does): it opens on the
 bundled demo data and checkpoint, goes to the Similarity page and moves the threshold slider ``--moves`` times
@@ -13,6 +13,13 @@ the pairs once, is reported apart; a page switch back and forth is reported too 
 ``--scales``: besides the bundled demo (scale 1, 360 pairs), the demo repeated K times with renamed speakers and
 clips (K x 360 pairs, the same bundled checkpoint) is put into the session the way the Home page would load it, to
 show how the answer time grows with the number of pairs.
+
+``--browser`` adds what a person waits for: one ``streamlit run app.py`` server (a free localhost port, an empty
+workspace of its own) and Debian's chromium through playwright (tests/browser_support.py). On each page the
+threshold slider is focused and moved one step with the arrow key; an interaction lasts from the key press until
+the page shows the new threshold (Similarity: the posterior chart's "threshold 0.xx" line; Verdicts: the
+"Threshold: 0.xx" text) and the app is idle again (no script running, nothing stale). This includes the network
+and the browser's drawing of the tables and Plotly charts.
 
 Each run is checked: no error or exception on the page, and the page shows the threshold that was set (the
 Similarity page's "Flagged" count equals the pairs whose P(inconsistent) is at least the threshold).
@@ -139,6 +146,46 @@ def run(moves: int, scale: int) -> dict:
     return {"scale": scale, "pairs": len(at.session_state["dataset"]), "test_pairs": n_test, "rows": rows}
 
 
+def run_browser(moves: int) -> dict:
+    """The same moves in a real browser (see the module docstring)."""
+    import tempfile
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from browser_support import IDLE_JS, StreamlitServer, browser_page, find_chromium, goto_page, no_errors, open_app
+
+    chromium = find_chromium()
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="crossemo-bench-") as tmp, \
+            StreamlitServer(Path(tmp) / "server.log", env={"CROSSEMO_WORKSPACE": tmp}) as server, \
+            browser_page(chromium, "bench-app-interactions") as page:
+        t0 = time.perf_counter()
+        open_app(page, server.url)
+        rows.append(summary("browser: open the app (demo data + bundled checkpoint)", [time.perf_counter() - t0]))
+        for title, shown in (("Similarity", "threshold {:.2f}"), ("Verdicts", "Threshold: {:.2f}")):
+            t0 = time.perf_counter()
+            goto_page(page, title)
+            page.wait_for_function(IDLE_JS, timeout=120_000)
+            rows.append(summary(f"browser: open {title}", [time.perf_counter() - t0]))
+            thumb = page.locator('[data-testid="stSlider"] [data-testid="stSliderThumbValue"]').first
+            slider = page.locator('[data-testid="stSlider"] input[type="range"]').first
+            seconds = []
+            for i in range(moves):
+                value = float(thumb.inner_text())
+                key = "ArrowRight" if i < moves // 2 else "ArrowLeft"
+                target = round(value + (0.01 if key == "ArrowRight" else -0.01), 2)
+                slider.focus()
+                t0 = time.perf_counter()
+                page.keyboard.press(key)
+                page.wait_for_function("t => document.querySelector('[data-testid=\"stMain\"]').textContent"
+                                       ".includes(t)", arg=shown.format(target), timeout=60_000)
+                page.wait_for_function(IDLE_JS, timeout=60_000)
+                seconds.append(time.perf_counter() - t0)
+                page.wait_for_timeout(200)
+            no_errors(page)
+            rows.append(summary(f"browser: {title}: move the threshold slider one step", seconds))
+    return {"scale": 1, "pairs": 360, "test_pairs": 72, "rows": rows, "browser": True}
+
+
 def commit() -> str:
     if os.environ.get("CROSSEMO_COMMIT"):
         return os.environ["CROSSEMO_COMMIT"]
@@ -169,7 +216,7 @@ def markdown(result: dict, note: str) -> str:
     ]
     for run_ in result["runs"]:
         data = (f"demo x{run_['scale']}" if run_["scale"] > 1 else "demo") + \
-            f" ({run_['pairs']} pairs, {run_['test_pairs']} test)"
+            f" ({run_['pairs']} pairs, {run_['test_pairs']} test)" + (", chromium" if run_.get("browser") else "")
         for row in run_["rows"]:
             lines.append(f"| {data} | {row['interaction']} | {row['n']} | {row['median_s']:.3f} | "
                          f"{row['max_s']:.3f} |")
@@ -185,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--moves", type=int, default=12, help="threshold moves per page (default 12)")
     ap.add_argument("--scales", type=int, nargs="+", default=[1, 10],
                     help="data sizes: 1 = the bundled demo, K = the demo repeated K times (default 1 10)")
+    ap.add_argument("--browser", action="store_true",
+                    help="also time the moves in a real browser (chromium, streamlit run app.py)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs", help="folder for app_interactions.md/.json")
     ap.add_argument("--note", default="", help="a markdown paragraph added to the report")
     args = ap.parse_args(argv)
@@ -193,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     if min(args.scales) < 1:
         ap.error("--scales must be at least 1")
     result: dict = {"runs": [run(args.moves, k) for k in args.scales]}
+    if args.browser:
+        result["runs"].append(run_browser(args.moves))
     result.update(commit=commit(), machine=f"{platform.machine()}, {os.cpu_count()} CPU(s)",
                   python=platform.python_version(), streamlit=importlib.metadata.version("streamlit"),
                   omp_threads=os.environ.get("OMP_NUM_THREADS", "unset"))
