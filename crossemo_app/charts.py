@@ -174,17 +174,27 @@ SIMILARITY_SCALE = ("**Similarity** is the cosine similarity of the face and voi
 #: y-axes of the similarity histogram: "clipped" (the default) keeps the fitted Beta curves visible when one bar is
 #: a spike; "log" shows every bar and curve on a logarithmic axis; "full" is the plain linear axis.
 HISTOGRAM_AXES = {"clipped": "clipped (keeps the Beta curves visible)", "log": "logarithmic", "full": "linear, full"}
+#: A bar more than this many times the next highest is a spike: the clipped axis cuts it off.
+SPIKE = 2.5
 
 
 def histogram_top(hist: pd.DataFrame, curves: pd.DataFrame | None) -> float:
-    """Top of the "clipped" y-axis: 15 % above the highest fitted curve or the second-highest bar, whichever is
-    higher, so one spike bar is cut off instead of squashing the Beta components flat."""
-    stacked = hist.groupby("center", sort=True)["density"].sum().to_numpy()
-    second_bar = float(sorted(stacked)[-2]) if len(stacked) > 1 else float(stacked.max(initial=0.0))
-    curve_peak = 0.0
+    """Top of the "clipped" y-axis, so that neither a spike bar nor a Beta density running off to infinity at the
+    edge of the range squashes the fitted components flat: 15 % above the higher of the fitted curves' peak away
+    from the edges (the outer 3 % of the range at each end left out) and the highest bar, where a bar counts as a
+    spike, and is left out, when it is more than :data:`SPIKE` times the next one."""
+    stacked = np.sort(hist.groupby("center", sort=True)["density"].sum().to_numpy())[::-1]
+    bars = float(stacked[0]) if len(stacked) else 0.0
+    if len(stacked) > 1 and stacked[0] > SPIKE * stacked[1]:
+        bars = float(stacked[1])
+    peak = 0.0
     if curves is not None and len(curves):
-        curve_peak = float(curves[["consistent component", "inconsistent component", "mixture"]].to_numpy().max())
-    top = 1.15 * max(curve_peak, second_bar)
+        x = curves["similarity"].to_numpy()
+        margin = 0.03 * (x.max() - x.min())
+        inside = (x >= x.min() + margin) & (x <= x.max() - margin)
+        values = curves.loc[inside, ["consistent component", "inconsistent component", "mixture"]].to_numpy()
+        peak = float(values.max()) if values.size else 0.0
+    top = 1.15 * max(peak, bars)
     return top if top > 0 else max(float(stacked.max(initial=0.0)), 1.0)
 
 

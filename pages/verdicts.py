@@ -21,7 +21,7 @@ SORT_LABELS = {"pair": "pair", "p_inconsistent": "P(inconsistent)", "similarity"
 
 def _reasons(table, threshold: float) -> list[str]:  # noqa: ANN001
     """One short line per row: the similarity, the probability it gives and how it compares with the threshold."""
-    return [f"similarity {s:+.2f} gives P {p:.2f} {'≥' if p >= threshold else '<'} threshold {threshold:.2f}"
+    return [f"P {p:.2f} {'≥' if p >= threshold else '<'} threshold {threshold:.2f} (similarity {s:+.2f})"
             for s, p in zip(table["similarity"].to_numpy(), table["p_inconsistent"].to_numpy())]
 
 
@@ -86,10 +86,10 @@ with ui.guard("scoring the pairs"):
     event = st.dataframe(
         shown, hide_index=True, key="verdict_table", on_select="rerun", selection_mode="single-row",
         column_config={
-            "verdict": st.column_config.TextColumn("verdict", pinned=True, width="small"),
+            "verdict": st.column_config.TextColumn("verdict", pinned=True),
             "p_inconsistent": st.column_config.ProgressColumn("P(inconsistent)", format="%.2f", min_value=0.0,
-                                                              max_value=1.0, pinned=True, width="small"),
-            "reason": st.column_config.TextColumn("reason", pinned=True, width="medium"),
+                                                              max_value=1.0, pinned=True),
+            "reason": st.column_config.TextColumn("reason", pinned=True, width="large"),
             "pair": st.column_config.NumberColumn("pair", help="index of the pair in this split"),
             "clip_id": st.column_config.TextColumn("face clip"),
             "voice_clip_id": st.column_config.TextColumn("voice clip"),

@@ -112,7 +112,9 @@ def _spiky_inputs():
 def test_clipped_axis_keeps_the_beta_curves_visible_and_marks_the_cut_bar():
     hist, curves, _ = _spiky_inputs()
     spike = hist.groupby("center")["density"].sum().max()
-    peak = curves[["consistent component", "inconsistent component", "mixture"]].to_numpy().max()
+    x = curves["similarity"].to_numpy()
+    inside = np.abs(x - x.mean()) <= 0.47 * (x.max() - x.min())  # away from the edges, where a Beta can diverge
+    peak = curves.loc[inside, ["consistent component", "inconsistent component", "mixture"]].to_numpy().max()
     fig = app_charts.similarity_histogram(hist, curves, [], "t")  # the default: clipped
     top = fig.layout.yaxis.range[1]
     assert peak <= top < spike / 3  # the curves fit under the axis, the spike does not squash them
@@ -126,6 +128,21 @@ def test_clipped_axis_keeps_the_beta_curves_visible_and_marks_the_cut_bar():
     assert full.layout.yaxis.range is None and full.layout.yaxis.type is None
     with pytest.raises(ValueError):
         app_charts.similarity_histogram(hist, curves, [], "t", y_axis="sideways")
+
+
+def test_clipped_axis_cuts_a_density_that_diverges_at_the_edge_but_no_ordinary_bar():
+    hist, _, _ = _spiky_inputs()
+    hist = hist.assign(density=np.where(hist["density"] > 5 * hist["density"].median(), hist["density"].median(),
+                                        hist["density"]))  # no spike bar left
+    x = np.linspace(-0.6, 1.0, 400)
+    edge = 1.0 / np.maximum(1.0 - x, 1e-3) ** 0.8  # a Beta with b < 1 runs off to infinity at similarity 1
+    curves = pd.DataFrame({"similarity": x, "consistent component": edge * 0.5, "inconsistent component": 0.2 + 0 * x,
+                           "mixture": edge * 0.5 + 0.2})
+    top = app_charts.histogram_top(hist, curves)
+    highest_bar = hist.groupby("center")["density"].sum().max()
+    assert top >= highest_bar and top < curves["mixture"].max() / 5
+    fig = app_charts.similarity_histogram(hist, curves, [], "t")
+    assert not [t for t in fig.data if (t.name or "").startswith("bar cut off")]
 
 
 def test_similarity_page_histogram_axis_toggle(demo_app):
@@ -155,8 +172,8 @@ def test_verdict_table_starts_with_verdict_probability_and_reason(demo_app):
     threshold = at.slider(key=wk(at, "p_threshold")).value
     for _, row in table.head(10).iterrows():
         sign = "≥" if row["p_inconsistent"] >= threshold else "<"
-        assert row["reason"] == (f"similarity {row['similarity']:+.2f} gives P {row['p_inconsistent']:.2f} {sign} "
-                                 f"threshold {threshold:.2f}")
+        assert row["reason"] == (f"P {row['p_inconsistent']:.2f} {sign} threshold {threshold:.2f} (similarity "
+                                 f"{row['similarity']:+.2f})")
         assert row["verdict"] == ("inconsistent" if sign == "≥" else "consistent")
     assert set(table["anomaly_type"]) <= {"none (consistent pair)", "neg-pos", "neu-pos", "neg-neu"}
     at.selectbox(key=wk(at, "p_ver_sort")).set_value("p_inconsistent").run()  # sorting keeps the column order
