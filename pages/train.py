@@ -231,7 +231,8 @@ def _draw_live() -> None:
         st.rerun()  # the full rerun shows the comparison card and updates the sidebar
     if snap.state == "running":
         label = "Stopping after this batch; the model in use stays…" if job.stop_requested else (
-            f"Training on {snap.device}: {snap.message or 'preparing'} ({snap.elapsed:.0f} s)")
+            f"Training on {snap.device}: {snap.message or 'preparing'} ({snap.elapsed:.0f} s, "
+            f"{ui.time_left(snap.elapsed, snap.fraction)})")
         st.progress(snap.fraction, text=label)
     elif snap.state == "failed":
         st.error(f"Training failed: {snap.error}", icon=":material/error:")
