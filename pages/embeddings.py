@@ -50,9 +50,9 @@ n_points = 2 * min(len(data), int(max_pairs))
 
 def _job_for(stage: str) -> BackgroundJob:
     """The projection of ``stage``'s embeddings with these settings: started once, then kept for this data and
-    model (a page switch or another colouring reuses it; a failed one is started again)."""
+    model (a page switch or another colouring reuses it; a failed one stays until "Try again")."""
     key = ("projection", part, stage, method, int(seed), int(max_pairs), *ids)
-    if key in jobs and jobs[key].state != "failed":
+    if key in jobs:
         return jobs[key]
     det = state.detector() if stage == "after" else state.initial_model()
     label = projection.METHOD_LABELS[method]
@@ -106,6 +106,10 @@ with ui.guard("preparing the maps"):
             with col:
                 if snap.state == "failed":
                     st.error(f"{STAGES[stage]}: {snap.error}", icon=":material/error:")
+                    if st.button("Try again", key=f"retry_map_{stage}"):
+                        for k in [k for k, j in jobs.items() if j is stage_jobs[stage]]:
+                            del jobs[k]
+                        st.rerun(scope="app")
                 elif not snap.finished:
                     fraction, text = _progress_text(stage, stage_jobs[stage], snap.message, snap.elapsed)
                     st.progress(fraction, text=text + ". Other pages stay usable meanwhile; the map is kept.")

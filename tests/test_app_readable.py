@@ -251,6 +251,35 @@ def test_projection_is_computed_once_and_kept_across_pages(demo_app):
         at.number_input(key=wk(at, "p_emb_seed")).set_value(0).run()
 
 
+def test_a_failed_projection_stays_failed_until_try_again(demo_app, monkeypatch):
+    from crossemo_core.errors import DataError
+
+    at = goto(demo_app, "embeddings")
+    run_until(at, lambda a: not a.get("progress"), timeout=180, what="t-SNE")
+    real = projection.embedding_map
+
+    def broken(*args, **kwargs):
+        raise DataError("the embeddings contain NaN or inf values; the model may have diverged.")
+
+    monkeypatch.setattr(projection, "embedding_map", broken)
+    at.number_input(key=wk(at, "p_emb_seed")).set_value(7).run()
+    run_until(at, lambda a: len(a.error) == 2, timeout=60, what="the failing projections")
+    failed = {k: j for k, j in at.session_state["jobs"].items() if k[4] == 7}
+    assert len(failed) == 2 and all(j.state == "failed" for j in failed.values())
+    for _ in range(3):  # no restart loop: the failed jobs stay as they are
+        time.sleep(0.5)
+        at.run()
+        assert {k: j for k, j in at.session_state["jobs"].items() if k[4] == 7} == failed
+    assert any("diverged" in e.value for e in at.error)
+    monkeypatch.setattr(projection, "embedding_map", real)
+    for stage in ("before", "after"):
+        at.button(key=f"retry_map_{stage}").click().run()
+    run_until(at, lambda a: not a.get("progress") and not a.error, timeout=180, what="the retried projections")
+    assert_clean(at)
+    assert len(at.get("plotly_chart")) == 2
+    at.number_input(key=wk(at, "p_emb_seed")).set_value(0).run()
+
+
 def test_expected_seconds_before_and_after_a_measured_projection(monkeypatch):
     monkeypatch.setattr(projection, "_measured", {})
     monkeypatch.setattr(projection, "_umap_warm", False)
