@@ -29,7 +29,7 @@ for key, value in (("p_emb_method", "tsne"), ("p_emb_colour", "status"), ("p_emb
     st.session_state.setdefault(key, value)
 c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
 method = state.widget(c1.radio, "Method", "p_emb_method", list(projection.METHODS), horizontal=True,
-                  format_func=lambda m: "UMAP (the first run compiles, ~30-60 s)" if m == "umap" else "t-SNE")
+                  format_func=lambda m: "UMAP (its first run also compiles code)" if m == "umap" else "t-SNE")
 colour_by = state.widget(c2.selectbox, "Colour by", "p_emb_colour", list(charts.COLOUR_BY),
                          format_func=charts.COLOUR_BY.get)
 part = ui.part_select("p_emb_part", c3)
