@@ -6,7 +6,6 @@ with it, so that selecting a segment or zooming does not rebuild it.
 """
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,6 @@ import streamlit as st
 from crossemo_app.clip_view import COLOURS, VALENCE_COLOURS
 from crossemo_core.clip.decode import NamedBytes
 from crossemo_core.clip.segments import fmt_clock, fmt_time
-from crossemo_core.features.voice import file_sha256
 from crossemo_core.paths import REPO
 
 SAMPLE_SECONDS = 70.0
@@ -121,18 +119,11 @@ def badge(v: Any) -> str:
 
 def source_identity(source: NamedBytes | Path | None) -> tuple | None:
     """A cheap identity of the recording chosen now (name and size; a path's modification time too), compared on
-    every rerun to drop results that belong to another recording. The sha256 is taken once, by the analysis."""
+    every rerun to drop results that belong to another recording (the verdict itself carries the sha256)."""
     if source is None:
         return None
     if isinstance(source, NamedBytes):
         return ("bytes", source.name, len(source.data), hash(source.data[:65536]), hash(source.data[-65536:]))
     stat = Path(source).stat()
     return ("path", str(source), stat.st_size, stat.st_mtime_ns)
-
-
-def source_sha256(source: NamedBytes | Path) -> str:
-    """sha256 of the recording's bytes (a path is read in pieces)."""
-    if isinstance(source, NamedBytes):
-        return hashlib.sha256(source.data).hexdigest()
-    return file_sha256(Path(source))
 

@@ -17,9 +17,8 @@ from crossemo_core.session import BackgroundJob
 
 ui.inside_app()
 
-JOB, RESULT, MEDIA, FIGURE, BASELINE, INPUT, DIGEST = (
-    "session_job", "session_result", "session_media", "session_figure", "session_baseline_span", "session_input",
-    "session_sha256")
+JOB, RESULT, MEDIA, FIGURE, BASELINE, INPUT = ("session_job", "session_result", "session_media", "session_figure",
+                                               "session_baseline_span", "session_input")
 PLAYER_MAX_BYTES = 500 * 1024 * 1024
 """A file given by path is played in the page up to this size (Streamlit's player serves it from memory)."""
 
@@ -71,7 +70,7 @@ if st.session_state.get(INPUT) is not None and st.session_state.get(INPUT) != id
     old = st.session_state.get(JOB)
     if old is not None and not old.finished:
         old.stop()
-    for key in (JOB, RESULT, FIGURE, MEDIA, INPUT, DIGEST):
+    for key in (JOB, RESULT, FIGURE, MEDIA, INPUT):
         st.session_state.pop(key, None)
 
 job = st.session_state.get(JOB)
@@ -95,11 +94,10 @@ if st.button("Analyse the session", type="primary", disabled=source is None or r
                 of = f" of {fmt_clock(total)}" if total else ""
                 job.report_progress(int(done), int(total or 0), f"{fmt_clock(done)}{of} analysed{left}")
 
-            verdict = scorer.score(chosen, baseline=calibration, progress=progress,
-                                   should_stop=lambda: job.stop_requested)
-            return verdict, sv.source_sha256(chosen)
+            return scorer.score(chosen, baseline=calibration, progress=progress,
+                                should_stop=lambda: job.stop_requested)
 
-        for key in (RESULT, FIGURE, DIGEST):
+        for key in (RESULT, FIGURE):
             st.session_state.pop(key, None)
         st.session_state[JOB] = BackgroundJob(analyse, name="session").start()
         st.session_state[MEDIA] = media
@@ -120,7 +118,7 @@ def _progress() -> None:
                 job.stop()
             return
         if st.session_state.get(RESULT) is None and snap.result is not None:
-            st.session_state[RESULT], st.session_state[DIGEST] = snap.result
+            st.session_state[RESULT] = snap.result
             st.rerun()
         if snap.state == "failed":
             st.error(f"The analysis failed: {snap.error}", icon=":material/error:")
@@ -136,7 +134,8 @@ def _results() -> None:
         return
     st.divider()
     st.markdown(f"**{v.file}**")
-    st.caption(f"This result belongs to {v.file} (sha256 {st.session_state.get(DIGEST, '?')[:16]}…).")
+    if getattr(v, "sha256", None):
+        st.caption(f"This result belongs to {v.file} (sha256 {v.sha256[:16]}…).")
     st.markdown(sv.badge(v), unsafe_allow_html=True)
     st.markdown(f"### {v.session.sentence()}")
     if v.partial:
@@ -194,8 +193,7 @@ def _results() -> None:
                        file_name=f"{v.file}.segments.csv", mime="text/csv", key="session_dl_csv", on_click="ignore")
     d2.download_button("Report (HTML, printable)", lambda: report_html(v, model).encode(),
                        file_name=f"{v.file}.report.html", mime="text/html", key="session_dl_html", on_click="ignore")
-    digest = st.session_state.get(DIGEST)
-    d3.download_button("Everything (JSON)", lambda: json.dumps({"sha256": digest, **v.to_dict()}).encode(),
+    d3.download_button("Everything (JSON)", lambda: json.dumps(v.to_dict()).encode(),
                        file_name=f"{v.file}.session.json", mime="application/json", key="session_dl_json",
                        on_click="ignore")
 

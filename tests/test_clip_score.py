@@ -4,6 +4,7 @@ for clips without a face, without speech, with several faces, a photo + voice, a
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -208,6 +209,10 @@ def test_report_and_table() -> None:
     assert v.verdict.upper() in page and "When face and voice diverge" in page
     table = verdicts_table([v.to_dict(), {"file": "x.mp4", "error": "bad"}])
     assert list(table["file"]) == ["smile_upbeat.mp4", "x.mp4"] and table["error"].iloc[1] == "bad"
+    digest = hashlib.sha256(Path(SAMPLE).read_bytes()).hexdigest()
+    assert v.sha256 == digest and v.to_dict()["sha256"] == digest and table["sha256"].iloc[0] == digest
+    assert f"<code>{digest}</code>" in page  # every result names the bytes it belongs to
+    assert list(table.columns)[:5] == ["file", "verdict", "strength", "p_inconsistent", "reason"]
 
 
 def test_clip_checkpoint_needs_its_expression_network(tmp_path: Path) -> None:

@@ -61,8 +61,7 @@ def test_session_page_analyses_the_sample_with_a_calm_stretch_and_plays_a_stretc
         start = next(s for s in v.segments if s.outcome == "inconsistent").start
         assert f"Playing from {int(start) // 60}:{int(start) % 60:02d}." in _texts(at)
         assert at.get("video")[0].proto.start_time == int(start)
-    assert f"(sha256 {at.session_state['session_sha256'][:16]}" in _texts(at)
-    assert len(at.session_state["session_sha256"]) == 64
+    assert len(v.sha256) == 64 and f"(sha256 {v.sha256[:16]}" in _texts(at)
     at.radio(key="session_source").set_value("A file on this computer").run()  # another recording: results go
     assert "session_result" not in at.session_state and not at.get("plotly_chart") and not at.get("download_button")
 

@@ -72,6 +72,19 @@ class NamedBytes:
     data: bytes
 
 
+def source_sha256(source: Source) -> str:
+    """Hex sha256 of a source's bytes: what a verdict names as the file it belongs to (a path is read in pieces)."""
+    import hashlib
+
+    if isinstance(source, NamedBytes):
+        return hashlib.sha256(source.data).hexdigest()
+    if isinstance(source, (bytes, bytearray)):
+        return hashlib.sha256(source).hexdigest()
+    from crossemo_core.features.voice import file_sha256
+
+    return file_sha256(source)
+
+
 DEFAULT_MAX_MB = 10_000
 """Largest file accepted by default (megabytes). Files given by path are read in pieces, so this cap does not bound
 memory (an upload's bytes are already in memory); it only refuses what cannot be a recording of a session."""

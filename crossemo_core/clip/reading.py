@@ -302,6 +302,8 @@ class ClipAnalysis:
     face_emotions: np.ndarray = field(default_factory=lambda: np.zeros((0, 7)))  # (n_found, 7) face reader
     audio: np.ndarray | None = None  # 16 kHz mono, for the voice reader
     fps: float = seq.FACE_FPS
+    sha256: str | None = None  # of the recording's bytes, and of the separate voice recording
+    voice_sha256: str | None = None
 
     @property
     def face_fraction(self) -> float:

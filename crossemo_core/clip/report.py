@@ -20,10 +20,12 @@ import pandas as pd
 from crossemo_core.clip.face import GEOMETRY_HELP, GEOMETRY_NAMES
 from crossemo_core.paths import atomic_write
 
-TABLE_COLUMNS = ("file", "voice_file", "verdict", "strength", "p_inconsistent", "face_emotion", "face_valence",
-                 "face_confidence", "voice_emotion", "voice_valence", "voice_confidence", "p_embedding",
-                 "similarity", "windows_scored", "windows", "duration_s", "inconsistent_stretches", "inconsistent_s",
-                 "longest_inconsistent_s", "partial", "reason", "conflict", "notes", "error")
+TABLE_COLUMNS = ("file", "verdict", "strength", "p_inconsistent", "reason", "conflict", "face_emotion",
+                 "face_valence", "face_confidence", "voice_emotion", "voice_valence", "voice_confidence", "voice_file",
+                 "p_embedding", "similarity", "windows_scored", "windows", "duration_s", "inconsistent_stretches",
+                 "inconsistent_s", "longest_inconsistent_s", "partial", "notes", "error", "sha256", "voice_sha256")
+"""The verdicts table (CSV): the file, then the verdict, its probability and reason first; the sha256 of the
+file(s) each verdict belongs to last."""
 SEGMENT_COLUMNS = ("file", "segment", "start_s", "end_s", "duration_s", "start", "end", "outcome", "strength", "p_mean",
                    "changed", "face_before", "face_after", "voice_before", "voice_after", "face_valence",
                    "voice_valence", "n_windows", "n_judged", "reason")
@@ -58,7 +60,7 @@ def verdicts_table(results: Sequence[dict[str, Any]]) -> pd.DataFrame:
             "longest_inconsistent_s": (r.get("session") or {}).get("longest_inconsistent_s"),
             "partial": r.get("partial"), "reason": r.get("reason"), "conflict": r.get("conflict"),
             "notes": " | ".join(r.get("notes") or []),
-            "error": r.get("error")})
+            "error": r.get("error"), "sha256": r.get("sha256"), "voice_sha256": r.get("voice_sha256")})
     return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
 
 
@@ -112,6 +114,9 @@ def report_html(v: Any, model: Any = None) -> str:
         ".thumbs img{width:64px;height:64px;margin:1px;border-radius:3px}@media print{body{margin:0}}</style>",
         "</head><body>",
         f"<h1>Face/voice emotion consistency: {e(v.file)}{' + ' + e(v.voice_file) if v.voice_file else ''}</h1>",
+        *([f"<p class='muted'>sha256 of {e(v.file)}: <code>{v.sha256}</code>"
+           + (f"; of {e(v.voice_file)}: <code>{v.voice_sha256}</code>" if v.voice_sha256 else "") + "</p>"]
+          if getattr(v, "sha256", None) else []),
         f"<p class='muted'>{when} &middot; model {e(v.checkpoint)} &middot; {_analysed(v.duration_s)} analysed"
         f"{' &middot; calibrated with a baseline clip' if v.calibrated else ''}</p>",
         f"<div class='verdict' style='background:{colour}'>{e(v.label.upper())}</div>",

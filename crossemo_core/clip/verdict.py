@@ -47,7 +47,7 @@ import numpy as np
 from crossemo_core.clip import sequences as seq
 from crossemo_core.clip.combine import DEFAULT_COMBINER, RULE, EvidenceCombiner, evidence_features, sources_disagree, \
     strength
-from crossemo_core.clip.decode import AUDIO_RATE, ClipLimits, Source, decode_media
+from crossemo_core.clip.decode import AUDIO_RATE, ClipLimits, Source, decode_media, source_sha256
 from crossemo_core.clip.face import FaceFrame, FaceTrack
 from crossemo_core.clip.reading import (SILENCE_PEAK, ClipAnalysis, ClipFacts, FaceLog, ThumbPicker, envelope,  # noqa: F401
                                         geometry_summary)
@@ -95,6 +95,8 @@ class ClipVerdict:
     segments: list[Segment] = field(default_factory=list)  # stretches with one outcome (segments.py)
     session: SessionSummary | None = None
     partial: str | None = None  # set when the analysis stopped early: what the verdict covers
+    sha256: str | None = None  # of the recording's bytes (the file the verdict belongs to)
+    voice_sha256: str | None = None  # of the separate voice recording, when one was given
     # for views (not in the JSON)
     thumbnails: list[tuple[float, np.ndarray]] = field(default_factory=list, repr=False)
     envelope: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
@@ -110,7 +112,8 @@ class ClipVerdict:
                 "checkpoint": self.checkpoint, "strength": self.strength, "p_embedding": _r(self.p_embedding),
                 "p_readings": _r(self.p_readings), "conflict": self.conflict, "rule": self.rule,
                 "segments": [s.to_dict() for s in self.segments],
-                "session": self.session.to_dict() if self.session is not None else None, "partial": self.partial}
+                "session": self.session.to_dict() if self.session is not None else None, "partial": self.partial,
+                "sha256": self.sha256, "voice_sha256": self.voice_sha256}
 
     @property
     def label(self) -> str:
@@ -304,9 +307,12 @@ class ClipScorer:
 
         cal = baseline if isinstance(baseline, Calibration) or baseline is None else self.calibration(baseline)
         with self._lock:
-            return StreamAnalysis(self, source, voice, cal, chunk_s=chunk_s or DEFAULT_CHUNK_S,
-                                  whole_s=DEFAULT_WHOLE_S if whole_s is None else whole_s, progress=progress,
-                                  should_stop=should_stop, resume=resume, on_windows=on_windows).run()
+            verdict = StreamAnalysis(self, source, voice, cal, chunk_s=chunk_s or DEFAULT_CHUNK_S,
+                                     whole_s=DEFAULT_WHOLE_S if whole_s is None else whole_s, progress=progress,
+                                     should_stop=should_stop, resume=resume, on_windows=on_windows).run()
+        verdict.sha256 = source_sha256(source)
+        verdict.voice_sha256 = None if voice is None else source_sha256(voice)
+        return verdict
 
     def judge(self, a: ClipAnalysis, cal: Calibration | None = None) -> ClipVerdict:
         """Judge a clip read whole (:meth:`analyse`)."""
@@ -332,7 +338,9 @@ class ClipScorer:
                           face_fraction=a.face_fraction, speech_s=a.speech_s, still=a.still, notes=list(a.notes),
                           geometry=log.geometry_summary(), geometry_series=log.geometry_series(),
                           thumbnails=thumbs.thumbnails(end), envelope=a.envelope)
-        return self.verdict(facts, windows, scorer, cal)
+        verdict = self.verdict(facts, windows, scorer, cal)
+        verdict.sha256, verdict.voice_sha256 = a.sha256, a.voice_sha256
+        return verdict
 
     def window_scorer(self, cal: Calibration | None = None) -> WindowScorer:
         return WindowScorer(self.model, self.voice_reader, self.combine_evidence, cal)
@@ -359,7 +367,10 @@ class ClipScorer:
         """Decode a clip (and a separate voice recording) whole and extract face and voice features (``span``:
         only that stretch of the file, e.g. a calm stretch of a session marked as the baseline)."""
         with self._lock:
-            return self._analyse(source, voice, span)
+            analysis = self._analyse(source, voice, span)
+        analysis.sha256 = source_sha256(source)
+        analysis.voice_sha256 = None if voice is None else source_sha256(voice)
+        return analysis
 
     def _analyse(self, source: Source, voice: Source | None, span: tuple[float, float] | None) -> ClipAnalysis:
         from crossemo_core.clip.reading import read_faces
