@@ -5,7 +5,6 @@ Only drawing: every number comes from crossemo_core. Colours are fixed per meani
 from __future__ import annotations
 
 import math
-import re
 from typing import Sequence
 
 import numpy as np
@@ -26,15 +25,6 @@ STATUS_COLOURS = {PAIR_STATUS[0]: FACE, PAIR_STATUS[1]: CONSISTENT, PAIR_STATUS[
 LOSS_COLOURS = dict(zip(LOSS_LABELS.values(), ("#000000", "#1b9e77", "#d95f02", "#7570b3", "#e7298a")))
 _LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10),
                legend=dict(orientation="h", yanchor="top", y=-0.18, x=0, xanchor="left"))
-
-
-_OLD_WORDS = re.compile(r"\b(ab)?normal\b")
-
-
-def vocabulary(text: str) -> str:
-    """``text`` in the app's one vocabulary: "abnormal" -> "inconsistent", "normal" -> "consistent" (for lines made
-    elsewhere, e.g. the split note of crossemo_core.workspace, which says "abnormal rate")."""
-    return _OLD_WORDS.sub(lambda m: "inconsistent" if m.group(1) else "consistent", text)
 
 
 def time_left(elapsed: float, fraction: float) -> str:

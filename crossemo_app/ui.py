@@ -57,16 +57,6 @@ def inside_app() -> None:
         st.stop()
 
 
-def time_left(elapsed: float, fraction: float) -> str:
-    """``"about 1 min 20 s left"`` from the seconds spent and the share done (``"estimating time left"`` before 2 %
-    is done, when the rate is still mostly start-up)."""
-    from crossemo_core.clip.segments import fmt_time
-
-    if not 0.02 <= fraction < 1.0 or elapsed <= 0:
-        return "estimating time left" if fraction < 1.0 else "almost done"
-    return f"about {fmt_time(elapsed * (1.0 - fraction) / fraction)} left"
-
-
 def disclaimer() -> None:
     st.caption(DISCLAIMER)
 

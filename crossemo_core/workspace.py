@@ -182,10 +182,10 @@ def evaluation_parts(corpus: PairDataset, detector: Detector | None, seed: int, 
                 tseed, trate = int(detector.config.train.seed), float(detector.config.train.abnormal_rate)
                 parts = split_pairs(corpus, seed=tseed, rate=trate, fold=fold)
                 return EvaluationParts(parts, tseed, trate, True,
-                                       f"the checkpoint's own speaker split (seed {tseed}, abnormal rate {trate}) "
-                                       f"is used, so its test speakers were never seen in training.")
+                                       f"the checkpoint's own speaker split (seed {tseed}, inconsistent-pair rate "
+                                       f"{trate}) is used, so its test speakers were never seen in training.")
     parts = split_pairs(corpus, seed=seed, rate=rate)
-    note = f"speaker-disjoint split with seed {seed}, abnormal rate {rate}."
+    note = f"speaker-disjoint split with seed {seed}, inconsistent-pair rate {rate}."
     if detector is not None and recorded:
         note += (" The checkpoint's recorded split does not fit this dataset; if it was trained on these speakers, "
                  "test results may be optimistic.")

@@ -119,6 +119,6 @@ with ui.guard("preparing the maps"):
                     st.plotly_chart(charts.embedding_map(snap.result, colour_by, title), key=f"chart_map_{stage}")
 
     st.fragment(_maps, run_every=1.0 if pending else None)()
-st.caption(f"{len(data)} {part} pairs ({int(data.is_abnormal.sum())} inconsistent); {charts.vocabulary(ep.note)} Hover over a point "
+st.caption(f"{len(data)} {part} pairs ({int(data.is_abnormal.sum())} inconsistent); {ep.note} Hover over a point "
            f"to see its clip. A map is computed once per data, model and settings and kept while you use other "
            f"pages.")

@@ -115,5 +115,5 @@ with ui.guard("scoring the pairs"):
     mix = model.mixture
     st.caption(f"{len(data)} pairs, {int(y.sum())} inconsistent. Beta components: consistent mean similarity "
                f"{2 * mix.means_[mix.normal_component_] - 1:+.3f}, inconsistent mean "
-               f"{2 * mix.means_[mix.abnormal_component_] - 1:+.3f}. {charts.vocabulary(ep.note)}")
+               f"{2 * mix.means_[mix.abnormal_component_] - 1:+.3f}. {ep.note}")
 st.page_link(ui.PAGES["verdicts"], label="Next: per-clip verdicts at this threshold", icon=":material/gavel:")

@@ -93,7 +93,7 @@ job: TrainingJob | None = st.session_state.get(state.TRAIN_JOB)
 running = job is not None and not job.finished
 
 ep = state.train_parts()
-st.caption(f"Split from the Data page: seed {ep.seed}, abnormal rate {ep.rate}"
+st.caption(f"Split from the Data page: seed {ep.seed}, inconsistent-pair rate {ep.rate}"
            + (" (the corpus's own official folds)" if data.official_split is not None else "") + "; "
            + ", ".join(f"{name} {len(p)} pairs ({int(p.is_abnormal.sum())} abnormal)" for name, p in ep.parts.items())
            + ".")
@@ -232,7 +232,7 @@ def _draw_live() -> None:
     if snap.state == "running":
         label = "Stopping after this batch; the model in use stays…" if job.stop_requested else (
             f"Training on {snap.device}: {snap.message or 'preparing'} ({snap.elapsed:.0f} s, "
-            f"{ui.time_left(snap.elapsed, snap.fraction)})")
+            f"{charts.time_left(snap.elapsed, snap.fraction)})")
         st.progress(snap.fraction, text=label)
     elif snap.state == "failed":
         st.error(f"Training failed: {snap.error}", icon=":material/error:")

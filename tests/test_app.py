@@ -219,7 +219,7 @@ def test_stop_keeps_the_model_in_use_until_asked_and_checkpoints_round_trip(tmp_
     job = at.session_state["train_job"]
     run_until(at, lambda a: len(job.snapshot().epochs) >= 1, what="the first epoch")
     assert at.get("progress")  # live progress while it runs, with the time left
-    assert re.search(r"\((\d+) s, (about .+ left|estimating time left)\)", at.get("progress")[0].proto.text)
+    assert re.search(r"\((\d+) s, (about .+ left|estimating the time left)\)", at.get("progress")[0].proto.text)
     at.button(key="stop_training").click().run()
     run_until(at, training_done, what="stopping")
     assert_clean(at)
