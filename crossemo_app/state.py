@@ -4,6 +4,7 @@ Keys (``st.session_state[...]``):
 
 =====================  =================================================================================
 ``dataset``            the loaded :class:`~crossemo_core.data.container.PairDataset` (None until loaded)
+``dataset_raw``        the dataset as loaded, before per-person normalisation (``dataset`` is it, or its normalised copy)
 ``dataset_kind``       its kind (a key of ``crossemo_core.workspace.DATA_KINDS``)
 ``dataset_source``     one line saying where it came from
 ``dataset_report``     the loader's notes (list of str)
@@ -33,6 +34,8 @@ views) are remembered per ``session_token`` in this server process (:func:`remem
 :data:`MAX_REMEMBERED` sessions) and given back to a session that opens with the same ``?s=`` in its URL. Results of
 an uploaded clip are not remembered: its upload is gone after a reload.
 
+``p_normalise`` (Data: "none", "neutral" or "all") is the per-person normalisation applied to ``dataset_raw``.
+
 ``p_split_seed`` / ``p_split_rate`` (Home) define the split and protocol; ``p_threshold`` (Similarity) is the decision
 threshold on the posterior of inconsistency used by the Similarity and Verdicts pages.
 """
@@ -58,8 +61,12 @@ if TYPE_CHECKING:
 
 BUNDLED_CHECKPOINT = CHECKPOINTS / "demo.pt"
 
-DATASET, DATASET_KIND, DATASET_SOURCE, DATASET_REPORT, DATA_ID = (
-    "dataset", "dataset_kind", "dataset_source", "dataset_report", "data_id")
+DATASET, DATASET_RAW, DATASET_KIND, DATASET_SOURCE, DATASET_REPORT, DATA_ID = (
+    "dataset", "dataset_raw", "dataset_kind", "dataset_source", "dataset_report", "data_id")
+NORMALISE = "p_normalise"
+NORMALISE_LABELS = {"none": "none (features as loaded)",
+                    "neutral": "each person's neutral clips (a calm baseline recording)",
+                    "all": "all of each person's clips"}
 LOAD_JOB, LOAD_MESSAGE = "load_job", "load_message"
 DETECTOR, DETECTOR_SOURCE, RUN_ID = "detector", "detector_source", "run_id"
 TRAIN_JOB, SEEN_JOB, RUN_DECISION, SESSION_TOKEN = "train_job", "seen_job", "run_decision", "session_token"
@@ -68,7 +75,8 @@ SPLIT_SEED, SPLIT_RATE, THRESHOLD = "p_split_seed", "p_split_rate", "p_threshold
 PERSIST_PREFIX, WIDGET_PREFIX, VERSIONS = "p_", "w_", "widget_versions"
 
 DEFAULTS: dict[str, Any] = {
-    DATASET: None, DATASET_KIND: None, DATASET_SOURCE: "", DATASET_REPORT: [], DATA_ID: 0, LOAD_JOB: None,
+    DATASET: None, DATASET_RAW: None, DATASET_KIND: None, DATASET_SOURCE: "", DATASET_REPORT: [], DATA_ID: 0,
+    LOAD_JOB: None, NORMALISE: "none",
     LOAD_MESSAGE: None,
     DETECTOR: None, DETECTOR_SOURCE: "", RUN_ID: 0, TRAIN_JOB: None, SEEN_JOB: None, RUN_DECISION: None,
     SPLIT_SEED: 0, SPLIT_RATE: 0.5, THRESHOLD: 0.5,
@@ -183,8 +191,13 @@ def dataset() -> PairDataset | None:
     return st.session_state.get(DATASET)
 
 
-def set_dataset(data: PairDataset, kind: str, source: str, report: list[str]) -> str | None:
-    """Make ``data`` current; a detector that does not fit it is set aside. Returns a note for the user or None."""
+def set_dataset(data: PairDataset, kind: str, source: str, report: list[str], *,
+                raw: PairDataset | None = None) -> str | None:
+    """Make ``data`` current (``raw``: the data as loaded when ``data`` is its per-person normalised copy; a new
+    load resets the normalisation); a detector that does not fit it is set aside. Returns a note or None."""
+    if raw is None:
+        set_value(NORMALISE, "none")
+    st.session_state[DATASET_RAW] = raw if raw is not None else data
     st.session_state[DATASET] = data
     st.session_state[DATASET_KIND] = kind
     st.session_state[DATASET_SOURCE] = source
@@ -193,12 +206,32 @@ def set_dataset(data: PairDataset, kind: str, source: str, report: list[str]) ->
     st.session_state[CACHE] = {}
     st.session_state[JOBS] = {}
     det = detector()
-    if det is not None and schema_mismatch(det.schema, data):
+    problems = [] if det is None else schema_mismatch(det.schema, data)
+    if problems:
         st.session_state[DETECTOR] = None
         st.session_state[DETECTOR_SOURCE] = ""
-        return "The current model was trained on features of another shape and was set aside; train or load one " \
-               "for this dataset."
+        return (f"The model in use does not fit these features ({'; '.join(problems)}) and was set aside; train "
+                f"one on the Train page or use a kept run that fits.")
     return None
+
+
+def apply_normalisation() -> str | None:
+    """Make the current dataset the loaded one normalised per person as ``p_normalise`` says (statistics of each
+    speaker's neutral clips or of all its clips, :func:`crossemo_core.data.calibration.calibrate_speakers`), or the
+    loaded one itself for "none". A model trained on other features is set aside (its schema records them)."""
+    from crossemo_core.data.calibration import calibrate_speakers
+
+    raw = st.session_state.get(DATASET_RAW)
+    if raw is None:
+        return None
+    reference = st.session_state.get(NORMALISE, "none")
+    kind, source = st.session_state[DATASET_KIND], st.session_state[DATASET_SOURCE].split(" · per-person")[0]
+    report = [line for line in st.session_state[DATASET_REPORT] if not line.startswith("per-speaker calibration")]
+    if reference == "none":
+        return set_dataset(raw, kind, source, report, raw=raw)
+    data, done = calibrate_speakers(raw, reference)
+    return set_dataset(data, kind, f"{source} · per-person normalised on {reference} clips", [*report, str(done)],
+                       raw=raw)
 
 
 def start_load(kind: str, source: str, load: Callable[..., PairDataset]) -> None:

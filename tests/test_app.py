@@ -430,3 +430,22 @@ def test_a_finished_run_waits_for_a_decision_is_kept_and_comes_back_after_a_relo
     assert_clean(other)
     assert f"run {stored.run_id} from the workspace" in sidebar(other)
     assert "bundled demo checkpoint" in sidebar(at)  # the first tab's model is its own
+
+
+def test_per_person_normalisation_is_a_data_option_used_in_training_and_undone_by_none():
+    at = goto(new_app(), "data")
+    raw = at.session_state["dataset"]
+    at.radio(key=wk(at, "p_normalise")).set_value("neutral").run()
+    assert_clean(at)
+    data = at.session_state["dataset"]
+    assert data is not raw and data.extractor["voice"].endswith("+speaker-neutral") and len(data) == len(raw)
+    assert any("does not fit these features" in s.value for s in at.success)  # the raw-feature model is set aside
+    assert at.session_state["detector"] is None
+    assert "per-person normalised on neutral clips" in at.session_state["dataset_source"]
+    train(at, epochs=1)
+    detector = at.session_state["train_job"].outcome.training.detector
+    assert detector.schema["extractor"]["voice"].endswith("+speaker-neutral")
+    goto(at, "data")
+    at.radio(key=wk(at, "p_normalise")).set_value("none").run()
+    assert_clean(at)
+    assert at.session_state["dataset"] is raw
