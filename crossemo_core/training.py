@@ -20,12 +20,11 @@ import copy
 import hashlib
 import json
 import math
-import signal
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 import torch
@@ -37,6 +36,7 @@ from crossemo_core.data.container import PairDataset, concatenate
 from crossemo_core.detector import Detector, cosine_rows, feature_schema
 from crossemo_core.errors import CheckpointError, DataError
 from crossemo_core.evaluation import detection_metrics
+from crossemo_core.interrupts import first_ctrl_c_sets
 from crossemo_core.losses import HybridContrastiveLoss
 from crossemo_core.mixture import BetaMixture, similarity_to_score
 from crossemo_core.model import SIRHCL, seeded_build, use_generator
@@ -268,7 +268,7 @@ class Trainer:
             raise DataError("training and validation pairs have different feature dimensions.")
         key = _run_key(cfg, task, train, valid)
         resume = self._read_resume(key)
-        with _first_ctrl_c_sets(self.stop_event) if self.stop_on_ctrl_c else contextlib.nullcontext():
+        with first_ctrl_c_sets(self.stop_event) if self.stop_on_ctrl_c else contextlib.nullcontext():
             if resume is not None and resume["phase"] == "refit":
                 selection = self._restore_selection(task, train, valid, resume["selection"])
             else:
@@ -435,29 +435,6 @@ class Trainer:
             fn: Callable[[Any], None] | None = getattr(cb, hook, None)
             if fn is not None:
                 fn(event)
-
-
-@contextlib.contextmanager
-def _first_ctrl_c_sets(stop_event: threading.Event) -> Iterator[None]:
-    """While the block runs in the main thread: the first SIGINT sets ``stop_event`` (training ends after the
-    current step) and a second one raises ``KeyboardInterrupt``. Elsewhere, or where SIGINT is ignored, nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is signal.SIG_IGN:
-        yield
-        return
-
-    def first(signum: int, frame: Any) -> None:
-        stop_event.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    signal.signal(signal.SIGINT, first)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _run_key(config: ExperimentConfig, task: TrainingTask, train: PairDataset, valid: PairDataset) -> str:

@@ -24,16 +24,15 @@ they are those an uninterrupted analysis gives. Without ``--resume`` a journal o
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from crossemo_core.errors import CrossemoError, DataError, OutputError
 from crossemo_core.executors import add_executor_args, executor_from
+from crossemo_core.interrupts import first_ctrl_c_sets
 from crossemo_core.paths import atomic_write, check_writable
 from crossemo_core.settings import option_number
 
@@ -228,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
                     raise DataError(skipped)
                 if journal is not None:
                     journal.start(finished)
-                with _first_ctrl_c_sets(stop):
+                with first_ctrl_c_sets(stop):
                     v = scorer.score(f, args.voice, calibration, progress=bar.update, should_stop=stop.is_set,
                                      resume=finished, on_windows=journal.add if journal is not None else None)
             except CrossemoError as exc:
@@ -335,30 +334,6 @@ def _declared(path: Path) -> float | None:
             return stream.expected_s
     except CrossemoError:
         return None
-
-
-@contextlib.contextmanager
-def _first_ctrl_c_sets(stop: threading.Event) -> Iterator[None]:
-    """As ``train`` does: while the block runs in the main thread, the first SIGINT sets ``stop`` (the analysis
-    then ends at the next frame with the verdict of what it analysed) and a second one raises KeyboardInterrupt at
-    once. Elsewhere, or where SIGINT is ignored, nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is signal.SIG_IGN:
-        yield
-        return
-
-    def first(signum: int, frame: Any) -> None:  # noqa: ARG001
-        stop.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    signal.signal(signal.SIGINT, first)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _interrupted(exc: KeyboardInterrupt, name: str, args: argparse.Namespace, results: list[dict[str, Any]],
