@@ -129,6 +129,31 @@ def test_versions_are_tagged_and_reproducible() -> None:
     assert all(np.array_equal(u, v) for (_, u), (_, v) in zip(a, b))
 
 
+
+def test_first_chain_is_the_first_random_chain_of_versions() -> None:
+    x = tone(1.0, 200, 0.3, np.random.default_rng(5))
+    full = Augmenter(AugmentConfig(n_rooms=2, n_chains=2), seed=7).versions(x)
+    names, copy = Augmenter(AugmentConfig(n_rooms=2, n_chains=2), seed=7).first_chain(x)
+    assert names == full[1 + len(AUGMENTATIONS)][0]
+    assert np.array_equal(copy, full[1 + len(AUGMENTATIONS)][1])
+
+
+def test_egemaps_features_are_gain_free_and_refuse_bad_signals() -> None:
+    pytest.importorskip("opensmile")
+    from crossemo_core.readers.prosody import egemaps_functionals, prosody_features
+
+    rng = np.random.default_rng(3)
+    x = np.concatenate([np.zeros(8000, np.float32), tone(1.2, 180, 0.3, rng), np.zeros(16000, np.float32)])
+    a, b = egemaps_functionals(x), egemaps_functionals(0.05 * x)
+    assert a.shape == (88,) and np.all(np.isfinite(a))
+    assert np.allclose(a, b, rtol=1e-2, atol=1e-2)  # silence trimmed, speech brought to one level
+    assert prosody_features(x, "statistics+egemaps").shape == (62 + 88,)
+    for bad, says in ((np.zeros(16000, np.float32), "silent"), (np.zeros(100, np.float32), "too short"),
+                      (np.full(16000, np.nan, np.float32), "NaN")):
+        with pytest.raises(DataError, match=says):
+            egemaps_functionals(bad)
+
+
 # ------------------------------------------------------------------------------------------------ training
 def _toy_corpus(folder: Path) -> list[Utterance]:
     """Loud high tones = angry (negative, high arousal), soft low tones = sad, mid tones = happy, quiet mid-low
@@ -173,6 +198,29 @@ def test_a_tiny_reader_learns_separable_classes_and_round_trips(tmp_path: Path, 
     baseline = again.baseline_stats(signals[valid[1].key])
     assert sum(again.read(x, baseline).valence.values()) == pytest.approx(1.0)
     assert again.meta["training"]["best_epoch"] == record.best_epoch
+
+
+
+def test_an_egemaps_prosody_view_round_trips_and_names_wrong_features(tmp_path: Path, one_thread: None) -> None:
+    pytest.importorskip("opensmile")
+    from crossemo_core.readers.prosody import prosody_features
+
+    utts = _toy_corpus(tmp_path)
+    frontend = FrontendConfig(n_mels=32)
+    cache = spectrogram_cache(utts, frontend, None)
+    config = VoiceTrainConfig(epochs=1, batch=8, crop_frames=60, views=1, augmentations=())
+    reader, _ = train_voice_reader(utts, [], cache, frontend, config)
+    signals = {u.key: sf.read(u.path, dtype="float32")[0] for u in utts}
+    prosody = {k: np.stack([prosody_features(x, "egemaps")] * 2) for k, x in signals.items()}
+    fit_prosody_view(reader, utts, [], cache, prosody, features="egemaps")
+    again = VoiceReader.load(reader.save(tmp_path / "reader.pt"))
+    assert again.prosody is not None and again.prosody.features == "egemaps"
+    assert again.meta["prosody_features"] == "egemaps"
+    x = signals[utts[0].key]
+    assert again.read(x).valence == pytest.approx(reader.read(x).valence, abs=2e-3)
+    assert sum(again.read(x, again.baseline_stats(signals[utts[3].key])).valence.values()) == pytest.approx(1.0)
+    with pytest.raises(DataError, match="'egemaps' features"):
+        again.prosody.proba(np.zeros((1, 62)))
 
 
 def test_training_resumes_from_its_last_epoch(tmp_path: Path, one_thread: None) -> None:

@@ -34,9 +34,10 @@ from crossemo_core.paths import atomic_write
 from crossemo_core.readers.augment import AUGMENTATIONS, AugmentConfig
 from crossemo_core.readers.voice import FrontendConfig, VoiceReader
 from crossemo_core.readers.voice_corpora import CORPORA, Utterance, list_corpora, ravdess_actor
-from crossemo_core.readers.voice_training import (Versions, VoiceTrainConfig, evaluate_mels, fit_prosody_view,
-                                                  prosody_cache, speaker_baselines, spectrogram_cache,
-                                                  train_voice_reader)
+from crossemo_core.readers.prosody import PROSODY_DEFAULT
+from crossemo_core.readers.voice_training import (TrainRecord, Versions, VoiceTrainConfig, evaluate_mels,
+                                                  fit_prosody_view, prosody_cache, speaker_baselines,
+                                                  spectrogram_cache, train_voice_reader)
 
 VALID_SPEAKERS = {"ravdess": {"ravdess:15", "ravdess:16", "ravdess:17"}, "emodb": {"emodb:15", "emodb:16"}}
 """Validation speakers taken out of a training corpus (TESS, with 2 speakers, gives none)."""
@@ -88,12 +89,15 @@ def _first_neutral(utts: list[Utterance]) -> set[str]:
 
 
 def voice_run(split: VoiceSplit, cache: dict[str, Versions], prosody: dict[str, np.ndarray],
-              frontend: FrontendConfig, config: VoiceTrainConfig) -> tuple[dict[str, Any], VoiceReader]:
-    """Train on ``split`` (network, then the prosody view and its weight on the validation speakers) and measure
-    it on the test utterances: clean, degraded, and with each test speaker's baseline."""
+              frontend: FrontendConfig, config: VoiceTrainConfig, prosody_features: str = PROSODY_DEFAULT,
+              trained: tuple[VoiceReader, TrainRecord] | None = None) -> tuple[dict[str, Any], VoiceReader]:
+    """Train on ``split`` (network, then the prosody view of ``prosody_features``, whose rows ``prosody`` holds)
+    and measure it on the test utterances: clean, degraded, and with each test speaker's baseline. ``trained``: a
+    network already trained on ``split`` with ``config`` (and its record), to refit and measure the prosody view
+    only."""
     t0 = time.perf_counter()
-    reader, record = train_voice_reader(split.train, split.valid, cache, frontend, config)
-    weights = fit_prosody_view(reader, split.train, split.valid, cache, prosody)
+    reader, record = trained or train_voice_reader(split.train, split.valid, cache, frontend, config)
+    weights = fit_prosody_view(reader, split.train, split.valid, cache, prosody, features=prosody_features)
     test = split.test
     clean = evaluate_mels(reader, [cache[u.key][0][1] for u in test], test,
                           prosody_rows=np.stack([prosody[u.key][0] for u in test]))
@@ -108,6 +112,7 @@ def voice_run(split: VoiceSplit, cache: dict[str, Versions], prosody: dict[str, 
             "without_baseline": evaluate_mels(reader, rest_mels, rest, prosody_rows=rest_rows),
             "with_baseline": evaluate_mels(reader, rest_mels, rest, baselines, prosody_rows=rest_rows),
             "prosody_weight": reader.prosody_weight, "prosody_weight_valid_uar": weights,
+            "prosody_features": prosody_features,
             "best_epoch": record.best_epoch, "valid_valence_uar": record.best_valid_uar,
             "history": record.history, "seconds": time.perf_counter() - t0}, reader
 
@@ -161,9 +166,13 @@ class VoiceJob:
     kind: str
     held_out: str | None
     config: VoiceTrainConfig
+    prosody_features: str = PROSODY_DEFAULT
 
     def key(self, frontend: FrontendConfig) -> str:
-        settings = json.dumps([dataclasses.asdict(self.config), dataclasses.asdict(frontend)], sort_keys=True)
+        parts: list[Any] = [dataclasses.asdict(self.config), dataclasses.asdict(frontend)]
+        if self.prosody_features != "statistics":  # runs made before the choice existed keep their keys
+            parts.append(self.prosody_features)
+        settings = json.dumps(parts, sort_keys=True)
         digest = hashlib.sha256(settings.encode()).hexdigest()[:10]
         return f"voice-{self.kind}-{self.held_out or 'ravdess18-20'}-s{self.config.seed}-{digest}".replace(" ", "_")
 
@@ -171,36 +180,38 @@ class VoiceJob:
 _WORKER: dict[str, Any] = {}
 
 
-def _load_worker(data_root: str, frontend: FrontendConfig, threads: int) -> None:
+def _load_worker(data_root: str, frontend: FrontendConfig, threads: int, prosody_features: str) -> None:
     """Each worker process reads the corpora and both caches once (from disk: they were built before)."""
     torch.set_num_threads(threads)
     utts = list_corpora(data_root)
     _WORKER.update(utts=utts, frontend=frontend, cache=spectrogram_cache(utts, frontend, AugmentConfig(), seed=0),
-                   prosody=prosody_cache(utts, AugmentConfig(), seed=0))
+                   prosody=prosody_cache(utts, AugmentConfig(), seed=0, features=prosody_features))
 
 
 def _run_job(job: VoiceJob) -> dict[str, Any]:
     utts = _WORKER["utts"]
     split = ravdess_actor_split(utts) if job.held_out is None else loco_split(utts, job.held_out)
-    record, _ = voice_run(split, _WORKER["cache"], _WORKER["prosody"], _WORKER["frontend"], job.config)
+    record, _ = voice_run(split, _WORKER["cache"], _WORKER["prosody"], _WORKER["frontend"], job.config,
+                          job.prosody_features)
     return {**record, "kind": job.kind}
 
 
 def readers_jobs(seeds: tuple[int, ...], ablation: bool, config: VoiceTrainConfig,
-                 ablation_config: VoiceTrainConfig) -> list[VoiceJob]:
+                 ablation_config: VoiceTrainConfig, prosody_features: str = PROSODY_DEFAULT) -> list[VoiceJob]:
     """The suite's voice runs: leave-one-corpus-out and RAVDESS unseen actors per seed, then (seed 0) the
     augmentation ablation, which uses its own, shorter settings and has its own all-augmentations reference."""
     jobs = []
     for seed in seeds:
         cfg = dataclasses.replace(config, seed=seed)
-        jobs += [VoiceJob("loco", corpus, cfg) for corpus in CORPORA] + [VoiceJob("ravdess-actors", None, cfg)]
+        jobs += ([VoiceJob("loco", corpus, cfg, prosody_features) for corpus in CORPORA]
+                 + [VoiceJob("ravdess-actors", None, cfg, prosody_features)])
     if ablation:
         for off in ("none",) + AUGMENTATIONS + ("all",):
             kept = AUGMENTATIONS if off == "none" else () if off == "all" else tuple(a for a in AUGMENTATIONS
                                                                                      if a != off)
             jobs += [VoiceJob(f"ablation: without {off}", corpus, dataclasses.replace(ablation_config,
-                                                                                      augmentations=kept))
-                     for corpus in CORPORA]
+                                                                                      augmentations=kept),
+                              prosody_features) for corpus in CORPORA]
     return jobs
 
 
@@ -213,7 +224,7 @@ table."""
 def run_readers(data_root: str | Path, out: str | Path, *, seeds: tuple[int, ...] = (0,), ablation: bool = True,
                 config: VoiceTrainConfig = VoiceTrainConfig(), frontend: FrontendConfig = FrontendConfig(),
                 jobs: int = 1, threads: int = 1, progress: Callable[[str], None] | None = None,
-                command: str = "") -> dict[str, Any]:
+                command: str = "", prosody_features: str = PROSODY_DEFAULT) -> dict[str, Any]:
     """Run (or read from the cache) every voice run in ``jobs`` processes, add the face rows and latency, write
     ``readers.md`` and ``readers.json`` under ``out``."""
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -224,13 +235,13 @@ def run_readers(data_root: str | Path, out: str | Path, *, seeds: tuple[int, ...
     utts = list_corpora(data_root)
     say("spectrogram and prosody caches (computed once, then read)")
     spectrogram_cache(utts, frontend, AugmentConfig(), seed=0)
-    prosody_cache(utts, AugmentConfig(), seed=0)
-    planned = readers_jobs(seeds, ablation, config, ABLATION_CONFIG)
+    prosody_cache(utts, AugmentConfig(), seed=0, features=prosody_features)
+    planned = readers_jobs(seeds, ablation, config, ABLATION_CONFIG, prosody_features)
     pending = [j for j in planned if runs.get(j.key(frontend)) is None]
     say(f"{len(planned) - len(pending)} voice run(s) cached, {len(pending)} to compute")
     if pending:
         with ProcessPoolExecutor(max_workers=max(1, jobs), initializer=_load_worker,
-                                 initargs=(str(data_root), frontend, threads)) as pool:
+                                 initargs=(str(data_root), frontend, threads, prosody_features)) as pool:
             futures = {pool.submit(_run_job, j): j for j in pending}
             for future in as_completed(futures):
                 job = futures[future]

@@ -115,7 +115,8 @@ class Augmenter:
         random.seed(seed)
 
     def one(self, name: str, signal: np.ndarray) -> np.ndarray:
-        """``signal`` (float32, 16 kHz) with augmentation ``name`` applied at a random strength."""
+        """``signal`` (float32, 16 kHz) with augmentation ``name`` applied at a random strength (what it draws from
+        ``self.rng`` is mirrored by :meth:`_advance`)."""
         self._seed_audiomentations()
         if name == "speed":
             return self._tempo(signal, RATE)
@@ -149,10 +150,29 @@ class Augmenter:
         ``config.n_chains`` random chains of 2-4 augmentations."""
         out: list[tuple[tuple[str, ...], np.ndarray]] = [((), signal)]
         out += [((name,), self.apply((name,), signal)) for name in AUGMENTATIONS]
-        lo, hi = self.config.chain_length
         for _ in range(self.config.n_chains):
-            k = int(self.rng.integers(lo, hi + 1))
-            names = tuple(sorted(self.rng.choice(len(AUGMENTATIONS), size=k, replace=False)))
-            chain = tuple(AUGMENTATIONS[i] for i in names)
+            chain = self._random_chain()
             out.append((chain, self.apply(chain, signal)))
         return out
+
+    def first_chain(self, signal: np.ndarray) -> tuple[tuple[str, ...], np.ndarray]:
+        """The first random chain :meth:`versions` would make from the generator's current state (the utterance's
+        degraded copy), without computing the single-augmentation copies before it: the generator is advanced
+        exactly as they advance it."""
+        for name in AUGMENTATIONS:
+            self._advance(name)
+        chain = self._random_chain()
+        return chain, self.apply(chain, signal)
+
+    def _random_chain(self) -> tuple[str, ...]:
+        lo, hi = self.config.chain_length
+        k = int(self.rng.integers(lo, hi + 1))
+        return tuple(AUGMENTATIONS[i] for i in sorted(self.rng.choice(len(AUGMENTATIONS), size=k, replace=False)))
+
+    def _advance(self, name: str) -> None:
+        """Draw from the generator what :meth:`one` draws for ``name`` (keep the two in step)."""
+        self.rng.integers(2**31)
+        if name == "reverb":
+            self.rng.integers(len(self.room_irs))
+        elif name == "codec":
+            self.rng.integers(len(CODECS))

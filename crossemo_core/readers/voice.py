@@ -218,14 +218,26 @@ PROSODY_TASKS = (("valence", len(VALENCES)), ("arousal", len(AROUSALS)))
 
 @dataclass
 class ProsodyHead:
-    """Valence and arousal from :func:`~crossemo_core.readers.prosody.prosody_functionals`: ``absolute`` models read
-    the statistics as they are, ``relative`` ones (``None`` when no training speaker had a neutral recording) read
-    them minus the speaker's baseline (neutral) statistics."""
+    """Valence and arousal from the prosody feature set ``features``
+    (:func:`~crossemo_core.readers.prosody.prosody_features`): ``absolute`` models read the features as they are,
+    ``relative`` ones (``None`` when no training speaker had a neutral recording) read them minus the speaker's
+    baseline (neutral) features."""
 
     absolute: dict[str, LinearHead]
     relative: dict[str, LinearHead] | None = None
+    features: str = "statistics"
+
+    def rows(self, signal: np.ndarray) -> np.ndarray:
+        """The features this view reads, of one 16 kHz recording."""
+        from crossemo_core.readers.prosody import prosody_features
+
+        return prosody_features(signal, self.features)
 
     def proba(self, features: np.ndarray, baseline: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        width = next(iter(self.absolute.values())).mean.shape[0]
+        if np.atleast_2d(features).shape[1] != width:
+            raise DataError(f"this prosody view reads {width} '{self.features}' features, got "
+                            f"{np.atleast_2d(features).shape[1]}: compute them with ProsodyHead.rows(signal).")
         if baseline is None or self.relative is None:
             return {task: head.proba(features) for task, head in self.absolute.items()}
         return {task: head.proba(features - baseline) for task, head in self.relative.items()}
@@ -238,13 +250,13 @@ class ProsodyHead:
         return out
 
     @classmethod
-    def from_tensors(cls, payload: dict[str, Any]) -> "ProsodyHead":
+    def from_tensors(cls, payload: dict[str, Any], features: str = "statistics") -> "ProsodyHead":
         def heads(kind: str) -> dict[str, LinearHead] | None:
             if f"prosody.{kind}.valence.coef" not in payload:
                 return None
             return {task: LinearHead.from_tensors(payload, f"prosody.{kind}.{task}") for task, _ in PROSODY_TASKS}
 
-        return cls(heads("absolute") or {}, heads("relative"))
+        return cls(heads("absolute") or {}, heads("relative"), features)
 
 
 @dataclass(frozen=True)
@@ -279,7 +291,8 @@ class VoiceReader:
         if mel.shape[1] < MIN_SPEECH_S * 1000 / self.frontend.hop_ms:
             raise DataError("the baseline recording holds too little speech (needs at least "
                             f"{MIN_SPEECH_S:.1f} s).")
-        return SpeakerBaseline(NormStats.of([mel], self.frontend.normalisation), prosody_functionals(baseline))
+        rows = self.prosody.rows(baseline) if self.prosody is not None else prosody_functionals(baseline)
+        return SpeakerBaseline(NormStats.of([mel], self.frontend.normalisation), rows)
 
     def combine(self, net: dict[str, np.ndarray], prosody: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:
         """The network's probabilities with the prosody view's valence and arousal mixed in at
@@ -340,6 +353,8 @@ class VoiceReader:
     def save(self, path: str | Path) -> Path:
         meta = {**self.meta, "frontend": asdict(self.frontend), "net": asdict(self.net_config),
                 "emotions": list(VOICE_EMOTIONS), "prosody_weight": self.prosody_weight}
+        if self.prosody is not None:
+            meta["prosody_features"] = self.prosody.features
         tensors: dict[str, Any] = {"weights": half(self.net.state_dict())}
         if self.prosody is not None:
             tensors["prosody"] = self.prosody.tensors()
@@ -353,7 +368,8 @@ class VoiceReader:
             frontend, net_config = FrontendConfig(**meta["frontend"]), NetConfig(**meta["net"])
             net = VoiceEmotionNet(frontend.n_mels, net_config)
             net.load_state_dict(full(payload["weights"]))
-            prosody = ProsodyHead.from_tensors(payload["prosody"]) if "prosody" in payload else None
+            prosody = (ProsodyHead.from_tensors(payload["prosody"], meta.get("prosody_features", "statistics"))
+                       if "prosody" in payload else None)
             return cls(net.eval(), frontend, net_config, meta, prosody, float(meta.get("prosody_weight", 0.0)))
 
         return load_model_file(path, VOICE_FORMAT, "voice reader", build)
@@ -380,13 +396,15 @@ class BatchedReads:
         return len(self._pending)
 
     def add(self, key: Any, signal: np.ndarray) -> None:
-        from crossemo_core.readers.prosody import prosody_functionals
-
         mel = self.reader.spectrogram(signal)
         ok = mel.shape[1] >= self._min_frames
-        uses_prosody = self.reader.prosody is not None and self.reader.prosody_weight > 0
-        self._pending.append((key, mel, prosody_functionals(signal) if ok and uses_prosody else
-                              (np.zeros(0) if ok else None)))
+        rows = np.zeros(0) if ok else None  # empty: read by the network alone
+        if ok and self.reader.prosody is not None and self.reader.prosody_weight > 0:
+            try:
+                rows = self.reader.prosody.rows(signal)
+            except DataError:  # too little voiced speech for the prosody features: the network reads it alone
+                pass
+        self._pending.append((key, mel, rows))
 
     def take(self, final: bool = False) -> list[tuple[Any, Reading]]:
         """``(key, reading)`` of the signals read so far, in the order added: every pending signal when ``final``,
@@ -409,10 +427,13 @@ class BatchedReads:
         if ok:
             baseline = self.baseline
             probs = self.reader.probabilities([group[i][1] for i in ok], baseline.norm if baseline else None)
-            if self.reader.prosody is not None and self.reader.prosody_weight > 0:
-                feats = np.stack([group[i][2] for i in ok])
-                probs = self.reader.combine(probs, self.reader.prosody.proba(feats, baseline.prosody if baseline
-                                                                             else None))
+            with_rows = [j for j, i in enumerate(ok) if group[i][2].size]
+            if self.reader.prosody is not None and self.reader.prosody_weight > 0 and with_rows:
+                feats = np.stack([group[ok[j]][2] for j in with_rows])
+                mixed = self.reader.combine({k: v[with_rows] for k, v in probs.items()},
+                                            self.reader.prosody.proba(feats, baseline.prosody if baseline else None))
+                for k, v in mixed.items():
+                    probs[k][with_rows] = v
         out = []
         where = {i: j for j, i in enumerate(ok)}
         for i, (key, mel, _) in enumerate(group):

@@ -94,14 +94,29 @@ def spectrogram_cache(utterances: list[Utterance], frontend: FrontendConfig, aug
 
 
 def prosody_cache(utterances: list[Utterance], augment: AugmentConfig, seed: int = 0,
-                  progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
-    """``{utterance.key: (2, len(PROSODY_NAMES))}``: prosody statistics of the clean recording and of its first
-    random-chain copy (the same copy :func:`spectrogram_cache` holds, from the same seeds). Computed once, then read."""
-    from crossemo_core.readers.prosody import PROSODY_NAMES, prosody_functionals
+                  progress: Callable[[int, int], None] | None = None,
+                  features: str = "statistics") -> dict[str, np.ndarray]:
+    """``{utterance.key: (2, D)}``: the prosody features ``features`` (:data:`~crossemo_core.readers.prosody.
+    PROSODY_FEATURES`) of the clean recording and of its first random-chain copy (the same copy
+    :func:`spectrogram_cache` holds, from the same seeds). Computed once per set, then read; ``statistics+egemaps``
+    joins the two sets' caches."""
+    from crossemo_core.readers.prosody import PROSODY_FEATURES, PROSODY_NAMES, prosody_features
 
-    tag = json.dumps([CACHE_VERSION, list(PROSODY_NAMES), asdict(augment), seed], sort_keys=True)
-    folder = cache_root() / "voice_prosody" / hashlib.sha256(tag.encode()).hexdigest()[:16]
-    make = _Versions(augment, seed)
+    if features not in PROSODY_FEATURES:
+        raise ValueError(f"unknown prosody features {features!r}; known: {', '.join(PROSODY_FEATURES)}")
+    if "+" in features:
+        parts = [prosody_cache(utterances, augment, seed, progress, f) for f in features.split("+")]
+        return {u.key: np.concatenate([p[u.key] for p in parts], axis=1) for u in utterances}
+    if features == "statistics":
+        tag = json.dumps([CACHE_VERSION, list(PROSODY_NAMES), asdict(augment), seed], sort_keys=True)
+        folder = cache_root() / "voice_prosody" / hashlib.sha256(tag.encode()).hexdigest()[:16]
+    else:
+        from crossemo_core.readers.prosody import EGEMAPS_LEVEL_DBFS, EGEMAPS_TRIM_DB
+
+        tag = json.dumps([CACHE_VERSION, features, EGEMAPS_TRIM_DB, EGEMAPS_LEVEL_DBFS, asdict(augment), seed],
+                         sort_keys=True)
+        folder = cache_root() / "voice_egemaps_prosody" / hashlib.sha256(tag.encode()).hexdigest()[:16]
+    augmenter: Augmenter | None = None
     out: dict[str, np.ndarray] = {}
     for i, u in enumerate(utterances):
         digest = hashlib.sha256(u.path.read_bytes()).hexdigest()
@@ -109,9 +124,11 @@ def prosody_cache(utterances: list[Utterance], augment: AugmentConfig, seed: int
         try:
             out[u.key] = np.load(file, allow_pickle=False)
         except (OSError, ValueError):
-            versions = make(u.path, digest)
-            chain = next(s for names, s in versions if len(names) >= 2)
-            out[u.key] = np.stack([prosody_functionals(versions[0][1]), prosody_functionals(chain)])
+            augmenter = augmenter or Augmenter(augment, seed)
+            augmenter.rng = np.random.default_rng([seed, int(digest[:8], 16)])  # as _Versions seeds it
+            signal = load_signal(u.path)
+            _, chain = augmenter.first_chain(signal)
+            out[u.key] = np.stack([prosody_features(signal, features), prosody_features(chain, features)])
             buf = io.BytesIO()
             np.save(buf, out[u.key])
             atomic_write(file, buf.getvalue())
@@ -312,9 +329,11 @@ def _corpus_weights(utts: list[Utterance]) -> np.ndarray:
 
 def fit_prosody_view(reader: VoiceReader, train: list[Utterance], valid: list[Utterance],
                      cache: dict[str, Versions], prosody: dict[str, np.ndarray], weight: float = 0.5,
-                     report: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)) -> dict[float, float]:
+                     report: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0),
+                     features: str = "statistics") -> dict[float, float]:
     """Fit the reader's :class:`ProsodyHead` on ``train`` (clean and degraded rows, every corpus weighing the same;
-    the relative models on rows minus the speaker's neutral mean) and mix it in at ``weight``.
+    the relative models on rows minus the speaker's neutral mean) and mix it in at ``weight``. ``prosody`` holds
+    the rows of the feature set ``features`` (:func:`prosody_cache` with the same name).
 
     The weight is fixed, not chosen on ``valid``: validation speakers come from the training corpora, and there the
     prosody view looked better than it does on a corpus neither view saw (leave-one-corpus-out), so choosing on
@@ -333,7 +352,7 @@ def fit_prosody_view(reader: VoiceReader, train: list[Utterance], valid: list[Ut
         absolute[task] = LinearHead.fit(x, y, w, n)
         if has_base.any():
             relative[task] = LinearHead.fit((x - base)[has_base], y[has_base], w[has_base], n)
-    reader.prosody = ProsodyHead(absolute, relative or None)
+    reader.prosody = ProsodyHead(absolute, relative or None, features)
     reader.prosody_weight = weight
     if not valid:
         return {}
