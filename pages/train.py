@@ -95,7 +95,8 @@ running = job is not None and not job.finished
 ep = state.train_parts()
 st.caption(f"Split from the Data page: seed {ep.seed}, inconsistent-pair rate {ep.rate}"
            + (" (the corpus's own official folds)" if data.official_split is not None else "") + "; "
-           + ", ".join(f"{name} {len(p)} pairs ({int(p.is_abnormal.sum())} abnormal)" for name, p in ep.parts.items())
+           + ", ".join(f"{name} {len(p)} pairs ({int(p.is_abnormal.sum())} inconsistent)"
+                       for name, p in ep.parts.items())
            + ".")
 
 # ------------------------------------------------------------------------------------------------ settings
@@ -116,48 +117,53 @@ if st.session_state.get(state.DATASET_KIND) == "demo":
                f"CPU; the paper trains for {PRESETS['paper']['epochs']}. The paper's SGD at lr 1e-4 learns slowly: in "
                f"{DEMO_EPOCHS} epochs it barely moves. To watch the model learn in seconds, pick the fast preset "
                f"(ours) or raise the epochs.")
-c1, c2, c3 = st.columns(3)
-with c1:
-    st.subheader("Optimisation")
-    state.widget(st.selectbox, "Optimiser", "p_optimizer", ["sgd", "adam"], disabled=running)
-    state.widget(st.number_input, "Learning rate", "p_lr", min_value=1e-7, max_value=1.0, format="%.6f", step=1e-4,
-                    disabled=running)
-    state.widget(st.number_input, "Batch size (pairs)", "p_batch_size", min_value=2, max_value=4096, step=1,
-                 disabled=running)
-    state.widget(st.number_input, "Epochs", "p_epochs", min_value=1, max_value=1000, step=1, disabled=running)
-with c2:
-    st.subheader("Loss (eq. 18)")
-    state.widget(st.number_input, "λ1 (L_intra weight)", "p_lambda_intra", min_value=0.0, step=0.1, disabled=running)
-    state.widget(st.number_input, "λ2 (L_cross weight)", "p_lambda_cross", min_value=0.0, step=0.1, disabled=running)
-    state.widget(st.number_input, "λ3 (L_hard weight)", "p_lambda_hard", min_value=0.0, step=0.1, disabled=running)
-    state.widget(st.number_input, "k (hard samples per anchor)", "p_k", min_value=1, max_value=256, step=1,
-                 disabled=running)
-    state.widget(st.number_input, "τ (temperature) [ours, paper has none = 1]", "p_tau", min_value=0.01, step=0.1,
-                    disabled=running)
-with c3:
-    st.subheader("Ablations and verdict")
-    st.caption("Switch a loss term off to reproduce the paper's ablations (Table VI).")
-    for term in ("share", "intra", "cross", "hard"):
-        state.widget(st.checkbox, f"use L_{term}", f"p_use_{term}", disabled=running)
-    state.widget(st.selectbox, "L_hard form", "p_hard_loss", ["bce", "literal"], disabled=running,
-                 format_func={"bce": "BCE on (1+cos)/2 [ours, default]", "literal": "literal eq. 13"}.get)
-    state.widget(st.selectbox, "Decision threshold", "p_threshold_rule", ["posterior", "youden"], disabled=running,
-                 format_func={"posterior": "posterior 0.5 (paper)",
-                              "youden": "Youden index on validation [ours]"}.get)
-    youden = st.session_state["p_threshold_rule"] == "youden"
-    state.widget(st.checkbox, "Refit on train + valid [ours]", "p_refit", disabled=running or youden,
-                 help="After the epoch count is chosen on the validation speakers, a fresh network is trained on "
-                      "training + validation speakers for that many epochs and kept. More speakers to learn from "
-                      "(RAVDESS: 16 instead of 12); the run takes about twice as long. Not with the Youden threshold, "
-                      "which is chosen on the validation pairs.")
-    if data.emotion_names is not None:
-        state.widget(st.selectbox, "The losses learn", "p_training_labels", ["classes", "emotions"], disabled=running,
-                     format_func={"classes": f"the {data.n_classes} classes (paper)",
-                                  "emotions": f"the {len(data.emotion_names)} emotions [ours]"}.get,
-                     help="This data set also names finer emotions (" + ", ".join(data.emotion_names) + "). "
-                          "Training on them can separate, e.g., happy from surprised voices; a pair is still "
-                          "called inconsistent only when its classes differ.")
-with st.expander("More settings (learning-rate schedule, early stopping, network sizes, device)"):
+state.widget(st.number_input, "Epochs", "p_epochs", min_value=1, max_value=1000, step=1, disabled=running)
+with st.expander("All settings: optimisation, loss terms and ablations, verdict threshold, schedule, network, "
+                 "device", expanded=False):
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        st.subheader("Optimisation")
+        state.widget(st.selectbox, "Optimiser", "p_optimizer", ["sgd", "adam"], disabled=running)
+        state.widget(st.number_input, "Learning rate", "p_lr", min_value=1e-7, max_value=1.0, format="%.6f", step=1e-4,
+                        disabled=running)
+        state.widget(st.number_input, "Batch size (pairs)", "p_batch_size", min_value=2, max_value=4096, step=1,
+                     disabled=running)
+    with c2:
+        st.subheader("Loss (eq. 18)")
+        state.widget(st.number_input, "λ1 (L_intra weight)", "p_lambda_intra", min_value=0.0, step=0.1,
+                     disabled=running)
+        state.widget(st.number_input, "λ2 (L_cross weight)", "p_lambda_cross", min_value=0.0, step=0.1,
+                     disabled=running)
+        state.widget(st.number_input, "λ3 (L_hard weight)", "p_lambda_hard", min_value=0.0, step=0.1, disabled=running)
+        state.widget(st.number_input, "k (hard samples per anchor)", "p_k", min_value=1, max_value=256, step=1,
+                     disabled=running)
+        state.widget(st.number_input, "τ (temperature) [ours, paper has none = 1]", "p_tau", min_value=0.01, step=0.1,
+                        disabled=running)
+    with c3:
+        st.subheader("Ablations and verdict")
+        st.caption("Switch a loss term off to reproduce the paper's ablations (Table VI).")
+        for term in ("share", "intra", "cross", "hard"):
+            state.widget(st.checkbox, f"use L_{term}", f"p_use_{term}", disabled=running)
+        state.widget(st.selectbox, "L_hard form", "p_hard_loss", ["bce", "literal"], disabled=running,
+                     format_func={"bce": "BCE on (1+cos)/2 [ours, default]", "literal": "literal eq. 13"}.get)
+        state.widget(st.selectbox, "Decision threshold", "p_threshold_rule", ["posterior", "youden"], disabled=running,
+                     format_func={"posterior": "posterior 0.5 (paper)",
+                                  "youden": "Youden index on validation [ours]"}.get)
+        youden = st.session_state["p_threshold_rule"] == "youden"
+        state.widget(st.checkbox, "Refit on train + valid [ours]", "p_refit", disabled=running or youden,
+                     help="After the epoch count is chosen on the validation speakers, a fresh network is trained on "
+                          "training + validation speakers for that many epochs and kept. More speakers to learn from "
+                          "(RAVDESS: 16 instead of 12); the run takes about twice as long. Not with the Youden "
+                          "threshold, which is chosen on the validation pairs.")
+        if data.emotion_names is not None:
+            state.widget(st.selectbox, "The losses learn", "p_training_labels", ["classes", "emotions"],
+                         disabled=running,
+                         format_func={"classes": f"the {data.n_classes} classes (paper)",
+                                      "emotions": f"the {len(data.emotion_names)} emotions [ours]"}.get,
+                         help="This data set also names finer emotions (" + ", ".join(data.emotion_names) + "). "
+                              "Training on them can separate, e.g., happy from surprised voices; a pair is still "
+                              "called inconsistent only when its classes differ.")
+    st.markdown("**Learning-rate schedule, early stopping, network sizes, device**")
     a1, a2, a3 = st.columns(3)
     state.widget(a1.number_input, "Momentum (SGD)", "p_momentum", min_value=0.0, max_value=0.999, step=0.05,
                  disabled=running)

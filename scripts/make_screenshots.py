@@ -6,7 +6,8 @@ Starts ``streamlit run app.py`` (a free localhost port, an empty temporary works
 Debian chromium (tests/browser_support.py). The pages are the ones the app's sidebar navigation shows, in its order
 (nothing here lists them): ``<n>`` is the position in the navigation, ``<page>`` the page's URL path (the default
 page, served at ``/``, is named by its title). On a page with one of the buttons in :data:`ACTIONS` (the Clip
-verdict's sample clip, the sample session) the button is pressed first, so the screenshot shows a result.
+verdict's sample clip, the sample session, a demo training run) the button is pressed first, so the screenshot
+shows a result.
 
 Viewport 1280 x 900. Each screenshot is the whole page when that PNG stays under ``--max-kb`` (first as it is,
 then reduced to 256 colours), else the first 900 pixels. The new files replace every PNG in ``--out`` only when every
@@ -31,8 +32,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 import browser_support as bs  # noqa: E402
 
 VIEWPORT = {"width": 1280, "height": 900}
-ACTIONS = ("Judge this clip", "Analyse the session")
-"""Buttons pressed (when a page shows one, enabled) before its screenshot: they work on the bundled samples."""
+ACTIONS = ("Judge this clip", "Analyse the session", "Start training")
+"""Buttons pressed (when a page shows one, enabled) before its screenshot: they work on the bundled samples (a
+training run on the demo takes seconds and ends with its comparison card)."""
 ACTION_TIMEOUT_MS = 300_000
 
 

@@ -220,12 +220,14 @@ def wait_idle(page, timeout_ms: int = PAGE_TIMEOUT_MS) -> None:
 
 
 def open_app(page, url: str, timeout_ms: int = PAGE_TIMEOUT_MS) -> None:
-    """Go to ``url`` and wait until the app's script has run once and the app is idle. (Before its first run the
-    page shows Streamlit's own list of the files in pages/ as the navigation and no element; :func:`wait_idle`
-    alone can return in that moment.)"""
+    """Go to ``url`` and wait until the app's script has run once, its own navigation is shown and the app is idle.
+    (On a server's first request Streamlit first sends its own list of the files in pages/ as the navigation, then
+    the app's, which has section headers; :func:`wait_idle` alone can return in between.)"""
     page.goto(url)
     page.wait_for_function("() => document.querySelector('[data-testid=\"stMain\"] "
                            "[data-testid=\"stElementContainer\"]')", timeout=timeout_ms)
+    page.wait_for_function("() => document.querySelector('[data-testid=\"stSidebarNav\"] "
+                           "[data-testid=\"stNavSectionHeader\"]')", timeout=timeout_ms)
     wait_idle(page, timeout_ms)
 
 

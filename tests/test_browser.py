@@ -112,6 +112,7 @@ def test_researcher_path_trains_compares_keeps_the_model_and_finds_the_run_after
         goto_page(page, "Train")
         expect(page.get_by_role("heading", name="Live curves")).to_be_visible()
         page.get_by_text("fast [ours", exact=False).first.click()
+        page.get_by_text("All settings:", exact=False).first.click()  # the settings are folded under the Start
         expect(field(page, "Learning rate")).to_have_value("0.001000")
         expect(field(page, "Epochs")).to_have_count(1)
         wait_idle(page)
