@@ -124,7 +124,7 @@ def refit_prosody(args: argparse.Namespace, split, cache, prosody) -> int:
     summary["prosody_refit_command"] = "python " + " ".join(sys.argv)
     atomic_write(args.json, json.dumps(json_safe(summary), indent=1).encode())
     print(f"prosody view ({args.prosody_features}) refitted: RAVDESS 18-20 valence UAR {clean['valence_uar']:.3f} "
-          f"clean (was {before}), {degraded['valence_uar']:.3f} degraded; prosody alone "
+          f"clean (was {before if before is None else round(before, 3)}), {degraded['valence_uar']:.3f} degraded; prosody alone "
           f"{clean['valence_uar_prosody']:.3f}, network alone {clean['valence_uar_network']:.3f} -> {args.out}")
     return 0
 
