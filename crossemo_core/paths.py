@@ -1,9 +1,10 @@
-"""Where the project's own files live, and the one way it writes a file (atomically)."""
+"""Where the project's own files live, the one way it writes a file (atomically), and an in-memory file."""
 from __future__ import annotations
 
 import os
 import tempfile
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
@@ -11,6 +12,15 @@ REPO = Path(__file__).resolve().parent.parent
 """The repository root (the folder holding ``crossemo_core/``)."""
 CHECKPOINTS = REPO / "checkpoints"
 """Shipped model files and their cards."""
+
+
+@dataclass(frozen=True)
+class NamedBytes:
+    """An in-memory file (e.g. an upload): its name (for messages and the extension check) and its bytes. Loaders
+    that take one read it without writing it to disk."""
+
+    name: str
+    data: bytes
 
 
 @contextmanager

@@ -27,6 +27,7 @@ from crossemo_core.detector import Detector
 from crossemo_core.errors import CheckpointError, DataError
 from crossemo_core.experiment import load_corpus, split_pairs
 from crossemo_core.model import SIRHCL, seeded_build
+from crossemo_core.paths import NamedBytes
 from crossemo_core.training import fit_verdict
 
 __all__ = ["DATA_KINDS", "UPLOAD_ROLES", "DEFAULT_MAX_UPLOAD_BYTES", "parse_actors", "load_dataset",
@@ -125,7 +126,7 @@ def load_uploaded(kind: str, files: Mapping[str, tuple[str, bytes]], *, report: 
                   max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES) -> PairDataset:
     """Load a corpus from uploaded files: ``files[role] = (file name, content)`` (roles: :data:`UPLOAD_ROLES`).
 
-    The files are written to a temporary folder that is removed when loading ends, whatever happens.
+    The files are read from memory: nothing is written to disk.
     """
     if kind not in UPLOAD_ROLES:
         raise DataError(f"{DATA_KINDS.get(kind, kind)} cannot be uploaded; enter its path instead.")
@@ -137,25 +138,19 @@ def load_uploaded(kind: str, files: Mapping[str, tuple[str, bytes]], *, report: 
     if total > max_bytes:
         raise DataError(f"the upload is {total / 2**20:.0f} MiB, above the {max_bytes / 2**20:.0f} MiB limit; "
                         f"enter the file's path on this machine instead.")
-    with tempfile.TemporaryDirectory(prefix="crossemo-upload-") as tmp:
-        paths = {}
-        for role, (name, content) in files.items():
-            safe = re.sub(r"[^A-Za-z0-9._-]", "_", Path(name).name) or f"{role}.bin"
-            p = Path(tmp) / f"{role}-{safe}"
-            p.write_bytes(content)
-            paths[role] = p
-        stem = Path(files[next(iter(roles))][0]).stem
-        if kind == "csd":
-            from crossemo_core.data.loaders import load_csd
+    uploaded = {role: NamedBytes(Path(name).name or f"{role}.bin", content) for role, (name, content) in files.items()}
+    stem = Path(uploaded[next(iter(roles))].name).stem
+    if kind == "csd":
+        from crossemo_core.data.loaders import load_csd
 
-            return load_csd(paths["face"], paths["voice"], paths["labels"], report=report)
-        if kind == "misa":
-            from crossemo_core.data.loaders import load_misa
+        return load_csd(uploaded["face"], uploaded["voice"], uploaded["labels"], report=report)
+    if kind == "misa":
+        from crossemo_core.data.loaders import load_misa
 
-            return load_misa(paths["pickle"], name=stem, report=report)
-        from crossemo_core.data.loaders import load_mmsa
+        return load_misa(uploaded["pickle"], name=stem, report=report)
+    from crossemo_core.data.loaders import load_mmsa
 
-        return load_mmsa(paths["pickle"], name=stem, report=report)
+    return load_mmsa(uploaded["pickle"], name=stem, report=report)
 
 
 @dataclass

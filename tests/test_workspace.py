@@ -84,23 +84,37 @@ def test_csd_paths_are_checked(tmp_path):
         workspace.load_csd_files({"face": "a.csd", "voice": "b.csd", "labels": "c.csd"}, base=tmp_path)
 
 
-def test_uploads_are_loaded_from_a_removed_temporary_folder(tmp_path, monkeypatch):
+def test_uploads_are_read_from_memory_and_never_written_to_disk(tmp_path, monkeypatch):
     content = _misa_pickle(tmp_path / "dev.pkl").read_bytes()
-    made = []
-    real = tempfile.TemporaryDirectory
 
-    def spy(*args, **kwargs):
-        d = real(*args, **kwargs)
-        made.append(Path(d.name))
-        return d
+    def no_disk(*args, **kwargs):
+        raise AssertionError("an upload was written to disk")
 
-    monkeypatch.setattr(workspace.tempfile, "TemporaryDirectory", spy)
+    for name in ("TemporaryDirectory", "mkdtemp", "mkstemp", "NamedTemporaryFile"):
+        monkeypatch.setattr(tempfile, name, no_disk)
+    monkeypatch.setattr(Path, "write_bytes", no_disk)
     data = workspace.load_uploaded("misa", {"pickle": ("../../evil name.pkl", content)})
     assert len(data) == 8 and data.name == "evil name"
-    assert made and not any(p.exists() for p in made)
-    with pytest.raises(DataError):  # a broken upload still removes the folder
+    with pytest.raises(DataError, match="x.pkl"):  # a broken upload is one line naming it
         workspace.load_uploaded("misa", {"pickle": ("x.pkl", b"not a pickle")})
-    assert not any(p.exists() for p in made)
+
+
+def test_csd_uploads_are_read_from_memory(tmp_path, monkeypatch):
+    from crossemo_core.data.loaders import load_csd, write_csd
+
+    rng = np.random.default_rng(0)
+    paths = {}
+    intervals = np.stack([np.arange(4.0), np.arange(1.0, 5.0)], 1)
+    for role, dim in (("face", 3), ("voice", 4), ("labels", 1)):
+        paths[role] = tmp_path / f"{role}.csd"
+        write_csd(paths[role], role, {f"v{k}": (rng.normal(size=(4, dim)), intervals) for k in range(4)})
+    expected = load_csd(paths["face"], paths["voice"], paths["labels"])
+    files = {role: (p.name, p.read_bytes()) for role, p in paths.items()}
+    monkeypatch.setattr(tempfile, "TemporaryDirectory", lambda *a, **k: (_ for _ in ()).throw(AssertionError()))
+    got = workspace.load_uploaded("csd", files)
+    assert len(got) == len(expected) and list(got.clip_id) == list(expected.clip_id)
+    for a, b in zip(got.voice, expected.voice):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_upload_limits_and_roles():

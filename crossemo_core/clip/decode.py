@@ -31,6 +31,7 @@ from typing import Callable, Iterator, Union
 import numpy as np
 
 from crossemo_core.errors import DataError
+from crossemo_core.paths import NamedBytes  # noqa: F401 - re-exported: the clip path's in-memory file
 from crossemo_core.settings import positive_number
 
 AUDIO_RATE = 16000
@@ -64,12 +65,6 @@ Source = Union[str, os.PathLike, bytes, "NamedBytes"]
 FrameCallback = Callable[[float, np.ndarray], None]
 
 
-@dataclass(frozen=True)
-class NamedBytes:
-    """An in-memory file (e.g. an upload): its name (for messages and the extension check) and its bytes."""
-
-    name: str
-    data: bytes
 
 
 def source_sha256(source: Source) -> str:

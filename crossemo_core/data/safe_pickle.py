@@ -28,6 +28,7 @@ from typing import Any, BinaryIO, ClassVar
 import numpy as np
 
 from crossemo_core.errors import DataError, UnsafePickleError
+from crossemo_core.paths import NamedBytes
 
 DEFAULT_MAX_BYTES = 4 * 2**30  # 4 GiB
 
@@ -133,13 +134,16 @@ def _check_dtype_state(dtype: np.dtype, state: Any) -> None:
             f"is corrupt or malicious and was not loaded.")
 
 
-def load_pickle(source: str | os.PathLike[str] | bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> object:
-    """Unpickle a file path (or the bytes of a pickle) that holds only plain data.
+def load_pickle(source: str | os.PathLike[str] | bytes | NamedBytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> object:
+    """Unpickle a file path (or the bytes of a pickle, or an in-memory file) that holds only plain data.
 
     Raises:
         UnsafePickleError: the pickle names a callable outside :data:`ALLOWED_GLOBALS` (named in the message).
         DataError: missing file, a directory, empty file, file larger than ``max_bytes``, truncated or corrupt data.
     """
+    if isinstance(source, NamedBytes):
+        _check_size(source.name, len(source.data), max_bytes)
+        return _unpickle(io.BytesIO(source.data), source.name, len(source.data))
     if isinstance(source, (bytes, bytearray, memoryview)):
         label, size = "the pickle data", len(source)
         _check_size(label, size, max_bytes)

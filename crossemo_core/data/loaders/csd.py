@@ -12,6 +12,7 @@ clip id the MISA pickles use.
 """
 from __future__ import annotations
 
+import io
 import json
 from collections import Counter
 from contextlib import contextmanager
@@ -22,9 +23,10 @@ import h5py
 import numpy as np
 
 from crossemo_core.data.container import PairDataset
-from crossemo_core.data.loaders.misa import PathLike, assemble, check_band, note
+from crossemo_core.data.loaders.misa import PathLike, assemble, check_band, note, source_name
 from crossemo_core.data.sanitize import NonFinitePolicy
 from crossemo_core.errors import DataError
+from crossemo_core.paths import NamedBytes
 
 CsdData = dict[str, tuple[np.ndarray, np.ndarray]]
 """video id -> (features ``[n, d]``, intervals ``[n, 2]`` seconds)."""
@@ -33,15 +35,18 @@ CsdData = dict[str, tuple[np.ndarray, np.ndarray]]
 # ---------------------------------------------------------------------------------------------- reading
 @contextmanager
 def _open_root(path: PathLike) -> Iterator[tuple[h5py.Group, str]]:
-    """The root group of a .csd file opened read-only, and its name."""
-    src = str(path)
-    p = Path(path)
-    if not p.exists():
-        raise DataError(f"{src}: file not found.")
-    if not p.is_file():
-        raise DataError(f"{src}: not a regular file; expected a .csd (HDF5) computational sequence.")
+    """The root group of a .csd file (or an in-memory one: never written to disk) opened read-only, and its name."""
+    src = source_name(path)
+    if isinstance(path, NamedBytes):
+        target: Any = io.BytesIO(path.data)
+    else:
+        target = Path(path)
+        if not target.exists():
+            raise DataError(f"{src}: file not found.")
+        if not target.is_file():
+            raise DataError(f"{src}: not a regular file; expected a .csd (HDF5) computational sequence.")
     try:
-        fh = h5py.File(p, "r")
+        fh = h5py.File(target, "r")
     except OSError as err:
         raise DataError(f"{src}: not an HDF5 file, so not a CMU-MultimodalSDK computational sequence (.csd) "
                         f"({err}).") from None
@@ -113,7 +118,7 @@ def _read_metadata(root: h5py.Group) -> dict[str, Any]:
 def read_csd(path: PathLike, videos: Sequence[str] | None = None) -> CsdData:
     """All (or the listed) videos of a computational sequence: ``{video: (features [n, d], intervals [n, 2])}``."""
     with _open_root(path) as (root, _):
-        return _read_data(root, str(path), None if videos is None else set(videos))
+        return _read_data(root, source_name(path), None if videos is None else set(videos))
 
 
 def read_csd_metadata(path: PathLike) -> dict[str, Any]:
@@ -198,13 +203,13 @@ def load_csd(face_csd: PathLike, voice_csd: PathLike, labels_csd: PathLike, *, n
     """
     check_band(neutral_band)
     with _open_root(labels_csd) as (root, _):
-        labels = _read_data(root, str(labels_csd), None)
+        labels = _read_data(root, source_name(labels_csd), None)
         label_meta = _read_metadata(root)
     if not labels:
         raise DataError(f"{labels_csd}: the labels file holds no videos.")
     if name is None:
         ds_name = label_meta.get("dataset name")
-        name = ds_name if isinstance(ds_name, str) and ds_name else Path(labels_csd).stem
+        name = ds_name if isinstance(ds_name, str) and ds_name else Path(source_name(labels_csd)).stem
     label_dim = next(iter(labels.values()))[0].shape[1]
     if label_dim == 0:
         raise DataError(f"{labels_csd}: labels have 0 columns; expected the sentiment score in column 0.")
@@ -213,12 +218,12 @@ def load_csd(face_csd: PathLike, voice_csd: PathLike, labels_csd: PathLike, *, n
     sides = {}
     for side, path in (("face", face_csd), ("voice", voice_csd)):
         with _open_root(path) as (root, root_name):
-            feats = _read_data(root, str(path), set(labels))
+            feats = _read_data(root, source_name(path), set(labels))
             meta = _read_metadata(root)
         if not feats:
             raise DataError(f"{path}: none of the {len(labels)} labelled videos is in this {side} file.")
         dim = next(iter(feats.values()))[0].shape[1]
-        sides[side] = (feats, _names(meta, dim, side, str(path), name, report), root_name)
+        sides[side] = (feats, _names(meta, dim, side, source_name(path), name, report), root_name)
     face_data, voice_data = sides["face"][0], sides["voice"][0]
 
     face: list[np.ndarray] = []

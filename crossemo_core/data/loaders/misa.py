@@ -22,11 +22,24 @@ from crossemo_core.data.labels import sentiment_to_3class
 from crossemo_core.data.safe_pickle import DEFAULT_MAX_BYTES, load_pickle
 from crossemo_core.data.sanitize import NonFinitePolicy, sanitize_sequences
 from crossemo_core.errors import DataError
+from crossemo_core.paths import NamedBytes
 
 logger = logging.getLogger("crossemo_core.data")
 
 EmptyPolicy = Literal["drop", "refuse"]
-PathLike = str | os.PathLike[str]
+PathLike = str | os.PathLike[str] | NamedBytes
+"""A file on disk, or an in-memory one (an upload: read without being written to disk)."""
+
+
+def source_name(path: PathLike) -> str:
+    """How messages name ``path``: the path, or an in-memory file's name."""
+    return path.name if isinstance(path, NamedBytes) else str(path)
+
+
+def default_name(path: PathLike) -> str:
+    """A dataset's default name: ``folder/stem`` of a path, the stem of an in-memory file's name."""
+    p = Path(path.name if isinstance(path, NamedBytes) else path)
+    return f"{p.parent.name}/{p.stem}" if p.parent.name and not isinstance(path, NamedBytes) else p.stem
 
 
 # ---------------------------------------------------------------------------------------------- shared helpers
@@ -133,9 +146,8 @@ def load_misa(path: PathLike, *, name: str | None = None, nonfinite: NonFinitePo
     Feature names are ``facet_00..`` and ``covarep_00..``. Lines about repaired NaN/inf and dropped empty segments
     go to ``report``. The pickle is read with :func:`~crossemo_core.data.safe_pickle.load_pickle`.
     """
-    src = str(path)
-    p = Path(path)
-    name = name or (f"{p.parent.name}/{p.stem}" if p.parent.name else p.stem)
+    src = source_name(path)
+    name = name or default_name(path)
     data = load_pickle(path, max_bytes=max_bytes)
     if not isinstance(data, list):
         raise DataError(f"{src}: expected a list of segments (MISA format), found {type(data).__name__}.")

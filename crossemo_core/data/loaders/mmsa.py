@@ -8,13 +8,21 @@ ignored. Face = vision, voice = audio, speaker = video id (text before ``$_$``),
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from crossemo_core.data.container import PairDataset, concatenate
-from crossemo_core.data.loaders.misa import EmptyPolicy, PathLike, assemble, check_band, feature_names, logger
+from crossemo_core.data.loaders.misa import (
+    EmptyPolicy,
+    PathLike,
+    assemble,
+    check_band,
+    default_name,
+    feature_names,
+    logger,
+    source_name,
+)
 from crossemo_core.data.safe_pickle import DEFAULT_MAX_BYTES, load_pickle
 from crossemo_core.data.sanitize import NonFinitePolicy
 from crossemo_core.errors import DataError
@@ -54,14 +62,13 @@ def load_mmsa(path: PathLike, *, split: str | None = None, name: str | None = No
 
 
 def _base_name(path: PathLike, name: str | None) -> str:
-    p = Path(path)
-    return name or (f"{p.parent.name}/{p.stem}" if p.parent.name else p.stem)
+    return name or default_name(path)
 
 
 def _load(path: PathLike, splits: Sequence[str], name: str | None, nonfinite: NonFinitePolicy,
           neutral_band: Sequence[float], empty: EmptyPolicy, report: list[str] | None,
           max_bytes: int) -> dict[str, PairDataset]:
-    src = str(path)
+    src = source_name(path)
     check_band(neutral_band)
     base = _base_name(path, name)
     data = load_pickle(path, max_bytes=max_bytes)
