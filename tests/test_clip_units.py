@@ -176,3 +176,56 @@ def test_one_training_epoch_of_the_expression_network_moves_its_weights() -> Non
                        gen, batch=32)
     assert np.isfinite(loss) and loss > 0 and sched.last_epoch == 2  # two full batches, the last 6 images dropped
     assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters()))
+
+
+def _builder_inputs(seconds: float, pieces: float | None) -> list:
+    """WindowInput of a synthetic recording (a face in every frame, speech throughout), fed whole or in pieces."""
+    from crossemo_core.clip.reading import FaceReadings
+    from crossemo_core.clip.windows import WindowBuilder
+
+    fps, rng = seq.FACE_FPS, np.random.default_rng(0)
+    times = np.arange(0, seconds, 1 / fps)
+    faces = FaceReadings(times, np.ones(len(times), bool), rng.normal(size=(len(times), 7)).astype(np.float32),
+                         np.full((len(times), 7), 1 / 7))
+    n = int(round(seconds / seq.VOICE_HOP_S))
+    features = rng.normal(size=(n, len(seq.VoiceFeatureExtractor().feature_names))).astype(np.float32)
+    track = seq.VoiceTrack(features, np.ones(n, bool), np.ones(n, bool))
+    audio = rng.normal(size=int(seconds * seq.AUDIO_RATE)).astype(np.float32) * 0.1
+    b, out = WindowBuilder(fps), []
+    if pieces is None:
+        b.add_faces(faces, float("inf"))
+        b.add_voice(track, 0)
+        b.add_audio(audio, 0)
+        return b.finish(seconds)
+    for lo in np.arange(0, seconds, pieces):
+        hi = min(seconds, lo + pieces)
+        f = FaceReadings(*(x[(times >= lo) & (times < hi)] for x in (faces.times, faces.found)),
+                         faces.logits[(times >= lo) & (times < hi)], faces.emotions[(times >= lo) & (times < hi)])
+        b.add_faces(f, hi if hi < seconds else float("inf"))
+        a, z = int(round(lo / seq.VOICE_HOP_S)), int(round(hi / seq.VOICE_HOP_S))
+        b.add_voice(seq.VoiceTrack(features[a:z], track.active[a:z], track.voiced[a:z]), a)
+        b.add_audio(audio[int(lo * seq.AUDIO_RATE):int(hi * seq.AUDIO_RATE)], int(lo * seq.AUDIO_RATE))
+        out += b.ready(hi)
+    return out + b.finish(seconds)
+
+
+def test_each_window_is_read_at_offsets_that_tile_the_hop_inside_the_recording() -> None:
+    """The clip model's ensemble (seq.JITTER_S): evenly spaced offsets one hop wide, so a recording's windows
+    together read it every 50 ms; offsets that would leave the recording are skipped; a recording read in pieces
+    gets the same offsets and sequences as one read whole."""
+    offsets = np.array(seq.JITTER_S)
+    step = np.diff(offsets)
+    assert np.allclose(step, step[0]) and len(offsets) * step[0] == pytest.approx(seq.HOP_S)
+    assert offsets.mean() == pytest.approx(0.0)
+    whole = _builder_inputs(7.3, None)
+    assert [len(w.jitter) for w in whole[:2]] == [5, 10]  # the first window: only the offsets >= 0
+    assert len(whole[-1].jitter) == 5  # the last one ends at the end: only the offsets <= 0
+    for w in whole:
+        assert all(len(f) > 0 and len(v) > 0 and weight == 1.0 for weight, f, v in w.jitter)
+    for pieces in (1.7, 3.0):
+        streamed = _builder_inputs(7.3, pieces)
+        assert [(w.start, w.end) for w in streamed] == [(w.start, w.end) for w in whole]
+        for a, b in zip(streamed, whole):
+            assert len(a.jitter) == len(b.jitter)
+            for (_, fa, va), (_, fb, vb) in zip(a.jitter, b.jitter):
+                assert np.array_equal(fa, fb) and np.array_equal(va, vb)

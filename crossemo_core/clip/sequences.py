@@ -30,6 +30,14 @@ FACE_FPS = 5.0
 expression network are most of a verdict's time (benchmarks/bench_clip.py), and expressions last 0.5-4 s. A
 checkpoint records the rate it was trained with and the scorer samples video at that rate."""
 VOICE_HOP_S = 0.01
+JITTER_S = (-0.225, -0.175, -0.125, -0.075, -0.025, 0.025, 0.075, 0.125, 0.175, 0.225)
+"""Offsets (seconds) at which the clip model reads each window, face and voice together: a window's similarity is
+the mean of the similarities of ``[start + d, end + d)`` (offsets that would leave the recording are skipped). They
+tile the hop (:data:`HOP_S`) evenly, so the windows of a recording together read the clip model at every 50 ms:
+their mean no longer depends on where the window grid falls on the speech. One reading at the nominal place
+flipped between similarity ~0 and ~1 when the audio moved by 100 ms (the recurrent encoders' final state depends
+on where the sequence starts). [ours] Chosen on validation clips (docs/clip.md, Stability)."""
+JITTER_WEIGHTS = (1.0,) * len(JITTER_S)
 MIN_FACE_FRACTION = 0.5
 MIN_SPEECH_FRACTION = 0.25
 MIN_VOICED_FRACTION = 0.15

@@ -45,7 +45,7 @@ from crossemo_core.clip.decode import AUDIO_RATE, AudioBlock, MediaStream, Sourc
 from crossemo_core.clip.face import FaceFrame
 from crossemo_core.clip.reading import (SILENCE_PEAK, ClipFacts, FaceLog, Loudness, ThumbPicker, read_faces, read_still,
                                         scan_loudness)
-from crossemo_core.clip.score import Calibration, WindowScorer
+from crossemo_core.clip.score import RECORDING_READ_S, Calibration, WindowScorer
 from crossemo_core.clip.windows import WindowBuilder
 
 if TYPE_CHECKING:
@@ -132,6 +132,8 @@ class StreamAnalysis:
         self._audio_done = False
         self._voice_done = 0  # voice frames computed (streaming)
         self._speech_frames = 0
+        self._head: list[np.ndarray] = []  # the first RECORDING_READ_S of audio (the clip's voice reading)
+        self._head_n = 0
         self._still: FaceFrame | None = None
         self._still_n = 0
         self._next_piece = self.whole_s + seq.VOICE_MARGIN_S
@@ -401,7 +403,9 @@ class StreamAnalysis:
                 self.builder.no_voice()
         self._read_frames(piece)
         if piece.blocks:
-            self.builder.add_audio(np.concatenate([b.samples for b in piece.blocks]), piece.blocks[0].start)
+            audio = np.concatenate([b.samples for b in piece.blocks])
+            self.builder.add_audio(audio, piece.blocks[0].start)
+            self._keep_head(audio)
         if self.builder.has_voice:
             self._voice_features(final)
         if final:
@@ -444,6 +448,7 @@ class StreamAnalysis:
         b = self.builder
         if audio is not None:
             b.add_audio(audio, 0)
+            self._keep_head(audio)
         if audio is not None and len(audio) >= 0.1 * AUDIO_RATE and float(np.max(np.abs(audio))) >= SILENCE_PEAK:
             track = seq.voice_track(audio, AUDIO_RATE, self.scorer.extractor)
             b.add_voice(track, 0)
@@ -453,6 +458,16 @@ class StreamAnalysis:
         self.windows_scorer.add(b.finish(self.duration_s))
         self.windows += self.windows_scorer.take(final=True)
         release_memory()
+
+    def _keep_head(self, audio: np.ndarray) -> None:
+        """Keep the audio while the recording may still be short enough for its voice to be read as one recording
+        (:data:`~crossemo_core.clip.score.RECORDING_READ_S`; at most ~4 MB)."""
+        limit = int((RECORDING_READ_S + 1.0) * AUDIO_RATE)
+        if self._head_n <= limit:
+            self._head.append(audio)
+            self._head_n += len(audio)
+        elif self._head:
+            self._head = []
 
     @property
     def _any_audio(self) -> bool:
@@ -493,7 +508,9 @@ class StreamAnalysis:
             geometry=self.facelog.geometry_summary(), geometry_series=self.facelog.geometry_series(max_points=5000),
             thumbnails=self.thumbs.thumbnails(max([duration] + [w.end for w in self.windows[-1:]])),
             envelope=np.concatenate(self._env) if self._env else np.zeros(0, np.float32), partial=partial)
-        return self.scorer.verdict(facts, self.windows, self.windows_scorer, self.cal)
+        audio = (np.concatenate(self._head) if self._head and duration <= RECORDING_READ_S + 1e-6
+                 and self._head_n <= (RECORDING_READ_S + 1.0) * AUDIO_RATE else None)
+        return self.scorer.verdict(facts, self.windows, self.windows_scorer, self.cal, audio)
 
     @property
     def speech_s(self) -> float:

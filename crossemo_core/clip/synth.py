@@ -14,9 +14,11 @@ AUDIO_RATE = 16000
 
 def encode_video(frame_at: Callable[[int], np.ndarray], n_frames: int, fps: int = 25,
                  audio: np.ndarray | None = None, audio_rate: int = AUDIO_RATE, container: str = "mp4",
-                 crf: int = 28) -> bytes:
+                 crf: int = 28, options: dict[str, str] | None = None, audio_bit_rate: int | None = None) -> bytes:
     """An H.264 (mp4/mkv) or VP8 (webm) video of ``n_frames`` RGB frames ``frame_at(i)`` (even width/height),
-    with an AAC (mp4), Opus (webm/mkv) or no audio track from ``audio`` (mono float in [-1, 1])."""
+    with an AAC (mp4), Opus (webm/mkv) or no audio track from ``audio`` (mono float in [-1, 1]). ``options``: the
+    video encoder's options (libx264 gets ``crf`` and a fast preset otherwise); ``audio_bit_rate``: the audio
+    encoder's (bits/s; its default otherwise)."""
     import av
 
     first = frame_at(0)
@@ -26,7 +28,9 @@ def encode_video(frame_at: Callable[[int], np.ndarray], n_frames: int, fps: int 
         vcodec = {"mp4": "libx264", "mkv": "libx264", "webm": "libvpx", "avi": "mpeg4"}[container]
         vs = out.add_stream(vcodec, rate=fps)
         vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
-        if vcodec == "libx264":
+        if options is not None:
+            vs.options = dict(options)
+        elif vcodec == "libx264":
             vs.options = {"crf": str(crf), "preset": "veryfast"}
         as_ = None
         if audio is not None:
@@ -34,6 +38,8 @@ def encode_video(frame_at: Callable[[int], np.ndarray], n_frames: int, fps: int 
             rate = 48000 if acodec == "libopus" else audio_rate
             as_ = out.add_stream(acodec, rate=rate)
             as_.layout = "mono"
+            if audio_bit_rate:
+                as_.bit_rate = audio_bit_rate
         for i in range(n_frames):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame_at(i) if i else first), format="rgb24")
             for packet in vs.encode(frame):
@@ -130,18 +136,51 @@ def demo_clip(seconds: float = 10.0, fps: int = 25) -> bytes:
                                         180), int(seconds * fps), fps, audio)
 
 
-def remux(data: bytes, container: str = "matroska") -> bytes:
-    """The same packets in another container, nothing re-encoded (e.g. mp4 -> mkv, as a user's tool would)."""
+def remux(data: bytes, container: str = "matroska", audio_delay_s: float = 0.0) -> bytes:
+    """The same packets in another container, nothing re-encoded (e.g. mp4 -> mkv, as a user's tool would).
+    ``audio_delay_s``: the audio's timestamps moved later by this much against the video's (the video's moved later
+    when it is negative), so that the sound plays that much after (before) the pictures."""
     import av
 
     buf = io.BytesIO()
     with av.open(io.BytesIO(data)) as inp, av.open(buf, "w", format=container) as out:
         streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
+        late = "audio" if audio_delay_s > 0 else "video"
         for packet in inp.demux():
             if packet.dts is not None:
+                if audio_delay_s and packet.stream.type == late:
+                    ticks = int(round(abs(audio_delay_s) / packet.time_base))
+                    packet.dts += ticks
+                    packet.pts = None if packet.pts is None else packet.pts + ticks
                 packet.stream = streams[packet.stream.index]
                 out.mux(packet)
     return buf.getvalue()
+
+
+def to_webm(data: bytes) -> bytes:
+    """The same recording as WebM (VP8 + Opus), re-encoded: WebM cannot hold H.264 or AAC, so a user's converter
+    decodes and encodes again. The frames are decoded at their own rate and the audio as the decoder gives it (an
+    mp4's edit list already applied), resampled to 16 kHz mono; Opus (128 kbit/s) then adds its own pre-skip. Not lossless: the voice comes back at
+~32 dB SNR (resampling to 48 kHz and back included)."""
+    import av
+
+    frames, pcm = [], []
+    with av.open(io.BytesIO(data)) as inp:
+        video = inp.streams.video[0]
+        fps = int(round(float(video.average_rate or 25)))
+        streams = [video] + list(inp.streams.audio[:1])
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE)
+        for frame in inp.decode(*streams):
+            if isinstance(frame, av.VideoFrame):
+                frames.append(frame.to_ndarray(format="rgb24"))
+            else:
+                pcm.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(frame))
+        if inp.streams.audio:
+            pcm.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
+    audio = np.concatenate(pcm).astype(np.float32) if pcm else None
+    return encode_video(lambda i: frames[i], len(frames), fps, audio, container="webm",
+                        options={"deadline": "realtime", "cpu-used": "8", "crf": "10", "b": "2M"},
+                        audio_bit_rate=128000)
 
 
 def loop_media(sources: list, out_path, seconds: float) -> float:  # noqa: ANN001

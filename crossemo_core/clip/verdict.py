@@ -51,8 +51,8 @@ from crossemo_core.clip.decode import AUDIO_RATE, ClipLimits, Source, decode_med
 from crossemo_core.clip.face import FaceFrame, FaceTrack
 from crossemo_core.clip.reading import (SILENCE_PEAK, ClipAnalysis, ClipFacts, FaceLog, ThumbPicker, envelope,  # noqa: F401
                                         geometry_summary)
-from crossemo_core.clip.score import (DEFAULT_CLIP_CHECKPOINT, DEFAULT_FER_CHECKPOINT, VOICE_NAMES,  # noqa: F401
-                                      Calibration, ClipModel, Window, WindowScorer, WindowScores, file_sha256)
+from crossemo_core.clip.score import (DEFAULT_CLIP_CHECKPOINT, DEFAULT_FER_CHECKPOINT, RECORDING_READ_S,  # noqa: F401
+                                      VOICE_NAMES, Calibration, ClipModel, Window, WindowScorer, WindowScores, file_sha256)
 from crossemo_core.clip.segments import Segment, SegmentRule, SessionSummary, segments_of, summarise
 from crossemo_core.clip.windows import WindowBuilder
 from crossemo_core.features.voice import VoiceFeatureExtractor
@@ -135,8 +135,10 @@ def _r(x: float | None, nd: int = 4) -> float | None:
 
 def build_verdict(facts: ClipFacts, windows: list[Window], scorer: WindowScorer, model: ClipModel,
                   combine: Callable, calibration: Calibration, combined: bool,
-                  rule: SegmentRule = SegmentRule()) -> ClipVerdict:
-    """The verdict of a clip from its windows (in time order, results complete) and the facts about it."""
+                  rule: SegmentRule = SegmentRule(), audio: np.ndarray | None = None) -> ClipVerdict:
+    """The verdict of a clip from its windows (in time order, results complete) and the facts about it. ``audio``:
+    the recording's aligned audio when it lasts at most :data:`~.score.RECORDING_READ_S` (the clip's voice reading
+    is then the voice reader on the stretch its judged windows span, else the mean of their readings)."""
     cal = calibration
     scored = [w for w in windows if w.status == "scored"]
     sim = p = p_emb = p_read = None
@@ -148,6 +150,11 @@ def build_verdict(facts: ClipFacts, windows: list[Window], scorer: WindowScorer,
         sim = float(np.mean(sims))
         p_emb = float(model.detector.posterior_abnormal(np.array([sim]))[0])
         face_reading, voice_reading = _pool([w.face for w in scored]), _pool([w.voice for w in scored])
+        if audio is not None and facts.duration_s <= RECORDING_READ_S + 1e-6:
+            stretch = audio[int(scored[0].start * AUDIO_RATE):int(np.ceil(scored[-1].end * AUDIO_RATE))]
+            whole = scorer.read_recording(stretch)
+            if not whole.note or "segments" in whole.note:  # a note otherwise: too little speech to read
+                voice_reading = whole
         ps, pr = combine(np.array([sim]), np.array([p_emb]), face_reading.valence_array()[None],
                          voice_reading.valence_array()[None])
         p, p_read = float(ps[0]), (None if pr is None else float(pr[0]))
@@ -338,7 +345,7 @@ class ClipScorer:
                           face_fraction=a.face_fraction, speech_s=a.speech_s, still=a.still, notes=list(a.notes),
                           geometry=log.geometry_summary(), geometry_series=log.geometry_series(),
                           thumbnails=thumbs.thumbnails(end), envelope=a.envelope)
-        verdict = self.verdict(facts, windows, scorer, cal)
+        verdict = self.verdict(facts, windows, scorer, cal, a.audio)
         verdict.sha256, verdict.voice_sha256 = a.sha256, a.voice_sha256
         return verdict
 
@@ -346,9 +353,9 @@ class ClipScorer:
         return WindowScorer(self.model, self.voice_reader, self.combine_evidence, cal)
 
     def verdict(self, facts: ClipFacts, windows: list[Window], scorer: WindowScorer,
-                cal: Calibration) -> ClipVerdict:
+                cal: Calibration, audio: np.ndarray | None = None) -> ClipVerdict:
         return build_verdict(facts, windows, scorer, self.model, self.combine_evidence, cal,
-                             self.combiner is not None, self.segment_rule)
+                             self.combiner is not None, self.segment_rule, audio)
 
     def combine_evidence(self, similarity: np.ndarray, p_embedding: np.ndarray, face_valence: np.ndarray,
                          voice_valence: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

@@ -30,6 +30,10 @@ class WindowInput:
     voice: np.ndarray | None
     face_emotions: np.ndarray | None = None
     audio: np.ndarray | None = None
+    jitter: list[tuple[float, np.ndarray, np.ndarray]] | None = None
+    """For a window with both: ``(weight, face, voice)`` of the window read at each offset of
+    :data:`~crossemo_core.clip.sequences.JITTER_S` that stays inside the recording and has both (the nominal place
+    included), for the clip model's ensemble."""
 
 
 class WindowBuilder:
@@ -101,11 +105,15 @@ class WindowBuilder:
             end = start + seq.WINDOW_S
             if not (audio_s > seq.WINDOW_S + 1e-6 and start < audio_s - seq.WINDOW_S + 1e-6):
                 break
-            if self.face_until < end - 1e-6 or int(end * AUDIO_RATE) > self.audio_until:
+            # every offset of the ensemble must be inside the recording and read (JITTER_S)
+            reach = end + max(seq.JITTER_S)
+            if audio_s < reach - 1e-6:
                 break
-            if self.has_voice and int(round(end / seq.VOICE_HOP_S)) > self.voice_until:
+            if self.face_until < reach - 1e-6 or int(reach * AUDIO_RATE) > self.audio_until:
                 break
-            out.append(self._input(start, end))
+            if self.has_voice and int(round(reach / seq.VOICE_HOP_S)) > self.voice_until:
+                break
+            out.append(self._input(start, end, audio_s))
             self.produced += 1
         self._drop_old()
         return out
@@ -113,23 +121,37 @@ class WindowBuilder:
     def finish(self, duration_s: float) -> list[WindowInput]:
         """Every window not handed out yet, up to the end (``duration_s``), the last one ending there."""
         windows = seq.window_starts(duration_s) if duration_s > 0 else []
-        out = [self._input(a, b) for a, b in windows[self.produced:]]
+        out = [self._input(a, b, duration_s) for a, b in windows[self.produced:]]
         self.produced = len(windows)
         return out
 
-    def _input(self, start: float, end: float) -> WindowInput:
+    def _sequences(self, start: float, end: float) -> tuple[np.ndarray | None, np.ndarray | None]:
         f = self.faces
         face = seq.face_window(f.times, f.found, f.logits, start, end, self.fps) if len(f.times) else None
         voice = (seq.voice_window(self.voice, start, end, first=self.voice_first)
                  if self.has_voice and self.voice is not None else None)
+        return face, voice
+
+    def _input(self, start: float, end: float, until: float) -> WindowInput:
+        """The window ``[start, end)`` of a recording known to last at least ``until`` seconds."""
+        face, voice = self._sequences(start, end)
         if face is None or voice is None:
             return WindowInput(start, end, face, voice)
+        jitter = []
+        for d, weight in zip(seq.JITTER_S, seq.JITTER_WEIGHTS):
+            if d == 0:
+                jitter.append((weight, face, voice))
+            elif start + d >= -1e-6 and end + d <= until + 1e-6:
+                f, v = self._sequences(start + d, end + d)
+                if f is not None and v is not None:
+                    jitter.append((weight, f, v))
         a, b = int(start * AUDIO_RATE) - self.audio_first, int(end * AUDIO_RATE) - self.audio_first
-        return WindowInput(start, end, face, voice, f.window_emotions(start, end), self.audio[max(a, 0):max(b, 0)])
+        return WindowInput(start, end, face, voice, self.faces.window_emotions(start, end),
+                           self.audio[max(a, 0):max(b, 0)], jitter)
 
     def _drop_old(self) -> None:
         """Keep what the next regular window, or a last window ending the recording soon, may need."""
-        keep = max(0.0, self.next_start - seq.HOP_S)
+        keep = max(0.0, self.next_start - seq.HOP_S + min(0.0, min(seq.JITTER_S)))  # the ensemble reads earlier
         if self.has_voice:  # the audio the next voice features need (a resumed analysis windows ahead of them)
             keep = max(0.0, min(keep, self.voice_until * seq.VOICE_HOP_S - seq.VOICE_MARGIN_S - 1.0))
         if len(self.faces) and self.faces.times[0] < keep - 1e-3:
