@@ -31,8 +31,9 @@ Every finished run is kept in the workspace folder (:func:`run_store`) and liste
 
 A reload starts a new Streamlit session; the shared keys above (data, model, training job, widget values, cached
 views) are remembered per ``session_token`` in this server process (:func:`remember`, at most
-:data:`MAX_REMEMBERED` sessions) and given back to a session that opens with the same ``?s=`` in its URL. Results of
-an uploaded clip are not remembered: its upload is gone after a reload.
+:data:`MAX_REMEMBERED` tabs, each for :data:`REMEMBER_SECONDS` after its last run) and given back to a session
+that opens with the same ``?s=`` in its URL. Results of an uploaded clip are not remembered: its upload is gone
+after a reload.
 
 ``p_normalise`` (Data: "none", "neutral" or "all") is the per-person normalisation applied to ``dataset_raw``.
 
@@ -45,6 +46,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import secrets
 import threading
+import time
 from collections import OrderedDict
 
 import streamlit as st
@@ -83,8 +85,11 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-MAX_REMEMBERED = 32
-_REMEMBERED: "OrderedDict[str, dict[str, Any]]" = OrderedDict()  # session token -> shared keys (this process)
+MAX_REMEMBERED = 16
+REMEMBER_SECONDS = 3600.0
+"""A tab's state is kept for a reload for this long after its last run (and for at most MAX_REMEMBERED tabs): it
+holds the tab's data and models, so a closed tab's memory is given back within the hour."""
+_REMEMBERED: "OrderedDict[str, tuple[float, dict[str, Any]]]" = OrderedDict()  # token -> (last run, shared keys)
 _REMEMBERED_LOCK = threading.Lock()
 _NOT_REMEMBERED = (LOAD_JOB, LOAD_MESSAGE, SESSION_TOKEN)
 
@@ -105,7 +110,9 @@ def init() -> None:
 def _restore_or_start() -> None:
     token = st.query_params.get("s")
     with _REMEMBERED_LOCK:
-        saved = _REMEMBERED.get(token) if token else None
+        _forget_old()
+        entry = _REMEMBERED.get(token) if token else None
+    saved = None if entry is None else entry[1]
     if saved is not None:
         for key, value in saved.items():
             st.session_state[key] = value
@@ -127,12 +134,19 @@ def remember() -> None:
         return
     snapshot = {key: st.session_state[key] for key in list(st.session_state.keys()) if _shared_key(key)}
     with _REMEMBERED_LOCK:
-        _REMEMBERED[token] = snapshot
+        _REMEMBERED[token] = (time.monotonic(), snapshot)
         _REMEMBERED.move_to_end(token)
-        while len(_REMEMBERED) > MAX_REMEMBERED:
-            _REMEMBERED.popitem(last=False)
+        _forget_old()
     if st.query_params.get("s") != token:
         st.query_params["s"] = token
+
+
+def _forget_old() -> None:
+    """Drop remembered tabs beyond :data:`MAX_REMEMBERED` and those idle for :data:`REMEMBER_SECONDS` (lock held)."""
+    now = time.monotonic()
+    while _REMEMBERED and (len(_REMEMBERED) > MAX_REMEMBERED
+                           or now - next(iter(_REMEMBERED.values()))[0] > REMEMBER_SECONDS):
+        _REMEMBERED.popitem(last=False)
 
 
 def restored() -> bool:

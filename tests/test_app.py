@@ -449,3 +449,17 @@ def test_per_person_normalisation_is_a_data_option_used_in_training_and_undone_b
     at.radio(key=wk(at, "p_normalise")).set_value("none").run()
     assert_clean(at)
     assert at.session_state["dataset"] is raw
+
+
+def test_remembered_tabs_are_bounded_in_number_and_time(monkeypatch):
+    from crossemo_app import state
+
+    monkeypatch.setattr(state, "_REMEMBERED", type(state._REMEMBERED)())
+    now = time.monotonic()
+    for k in range(state.MAX_REMEMBERED + 3):
+        state._REMEMBERED[f"t{k}"] = (now, {})
+    state._REMEMBERED["stale"] = (now - state.REMEMBER_SECONDS - 1, {})
+    state._REMEMBERED.move_to_end("stale", last=False)
+    state._forget_old()
+    assert len(state._REMEMBERED) == state.MAX_REMEMBERED and "stale" not in state._REMEMBERED
+    assert list(state._REMEMBERED)[0] == "t3"  # the oldest went first
