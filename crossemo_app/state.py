@@ -4,7 +4,7 @@ Keys (``st.session_state[...]``):
 
 =====================  =================================================================================
 ``dataset``            the loaded :class:`~crossemo_core.data.container.PairDataset` (None until loaded)
-``dataset_raw``        the dataset as loaded, before per-person normalisation (``dataset`` is it, or its normalised copy)
+``dataset_raw``        the dataset as loaded, before per-person normalisation (``dataset`` is it or its normalised copy)
 ``dataset_kind``       its kind (a key of ``crossemo_core.workspace.DATA_KINDS``)
 ``dataset_source``     one line saying where it came from
 ``dataset_report``     the loader's notes (list of str)
