@@ -5,7 +5,6 @@ the session until the user downloads them.
 """
 from __future__ import annotations
 
-import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,28 +41,25 @@ def _clip_thread() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="crossemo-clip-verdict")
 
 
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def identify(**sources: NamedBytes | None) -> tuple[tuple[str, str, str], ...]:
-    """(role, file name, sha256) of every input given: what a result shown on the page belongs to."""
-    return tuple((role, src.name, sha256_hex(src.data)) for role, src in sources.items() if src is not None)
-
-
-def describe_inputs(inputs: tuple[tuple[str, str, str], ...]) -> str:
-    return ", ".join(f"{role} {name} (sha256 {sha[:16]}…)" for role, name, sha in inputs)
+def input_identity(source: NamedBytes | Path | None) -> tuple | None:
+    """A cheap identity of an input chosen now (name, size and its first and last 64 KiB; a path's modification time),
+    compared on every rerun to drop results that belong to another input. It is not a checksum and costs no pass
+    over the bytes: the verdict itself carries the file's sha256."""
+    if source is None:
+        return None
+    if isinstance(source, NamedBytes):
+        return ("bytes", source.name, len(source.data), hash(source.data[:65536]), hash(source.data[-65536:]))
+    stat = Path(source).stat()
+    return ("path", str(source), stat.st_size, stat.st_mtime_ns)
 
 
 @dataclass(frozen=True)
 class JudgedClip:
-    """A verdict with the inputs it was made from (role, name, sha256); the page drops it when they change."""
+    """A verdict with the identity of the inputs it was made from (:func:`input_identity` of each); the page drops it
+    when they change."""
 
-    inputs: tuple[tuple[str, str, str], ...]
+    inputs: tuple
     verdict: Any
-
-    def inputs_dict(self) -> dict[str, dict[str, str]]:
-        return {role: {"file": name, "sha256": sha} for role, name, sha in self.inputs}
 
 
 def judge(face, voice=None, baseline=None):  # noqa: ANN001, ANN201 - Sources in, a ClipVerdict out

@@ -16,7 +16,6 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from crossemo_app.clip_view import COLOURS, VALENCE_COLOURS
-from crossemo_core.clip.decode import NamedBytes
 from crossemo_core.clip.segments import fmt_clock, fmt_time
 from crossemo_core.paths import REPO
 
@@ -115,15 +114,4 @@ def badge(v: Any) -> str:
              if v.session.n_judged else "NOTHING JUDGED")
     return (f"<span style='background:{colour};color:white;padding:6px 14px;border-radius:6px;font-size:1.4rem;"
             f"font-weight:700'>{words}</span>")
-
-
-def source_identity(source: NamedBytes | Path | None) -> tuple | None:
-    """A cheap identity of the recording chosen now (name and size; a path's modification time too), compared on
-    every rerun to drop results that belong to another recording (the verdict itself carries the sha256)."""
-    if source is None:
-        return None
-    if isinstance(source, NamedBytes):
-        return ("bytes", source.name, len(source.data), hash(source.data[:65536]), hash(source.data[-65536:]))
-    stat = Path(source).stat()
-    return ("path", str(source), stat.st_size, stat.st_mtime_ns)
 

@@ -7,7 +7,7 @@ import streamlit as st
 
 from crossemo_app import clip_view as cv
 from crossemo_app import recorder, ui
-from crossemo_core.clip.decode import SUPPORTED, NamedBytes
+from crossemo_core.clip.decode import SUPPORTED, NamedBytes, source_sha256
 from crossemo_core.clip.report import PLAIN, report_html, verdicts_table
 
 ui.inside_app()
@@ -77,7 +77,7 @@ with st.expander("Optional: a calm, neutral baseline clip of the same person"):
 
 photo_and_voice = source == "Record" and st.session_state.get("clip_record_mode") == RECORD_MODES[1]
 ready = face_in is not None and (not photo_and_voice or voice_in is not None)
-inputs = cv.identify(face=face_in, voice=voice_in, baseline=baseline_in)
+inputs = tuple(cv.input_identity(src) for src in (face_in, voice_in, baseline_in))
 shown = st.session_state.get(RESULT)
 if shown is not None and shown.inputs != inputs:  # the input changed: the verdict shown is not about it any more
     st.session_state.pop(RESULT)
@@ -94,7 +94,9 @@ if judged is not None:
     v = judged.verdict
     st.divider()
     st.markdown(f"**{v.file}{' + ' + v.voice_file if v.voice_file else ''}**")
-    st.caption("This result belongs to " + cv.describe_inputs(judged.inputs) + ".")
+    st.caption(f"This result belongs to {v.file} (sha256 {v.sha256[:16]}…)"
+               + (f" and {v.voice_file} (sha256 {v.voice_sha256[:16]}…)" if v.voice_sha256 else "")
+               + (f", judged against the baseline {baseline_in.name}" if baseline_in is not None else "") + ".")
     st.markdown(cv.badge(v.verdict, v.label), unsafe_allow_html=True)
     st.markdown(f"### {PLAIN[v.verdict]}")
     st.markdown(f"**Why:** {v.reason}")
@@ -135,7 +137,7 @@ if judged is not None:
     d1.download_button("Download the report (HTML, printable)", report_html(v, cv.scorer().model).encode(),
                        file_name=f"{v.file}.report.html", mime="text/html", key="clip_dl_html")
     d2.download_button("Download the verdict (JSON)",
-                       json.dumps({"inputs": judged.inputs_dict(), **v.to_dict()}, indent=2).encode(),
+                       json.dumps(v.to_dict(), indent=2).encode(),
                        file_name=f"{v.file}.verdict.json", mime="application/json", key="clip_dl_json")
 
 st.divider()
@@ -146,22 +148,20 @@ batch_inputs = tuple((f.name, f.file_id) for f in files or [])
 if st.session_state.get(BATCH) and st.session_state[BATCH][0] != batch_inputs:
     st.session_state.pop(BATCH)  # other files now: the table shown was about the old ones
 if st.button("Judge them all", disabled=not files, key="clip_batch_go"):
-    rows, hashes = [], []
+    rows = []
     progress = st.progress(0.0, text="Judging…")
     for i, f in enumerate(files):
-        data = f.getvalue()
-        hashes.append(cv.sha256_hex(data))
+        clip = NamedBytes(f.name, f.getvalue())
         try:
-            rows.append(cv.judge(NamedBytes(f.name, data)).to_dict())
+            rows.append(cv.judge(clip).to_dict())  # the verdict names its file's sha256
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
-            rows.append({"file": f.name, "verdict": None, "error": str(exc)})
+            rows.append({"file": f.name, "verdict": None, "error": str(exc), "sha256": source_sha256(clip)})
         progress.progress((i + 1) / len(files), text=f"Judged {i + 1} of {len(files)}")
     progress.empty()
-    st.session_state[BATCH] = (batch_inputs, rows, hashes)
+    st.session_state[BATCH] = (batch_inputs, rows)
 if st.session_state.get(BATCH):
-    _, rows, hashes = st.session_state[BATCH]
+    _, rows = st.session_state[BATCH]
     table = verdicts_table(rows)
-    table.insert(1, "sha256", hashes)
     st.dataframe(table, hide_index=True, key="clip_batch_table")
     st.download_button("Download the table (CSV)", table.to_csv(index=False).encode(), file_name="crossemo-clips.csv",
                        mime="text/csv", key="clip_batch_csv")

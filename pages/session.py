@@ -64,7 +64,7 @@ with st.expander("Optional: a per-person baseline from a calm stretch of this re
     calm_start = c1.number_input("Calm stretch from (s)", min_value=0.0, value=0.0, step=5.0, key="session_calm_start")
     calm_end = c2.number_input("to (s)", min_value=1.0, value=20.0, step=5.0, key="session_calm_end")
 
-identity = sv.source_identity(source)
+identity = cv.input_identity(source)
 if st.session_state.get(INPUT) is not None and st.session_state.get(INPUT) != identity:
     # another recording now: what is shown (or still being analysed) is about the old one
     old = st.session_state.get(JOB)

@@ -65,11 +65,31 @@ def test_a_verdict_names_its_input_and_goes_when_the_input_changes_or_fails() ->
     assert "clip_result" not in at.session_state and not at.get("download_button")
     box.set_value(box.options[0]).run()
     at.button(key="clip_go").click().run()
-    assert at.session_state["clip_result"].inputs[0][2] == digest
+    assert at.session_state["clip_result"].verdict.sha256 == digest
     with mock.patch.object(clip_view, "judge", side_effect=_DataError("the file is damaged")):
         at.button(key="clip_go").click().run()  # judging the same input again fails
     assert any("the file is damaged" in e.value for e in at.error)
     assert "clip_result" not in at.session_state and not at.get("download_button")  # nothing left to mislabel
+
+
+@pytest.mark.slow
+def test_many_clips_at_once_names_each_file_by_its_sha256() -> None:
+    import hashlib
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/clip.py")
+    at.run()
+    sample = (REPO / "assets" / "clips" / "smile_upbeat.mp4").read_bytes()
+    junk = b"not a video at all"
+    at.file_uploader(key="clip_batch_files").set_value([("a.mp4", sample, "video/mp4"),
+                                                        ("b.mp4", junk, "video/mp4")]).run()
+    at.button(key="clip_batch_go").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = next(df.value for df in at.dataframe if "sha256" in df.value.columns)
+    assert list(table["file"]) == ["a.mp4", "b.mp4"]
+    assert list(table["sha256"]) == [hashlib.sha256(sample).hexdigest(), hashlib.sha256(junk).hexdigest()]
+    assert table["verdict"].iloc[0] is not None and table["error"].iloc[1]
 
 
 # ------------------------------------------------------------------------------------------------ recording (issue 16.5)
