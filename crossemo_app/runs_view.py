@@ -1,7 +1,6 @@
 """The Train page's run views: the comparison card of a finished run, and the runs kept in the workspace."""
 from __future__ import annotations
 
-import math
 
 import pandas as pd
 import streamlit as st
@@ -9,11 +8,7 @@ import streamlit as st
 from crossemo_app import charts, state
 from crossemo_core import reports
 from crossemo_core.data.container import PairDataset
-from crossemo_core.runs import ModelCheck, RunComparison, StoredRun
-
-
-def _num(x: float | None) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
+from crossemo_core.runs import ModelCheck, RunComparison, StoredRun, fmt_metric
 
 
 def _mixture_words(check: ModelCheck) -> str:
@@ -29,10 +24,10 @@ def comparison_table(comparison: RunComparison) -> pd.DataFrame:
     if comparison.current is not None:
         models["Model in use"] = comparison.current
     rows = {
-        "AUC (ranking, 0.5 = chance)": [_num(m.auc) for m in models.values()],
-        "TPR: inconsistent pairs caught": [_num(m.tpr) for m in models.values()],
-        "FPR: consistent pairs flagged": [_num(m.fpr) for m in models.values()],
-        "Accuracy at its threshold": [_num(m.accuracy) for m in models.values()],
+        "AUC (ranking, 0.5 = chance)": [fmt_metric(m.auc) for m in models.values()],
+        "TPR: inconsistent pairs caught": [fmt_metric(m.tpr) for m in models.values()],
+        "FPR: consistent pairs flagged": [fmt_metric(m.fpr) for m in models.values()],
+        "Accuracy at its threshold": [fmt_metric(m.accuracy) for m in models.values()],
         "Threshold on p(inconsistent)": [f"{m.threshold:.2f}" for m in models.values()],
         "Beta mixture": [_mixture_words(m) for m in models.values()],
     }

@@ -34,7 +34,7 @@ from crossemo_core.paths import atomic_write_text
 from crossemo_core.training import EpochEvent, StepEvent
 
 __all__ = ["NEAR_CHANCE_AUC", "MixtureHealth", "ModelCheck", "RunComparison", "RunStore", "StoredRun",
-           "check_model", "compare_models", "mixture_health"]
+           "check_model", "compare_models", "fmt_metric", "mixture_health"]
 
 NEAR_CHANCE_AUC = 0.6
 """A model whose AUC on its test pairs is below this is called near chance and never offered as the default."""
@@ -100,9 +100,9 @@ class RunComparison:
     def summary(self) -> str:
         """One sentence for the card's header."""
         c = self.candidate
-        head = f"New model: AUC {_fmt(c.auc)} on {c.n_pairs} test pairs"
+        head = f"New model: AUC {fmt_metric(c.auc)} on {c.n_pairs} test pairs"
         if self.current is not None:
-            head += f" (model in use: {_fmt(self.current.auc)} on the same pairs)"
+            head += f" (model in use: {fmt_metric(self.current.auc)} on the same pairs)"
         if self.flags:
             return head + ". Not recommended: " + "; ".join(self.flags) + "."
         return head + ". It looks sound; use it if you want it."
@@ -131,8 +131,9 @@ def _pair(v: Any) -> tuple[float, float] | None:
     return None if v is None else (float(v[0]), float(v[1]))
 
 
-def _fmt(x: float) -> str:
-    return "n/a" if x is None or math.isnan(x) else f"{x:.3f}"
+def fmt_metric(x: float | None) -> str:
+    """A metric as shown to people: three decimals, or "n/a" when missing or undefined (NaN)."""
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
 
 
 def mixture_health(detector: Detector, p_inconsistent: np.ndarray) -> MixtureHealth:
@@ -175,7 +176,7 @@ def compare_models(candidate: Detector, current: Detector | None, test_pairs: Pa
     flags: list[str] = []
     notes: list[str] = []
     if not new.auc >= NEAR_CHANCE_AUC:
-        flags.append(f"near chance (AUC {_fmt(new.auc)} < {NEAR_CHANCE_AUC})")
+        flags.append(f"near chance (AUC {fmt_metric(new.auc)} < {NEAR_CHANCE_AUC})")
     flags.extend(f"degenerate mixture: {p}" for p in new.mixture.problems)
     old = None
     if current is not None and schema_mismatch(current.schema, test_pairs):
@@ -183,7 +184,7 @@ def compare_models(candidate: Detector, current: Detector | None, test_pairs: Pa
     elif current is not None:
         old = check_model(current, test_pairs)
         if new.auc < old.auc:
-            flags.append(f"behind the model in use (AUC {_fmt(new.auc)} vs {_fmt(old.auc)})")
+            flags.append(f"behind the model in use (AUC {fmt_metric(new.auc)} vs {fmt_metric(old.auc)})")
         seen = _seen_speakers(current, test_pairs)
         if seen:
             notes.append(f"The model in use was trained on {len(seen)} of these test speakers "
@@ -235,11 +236,10 @@ class StoredRun:
 
     def label(self) -> str:
         auc = self.test_metrics.get("auc")
-        auc_text = "n/a" if auc is None or (isinstance(auc, float) and math.isnan(auc)) else f"{auc:.3f}"
         flag = "" if self.comparison is None or self.comparison.recommended else " [flagged]"
         return (f"{self.created[:16].replace('T', ' ')} · {self.method} · {self.data_name} · "
                 f"{len([e for e in self.epochs if e.phase == 'select'])} epoch(s) · {self.state} · "
-                f"test AUC {auc_text}{flag}")
+                f"test AUC {fmt_metric(auc)}{flag}")
 
 
 class RunStore:
