@@ -4,7 +4,8 @@ Keys (``st.session_state[...]``):
 
 =====================  =================================================================================
 ``dataset``            the loaded :class:`~crossemo_core.data.container.PairDataset` (None until loaded)
-``dataset_raw``        the dataset as loaded, before per-person normalisation (``dataset`` is it or its normalised copy)
+``dataset_loaded``     (dataset, source, report) as loaded, before per-person normalisation (``dataset`` is it or
+                       its normalised copy)
 ``dataset_kind``       its kind (a key of ``crossemo_core.workspace.DATA_KINDS``)
 ``dataset_source``     one line saying where it came from
 ``dataset_report``     the loader's notes (list of str)
@@ -35,7 +36,7 @@ views) are remembered per ``session_token`` in this server process (:func:`remem
 that opens with the same ``?s=`` in its URL. Results of an uploaded clip are not remembered: its upload is gone
 after a reload.
 
-``p_normalise`` (Data: "none", "neutral" or "all") is the per-person normalisation applied to ``dataset_raw``.
+``p_normalise`` (Data: "none", "neutral" or "all") is the per-person normalisation applied to ``dataset_loaded``.
 
 ``p_split_seed`` / ``p_split_rate`` (Home) define the split and protocol; ``p_threshold`` (Similarity) is the decision
 threshold on the posterior of inconsistency used by the Similarity and Verdicts pages.
@@ -63,8 +64,8 @@ if TYPE_CHECKING:
 
 BUNDLED_CHECKPOINT = CHECKPOINTS / "demo.pt"
 
-DATASET, DATASET_RAW, DATASET_KIND, DATASET_SOURCE, DATASET_REPORT, DATA_ID = (
-    "dataset", "dataset_raw", "dataset_kind", "dataset_source", "dataset_report", "data_id")
+DATASET, DATASET_LOADED, DATASET_KIND, DATASET_SOURCE, DATASET_REPORT, DATA_ID = (
+    "dataset", "dataset_loaded", "dataset_kind", "dataset_source", "dataset_report", "data_id")
 NORMALISE = "p_normalise"
 NORMALISE_LABELS = {"none": "none (features as loaded)",
                     "neutral": "each person's neutral clips (a calm baseline recording)",
@@ -77,7 +78,7 @@ SPLIT_SEED, SPLIT_RATE, THRESHOLD = "p_split_seed", "p_split_rate", "p_threshold
 PERSIST_PREFIX, WIDGET_PREFIX, VERSIONS = "p_", "w_", "widget_versions"
 
 DEFAULTS: dict[str, Any] = {
-    DATASET: None, DATASET_RAW: None, DATASET_KIND: None, DATASET_SOURCE: "", DATASET_REPORT: [], DATA_ID: 0,
+    DATASET: None, DATASET_LOADED: None, DATASET_KIND: None, DATASET_SOURCE: "", DATASET_REPORT: [], DATA_ID: 0,
     LOAD_JOB: None, NORMALISE: "none",
     LOAD_MESSAGE: None,
     DETECTOR: None, DETECTOR_SOURCE: "", RUN_ID: 0, TRAIN_JOB: None, SEEN_JOB: None, RUN_DECISION: None,
@@ -206,12 +207,13 @@ def dataset() -> PairDataset | None:
 
 
 def set_dataset(data: PairDataset, kind: str, source: str, report: list[str], *,
-                raw: PairDataset | None = None) -> str | None:
-    """Make ``data`` current (``raw``: the data as loaded when ``data`` is its per-person normalised copy; a new
-    load resets the normalisation); a detector that does not fit it is set aside. Returns a note or None."""
-    if raw is None:
+                normalised: bool = False) -> str | None:
+    """Make ``data`` current; a detector that does not fit it is set aside. Returns a note or None. A new load
+    (``normalised`` False) is kept as loaded and resets the per-person normalisation; ``normalised``: ``data`` is a
+    view of the loaded data (:func:`apply_normalisation`)."""
+    if not normalised:
         set_value(NORMALISE, "none")
-    st.session_state[DATASET_RAW] = raw if raw is not None else data
+        st.session_state[DATASET_LOADED] = (data, source, list(report))
     st.session_state[DATASET] = data
     st.session_state[DATASET_KIND] = kind
     st.session_state[DATASET_SOURCE] = source
@@ -235,17 +237,22 @@ def apply_normalisation() -> str | None:
     loaded one itself for "none". A model trained on other features is set aside (its schema records them)."""
     from crossemo_core.data.calibration import calibrate_speakers
 
-    raw = st.session_state.get(DATASET_RAW)
-    if raw is None:
+    if st.session_state.get(DATASET_LOADED) is None:
         return None
+    raw, source, report = st.session_state[DATASET_LOADED]
     reference = st.session_state.get(NORMALISE, "none")
-    kind, source = st.session_state[DATASET_KIND], st.session_state[DATASET_SOURCE].split(" · per-person")[0]
-    report = [line for line in st.session_state[DATASET_REPORT] if not line.startswith("per-speaker calibration")]
+    kind = st.session_state[DATASET_KIND]
     if reference == "none":
-        return set_dataset(raw, kind, source, report, raw=raw)
+        return set_dataset(raw, kind, source, report, normalised=True)
     data, done = calibrate_speakers(raw, reference)
     return set_dataset(data, kind, f"{source} · per-person normalised on {reference} clips", [*report, str(done)],
-                       raw=raw)
+                       normalised=True)
+
+
+def loaded_dataset() -> PairDataset | None:
+    """The dataset as loaded, before any per-person normalisation."""
+    loaded = st.session_state.get(DATASET_LOADED)
+    return None if loaded is None else loaded[0]
 
 
 def start_load(kind: str, source: str, load: Callable[..., PairDataset]) -> None:

@@ -224,7 +224,7 @@ ui.explain("People differ at rest: a naturally low voice, a habitual frown. Per-
            "recording, or all of their clips) and expresses every clip relative to it. It is used in training and at "
            "test alike, and a model trained on normalised features only fits normalised data. On RAVDESS it raised "
            "the speaker-disjoint AUC from 0.756 to 0.817 (docs/results.md).")
-raw = st.session_state.get(state.DATASET_RAW) or data
+raw = state.loaded_dataset() or data
 references = ["none", "all"] + (["neutral"] if "neutral" in raw.class_names else [])
 
 
