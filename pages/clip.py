@@ -94,9 +94,9 @@ if judged is not None:
     v = judged.verdict
     st.divider()
     st.markdown(f"**{v.file}{' + ' + v.voice_file if v.voice_file else ''}**")
-    st.caption(f"This result belongs to {v.file} (sha256 {v.sha256[:16]}…)"
-               + (f" and {v.voice_file} (sha256 {v.voice_sha256[:16]}…)" if v.voice_sha256 else "")
-               + (f", judged against the baseline {baseline_in.name}" if baseline_in is not None else "") + ".")
+    st.caption(f"This result belongs to face {v.file} (sha256 {v.sha256[:16]}…)"
+               + (f", voice {v.voice_file} (sha256 {v.voice_sha256[:16]}…)" if v.voice_sha256 else "")
+               + (f", baseline {baseline_in.name}" if baseline_in is not None else "") + ".")
     st.markdown(cv.badge(v.verdict, v.label), unsafe_allow_html=True)
     st.markdown(f"### {PLAIN[v.verdict]}")
     st.markdown(f"**Why:** {v.reason}")
