@@ -75,6 +75,13 @@ def row_of(v: ClipVerdict) -> dict:
             "reason": v.reason}
 
 
+def evidence_of(v: ClipVerdict) -> dict:
+    """What a stability row keeps of one copy's verdict: its probability, evidence and scored windows."""
+    return {"p": v.p_inconsistent, "similarity": v.similarity, "face_valence_probs": v.face.get("valence_probs"),
+            "voice_valence_probs": v.voice.get("valence_probs"),
+            "windows": [[round(w.start, 2), w.similarity] for w in v.timeline if w.status == "scored"]}
+
+
 def summarise(rows: list[dict], threshold: float = 0.5) -> dict:
     y = np.array([r["abnormal"] for r in rows])
     p = np.array([np.nan if r["p"] is None else r["p"] for r in rows], dtype=float)
@@ -140,6 +147,8 @@ def main() -> int:
                          "speakers the voice reader never trained on) instead of the part's RAVDESS actors")
     ap.add_argument("--emodb", type=Path, default=Path("../shared/data/emodb"))
     ap.add_argument("--out", type=Path, help="JSON of aggregate numbers (default docs/clip_<part>.json)")
+    ap.add_argument("--checkpoint", type=Path,
+                    help="a candidate clip model instead of the shipped one (no combiner: compare similarities)")
     ap.add_argument("--fit-combiner", type=Path, help="with --part valid: fit the evidence combiner, write it here")
     ap.add_argument("--degrade", action="store_true", help="also score each clip with a degraded voice")
     ap.add_argument("--stability-every", type=int, default=4, help="stability check on every k-th clip (1: all, 0: none)")
@@ -166,11 +175,11 @@ def main() -> int:
     if args.limit:
         takes = takes[:: max(1, len(takes) // args.limit)][: args.limit]
     rng = np.random.default_rng(args.seed)
-    scorer = ClipScorer()
+    scorer = ClipScorer(args.checkpoint)
     if args.fit_combiner:
         scorer.combiner = None  # fit on the sources themselves, not on an earlier combiner's output
     augmenter = Augmenter(AugmentConfig(), seed=args.seed) if args.degrade else None
-    rows, degraded_rows, stability = [], [], []
+    rows, degraded_rows, stability, stability_rows = [], [], [], []
     for k, (path, voice_val) in enumerate(takes):
         audio, sr = load_audio(path)
         other = int(rng.choice([v for v in range(3) if v != voice_val]))
@@ -189,11 +198,13 @@ def main() -> int:
                 for delta in (-0.1, 0.1):
                     copies[f"shift_{delta * 1000:+.0f}ms"] = NamedBytes(f"{path.stem}_shift.mp4", build_clip(
                         pool.images[row], shifted(audio, delta), np.random.default_rng(render)))
-                changes = {}
+                changes, detail = {}, {"original": evidence_of(v)}
                 for kind, copy in copies.items():
-                    q = scorer.score(copy).p_inconsistent
-                    changes[kind] = None if q is None else abs(q - v.p_inconsistent)
+                    w = scorer.score(copy)
+                    changes[kind] = None if w.p_inconsistent is None else abs(w.p_inconsistent - v.p_inconsistent)
+                    detail[kind] = evidence_of(w)
                 stability.append(changes)
+                stability_rows.append({**base, "copies": detail})
             if augmenter is not None:
                 noisy = augmenter.apply(("noise", "codec"), audio)
                 dv = scorer.score(NamedBytes(f"{path.stem}_degraded.mp4", build_clip(pool.images[row], noisy, rng)))
@@ -228,7 +239,8 @@ def main() -> int:
         print(f"stability {kind}: max change {n['max_change']:.3f}, 95th percentile {n['p95_change']:.3f}, "
               f"{n['share_over_0.05']:.1%} over 0.05, {n['lost_probability']} lost their probability")
     if args.rows:
-        atomic_write(args.rows, json.dumps(json_safe(rows + degraded_rows), indent=1).encode())
+        atomic_write(args.rows, json.dumps(json_safe({"clean": rows, "degraded": degraded_rows,
+                                                      "stability": stability_rows}), indent=1).encode())
     c = result["clean"]
     print(f"clean: AUC {c['auc_all_with_a_probability']:.3f}, decided accuracy {c['decided']['accuracy']:.3f}, "
           f"ECE {c.get('calibration_decided', {}).get('ece', float('nan')):.3f}, saturated "

@@ -31,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from crossemo_core.clip import corpus, sequences as seq  # noqa: E402
-from crossemo_core.clip.expression import FER_TO_VALENCE, ExpressionModel  # noqa: E402
+from crossemo_core.clip.expression import FER_TO_VALENCE, ExpressionModel, softmax  # noqa: E402
 from crossemo_core.clip.face import FaceFrame, FaceTrack  # noqa: E402
 from crossemo_core.clip.gate import KnnGate  # noqa: E402
 from crossemo_core.clip.verdict import Calibration, ClipAnalysis, ClipScorer, file_sha256  # noqa: E402
@@ -70,12 +70,14 @@ def load_clips(args: argparse.Namespace) -> dict[str, list[corpus.VoiceClip]]:
 
 
 def synthetic_analysis(pairing: corpus.ClipPairing, logits: np.ndarray) -> ClipAnalysis:
-    """A ClipAnalysis as if a video of the FER face had been decoded: a face in every frame at FACE_FPS (5 fps)."""
+    """A ClipAnalysis as if a video of the FER face had been decoded: a face in every frame at FACE_FPS (5 fps).
+    These numbers are the clip model's own (no evidence combiner): the face reader's emotions are stood in for by
+    the expression network's softmax, and there is no audio for the voice reader."""
     duration = pairing.clip.track.duration_s
     frames = [FaceFrame(t=i / seq.FACE_FPS, n_faces=1, crop=_FOUND) for i in range(len(logits))]
     return ClipAnalysis(name=f"{pairing.clip.clip_id}+fer{pairing.face_row}", voice_name=None, duration_s=duration,
                         track=FaceTrack(frames), face_logits=logits, voice=pairing.clip.track,
-                        envelope=np.zeros(0), still=False)
+                        envelope=np.zeros(0), still=False, face_emotions=softmax(logits))
 
 
 def clip_level(scorer: ClipScorer, pairings: list[corpus.ClipPairing], pool: corpus.FacePool, seed: int,
