@@ -104,9 +104,14 @@ def test_stacker_round_trips_and_learns(tmp_path: Path) -> None:
 
 
 def test_stacker_refuses_another_expression_network() -> None:
+    shipped = FaceReader.load(stacker_path=DEFAULT_STACKER, with_landmarker=False)
+    names = shipped.stacker.expression_files
+    assert names[0] == DEFAULT_EXPRESSION.name and len(shipped.expressions) == len(names)
+    wrong = [REPO / "checkpoints" / "fer_expression.pt"] + [REPO / "checkpoints" / n for n in names[1:]]
     with pytest.raises(CheckpointError, match="another expression network"):
-        FaceReader.load(REPO / "checkpoints" / "fer_expression.pt", DEFAULT_STACKER, with_landmarker=False)
-    assert FaceReader.load(DEFAULT_EXPRESSION, DEFAULT_STACKER, with_landmarker=False).stacker is not None
+        FaceReader.load(wrong, DEFAULT_STACKER, with_landmarker=False)
+    with pytest.raises(CheckpointError, match=r"expression network\(s\)"):
+        FaceReader.load([DEFAULT_EXPRESSION] * (len(names) + 1), DEFAULT_STACKER, with_landmarker=False)
 
 
 def test_fer_crops_in_batch(reader: FaceReader) -> None:
