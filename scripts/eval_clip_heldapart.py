@@ -35,6 +35,7 @@ from crossemo_core.benchmark.cache import json_safe  # noqa: E402
 from crossemo_core.clip import corpus, synth  # noqa: E402
 from crossemo_core.clip.combine import FEATURES, EvidenceCombiner, evidence_features  # noqa: E402
 from crossemo_core.clip.decode import NamedBytes  # noqa: E402
+from crossemo_core.clip.score import DEFAULT_CLIP_CHECKPOINT  # noqa: E402
 from crossemo_core.clip.verdict import ClipScorer, ClipVerdict  # noqa: E402
 from crossemo_core.data.labels import ravdess_emotion_to_3class  # noqa: E402
 from crossemo_core.evaluation import calibration_metrics, detection_metrics  # noqa: E402
@@ -175,9 +176,8 @@ def main() -> int:
     if args.limit:
         takes = takes[:: max(1, len(takes) // args.limit)][: args.limit]
     rng = np.random.default_rng(args.seed)
-    scorer = ClipScorer(args.checkpoint)
-    if args.fit_combiner:
-        scorer.combiner = None  # fit on the sources themselves, not on an earlier combiner's output
+    # fitting: the sources themselves, not an earlier combiner's output (an explicit checkpoint loads no combiner)
+    scorer = ClipScorer(args.checkpoint or (DEFAULT_CLIP_CHECKPOINT if args.fit_combiner else None))
     augmenter = Augmenter(AugmentConfig(), seed=args.seed) if args.degrade else None
     rows, degraded_rows, stability, stability_rows = [], [], [], []
     for k, (path, voice_val) in enumerate(takes):

@@ -123,7 +123,9 @@ class EvidenceCombiner:
             fitted = out.fitted_on.get("models", {}).get(name)
             if fitted != sha:
                 raise CheckpointError(f"{path.name} was fitted on another {name} (sha256 {str(fitted)[:12]}, this "
-                                      f"one {sha[:12]}); refit it with scripts/fit_clip_combiner.py.")
+                                      f"one {sha[:12]}); refit it with: python scripts/eval_clip_heldapart.py "
+                                      "--part valid --fit-combiner checkpoints/clip_combiner.json --stability-every 0 "
+                                      "--out docs/clip_valid.json")
         return out
 
 
