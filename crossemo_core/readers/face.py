@@ -238,11 +238,11 @@ class FaceStacker:
     @property
     def expression_files(self) -> list[str]:
         """File names of the expression networks whose mean logits the stacker reads (next to the stacker)."""
-        return list(self.meta.get("expression_files") or [self.meta.get("expression_file", DEFAULT_EXPRESSION.name)])
+        return list(self.meta.get("expression_files", []))
 
     @property
     def expression_sha256s(self) -> list[str]:
-        return list(self.meta.get("expression_sha256s") or [self.meta.get("expression_sha256")])
+        return list(self.meta.get("expression_sha256s", []))
 
     def predict_proba(self, logits: np.ndarray, blendshapes: np.ndarray | None) -> np.ndarray:
         """``(N, 7)`` logits and ``(N, 52)`` blendshapes (NaN rows: none; or ``None``) -> ``(N, 7)`` probabilities."""
@@ -320,6 +320,9 @@ class FaceReader:
         mediapipe (only :meth:`read_crops` without blendshapes then works)."""
         stacker = FaceStacker.load(stacker_path)
         names, expected = stacker.expression_files, stacker.expression_sha256s
+        if not expected or len(names) != len(expected):
+            raise CheckpointError(f"{stacker_path} names no expression networks: refit it with "
+                                  "scripts/train_face_reader.py --stages stacker evaluate.")
         paths = [Path(stacker_path).parent / n for n in names] if expression_paths is None else \
             [Path(p) for p in expression_paths]
         if len(paths) != len(expected):
