@@ -5,15 +5,14 @@ everything shipped:
 
 Stages (``--stages``, all by default, in this order):
 
-``cnn``         the expression networks ``checkpoints/fer_expression_v2.pt`` (seed 0) and ``fer_expression_v2_s1.pt``
-                (seed 1; ``--network-seeds``) on FER2013 Training *minus* a validation split (seeded by ``--seed``,
-                the same for every network); each network's state is saved after every epoch under ``--cache``, so
-                an interrupted run resumes from its last finished epoch when the same command runs again.
+``cnn``         the expression network ``checkpoints/fer_expression_v2.pt`` on FER2013 Training *minus* a validation
+                split (seeded); its state is saved after every epoch under ``--cache``, so an interrupted run resumes
+                from its last finished epoch when the same command runs again.
 ``blendshapes`` MediaPipe's 52 blendshapes of the validation split, PublicTest and CK+48 (48x48 images upscaled and
                 padded, :func:`crossemo_core.readers.face.fer_canvas`), cached under ``--cache`` by content hash.
 ``stacker``     on the validation split only (images the network never trained on): 5-fold cross-validation compares
-                the networks alone (their mean logits; flip TTA or not) with a logistic-regression stacker over
-                [mean network logits, blendshapes]; the better one by validation 7-class accuracy is fitted on the whole
+                the network alone (flip TTA or not, temperature-scaled) with a logistic-regression stacker over
+                [network logits, blendshapes]; the better one by validation 7-class accuracy is fitted on the whole
                 split and written to ``checkpoints/face_reader.pt``.
 ``evaluate``    FER2013 PublicTest and CK+48 (never used for a choice), blendshape detection rate and latency per
                 frame -> ``docs/readers_face.json`` (aggregates only).
@@ -55,23 +54,22 @@ def validation_split(usage: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarr
 
 # ------------------------------------------------------------------------------------------------------ stage: cnn
 def train_cnn(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, valid_idx: np.ndarray,
-              out: Path, state_path: Path, args: argparse.Namespace, seed: int) -> ExpressionModel:
-    """Train :class:`ExpressionNet` (``args.widths``) for ``args.epochs`` epochs from seed ``seed`` (initial weights,
-    batch order, augmentation), resuming from ``state_path``."""
+              out: Path, state_path: Path, args: argparse.Namespace) -> ExpressionModel:
+    """Train :class:`ExpressionNet` (``args.widths``) for ``args.epochs`` epochs, resuming from ``state_path``."""
     settings = {"widths": list(args.widths), "epochs": args.epochs, "batch": args.batch, "lr": args.lr,
-                "seed": seed, "n_train": int(len(train_idx))}
+                "seed": args.seed, "n_train": int(len(train_idx))}
     x_tr = torch.from_numpy(images[train_idx].astype(np.float32))
     y_tr = torch.from_numpy(labels[train_idx])
     counts = np.bincount(labels[train_idx], minlength=7)
     class_weights = torch.tensor((counts.sum() / (7 * counts)) ** 0.5, dtype=torch.float32)  # sqrt-inverse frequency
-    torch.manual_seed(seed)
+    torch.manual_seed(args.seed)
     net = ExpressionNet(tuple(args.widths)).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=5e-4)
     steps_per_epoch = len(train_idx) // args.batch
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch,
                                                 pct_start=0.15)
     loss_fn = torch.nn.CrossEntropyLoss(weight=class_weights, label_smoothing=0.1)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(args.seed)
     history: list[dict] = []
     seconds = 0.0
     start_epoch = 1
@@ -113,11 +111,6 @@ def train_cnn(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, val
     model.save(out)
     print(f"cnn: written {out} ({out.stat().st_size / 1e6:.2f} MB), {seconds / 60:.1f} min of training", flush=True)
     return model
-
-
-def network_file(seed: int) -> str:
-    """File name of the expression network trained from ``seed`` (seed 0 keeps the first network's name)."""
-    return "fer_expression_v2.pt" if seed == 0 else f"fer_expression_v2_s{seed}.pt"
 
 
 def sha256(path: Path) -> str:
@@ -179,14 +172,12 @@ def cross_validate(logits: np.ndarray, blendshapes: np.ndarray | None, labels: n
     return out
 
 
-def fit_stacker(cnn_paths: list[Path], images: np.ndarray, labels: np.ndarray, blendshapes: np.ndarray, seed: int,
-                out: Path) -> FaceStacker:
+def fit_stacker(model: ExpressionModel, cnn_path: Path, images: np.ndarray, labels: np.ndarray,
+                blendshapes: np.ndarray, seed: int, out: Path) -> FaceStacker:
     """Choose (flip TTA, blendshapes or not, L2, class weighting) by 5-fold CV on the validation split, then fit the
-    choice on the whole split and save it. The stacker reads the mean logits of the networks in ``cnn_paths``."""
-    models = [ExpressionModel.load(p) for p in cnn_paths]
+    choice on the whole split and save it."""
     flipped = np.ascontiguousarray(images[:, :, ::-1])
-    plain = np.mean([m.logits(images) for m in models], axis=0)
-    logits = {False: plain, True: (plain + np.mean([m.logits(flipped) for m in models], axis=0)) / 2}
+    logits = {False: model.logits(images), True: (model.logits(images) + model.logits(flipped)) / 2}
     folds = np.random.default_rng(seed).permutation(len(labels)) % N_FOLDS
     table = []
     for tta in (False, True):
@@ -209,8 +200,7 @@ def fit_stacker(cnn_paths: list[Path], images: np.ndarray, labels: np.ndarray, b
     with_bs = LogisticHead.fit(np.hstack([logits[tta], blendshapes])[has], labels[has], 7, best["l2"],
                                best["class_power"]) if use_bs else None
     stacker = FaceStacker(network_only, with_bs, meta={
-        "expression_files": [p.name for p in cnn_paths], "expression_sha256s": [sha256(p) for p in cnn_paths],
-        "flip_tta": tta,
+        "expression_sha256": sha256(cnn_path), "expression_file": cnn_path.name, "flip_tta": tta,
         "blendshape_names": list(BLENDSHAPE_NAMES), "landmarker_sha256": LANDMARKER_SHA256,
         "emotions": list(FACE_EMOTIONS), "l2": best["l2"], "class_power": best["class_power"],
         "fitted_on": f"FER2013 Training validation split ({len(labels)} images, seed {seed}; "
@@ -238,11 +228,10 @@ def per_class_recall(true: np.ndarray, pred: np.ndarray, names: tuple[str, ...])
 
 
 def evaluate_fer(reader: FaceReader, images: np.ndarray, labels: np.ndarray, blendshapes: np.ndarray) -> dict:
-    """PublicTest numbers of the shipped reader, of its network-only path and of each network alone (argmax, no
-    flip) for comparison."""
+    """PublicTest numbers of the shipped reader, and of its network-only path for comparison."""
     full = reader.read_crops(images, blendshapes)
     network_only = reader.read_crops(images, use_blendshapes=False)
-    each_network = [softmax(net.logits(images)) for net in reader.expressions]
+    raw_network = softmax(reader.expression.logits(images))
     pred = full.emotions.argmax(1)
     v_true, v_pred = FER_TO_VALENCE[labels], full.valence.argmax(1)
     return {"n": int(len(labels)), **{k: round(v, 4) for k, v in scores(labels, full.emotions).items()},
@@ -251,8 +240,7 @@ def evaluate_fer(reader: FaceReader, images: np.ndarray, labels: np.ndarray, ble
             "blendshape_detection_rate": detection_rate(blendshapes),
             "read_with_blendshapes": round(float(full.used_blendshapes.mean()), 4),
             "network_only_stacker": {k: round(v, 4) for k, v in scores(labels, network_only.emotions).items()},
-            "each_network_argmax_no_tta": [{k: round(v, 4) for k, v in scores(labels, p).items()}
-                                           for p in each_network]}
+            "network_argmax_no_tta": {k: round(v, 4) for k, v in scores(labels, raw_network).items()}}
 
 
 def evaluate_ckplus(reader: FaceReader, data: Mapping[str, np.ndarray], blendshapes: np.ndarray) -> dict:
@@ -314,9 +302,7 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128, 256])
-    ap.add_argument("--seed", type=int, default=0, help="seed of the validation split (and of the first network)")
-    ap.add_argument("--network-seeds", type=int, nargs="+", default=[0, 1],
-                    help="one expression network per seed; the reader reads the mean of their logits")
+    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -324,12 +310,10 @@ def main() -> int:
     fer = np.load(args.data / "fer2013" / "fer2013.npz")
     images, labels, usage = fer["images"], fer["labels"].astype(np.int64), fer["usage"].astype(str)
     train_idx, valid_idx = validation_split(usage, args.seed)
-    cnn_paths = [args.checkpoints / network_file(seed) for seed in args.network_seeds]
+    cnn_path = args.checkpoints / "fer_expression_v2.pt"
     stacker_path = args.checkpoints / "face_reader.pt"
     if "cnn" in args.stages:
-        for seed, path in zip(args.network_seeds, cnn_paths):
-            train_cnn(images, labels, train_idx, valid_idx, path, args.cache / path.name.replace(".pt", ".state.pt"),
-                      args, seed)
+        train_cnn(images, labels, train_idx, valid_idx, cnn_path, args.cache / "fer_expression_v2.state.pt", args)
     if not set(args.stages) & {"blendshapes", "stacker", "evaluate"}:
         return 0
     ckplus = np.load(args.data / "ckplus" / "ckplus48.npz")
@@ -338,18 +322,17 @@ def main() -> int:
     landmarker = Landmarker(args.checkpoints / "face_landmarker.task") if "blendshapes" in args.stages else None
     blendshapes = {name: cached_blendshapes(crops, landmarker, args.cache, name) for name, crops in sets.items()}
     if "stacker" in args.stages:
-        fit_stacker(cnn_paths, images[valid_idx], labels[valid_idx], blendshapes["validation"], args.seed,
-                    stacker_path)
+        fit_stacker(ExpressionModel.load(cnn_path), cnn_path, images[valid_idx], labels[valid_idx],
+                    blendshapes["validation"], args.seed, stacker_path)
     if "evaluate" in args.stages:
         t0 = time.perf_counter()
-        reader = FaceReader.load(cnn_paths, stacker_path, args.checkpoints / "face_landmarker.task")
+        reader = FaceReader.load(cnn_path, stacker_path, args.checkpoints / "face_landmarker.task")
         stacker_meta = reader.stacker.meta
         report = {
             "what": "face reader (crossemo_core/readers/face.py): FER2013 PublicTest and CK+48, aggregates only",
             "command": "OMP_NUM_THREADS=1 python scripts/train_face_reader.py --data ../shared/data --threads 1",
-            "expression_networks": [{"file": path.name, "sha256": sha256(path),
-                                     **{k: net.meta[k] for k in ("settings", "train_seconds", "history")}}
-                                    for path, net in zip(cnn_paths, reader.expressions)],
+            "expression_network": {"file": cnn_path.name, "sha256": sha256(cnn_path),
+                                   **{k: reader.expression.meta[k] for k in ("settings", "train_seconds", "history")}},
             "stacker": {k: stacker_meta[k] for k in ("fitted_on", "selection", "chosen", "best_network_only",
                                                      "best_with_blendshapes", "flip_tta", "l2", "class_power",
                                                      "heads", "cv_table")},

@@ -92,29 +92,21 @@ def test_stacker_round_trips_and_learns(tmp_path: Path) -> None:
     stacker = FaceStacker(LogisticHead.fit(logits, labels, 7, l2=1e-2),
                           LogisticHead.fit(np.hstack([logits, blendshapes])[has], labels[has], 7, l2=1e-2,
                                            class_power=1.0),
-                          meta={"flip_tta": True, "expression_files": ["net.pt"], "expression_sha256s": ["0" * 64]})
+                          meta={"flip_tta": True, "expression_sha256": "0" * 64})
     p = stacker.predict_proba(logits, blendshapes)
     assert np.allclose(p.sum(1), 1) and np.mean(p.argmax(1) == labels) > 0.9
     loaded = FaceStacker.load(stacker.save(tmp_path / "stacker.pt"))
-    assert loaded.flip_tta and loaded.expression_files == ["net.pt"] and loaded.expression_sha256s == ["0" * 64]
+    assert loaded.flip_tta and loaded.meta["expression_sha256"] == "0" * 64
     assert np.allclose(loaded.predict_proba(logits, blendshapes), p)
     (tmp_path / "broken.pt").write_bytes((tmp_path / "stacker.pt").read_bytes()[:200])
     with pytest.raises(CheckpointError):
         FaceStacker.load(tmp_path / "broken.pt")
 
 
-def test_stacker_refuses_another_expression_network(tmp_path: Path) -> None:
-    shipped = FaceReader.load(stacker_path=DEFAULT_STACKER, with_landmarker=False)
-    names = shipped.stacker.expression_files
-    assert names[0] == DEFAULT_EXPRESSION.name and len(shipped.expressions) == len(names)
-    wrong = [REPO / "checkpoints" / "fer_expression.pt"] + [REPO / "checkpoints" / n for n in names[1:]]
+def test_stacker_refuses_another_expression_network() -> None:
     with pytest.raises(CheckpointError, match="another expression network"):
-        FaceReader.load(wrong, DEFAULT_STACKER, with_landmarker=False)
-    with pytest.raises(CheckpointError, match=r"expression network\(s\)"):
-        FaceReader.load([DEFAULT_EXPRESSION] * (len(names) + 1), DEFAULT_STACKER, with_landmarker=False)
-    unnamed = FaceStacker(shipped.stacker.network_only, None, meta={"flip_tta": True})
-    with pytest.raises(CheckpointError, match="names no expression networks"):
-        FaceReader.load(stacker_path=unnamed.save(tmp_path / "stacker.pt"), with_landmarker=False)
+        FaceReader.load(REPO / "checkpoints" / "fer_expression.pt", DEFAULT_STACKER, with_landmarker=False)
+    assert FaceReader.load(DEFAULT_EXPRESSION, DEFAULT_STACKER, with_landmarker=False).stacker is not None
 
 
 def test_fer_crops_in_batch(reader: FaceReader) -> None:

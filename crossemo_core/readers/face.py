@@ -3,8 +3,8 @@
 Pipeline for a photo (:meth:`FaceReader.read_image`): MediaPipe's Face Landmarker
 (``checkpoints/face_landmarker.task``, sha256-checked) finds the largest face and gives its 478-point mesh and 52
 blendshape coefficients; :func:`crossemo_core.clip.face.align_face` cuts a 48x48 grey crop framed like FER2013 from
-the mesh; the expression networks (``checkpoints/fer_expression_v2.pt`` and ``fer_expression_v2_s1.pt``, the same
-recipe from two seeds) give 7 logits for the crop (their mean, and with its mirror image when the stacker says so); a multinomial logistic regression (:class:`FaceStacker`,
+the mesh; the expression network (``checkpoints/fer_expression_v2.pt``) gives 7 logits for the crop (averaged with
+its mirror image when the stacker says so); a multinomial logistic regression (:class:`FaceStacker`,
 ``checkpoints/face_reader.pt``) turns [logits, blendshapes] into 7 emotion probabilities. Valence is the sum of its
 emotions' probabilities (:func:`~crossemo_core.readers.reading.valence_from_emotions`); arousal is P(angry, fearful,
 happy, surprised) against P(neutral, sad), disgust left out (it has no clear arousal).
@@ -25,7 +25,7 @@ blendshapes they are upscaled to 256x256 and padded with their median grey (:fun
 landmarker misses many such small, tight crops. A crop without blendshapes is read by the network-only stacker.
 
 Checkpoint ``face_reader.pt``: ``{"format": "crossemo-face-reader/1", "meta": json, "<head>.<tensor>": tensor}``
-read with ``torch.load(weights_only=True)``; ``meta`` names the expression networks it was fitted on and pins their sha256,
+read with ``torch.load(weights_only=True)``; ``meta`` pins the sha256 of the expression network it was fitted on,
 the blendshape names in order, whether to use flip test-time augmentation, and the training record. Built by
 ``scripts/train_face_reader.py``; model card ``checkpoints/face_reader.md``.
 """
@@ -36,7 +36,6 @@ import hashlib
 import io
 import os
 from dataclasses import dataclass, field
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -235,15 +234,6 @@ class FaceStacker:
     def flip_tta(self) -> bool:
         return bool(self.meta.get("flip_tta", False))
 
-    @property
-    def expression_files(self) -> list[str]:
-        """File names of the expression networks whose mean logits the stacker reads (next to the stacker)."""
-        return list(self.meta.get("expression_files", []))
-
-    @property
-    def expression_sha256s(self) -> list[str]:
-        return list(self.meta.get("expression_sha256s", []))
-
     def predict_proba(self, logits: np.ndarray, blendshapes: np.ndarray | None) -> np.ndarray:
         """``(N, 7)`` logits and ``(N, 52)`` blendshapes (NaN rows: none; or ``None``) -> ``(N, 7)`` probabilities."""
         out = self.network_only.predict_proba(logits)
@@ -302,43 +292,30 @@ class CropReadings:
 
 
 class FaceReader:
-    """Expression networks + blendshapes + stacker -> :class:`Reading` (see the module docstring)."""
+    """Expression network + blendshapes + stacker -> :class:`Reading` (see the module docstring)."""
 
-    def __init__(self, expressions: Sequence[ExpressionModel], stacker: FaceStacker,
-                 landmarker: Landmarker | None) -> None:
-        if not expressions:
-            raise ValueError("a face reader needs at least one expression network")
-        self.expressions = tuple(expressions)
+    def __init__(self, expression: ExpressionModel, stacker: FaceStacker, landmarker: Landmarker | None) -> None:
+        self.expression = expression
         self.stacker = stacker
         self._landmarker = landmarker
 
     @classmethod
-    def load(cls, expression_paths: Sequence[str | Path] | None = None, stacker_path: str | Path = DEFAULT_STACKER,
+    def load(cls, expression_path: str | Path = DEFAULT_EXPRESSION, stacker_path: str | Path = DEFAULT_STACKER,
              landmarker_path: str | Path = DEFAULT_LANDMARKER, with_landmarker: bool = True) -> "FaceReader":
-        """Load the stacker and the expression networks it was fitted on (by default the files its meta names,
-        next to it); each network's sha256 must be the one the stacker pins. ``with_landmarker=False`` skips
-        mediapipe (only :meth:`read_crops` without blendshapes then works)."""
+        """Load the shipped files; the stacker must have been fitted on this expression network (sha256 pinned).
+        ``with_landmarker=False`` skips mediapipe (only :meth:`read_crops` without blendshapes then works)."""
         stacker = FaceStacker.load(stacker_path)
-        names, expected = stacker.expression_files, stacker.expression_sha256s
-        if not expected or len(names) != len(expected):
-            raise CheckpointError(f"{stacker_path} names no expression networks: refit it with "
-                                  "scripts/train_face_reader.py --stages stacker evaluate.")
-        paths = [Path(stacker_path).parent / n for n in names] if expression_paths is None else \
-            [Path(p) for p in expression_paths]
-        if len(paths) != len(expected):
-            raise CheckpointError(f"{stacker_path} was fitted on {len(expected)} expression network(s), "
-                                  f"{len(paths)} given.")
-        for path, want in zip(paths, expected):
-            if not path.is_file():
-                raise CheckpointError(f"expression network {path} does not exist.")
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            if digest != want:
-                raise CheckpointError(f"{stacker_path} was fitted on another expression network than {path} "
-                                      f"(sha256 {digest[:12]}..., expected {str(want)[:12]}...).")
+        expected = stacker.meta.get("expression_sha256")
+        if not Path(expression_path).is_file():
+            raise CheckpointError(f"expression network {expression_path} does not exist.")
+        digest = hashlib.sha256(Path(expression_path).read_bytes()).hexdigest()
+        if digest != expected:
+            raise CheckpointError(f"{stacker_path} was fitted on another expression network than {expression_path} "
+                                  f"(sha256 {digest[:12]}..., expected {str(expected)[:12]}...).")
         if stacker.with_blendshapes is not None and tuple(stacker.meta.get("blendshape_names", ())) != BLENDSHAPE_NAMES:
             raise CheckpointError(f"{stacker_path} was fitted on other blendshapes than the landmarker gives.")
         landmarker = Landmarker(landmarker_path) if with_landmarker else None
-        return cls([ExpressionModel.load(p) for p in paths], stacker, landmarker)
+        return cls(ExpressionModel.load(expression_path), stacker, landmarker)
 
     @property
     def landmarker(self) -> Landmarker:
@@ -347,11 +324,13 @@ class FaceReader:
         return self._landmarker
 
     def logits(self, crops: np.ndarray) -> np.ndarray:
-        """``(N, 48, 48)`` grey crops -> ``(N, 7)`` logits: the mean over the expression networks (and over the
-        crop and its mirror image when the stacker was fitted with flip test-time augmentation)."""
+        """``(N, 48, 48)`` grey crops -> ``(N, 7)`` network logits (mean with the mirrored crop when the stacker
+        was fitted with flip test-time augmentation)."""
         crops = np.asarray(crops)
-        views = [crops, np.ascontiguousarray(crops[:, :, ::-1])] if self.stacker.flip_tta and len(crops) else [crops]
-        return np.mean([net.logits(v) for net in self.expressions for v in views], axis=0)
+        out = self.expression.logits(crops)
+        if self.stacker.flip_tta and len(crops):
+            out = (out + self.expression.logits(np.ascontiguousarray(crops[:, :, ::-1]))) / 2
+        return out
 
     def read_crops(self, crops: np.ndarray, blendshapes: np.ndarray | None = None,
                    use_blendshapes: bool = True) -> CropReadings:
