@@ -78,9 +78,15 @@ def row_of(v: ClipVerdict) -> dict:
 
 def evidence_of(v: ClipVerdict) -> dict:
     """What a stability row keeps of one copy's verdict: its probability, evidence and scored windows."""
-    return {"p": v.p_inconsistent, "similarity": v.similarity, "face_valence_probs": v.face.get("valence_probs"),
-            "voice_valence_probs": v.voice.get("valence_probs"),
+    row = row_of(v)
+    return {**{k: row[k] for k in ("p", "similarity", "face_valence_probs", "voice_valence_probs")},
             "windows": [[round(w.start, 2), w.similarity] for w in v.timeline if w.status == "scored"]}
+
+
+def changes_of(copies: dict[str, dict]) -> dict[str, float | None]:
+    """Each copy's change of P(inconsistent) against the original (None: the copy lost its probability)."""
+    p0 = copies["original"]["p"]
+    return {k: None if c["p"] is None else abs(c["p"] - p0) for k, c in copies.items() if k != "original"}
 
 
 def summarise(rows: list[dict], threshold: float = 0.5) -> dict:
@@ -179,7 +185,7 @@ def main() -> int:
     # fitting: the sources themselves, not an earlier combiner's output (an explicit checkpoint loads no combiner)
     scorer = ClipScorer(args.checkpoint or (DEFAULT_CLIP_CHECKPOINT if args.fit_combiner else None))
     augmenter = Augmenter(AugmentConfig(), seed=args.seed) if args.degrade else None
-    rows, degraded_rows, stability, stability_rows = [], [], [], []
+    rows, degraded_rows, stability_rows = [], [], []
     for k, (path, voice_val) in enumerate(takes):
         audio, sr = load_audio(path)
         other = int(rng.choice([v for v in range(3) if v != voice_val]))
@@ -198,12 +204,8 @@ def main() -> int:
                 for delta in (-0.1, 0.1):
                     copies[f"shift_{delta * 1000:+.0f}ms"] = NamedBytes(f"{path.stem}_shift.mp4", build_clip(
                         pool.images[row], shifted(audio, delta), np.random.default_rng(render)))
-                changes, detail = {}, {"original": evidence_of(v)}
-                for kind, copy in copies.items():
-                    w = scorer.score(copy)
-                    changes[kind] = None if w.p_inconsistent is None else abs(w.p_inconsistent - v.p_inconsistent)
-                    detail[kind] = evidence_of(w)
-                stability.append(changes)
+                detail = {"original": evidence_of(v), **{kind: evidence_of(scorer.score(copy))
+                                                         for kind, copy in copies.items()}}
                 stability_rows.append({**base, "copies": detail})
             if augmenter is not None:
                 noisy = augmenter.apply(("noise", "codec"), audio)
@@ -218,8 +220,8 @@ def main() -> int:
               "combiner": "not used (fitting it)" if args.fit_combiner else "shipped", "clean": summarise(rows)}
     if degraded_rows:
         result["degraded_voice"] = summarise(degraded_rows)
-    if stability:
-        result["stability"] = stability_summary(stability)
+    if stability_rows:
+        result["stability"] = stability_summary([changes_of(r["copies"]) for r in stability_rows])
     if args.fit_combiner:
         decided = [r for r in rows if r["p_embedding"] is not None]
         x = np.concatenate([evidence_features(np.array([r["similarity"]]),

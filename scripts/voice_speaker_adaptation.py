@@ -36,13 +36,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from egemaps_prosody_experiment import C_GRID, _corpus_weights, speaker_normalise  # noqa: E402
+from egemaps_prosody_experiment import C_GRID, _corpus_weights, speaker_normalise, uar  # noqa: E402
 
 from crossemo_core.benchmark.cache import json_safe  # noqa: E402
 from crossemo_core.benchmark.readers import degraded_mels, loco_split, ravdess_actor_split  # noqa: E402
 from crossemo_core.paths import REPO, atomic_write  # noqa: E402
 from crossemo_core.readers.augment import AugmentConfig  # noqa: E402
-from crossemo_core.readers.reading import unweighted_average_recall  # noqa: E402
 from crossemo_core.readers.voice import (FrontendConfig, LinearHead, NetConfig, NormStats,  # noqa: E402
                                          VoiceEmotionNet, VoiceReader)
 from crossemo_core.readers.voice_corpora import Utterance, list_corpora  # noqa: E402
@@ -50,10 +49,6 @@ from crossemo_core.readers.voice_training import prosody_cache, spectrogram_cach
 from crossemo_core.settings import cache_root  # noqa: E402
 
 RUNS = ("ravdess", "tess", "emodb", "ravdess18-20")
-
-
-def uar(y: np.ndarray, p: np.ndarray) -> float:
-    return unweighted_average_recall(y, p.argmax(1), 3)
 
 
 def centred(p: np.ndarray, utts: list[Utterance], reference: np.ndarray | None = None) -> np.ndarray:
