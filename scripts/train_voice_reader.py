@@ -32,7 +32,7 @@ from crossemo_core.benchmark.cache import json_safe  # noqa: E402
 from crossemo_core.benchmark.readers import degraded_mels, ravdess_actor_split  # noqa: E402
 from crossemo_core.paths import REPO, atomic_write  # noqa: E402
 from crossemo_core.settings import cache_root  # noqa: E402
-from crossemo_core.readers.augment import AugmentConfig  # noqa: E402
+from crossemo_core.readers.augment import AugmentConfig, add_augmentations_argument  # noqa: E402
 from crossemo_core.readers.prosody import PROSODY_DEFAULT, PROSODY_FEATURES  # noqa: E402
 from crossemo_core.readers.voice import FrontendConfig, VoiceReader  # noqa: E402
 from crossemo_core.readers.voice_corpora import list_corpora  # noqa: E402
@@ -51,6 +51,7 @@ def main() -> int:
     p.add_argument("--work", type=Path, default=cache_root() / "voice_reader_runs", help="per-epoch resume state")
     p.add_argument("--json", type=Path, default=REPO / "docs" / "voice_reader.json")
     p.add_argument("--prosody-features", choices=PROSODY_FEATURES, default=PROSODY_DEFAULT)
+    add_augmentations_argument(p)
     p.add_argument("--prosody-only", action="store_true",
                    help="refit only the prosody view of the checkpoint at --out, keeping its network")
     args = p.parse_args()
@@ -66,7 +67,7 @@ def main() -> int:
         return refit_prosody(args, split, cache, prosody)
     runs = []
     for seed in args.seeds:
-        config = VoiceTrainConfig(epochs=args.epochs, seed=seed)
+        config = VoiceTrainConfig(epochs=args.epochs, seed=seed, augmentations=tuple(args.augmentations))
         reader, record = train_voice_reader(
             split.train, split.valid, cache, frontend, config, resume=args.work / f"seed{seed}.pt",
             on_epoch=lambda row: print(f"seed {seed} epoch {row['epoch']}: loss {row['loss']:.3f}, valid valence "

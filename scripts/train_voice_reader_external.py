@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from crossemo_core.benchmark.cache import json_safe  # noqa: E402
 from crossemo_core.benchmark.readers import loco_split  # noqa: E402
 from crossemo_core.paths import REPO, atomic_write  # noqa: E402
-from crossemo_core.readers.augment import AugmentConfig  # noqa: E402
+from crossemo_core.readers.augment import AugmentConfig, add_augmentations_argument  # noqa: E402
 from crossemo_core.readers.voice import FrontendConfig  # noqa: E402
 from crossemo_core.readers.voice_corpora import list_corpora  # noqa: E402
 from crossemo_core.readers.voice_training import (VoiceTrainConfig, evaluate_mels, fit_prosody_view,  # noqa: E402
@@ -42,6 +42,7 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--patience", type=int, default=6)
     p.add_argument("--threads", type=int, default=1)
+    add_augmentations_argument(p)
     p.add_argument("--work", type=Path, default=cache_root() / "voice_reader_runs", help="per-epoch resume state")
     p.add_argument("--json", type=Path, default=REPO / "docs" / "voice_reader_external.json")
     args = p.parse_args()
@@ -54,7 +55,8 @@ def main() -> int:
                               progress=lambda i, n: print(f"spectrograms {i}/{n}", flush=True) if i == n else None)
     prosody = prosody_cache(utts, AugmentConfig(), seed=0,
                             progress=lambda i, n: print(f"prosody statistics {i}/{n}", flush=True) if i == n else None)
-    config = VoiceTrainConfig(epochs=args.epochs, patience=args.patience, seed=args.seed)
+    config = VoiceTrainConfig(epochs=args.epochs, patience=args.patience, seed=args.seed,
+                              augmentations=tuple(args.augmentations))
     reader, record = train_voice_reader(
         split.train, split.valid, cache, frontend, config, resume=args.work / f"external-seed{args.seed}.pt",
         on_epoch=lambda row: print(f"epoch {row['epoch']}: loss {row['loss']:.3f}, valid valence UAR "

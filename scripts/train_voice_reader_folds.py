@@ -29,7 +29,7 @@ from crossemo_core.benchmark.cache import json_safe  # noqa: E402
 from crossemo_core.benchmark.readers import VALID_SPEAKERS  # noqa: E402
 from crossemo_core.data.protocol import speaker_folds  # noqa: E402
 from crossemo_core.paths import REPO, atomic_write  # noqa: E402
-from crossemo_core.readers.augment import AugmentConfig  # noqa: E402
+from crossemo_core.readers.augment import AugmentConfig, add_augmentations_argument  # noqa: E402
 from crossemo_core.readers.voice import FrontendConfig  # noqa: E402
 from crossemo_core.readers.voice_corpora import list_corpora, ravdess_actor  # noqa: E402
 from crossemo_core.readers.voice_training import (VoiceTrainConfig, evaluate_mels, fit_prosody_view,  # noqa: E402
@@ -56,6 +56,7 @@ def main() -> int:
     p.add_argument("--patience", type=int, default=4)
     p.add_argument("--views", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
+    add_augmentations_argument(p)
     p.add_argument("--json", type=Path, default=REPO / "docs" / "voice_reader_folds.json")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -82,7 +83,8 @@ def main() -> int:
             valid += [u for u in rav if ravdess_actor(u) in actors["valid"]]
             test = [u for u in rav if ravdess_actor(u) in actors["test"]]
             assert not {ravdess_actor(u) for u in train + valid if u.corpus == "ravdess"} & actors["test"]
-            config = VoiceTrainConfig(epochs=args.epochs, patience=args.patience, views=args.views, seed=seed)
+            config = VoiceTrainConfig(epochs=args.epochs, patience=args.patience, views=args.views, seed=seed,
+                                      augmentations=tuple(args.augmentations))
             reader, record = train_voice_reader(train, valid, cache, frontend, config)
             fit_prosody_view(reader, train, valid, cache, prosody)
             metrics = evaluate_mels(reader, [cache[u.key][0][1] for u in test], test,

@@ -244,6 +244,23 @@ def test_training_resumes_from_its_last_epoch(tmp_path: Path, one_thread: None) 
         assert torch.allclose(a.float(), b.float(), atol=1e-5)
 
 
+def test_a_resume_state_made_with_other_settings_is_refused(tmp_path: Path, one_thread: None) -> None:
+    utts = _toy_corpus(tmp_path)
+    frontend = FrontendConfig(n_mels=32)
+    cache = spectrogram_cache(utts, frontend, None)
+    config = VoiceTrainConfig(epochs=1, batch=8, crop_frames=60, views=1, augmentations=(), patience=99)
+    state = tmp_path / "state.pt"
+    train_voice_reader(utts, utts[:9], cache, frontend, config, resume=state)
+    other = VoiceTrainConfig(epochs=1, batch=8, crop_frames=60, views=1, augmentations=(), patience=99, lr=1e-3)
+    with pytest.raises(DataError, match="other settings"):
+        train_voice_reader(utts, utts[:9], cache, frontend, other, resume=state)
+    old = torch.load(state, weights_only=True)
+    del old["config"]  # a state written before the settings were recorded
+    torch.save(old, state)
+    with pytest.raises(DataError, match="other settings"):
+        train_voice_reader(utts, utts[:9], cache, frontend, config, resume=state)
+
+
 def test_a_file_that_is_not_a_voice_reader_is_refused(tmp_path: Path) -> None:
     bad = tmp_path / "x.pt"
     torch.save({"format": "something-else"}, bad)
@@ -305,3 +322,26 @@ def test_read_command_reads_audio_and_names_a_broken_file(tmp_path: Path, capsys
     assert lines[1]["error"] and lines[1]["voice"] is None
     table = (tmp_path / "r.csv").read_text().splitlines()
     assert table[0].startswith("file,error,face_emotion") and len(table) == 3
+
+
+def test_the_readers_benchmark_trains_with_the_augmentations_it_is_given(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import crossemo_core.benchmark.readers as readers_suite
+    from crossemo_core.cli import build_parser, main
+
+    seen: dict[str, VoiceTrainConfig] = {}
+
+    def record(*args: object, config: VoiceTrainConfig, **kwargs: object) -> dict:
+        seen["config"] = config
+        raise SystemExit(0)
+
+    monkeypatch.setattr(readers_suite, "run_readers", record)
+    with pytest.raises(SystemExit):
+        main(["benchmark", "--suite", "readers", "--root", str(tmp_path), "--out", str(tmp_path / "out"),
+              "--augmentations", "noise", "codec"])
+    assert seen["config"].augmentations == ("noise", "codec")
+    default = build_parser().parse_args(["benchmark", "--suite", "readers", "--out", str(tmp_path)])
+    assert tuple(default.augmentations) == AUGMENTATIONS == VoiceTrainConfig().augmentations
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["benchmark", "--suite", "readers", "--out", str(tmp_path), "--augmentations",
+                                   "echo"])

@@ -9,6 +9,7 @@ few random chains, each tagged with what was applied (so an ablation can leave o
 """
 from __future__ import annotations
 
+import argparse
 import io
 from dataclasses import dataclass
 
@@ -17,6 +18,18 @@ import numpy as np
 RATE = 16000
 AUGMENTATIONS = ("speed", "pitch", "noise", "reverb", "telephone", "codec", "gain")
 """Augmentation names, in the order a chain applies them."""
+
+
+def add_augmentations_argument(parser: argparse.ArgumentParser) -> None:
+    """``--augmentations A ...`` for a command that trains voice readers: the augmented copies to train on
+    (default: all of :data:`AUGMENTATIONS`)."""
+    parser.add_argument("--augmentations", nargs="*", default=list(AUGMENTATIONS), choices=AUGMENTATIONS,
+                        metavar="AUGMENTATION",
+                        help="augmented copies to train on (default: all; a copy whose chain holds another one is "
+                             "not used; the option alone: clean recordings only; known: "
+                             f"{', '.join(AUGMENTATIONS)})")
+
+
 CODECS = (("m4a", 24_000), ("mp3", 32_000), ("ogg", 16_000))
 """(file format of :func:`crossemo_core.clip.synth.encode_audio`: AAC, MP3, Opus; bit rate): low bit rates, as in
 calls and compressed uploads."""

@@ -178,6 +178,11 @@ class VoiceTrainConfig:
             raise ValueError("epochs >= 1, batch >= 2, views >= 1 and crop_frames >= 30 are required")
 
 
+def _resume_key(config: VoiceTrainConfig, net_config: NetConfig) -> str:
+    """The settings a resume state must have been made with, as canonical JSON."""
+    return json.dumps({"train": asdict(config), "net": asdict(net_config)}, sort_keys=True)
+
+
 def _labels(utts: list[Utterance]) -> dict[str, np.ndarray]:
     return {"emotion": np.array([u.emotion_index for u in utts]), "valence": np.array([u.valence for u in utts]),
             "arousal": np.array([u.arousal for u in utts])}
@@ -244,6 +249,9 @@ def train_voice_reader(train: list[Utterance], valid: list[Utterance], cache: di
     record, best_state, start_epoch = TrainRecord(), None, 0
     if resume is not None and Path(resume).is_file():
         state = torch.load(resume, map_location="cpu", weights_only=True)
+        if state.get("config") != _resume_key(config, net_config):
+            raise DataError(f"{resume} holds a run with other settings than this one (or from a version that did "
+                            "not record them); delete it or resume into another file.")
         net.load_state_dict(state["net"]), opt.load_state_dict(state["opt"]), sched.load_state_dict(state["sched"])
         rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
@@ -292,7 +300,8 @@ def train_voice_reader(train: list[Utterance], valid: list[Utterance], cache: di
             buf = io.BytesIO()
             torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                         "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                        "record": asdict(record), "best": best_state, "epoch": epoch + 1}, buf)
+                        "record": asdict(record), "best": best_state, "epoch": epoch + 1,
+                        "config": _resume_key(config, net_config)}, buf)
             atomic_write(resume, buf.getvalue())
         if on_epoch:
             on_epoch(row)
