@@ -51,7 +51,8 @@ class FeatureNormalizer:
 class PairTensors:
     """A :class:`PairDataset` as padded float32 tensors, normalised, built once and sliced into batches.
 
-    ``face`` ``(N, L_face_max, d_face)``, ``face_lengths`` ``(N,)``; the same for voice; labels ``(N,)`` int64.
+    ``face`` ``(N, L_face_max, d_face)``, ``face_lengths`` ``(N,)``; the same for voice (and for the voices' twins
+    when the set has them, else None); labels ``(N,)`` int64.
     """
 
     face: torch.Tensor
@@ -60,6 +61,8 @@ class PairTensors:
     voice_lengths: torch.Tensor
     face_label: torch.Tensor
     voice_label: torch.Tensor
+    voice_twin: torch.Tensor | None = None
+    voice_twin_lengths: torch.Tensor | None = None
 
     @classmethod
     def build(cls, data: PairDataset, normalizer: FeatureNormalizer, labels: str = "classes") -> "PairTensors":
@@ -70,7 +73,10 @@ class PairTensors:
         face, face_len = _pad(data.face, normalizer.face_mean, normalizer.face_std)
         voice, voice_len = _pad(data.voice, normalizer.voice_mean, normalizer.voice_std)
         face_label, voice_label, _ = data.training_labels(labels)
-        return cls(face, face_len, voice, voice_len, torch.from_numpy(face_label), torch.from_numpy(voice_label))
+        twin, twin_len = (None, None) if data.voice_twin is None else _pad(data.voice_twin, normalizer.voice_mean,
+                                                                          normalizer.voice_std)
+        return cls(face, face_len, voice, voice_len, torch.from_numpy(face_label), torch.from_numpy(voice_label),
+                   twin, twin_len)
 
     def __len__(self) -> int:
         return len(self.face_label)
@@ -82,6 +88,13 @@ class PairTensors:
         voice = self.voice[index, : int(vl.max())]
         return (face.to(device), fl, voice.to(device), vl, self.face_label[index].to(device),
                 self.voice_label[index].to(device))
+
+    def twin_batch(self, index: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The twins of the voices at ``index`` (trimmed like :meth:`batch`) and their lengths."""
+        if self.voice_twin is None or self.voice_twin_lengths is None:
+            raise DataError("these pairs have no voice twins.")
+        lengths = self.voice_twin_lengths[index]
+        return self.voice_twin[index, : int(lengths.max())].to(device), lengths
 
     def batches(self, batch_size: int, shuffle: bool, generator: torch.Generator | None = None,
                 drop_singletons: bool = True) -> Iterator[torch.Tensor]:

@@ -46,9 +46,13 @@ class LossConfig:
     use_cross: bool = True
     use_hard: bool = True
     hard_loss: Literal["bce", "literal"] = "bce"
+    consistency: float = 0.0
+    """Weight of the twin-consistency term added to L_all (not in the paper): the mean of 1 - cos between a voice's
+    embedding and its twin's (the same speech coded differently, ``PairDataset.voice_twin``). 0: off."""
 
     def validate(self) -> None:
         _require(min(self.lambda_intra, self.lambda_cross, self.lambda_hard) >= 0, "loss weights lambda_intra, lambda_cross and lambda_hard must be >= 0")
+        _require(self.consistency >= 0, "consistency (the twin-consistency weight) must be >= 0")
         _require(self.k >= 1, "k (hard samples per anchor) must be >= 1")
         _require(self.tau > 0, "tau must be > 0")
         _require(self.hard_loss in ("bce", "literal"), "hard_loss must be 'bce' or 'literal'")

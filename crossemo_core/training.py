@@ -116,8 +116,9 @@ class TrainingTask(Protocol):
         """A fresh network; the loop has seeded the global generators just before (``TrainConfig.seed``)."""
 
     def losses(self, network: nn.Module, face: Tensor, face_lengths: Tensor, voice: Tensor, voice_lengths: Tensor,
-               y_face: Tensor, y_voice: Tensor) -> dict[str, Tensor]:
-        """The batch's loss terms; ``"total"`` is the one optimised (and comes first in the dict)."""
+               y_face: Tensor, y_voice: Tensor, twin: tuple[Tensor, Tensor] | None = None) -> dict[str, Tensor]:
+        """The batch's loss terms; ``"total"`` is the one optimised (and comes first in the dict). ``twin``: the
+        voices' twins and their lengths, given when ``LossConfig.consistency`` > 0."""
 
     def anomaly(self, network: nn.Module, face: Tensor, face_lengths: Tensor, voice: Tensor,
                 voice_lengths: Tensor) -> np.ndarray:
@@ -144,10 +145,16 @@ class ContrastiveTask:
         return SIRHCL(self.config.model)
 
     def losses(self, network: nn.Module, face: Tensor, face_lengths: Tensor, voice: Tensor, voice_lengths: Tensor,
-               y_face: Tensor, y_voice: Tensor) -> dict[str, Tensor]:
+               y_face: Tensor, y_voice: Tensor, twin: tuple[Tensor, Tensor] | None = None) -> dict[str, Tensor]:
         out = network(face, face_lengths, voice, voice_lengths)
         terms = self.objective(out.face, out.voice, out.face_logits, out.voice_logits, y_face, y_voice)
-        return {name: getattr(terms, name) for name in LOSS_NAMES}
+        losses = {name: getattr(terms, name) for name in LOSS_NAMES}
+        if twin is not None:  # the same speech coded differently should land on the same embedding
+            weight = self.config.loss.consistency
+            consistency = (1 - nn.functional.cosine_similarity(out.voice, network.embed_voice(*twin), dim=1)).mean()
+            losses["total"] = losses["total"] + weight * consistency
+            losses["consistency"] = consistency
+        return losses
 
     def anomaly(self, network: nn.Module, face: Tensor, face_lengths: Tensor, voice: Tensor,
                 voice_lengths: Tensor) -> np.ndarray:
@@ -266,6 +273,9 @@ class Trainer:
         _check_split(valid, "validation", need_both=False)
         if (valid.face_dim, valid.voice_dim) != (train.face_dim, train.voice_dim):
             raise DataError("training and validation pairs have different feature dimensions.")
+        if cfg.loss.consistency > 0 and train.voice_twin is None:
+            raise DataError("consistency > 0 needs training pairs with voice twins (PairDataset.voice_twin); these "
+                            "have none.")
         key = _run_key(cfg, task, train, valid)
         resume = self._read_resume(key)
         with first_ctrl_c_sets(self.stop_event) if self.stop_on_ctrl_c else contextlib.nullcontext():
@@ -340,7 +350,8 @@ class Trainer:
                 if self.stop_event.is_set():
                     break
                 face, fl, voice, vl, yf, yv = train_t.batch(index, self.device)
-                losses = task.losses(model, face, fl, voice, vl, yf, yv)
+                twin = train_t.twin_batch(index, self.device) if cfg.loss.consistency > 0 else None
+                losses = task.losses(model, face, fl, voice, vl, yf, yv, twin)
                 total = losses["total"]
                 if not torch.isfinite(total):
                     raise FloatingPointError(
@@ -447,6 +458,8 @@ def _run_key(config: ExperimentConfig, task: TrainingTask, train: PairDataset, v
     for part in (train, valid):
         for values in (part.speaker, part.face_label, part.voice_label, part.is_abnormal):
             h.update(np.ascontiguousarray(np.asarray(values).astype(str)).tobytes())
+        if part.voice_twin is not None and config.loss.consistency > 0:
+            h.update(np.array([[len(t), float(np.sum(t, dtype=np.float64))] for t in part.voice_twin]).tobytes())
     return h.hexdigest()
 
 

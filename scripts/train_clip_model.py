@@ -20,6 +20,7 @@ for the default model, so the numbers of both kinds of model are measured on the
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import pickle
 import sys
@@ -67,6 +68,24 @@ def load_clips(args: argparse.Namespace) -> dict[str, list[corpus.VoiceClip]]:
     if cache:
         atomic_write(cache, pickle.dumps(clips))
     return clips
+
+
+def load_twins(args: argparse.Namespace, clips: dict[str, list[corpus.VoiceClip]]) -> list[corpus.VoiceClip]:
+    """AAC-coded twins of the training takes, clean and degraded (``--twin-bit-rates``), cached beside ``--cache``;
+    with ``--limit`` only those of the chosen clips."""
+    rates = tuple(args.twin_bit_rates)
+    cache = Path(f"{args.cache}.aac-{'-'.join(map(str, rates))}-s{args.seed}.pkl") if args.cache else None
+    if cache and cache.is_file():
+        twins = pickle.loads(cache.read_bytes())
+    else:
+        t0 = time.perf_counter()
+        twins = [c for degraded in (False, True) for c in corpus.ravdess_clips(
+            args.ravdess, corpus.ACTORS["train"], degraded=degraded, seed=args.seed, aac_bit_rates=rates)]
+        print(f"voice twins: {len(twins)} takes coded ({time.perf_counter() - t0:.0f} s)", flush=True)
+        if cache:
+            atomic_write(cache, pickle.dumps(twins))
+    wanted = {c.clip_id for c in clips["train"] + clips["train_degraded"]}
+    return [c for c in twins if c.clip_id in wanted]
 
 
 def synthetic_analysis(pairing: corpus.ClipPairing, logits: np.ndarray) -> ClipAnalysis:
@@ -163,6 +182,11 @@ def main() -> int:
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--weight-decay", type=float, default=1e-4)
     ap.add_argument("--limit", type=int, default=0, help="use only this many clips per part (smoke runs)")
+    ap.add_argument("--consistency", type=float, default=0.0,
+                    help="weight of the twin-consistency term: each training voice window and the same window "
+                         "after an AAC round trip are asked for the same embedding (0: off)")
+    ap.add_argument("--twin-bit-rates", type=int, nargs="+", default=[64000, 96000, 128000],
+                    help="AAC bit rates (bit/s) of the voice twins, one drawn per take")
     args = ap.parse_args()
     args.match = args.match or ("emotion" if args.labels == "emotions" else "valence")
     started = time.perf_counter()
@@ -181,6 +205,12 @@ def main() -> int:
 
     train = corpus.window_pairs(clips["train"] + clips["train_degraded"], pools["train"], expression, face_id,
                                 args.repeats, args.seed, "clip-train", match=args.match)
+    if args.consistency > 0:
+        twins = load_twins(args, clips)
+        train = dataclasses.replace(train, voice_twin=corpus.voice_twins(train, twins))
+        moved = np.mean([not np.array_equal(a, b) for a, b in zip(train.voice, train.voice_twin)])
+        print(f"voice twins: AAC at {args.twin_bit_rates} bit/s; {moved:.0%} of the training windows have one",
+              flush=True)
     valid = corpus.window_pairs(clips["valid"], pools["valid"], expression, face_id, 1, args.seed + 1, "clip-valid")
     valid_degraded = corpus.window_pairs(clips["valid_degraded"], pools["valid"], expression, face_id, 1,
                                          args.seed + 7, "clip-valid-degraded")
@@ -189,7 +219,8 @@ def main() -> int:
               f"{len(set(d.speaker))} voice actors", flush=True)
 
     config = config_for(train, "fast", seed=args.seed, epochs=args.epochs, patience=10, mixture_var_floor=3e-3,
-                        weight_decay=args.weight_decay, hidden_size=args.hidden, training_labels=args.labels)
+                        weight_decay=args.weight_decay, hidden_size=args.hidden, training_labels=args.labels,
+                        consistency=args.consistency)
     result = Trainer(config, callbacks=[Printer()]).fit(train, valid, metadata={
         "split_speakers": {"train": sorted(set(train.speaker)), "valid": sorted(set(valid.speaker))}})
     det = result.detector

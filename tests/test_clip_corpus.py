@@ -155,3 +155,24 @@ def test_a_clip_model_trained_on_emotions_scores_with_the_same_json(tmp_path: Pa
     det.save(tmp_path / "unnamed.pt")
     with pytest.raises(CheckpointError, match="its head has 7 outputs but the checkpoint names no emotions"):
         ClipScorer(tmp_path / "unnamed.pt")
+
+
+def test_voice_twins_are_the_same_windows_of_the_coded_takes(expression: ExpressionModel) -> None:
+    clips = _clips(actors=(1,))
+    pairs = corpus.window_pairs(clips, _pool(), expression, "fer-test", 1, 0, "t")
+    coded = [corpus.VoiceClip(c.clip_id, c.actor, c.emotion, c.valence,
+                              seq.VoiceTrack(c.track.features + 1.0, c.track.active, c.track.voiced))
+             for c in clips[1:]]  # the first take has no twin
+    twins = corpus.voice_twins(pairs, coded)
+    assert len(twins) == len(pairs)
+    first = np.array([i.startswith(clips[0].clip_id + "@") for i in pairs.clip_id])
+    assert first.any() and not first.all()
+    by_id = {c.clip_id: c for c in coded}
+    for twin, voice, own, pair_id in zip(twins, pairs.voice, first, pairs.clip_id):
+        if own:
+            assert twin is voice
+        else:
+            clip_id, start = pair_id.rsplit("@", 1)
+            end = float(start) + seq.WINDOW_S
+            assert np.array_equal(twin, seq.voice_window(by_id[clip_id].track, float(start), end))
+            assert not np.allclose(twin, voice)

@@ -355,3 +355,64 @@ def test_a_resume_state_of_another_run_is_refused(tmp_path):
     state.write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match="not a readable resume state"):
         Trainer(config_for(corpus, "fast", epochs=3, seed=0), resume_file=state).fit(parts["train"], parts["valid"])
+
+
+# ---------------------------------------------------------------------------------------- voice twins
+def _with_twins(data, shift: float):
+    """``data`` with each voice's twin = the voice moved by ``shift`` (in feature units)."""
+    from dataclasses import replace
+
+    return replace(data, voice_twin=[v + np.float32(shift) for v in data.voice])
+
+
+def test_voice_twins_follow_their_pairs_and_are_checked(parts):
+    train = _with_twins(parts["train"], 0.5)
+    sub = train.subset([3, 1])
+    assert np.array_equal(sub.voice_twin[0], train.voice_twin[3]) and np.array_equal(sub.voice_twin[1],
+                                                                                       train.voice_twin[1])
+    both = concatenate([train, parts["valid"]])  # the part without twins lends each voice as its own twin
+    assert len(both.voice_twin) == len(both)
+    assert all(np.array_equal(t, v) for t, v in zip(both.voice_twin[len(train):], parts["valid"].voice))
+    from dataclasses import replace
+
+    with pytest.raises(DataError, match="voice_twin"):
+        replace(train, voice_twin=train.voice_twin[:-1])
+    with pytest.raises(DataError, match="voice twin"):
+        replace(train, voice_twin=[v[:, :-1] for v in train.voice])
+
+
+def test_the_consistency_term_is_the_mean_cosine_distance_to_the_twins(parts):
+    from crossemo_core.training import ContrastiveTask
+
+    config = small_config(parts, consistency=2.0)
+    task = ContrastiveTask(config)
+    torch.manual_seed(0)
+    network = task.build().eval()  # no dropout: the same input gives the same embedding
+    tensors = PairTensors.build(_with_twins(parts["train"], 1.0), FeatureNormalizer.fit(parts["train"]))
+    index = torch.arange(8)
+    face, fl, voice, vl, yf, yv = tensors.batch(index, torch.device("cpu"))
+    plain = task.losses(network, face, fl, voice, vl, yf, yv)
+    assert "consistency" not in plain
+    itself = task.losses(network, face, fl, voice, vl, yf, yv, (voice, vl))
+    assert itself["consistency"].item() == pytest.approx(0.0, abs=1e-5)
+    moved = task.losses(network, face, fl, voice, vl, yf, yv, tensors.twin_batch(index, torch.device("cpu")))
+    assert moved["consistency"].item() > 1e-3
+    assert moved["total"].item() == pytest.approx(plain["total"].item() + 2.0 * moved["consistency"].item(),
+                                                   rel=1e-5)
+
+
+def test_training_with_consistency_needs_twins_and_pulls_them_together(parts):
+    with pytest.raises(DataError, match="voice twins"):
+        Trainer(small_config(parts, consistency=1.0)).fit(parts["train"], parts["valid"])
+    from dataclasses import replace
+
+    train = _with_twins(parts["train"], 1.5)
+    twins_as_voices = replace(train, voice=train.voice_twin, voice_twin=None)
+
+    def twin_distance(consistency: float) -> float:
+        """Mean cosine distance between each training voice's embedding and its twin's, after training."""
+        det = Trainer(small_config(parts, consistency=consistency, epochs=6)).fit(train, parts["valid"]).detector
+        (_, v), (_, t) = det.embed(train), det.embed(twins_as_voices)
+        return float(np.mean(1 - np.sum(v * t, 1) / (np.linalg.norm(v, axis=1) * np.linalg.norm(t, axis=1) + 1e-9)))
+
+    assert twin_distance(5.0) < twin_distance(0.0)

@@ -57,7 +57,9 @@ class NetworkTask:
         return network
 
     def losses(self, network: nn.Module, face: Tensor, face_lengths: Tensor, voice: Tensor, voice_lengths: Tensor,
-               y_face: Tensor, y_voice: Tensor) -> dict[str, Tensor]:
+               y_face: Tensor, y_voice: Tensor, twin: tuple[Tensor, Tensor] | None = None) -> dict[str, Tensor]:
+        if twin is not None:
+            raise ValueError("the baselines with their own networks do not train with voice twins (consistency 0).")
         terms = network.losses(face, face_lengths, voice, voice_lengths, y_face, y_voice)
         return {"total": terms["total"], **{k: v for k, v in terms.items() if k != "total"}}
 

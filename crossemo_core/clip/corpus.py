@@ -30,6 +30,7 @@ from crossemo_core.data.container import PairDataset
 from crossemo_core.data.labels import ravdess_emotion_to_3class
 from crossemo_core.errors import DataError
 from crossemo_core.features.voice import VoiceFeatureExtractor, load_audio
+from crossemo_core.readers.augment import codec_round_trip
 
 ACTORS = {"train": tuple(range(1, 15)), "valid": (15, 16, 17), "heldout": (18, 19, 20)}
 DUPLICATE_TAKES = ("03-01-03-01-02-02-07",)  # byte-identical to 03-01-03-01-02-01-07 (shared README 1.1)
@@ -130,9 +131,11 @@ def degrade(signal: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray
 
 def ravdess_clips(root: str | Path, actors: tuple[int, ...], extractor: VoiceFeatureExtractor | None = None,
                   progress: Callable[[int, int], None] | None = None, degraded: bool = False,
-                  seed: int = 0) -> list[VoiceClip]:
+                  seed: int = 0, aac_bit_rates: tuple[int, ...] = ()) -> list[VoiceClip]:
     """Voice tracks (loudness-normalised features + VAD) of the RAVDESS speech clips of ``actors``
-    (``degraded``: of a :func:`degrade`-d copy of each clip instead, ids suffixed ``+deg``)."""
+    (``degraded``: of a :func:`degrade`-d copy of each clip instead, ids suffixed ``+deg``). With ``aac_bit_rates``
+    each signal then goes through an AAC round trip at one of those bit rates (bit/s, drawn per clip), as the audio
+    of an MP4 file does: the same clips, ids and lengths, coded (the voice twins of :func:`voice_twins`)."""
     audio = Path(root) / "audio"
     files = sorted(p for a in actors for p in (audio / f"Actor_{a:02d}").glob("03-01-*.*")
                    if p.suffix in (".flac", ".wav") and p.stem not in DUPLICATE_TAKES)
@@ -148,11 +151,32 @@ def ravdess_clips(root: str | Path, actors: tuple[int, ...], extractor: VoiceFea
         signal, sr = load_audio(p)
         if degraded:
             signal = degrade(signal, sr, np.random.default_rng([seed, i]))
+        if aac_bit_rates:
+            if sr != seq.AUDIO_RATE:
+                raise DataError(f"{p}: an AAC twin needs {seq.AUDIO_RATE} Hz audio, this file is at {sr} Hz.")
+            signal = codec_round_trip(signal, "m4a", int(np.random.default_rng([seed, i, 1]).choice(aac_bit_rates)))
         out.append(VoiceClip(p.stem + ("+deg" if degraded else ""), actor, emotion,
                              int(ravdess_emotion_to_3class(np.array([emotion]))[0]),
                              seq.voice_track(signal, sr, extractor)))
         if progress:
             progress(i + 1, len(files))
+    return out
+
+
+def voice_twins(pairs: PairDataset, twins: list[VoiceClip]) -> list[np.ndarray]:
+    """The twin of every voice window of ``pairs`` (built by :func:`window_pairs`, ids ``CLIP@START``): the same
+    window of the twin clip with the same id, or the window itself where the twin clip has no speech there."""
+    by_id = {c.clip_id: c for c in twins}
+    out = []
+    for voice, pair_id in zip(pairs.voice, pairs.clip_id):
+        clip_id, start = pair_id.rsplit("@", 1)
+        twin = by_id.get(clip_id)
+        window = None
+        if twin is not None:
+            a = float(start)
+            ends = [b for s, b in seq.window_starts(twin.track.duration_s) if abs(s - a) < 0.05]
+            window = seq.voice_window(twin.track, a, ends[0]) if ends else None
+        out.append(voice if window is None else window)
     return out
 
 

@@ -45,6 +45,9 @@ class PairDataset:
             ``emotion_names`` (e.g. RAVDESS's 8 acted emotions). Training may use them
             (``TrainConfig.training_labels = "emotions"``); anomalies are always defined on ``class_names``.
         emotion_names: names of those categories, or None when the corpus has none.
+        voice_twin: optional N float32 arrays ``(L_i, d_voice)``: the same speech as ``voice[i]``, recorded or
+            coded differently (e.g. through a lossy codec). Training asks a voice and its twin for the same
+            embedding when ``LossConfig.consistency`` > 0; None when the set has no twins.
     """
 
     face: list[np.ndarray]
@@ -67,6 +70,7 @@ class PairDataset:
     face_emotion: np.ndarray | None = None
     voice_emotion: np.ndarray | None = None
     emotion_names: tuple[str, ...] | None = None
+    voice_twin: list[np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.face)
@@ -120,11 +124,15 @@ class PairDataset:
         if self.face_emotion is not None:
             per_pair["face_emotion"] = len(self.face_emotion)
             per_pair["voice_emotion"] = len(self.voice_emotion)
+        if self.voice_twin is not None:
+            per_pair["voice_twin"] = len(self.voice_twin)
         wrong = {k: v for k, v in per_pair.items() if v != n}
         if wrong:
             raise DataError(f"{self.name}: {n} face sequences but {wrong}; every field needs one entry per pair.")
-        for side, seqs, names in (("face", self.face, self.face_feature_names),
-                                  ("voice", self.voice, self.voice_feature_names)):
+        sides = [("face", self.face, self.face_feature_names), ("voice", self.voice, self.voice_feature_names)]
+        if self.voice_twin is not None:
+            sides.append(("voice twin", self.voice_twin, self.voice_feature_names))
+        for side, seqs, names in sides:
             dims = {s.shape[1] if s.ndim == 2 else -1 for s in seqs}
             if -1 in dims:
                 bad = next(i for i, s in enumerate(seqs) if s.ndim != 2)
@@ -228,6 +236,7 @@ class PairDataset:
             face_emotion=None if self.face_emotion is None else self.face_emotion[idx],
             voice_emotion=None if self.voice_emotion is None else self.voice_emotion[idx],
             emotion_names=self.emotion_names,
+            voice_twin=None if self.voice_twin is None else [self.voice_twin[i] for i in idx],
         )
 
     def with_labels(self, face_label: np.ndarray, voice_label: np.ndarray,
@@ -293,4 +302,7 @@ def concatenate(datasets: Sequence[PairDataset], name: str | None = None) -> Pai
         face_emotion=np.concatenate([d.face_emotion for d in datasets]) if has_emotions else None,
         voice_emotion=np.concatenate([d.voice_emotion for d in datasets]) if has_emotions else None,
         emotion_names=first.emotion_names if has_emotions else None,
+        # a part without twins lends each voice as its own twin (no consistency pull on those pairs)
+        voice_twin=([s for d in datasets for s in (d.voice if d.voice_twin is None else d.voice_twin)]
+                    if any(d.voice_twin is not None for d in datasets) else None),
     )
