@@ -53,8 +53,16 @@ class Printer:
               f"{' *' if e.is_best else ''} ({e.seconds:.0f} s)", flush=True)
 
 
+def cache_file(args: argparse.Namespace, what: str) -> Path | None:
+    """Where ``--cache`` keeps ``what`` for this ``--seed`` (the degraded copies depend on it), or None."""
+    if not args.cache:
+        return None
+    base = Path(args.cache)
+    return base.with_name(f"{base.stem}{what}-s{args.seed}{base.suffix}")
+
+
 def load_clips(args: argparse.Namespace) -> dict[str, list[corpus.VoiceClip]]:
-    cache = Path(args.cache) if args.cache else None
+    cache = cache_file(args, "")
     if cache and cache.is_file():
         return pickle.loads(cache.read_bytes())
     clips = {}
@@ -74,7 +82,7 @@ def load_twins(args: argparse.Namespace, clips: dict[str, list[corpus.VoiceClip]
     """AAC-coded twins of the training takes, clean and degraded (``--twin-bit-rates``), cached beside ``--cache``;
     with ``--limit`` only those of the chosen clips."""
     rates = tuple(args.twin_bit_rates)
-    cache = Path(f"{args.cache}.aac-{'-'.join(map(str, rates))}-s{args.seed}.pkl") if args.cache else None
+    cache = cache_file(args, f"-aac-{'-'.join(map(str, rates))}")
     if cache and cache.is_file():
         twins = pickle.loads(cache.read_bytes())
     else:
@@ -169,7 +177,8 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=Path("checkpoints/clip.pt"))
     ap.add_argument("--results", type=Path, default=Path("docs/clip_results.json"))
     ap.add_argument("--cache", default="/tmp/clipwork/ravdess_tracks_v2.pkl",
-                    help="pickle of the RAVDESS voice tracks (outside the repository); '' for none")
+                    help="pickle of the RAVDESS voice tracks (outside the repository; one file per --seed, "
+                         "named with it); '' for none")
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--repeats", type=int, default=1, help="faces per training voice window (clean and degraded)")
     ap.add_argument("--labels", choices=("classes", "emotions"), default="classes",
