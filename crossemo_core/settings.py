@@ -33,7 +33,8 @@ ENVIRONMENT: dict[str, str] = {
 
 NOT_SETTABLE = {"face_dim": "it follows from the data's face features",
                 "voice_dim": "it follows from the data's voice features",
-                "n_classes": "it follows from --classes and training_labels", "preset": "use --preset"}
+                "n_classes": "it follows from --classes and training_labels", "preset": "use --preset",
+                "consistency": "it needs voice twins, which only scripts/train_clip_model.py --consistency builds"}
 """Configuration fields ``--set`` refuses, with the reason."""
 
 

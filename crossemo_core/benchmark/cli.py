@@ -136,8 +136,8 @@ def _run_readers(args: argparse.Namespace) -> int:
     import torch
 
     from crossemo_core.benchmark.readers import readers_markdown, run_readers
-    from crossemo_core.readers.voice_training import VoiceTrainConfig
     from crossemo_core.benchmark.runner import command_line
+    from crossemo_core.readers.voice_training import VoiceTrainConfig
 
     if args.root is None:
         raise DataError("the readers suite needs --root DATA_FOLDER (the folder holding ravdess/, tess/, emodb/).")
