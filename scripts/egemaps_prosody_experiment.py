@@ -39,13 +39,14 @@ import io
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from crossemo_core.benchmark.cache import json_safe  # noqa: E402
-from crossemo_core.benchmark.readers import loco_split, ravdess_actor_split  # noqa: E402
+from crossemo_core.benchmark.readers import VoiceSplit, loco_split, ravdess_actor_split  # noqa: E402
 from crossemo_core.paths import REPO, atomic_write  # noqa: E402
 from crossemo_core.readers.augment import AugmentConfig  # noqa: E402
 from crossemo_core.readers.reading import unweighted_average_recall  # noqa: E402
@@ -126,6 +127,20 @@ def fit_predict(kind: str, x: np.ndarray, y: np.ndarray, w: np.ndarray, c: float
     return [model.predict_proba(z) for z in xs]
 
 
+def run_split(utts: list[Utterance], run: str) -> VoiceSplit:
+    """The split of one of :data:`RUNS`: RAVDESS actors 18-20, or leave that corpus out."""
+    return ravdess_actor_split(utts) if run == "ravdess18-20" else loco_split(utts, run)
+
+
+def network_readings(folder: Path, run: str, split: VoiceSplit) -> Any:
+    """The benchmark network's readings of ``split`` (``scripts/egemaps_network_probs.py`` writes them), checked to
+    be of the same utterances in the same order."""
+    net = np.load(folder / f"net-{run}.npz")
+    assert list(net["test_keys"]) == [u.key for u in split.test]
+    assert list(net["valid_keys"]) == [u.key for u in split.valid]
+    return net
+
+
 def uar(y: np.ndarray, p: np.ndarray) -> float:
     return unweighted_average_recall(y, p.argmax(1), 3)
 
@@ -155,10 +170,8 @@ def main() -> int:
                 for model in ("lr", "hgb") if model == "lr" or (fs[2] != "clean" and spk != "neutral-ref")]
     results: dict[str, dict] = {}
     for run in args.runs:
-        split = ravdess_actor_split(utts) if run == "ravdess18-20" else loco_split(utts, run)
-        net = np.load(args.net / f"net-{run}.npz")
-        assert list(net["test_keys"]) == [u.key for u in split.test]
-        assert list(net["valid_keys"]) == [u.key for u in split.valid]
+        split = run_split(utts, run)
+        net = network_readings(args.net, run, split)
         yt = np.array([u.valence for u in split.train])
         yv = np.array([u.valence for u in split.valid])
         ys = np.array([u.valence for u in split.test])

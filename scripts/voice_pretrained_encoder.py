@@ -31,14 +31,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from crossemo_core.benchmark.readers import loco_split, ravdess_actor_split  # noqa: E402
 from crossemo_core.paths import REPO, atomic_write_text  # noqa: E402
 from crossemo_core.readers.augment import AugmentConfig  # noqa: E402
 from crossemo_core.readers.voice import LinearHead  # noqa: E402
 from crossemo_core.readers.voice_corpora import Utterance, list_corpora  # noqa: E402
 from crossemo_core.readers.voice_training import load_signal, prosody_cache  # noqa: E402
 from crossemo_core.settings import cache_root  # noqa: E402
-from egemaps_prosody_experiment import RUNS, _corpus_weights, speaker_normalise, uar  # noqa: E402
+from egemaps_prosody_experiment import (RUNS, _corpus_weights, network_readings, run_split,  # noqa: E402
+                                        speaker_normalise, uar)
 
 C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
 
@@ -76,10 +76,8 @@ def main() -> int:
     result: dict = {"command": "python " + " ".join(sys.argv), "encoder": "resemblyzer 0.1.4 GE2E (256-d)",
                     "metric": "3-class valence UAR, validation / test", "runs": {}}
     for run in RUNS:
-        split = ravdess_actor_split(utts) if run == "ravdess18-20" else loco_split(utts, run)
-        net = np.load(args.net / f"net-{run}.npz")
-        assert list(net["test_keys"]) == [u.key for u in split.test]
-        assert list(net["valid_keys"]) == [u.key for u in split.valid]
+        split = run_split(utts, run)
+        net = network_readings(args.net, run, split)
         yt, yv, ys = (np.array([u.valence for u in part]) for part in (split.train, split.valid, split.test))
         w = _corpus_weights(split.train)
         nt, nv = net["test_clean_valence"], net["valid_valence"]

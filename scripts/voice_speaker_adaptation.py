@@ -36,7 +36,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from egemaps_prosody_experiment import C_GRID, _corpus_weights, speaker_normalise, uar  # noqa: E402
+from egemaps_prosody_experiment import C_GRID, RUNS, _corpus_weights, speaker_normalise, uar  # noqa: E402
 
 from crossemo_core.benchmark.cache import json_safe  # noqa: E402
 from crossemo_core.benchmark.readers import degraded_mels, loco_split, ravdess_actor_split  # noqa: E402
@@ -47,9 +47,6 @@ from crossemo_core.readers.voice import (FrontendConfig, LinearHead, NetConfig, 
 from crossemo_core.readers.voice_corpora import Utterance, list_corpora  # noqa: E402
 from crossemo_core.readers.voice_training import prosody_cache, spectrogram_cache  # noqa: E402
 from crossemo_core.settings import cache_root  # noqa: E402
-
-RUNS = ("ravdess", "tess", "emodb", "ravdess18-20")
-
 
 def centred(p: np.ndarray, utts: list[Utterance], reference: np.ndarray | None = None) -> np.ndarray:
     """Per speaker: log-probabilities minus their mean over the speaker's rows (plus the mean log-probability of
@@ -65,7 +62,8 @@ def centred(p: np.ndarray, utts: list[Utterance], reference: np.ndarray | None =
     return e / e.sum(1, keepdims=True)
 
 
-def network_valence(reader: VoiceReader, mels: list[np.ndarray], utts: list[Utterance], per_speaker: bool) -> np.ndarray:
+def network_valence(reader: VoiceReader, mels: list[np.ndarray], utts: list[Utterance],
+                    per_speaker: bool) -> np.ndarray:
     mels = [m.astype(np.float32) for m in mels]
     if not per_speaker:
         return reader.probabilities(mels)["valence"]
