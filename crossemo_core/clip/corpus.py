@@ -166,16 +166,11 @@ def ravdess_clips(root: str | Path, actors: tuple[int, ...], extractor: VoiceFea
 def voice_twins(pairs: PairDataset, twins: list[VoiceClip]) -> list[np.ndarray]:
     """The twin of every voice window of ``pairs`` (built by :func:`window_pairs`, ids ``CLIP@START``): the same
     window of the twin clip with the same id, or the window itself where the twin clip has no speech there."""
-    by_id = {c.clip_id: c for c in twins}
+    windows = {f"{c.clip_id}@{start:.1f}": (c.track, start, end)  # the ids window_pairs gives
+               for c in twins for start, end in seq.window_starts(c.track.duration_s)}
     out = []
     for voice, pair_id in zip(pairs.voice, pairs.clip_id):
-        clip_id, start = pair_id.rsplit("@", 1)
-        twin = by_id.get(clip_id)
-        window = None
-        if twin is not None:
-            a = float(start)
-            ends = [b for s, b in seq.window_starts(twin.track.duration_s) if abs(s - a) < 0.05]
-            window = seq.voice_window(twin.track, a, ends[0]) if ends else None
+        window = seq.voice_window(*windows[pair_id]) if pair_id in windows else None
         out.append(voice if window is None else window)
     return out
 
