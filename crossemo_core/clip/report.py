@@ -346,7 +346,10 @@ def _model_line(model: Any) -> str:
     meta = model.detector.metadata
     clip = meta.get("clip", {})
     data = clip.get("data", {})
-    return (f"SIR-HCL clip model ({model.path.name if model.path else 'clip model'}), trained on faces: "
+    runs = len(model.runs)
+    auc = [run.metadata.get("best_valid_auc", float("nan")) for run in model.runs]
+    return (f"SIR-HCL clip model ({model.path.name if model.path else 'clip model'}"
+            f"{f', the mean similarity of {runs} training runs' if runs > 1 else ''}), trained on faces: "
             f"{data.get('faces', '?')}; voices: {data.get('voices', '?')}. Faces and voices of a training pair come "
-            f"from different people. Validation AUC (windows): {meta.get('best_valid_auc', float('nan')):.3f}. "
-            f"See checkpoints/clip.md for its limits.")
+            f"from different people. Validation AUC (windows): {', '.join(f'{a:.3f}' for a in auc)}"
+            f"{' (each run)' if runs > 1 else ''}. See checkpoints/clip.md for its limits.")

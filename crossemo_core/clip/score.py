@@ -1,13 +1,13 @@
 """Score: each window's inputs -> the window's evidence and its calibrated probability (the fourth step).
 
 Per window (:class:`~crossemo_core.clip.windows.WindowInput` in, :class:`Window` out): the SIR-HCL clip model
-(:class:`ClipModel`, the core's :class:`~crossemo_core.detector.Detector`: face and voice embeddings, cosine
-similarity, Beta-mixture posterior), the atypical-input gate, the face reading (the face reader's emotions over the
-window's frames), the voice reading (the voice reader on the window's audio) and the evidence combiner's probability
-of inconsistency from that window's evidence. :class:`WindowScorer` takes windows in time order, in groups of any
-size, and gives each the same scores whatever the groups: a window spanning two pieces of a long recording is scored
-as in a whole-file pass (the voice reader's batches are kept as ``read_many`` would make them,
-:class:`~crossemo_core.readers.voice.BatchedReads`).
+(:class:`ClipModel`: the core's :class:`~crossemo_core.detector.Detector`, or several runs of it whose cosine
+similarities are averaged; face and voice embeddings, similarity, Beta-mixture posterior), the atypical-input gate,
+the face reading (the face reader's emotions over the window's frames), the voice reading (the voice reader on the
+window's audio) and the evidence combiner's probability of inconsistency from that window's evidence.
+:class:`WindowScorer` takes windows in time order, in groups of any size, and gives each the same scores whatever
+the groups: a window spanning two pieces of a long recording is scored as in a whole-file pass (the voice reader's
+batches are kept as ``read_many`` would make them, :class:`~crossemo_core.readers.voice.BatchedReads`).
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from crossemo_core.clip.gate import KnnGate
 from crossemo_core.data.container import PairDataset
 from crossemo_core.detector import Detector, cosine_rows
 from crossemo_core.errors import CheckpointError
+from crossemo_core.mixture import BetaMixture, similarity_to_score
 from crossemo_core.features.voice import VoiceFeatureExtractor, file_sha256
 from crossemo_core.paths import CHECKPOINTS
 from crossemo_core.readers.face import reading_of
@@ -60,16 +61,22 @@ class WindowScores:
 
 @dataclass
 class ClipModel:
-    """The SIR-HCL detector trained on clip features, the expression network it was trained with, the gate and the
-    population's neutral means (for the per-person baseline)."""
+    """The SIR-HCL clip model: the detector trained on clip features (or several runs of the same recipe, different
+    seeds, whose similarities are averaged window by window), the expression network it was trained with, the gate
+    and the population's neutral means (for the per-person baseline).
 
-    detector: Detector
+    Runs: a checkpoint's ``metadata["clip"]["ensemble"]`` names the other runs' files (beside it, pinned by sha256)
+    and holds the Beta mixture fitted on the mean similarity; the gate and the metadata are the first run's."""
+
+    detector: Detector  # the first run
     expression: ExpressionModel
     gate: KnnGate | None
     population: dict[str, np.ndarray]
     face_extractor: str
     path: Path | None = None
     emotion_names: tuple[str, ...] | None = None  # the head's outputs when it was trained on emotions, else None
+    others: tuple[Detector, ...] = ()  # the other runs whose similarities are averaged with the first's
+    mixture: BetaMixture | None = None  # the Beta mixture of the (mean) similarity; None: the first run's own
 
     @classmethod
     def load(cls, checkpoint: str | Path | None = None, expression: str | Path | None = None) -> "ClipModel":
@@ -105,12 +112,19 @@ class ClipModel:
         gate = KnnGate.from_dict(meta["gate"]) if meta.get("gate") else None
         population = {k: np.asarray(v, dtype=np.float32) for k, v in meta.get("population", {}).items()}
         names = _head_emotions(path, detector, meta)
+        others, mixture = _other_runs(path, detector, meta)
         return cls(detector=detector, expression=ExpressionModel.load(fer_path), gate=gate, population=population,
-                   face_extractor=seq.face_extractor_id(sha), path=path, emotion_names=names)
+                   face_extractor=seq.face_extractor_id(sha), path=path, emotion_names=names, others=others,
+                   mixture=mixture)
 
     @property
     def threshold(self) -> float:
         return float(self.detector.threshold)
+
+    @property
+    def runs(self) -> tuple[Detector, ...]:
+        """Every run whose similarities are averaged, the first one first."""
+        return (self.detector, *self.others)
 
     def pairs(self, face: Sequence[np.ndarray], voice: Sequence[np.ndarray]) -> PairDataset:
         """The windows as the core's pair container (unlabelled: the detector embeds pairs of sequences)."""
@@ -122,11 +136,23 @@ class ClipModel:
                            name="clip", class_names=tuple(self.detector.schema["class_names"]),
                            extractor={"face": self.face_extractor, "voice": seq.VOICE_EXTRACTOR})
 
+    def similarity(self, pairs: PairDataset) -> np.ndarray:
+        """``(N,)`` the runs' mean cosine similarity of each pair's face and voice embeddings, in [-1, 1]."""
+        return np.mean([run.similarity(pairs) for run in self.runs], axis=0)
+
+    def posterior_abnormal(self, similarity: np.ndarray) -> np.ndarray:
+        """``(N,)`` the Beta mixture's posterior of inconsistency at each (mean) similarity."""
+        if self.mixture is None:
+            return self.detector.posterior_abnormal(similarity)
+        return self.mixture.posterior_abnormal(similarity_to_score(np.asarray(similarity)))
+
     @torch.no_grad()
     def score_windows(self, face: Sequence[np.ndarray], voice: Sequence[np.ndarray]) -> WindowScores:
-        """Scores of windows given their face sequences ``(n_i, 7)`` and voice sequences ``(m_i, 47)``."""
-        face_emb, voice_emb = self.detector.embed(self.pairs(face, voice))
-        sim = cosine_rows(face_emb, voice_emb)
+        """Scores of windows given their face sequences ``(n_i, 7)`` and voice sequences ``(m_i, 47)``: the runs'
+        mean similarity, its posterior, and the gate on the first run's embeddings."""
+        pairs = self.pairs(face, voice)
+        face_emb, voice_emb = self.detector.embed(pairs)
+        sim = np.mean([cosine_rows(face_emb, voice_emb)] + [run.similarity(pairs) for run in self.others], axis=0)
         n = len(sim)
         if self.gate is not None:
             fd, vd = self.gate.distance(face_emb, "face"), self.gate.distance(voice_emb, "voice")
@@ -134,8 +160,77 @@ class ClipModel:
         else:
             fd = vd = np.zeros(n)
             fa = va = np.zeros(n, dtype=bool)
-        return WindowScores(similarity=sim, p_inconsistent=self.detector.posterior_abnormal(sim), face_atypical=fa,
+        return WindowScores(similarity=sim, p_inconsistent=self.posterior_abnormal(sim), face_atypical=fa,
                             voice_atypical=va, face_distance=fd, voice_distance=vd)
+
+
+def save_runs(first: Detector, others: Sequence[tuple[int, Detector]], out: str | Path,
+              train: PairDataset) -> list[Path]:
+    """Write a clip model that averages several training runs of one recipe; returns the files written, ``out``
+    first.
+
+    ``first`` carries the clip metadata (gate, population, expression network). Each of ``others`` (seed, detector)
+    is written beside ``out`` as ``<stem>_seed<seed>.pt``, a clip model of its own without a gate (the gate is fitted
+    in the first run's embedding space); then ``out``, the first run with the others' file names and sha256 and the
+    Beta mixture of all runs' mean similarity on ``train`` (the first run's training pairs, initialised from their
+    labels, as training fits a single run's) in ``metadata["clip"]["ensemble"]``."""
+    out = Path(out)
+    meta = {k: v for k, v in first.metadata["clip"].items() if k != "ensemble"}
+    records = []
+    for seed, other in others:
+        other.metadata = {**other.metadata, "clip": {**meta, "gate": None},
+                          "dataset": first.metadata.get("dataset", "clip")}
+        file = other.save(out.with_name(f"{out.stem}_seed{seed}{out.suffix}"))
+        records.append({"file": file.name, "sha256": file_sha256(file), "seed": int(seed),
+                        "best_valid_auc": other.metadata.get("best_valid_auc")})
+    if records:
+        runs = [first] + [other for _, other in others]
+        similarity = np.mean([run.similarity(train) for run in runs], axis=0)
+        mixture = BetaMixture(var_floor=first.config.train.mixture_var_floor).fit(
+            similarity_to_score(similarity), init_labels=train.is_abnormal.astype(int))
+        meta["ensemble"] = {"runs": records, "mixture": mixture.get_parameters(),
+                            "mixture_fitted_on": f"the mean similarity of all {len(runs)} runs on the first run's "
+                                                 f"{len(train)} training window pairs"}
+    first.metadata = {**first.metadata, "clip": meta}
+    return [first.save(out)] + [out.with_name(r["file"]) for r in records]
+
+
+def _other_runs(path: Path, first: Detector, meta: dict) -> tuple[tuple[Detector, ...], BetaMixture | None]:
+    """The other runs a clip checkpoint averages with it (files beside it, each checked by sha256 and against the first
+    run's inputs) and the Beta mixture of their mean similarity; ``((), None)`` for a single run."""
+    ensemble = meta.get("ensemble")
+    if ensemble is None:
+        return (), None
+    runs = ensemble.get("runs") if isinstance(ensemble, dict) else None
+    if not isinstance(runs, list) or not runs or not all(
+            isinstance(r, dict) and isinstance(r.get("file"), str) and isinstance(r.get("sha256"), str) and
+            Path(r["file"]).name == r["file"] for r in runs):
+        raise CheckpointError(f"{path} is a damaged clip checkpoint: its list of the other runs it averages is "
+                              f"malformed.")
+    try:
+        mixture = BetaMixture.from_parameters(ensemble["mixture"])
+    except Exception as exc:  # noqa: BLE001 - KeyError, TypeError, ValueError from a damaged parameter record
+        raise CheckpointError(f"{path} is a damaged clip checkpoint: the Beta mixture of its runs' mean similarity "
+                              f"is unreadable ({type(exc).__name__}).") from None
+    others = []
+    for run in runs:
+        file = path.parent / run["file"]
+        if not file.is_file():
+            raise CheckpointError(f"the clip model {path.name} averages {len(runs) + 1} runs; {run['file']} (sha256 "
+                                  f"{run['sha256'][:12]}) is missing beside it.")
+        sha = file_sha256(file)
+        if sha != run["sha256"]:
+            raise CheckpointError(f"the clip model {path.name} averages {run['file']} with sha256 "
+                                  f"{run['sha256'][:12]}; the file beside it is a different one (sha256 {sha[:12]}).")
+        other = Detector.load(file)
+        other_meta = other.metadata.get("clip")
+        if (other.schema != first.schema or not isinstance(other_meta, dict)
+                or other_meta.get("fer_sha256") != meta["fer_sha256"]
+                or other.model.classifier.out_features != first.model.classifier.out_features):
+            raise CheckpointError(f"{run['file']} is not a run of the same recipe as {path.name} (other inputs, "
+                                  f"expression network or outputs).")
+        others.append(other)
+    return tuple(others), mixture
 
 
 def _head_emotions(path: Path, detector: Detector, meta: dict) -> tuple[str, ...] | None:
@@ -317,7 +412,7 @@ class WindowScorer:
             nominal = np.array([_nominal_weight(inp) for _, inp, _ in judged])
             total = nominal * sim + np.bincount(owner, np.asarray(weights) * s.similarity[n:], minlength=n)
             sim = total / (nominal + np.bincount(owner, weights, minlength=n))
-        post = self.model.detector.posterior_abnormal(sim)
+        post = self.model.posterior_abnormal(sim)
         self.similarities.append(sim)
         self.face_atypical.append(s.face_atypical[:n])
         self.voice_atypical.append(s.voice_atypical[:n])

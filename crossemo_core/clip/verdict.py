@@ -148,7 +148,7 @@ def build_verdict(facts: ClipFacts, windows: list[Window], scorer: WindowScorer,
         n = len(scored)
         sims = np.concatenate(scorer.similarities)[:n]
         sim = float(np.mean(sims))
-        p_emb = float(model.detector.posterior_abnormal(np.array([sim]))[0])
+        p_emb = float(model.posterior_abnormal(np.array([sim]))[0])
         face_reading, voice_reading = _pool([w.face for w in scored]), _pool([w.voice for w in scored])
         if audio is not None and facts.duration_s <= RECORDING_READ_S + 1e-6:
             stretch = audio[int(scored[0].start * AUDIO_RATE):int(np.ceil(scored[-1].end * AUDIO_RATE))]
