@@ -244,9 +244,12 @@ def main() -> int:
         atomic_write(args.rows, json.dumps(json_safe({"clean": rows, "degraded": degraded_rows,
                                                       "stability": stability_rows}), indent=1).encode())
     c = result["clean"]
+    cal = c.get("calibration_decided", {})
+    floor = cal.get("ece_if_calibrated", {})
     print(f"clean: AUC {c['auc_all_with_a_probability']:.3f}, decided accuracy {c['decided']['accuracy']:.3f}, "
-          f"ECE {c.get('calibration_decided', {}).get('ece', float('nan')):.3f}, saturated "
-          f"{c.get('calibration_decided', {}).get('saturated', float('nan')):.2f}, undetermined "
+          f"ECE {cal.get('ece', float('nan')):.3f} (a calibrated model would show "
+          f"{floor.get('p5', float('nan')):.3f}-{floor.get('p95', float('nan')):.3f} on these clips), saturated "
+          f"{cal.get('saturated', float('nan')):.2f}, undetermined "
           f"{c['undetermined_share']:.2f}; written {out_path} ({result['seconds']:.0f} s)")
     return 0
 

@@ -106,3 +106,18 @@ def test_the_reason_names_both_readings_and_counts_windows() -> None:
     assert "their valences differ in 1 of 2 windows" in text and "similarity 0.12" in text
     pooled = _pool([face, reading("face", (0.3, 0.3, 0.4), "happy")])
     assert pooled.valence["positive"] == pytest.approx(0.6) and pooled.modality == "face"
+
+
+def test_ece_and_the_ece_a_calibrated_model_would_show_on_as_many_clips() -> None:
+    rng = np.random.default_rng(3)
+    p = rng.uniform(0.1, 0.9, 360)
+    y = (rng.random(360) < p).astype(float)
+    m = calibration_metrics(y, p)
+    by_bins = sum(b["n"] * abs(b["mean_p"] - b["share_inconsistent"]) for b in m["bins"]) / len(p)
+    assert m["ece"] == pytest.approx(by_bins) and sum(b["n"] for b in m["bins"]) == 360
+    floor = m["ece_if_calibrated"]
+    assert 0.02 < floor["p5"] < floor["median"] < floor["p95"] < 0.12  # 360 clips: ECE ~0.05 even when calibrated
+    assert floor["p5"] <= m["ece"] <= floor["p95"]  # these labels were drawn calibrated
+    big = calibration_metrics((rng.random(36000) < (q := rng.uniform(0.1, 0.9, 36000))).astype(float), q, n_draws=50)
+    assert big["ece_if_calibrated"]["p95"] < 0.01  # the floor shrinks with the number of clips
+    assert calibration_metrics(y, np.clip(p + 0.2, 0, 1))["ece"] > floor["p95"]  # a biased model stands out

@@ -24,8 +24,8 @@ from crossemo_core.clip.gate import KnnGate
 from crossemo_core.data.container import PairDataset
 from crossemo_core.detector import Detector, cosine_rows
 from crossemo_core.errors import CheckpointError
-from crossemo_core.mixture import BetaMixture, similarity_to_score
 from crossemo_core.features.voice import VoiceFeatureExtractor, file_sha256
+from crossemo_core.mixture import BetaMixture, similarity_to_score
 from crossemo_core.paths import CHECKPOINTS
 from crossemo_core.readers.face import reading_of
 from crossemo_core.readers.reading import Reading
