@@ -90,6 +90,8 @@ def calibration_metrics(inconsistent: np.ndarray, p_inconsistent: np.ndarray, n_
     p = np.asarray(p_inconsistent, dtype=np.float64)
     if len(y) != len(p) or len(y) == 0:
         raise ValueError(f"calibration needs as many labels as probabilities (> 0); got {len(y)} and {len(p)}")
+    if not (np.isfinite(p).all() and (p >= 0).all() and (p <= 1).all()) or n_draws < 1:
+        raise ValueError("calibration needs probabilities in [0, 1] (no NaN) and at least one draw")
     which = np.minimum((p * n_bins).astype(int), n_bins - 1)
     bins = []
     for b in range(n_bins):
@@ -106,6 +108,5 @@ def calibration_metrics(inconsistent: np.ndarray, p_inconsistent: np.ndarray, n_
 
 def _binned_ece(p: np.ndarray, y: np.ndarray, which: np.ndarray, n_bins: int) -> float:
     """ECE of probabilities ``p`` against labels ``y`` whose bins are ``which`` (see :func:`calibration_metrics`)."""
-    count = np.bincount(which, minlength=n_bins)
     gap = np.abs(np.bincount(which, p, n_bins) - np.bincount(which, y, n_bins))  # = count * |mean p - share|
-    return float(gap.sum() / max(count.sum(), 1))
+    return float(gap.sum() / len(p))

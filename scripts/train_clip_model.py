@@ -32,6 +32,7 @@ import pickle
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -192,6 +193,7 @@ class Run:
 
     @property
     def detector(self) -> Detector:
+        """The run's trained detector (its network, normalisation and own Beta mixture)."""
         return self.result.detector
 
 
@@ -226,7 +228,7 @@ def train_run(args: argparse.Namespace, seed: int, expression: ExpressionModel, 
     return Run(seed, result, clips, train, valid, config)
 
 
-def window_metrics(model: ClipModel, pairs: PairDataset) -> dict:
+def window_metrics(model: ClipModel, pairs: PairDataset) -> dict[str, Any]:
     """Detection metrics of the clip model (every run's mean similarity, its Beta mixture) on window pairs."""
     p = model.posterior_abnormal(model.similarity(pairs))
     return detection_metrics(pairs.is_abnormal, p, p >= model.threshold)

@@ -4,6 +4,7 @@ runs' similarities window by window. Uses the shipped clip model's first run and
 mediapipe, no data)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -137,6 +138,10 @@ FAULTS: dict[str, tuple[Callable[[Path], object], str]] = {
                                        r"clip_seed2\.pt is not a run of the same recipe"),
     "a run named outside the folder": (lambda f: _edit_ensemble(f, lambda e: e["runs"][0].update(
         file="../clip_seed2.pt")), "its list of the other runs it averages is malformed"),
+    "a run named as a hidden or non-.pt file": (lambda f: _edit_ensemble(f, lambda e: e["runs"][0].update(
+        file=".clip_seed2.pt")), "is malformed"),
+    "a run listed twice": (lambda f: _edit_ensemble(f, lambda e: e["runs"].append(dict(e["runs"][0]))),
+                           "a run listed twice"),
     "no runs listed": (lambda f: _edit_ensemble(f, lambda e: e.update(runs=[])), "is malformed"),
     "runs not a list": (lambda f: _edit_ensemble(f, lambda e: e.update(runs={"file": "clip_seed2.pt"})),
                         "is malformed"),
@@ -167,3 +172,45 @@ def test_the_shipped_clip_model_loads_every_run_it_names() -> None:
     card = (CHECKPOINTS / "clip.md").read_text()
     assert all(name in card for name in named)
     json.dumps(meta.get("ensemble", {}))  # plain JSON in the checkpoint's metadata
+
+
+def test_windows_and_the_clip_verdict_use_the_runs_mean_and_its_mixture(folder: Path) -> None:
+    import soundfile as sf
+
+    from crossemo_core.clip import sequences as seq
+    from crossemo_core.clip.face import FaceFrame, FaceTrack
+    from crossemo_core.clip.reading import ClipAnalysis
+    from crossemo_core.clip.verdict import ClipScorer
+
+    files = _save(folder)
+    scorer = ClipScorer(files[0])
+    model = scorer.model
+    assert len(model.runs) == 3
+    audio, rate = sf.read(REPO / "assets" / "clips" / "voice_upbeat.wav", dtype="float32")
+    assert rate == 16000
+    audio = audio[: 4 * rate]
+    n = int(4 * seq.FACE_FPS)
+    rng = np.random.default_rng(0)
+    a = ClipAnalysis(name="x", voice_name=None, duration_s=4.0,
+                     track=FaceTrack([FaceFrame(t=i / seq.FACE_FPS, n_faces=1, crop=np.zeros((1, 1), np.uint8))
+                                      for i in range(n)]),
+                     face_logits=rng.normal(0, 2, (n, 7)).astype(np.float32), voice=seq.voice_track(audio, rate),
+                     envelope=np.zeros(0), still=False, face_emotions=rng.dirichlet(np.ones(7), n), audio=audio)
+    d = scorer.judge(a).to_dict()
+    scored = [w for w in d["timeline"] if w["status"] == "scored"]
+    assert scored
+    sim = np.array([w["similarity"] for w in scored])  # rounded to 4 decimals in the JSON
+    own = model.detector.posterior_abnormal(sim)  # the first run's own mixture: not what is shown
+    mixed = model.posterior_abnormal(sim)
+    np.testing.assert_allclose([w["p_embedding"] for w in scored], mixed, atol=2e-3)
+    assert np.abs(mixed - own).max() > 0.02
+    assert d["p_embedding"] == pytest.approx(float(model.posterior_abnormal(np.array([d["similarity"]]))[0]),
+                                             abs=2e-3)
+
+
+def test_a_model_of_several_runs_needs_their_mixture() -> None:
+    model = ClipModel.load()
+    if not model.others:
+        pytest.skip("the shipped clip model is a single run")
+    with pytest.raises(ValueError, match="needs the Beta mixture"):
+        dataclasses.replace(model, mixture=None)

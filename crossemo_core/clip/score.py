@@ -11,6 +11,8 @@ batches are kept as ``read_many`` would make them, :class:`~crossemo_core.reader
 """
 from __future__ import annotations
 
+import copy
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -77,6 +79,10 @@ class ClipModel:
     emotion_names: tuple[str, ...] | None = None  # the head's outputs when it was trained on emotions, else None
     others: tuple[Detector, ...] = ()  # the other runs whose similarities are averaged with the first's
     mixture: BetaMixture | None = None  # the Beta mixture of the (mean) similarity; None: the first run's own
+
+    def __post_init__(self) -> None:
+        if self.others and self.mixture is None:
+            raise ValueError("a clip model of several runs needs the Beta mixture of their mean similarity.")
 
     @classmethod
     def load(cls, checkpoint: str | Path | None = None, expression: str | Path | None = None) -> "ClipModel":
@@ -173,12 +179,16 @@ def save_runs(first: Detector, others: Sequence[tuple[int, Detector]], out: str 
     is written beside ``out`` as ``<stem>_seed<seed>.pt``, a clip model of its own without a gate (the gate is fitted
     in the first run's embedding space); then ``out``, the first run with the others' file names and sha256 and the
     Beta mixture of all runs' mean similarity on ``train`` (the first run's training pairs, initialised from their
-    labels, as training fits a single run's) in ``metadata["clip"]["ensemble"]``."""
+    labels, as training fits a single run's) in ``metadata["clip"]["ensemble"]``. Sets the detectors' ``metadata``
+    to what their files hold."""
     out = Path(out)
+    seeds = [seed for seed, _ in others]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"each run needs a seed of its own (its file is named with it); got {seeds}")
     meta = {k: v for k, v in first.metadata["clip"].items() if k != "ensemble"}
     records = []
     for seed, other in others:
-        other.metadata = {**other.metadata, "clip": {**meta, "gate": None},
+        other.metadata = {**other.metadata, "clip": {**copy.deepcopy(meta), "gate": None},
                           "dataset": first.metadata.get("dataset", "clip")}
         file = other.save(out.with_name(f"{out.stem}_seed{seed}{out.suffix}"))
         records.append({"file": file.name, "sha256": file_sha256(file), "seed": int(seed),
@@ -204,9 +214,9 @@ def _other_runs(path: Path, first: Detector, meta: dict) -> tuple[tuple[Detector
     runs = ensemble.get("runs") if isinstance(ensemble, dict) else None
     if not isinstance(runs, list) or not runs or not all(
             isinstance(r, dict) and isinstance(r.get("file"), str) and isinstance(r.get("sha256"), str) and
-            Path(r["file"]).name == r["file"] for r in runs):
+            re.fullmatch(r"\w[\w.-]*\.pt", r["file"]) for r in runs) or len({r["sha256"] for r in runs}) < len(runs):
         raise CheckpointError(f"{path} is a damaged clip checkpoint: its list of the other runs it averages is "
-                              f"malformed.")
+                              f"malformed (a file name that is not a .pt beside it, or a run listed twice).")
     try:
         mixture = BetaMixture.from_parameters(ensemble["mixture"])
     except Exception as exc:  # noqa: BLE001 - KeyError, TypeError, ValueError from a damaged parameter record
