@@ -527,3 +527,10 @@ class BetaMixture(BaseEstimator):
     def from_parameters(cls, d: Mapping[str, Any]) -> "BetaMixture":
         """A new fitted :class:`BetaMixture` from :meth:`get_parameters` output."""
         return cls().set_parameters(d)
+
+
+def fit_similarity_mixture(similarity: np.ndarray, abnormal: np.ndarray, var_floor: float) -> BetaMixture:
+    """The verdict's Beta mixture: fitted on training pairs' cosine similarities ``(N,)`` (through
+    :func:`similarity_to_score`), initialised from their labels ``abnormal`` ``(N,)`` (1 = inconsistent)."""
+    return BetaMixture(var_floor=var_floor).fit(similarity_to_score(similarity),
+                                                init_labels=np.asarray(abnormal).astype(int))

@@ -38,7 +38,7 @@ from crossemo_core.errors import CheckpointError, DataError
 from crossemo_core.evaluation import detection_metrics
 from crossemo_core.interrupts import first_ctrl_c_sets
 from crossemo_core.losses import HybridContrastiveLoss
-from crossemo_core.mixture import BetaMixture, similarity_to_score
+from crossemo_core.mixture import fit_similarity_mixture
 from crossemo_core.model import SIRHCL, seeded_build, use_generator
 from crossemo_core.optim import optimiser_step
 from crossemo_core.paths import atomic_writer
@@ -465,9 +465,8 @@ def _run_key(config: ExperimentConfig, task: TrainingTask, train: PairDataset, v
 
 def fit_verdict(detector: Detector, train: PairDataset, valid: PairDataset, threshold: str = "posterior") -> None:
     """Fit the Beta mixture on training scores (initialised from normal/abnormal) and set the threshold."""
-    train_sim = detector.similarity(train)
-    mixture = BetaMixture(var_floor=detector.config.train.mixture_var_floor)
-    detector.mixture = mixture.fit(similarity_to_score(train_sim), init_labels=train.is_abnormal.astype(int))
+    detector.mixture = fit_similarity_mixture(detector.similarity(train), train.is_abnormal,
+                                              detector.config.train.mixture_var_floor)
     detector.threshold = 0.5
     if threshold == "youden":
         valid_p = detector.posterior_abnormal(detector.similarity(valid))

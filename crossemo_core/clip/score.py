@@ -27,7 +27,7 @@ from crossemo_core.data.container import PairDataset
 from crossemo_core.detector import Detector, cosine_rows
 from crossemo_core.errors import CheckpointError
 from crossemo_core.features.voice import VoiceFeatureExtractor, file_sha256
-from crossemo_core.mixture import BetaMixture, similarity_to_score
+from crossemo_core.mixture import BetaMixture, fit_similarity_mixture, similarity_to_score
 from crossemo_core.paths import CHECKPOINTS
 from crossemo_core.readers.face import reading_of
 from crossemo_core.readers.reading import Reading
@@ -196,8 +196,7 @@ def save_runs(first: Detector, others: Sequence[tuple[int, Detector]], out: str 
     if records:
         runs = [first] + [other for _, other in others]
         similarity = np.mean([run.similarity(train) for run in runs], axis=0)
-        mixture = BetaMixture(var_floor=first.config.train.mixture_var_floor).fit(
-            similarity_to_score(similarity), init_labels=train.is_abnormal.astype(int))
+        mixture = fit_similarity_mixture(similarity, train.is_abnormal, first.config.train.mixture_var_floor)
         meta["ensemble"] = {"runs": records, "mixture": mixture.get_parameters(),
                             "mixture_fitted_on": f"the mean similarity of all {len(runs)} runs on the first run's "
                                                  f"{len(train)} training window pairs"}
