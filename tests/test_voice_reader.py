@@ -16,8 +16,9 @@ from crossemo_core.readers.reading import Reading, unweighted_average_recall, va
 from crossemo_core.readers.voice import (FrontendConfig, NormStats, VoiceEmotionNet, VoiceReader, log_mel,
                                          normalise, pad_batch)
 from crossemo_core.readers.voice_corpora import VOICE_EMOTIONS, Utterance, list_corpora
-from crossemo_core.readers.voice_training import (VoiceTrainConfig, evaluate_mels, fit_prosody_view,
-                                                  spectrogram_cache, train_voice_reader)
+from crossemo_core.readers.voice_training import (SpeakerAdversary, VoiceTrainConfig, evaluate_mels,
+                                                  fit_prosody_view, reversal_strength, spectrogram_cache,
+                                                  train_voice_reader)
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data"
@@ -223,11 +224,13 @@ def test_an_egemaps_prosody_view_round_trips_and_names_wrong_features(tmp_path: 
         again.prosody.proba(np.zeros((1, 62)))
 
 
-def test_training_resumes_from_its_last_epoch(tmp_path: Path, one_thread: None) -> None:
+@pytest.mark.parametrize("adversary", [0.0, 0.5])
+def test_training_resumes_from_its_last_epoch(tmp_path: Path, one_thread: None, adversary: float) -> None:
     utts = _toy_corpus(tmp_path)
     frontend = FrontendConfig(n_mels=32)
     cache = spectrogram_cache(utts, frontend, None)
-    config = VoiceTrainConfig(epochs=4, batch=8, crop_frames=60, views=1, augmentations=(), patience=99)
+    config = VoiceTrainConfig(epochs=4, batch=8, crop_frames=60, views=1, augmentations=(), patience=99,
+                              speaker_adversary=adversary)
     straight, _ = train_voice_reader(utts, utts[:9], cache, frontend, config)
     state = tmp_path / "state.pt"
 
@@ -242,6 +245,41 @@ def test_training_resumes_from_its_last_epoch(tmp_path: Path, one_thread: None) 
     assert [row["epoch"] for row in record.history] == [1, 2, 3, 4]
     for a, b in zip(straight.net.state_dict().values(), resumed.net.state_dict().values()):
         assert torch.allclose(a.float(), b.float(), atol=1e-5)
+
+
+def test_the_speaker_adversary_reverses_its_gradient_and_ramps_up() -> None:
+    torch.manual_seed(0)
+    adversary = SpeakerAdversary(embedding=8, n_speakers=3)
+    z = torch.randn(5, 8, requires_grad=True)
+    target = torch.tensor([0, 1, 2, 0, 1])
+    torch.nn.functional.cross_entropy(adversary.classify(z), target).backward()
+    plain = z.grad.clone()
+    z.grad = None
+    adversary.strength = 0.5
+    torch.nn.functional.cross_entropy(adversary(z), target).backward()
+    assert torch.allclose(z.grad, -0.5 * plain)  # the embedding is pushed to hide the speaker
+    assert reversal_strength(0.0, 0.3) == 0.0
+    assert reversal_strength(0.5, 0.3) == pytest.approx(0.3 * 0.9866, abs=1e-4)
+    assert 0.2999 < reversal_strength(1.0, 0.3) <= 0.3
+
+
+def test_a_speaker_adversary_changes_training_but_not_the_reader_file(tmp_path: Path, one_thread: None) -> None:
+    utts = _toy_corpus(tmp_path)
+    frontend = FrontendConfig(n_mels=32)
+    cache = spectrogram_cache(utts, frontend, None)
+    plain = VoiceTrainConfig(epochs=2, batch=8, crop_frames=60, views=1, augmentations=(), patience=99)
+    adversarial = VoiceTrainConfig(**{**plain.identity(), "speaker_adversary": 1.0})
+    a, _ = train_voice_reader(utts, utts[:9], cache, frontend, plain)
+    b, _ = train_voice_reader(utts, utts[:9], cache, frontend, adversarial)
+    assert a.net.state_dict().keys() == b.net.state_dict().keys()  # the adversary is not part of the reader
+    assert any(not torch.allclose(x.float(), y.float()) for x, y in zip(a.net.state_dict().values(),
+                                                                       b.net.state_dict().values()))
+    again = VoiceReader.load(b.save(tmp_path / "adversarial.pt"))
+    assert again.meta["training"]["speaker_adversary"] == 1.0
+    assert "speaker_adversary" not in plain.identity()  # run keys made before the option stay as they were
+    assert adversarial.identity()["speaker_adversary"] == 1.0
+    with pytest.raises(ValueError, match="speaker_adversary"):
+        VoiceTrainConfig(speaker_adversary=-0.1)
 
 
 def test_a_resume_state_made_with_other_settings_is_refused(tmp_path: Path, one_thread: None) -> None:

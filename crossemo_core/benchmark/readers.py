@@ -169,7 +169,7 @@ class VoiceJob:
     prosody_features: str = PROSODY_DEFAULT
 
     def key(self, frontend: FrontendConfig) -> str:
-        parts: list[Any] = [dataclasses.asdict(self.config), dataclasses.asdict(frontend)]
+        parts: list[Any] = [self.config.identity(), dataclasses.asdict(frontend)]
         if self.prosody_features != "statistics":  # runs made before the choice existed keep their keys
             parts.append(self.prosody_features)
         settings = json.dumps(parts, sort_keys=True)

@@ -152,9 +152,12 @@ class VoiceEmotionNet(nn.Module):
     def embed(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.embedding(self.pool(self.body(x), mask))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
-        z = self.embed(x, mask)
+    def read_embedding(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``(B, embedding)`` -> the heads' logits."""
         return {name: head(z) for name, head in self.heads.items()}
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.read_embedding(self.embed(x, mask))
 
 
 def pad_batch(mels: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -11,6 +11,7 @@ path. :func:`fit_prosody_view` adds the prosody view; :func:`evaluate_mels` give
 """
 from __future__ import annotations
 
+import argparse
 import copy
 import hashlib
 import io
@@ -168,6 +169,11 @@ class VoiceTrainConfig:
     speaker_norm_rate: float = 0.5
     """Share of training samples normalised by their speaker's neutral recordings (the per-person baseline) instead
     of their own statistics, so that one network reads both with and without a baseline."""
+    speaker_adversary: float = 0.0
+    """Strength of a speaker-adversarial head (0: none). A small classifier learns to tell the training speakers
+    apart from the embedding while the embedding, through a gradient reversal layer (Ganin and Lempitsky, 2015),
+    learns to hide them; the reversal ramps from 0 to this strength over the run. The head is dropped after
+    training: the reader's file and its reading are unchanged in form."""
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -176,11 +182,61 @@ class VoiceTrainConfig:
             raise ValueError(f"unknown augmentations {sorted(unknown)}; known: {', '.join(AUGMENTATIONS)}")
         if self.epochs < 1 or self.batch < 2 or self.views < 1 or self.crop_frames < 30:
             raise ValueError("epochs >= 1, batch >= 2, views >= 1 and crop_frames >= 30 are required")
+        if not 0.0 <= self.speaker_adversary <= 10.0:
+            raise ValueError(f"speaker_adversary must be in [0, 10], got {self.speaker_adversary}")
+
+    def identity(self) -> dict[str, object]:
+        """The settings as a dict for run keys: ``speaker_adversary`` only when used, so runs made before it
+        existed keep their keys."""
+        out = asdict(self)
+        if not self.speaker_adversary:
+            del out["speaker_adversary"]
+        return out
+
+
+def add_speaker_adversary_argument(parser: argparse.ArgumentParser) -> None:
+    """``--speaker-adversary STRENGTH`` for a command that trains voice readers (:attr:`VoiceTrainConfig.
+    speaker_adversary`)."""
+    parser.add_argument("--speaker-adversary", type=float, default=0.0, metavar="STRENGTH",
+                        help="train against a speaker classifier through gradient reversal of this strength "
+                             "(0, the default: none)")
 
 
 def _resume_key(config: VoiceTrainConfig, net_config: NetConfig) -> str:
     """The settings a resume state must have been made with, as canonical JSON."""
-    return json.dumps({"train": asdict(config), "net": asdict(net_config)}, sort_keys=True)
+    return json.dumps({"train": config.identity(), "net": asdict(net_config)}, sort_keys=True)
+
+
+class _ReverseGradient(torch.autograd.Function):
+    """Identity forward; the gradient times ``-strength`` backward."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, strength: float) -> torch.Tensor:  # type: ignore[override]
+        ctx.strength = strength
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        return -ctx.strength * grad, None
+
+
+class SpeakerAdversary(nn.Module):
+    """``(B, embedding)`` -> ``(B, n_speakers)`` logits, reading the embedding through a gradient reversal of
+    ``strength`` (set per step by the training loop)."""
+
+    def __init__(self, embedding: int, n_speakers: int, hidden: int = 128) -> None:
+        super().__init__()
+        self.strength = 0.0
+        self.classify = nn.Sequential(nn.Linear(embedding, hidden), nn.ReLU(inplace=True),
+                                      nn.Linear(hidden, n_speakers))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.classify(_ReverseGradient.apply(z, self.strength))
+
+
+def reversal_strength(progress: float, strength: float) -> float:
+    """DANN's ramp: 0 at the start of training, ``strength`` at the end (``progress`` in [0, 1])."""
+    return strength * (2.0 / (1.0 + float(np.exp(-10.0 * progress))) - 1.0)
 
 
 def _labels(utts: list[Utterance]) -> dict[str, np.ndarray]:
@@ -233,7 +289,10 @@ def train_voice_reader(train: list[Utterance], valid: list[Utterance], cache: di
     rng = np.random.default_rng(config.seed)
     torch.manual_seed(config.seed)  # initial weights and dropout draw from torch's generator (saved for resume)
     net = VoiceEmotionNet(frontend.n_mels, net_config)
-    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    speakers = sorted({u.speaker for u in train})
+    adversary = SpeakerAdversary(net_config.embedding, len(speakers)) if config.speaker_adversary else None
+    trained = list(net.parameters()) + (list(adversary.parameters()) if adversary else [])
+    opt = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = -(-len(train) * config.views // config.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch,
                                                 pct_start=0.15)
@@ -243,6 +302,7 @@ def train_voice_reader(train: list[Utterance], valid: list[Utterance], cache: di
     corpora = np.array([u.corpus for u in train])
     corpus_weight = {c: len(train) / (len(set(corpora)) * np.sum(corpora == c)) for c in set(corpora)}
     sample_weight = np.array([corpus_weight[c] for c in corpora], dtype=np.float32)
+    speaker_index = np.array([speakers.index(u.speaker) for u in train])
     neutral = {spk: b.norm for spk, b in speaker_baselines(train, cache, frontend).items()}
     allowed = [[k for k, (names, _) in enumerate(cache[u.key]) if set(names) <= set(config.augmentations)]
                for u in train]
@@ -253,6 +313,8 @@ def train_voice_reader(train: list[Utterance], valid: list[Utterance], cache: di
             raise DataError(f"{resume} holds a run with other settings than this one (or from a version that did "
                             "not record them); delete it or resume into another file.")
         net.load_state_dict(state["net"]), opt.load_state_dict(state["opt"]), sched.load_state_dict(state["sched"])
+        if adversary is not None:
+            adversary.load_state_dict(state["adversary"])
         rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
         record = TrainRecord(**state["record"])
@@ -261,6 +323,8 @@ def train_voice_reader(train: list[Utterance], valid: list[Utterance], cache: di
     valid_mels = [cache[u.key][0][1] for u in valid]
     for epoch in range(start_epoch, config.epochs):
         net.train()
+        if adversary is not None:
+            adversary.train()
         items = np.array([(i, int(rng.choice(allowed[i]))) for i in range(len(train)) for _ in range(config.views)])
         items = items[rng.permutation(len(items))]
         total = 0.0
@@ -278,11 +342,16 @@ def train_voice_reader(train: list[Utterance], valid: list[Utterance], cache: di
                 mels.append(normalise(_crop(full, config.crop_frames, rng), stats))
             x, mask = pad_batch(mels)
             _spec_augment(x, mask, config, rng)
-            out = net(x, mask)
+            z = net.embed(x, mask)
+            out = net.read_embedding(z)
             idx = chunk[:, 0]
             w = torch.from_numpy(sample_weight[idx])
             loss = sum(hw * (losses[name](out[name], torch.from_numpy(labels[name][idx])) * w).mean()
                        for hw, name in zip(config.head_weights, ("emotion", "valence", "arousal")))
+            if adversary is not None:
+                adversary.strength = reversal_strength(sched.last_epoch / sched.total_steps,
+                                                       config.speaker_adversary)
+                loss = loss + nn.functional.cross_entropy(adversary(z), torch.from_numpy(speaker_index[idx]))
             optimiser_step(opt, loss)
             sched.step()
             total += loss.item() * len(chunk)
@@ -301,7 +370,8 @@ def train_voice_reader(train: list[Utterance], valid: list[Utterance], cache: di
             torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                         "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
                         "record": asdict(record), "best": best_state, "epoch": epoch + 1,
-                        "config": _resume_key(config, net_config)}, buf)
+                        "config": _resume_key(config, net_config),
+                        **({"adversary": adversary.state_dict()} if adversary is not None else {})}, buf)
             atomic_write(resume, buf.getvalue())
         if on_epoch:
             on_epoch(row)
