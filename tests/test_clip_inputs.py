@@ -81,6 +81,43 @@ def test_video_formats_decode(container: str) -> None:
     assert media.audio is not None and len(media.audio) > 12000
 
 
+def _gradient_video(width: int, height: int, pix_fmt: str, n: int = 3) -> bytes:
+    import av
+
+    y, x = np.mgrid[0:height, 0:width]
+    img = np.stack([255 * x / width, 255 * y / height, 128 + 100 * np.sin(x / 30.0)], axis=-1).astype(np.uint8)
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format="matroska") as out:
+        vs = out.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = width, height, pix_fmt
+        vs.options = {"preset": "veryfast", "crf": "18"}
+        for _ in range(n):
+            for packet in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in vs.encode():
+            out.mux(packet)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("width, height, pix_fmt, max_side",
+                         [(320, 240, "yuv420p", 640), (320, 240, "yuv444p", 640), (1280, 720, "yuv420p", 640)])
+def test_frames_reach_the_readers_as_ffmpeg_would_convert_them(width: int, height: int, pix_fmt: str,
+                                                               max_side: int) -> None:
+    """4:2:0 frames are converted by OpenCV (much faster than swscale), others by ffmpeg: the same picture."""
+    import av
+
+    frames: list[np.ndarray] = []
+    decode_media(NamedBytes("g.mkv", _gradient_video(width, height, pix_fmt)),
+                 limits=replace(ClipLimits(), max_frame_side=max_side), on_frame=lambda t, rgb: frames.append(rgb))
+    with av.open(io.BytesIO(_gradient_video(width, height, pix_fmt))) as container:
+        frame = next(container.decode(video=0))
+        scale = min(1.0, max_side / max(width, height))
+        reference = frame.to_ndarray(format="rgb24", width=int(width * scale), height=int(height * scale))
+    assert frames and frames[0].shape == reference.shape and frames[0].dtype == np.uint8
+    difference = np.abs(frames[0].astype(int) - reference)
+    assert difference.mean() < 3 and np.percentile(difference, 99) < 12
+
+
 def _bframe_video(n: int = 25, fps: int = 25) -> bytes:
     """H.264 with 3 non-reference B-frames between reference frames: 3 of every 4 frames are non-reference."""
     import av
