@@ -623,10 +623,11 @@ def _frame_time(frame) -> float | None:  # noqa: ANN001
         return None
 
 
-_PLANAR_420 = ("yuv420p", "yuvj420p")
-"""Pixel formats converted to RGB by OpenCV instead of ffmpeg's swscale: the same picture (the colour matrix differs
-by about one grey level) in ~0.2 ms instead of ~5 ms for a 640x360 frame on this project's 2-core machine, which is
-most video frames (H.264, VP8/9, MPEG-4) and a sizeable part of a clip verdict's time."""
+_PLANAR_420 = ("yuv420p",)
+"""Pixel formats converted to RGB by OpenCV instead of ffmpeg's swscale: the same picture (about one grey level
+apart) in ~0.2 ms instead of ~5 ms for a 640x360 frame on this project's 2-core machine. That is most video (H.264,
+VP8/9, MPEG-4) and was ~10 % of a warm clip verdict. Full-range ``yuvj420p`` (MJPEG) stays with swscale: OpenCV's
+conversion assumes video range and would clip its darkest and brightest pixels."""
 
 
 def _to_rgb(frame, max_side: int) -> np.ndarray:  # noqa: ANN001
