@@ -383,3 +383,24 @@ def test_the_readers_benchmark_trains_with_the_augmentations_it_is_given(tmp_pat
     with pytest.raises(SystemExit):
         build_parser().parse_args(["benchmark", "--suite", "readers", "--out", str(tmp_path), "--augmentations",
                                    "echo"])
+    with pytest.raises(SystemExit):
+        main(["benchmark", "--suite", "readers", "--root", str(tmp_path), "--out", str(tmp_path / "out"),
+              "--speaker-adversary", "0.3"])
+    assert seen["config"].speaker_adversary == 0.3 and default.speaker_adversary == 0.0
+
+
+def test_voice_runs_already_cached_are_not_trained_again(tmp_path: Path) -> None:
+    from crossemo_core.benchmark.cache import RunCache
+    from crossemo_core.benchmark.readers import VoiceJob, run_voice_jobs
+
+    frontend, runs = FrontendConfig(), RunCache(tmp_path / "cache")
+    done = VoiceJob("loco", "tess", VoiceTrainConfig())
+    runs.put(done.key(frontend), {"clean": {"valence_uar": 0.6}})
+    said: list[str] = []
+    run_voice_jobs([done], runs, tmp_path / "no-data-here", frontend, say=said.append)  # no worker, no data read
+    assert said == ["1 voice run(s) cached, 0 to compute"]
+    adversarial = VoiceJob("loco", "tess", VoiceTrainConfig(speaker_adversary=0.3))
+    assert adversarial.key(frontend) != done.key(frontend)  # another setting, another run
+    mixed = [VoiceJob("loco", "emodb", VoiceTrainConfig()), VoiceJob("loco", "ravdess", VoiceTrainConfig(), "egemaps")]
+    with pytest.raises(ValueError, match="different prosody features"):
+        run_voice_jobs(mixed, runs, tmp_path, frontend)

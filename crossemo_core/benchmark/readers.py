@@ -221,14 +221,38 @@ table, its all-augmentations reference included, uses it, so the rows compare wi
 table."""
 
 
+def run_voice_jobs(planned: list[VoiceJob], runs: RunCache, data_root: str | Path, frontend: FrontendConfig, *,
+                   jobs: int = 1, threads: int = 1, say: Callable[[str], None] = lambda _msg: None) -> None:
+    """Compute every job of ``planned`` not yet in ``runs`` in ``jobs`` processes and put its record there (the
+    spectrogram and prosody caches must exist: each worker reads them from disk). The jobs share one prosody feature
+    set."""
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    pending = [j for j in planned if runs.get(j.key(frontend)) is None]
+    say(f"{len(planned) - len(pending)} voice run(s) cached, {len(pending)} to compute")
+    if not pending:
+        return
+    features = {j.prosody_features for j in pending}
+    if len(features) > 1:
+        raise ValueError(f"voice jobs with different prosody features in one pool: {sorted(features)}")
+    with ProcessPoolExecutor(max_workers=max(1, jobs), initializer=_load_worker,
+                             initargs=(str(data_root), frontend, threads, features.pop())) as pool:
+        futures = {pool.submit(_run_job, j): j for j in pending}
+        for future in as_completed(futures):
+            job = futures[future]
+            record = future.result()
+            runs.put(job.key(frontend), record)
+            say(f"done: {job.kind}, {job.held_out or 'RAVDESS 18-20'}, seed {job.config.seed}: valence UAR "
+                f"{record['clean']['valence_uar']:.3f} (best epoch {record['best_epoch']}, validation "
+                f"{record['valid_valence_uar']:.3f})")
+
+
 def run_readers(data_root: str | Path, out: str | Path, *, seeds: tuple[int, ...] = (0,), ablation: bool = True,
                 config: VoiceTrainConfig = VoiceTrainConfig(), frontend: FrontendConfig = FrontendConfig(),
                 jobs: int = 1, threads: int = 1, progress: Callable[[str], None] | None = None,
                 command: str = "", prosody_features: str = PROSODY_DEFAULT) -> dict[str, Any]:
     """Run (or read from the cache) every voice run in ``jobs`` processes, add the face rows and latency, write
     ``readers.md`` and ``readers.json`` under ``out``."""
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
     out = Path(out)
     runs = RunCache(out / "cache")
     say = progress or (lambda _msg: None)
@@ -237,18 +261,7 @@ def run_readers(data_root: str | Path, out: str | Path, *, seeds: tuple[int, ...
     spectrogram_cache(utts, frontend, AugmentConfig(), seed=0)
     prosody_cache(utts, AugmentConfig(), seed=0, features=prosody_features)
     planned = readers_jobs(seeds, ablation, config, ABLATION_CONFIG, prosody_features)
-    pending = [j for j in planned if runs.get(j.key(frontend)) is None]
-    say(f"{len(planned) - len(pending)} voice run(s) cached, {len(pending)} to compute")
-    if pending:
-        with ProcessPoolExecutor(max_workers=max(1, jobs), initializer=_load_worker,
-                                 initargs=(str(data_root), frontend, threads, prosody_features)) as pool:
-            futures = {pool.submit(_run_job, j): j for j in pending}
-            for future in as_completed(futures):
-                job = futures[future]
-                record = future.result()
-                runs.put(job.key(frontend), record)
-                say(f"done: {job.kind}, {job.held_out or 'RAVDESS 18-20'}, seed {job.config.seed}: valence UAR "
-                    f"{record['clean']['valence_uar']:.3f}")
+    run_voice_jobs(planned, runs, data_root, frontend, jobs=jobs, threads=threads, say=say)
     result: dict[str, Any] = {"command": command, "voice": [runs.get(j.key(frontend)) for j in planned]}
     try:
         from crossemo_core.readers.face_eval import face_rows
