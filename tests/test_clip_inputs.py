@@ -81,7 +81,8 @@ def test_video_formats_decode(container: str) -> None:
     assert media.audio is not None and len(media.audio) > 12000
 
 
-def _gradient_video(width: int, height: int, pix_fmt: str, n: int = 3) -> bytes:
+def _gradient_video(width: int, height: int, pix_fmt: str, n: int = 3, colorspace: int | None = None,
+                    color_range: int | None = None) -> bytes:
     import av
 
     y, x = np.mgrid[0:height, 0:width]
@@ -91,6 +92,10 @@ def _gradient_video(width: int, height: int, pix_fmt: str, n: int = 3) -> bytes:
         vs = out.add_stream("libx264", rate=25)
         vs.width, vs.height, vs.pix_fmt = width, height, pix_fmt
         vs.options = {"preset": "veryfast", "crf": "18"}
+        if colorspace is not None:
+            vs.codec_context.colorspace = colorspace
+        if color_range is not None:
+            vs.codec_context.color_range = color_range
         for _ in range(n):
             for packet in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
                 out.mux(packet)
@@ -99,21 +104,36 @@ def _gradient_video(width: int, height: int, pix_fmt: str, n: int = 3) -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("width, height, pix_fmt, max_side",
-                         [(320, 240, "yuv420p", 640), (320, 240, "yuv444p", 640), (1280, 720, "yuv420p", 640)])
-def test_frames_reach_the_readers_as_ffmpeg_would_convert_them(width: int, height: int, pix_fmt: str,
-                                                               max_side: int) -> None:
-    """4:2:0 frames are converted by OpenCV (much faster than swscale), others by ffmpeg: the same picture."""
+@pytest.mark.parametrize("width, height, pix_fmt, max_side, colorspace, color_range, fast", [
+    (320, 240, "yuv420p", 640, None, None, True),  # untagged: BT.601, video range
+    (320, 240, "yuv420p", 640, 1, None, True),  # tagged BT.709 (most HD phone and webcam video)
+    (320, 240, "yuv420p", 640, None, 2, True),  # full range flagged on a yuv420p stream
+    (1280, 720, "yuv420p", 640, 1, None, True),  # scaled down
+    (322, 242, "yuv420p", 640, None, None, True),  # rows padded in memory
+    (320, 240, "yuv444p", 640, None, None, False),  # other layouts: ffmpeg's own conversion
+    (320, 240, "yuv420p", 640, 9, None, False),  # a colour matrix not converted here (BT.2020)
+])
+def test_frames_reach_the_readers_as_ffmpeg_would_convert_them(width: int, height: int, pix_fmt: str, max_side: int,
+                                                               colorspace: int | None, color_range: int | None,
+                                                               fast: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """8-bit 4:2:0 frames are converted by OpenCV with the frame's colour matrix and range (much faster than
+    swscale), the rest by ffmpeg: the same picture either way."""
     import av
+    import cv2
 
+    calls: list[int] = []
+    transform = cv2.transform
+    monkeypatch.setattr(cv2, "transform", lambda *a, **k: calls.append(1) or transform(*a, **k))
+    data = _gradient_video(width, height, pix_fmt, colorspace=colorspace, color_range=color_range)
     frames: list[np.ndarray] = []
-    decode_media(NamedBytes("g.mkv", _gradient_video(width, height, pix_fmt)),
-                 limits=replace(ClipLimits(), max_frame_side=max_side), on_frame=lambda t, rgb: frames.append(rgb))
-    with av.open(io.BytesIO(_gradient_video(width, height, pix_fmt))) as container:
+    decode_media(NamedBytes("g.mkv", data), limits=replace(ClipLimits(), max_frame_side=max_side),
+                 on_frame=lambda t, rgb: frames.append(rgb))
+    with av.open(io.BytesIO(data)) as container:
         frame = next(container.decode(video=0))
         scale = min(1.0, max_side / max(width, height))
         reference = frame.to_ndarray(format="rgb24", width=int(width * scale), height=int(height * scale))
     assert frames and frames[0].shape == reference.shape and frames[0].dtype == np.uint8
+    assert bool(calls) == fast
     difference = np.abs(frames[0].astype(int) - reference)
     assert difference.mean() < 3 and np.percentile(difference, 99) < 12
 
