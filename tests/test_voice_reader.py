@@ -269,11 +269,12 @@ def test_a_speaker_adversary_changes_training_but_not_the_reader_file(tmp_path: 
     cache = spectrogram_cache(utts, frontend, None)
     plain = VoiceTrainConfig(epochs=2, batch=8, crop_frames=60, views=1, augmentations=(), patience=99)
     adversarial = VoiceTrainConfig(**{**plain.identity(), "speaker_adversary": 1.0})
-    a, _ = train_voice_reader(utts, utts[:9], cache, frontend, plain)
-    b, _ = train_voice_reader(utts, utts[:9], cache, frontend, adversarial)
+    a, a_record = train_voice_reader(utts, utts[:9], cache, frontend, plain)
+    b, b_record = train_voice_reader(utts, utts[:9], cache, frontend, adversarial)
     assert a.net.state_dict().keys() == b.net.state_dict().keys()  # the adversary is not part of the reader
     assert any(not torch.allclose(x.float(), y.float()) for x, y in zip(a.net.state_dict().values(),
                                                                        b.net.state_dict().values()))
+    assert all(row["speaker_loss"] > 0 for row in b_record.history) and "speaker_loss" not in a_record.history[0]
     again = VoiceReader.load(b.save(tmp_path / "adversarial.pt"))
     assert again.meta["training"]["speaker_adversary"] == 1.0
     assert "speaker_adversary" not in plain.identity()  # run keys made before the option stay as they were
@@ -387,6 +388,9 @@ def test_the_readers_benchmark_trains_with_the_augmentations_it_is_given(tmp_pat
         main(["benchmark", "--suite", "readers", "--root", str(tmp_path), "--out", str(tmp_path / "out"),
               "--speaker-adversary", "0.3"])
     assert seen["config"].speaker_adversary == 0.3 and default.speaker_adversary == 0.0
+    with pytest.raises(SystemExit):  # argparse's one-line error, not a traceback from the config
+        build_parser().parse_args(["benchmark", "--suite", "readers", "--out", str(tmp_path), "--speaker-adversary",
+                                   "-1"])
 
 
 def test_voice_runs_already_cached_are_not_trained_again(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ from crossemo_core.readers.voice import (PROSODY_TASKS, FrontendConfig, LinearHe
                                          ProsodyHead, SpeakerBaseline, VoiceEmotionNet, VoiceReader, log_mel,
                                          normalise, pad_batch)
 from crossemo_core.readers.voice_corpora import VOICE_EMOTIONS, Utterance
-from crossemo_core.settings import cache_root
+from crossemo_core.settings import cache_root, option_number
 
 CACHE_VERSION = 1
 
@@ -197,7 +197,8 @@ class VoiceTrainConfig:
 def add_speaker_adversary_argument(parser: argparse.ArgumentParser) -> None:
     """``--speaker-adversary STRENGTH`` for a command that trains voice readers (:attr:`VoiceTrainConfig.
     speaker_adversary`)."""
-    parser.add_argument("--speaker-adversary", type=float, default=0.0, metavar="STRENGTH",
+    parser.add_argument("--speaker-adversary", type=option_number("--speaker-adversary", minimum=0.0, maximum=10.0),
+                        default=0.0, metavar="STRENGTH",
                         help="train against a speaker classifier through gradient reversal of this strength "
                              "(0, the default: none)")
 
@@ -327,7 +328,7 @@ def train_voice_reader(train: list[Utterance], valid: list[Utterance], cache: di
             adversary.train()
         items = np.array([(i, int(rng.choice(allowed[i]))) for i in range(len(train)) for _ in range(config.views)])
         items = items[rng.permutation(len(items))]
-        total = 0.0
+        total = speaker_total = 0.0
         for s in range(0, len(items), config.batch):
             chunk = items[s:s + config.batch]
             if len(chunk) < 2:
@@ -348,16 +349,20 @@ def train_voice_reader(train: list[Utterance], valid: list[Utterance], cache: di
             w = torch.from_numpy(sample_weight[idx])
             loss = sum(hw * (losses[name](out[name], torch.from_numpy(labels[name][idx])) * w).mean()
                        for hw, name in zip(config.head_weights, ("emotion", "valence", "arousal")))
+            task_loss = loss.item()
             if adversary is not None:
                 adversary.strength = reversal_strength(sched.last_epoch / sched.total_steps,
                                                        config.speaker_adversary)
-                loss = loss + nn.functional.cross_entropy(adversary(z), torch.from_numpy(speaker_index[idx]))
+                speaker_loss = nn.functional.cross_entropy(adversary(z), torch.from_numpy(speaker_index[idx]))
+                loss = loss + speaker_loss
+                speaker_total += speaker_loss.item() * len(chunk)
             optimiser_step(opt, loss)
             sched.step()
-            total += loss.item() * len(chunk)
+            total += task_loss * len(chunk)
         reader = VoiceReader(net, frontend, net_config)
         metrics = evaluate_mels(reader, valid_mels, valid) if valid else {}
         row = {"epoch": epoch + 1, "loss": total / len(items), "seconds": time.perf_counter() - t0,
+               **({"speaker_loss": speaker_total / len(items)} if adversary is not None else {}),
                **{f"valid_{k}": v for k, v in metrics.items() if isinstance(v, float)}}
         record.history.append(row)
         score = metrics.get("valence_uar", -float(epoch))  # without validation the last epoch is kept
