@@ -646,8 +646,9 @@ def _to_rgb(frame, max_side: int) -> np.ndarray:  # noqa: ANN001
 
     8-bit 4:2:0 frames (most H.264, HEVC, VP8/9 and MPEG-4 video) are converted here with OpenCV: luma scaled with
     area averaging, chroma upsampled bilinearly, then the frame's own colour matrix and range (BT.601 or BT.709,
-    video or full range). Within one or two grey levels of ffmpeg's swscale (tested), in ~0.2-0.8 ms instead of
-    ~4-8 ms a frame on this project's 2-core machine, which was ~10 % of a warm clip verdict. Any other frame goes
+    video or full range). Within one or two grey levels of ffmpeg's swscale (tested), in ~0.2-0.5 ms a 640x360
+    frame on this project's 2-core machine, where swscale takes ~0.25 ms when the cores are idle but 3.5-6 ms when
+    they are busy (its slice threads wait for them), as they are during a session's analysis. Any other frame goes
     through swscale."""
     w, h = frame.width, frame.height
     scale = min(1.0, max_side / max(w, h))
