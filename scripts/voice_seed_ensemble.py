@@ -28,9 +28,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from crossemo_core.benchmark.cache import json_safe  # noqa: E402
-from crossemo_core.benchmark.readers import degraded_mels, loco_split, ravdess_actor_split  # noqa: E402
+from crossemo_core.benchmark.readers import degraded_mels  # noqa: E402
 from crossemo_core.paths import REPO, atomic_write  # noqa: E402
 from crossemo_core.readers.augment import AugmentConfig  # noqa: E402
 from crossemo_core.readers.reading import unweighted_average_recall  # noqa: E402
@@ -39,12 +40,7 @@ from crossemo_core.readers.voice_corpora import list_corpora  # noqa: E402
 from crossemo_core.readers.voice_training import (VoiceTrainConfig, fit_prosody_view, prosody_cache,  # noqa: E402
                                                   spectrogram_cache, train_voice_reader)
 from crossemo_core.settings import cache_root  # noqa: E402
-
-RUNS = ("ravdess", "tess", "emodb", "ravdess18-20")
-
-
-def split_of(utts: list, run: str):  # noqa: ANN001, ANN201
-    return ravdess_actor_split(utts) if run == "ravdess18-20" else loco_split(utts, run)
+from egemaps_prosody_experiment import RUNS, run_split  # noqa: E402
 
 
 def _train(data: str, run: str, seed: int, work: str) -> str:
@@ -56,7 +52,7 @@ def _train(data: str, run: str, seed: int, work: str) -> str:
     frontend = FrontendConfig()
     utts = list_corpora(data)
     cache = spectrogram_cache(utts, frontend, AugmentConfig(), seed=0)
-    split = split_of(utts, run)
+    split = run_split(utts, run)
     reader, record = train_voice_reader(split.train, split.valid, cache, frontend, VoiceTrainConfig(seed=seed),
                                         resume=work_dir / f"state-{run}-s{seed}.pt")
     if run == "ravdess18-20":
@@ -108,7 +104,7 @@ def main() -> int:
     out: dict = {"command": "python " + " ".join(sys.argv), "seeds": seeds, "runs": {}}
     template = VoiceReader.load(REPO / "checkpoints" / "voice_reader.pt")
     for run in RUNS:
-        split = split_of(utts, run)
+        split = run_split(utts, run)
         fit_prosody_view(template, split.train, [], cache, prosody)
         y = np.array([u.valence for u in split.test])
         keys = [u.key for u in split.test]

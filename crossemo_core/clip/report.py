@@ -347,7 +347,8 @@ def _model_line(model: Any) -> str:
     clip = meta.get("clip", {})
     data = clip.get("data", {})
     runs = len(model.runs)
-    auc = [float(run.metadata.get("best_valid_auc") or "nan") for run in model.runs]
+    auc = [float("nan") if run.metadata.get("best_valid_auc") is None else float(run.metadata["best_valid_auc"])
+           for run in model.runs]
     return (f"SIR-HCL clip model ({model.path.name if model.path else 'clip model'}"
             f"{f', the mean similarity of {runs} training runs' if runs > 1 else ''}), trained on faces: "
             f"{data.get('faces', '?')}; voices: {data.get('voices', '?')}. Faces and voices of a training pair come "
