@@ -71,7 +71,9 @@ def row_of(v: ClipVerdict) -> dict:
             "similarity": v.similarity,
             "p_readings": v.p_readings, "face_predicted": v.face.get("valence"),
             "voice_predicted": v.voice.get("valence"), "face_valence_probs": v.face.get("valence_probs"),
-            "voice_valence_probs": v.voice.get("valence_probs"), "contradicts_readings": bool(contradicts),
+            "voice_valence_probs": v.voice.get("valence_probs"), "face_emotion_probs": v.face.get("probs"),
+            "voice_emotion_probs": v.voice.get("probs"), "face_arousal_probs": v.face.get("arousal_probs"),
+            "voice_arousal_probs": v.voice.get("arousal_probs"), "contradicts_readings": bool(contradicts),
             "has_conflict_sentence": v.conflict is not None, "face_found": v.face_fraction,
             "reason": v.reason}
 

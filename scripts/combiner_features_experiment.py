@@ -1,0 +1,173 @@
+"""Which evidence should the clip verdict's combiner read? Candidate feature sets, chosen on validation clips only.
+
+The shipped combiner (``crossemo_core/clip/combine.py``) is a logistic regression over the SIR-HCL similarity, the
+valence disagreement of the two readers and each reader's confidence. This script refits the same regression
+(scikit-learn, C = 1) with other evidence the readers already give, on per-clip rows of
+``scripts/eval_clip_heldapart.py --rows``:
+
+- ``arousal``: + the readers' arousal disagreement, ``1 - sum_a p_face(a) p_voice(a)`` (low / high);
+- ``emotions``: + their emotion disagreement over the seven names both readers use;
+- ``agreement by valence``: the similarity and the three products ``p_face(v) p_voice(v)`` (agreeing on "neutral"
+  may be worth more than agreeing on "negative");
+- ``joint``: the similarity and the nine products ``p_face(i) p_voice(j)`` of the two valence readings (which
+  pairs of readings the readers confuse, instead of one disagreement number);
+- combinations of these.
+
+Choice: out-of-fold predictions on the validation clips (10 folds grouped by voice take, so a take's two clips are
+never split between fitting and scoring), judged by log loss (discrimination and calibration at once), with AUC and
+ECE beside it. The held-apart rows are scored by each candidate fitted on all validation rows, for the record: they
+are not used to choose.
+
+    python scripts/eval_clip_heldapart.py --part valid --stability-every 0 --out /tmp/v.json --rows /tmp/valid_rows.json
+    python scripts/eval_clip_heldapart.py --part heldout --degrade --stability-every 0 --out /tmp/h.json \\
+        --rows /tmp/held_rows.json
+    python scripts/eval_clip_heldapart.py --part heldout --voices emodb --stability-every 0 --out /tmp/e.json \\
+        --rows /tmp/emodb_rows.json
+    python scripts/combiner_features_experiment.py --valid /tmp/valid_rows.json --heldout /tmp/held_rows.json \\
+        --emodb /tmp/emodb_rows.json --out docs/clip_combiner_features.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from crossemo_core.evaluation import calibration_metrics, detection_metrics  # noqa: E402
+from crossemo_core.paths import atomic_write  # noqa: E402
+from crossemo_core.readers.reading import AROUSALS, VALENCES  # noqa: E402
+
+EMOTIONS = ("angry", "disgust", "fearful", "happy", "sad", "surprised", "neutral")
+
+
+def _probs(rows: list[dict], key: str, names: tuple[str, ...]) -> np.ndarray:
+    return np.array([[r[key][n] for n in names] for r in rows], dtype=np.float64)
+
+
+def evidence(rows: list[dict]) -> dict[str, np.ndarray]:
+    """Every candidate column of the rows, by name: ``(N,)`` or ``(N, k)``."""
+    fv, vv = _probs(rows, "face_valence_probs", VALENCES), _probs(rows, "voice_valence_probs", VALENCES)
+    fa, va = _probs(rows, "face_arousal_probs", AROUSALS), _probs(rows, "voice_arousal_probs", AROUSALS)
+    fe, ve = _probs(rows, "face_emotion_probs", EMOTIONS), _probs(rows, "voice_emotion_probs", EMOTIONS)
+    fe, ve = fe / fe.sum(1, keepdims=True), ve / ve.sum(1, keepdims=True)
+    return {"similarity": np.array([r["similarity"] for r in rows], dtype=np.float64),
+            "disagreement": 1 - np.sum(fv * vv, 1), "face_confidence": fv.max(1), "voice_confidence": vv.max(1),
+            "arousal_disagreement": 1 - np.sum(fa * va, 1), "emotion_disagreement": 1 - np.sum(fe * ve, 1),
+            "joint_valence": (fv[:, :, None] * vv[:, None, :]).reshape(len(rows), 9), "agreement_by_valence": fv * vv}
+
+
+SHIPPED = ("similarity", "disagreement", "face_confidence", "voice_confidence")
+CANDIDATES = {
+    "shipped": SHIPPED,
+    "arousal": SHIPPED + ("arousal_disagreement",),
+    "emotions": SHIPPED + ("emotion_disagreement",),
+    "arousal+emotions": SHIPPED + ("arousal_disagreement", "emotion_disagreement"),
+    "agreement by valence": ("similarity", "agreement_by_valence"),
+    "agreement by valence+confidences": ("similarity", "agreement_by_valence", "face_confidence", "voice_confidence"),
+    "joint": ("similarity", "joint_valence"),
+    "joint+arousal": ("similarity", "joint_valence", "arousal_disagreement"),
+    "joint+confidences": ("similarity", "joint_valence", "face_confidence", "voice_confidence"),
+}
+
+
+def design(columns: dict[str, np.ndarray], names: tuple[str, ...]) -> np.ndarray:
+    return np.column_stack([columns[n] for n in names])
+
+
+def usable(rows: list[dict]) -> list[dict]:
+    """Rows with a similarity and both readings (a clip without them has no evidence to combine)."""
+    keys = ("face_valence_probs", "voice_valence_probs", "face_arousal_probs", "voice_arousal_probs",
+            "face_emotion_probs", "voice_emotion_probs")
+    return [r for r in rows if r.get("similarity") is not None and all(r.get(k) for k in keys)]
+
+
+def scores(y: np.ndarray, p: np.ndarray) -> dict:
+    from sklearn.metrics import log_loss
+
+    cal = calibration_metrics(y, p)
+    return {"n": int(len(y)), "auc": detection_metrics(y, p, p >= 0.5)["auc"],
+            "accuracy": float(np.mean((p >= 0.5) == y)), "log_loss": float(log_loss(y, np.clip(p, 1e-6, 1 - 1e-6))),
+            "ece": cal["ece"], "ece_if_calibrated": cal.get("ece_if_calibrated"), "saturated": cal["saturated"]}
+
+
+def paired_difference(y: np.ndarray, p: np.ndarray, p_ref: np.ndarray, groups: np.ndarray, draws: int = 1000,
+                      seed: int = 0) -> dict:
+    """AUC and log loss of ``p`` minus those of ``p_ref`` on the same clips, with a 90 % interval from resampling
+    voice takes (a take's clips together)."""
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    def diff(idx: np.ndarray) -> tuple[float, float]:
+        yy = y[idx]
+        return (roc_auc_score(yy, p[idx]) - roc_auc_score(yy, p_ref[idx]),
+                log_loss(yy, np.clip(p[idx], 1e-6, 1 - 1e-6), labels=[0, 1])
+                - log_loss(yy, np.clip(p_ref[idx], 1e-6, 1 - 1e-6), labels=[0, 1]))
+
+    takes = np.unique(groups)
+    members = {g: np.flatnonzero(groups == g) for g in takes}
+    rng = np.random.default_rng(seed)
+    draws_out = np.array([diff(np.concatenate([members[g] for g in rng.choice(takes, len(takes))]))
+                          for _ in range(draws)])
+    auc, ll = diff(np.arange(len(y)))
+    lo, hi = np.percentile(draws_out, [5, 95], axis=0)
+    return {"auc": auc, "auc_90": [lo[0], hi[0]], "log_loss": ll, "log_loss_90": [lo[1], hi[1]]}
+
+
+def main() -> int:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GroupKFold
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--valid", type=Path, required=True, help="rows of the validation clips (choice)")
+    ap.add_argument("--heldout", type=Path, help="rows of the held-apart clips (clean and degraded; reported)")
+    ap.add_argument("--emodb", type=Path, help="rows of the EmoDB-voice clips (reported)")
+    ap.add_argument("--folds", type=int, default=10)
+    ap.add_argument("--out", type=Path, default=Path("docs/clip_combiner_features.json"))
+    args = ap.parse_args()
+
+    valid = usable(json.loads(args.valid.read_text())["clean"])
+    y = np.array([r["abnormal"] for r in valid], dtype=np.int64)
+    groups = np.array([r["voice"] for r in valid])
+    cols = evidence(valid)
+    tests: dict[str, list[dict]] = {}
+    if args.heldout:
+        held = json.loads(args.heldout.read_text())
+        tests["heldout_clean"] = usable(held["clean"])
+        if held.get("degraded"):
+            tests["heldout_degraded"] = usable(held["degraded"])
+    if args.emodb:
+        tests["emodb"] = usable(json.loads(args.emodb.read_text())["clean"])
+
+    oofs: dict[str, np.ndarray] = {}
+    result: dict = {"what": "evidence combiner candidates: logistic regression (C = 1) on validation clips' rows",
+                    "validation_rows": len(valid), "folds": f"{args.folds} folds grouped by voice take", "candidates": {}}
+    for name, features in CANDIDATES.items():
+        x = design(cols, features)
+        oof = np.zeros(len(y))
+        for fit, held_out in GroupKFold(args.folds).split(x, y, groups):
+            model = LogisticRegression(C=1.0, max_iter=1000).fit(x[fit], y[fit])
+            oof[held_out] = model.predict_proba(x[held_out])[:, 1]
+        full = LogisticRegression(C=1.0, max_iter=1000).fit(x, y)
+        oofs[name] = oof
+        entry = {"features": list(features), "validation_out_of_fold": scores(y, oof),
+                 "against_shipped_out_of_fold": paired_difference(y, oof, oofs["shipped"], groups),
+                 "coef": full.coef_[0].round(3).tolist(), "intercept": round(float(full.intercept_[0]), 3)}
+        for test, rows in tests.items():
+            yt = np.array([r["abnormal"] for r in rows], dtype=np.int64)
+            entry[test] = scores(yt, full.predict_proba(design(evidence(rows), features))[:, 1])
+        result["candidates"][name] = entry
+        line = "  ".join(f"{k} AUC {v['auc']:.3f} ECE {v['ece']:.3f} LL {v['log_loss']:.3f}"
+                         for k, v in entry.items() if isinstance(v, dict) and "ece" in v)
+        d = entry["against_shipped_out_of_fold"]
+        line += f"  dAUC {d['auc']:+.3f} [{d['auc_90'][0]:+.3f}, {d['auc_90'][1]:+.3f}]"
+        print(f"{name:20s} {line}", flush=True)
+    atomic_write(args.out, json.dumps(result, indent=1).encode())
+    print(f"written {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
