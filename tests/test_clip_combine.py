@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crossemo_core.clip.combine import (EvidenceCombiner, disagreement, evidence_features, sources_disagree,
-                                        strength)
+from crossemo_core.clip.combine import FEATURES, EvidenceCombiner, evidence_features, sources_disagree, strength
 from crossemo_core.clip.verdict import Window, _conflict, _explain, _pool
 from crossemo_core.errors import CheckpointError
 from crossemo_core.evaluation import calibration_metrics
@@ -22,46 +21,61 @@ def reading(modality: str, valence: tuple[float, float, float], emotion: str = "
     return Reading.from_arrays(modality, VOICE_EMOTIONS, e, np.array(valence))
 
 
-def test_disagreement_is_the_chance_two_draws_name_different_valences() -> None:
-    assert disagreement(np.array([1.0, 0, 0]), np.array([1.0, 0, 0])) == pytest.approx(0.0)
-    assert disagreement(np.array([1.0, 0, 0]), np.array([0, 0, 1.0])) == pytest.approx(1.0)
-    assert disagreement(np.full(3, 1 / 3), np.array([0, 1.0, 0])) == pytest.approx(2 / 3)
-    x = evidence_features(np.array([0.3, 0.9]), np.array([[1.0, 0, 0], [0.2, 0.3, 0.5]]),
-                          np.array([[1.0, 0, 0], [0.6, 0.2, 0.2]]))
-    assert x.shape == (2, 4) and x[0, 0] == pytest.approx(0.3) and x[1, 2] == pytest.approx(0.5)
+def test_evidence_is_the_similarity_and_the_product_of_each_pair_of_valences() -> None:
+    face = np.array([[1.0, 0, 0], [0.2, 0.3, 0.5]])
+    voice = np.array([[1.0, 0, 0], [0.6, 0.2, 0.2]])
+    x = evidence_features(np.array([0.3, 0.9]), face, voice)
+    assert x.shape == (2, 10) == (2, len(FEATURES)) and x[0, 0] == pytest.approx(0.3)
+    assert x[0, 1] == pytest.approx(1.0) and np.allclose(x[0, 2:], 0)  # all on face negative x voice negative
+    assert x[1, FEATURES.index("face positive x voice negative")] == pytest.approx(0.5 * 0.6)
+    assert x[1, 1:].sum() == pytest.approx(1.0)
+    cells = x[1, 1:].reshape(3, 3)  # each side's reading is the sum over the other side
+    assert np.allclose(cells.sum(1), face[1]) and np.allclose(cells.sum(0), voice[1])
 
 
 def _synthetic_clips(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Feature rows of clips and a saturated embedding posterior: similarity lower for inconsistent clips, the
-    readings' disagreement higher (equal-variance Gaussians, so a logistic model fits); the posterior is a steep
-    function of the similarity, as the Beta mixture's is."""
+    """Feature rows of clips: similarity lower for inconsistent clips (equal-variance Gaussians, so a logistic model
+    fits); noisy readings of each side's true valence, where the voice reader reads half of the negative voices as
+    positive (as ours does)."""
     y = rng.integers(0, 2, n)
+    face_true = rng.integers(0, 3, n)
+    voice_true = np.where(y == 1, (face_true + rng.integers(1, 3, n)) % 3, face_true)
+    voice_read = np.where((voice_true == 0) & (rng.random(n) < 0.5), 2, voice_true)
     sim = 0.5 - 0.15 * y + 0.15 * rng.standard_normal(n)
-    x = np.column_stack([sim, np.clip(0.35 + 0.3 * y + 0.15 * rng.standard_normal(n), 0, 1),
-                         rng.uniform(0.4, 1, n), rng.uniform(0.4, 1, n)])
-    return x, y
+
+    def reading(top: np.ndarray) -> np.ndarray:
+        p = rng.dirichlet(np.ones(3), n) * 0.4
+        p[np.arange(n), top] += 0.6
+        return p
+
+    return evidence_features(sim, reading(face_true), reading(voice_read)), y
 
 
-def _posterior(similarity: np.ndarray) -> np.ndarray:
-    return 1 / (1 + np.exp(40 * (similarity - 0.425)))
-
-
-def test_the_combiner_is_calibrated_where_the_embedding_alone_is_not(tmp_path: Path) -> None:
+def test_the_combiner_is_calibrated_and_learns_which_pairs_of_readings_mislead(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     x, y = _synthetic_clips(10000, rng)
     combiner = EvidenceCombiner.fit(x[:5000], y[:5000], {"models": {"clip": "abc"}})
     p = combiner.probability(x[5000:])
-    raw = _posterior(x[5000:, 0])
-    assert calibration_metrics(y[5000:], p)["ece"] < 0.03 < 0.2 < calibration_metrics(y[5000:], raw)["ece"]
-    assert calibration_metrics(y[5000:], p)["saturated"] < 0.25 < calibration_metrics(y[5000:], raw)["saturated"]
-    assert combiner.coef[1] > 0 > combiner.coef[0]  # more disagreement, less similarity: more likely inconsistent
-    # a small move of the similarity moves the probability a little, not from one end to the other
-    moved = combiner.probability(x[5000:] + np.array([0.03, 0, 0, 0]))
-    assert np.max(np.abs(moved - p)) < 0.05 < np.max(np.abs(_posterior(x[5000:, 0] + 0.03) - raw))
+    assert calibration_metrics(y[5000:], p)["ece"] < 0.05 and calibration_metrics(y[5000:], p)["saturated"] < 0.25
+    coef = dict(zip(FEATURES, combiner.coef))
+    assert coef["similarity"] < 0  # less similar: more likely inconsistent
+    # a neutral face with a neutral voice is strong evidence of consistency, a neutral face with a negative voice of
+    # inconsistency; a negative face with a "positive" voice is weaker evidence, for "positive" voices are often
+    # negative ones misread
+    assert coef["face neutral x voice neutral"] < coef["face negative x voice positive"] < \
+        coef["face neutral x voice negative"]
+    # ... and the record the verdict quotes says so
+    n, k = combiner.pair_record("negative", "positive")
+    assert n > 300 and 0.2 < k / n < 0.8 and combiner.pair_record("neutral", "neutral")[1] < 0.1 * \
+        combiner.pair_record("neutral", "neutral")[0]
+    # a small move of the similarity moves the probability a little
+    moved = combiner.probability(x[5000:] + np.r_[0.03, np.zeros(9)])
+    assert np.max(np.abs(moved - p)) < 0.05
     path = combiner.save(tmp_path / "c.json")
     again = EvidenceCombiner.load(path, {"clip": "abc"})
     assert np.allclose(again.probability(x[:5]), combiner.probability(x[:5]))
     assert np.allclose(again.readings_only(x[:5]), combiner.readings_only(x[:5]))
+    assert again.pair_record("negative", "positive") == (n, k)
     with pytest.raises(CheckpointError, match="fitted on another clip"):
         EvidenceCombiner.load(path, {"clip": "def"})
     (tmp_path / "bad.json").write_text("{not json")
@@ -71,9 +85,9 @@ def test_the_combiner_is_calibrated_where_the_embedding_alone_is_not(tmp_path: P
 
 def test_fit_refuses_bad_training_data() -> None:
     with pytest.raises(ValueError, match="both 0 and 1"):
-        EvidenceCombiner.fit(np.zeros((4, 4)), np.zeros(4))
-    with pytest.raises(ValueError, match=r"\(N, 4\)"):
-        EvidenceCombiner.fit(np.zeros((4, 3)), np.array([0, 1, 0, 1]))
+        EvidenceCombiner.fit(np.zeros((4, 10)), np.zeros(4))
+    with pytest.raises(ValueError, match=r"\(N, 10\)"):
+        EvidenceCombiner.fit(np.zeros((4, 4)), np.array([0, 1, 0, 1]))
 
 
 def test_strength_words_and_when_sources_disagree() -> None:
@@ -92,6 +106,12 @@ def test_a_verdict_against_its_printed_readings_always_says_why() -> None:
     # the two sources pull hard in opposite directions: the named disagreement sentence
     text = _conflict("inconsistent", face, voice, p_embedding=0.05, p_readings=0.95)
     assert text is not None and text.startswith("The embedding and the readings disagree")
+    # the readings alone say consistent too, because validation clips with this pair mostly were: the record is quoted
+    text = _conflict("consistent", face, voice, p_embedding=0.4, p_readings=0.45, pair=(40, 14))
+    assert "the readers often misread this pair: of 40 validation clips whose face read positive and voice read " \
+           "negative, 26 (65%) were in fact consistent" in text
+    # a record that does not back the verdict is not quoted
+    assert "misread" not in _conflict("consistent", face, voice, p_embedding=0.4, p_readings=0.45, pair=(40, 30))
     # agreeing verdict and readings: nothing to say
     assert _conflict("inconsistent", face, voice, p_embedding=0.7, p_readings=0.8) is None
 

@@ -631,6 +631,12 @@ COMBINER_FAULTS: dict[str, Callable[[], bytes]] = {
     "a JSON list": lambda: b"[1, 2, 3]",
     "coefficients of the wrong shape": lambda: _combiner_json({"coef": [1.0, 2.0]}),
     "fitted_on not a mapping": lambda: _combiner_json({"fitted_on": ["clip.pt"]}),
+    "more inconsistent clips than clips in a printed pair": lambda: _combiner_json(
+        {"fitted_on": {**json.loads((CHECKPOINTS / "clip_combiner.json").read_text())["fitted_on"],
+                       "printed_pairs": {"negative/positive": [3, 5]}}}),
+    "the former format (one disagreement number)": lambda: _combiner_json(
+        {"format": "crossemo-evidence-combiner/2",
+         "features": ["similarity", "disagreement", "face_confidence", "voice_confidence"]}),
 }
 
 

@@ -6,14 +6,18 @@ The evidence for a clip:
   windows). Its Beta-mixture posterior is a steep function of it (80 % of posteriors beyond 0.02 / 0.98 on
   validation clips), so the combiner reads the similarity itself: a 100 ms shift of the audio moves the similarity a
   little, and the probability a little, instead of flipping a saturated posterior;
-- the **readings**: the face reader's and the voice reader's valence probabilities, pooled over the judged windows.
-  Their *disagreement* is ``1 - sum_v p_face(v) * p_voice(v)``: the chance that two independent draws, one from
-  each reading, name different valences.
+- the **readings**: the face reader's and the voice reader's valence probabilities, pooled over the judged windows,
+  as the nine products ``p_face(f) * p_voice(v)``: how much the two readings put on each pair of valences. Each pair
+  gets its own weight, so a pair the readers often get wrong counts for less (the voice reader reads many negative
+  voices as positive: a negative face with a "positive" voice is weaker evidence of inconsistency than a neutral face
+  with a "negative" voice). One disagreement number, ``1 - sum_v p_face(v) p_voice(v)``, weighed every pair the same
+  (session 12, ``scripts/combiner_features_experiment.py``: validation log loss 0.574 -> 0.555).
 
-:class:`EvidenceCombiner` is a logistic regression (scikit-learn) over ``[similarity, disagreement, face
-confidence, voice confidence]`` fitted on validation clips: it weighs the two sources and is at the same time
-their Platt calibration. It is stored as JSON beside the clip model, with the sha256 of every model whose outputs it
-was fitted on, and refuses to load against other models. :data:`RULE` is the sentence that states it to users.
+:class:`EvidenceCombiner` is a logistic regression (scikit-learn) over :data:`FEATURES` fitted on validation clips:
+it weighs the two sources and is at the same time their Platt calibration. It is stored as JSON beside the clip
+model, with the sha256 of every model whose outputs it was fitted on and, per pair of printed valences, how many
+fitting clips were inconsistent (the verdict quotes it when it goes against its printed readings); it refuses to load
+against other models. :data:`RULE` is the sentence that states it to users.
 """
 from __future__ import annotations
 
@@ -26,13 +30,16 @@ import numpy as np
 
 from crossemo_core.errors import CheckpointError
 from crossemo_core.paths import CHECKPOINTS, atomic_write
+from crossemo_core.readers.reading import VALENCES
 
-COMBINER_FORMAT = "crossemo-evidence-combiner/2"
+COMBINER_FORMAT = "crossemo-evidence-combiner/3"
 DEFAULT_COMBINER = CHECKPOINTS / "clip_combiner.json"
-FEATURES = ("similarity", "disagreement", "face_confidence", "voice_confidence")
+PAIRS = tuple((f, v) for f in VALENCES for v in VALENCES)
+"""(face valence, voice valence) pairs in the order of the reading features."""
+FEATURES = ("similarity",) + tuple(f"face {f} x voice {v}" for f, v in PAIRS)
 RULE = ("The probability of inconsistency weighs two kinds of evidence, the similarity of the face and voice "
-        "embeddings (SIR-HCL) and how much the face's and the voice's own valence readings disagree, with weights "
-        "fitted and calibrated on validation clips.")
+        "embeddings (SIR-HCL) and which valences the face and the voice readers report, each pair of readings "
+        "weighted by how often it meant inconsistency on validation clips; fitted and calibrated on those clips.")
 STRENGTH_BOUNDS = (0.65, 0.85)
 """P(inconsistent) from 0.5 up to 0.65 is weak evidence of inconsistency, up to 0.85 moderate, beyond strong
 (mirrored below 0.5 for consistency)."""
@@ -42,18 +49,19 @@ SOURCES_DISAGREE = 0.35
 probability, :meth:`EvidenceCombiner.readings_only`)."""
 
 
-def disagreement(face_valence: np.ndarray, voice_valence: np.ndarray) -> np.ndarray:
-    """``(..., 3)`` and ``(..., 3)`` valence probabilities -> ``(...)`` ``1 - sum_v p_face(v) p_voice(v)`` in [0, 1]."""
-    return 1.0 - np.sum(np.asarray(face_valence) * np.asarray(voice_valence), axis=-1)
-
-
 def evidence_features(similarity: np.ndarray, face_valence: np.ndarray, voice_valence: np.ndarray) -> np.ndarray:
-    """``(N,)`` embedding similarities, ``(N, 3)`` and ``(N, 3)`` valence probabilities -> ``(N, 4)`` rows of
-    :data:`FEATURES`."""
+    """``(N,)`` embedding similarities, ``(N, 3)`` and ``(N, 3)`` valence probabilities -> ``(N, 10)`` rows of
+    :data:`FEATURES`: the similarity, then ``p_face(f) * p_voice(v)`` for each pair of :data:`PAIRS`."""
     face_valence, voice_valence = np.atleast_2d(face_valence), np.atleast_2d(voice_valence)
-    return np.column_stack([np.atleast_1d(np.asarray(similarity, dtype=np.float64)),
-                            disagreement(face_valence, voice_valence), face_valence.max(axis=1),
-                            voice_valence.max(axis=1)])
+    joint = (face_valence[:, :, None] * voice_valence[:, None, :]).reshape(len(face_valence), len(PAIRS))
+    return np.column_stack([np.atleast_1d(np.asarray(similarity, dtype=np.float64)), joint])
+
+
+def _printed_pairs(features: np.ndarray) -> list[tuple[str, str]]:
+    """The (face, voice) valences a verdict prints for each row of :func:`evidence_features`: each side's top valence
+    (its probabilities are the sums of the pair products over the other side)."""
+    joint = np.asarray(features)[:, 1:].reshape(-1, len(VALENCES), len(VALENCES))
+    return [(VALENCES[f], VALENCES[v]) for f, v in zip(joint.sum(2).argmax(1), joint.sum(1).argmax(1))]
 
 
 @dataclass
@@ -70,7 +78,7 @@ class EvidenceCombiner:
     @classmethod
     def fit(cls, features: np.ndarray, inconsistent: np.ndarray, fitted_on: dict[str, Any] | None = None,
             c: float = 1.0) -> "EvidenceCombiner":
-        """Fit on validation clips: ``features`` ``(N, 4)`` from :func:`evidence_features`, labels ``(N,)`` 0/1."""
+        """Fit on validation clips: ``features`` ``(N, 10)`` from :func:`evidence_features`, labels ``(N,)`` 0/1."""
         from sklearn.linear_model import LogisticRegression
 
         x, y = np.asarray(features, dtype=np.float64), np.asarray(inconsistent, dtype=np.int64)
@@ -80,15 +88,26 @@ class EvidenceCombiner:
             raise ValueError("features must be finite and labels must hold both 0 and 1")
         full = LogisticRegression(C=c, max_iter=1000).fit(x, y)
         readings = LogisticRegression(C=c, max_iter=1000).fit(x[:, 1:], y)
+        pairs: dict[str, list[int]] = {}
+        for pair, label in zip(_printed_pairs(x), y):
+            counts = pairs.setdefault("/".join(pair), [0, 0])
+            counts[0] += 1
+            counts[1] += int(label)
         return cls(full.coef_[0], float(full.intercept_[0]), readings.coef_[0], float(readings.intercept_[0]),
-                   dict(fitted_on or {}, n=int(len(y))))
+                   dict(fitted_on or {}, n=int(len(y)), printed_pairs=pairs))
+
+    def pair_record(self, face_valence: str, voice_valence: str) -> tuple[int, int] | None:
+        """``(clips, inconsistent clips)`` among the fitting clips that printed this pair of valences (None when
+        none did)."""
+        counts = self.fitted_on.get("printed_pairs", {}).get(f"{face_valence}/{voice_valence}")
+        return (int(counts[0]), int(counts[1])) if counts else None
 
     def probability(self, features: np.ndarray) -> np.ndarray:
-        """``(N, 4)`` -> ``(N,)`` calibrated P(inconsistent)."""
+        """``(N, 10)`` -> ``(N,)`` calibrated P(inconsistent)."""
         return 1 / (1 + np.exp(-(np.asarray(features) @ self.coef + self.intercept)))
 
     def readings_only(self, features: np.ndarray) -> np.ndarray:
-        """``(N, 4)`` -> ``(N,)`` P(inconsistent) from the readings alone (same calibration data)."""
+        """``(N, 10)`` -> ``(N,)`` P(inconsistent) from the readings alone (same calibration data)."""
         return 1 / (1 + np.exp(-(np.asarray(features)[:, 1:] @ self.readings_coef + self.readings_intercept)))
 
     def to_dict(self) -> dict[str, Any]:
@@ -113,6 +132,11 @@ class EvidenceCombiner:
                     np.isfinite(np.r_[out.coef, out.readings_coef, out.intercept, out.readings_intercept]).all() or \
                     not isinstance(out.fitted_on, dict) or not isinstance(out.fitted_on.get("models", {}), dict):
                 raise ValueError("coefficients of the wrong shape, not finite, or no record of the fitted models")
+            pairs = out.fitted_on.get("printed_pairs", {})
+            if not isinstance(pairs, dict) or not all(
+                    k in {f"{f}/{v}" for f, v in PAIRS} and isinstance(c, list) and len(c) == 2
+                    and all(isinstance(i, int) for i in c) and 0 <= c[1] <= c[0] for k, c in pairs.items()):
+                raise ValueError("its record of printed valence pairs is malformed")
         except CheckpointError:
             raise
         except (OSError, ValueError, KeyError, TypeError) as exc:  # UnicodeDecodeError and JSONDecodeError too

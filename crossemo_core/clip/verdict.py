@@ -22,13 +22,14 @@ report     :mod:`.report`              verdicts -> table, CSV, HTML
 short clip whole (baselines, training scripts). Both give a short clip the same verdict.
 
 The clip's probability of inconsistency is the evidence combiner's (:mod:`.combine`): a logistic regression,
-fitted and calibrated on validation clips, over the mean window similarity and the disagreement of the two readings
-pooled over the judged windows (:data:`~crossemo_core.clip.combine.RULE` says it in a sentence). The verdict is
+fitted and calibrated on validation clips, over the mean window similarity and the two readings' valences pooled
+over the judged windows, each pair of valences weighted on its own (:data:`~crossemo_core.clip.combine.RULE` says
+it in a sentence). The verdict is
 "inconsistent" at 0.5 or above, with weak / moderate / strong evidence, else "consistent", or "undetermined" with
 its reason: a face covers less than half of the clip's time, less than 0.5 s of speech, no window with both, most
 windows unlike anything seen in training (per-modality kNN gate), or both readers uncertain. A verdict whose sources
-pull in opposite directions, or that goes against the valences it prints, carries a sentence saying so
-(:attr:`ClipVerdict.conflict`).
+pull in opposite directions, or that goes against the valences it prints, carries a sentence saying so and why
+(:attr:`ClipVerdict.conflict`; e.g. how often validation clips with the same two printed valences were consistent).
 
 Per-person baseline (optional): a calm, neutral clip of the same person (or a calm stretch of the same recording).
 The mean of its face rows and voice rows (model inputs) is subtracted from the clip's and replaced by the training
@@ -89,7 +90,7 @@ class ClipVerdict:
     checkpoint: str
     strength: str | None = None  # "weak", "moderate", "strong" evidence (decided verdicts)
     p_embedding: float | None = None  # the embedding's posterior alone
-    p_readings: float | None = None  # the readings' disagreement alone (calibrated)
+    p_readings: float | None = None  # the readings alone (calibrated)
     conflict: str | None = None  # the sentence saying that the sources disagree, when they do
     rule: str = RULE
     segments: list[Segment] = field(default_factory=list)  # stretches with one outcome (segments.py)
@@ -134,11 +135,12 @@ def _r(x: float | None, nd: int = 4) -> float | None:
 
 
 def build_verdict(facts: ClipFacts, windows: list[Window], scorer: WindowScorer, model: ClipModel,
-                  combine: Callable, calibration: Calibration, combined: bool,
+                  combine: Callable, calibration: Calibration, combiner: EvidenceCombiner | None,
                   rule: SegmentRule = SegmentRule(), audio: np.ndarray | None = None) -> ClipVerdict:
     """The verdict of a clip from its windows (in time order, results complete) and the facts about it. ``audio``:
     the recording's aligned audio when it lasts at most :data:`~.score.RECORDING_READ_S` (the clip's voice reading
-    is then the voice reader on the stretch its judged windows span, else the mean of their readings)."""
+    is then the voice reader on the stretch its judged windows span, else the mean of their readings).
+    ``combiner``: the evidence combiner behind ``combine`` (None: the embedding's posterior is used alone)."""
     cal = calibration
     scored = [w for w in windows if w.status == "scored"]
     sim = p = p_emb = p_read = None
@@ -177,7 +179,8 @@ def build_verdict(facts: ClipFacts, windows: list[Window], scorer: WindowScorer,
         verdict = "inconsistent" if p >= 0.5 else "consistent"
         grade = strength(p)
         reason = _explain(verdict, face_reading, voice_reading, scored, sim, p_emb)
-        conflict = _conflict(verdict, face_reading, voice_reading, p_emb, p_read)
+        pair = None if combiner is None else combiner.pair_record(face_reading.top_valence, voice_reading.top_valence)
+        conflict = _conflict(verdict, face_reading, voice_reading, p_emb, p_read, pair)
     segments = segments_of(windows, facts.duration_s, rule)
     return ClipVerdict(
         file=facts.name, voice_file=facts.voice_name, verdict=verdict, reason=reason, p_inconsistent=p,
@@ -185,7 +188,7 @@ def build_verdict(facts: ClipFacts, windows: list[Window], scorer: WindowScorer,
         timeline=windows, duration_s=facts.duration_s, face_fraction=facts.face_fraction, speech_s=facts.speech_s,
         geometry=facts.geometry, notes=facts.notes + cal.notes, calibrated=cal.active,
         checkpoint=model.path.name if model.path else "clip model", strength=grade, p_embedding=p_emb,
-        p_readings=p_read, conflict=conflict, rule=RULE if combined else UNCOMBINED_RULE, segments=segments,
+        p_readings=p_read, conflict=conflict, rule=RULE if combiner is not None else UNCOMBINED_RULE, segments=segments,
         session=summarise(segments, windows, facts.duration_s), partial=facts.partial,
         thumbnails=facts.thumbnails, envelope=facts.envelope, geometry_series=facts.geometry_series)
 
@@ -234,8 +237,10 @@ def _explain(verdict: str, face: Reading, voice: Reading, scored: list[Window], 
             f"embeddings have similarity {similarity:.2f} (alone they give P(inconsistent) {p_embedding:.2f}).")
 
 
-def _conflict(verdict: str, face: Reading, voice: Reading, p_embedding: float, p_readings: float | None) -> str | None:
-    """The sentence a verdict carries when its sources disagree, or when it goes against the valences it prints."""
+def _conflict(verdict: str, face: Reading, voice: Reading, p_embedding: float, p_readings: float | None,
+              pair: tuple[int, int] | None = None) -> str | None:
+    """The sentence a verdict carries when its sources disagree, or when it goes against the valences it prints.
+    ``pair``: (clips, inconsistent clips) among the combiner's validation clips that printed the same two valences."""
     same = face.top_valence == voice.top_valence
     if p_readings is not None and sources_disagree(p_embedding, p_readings):
         return (f"The embedding and the readings disagree: the embedding alone says "
@@ -243,8 +248,16 @@ def _conflict(verdict: str, face: Reading, voice: Reading, p_embedding: float, p
                 f"{'inconsistent' if p_readings >= 0.5 else 'consistent'} ({p_readings:.2f}); the verdict weighs "
                 f"both, so treat it with care.")
     if (verdict == "consistent" and not same) or (verdict == "inconsistent" and same):
-        why = "the readings are unsure" if min(face.confidence, voice.confidence) < 0.6 else \
-            "the embedding outweighs them"
+        readings_agree = p_readings is not None and (p_readings >= 0.5) == (verdict == "inconsistent")
+        n, k = pair or (0, 0)
+        share = k if verdict == "inconsistent" else n - k
+        if readings_agree and n and 2 * share >= n:
+            why = (f"the readers often misread this pair: of {n} validation clips whose face read {face.top_valence} "
+                   f"and voice read {voice.top_valence}, {share} ({share / n:.0%}) were in fact {verdict}")
+        elif min(face.confidence, voice.confidence) < 0.6:
+            why = "the readings are unsure"
+        else:
+            why = "the embedding outweighs them"
         alone = f", the readings alone {p_readings:.2f}" if p_readings is not None else ""
         return (f"The verdict goes against the printed readings ({face.top_valence} face, {voice.top_valence} "
                 f"voice) because {why}: the embedding alone gives {p_embedding:.2f}{alone}.")
@@ -355,7 +368,7 @@ class ClipScorer:
     def verdict(self, facts: ClipFacts, windows: list[Window], scorer: WindowScorer,
                 cal: Calibration, audio: np.ndarray | None = None) -> ClipVerdict:
         return build_verdict(facts, windows, scorer, self.model, self.combine_evidence, cal,
-                             self.combiner is not None, self.segment_rule, audio)
+                             self.combiner, self.segment_rule, audio)
 
     def combine_evidence(self, similarity: np.ndarray, p_embedding: np.ndarray, face_valence: np.ndarray,
                          voice_valence: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
