@@ -2,6 +2,8 @@
 benchmark option. Small synthetic data (a made-up RAVDESS folder, an untrained tiny reader); fast."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pathlib import Path
 
 import numpy as np
@@ -132,6 +134,30 @@ def test_disagreement_method(voice: str) -> None:
     from sklearn.metrics import roc_auc_score
 
     assert roc_auc_score(parts["test"].is_abnormal, scores.p_abnormal) > 0.9  # both sides carry the emotion
+
+
+@pytest.mark.parametrize("refit", [True, False])
+def test_evidence_method_combines_similarity_and_readings_with_weights_chosen_on_valid(refit: bool) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from crossemo_core.baselines.evidence import evidence_of
+
+    corpus = _pairs()
+    parts = split_pairs(corpus, seed=0)
+    config = preset_config("fast", corpus.face_dim, corpus.voice_dim, 3, refit=refit, epochs=3, hidden_size=8,
+                           embedding_size=8)
+    scorer = make_method("sir-hcl+readings", config, voice="reader").fit(parts["train"], parts["valid"])
+    assert scorer.combiner.fitted_on["n"] == len(parts["valid"])  # the weights: validation pairs only
+    # with refit the network was then trained again on train + valid
+    assert bool(scorer.detector.metadata["refit"]) == refit
+    x = evidence_of(scorer.detector, scorer.readers, parts["test"])
+    assert x.shape == (len(parts["test"]), 10) and np.allclose(x[:, 1:].sum(1), 1)
+    scores = scorer.score(parts["test"])
+    assert np.array_equal(scores.predicted, scores.p_abnormal >= 0.5)
+    assert roc_auc_score(parts["test"].is_abnormal, scores.p_abnormal) > 0.9  # both readers carry the emotion
+    with pytest.raises(DataError, match="3 valences"):
+        seven = replace(corpus, class_names=tuple(f"e{i}" for i in range(7)))
+        make_method("sir-hcl+readings", config).fit(seven, seven)
 
 
 def test_disagreement_needs_a_reading_for_reader_voice() -> None:

@@ -103,6 +103,8 @@ class Method(ABC):
     title: ClassVar[str]
     revision: ClassVar[int] = 1
     """Bumped when a change of the method's code changes its results (part of the benchmark cache key)."""
+    in_default_suites: ClassVar[bool] = True
+    """False for a method a benchmark runs only when named (``--methods``)."""
 
     @abstractmethod
     def fit(self, train: PairDataset, valid: PairDataset, control: TrainingControl | None = None) -> PairScorer:

@@ -41,7 +41,7 @@ def add_benchmark_parser(sub: Any) -> None:
     p.add_argument("--preset", choices=sorted(PRESETS), help="training preset (dataset default)")
     p.add_argument("--epochs", type=option_number("--epochs", minimum=1, whole=True),
                    help="epochs of every method (dataset default)")
-    p.add_argument("--methods", nargs="+", choices=tuple(METHODS), help="methods (default: all)")
+    p.add_argument("--methods", nargs="+", choices=tuple(METHODS), help="methods (default: all but sir-hcl+readings)")
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
                    help="a config field for every run, over the dataset default, e.g. --set refit=false (repeatable)")
     p.add_argument("--voice-features", metavar="librosa|reader|reader:CHECKPOINT|reader-folds:DIR",

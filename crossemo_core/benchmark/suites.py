@@ -2,7 +2,8 @@
 
 - ``paper``: Tables II/III (AUC, FPR, TPR, accuracy per method), Table IV (per anomaly type) and, when the corpus
   has continuous sentiment scores, Table V (7 classes, fine-grained cases); every method of
-  :data:`~crossemo_core.baselines.METHODS`.
+  :data:`~crossemo_core.baselines.DEFAULT_METHODS` unless methods are named (``sir-hcl+readings`` runs only when
+  named, and on 3 valences only).
 - ``ablation``: Table VI (SIR-HCL without each of L_share, L_intra, L_cross, L_hard), the printed ("literal")
   L_hard, per-person baseline calibration on (neutral clips, all clips) / off, and TN-BCL's hard vs printed mining.
 - ``ratio``: TN-BCL's Table V, the normal:abnormal ratio from 19:1 to 1:4 (all splits), SIR-HCL and TN-BCL.
@@ -15,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from crossemo_core.baselines import METHODS
+from crossemo_core.baselines import DEFAULT_METHODS, METHODS
 from crossemo_core.benchmark.protocols import DataSpec, RunSpec
 from crossemo_core.profiles import profile_for, resolve_settings
 
@@ -51,7 +52,7 @@ class Profile:
     preset: str = "fast"
     overrides: tuple[tuple[str, Any], ...] = ()
     options: tuple[tuple[str, Any], ...] = ()
-    methods: tuple[str, ...] = tuple(METHODS)
+    methods: tuple[str, ...] = DEFAULT_METHODS
     fine_grained: bool = False
     note: str = ""
     calibration: str = "none"
@@ -76,7 +77,7 @@ class Profile:
             raise ValueError("give at least one seed")
         return cls(dataset=dataset, root=root, seeds=tuple(seeds or d.seeds),
                    n_folds=d.n_folds if n_folds is None else n_folds, preset=preset,
-                   overrides=tuple(sorted(merged.items())), methods=tuple(methods or METHODS),
+                   overrides=tuple(sorted(merged.items())), methods=tuple(methods or DEFAULT_METHODS),
                    fine_grained=fine_grained, note=d.note,
                    options=tuple(sorted({**dict(d.options), **(options or {})}.items())), calibration=calibration)
 
