@@ -227,8 +227,9 @@ def main() -> int:
     if args.fit_combiner:
         decided = [r for r in rows if r["p_embedding"] is not None]
         x = np.concatenate([evidence_features(np.array([r["similarity"]]),
-                                              np.array([list(r["face_valence_probs"].values())]),
-                                              np.array([list(r["voice_valence_probs"].values())])) for r in decided])
+                                              np.array([[r["face_valence_probs"][v] for v in VALENCE]]),
+                                              np.array([[r["voice_valence_probs"][v] for v in VALENCE]]))
+                            for r in decided])
         y = np.array([r["abnormal"] for r in decided], dtype=int)
         combiner = EvidenceCombiner.fit(x, y, {"models": scorer.models, "clips": result["what"],
                                                "command": result["command"]})

@@ -624,6 +624,11 @@ def _combiner_json(change: dict[str, Any] | None = None) -> bytes:
     return json.dumps({**d, **(change or {})}).encode()
 
 
+def _pairs_json(pairs: dict[str, Any]) -> bytes:
+    fitted_on = json.loads((CHECKPOINTS / "clip_combiner.json").read_text())["fitted_on"]
+    return _combiner_json({"fitted_on": {**fitted_on, "printed_pairs": pairs}})
+
+
 COMBINER_FAULTS: dict[str, Callable[[], bytes]] = {
     "empty": lambda: b"",
     "random bytes": lambda: np.random.default_rng(2).integers(0, 256, 300, dtype=np.uint8).tobytes(),
@@ -631,9 +636,12 @@ COMBINER_FAULTS: dict[str, Callable[[], bytes]] = {
     "a JSON list": lambda: b"[1, 2, 3]",
     "coefficients of the wrong shape": lambda: _combiner_json({"coef": [1.0, 2.0]}),
     "fitted_on not a mapping": lambda: _combiner_json({"fitted_on": ["clip.pt"]}),
-    "more inconsistent clips than clips in a printed pair": lambda: _combiner_json(
-        {"fitted_on": {**json.loads((CHECKPOINTS / "clip_combiner.json").read_text())["fitted_on"],
-                       "printed_pairs": {"negative/positive": [3, 5]}}}),
+    "more inconsistent clips than clips in a printed pair": lambda: _pairs_json({"negative/positive": [3, 5]}),
+    "an unknown printed pair": lambda: _pairs_json({"happy/sad": [3, 1]}),
+    "booleans as counts of a printed pair": lambda: _pairs_json({"negative/positive": [True, False]}),
+    "a printed pair's counts not a list": lambda: _pairs_json({"negative/positive": "3, 1"}),
+    "an intercept too large for a float": lambda: _combiner_json()[:-1] + b', "intercept": 1' + b"0" * 400 + b"}",
+    "nested a hundred thousand deep": lambda: b"[" * 100_000 + b"]" * 100_000,
     "the former format (one disagreement number)": lambda: _combiner_json(
         {"format": "crossemo-evidence-combiner/2",
          "features": ["similarity", "disagreement", "face_confidence", "voice_confidence"]}),
