@@ -95,8 +95,8 @@ def copy_changes(stability: list[dict], clean: list[dict], features: tuple[str, 
         p = model.predict_proba(design(valence_evidence(copies), features))[:, 1]
         worst.append(float(np.max(np.abs(p[1:] - p[0]))))
     worst_a = np.array(worst)
-    return {"clips": len(worst), "largest_change": float(worst_a.max()), "p95_change": float(np.percentile(worst_a, 95)),
-            "clips_over_0.05": int(np.sum(worst_a > 0.05))}
+    return {"clips": len(worst), "largest_change": float(worst_a.max()),
+            "p95_change": float(np.percentile(worst_a, 95)), "clips_over_0.05": int(np.sum(worst_a > 0.05))}
 
 
 SHIPPED = ("similarity", "disagreement", "face_confidence", "voice_confidence")

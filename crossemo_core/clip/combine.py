@@ -81,7 +81,8 @@ class EvidenceCombiner:
             c: float = 3.0) -> "EvidenceCombiner":
         """Fit on validation clips: ``features`` ``(N, 10)`` from :func:`evidence_features`, labels ``(N,)`` 0/1;
         ``c``: scikit-learn's inverse regularisation strength (3: within 0.005 of the lowest out-of-fold log loss on
-        the validation clips and the steadiest under remuxes and shifts, ``scripts/combiner_features_experiment.py``)."""
+        the validation clips and the steadiest under remuxes and shifts, see
+        ``scripts/combiner_features_experiment.py``)."""
         from sklearn.linear_model import LogisticRegression
 
         x, y = np.asarray(features, dtype=np.float64), np.asarray(inconsistent, dtype=np.int64)

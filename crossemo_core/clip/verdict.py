@@ -259,8 +259,7 @@ def _conflict(verdict: str, face: Reading, voice: Reading, p_embedding: float, p
             why = (f"the readers often misread this pair: of {n} validation clips whose face read {face.top_valence} "
                    f"and voice read {voice.top_valence}, {share} ({share / n:.0%}) were in fact {verdict}")
         elif readings_agree:
-            why = ("the weights fitted on validation clips for this pair of readings lean that way (the readers "
-                   "often misread it)")
+            why = "the weights fitted on validation clips for this pair of readings lean that way"
         elif min(face.confidence, voice.confidence) < 0.6:
             why = "the readings are unsure"
         else:
