@@ -47,6 +47,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from crossemo_core.clip.combine import evidence_features  # noqa: E402
 from crossemo_core.evaluation import calibration_metrics, detection_metrics  # noqa: E402
 from crossemo_core.paths import atomic_write  # noqa: E402
 from crossemo_core.readers.reading import AROUSALS, VALENCES  # noqa: E402
@@ -64,9 +65,10 @@ def _probs(rows: list[dict], key: str, names: tuple[str, ...]) -> np.ndarray:
 def valence_evidence(rows: list[dict]) -> dict[str, np.ndarray]:
     """The candidate columns made of the similarity and the two valence readings, by name: ``(N,)`` or ``(N, k)``."""
     fv, vv = _probs(rows, "face_valence_probs", VALENCES), _probs(rows, "voice_valence_probs", VALENCES)
-    return {"similarity": np.array([r["similarity"] for r in rows], dtype=np.float64),
-            "disagreement": 1 - np.sum(fv * vv, 1), "face_confidence": fv.max(1), "voice_confidence": vv.max(1),
-            "joint_valence": (fv[:, :, None] * vv[:, None, :]).reshape(len(rows), 9), "agreement_by_valence": fv * vv}
+    similarity = np.array([r["similarity"] for r in rows], dtype=np.float64)
+    return {"similarity": similarity, "disagreement": 1 - np.sum(fv * vv, 1), "face_confidence": fv.max(1),
+            "voice_confidence": vv.max(1), "joint_valence": evidence_features(similarity, fv, vv)[:, 1:],
+            "agreement_by_valence": fv * vv}
 
 
 def evidence(rows: list[dict]) -> dict[str, np.ndarray]:

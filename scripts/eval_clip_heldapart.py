@@ -226,10 +226,9 @@ def main() -> int:
         result["stability"] = stability_summary([changes_of(r["copies"]) for r in stability_rows])
     if args.fit_combiner:
         decided = [r for r in rows if r["p_embedding"] is not None]
-        x = np.concatenate([evidence_features(np.array([r["similarity"]]),
-                                              np.array([[r["face_valence_probs"][v] for v in VALENCE]]),
-                                              np.array([[r["voice_valence_probs"][v] for v in VALENCE]]))
-                            for r in decided])
+        x = evidence_features(np.array([r["similarity"] for r in decided]),
+                              np.array([[r["face_valence_probs"][v] for v in VALENCE] for r in decided]),
+                              np.array([[r["voice_valence_probs"][v] for v in VALENCE] for r in decided]))
         y = np.array([r["abnormal"] for r in decided], dtype=int)
         combiner = EvidenceCombiner.fit(x, y, {"models": scorer.models, "clips": result["what"],
                                                "command": result["command"]})

@@ -26,6 +26,7 @@ from crossemo_core.baselines.base import Method, PairScores
 from crossemo_core.baselines.disagreement import DisagreementMethod, DisagreementScorer
 from crossemo_core.baselines.sirhcl import SIRHCLMethod
 from crossemo_core.clip.combine import EvidenceCombiner, evidence_features
+from crossemo_core.config import ExperimentConfig
 from crossemo_core.data.container import PairDataset
 from crossemo_core.detector import Detector
 from crossemo_core.errors import DataError
@@ -71,16 +72,18 @@ class EvidenceMethod(Method):
         if tuple(train.class_names) != VALENCES:
             raise DataError(f"the evidence combiner reads 3 valences {VALENCES}; {train.name} has classes "
                             f"{train.class_names}.")
+        def readers(config: ExperimentConfig) -> DisagreementScorer:
+            return DisagreementMethod(config, measure="dot-valence", voice=self.voice, c=self.c).fit(train, valid)
+
         chosen = replace(self.config, train=replace(self.config.train, refit=False))
         sir = SIRHCLMethod(chosen).fit(train, valid, control)
-        readers = DisagreementMethod(chosen, measure="dot-valence", voice=self.voice, c=self.c).fit(train, valid)
-        combiner = EvidenceCombiner.fit(evidence_of(sir.detector, readers, valid), valid.is_abnormal.astype(int),
+        first_readers = readers(chosen)
+        combiner = EvidenceCombiner.fit(evidence_of(sir.detector, first_readers, valid), valid.is_abnormal.astype(int),
                                         {"pairs": valid.display_name}, c=self.combiner_c)
-        scorer = EvidenceScorer(sir.detector, readers, combiner)
+        scorer = EvidenceScorer(sir.detector, first_readers, combiner)
         if self.config.train.refit and not (sir.training and sir.training.interrupted):
             scorer.detector = SIRHCLMethod(self.config).fit(train, valid, control).detector
-            scorer.readers = DisagreementMethod(self.config, measure="dot-valence", voice=self.voice,
-                                                c=self.c).fit(train, valid)
+            scorer.readers = readers(self.config)
         return scorer
 
 

@@ -38,6 +38,14 @@ DEFAULT_COMBINER = CHECKPOINTS / "clip_combiner.json"
 PAIRS = tuple((f, v) for f in VALENCES for v in VALENCES)
 """(face valence, voice valence) pairs in the order of the reading features."""
 FEATURES = ("similarity",) + tuple(f"face {f} x voice {v}" for f, v in PAIRS)
+
+
+def pair_key(face_valence: str, voice_valence: str) -> str:
+    """How the record of printed pairs names a pair: ``"negative/positive"`` (face, then voice)."""
+    return f"{face_valence}/{voice_valence}"
+
+
+PAIR_KEYS = frozenset(pair_key(f, v) for f, v in PAIRS)
 RULE = ("The probability of inconsistency weighs two kinds of evidence, the similarity of the face and voice "
         "embeddings (SIR-HCL) and which valences the face and the voice readers report, each pair of readings "
         "weighted by how often it meant inconsistency on validation clips; fitted and calibrated on those clips.")
@@ -93,8 +101,8 @@ class EvidenceCombiner:
         full = LogisticRegression(C=c, max_iter=1000).fit(x, y)
         readings = LogisticRegression(C=c, max_iter=1000).fit(x[:, 1:], y)
         pairs: dict[str, list[int]] = {}
-        for pair, label in zip(_printed_pairs(x), y):
-            counts = pairs.setdefault("/".join(pair), [0, 0])
+        for (face, voice), label in zip(_printed_pairs(x), y):
+            counts = pairs.setdefault(pair_key(face, voice), [0, 0])
             counts[0] += 1
             counts[1] += int(label)
         return cls(full.coef_[0], float(full.intercept_[0]), readings.coef_[0], float(readings.intercept_[0]),
@@ -103,7 +111,7 @@ class EvidenceCombiner:
     def pair_record(self, face_valence: str, voice_valence: str) -> tuple[int, int] | None:
         """``(clips, inconsistent clips)`` among the fitting clips that printed this pair of valences (None when
         none did)."""
-        counts = self.fitted_on.get("printed_pairs", {}).get(f"{face_valence}/{voice_valence}")
+        counts = self.fitted_on.get("printed_pairs", {}).get(pair_key(face_valence, voice_valence))
         return (int(counts[0]), int(counts[1])) if counts else None
 
     def probability(self, features: np.ndarray) -> np.ndarray:
@@ -138,7 +146,7 @@ class EvidenceCombiner:
                 raise ValueError("coefficients of the wrong shape, not finite, or no record of the fitted models")
             pairs = out.fitted_on.get("printed_pairs", {})
             if not isinstance(pairs, dict) or not all(
-                    k in {f"{f}/{v}" for f, v in PAIRS} and isinstance(c, list) and len(c) == 2
+                    k in PAIR_KEYS and isinstance(c, list) and len(c) == 2
                     and all(type(i) is int for i in c) and 0 <= c[1] <= c[0] for k, c in pairs.items()):
                 raise ValueError("its record of printed valence pairs is malformed")
         except CheckpointError:
@@ -157,6 +165,16 @@ class EvidenceCombiner:
                                       "--part valid --fit-combiner checkpoints/clip_combiner.json --stability-every 0 "
                                       "--out docs/clip_valid.json")
         return out
+
+
+def combine_evidence(combiner: EvidenceCombiner | None, similarity: np.ndarray, p_embedding: np.ndarray,
+                     face_valence: np.ndarray, voice_valence: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(N,)`` calibrated P(inconsistent) from both sources and ``(N,)`` from the readings alone; without a
+    combiner the embedding's posterior ``p_embedding`` as it is, and None."""
+    if combiner is None:
+        return np.asarray(p_embedding, float), None
+    x = evidence_features(similarity, face_valence, voice_valence)
+    return combiner.probability(x), combiner.readings_only(x)
 
 
 def strength(p_inconsistent: float) -> str:

@@ -46,7 +46,7 @@ from typing import Any, Callable
 import numpy as np
 
 from crossemo_core.clip import sequences as seq
-from crossemo_core.clip.combine import DEFAULT_COMBINER, RULE, EvidenceCombiner, evidence_features, sources_disagree, \
+from crossemo_core.clip.combine import DEFAULT_COMBINER, RULE, EvidenceCombiner, combine_evidence, sources_disagree, \
     strength
 from crossemo_core.clip.decode import AUDIO_RATE, ClipLimits, Source, decode_media, source_sha256
 from crossemo_core.clip.face import FaceFrame, FaceTrack
@@ -135,12 +135,12 @@ def _r(x: float | None, nd: int = 4) -> float | None:
 
 
 def build_verdict(facts: ClipFacts, windows: list[Window], scorer: WindowScorer, model: ClipModel,
-                  combine: Callable, calibration: Calibration, combiner: EvidenceCombiner | None,
+                  calibration: Calibration, combiner: EvidenceCombiner | None,
                   rule: SegmentRule = SegmentRule(), audio: np.ndarray | None = None) -> ClipVerdict:
     """The verdict of a clip from its windows (in time order, results complete) and the facts about it. ``audio``:
     the recording's aligned audio when it lasts at most :data:`~.score.RECORDING_READ_S` (the clip's voice reading
     is then the voice reader on the stretch its judged windows span, else the mean of their readings).
-    ``combiner``: the evidence combiner behind ``combine`` (None: the embedding's posterior is used alone)."""
+    ``combiner``: the evidence combiner (None: the embedding's posterior is used alone)."""
     cal = calibration
     scored = [w for w in windows if w.status == "scored"]
     sim = p = p_emb = p_read = None
@@ -157,8 +157,8 @@ def build_verdict(facts: ClipFacts, windows: list[Window], scorer: WindowScorer,
             whole = scorer.read_recording(stretch)
             if not whole.note or "segments" in whole.note:  # a note otherwise: too little speech to read
                 voice_reading = whole
-        ps, pr = combine(np.array([sim]), np.array([p_emb]), face_reading.valence_array()[None],
-                         voice_reading.valence_array()[None])
+        ps, pr = combine_evidence(combiner, np.array([sim]), np.array([p_emb]), face_reading.valence_array()[None],
+                                  voice_reading.valence_array()[None])
         p, p_read = float(ps[0]), (None if pr is None else float(pr[0]))
         odd = [m for m, flags in (("face", scorer.face_atypical), ("voice", scorer.voice_atypical))
                if np.concatenate(flags)[:n].mean() > ATYPICAL_SHARE]
@@ -373,17 +373,13 @@ class ClipScorer:
 
     def verdict(self, facts: ClipFacts, windows: list[Window], scorer: WindowScorer,
                 cal: Calibration, audio: np.ndarray | None = None) -> ClipVerdict:
-        return build_verdict(facts, windows, scorer, self.model, self.combine_evidence, cal,
-                             self.combiner, self.segment_rule, audio)
+        return build_verdict(facts, windows, scorer, self.model, cal, self.combiner, self.segment_rule, audio)
 
     def combine_evidence(self, similarity: np.ndarray, p_embedding: np.ndarray, face_valence: np.ndarray,
                          voice_valence: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Calibrated P(inconsistent) from both sources, and from the readings alone (None without a combiner:
-        the embedding's posterior is then used as it is)."""
-        if self.combiner is None:
-            return np.asarray(p_embedding, float), None
-        x = evidence_features(similarity, face_valence, voice_valence)
-        return self.combiner.probability(x), self.combiner.readings_only(x)
+        the embedding's posterior is then used as it is); the callable a :class:`WindowScorer` is given."""
+        return combine_evidence(self.combiner, similarity, p_embedding, face_valence, voice_valence)
 
     # -------------------------------------------------------------------------------------------- reading whole
     def analyse(self, source: Source, voice: Source | None = None,
