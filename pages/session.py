@@ -12,6 +12,7 @@ from crossemo_app import session_view as sv
 from crossemo_app import ui
 from crossemo_core.clip.decode import NamedBytes
 from crossemo_core.clip.report import report_html, segments_table
+from crossemo_core.clip.segments import RULE as SEGMENT_RULE
 from crossemo_core.clip.segments import fmt_clock, fmt_time
 from crossemo_core.session import BackgroundJob
 
@@ -153,7 +154,7 @@ def _results() -> None:
         st.session_state[FIGURE] = figure
     st.plotly_chart(figure[1], key="session_timeline")
 
-    st.subheader("Stretches of inconsistency")
+    st.subheader("Stretches of inconsistency", help=SEGMENT_RULE)
     table = sv.segments_frame(v, "inconsistent")
     start = 0.0
     if table.empty:

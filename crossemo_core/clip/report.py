@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from crossemo_core.clip.face import GEOMETRY_HELP, GEOMETRY_NAMES
+from crossemo_core.clip.segments import RULE as SEGMENT_RULE
 from crossemo_core.paths import atomic_write
 
 TABLE_COLUMNS = ("file", "verdict", "strength", "p_inconsistent", "reason", "conflict", "face_emotion",
@@ -285,10 +286,8 @@ def _segments_html(v: Any) -> str:
                                                          f"(score --segments OUT.csv lists them all)</td></tr>"]
     return ("<h2>Stretches: where face and voice agree and where they part ways</h2>"
             f"<p class='big'>{e(v.session.sentence())}</p>"
-            "<p class='muted'>Consecutive windows take the outcome their evidence supports; the outcome changes only "
-            "where the evidence for the other one outweighs a fixed switching cost, so one odd window does not start a "
-            "stretch. 'Changed' compares the face's and the voice's valence readings just before and just after the "
-            "segment's start.</p>"
+            f"<p class='muted'>{e(SEGMENT_RULE)} 'Changed' compares the face's and the voice's valence readings just "
+            "before and just after the segment's start.</p>"
             "<table><tr><th>#</th><th>start</th><th>end</th><th>length</th><th>outcome</th><th>mean P</th>"
             f"<th>changed at its start</th><th>why undetermined</th></tr>{''.join(shown)}</table>")
 

@@ -4,20 +4,21 @@ Input: the windows of a recording (2 s every 0.5 s, each with its calibrated pro
 and voice readings, or the reason it was not judged). Output: :class:`Segment` stretches with one outcome each and a
 :class:`SessionSummary`.
 
-The rule (:class:`SegmentRule`), in words: *a window counts as evidence of inconsistency by how far its probability
-is from 0.5 (its log-odds); consecutive windows take the outcome that their evidence supports, and the outcome only
-changes where the evidence for the other one outweighs a fixed switching cost, so one odd window does not start a
-stretch.* Technically a two-state smoother (Viterbi over the windows' log-odds, each window weighted by
-hop / window length = 0.25 because windows overlap four-fold, switching penalty :attr:`SegmentRule.switch_penalty`),
-its boundaries then refined.
+The rule (:class:`SegmentRule`), in words: *the recording is cut where what the windows read changes (the face's
+valence, the voice's valence, the probability), and each part takes the outcome its windows' evidence supports on
+average; neighbouring parts with the same outcome form one segment, so a change of reading that does not change the
+outcome is no boundary and one odd window does not start a stretch.* Technically: each judged window is a feature
+vector (face valence probabilities, voice valence probabilities, and its log-odds of inconsistency read within
+[p_clip, 1 - p_clip] times :attr:`SegmentRule.evidence_scale`); the penalised least-squares partition of those
+vectors (:func:`crossemo_core.clip.changepoints.change_points`, penalty :attr:`SegmentRule.change_penalty` per part,
+parts of at least :attr:`SegmentRule.min_part_s`) gives the parts; a part is inconsistent when its windows' mean
+log-odds is above 0. Why this rule, and what it replaced: ``docs/clip.md``, *Segments*.
 
 - Windows not judged (no face, no speech) or unlike the training material (the gate) carry no evidence. A run of
   them at least :attr:`SegmentRule.min_gap_s` long is an *undetermined* segment with its reason; a shorter one (a
   pause between sentences) belongs to the stretch around it.
 - Each window stands for the time around its centre; a boundary lies half-way between the centres of the last window
-  of one segment and the first of the next, then, between two judged segments, moves to where the readings and the
-  probability change (:func:`refine_boundaries`, within :attr:`SegmentRule.refine_s`); the first segment starts at 0
-  and the last ends at the recording's end.
+  of one segment and the first of the next; the first segment starts at 0 and the last ends at the recording's end.
 - A segment's probability is the mean over its judged windows; its strength uses the clip verdict's words
   (:func:`crossemo_core.clip.combine.strength`).
 - **Which side changed** at a segment's start: the face's and the voice's valence readings pooled over the windows
@@ -35,9 +36,15 @@ from typing import Any, Sequence
 import numpy as np
 
 from crossemo_core.clip import sequences as seq
+from crossemo_core.clip.changepoints import change_points
 from crossemo_core.clip.combine import strength
 from crossemo_core.readers.reading import VALENCES
 
+RULE = ("The recording is cut where what the windows read changes (the face's valence, the voice's valence, the "
+        "probability); each part takes the outcome its windows support on average, and neighbouring parts with the "
+        "same outcome form one stretch, so a change of reading that keeps the outcome is no boundary and one odd "
+        "window does not start a stretch.")
+"""The segment rule in one sentence (the report and the app say it)."""
 OUTCOMES = ("consistent", "inconsistent", "undetermined")
 SIDES = ("face", "voice", "both", "unclear")
 
@@ -46,13 +53,16 @@ SIDES = ("face", "voice", "both", "unclear")
 class SegmentRule:
     """The settings of :func:`segments_of` (see the module docstring)."""
 
-    switch_penalty: float = 0.5
-    """Evidence (in weighted log-odds) the other outcome needs, beyond the current one's, to start a segment.
-    Chosen on stitched sessions of the validation material (benchmarks/bench_session.py --part valid --seed 1
-    --sweep): 2.0 before boundaries were refined; with the refinement 0.5 found more of the true boundaries (46
-    detected for 51 true, 74 % of them within 1 s of one) where 0.25 detected 91 (45 % within 1 s)."""
-    window_weight: float = seq.HOP_S / seq.WINDOW_S
-    """Each window's share of its log-odds: windows overlap, so each second is counted by WINDOW_S / HOP_S windows."""
+    change_penalty: float = 6.0
+    """Cost of one more part in the partition (in squared differences of the window features: a part must fit its
+    windows better by this much than the part it is cut from). Chosen with :attr:`evidence_scale` on 21 stitched
+    validation sessions (``python benchmarks/bench_session.py --part valid --seed 1 --sessions 21 --lengths
+    --no-half-rate --sweep --out docs/session_rule_valid``): the highest F1 of the boundaries (true ones found within
+    1 s, found ones within 1 s of a true one), 0.79, and the middle of the penalties within 0.01 of it (4-8)."""
+    evidence_scale: float = 0.5
+    """Weight of a window's clipped log-odds among its features (the valence probabilities weigh 1)."""
+    min_part_s: float = 2.0
+    """Shortest part (seconds of window hops): a shorter change of reading cannot start a segment."""
     p_clip: float = 0.05
     """Probabilities are read within [p_clip, 1 - p_clip]: no single window decides alone."""
     min_gap_s: float = 3.0
@@ -62,9 +72,6 @@ class SegmentRule:
     min_shift: float = 0.15
     """Smallest change of a side's valence distribution (total variation) that names it when no top valence
     changed."""
-    refine_s: float = 5.0
-    """How far (seconds) a boundary may move when it is refined (:func:`refine_boundaries`; 0: not refined)."""
-    refine_step_s: float = 0.1
 
 
 @dataclass
@@ -193,9 +200,8 @@ def segments_of(windows: Sequence[Any], duration_s: float | None = None,
             continue
         if stretch:
             idx = np.array(stretch)
-            ev = [p[i] for i in idx]
-            if any(x is not None for x in ev):
-                labels[idx] = _viterbi(ev, rule)
+            if any(p[i] is not None for i in idx):
+                labels[idx] = _part_outcomes([windows[i] for i in idx], [p[i] for i in idx], rule)
             else:
                 labels[idx] = -2
             stretch = []
@@ -215,82 +221,36 @@ def segments_of(windows: Sequence[Any], duration_s: float | None = None,
         out.append(Segment(float(bounds[lo]), float(bounds[hi]), outcome, mean, grade, hi - lo, len(seg_p),
                            face_valence=_top(face), voice_valence=_top(voice)))
     _merge_same(out)
-    if rule.refine_s > 0:
-        refine_boundaries(out, windows, rule)
     for k in range(1, len(out)):
         _which_side(out[k], windows, rule)
     return out
 
 
-def _viterbi(p: list[float | None], rule: SegmentRule) -> np.ndarray:
-    """Most likely 0/1 labels of a stretch of windows (None: no evidence) under the two-state rule."""
-    lo, hi = rule.p_clip, 1.0 - rule.p_clip
-    half = np.array([0.0 if x is None else rule.window_weight * np.log(min(max(x, lo), hi) /
-                                                                        (1 - min(max(x, lo), hi))) / 2 for x in p])
-    n = len(half)
-    score = np.array([-half[0], half[0]])  # label 0 (consistent) gains -l/2, label 1 gains +l/2
-    back = np.zeros((n, 2), dtype=np.int8)
-    for i in range(1, n):
-        stay, switch = score, score[::-1] - rule.switch_penalty
-        back[i] = np.where(stay >= switch, [0, 1], [1, 0])
-        score = np.maximum(stay, switch) + np.array([-half[i], half[i]])
-    labels = np.zeros(n, dtype=np.int64)
-    labels[-1] = int(np.argmax(score)) if score[1] != score[0] else int(np.sum(half) > 0)
-    for i in range(n - 1, 0, -1):
-        labels[i - 1] = back[i, labels[i]]
-    return labels
+def _part_outcomes(windows: Sequence[Any], p: list[float | None], rule: SegmentRule) -> np.ndarray:
+    """0 (consistent) / 1 (inconsistent) for each window of a stretch (``p``: its evidence, None where it has none)
+    by the rule of the module docstring; a window without evidence takes the outcome of the part that follows it
+    (the last part's when none follows)."""
+    judged = [i for i, x in enumerate(p) if x is not None]
+    log_odds = np.array([_log_odds(p[i], rule.p_clip) for i in judged])
+    rows, last = [], np.full(2 * len(VALENCES), 1.0 / len(VALENCES))
+    for i, lo in zip(judged, log_odds):
+        w = windows[i]
+        if getattr(w, "face", None) is not None and getattr(w, "voice", None) is not None:
+            last = np.concatenate([w.face.valence_array(), w.voice.valence_array()])
+        rows.append(np.concatenate([last, [rule.evidence_scale * lo]]))
+    ends = change_points(np.array(rows), rule.change_penalty, max(1, int(round(rule.min_part_s / seq.HOP_S))))
+    out = np.zeros(len(p), dtype=np.int64)
+    start = 0
+    for a, b in zip([0] + ends[:-1], ends):
+        upto = judged[b] if b < len(judged) else len(p)
+        out[start:upto] = int(log_odds[a:b].mean() > 0)
+        start = upto
+    return out
 
 
-def refine_boundaries(segments: list[Segment], windows: Sequence[Any], rule: SegmentRule = SegmentRule()) -> None:
-    """Move each boundary between two judged segments to where the windows' evidence changes, within
-    :attr:`SegmentRule.refine_s` of where the smoother put it (in place).
-
-    The smoother decides *that* the outcome changes; where exactly is better told by the readings than by where
-    the windows' probability crosses 0.5. A window ``[s, e)`` that straddles a change at time ``tau`` shows a mix of
-    the two sides: its face reading is the mean over its frames, so a share ``a = (tau - s) / (e - s)`` of it comes
-    from before. For each candidate ``tau`` (every :attr:`SegmentRule.refine_step_s`) each feature of the nearby
-    judged windows (face valence, voice valence, P(inconsistent)) is fitted as ``a * before + (1 - a) * after``
-    (least squares, ``before`` / ``after`` free); the boundary goes to the ``tau`` with the smallest residual.
-    Measured on stitched validation sessions: boundaries within 1 s of the truth 47 % -> 65 % (penalty 0.5;
-    43 % with the former penalty 2.0 and no refinement)."""
-    rows = [(float(w.start), float(w.end), np.concatenate([w.face.valence_array(), w.voice.valence_array(),
-                                                            [float(w.p_inconsistent)]]))
-            for w in windows if window_evidence(w) is not None and getattr(w, "face", None) is not None
-            and getattr(w, "voice", None) is not None and w.end > w.start]
-    if not rows:
-        return
-    starts = np.array([r[0] for r in rows])
-    ends = np.array([r[1] for r in rows])
-    x_all = np.stack([r[2] for r in rows])
-    step, reach = rule.refine_step_s, rule.refine_s
-    for k in range(1, len(segments)):
-        a, b = segments[k - 1], segments[k]
-        if "undetermined" in (a.outcome, b.outcome):
-            continue
-        t0 = b.start
-        lo, hi = max(a.start + step, t0 - reach), min(b.end - step, t0 + reach)
-        if hi <= lo:
-            continue
-        near = (starts >= max(a.start, lo - seq.WINDOW_S)) & (ends <= min(b.end, hi + seq.WINDOW_S))
-        if near.sum() < 6:
-            continue
-        s, e, x = starts[near], ends[near], x_all[near]
-        taus = np.arange(lo, hi + 1e-9, step)
-        before = np.clip((taus[:, None] - s[None]) / (e - s)[None], 0.0, 1.0)  # (candidates, windows)
-        after = 1.0 - before
-        saa, sab, sbb = (before * before).sum(1), (before * after).sum(1), (after * after).sum(1)
-        det = saa * sbb - sab ** 2
-        ok = det > 1e-6
-        det = np.where(ok, det, 1.0)[:, None]
-        ax, bx = before @ x, after @ x
-        level_a = (sbb[:, None] * ax - sab[:, None] * bx) / det
-        level_b = (saa[:, None] * bx - sab[:, None] * ax) / det
-        fit = before[:, :, None] * level_a[:, None] + after[:, :, None] * level_b[:, None]
-        residual = ((fit - x[None]) ** 2).sum(axis=(1, 2))
-        residual[~ok] = np.inf
-        if not np.isfinite(residual).any():
-            continue
-        a.end = b.start = float(taus[int(np.argmin(residual + 1e-9 * np.abs(taus - t0)))])
+def _log_odds(p: float, clip: float) -> float:
+    q = min(max(p, clip), 1.0 - clip)
+    return float(np.log(q / (1.0 - q)))
 
 
 def _runs(values: np.ndarray) -> list[tuple[int, int, Any]]:
