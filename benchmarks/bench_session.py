@@ -39,6 +39,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -46,6 +47,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from crossemo_core.paths import atomic_write, check_writable  # noqa: E402
+
+if TYPE_CHECKING:
+    from crossemo_core.clip.segments import SegmentRule
 
 SAMPLES = [ROOT / "assets" / "clips" / "smile_upbeat.mp4", ROOT / "assets" / "clips" / "smile_low.mp4"]
 VALENCE = ("negative", "neutral", "positive")
@@ -281,7 +285,7 @@ def stitched(args: argparse.Namespace) -> dict:
     return out
 
 
-def recomputed(items: list[tuple], rule) -> list[dict]:  # noqa: ANN001
+def recomputed(items: list[tuple], rule: SegmentRule) -> list[dict]:
     """Evaluations of judged sessions with their segments recomputed from the same windows under ``rule``."""
     from crossemo_core.clip.segments import segments_of
 
@@ -297,7 +301,8 @@ def recomputed(items: list[tuple], rule) -> list[dict]:  # noqa: ANN001
 def true_stretch_bound(items: list[tuple]) -> dict:
     """With the true stretches given, each labelled as the rule labels a part (its judged windows' mean clipped
     log-odds above 0): the share of stretches labelled right and of true boundaries whose two sides get different
-    outcomes (what any partition of these windows could find at best, up to luck)."""
+    outcomes. A reference for what a segmentation of these windows can find, not a strict bound: a partition that
+    cuts a stretch elsewhere can, by luck, give the two sides of a boundary different outcomes."""
     from crossemo_core.clip.segments import SegmentRule, window_evidence
 
     clip = SegmentRule().p_clip
@@ -305,8 +310,9 @@ def true_stretch_bound(items: list[tuple]) -> dict:
     for v, stretches, _ in items:
         outcomes = []
         for s in stretches:
-            p = [np.clip(window_evidence(w), clip, 1 - clip) for w in v.timeline if w.start >= s["start"] - 1e-6
-                 and w.end <= s["end"] + 1e-6 and window_evidence(w) is not None]
+            inside = [window_evidence(w) for w in v.timeline
+                      if w.start >= s["start"] - 1e-6 and w.end <= s["end"] + 1e-6]
+            p = [np.clip(x, clip, 1 - clip) for x in inside if x is not None]
             outcome = None if not p else bool(np.mean(np.log(np.array(p) / (1 - np.array(p)))) > 0)
             outcomes.append(outcome)
             if outcome is not None:
@@ -386,12 +392,13 @@ def markdown(result: dict) -> str:
                              f"{_pct(s['seconds_outcome_agree'])} |")
         t = b.get("true_stretches")
         if t:
-            lines += ["", f"**The bound the windows set**: with the true stretches given, each labelled as the rule "
+            lines += ["", f"**What the windows allow**: with the true stretches given, each labelled as the rule "
                       f"labels a part (its windows' mean log-odds), {_pct(t['stretch_outcome_right'])} of the "
                       f"{t['stretches_labelled']} stretches get the right outcome and {_pct(t['boundaries_found'])} of "
-                      f"the {t['true_boundaries']} true boundaries separate two different outcomes: no partition of "
-                      "these windows finds many more boundaries (a boundary exists only where the outcomes on its two "
-                      "sides differ). Better window evidence, i.e. better readers, is what moves it."]
+                      f"the {t['true_boundaries']} true boundaries separate two different outcomes. A boundary is "
+                      "found only where the outcomes on its two sides differ, so a segmentation of these windows finds "
+                      "about that many (a few more or fewer by luck); better window evidence, i.e. better readers, is "
+                      "what moves it."]
         h = b.get("half_vs_full")
         if h:
             lines += ["", f"Half face rate against full rate on the same sessions: window probability differs by "

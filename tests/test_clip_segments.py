@@ -145,3 +145,20 @@ def test_segment_table_and_time_words() -> None:
     assert (fmt_clock(3723.4), fmt_clock(75), fmt_time(8.25), fmt_time(130), fmt_time(3720)) == \
         ("1:02:03", "1:15", "8.2 s", "2 min 10 s", "1 h 2 min")
     assert set(VALENCES) == set(SURE)
+
+
+def test_a_short_pause_at_a_change_is_split_between_the_two_stretches() -> None:
+    ws = windows([(20, 0.2, "positive", "positive"), (4, "no speech"), (20, 0.9, "positive", "negative")])
+    segs = segments_of(ws)
+    assert [s.outcome for s in segs] == ["consistent", "inconsistent"]
+    assert (segs[0].n_windows, segs[1].n_windows) == (22, 22)
+    assert segs[1].start == pytest.approx(1.0 + 0.5 * 21.5)  # half-way between the centres of windows 21 and 22
+
+
+def test_judged_windows_given_without_readings_do_not_look_like_a_change() -> None:
+    ws = windows([(30, 0.2, "neutral", "neutral"), (30, 0.9, "neutral", "negative")])
+    for w in ws[:3] + ws[40:45]:
+        w.face = w.voice = None
+    segs = segments_of(ws)
+    assert [s.outcome for s in segs] == ["consistent", "inconsistent"]
+    assert segs[1].start == pytest.approx(1.0 + 0.5 * 29.5)

@@ -4,9 +4,9 @@ Input: the windows of a recording (2 s every 0.5 s, each with its calibrated pro
 and voice readings, or the reason it was not judged). Output: :class:`Segment` stretches with one outcome each and a
 :class:`SessionSummary`.
 
-The rule (:class:`SegmentRule`), in words: *the recording is cut where what the windows read changes (the face's
-valence, the voice's valence, the probability), and each part takes the outcome its windows' evidence supports on
-average; neighbouring parts with the same outcome form one segment, so a change of reading that does not change the
+The rule (:class:`SegmentRule`), in words (:data:`RULE`): *the recording is cut where what the windows read changes
+(the face's valence, the voice's valence, the probability); each part takes the outcome its windows support on
+average, and neighbouring parts with the same outcome form one stretch, so a change of reading that keeps the
 outcome is no boundary and one odd window does not start a stretch.* Technically: each judged window is a feature
 vector (face valence probabilities, voice valence probabilities, and its log-odds of inconsistency read within
 [p_clip, 1 - p_clip] times :attr:`SegmentRule.evidence_scale`); the penalised least-squares partition of those
@@ -58,11 +58,12 @@ class SegmentRule:
     windows better by this much than the part it is cut from). Chosen with :attr:`evidence_scale` on 21 stitched
     validation sessions (``python benchmarks/bench_session.py --part valid --seed 1 --sessions 21 --lengths
     --no-half-rate --sweep --out docs/session_rule_valid``): the highest F1 of the boundaries (true ones found within
-    1 s, found ones within 1 s of a true one), 0.79, and the middle of the penalties within 0.01 of it (4-8)."""
+    1 s, found ones within 1 s of a true one), 0.787; penalties 4-8 were all within 0.015 of it."""
     evidence_scale: float = 0.5
     """Weight of a window's clipped log-odds among its features (the valence probabilities weigh 1)."""
     min_part_s: float = 2.0
-    """Shortest part (seconds of window hops): a shorter change of reading cannot start a segment."""
+    """Shortest part, in judged windows (this many seconds of window hops; windows without evidence inside a
+    stretch do not count): a shorter change of reading cannot start a segment."""
     p_clip: float = 0.05
     """Probabilities are read within [p_clip, 1 - p_clip]: no single window decides alone."""
     min_gap_s: float = 3.0
@@ -188,7 +189,7 @@ def segments_of(windows: Sequence[Any], duration_s: float | None = None,
     p = [window_evidence(w) for w in windows]
     judged = np.array([x is not None for x in p])
     labels = np.full(n, -1)  # -1 undetermined, 0 consistent, 1 inconsistent
-    # long runs without evidence are undetermined; each stretch between them is smoothed on its own
+    # long runs without evidence are undetermined; each stretch between them is partitioned on its own
     for lo, hi, has in _runs(judged):
         if has or bounds[hi] - bounds[lo] < rule.min_gap_s:
             continue
@@ -228,27 +229,42 @@ def segments_of(windows: Sequence[Any], duration_s: float | None = None,
 
 def _part_outcomes(windows: Sequence[Any], p: list[float | None], rule: SegmentRule) -> np.ndarray:
     """0 (consistent) / 1 (inconsistent) for each window of a stretch (``p``: its evidence, None where it has none)
-    by the rule of the module docstring; a window without evidence takes the outcome of the part that follows it
-    (the last part's when none follows)."""
+    by the rule of the module docstring. Windows without evidence between two parts are split between them at the
+    middle of their run; those before the first judged window or after the last take the nearest part's outcome."""
     judged = [i for i, x in enumerate(p) if x is not None]
     log_odds = np.array([_log_odds(p[i], rule.p_clip) for i in judged])
-    rows, last = [], np.full(2 * len(VALENCES), 1.0 / len(VALENCES))
-    for i, lo in zip(judged, log_odds):
-        w = windows[i]
-        if getattr(w, "face", None) is not None and getattr(w, "voice", None) is not None:
-            last = np.concatenate([w.face.valence_array(), w.voice.valence_array()])
-        rows.append(np.concatenate([last, [rule.evidence_scale * lo]]))
-    ends = change_points(np.array(rows), rule.change_penalty, max(1, int(round(rule.min_part_s / seq.HOP_S))))
+    ends = change_points(np.column_stack([_readings(windows, judged), rule.evidence_scale * log_odds]),
+                         rule.change_penalty, max(1, int(round(rule.min_part_s / seq.HOP_S))))
     out = np.zeros(len(p), dtype=np.int64)
     start = 0
     for a, b in zip([0] + ends[:-1], ends):
-        upto = judged[b] if b < len(judged) else len(p)
+        upto = (judged[b - 1] + 1 + judged[b]) // 2 if b < len(judged) else len(p)
         out[start:upto] = int(log_odds[a:b].mean() > 0)
         start = upto
     return out
 
 
+def _readings(windows: Sequence[Any], judged: list[int]) -> np.ndarray:
+    """``(len(judged), 6)``: the face's and the voice's valence probabilities of each judged window. The scorer gives
+    every judged window both readings; a window given without them (loaded or hand-made results) takes its
+    nearest neighbour's, so that it does not look like a change."""
+    rows: list[np.ndarray | None] = []
+    for i in judged:
+        w = windows[i]
+        has = getattr(w, "face", None) is not None and getattr(w, "voice", None) is not None
+        rows.append(np.concatenate([w.face.valence_array(), w.voice.valence_array()]) if has else None)
+    known = np.array([k for k, r in enumerate(rows) if r is not None])
+    if not len(known):
+        return np.full((len(judged), 2 * len(VALENCES)), 1.0 / len(VALENCES))
+    after = np.clip(np.searchsorted(known, np.arange(len(rows))), 0, len(known) - 1)
+    before = np.clip(after - 1, 0, len(known) - 1)
+    nearest = np.where(np.abs(known[before] - np.arange(len(rows))) <= np.abs(known[after] - np.arange(len(rows))),
+                       known[before], known[after])
+    return np.stack([rows[k] if rows[k] is not None else rows[nearest[k]] for k in range(len(rows))])
+
+
 def _log_odds(p: float, clip: float) -> float:
+    """``log(p / (1 - p))`` with ``p`` read within ``[clip, 1 - clip]``."""
     q = min(max(p, clip), 1.0 - clip)
     return float(np.log(q / (1.0 - q)))
 
