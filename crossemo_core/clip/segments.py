@@ -230,7 +230,8 @@ def segments_of(windows: Sequence[Any], duration_s: float | None = None,
 def _part_outcomes(windows: Sequence[Any], p: list[float | None], rule: SegmentRule) -> np.ndarray:
     """0 (consistent) / 1 (inconsistent) for each window of a stretch (``p``: its evidence, None where it has none)
     by the rule of the module docstring. Windows without evidence between two parts are split between them at the
-    middle of their run (an odd middle one goes to the later part); those before the first judged window or after the last take the nearest part's outcome."""
+    middle of their run (an odd middle one goes to the later part); those before the first judged window or after
+    the last take the nearest part's outcome."""
     judged = [i for i, x in enumerate(p) if x is not None]
     log_odds = np.array([_log_odds(p[i], rule.p_clip) for i in judged])
     ends = change_points(np.column_stack([_readings(windows, judged), rule.evidence_scale * log_odds]),
