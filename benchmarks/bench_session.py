@@ -186,23 +186,23 @@ def make_session(actor_takes: dict[int, list[np.ndarray]], pool, rng: np.random.
     return data, stretches, boundaries
 
 
-def evaluate(v, stretches: list[dict], boundaries: list[tuple]) -> dict:  # noqa: ANN001
-    """Boundary and outcome agreement of one judged session with its truth."""
-    found = [s.start for s in v.segments[1:]]
+def evaluate(segments: list, duration_s: float, stretches: list[dict], boundaries: list[tuple]) -> dict:
+    """Boundary and outcome agreement of one judged session's segments with its truth."""
+    found = [s.start for s in segments[1:]]
     truth = [b[0] for b in boundaries]
     nearest = [min((abs(f - t) for f in found), default=np.inf) for t in truth]
     sides = []
     for (t, _, side) in boundaries:
-        near = [s for s in v.segments[1:] if abs(s.start - t) <= 2.0]
+        near = [s for s in segments[1:] if abs(s.start - t) <= 2.0]
         if near:
             seg = min(near, key=lambda s: abs(s.start - t))
             sides.append(seg.changed == side)
     # per-second outcome
-    seconds = np.arange(0.5, v.duration_s, 1.0)
+    seconds = np.arange(0.5, duration_s, 1.0)
     agree = judged = 0
     for x in seconds:
         truth_state = next((s["state"] for s in stretches if s["start"] <= x < s["end"]), None)
-        seg = next((s for s in v.segments if s.start <= x < s.end), None)
+        seg = next((s for s in segments if s.start <= x < s.end), None)
         if truth_state is None or seg is None or seg.outcome == "undetermined":
             continue
         judged += 1
@@ -258,7 +258,7 @@ def stitched(args: argparse.Namespace) -> dict:
                  "rule": vars(SegmentRule())}
     for rate, items in runs.items():
         if items:
-            out[rate] = summarise_boundaries([evaluate(v, s, b) for v, s, b in items])
+            out[rate] = summarise_boundaries([evaluate(v.segments, v.duration_s, s, b) for v, s, b in items])
     if runs["half"]:
         diffs, agree, total = [], 0, 0
         for (a, _, _), (b, _, _) in zip(runs["full"], runs["half"]):
@@ -289,13 +289,7 @@ def recomputed(items: list[tuple], rule: SegmentRule) -> list[dict]:
     """Evaluations of judged sessions with their segments recomputed from the same windows under ``rule``."""
     from crossemo_core.clip.segments import segments_of
 
-    evals = []
-    for v, s, b in items:
-        kept = v.segments
-        v.segments = segments_of(v.timeline, v.duration_s, rule)
-        evals.append(evaluate(v, s, b))
-        v.segments = kept
-    return evals
+    return [evaluate(segments_of(v.timeline, v.duration_s, rule), v.duration_s, s, b) for v, s, b in items]
 
 
 def true_stretch_bound(items: list[tuple]) -> dict:
@@ -303,7 +297,7 @@ def true_stretch_bound(items: list[tuple]) -> dict:
     log-odds above 0): the share of stretches labelled right and of true boundaries whose two sides get different
     outcomes. A reference for what a segmentation of these windows can find, not a strict bound: a partition that
     cuts a stretch elsewhere can, by luck, give the two sides of a boundary different outcomes."""
-    from crossemo_core.clip.segments import SegmentRule, window_evidence
+    from crossemo_core.clip.segments import SegmentRule, log_odds, window_evidence
 
     clip = SegmentRule().p_clip
     right = labelled = found = pairs = 0
@@ -312,8 +306,8 @@ def true_stretch_bound(items: list[tuple]) -> dict:
         for s in stretches:
             inside = [window_evidence(w) for w in v.timeline
                       if w.start >= s["start"] - 1e-6 and w.end <= s["end"] + 1e-6]
-            p = [np.clip(x, clip, 1 - clip) for x in inside if x is not None]
-            outcome = None if not p else bool(np.mean(np.log(np.array(p) / (1 - np.array(p)))) > 0)
+            p = [x for x in inside if x is not None]
+            outcome = None if not p else bool(log_odds(p, clip).mean() > 0)
             outcomes.append(outcome)
             if outcome is not None:
                 labelled += 1
@@ -329,15 +323,15 @@ def summarise_boundaries(evals: list[dict]) -> dict:
     nearest = np.array([x for e in evals for x in e["nearest"]])
     detected = sum(e["detected"] for e in evals)
     sides = [x for e in evals for x in e["side_correct"]]
-    recall = float(np.mean(nearest <= 1.0)) if len(nearest) else 0.0
+    recall = float(np.mean(nearest <= 1.0)) if len(nearest) else None
     precision = sum(e["detected_within_1s"] for e in evals) / max(detected, 1)
     return {"true_boundaries": int(len(nearest)), "detected_boundaries": int(detected),
-            "within_1s": float(np.mean(nearest <= 1.0)) if len(nearest) else None,
+            "within_1s": recall,
             "within_2s": float(np.mean(nearest <= 2.0)) if len(nearest) else None,
             "within_5s": float(np.mean(nearest <= 5.0)) if len(nearest) else None,
             "median_error_s_when_within_5s": float(np.median(nearest[nearest <= 5])) if np.any(nearest <= 5) else None,
             "detected_within_1s_of_truth": precision,
-            "f1_within_1s": 2 * recall * precision / (recall + precision) if recall + precision > 0 else 0.0,
+            "f1_within_1s": 2 * recall * precision / (recall + precision) if recall and precision else 0.0,
             "side_correct_where_found_2s": float(np.mean(sides)) if sides else None, "sides_found": len(sides),
             "seconds_outcome_agree": sum(e["seconds_agree"] for e in evals) / max(sum(e["seconds_judged"]
                                                                                      for e in evals), 1),

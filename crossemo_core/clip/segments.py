@@ -233,14 +233,14 @@ def _part_outcomes(windows: Sequence[Any], p: list[float | None], rule: SegmentR
     middle of their run (an odd middle one goes to the later part); those before the first judged window or after
     the last take the nearest part's outcome."""
     judged = [i for i, x in enumerate(p) if x is not None]
-    log_odds = np.array([_log_odds(p[i], rule.p_clip) for i in judged])
-    ends = change_points(np.column_stack([_readings(windows, judged), rule.evidence_scale * log_odds]),
+    evidence = log_odds([p[i] for i in judged], rule.p_clip)
+    ends = change_points(np.column_stack([_readings(windows, judged), rule.evidence_scale * evidence]),
                          rule.change_penalty, max(1, int(round(rule.min_part_s / seq.HOP_S))))
     out = np.zeros(len(p), dtype=np.int64)
     start = 0
     for a, b in zip([0] + ends[:-1], ends):
         upto = (judged[b - 1] + 1 + judged[b]) // 2 if b < len(judged) else len(p)
-        out[start:upto] = int(log_odds[a:b].mean() > 0)
+        out[start:upto] = int(evidence[a:b].mean() > 0)
         start = upto
     return out
 
@@ -257,17 +257,18 @@ def _readings(windows: Sequence[Any], judged: list[int]) -> np.ndarray:
     known = np.array([k for k, r in enumerate(rows) if r is not None])
     if not len(known):
         return np.full((len(judged), 2 * len(VALENCES)), 1.0 / len(VALENCES))
-    after = np.clip(np.searchsorted(known, np.arange(len(rows))), 0, len(known) - 1)
+    at = np.arange(len(rows))
+    after = np.clip(np.searchsorted(known, at), 0, len(known) - 1)
     before = np.clip(after - 1, 0, len(known) - 1)
-    nearest = np.where(np.abs(known[before] - np.arange(len(rows))) <= np.abs(known[after] - np.arange(len(rows))),
-                       known[before], known[after])
+    nearest = np.where(np.abs(known[before] - at) <= np.abs(known[after] - at), known[before], known[after])
     return np.stack([rows[k] if rows[k] is not None else rows[nearest[k]] for k in range(len(rows))])
 
 
-def _log_odds(p: float, clip: float) -> float:
-    """``log(p / (1 - p))`` with ``p`` read within ``[clip, 1 - clip]``."""
-    q = min(max(p, clip), 1.0 - clip)
-    return float(np.log(q / (1.0 - q)))
+def log_odds(p: Sequence[float] | np.ndarray, clip: float) -> np.ndarray:
+    """``(N,)`` probabilities -> ``(N,)`` ``log(p / (1 - p))``, each ``p`` read within ``[clip, 1 - clip]``: a window's
+    evidence under the rule (a part is inconsistent when its windows' mean is above 0)."""
+    q = np.clip(np.asarray(p, dtype=np.float64), clip, 1.0 - clip)
+    return np.log(q / (1.0 - q))
 
 
 def _runs(values: np.ndarray) -> list[tuple[int, int, Any]]:
