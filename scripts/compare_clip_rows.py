@@ -16,7 +16,7 @@ verdict's evidence combiner (``crossemo_core.clip.combine``: similarity and the 
 clips, so that the readings' own changes under each copy count too (in-sample: for comparing models, not a
 calibration). The committed ``docs/clip_candidates.json`` and ``docs/clip_runs_choice.json`` were made (sessions 9-10)
 with the combiner of that time (similarity, one disagreement number and two confidences, C = 1); since session 12 the
-combiner reads the nine products of the two valence readings at C = 10, so ``combined_*`` numbers made today differ.
+combiner reads the nine products of the two valence readings at C = 3, so ``combined_*`` numbers made today differ.
 """
 from __future__ import annotations
 
