@@ -3,7 +3,6 @@ benchmark option. Small synthetic data (a made-up RAVDESS folder, an untrained t
 from __future__ import annotations
 
 from dataclasses import replace
-
 from pathlib import Path
 
 import numpy as np
