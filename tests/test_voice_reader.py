@@ -323,6 +323,21 @@ def test_too_little_speech_gives_a_note_and_long_recordings_are_read_in_segments
     assert sum(long.valence.values()) == pytest.approx(1.0)
 
 
+
+def test_segments_start_where_the_speech_does() -> None:
+    """A shift of the audio (more silence before the speech) moves the segments with the speech, so the reading
+    does not change; silence does not count towards the length that decides whether to read in segments."""
+    torch.manual_seed(0)
+    reader = VoiceReader(VoiceEmotionNet(64).eval(), FrontendConfig())
+    speech = np.concatenate([tone(2.5, 200 + 40 * k, 0.3, np.random.default_rng(k)) for k in range(3)])
+    early, late = (np.concatenate([np.zeros(n, np.float32), speech]) for n in (1600, 11200))  # 0.1 s, 0.7 s
+    a, b = reader.read_recording(early), reader.read_recording(late)
+    assert "segments" in a.note and a.valence_array() == pytest.approx(b.valence_array(), abs=1e-6)
+    assert list(a.emotions.values()) == pytest.approx(list(b.emotions.values()), abs=1e-6)
+    quiet = np.zeros(3 * RATE, np.float32)
+    padded = reader.read_recording(np.concatenate([quiet, tone(3.0, 200, 0.3, np.random.default_rng(9)), quiet]))
+    assert not padded.note and padded.seconds < 4
+
 # ------------------------------------------------------------------------------------------------ real data
 needs_data = pytest.mark.skipif(not (DATA / "tess" / "labels.csv").is_file(), reason="../shared/data is absent")
 

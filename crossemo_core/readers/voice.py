@@ -61,10 +61,13 @@ class FrontendConfig:
         if self.normalisation not in ("utterance", "gain"):
             raise ValueError(f"normalisation must be 'utterance' or 'gain', got {self.normalisation!r}")
 
+    @property
+    def hop_samples(self) -> int:
+        return int(round(self.hop_ms * RATE / 1000))
 
-def log_mel(signal: np.ndarray, config: FrontendConfig = FrontendConfig()) -> np.ndarray:
-    """``(n_samples,)`` float 16 kHz mono -> ``(n_mels, T)`` float32 natural-log mel power, silence at both ends
-    trimmed (``T`` frames of ``hop_ms``). A signal with no frame above the floor gives ``T == 0``."""
+
+def _mel_power(signal: np.ndarray, config: FrontendConfig) -> np.ndarray:
+    """``(n_samples,)`` float 16 kHz mono -> ``(n_mels, T)`` mel power, frames of ``win_ms`` every ``hop_ms``."""
     import librosa
 
     signal = np.asarray(signal, dtype=np.float32)
@@ -73,16 +76,40 @@ def log_mel(signal: np.ndarray, config: FrontendConfig = FrontendConfig()) -> np
     if not np.all(np.isfinite(signal)):
         raise DataError("the voice signal holds NaN or infinite samples.")
     n_fft = int(round(config.win_ms * RATE / 1000))
-    hop = int(round(config.hop_ms * RATE / 1000))
     if len(signal) < n_fft:
         return np.zeros((config.n_mels, 0), np.float32)
-    mel = librosa.feature.melspectrogram(y=signal, sr=RATE, n_fft=n_fft, hop_length=hop, n_mels=config.n_mels,
-                                         fmin=config.fmin_hz, fmax=config.fmax_hz, power=2.0, center=False)
+    return librosa.feature.melspectrogram(y=signal, sr=RATE, n_fft=n_fft, hop_length=config.hop_samples,
+                                          n_mels=config.n_mels, fmin=config.fmin_hz, fmax=config.fmax_hz,
+                                          power=2.0, center=False)
+
+
+def _loud_frames(mel: np.ndarray, config: FrontendConfig) -> tuple[int, int] | None:
+    """First and last frame (inclusive) within ``trim_db`` of the loudest; None when there is none."""
+    if mel.shape[1] == 0:
+        return None
     frame_db = 10 * np.log10(mel.sum(axis=0) + 1e-10)
     loud = np.flatnonzero(frame_db > max(frame_db.max() - config.trim_db, -80.0))
-    if loud.size == 0:
+    return (int(loud[0]), int(loud[-1])) if loud.size else None
+
+
+def log_mel(signal: np.ndarray, config: FrontendConfig = FrontendConfig()) -> np.ndarray:
+    """``(n_samples,)`` float 16 kHz mono -> ``(n_mels, T)`` float32 natural-log mel power, silence at both ends
+    trimmed (``T`` frames of ``hop_ms``). A signal with no frame above the floor gives ``T == 0``."""
+    mel = _mel_power(signal, config)
+    loud = _loud_frames(mel, config)
+    if loud is None:
         return np.zeros((config.n_mels, 0), np.float32)
-    return np.log(mel[:, loud[0]:loud[-1] + 1] + 1e-8).astype(np.float32)
+    return np.log(mel[:, loud[0]:loud[1] + 1] + 1e-8).astype(np.float32)
+
+
+def speech_span(signal: np.ndarray, config: FrontendConfig = FrontendConfig()) -> tuple[int, int]:
+    """Sample range ``[start, end)`` that :func:`log_mel` keeps of a signal (silence at both ends trimmed by the
+    same rule); ``(0, 0)`` when nothing is loud enough."""
+    loud = _loud_frames(_mel_power(signal, config), config)
+    if loud is None:
+        return 0, 0
+    n_fft = int(round(config.win_ms * RATE / 1000))
+    return loud[0] * config.hop_samples, min(len(signal), loud[1] * config.hop_samples + n_fft)
 
 
 @dataclass(frozen=True)
@@ -332,11 +359,15 @@ class VoiceReader:
         return [r for _, r in reads.take(final=True)]
 
     def read_recording(self, signal: np.ndarray, baseline: SpeakerBaseline | None = None) -> Reading:
-        """A recording of any length: short ones as one utterance, longer ones in segments
-        (:data:`SEGMENT_S`, hop :data:`SEGMENT_HOP_S`) whose probabilities are averaged, weighted by their speech."""
+        """A recording of any length: one whose speech (:func:`speech_span`, silence at both ends trimmed) is short
+        as one utterance, a longer one in segments (:data:`SEGMENT_S`, hop :data:`SEGMENT_HOP_S`, laid from the
+        speech's start, so that a shift of the audio does not move them against the speech) whose probabilities are
+        averaged, weighted by their speech."""
         seg, hop = int(SEGMENT_S * RATE), int(SEGMENT_HOP_S * RATE)
-        if len(signal) <= seg + hop:
+        start, end = speech_span(signal, self.frontend)
+        if end - start <= seg + hop:
             return self.read(signal, baseline)
+        signal = signal[start:end]  # the grid starts where the speech does, so shifting the audio does not move it
         starts = list(range(0, len(signal) - seg + 1, hop))
         if starts[-1] + seg < len(signal):
             starts.append(len(signal) - seg)
