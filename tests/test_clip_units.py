@@ -139,6 +139,29 @@ def test_expression_network_round_trip_and_input_checks(tmp_path: Path) -> None:
     assert p.shape == (7, 3) and p[3, 2] == 1 and p[6, 1] == 1 and p[0, 0] == 1
 
 
+def test_expression_logits_are_the_networks_and_follow_training() -> None:
+    """Logits come from a copy with the batch norms folded into the convolutions: the network's own outputs (in
+    eval mode) to float precision, also after a training step has changed the weights and statistics in place."""
+    torch.manual_seed(0)
+    net = ExpressionNet((4, 8, 8, 8))
+    model = ExpressionModel(net)
+    faces = np.random.default_rng(0).integers(0, 255, (6, FER_SIZE, FER_SIZE)).astype(np.uint8)
+
+    def plain() -> np.ndarray:
+        with torch.no_grad():
+            return net.eval()(standardise(faces)).numpy()
+
+    before = model.logits(faces)
+    np.testing.assert_allclose(before, plain(), atol=1e-5)
+    net.train()
+    opt = torch.optim.SGD(net.parameters(), lr=0.5)
+    net(standardise(faces)).sum().backward()
+    opt.step()
+    after = model.logits(faces)
+    assert np.abs(after - before).max() > 1e-3
+    np.testing.assert_allclose(after, plain(), rtol=1e-5, atol=1e-5)
+
+
 def test_augmentation_keeps_range_and_shape() -> None:
     x = torch.full((5, FER_SIZE, FER_SIZE), 128.0)
     y = augment_batch(x, torch.Generator().manual_seed(0))

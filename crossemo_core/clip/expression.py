@@ -79,30 +79,52 @@ def standardise(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     return (x - mean) / std
 
 
+def inference_copy(net: ExpressionNet) -> nn.Module:
+    """A copy of ``net`` for inference: each convolution with its batch norm folded in (the same function to
+    ~1e-6) and channels-last memory format. On 2 CPU cores, one thread, 256 crops: 1.07 -> 0.82 ms per crop for
+    the clip model's network, as measured when this was written (channels-last alone had taken 0.64 -> 0.30 ms)."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    copy = ExpressionNet(net.widths, net.head.out_features, net.dropout.p)
+    copy.load_state_dict(net.state_dict())
+    copy.eval()
+    layers, fused = list(copy.body), []
+    while layers:
+        layer = layers.pop(0)
+        if isinstance(layer, nn.Conv2d) and layers and isinstance(layers[0], nn.BatchNorm2d):
+            layer = fuse_conv_bn_eval(layer, layers.pop(0))
+        fused.append(layer)
+    copy.body = nn.Sequential(*fused)
+    return copy.to(memory_format=torch.channels_last)
+
+
 @dataclass
 class ExpressionModel:
     """The trained network with its metadata; ``logits``/``predict_proba`` take raw 48x48 grayscale faces."""
 
     net: ExpressionNet
     meta: dict[str, Any] = field(default_factory=dict)
-    _channels_last: bool = field(default=False, repr=False, compare=False)
-    """Whether :attr:`net` was put in channels-last memory format (measured on 50 crops, one thread: 0.64 -> 0.30 ms
-    per crop for the clip model's network, 1.56 -> 0.93 ms for the face reader's; logits equal to 2e-6)."""
+    _inference: tuple[tuple[int, ...], nn.Module] | None = field(default=None, repr=False, compare=False)
+    """:func:`inference_copy` of :attr:`net` and the versions of the tensors it was made from: a training step or
+    ``load_state_dict`` changes them in place, and the copy is then made again."""
 
     @property
     def classes(self) -> tuple[str, ...]:
         return tuple(self.meta.get("classes", FER_CLASSES))
 
+    def _inference_net(self) -> nn.Module:
+        versions = tuple(t._version for t in self.net.state_dict(keep_vars=True).values())
+        if self._inference is None or self._inference[0] != versions:
+            self._inference = (versions, inference_copy(self.net))
+        return self._inference[1]
+
     @torch.no_grad()
     def logits(self, images: np.ndarray, batch: int = 256) -> np.ndarray:
         """``(N, 7)`` float32 logits of ``(N, 48, 48)`` faces (an empty input gives ``(0, 7)``)."""
-        self.net.eval()
         if len(images) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
-        if not self._channels_last:  # in place, once: the same weights, ~2x faster convolutions on CPU
-            self.net.to(memory_format=torch.channels_last)
-            self._channels_last = True
-        out = [self.net(standardise(images[i:i + batch]).contiguous(memory_format=torch.channels_last))
+        net = self._inference_net()
+        out = [net(standardise(images[i:i + batch]).contiguous(memory_format=torch.channels_last))
                for i in range(0, len(images), batch)]
         return torch.cat(out).numpy().astype(np.float32)
 
