@@ -252,3 +252,49 @@ def test_each_window_is_read_at_offsets_that_tile_the_hop_inside_the_recording()
             assert len(a.jitter) == len(b.jitter)
             for (_, fa, va), (_, fb, vb) in zip(a.jitter, b.jitter):
                 assert np.array_equal(fa, fb) and np.array_equal(va, vb)
+
+
+def test_a_window_carries_the_prosody_frames_its_audio_alone_would_give() -> None:
+    """The voice reader's prosody statistics read frames cut from the recording's features (computed once, after the
+    loudness gain) instead of extracting each overlapping window again: away from a window's ends they are the
+    extractor's frames of the window's audio alone, its own voicing floor and energy included; a window whose audio
+    the gain clipped, or that is off the 10 ms grid, gets none (the reader extracts them itself)."""
+    from crossemo_core.clip.reading import FaceReadings
+    from crossemo_core.clip.windows import WindowBuilder
+    from crossemo_core.readers.prosody import PROSODY_NAMES, prosody_functionals
+
+    sr, seconds, rng = seq.AUDIO_RATE, 6.237, np.random.default_rng(1)  # the last window starts off the grid
+    t = np.arange(int(seconds * sr)) / sr
+    level = np.where(t < 3, 0.001, 0.03) * (1 + 0.5 * np.sin(2 * np.pi * 1.3 * t))  # a quiet half, then a loud one
+    audio = (level * np.sin(2 * np.pi * (150 * t + 8 * np.sin(2 * np.pi * 4 * t)))
+             + 1e-4 * rng.standard_normal(len(t))).astype(np.float32)
+    audio[int(4.2 * sr)] = 0.9  # a click the loudness gain clips
+    track = seq.voice_track(audio, sr)
+    assert track.gain * 0.9 > 1.0
+    times = np.arange(0, seconds, 1 / seq.FACE_FPS)
+    b = WindowBuilder()
+    b.add_faces(FaceReadings(times, np.ones(len(times), bool), rng.normal(size=(len(times), 7)).astype(np.float32),
+                             np.full((len(times), 7), 1 / 7)), float("inf"))
+    b.add_voice(track, 0)
+    b.add_audio(audio, 0)
+    windows = [w for w in b.finish(seconds) if w.audio is not None]
+    names = seq.VoiceFeatureExtractor().feature_names
+    cols = [names.index(n) for n in ("log_f0", "voicing", "rms_db", "mfcc_3", "spectral_centroid_hz")]
+    compared, skipped = 0, set()
+    for w in windows:
+        clipped = w.start < 4.2 < w.end
+        off_grid = abs(w.start * 100 - round(w.start * 100)) > 1e-6
+        assert (w.voice_frames is None) == (clipped or off_grid)
+        if w.voice_frames is None:
+            skipped.add("clipped" if clipped else "off the grid")
+            continue
+        alone = seq.VoiceFeatureExtractor().extract(w.audio, sr)
+        assert w.voice_frames.shape == alone.shape
+        np.testing.assert_allclose(w.voice_frames[10:-10][:, cols], alone[10:-10][:, cols], rtol=1e-3, atol=2e-3)
+        # pitch, loudness and voicing statistics (semitones, dB, shares): the edge frames no longer hear the loud
+        # half across a window's end; the spectral ones differ more (the window alone pads its ends with zeros)
+        k = PROSODY_NAMES.index("speech_s_log") + 1
+        assert prosody_functionals(w.audio, frames=w.voice_frames)[:k] == pytest.approx(
+            prosody_functionals(w.audio)[:k], abs=0.15)
+        compared += 1
+    assert compared >= 4 and skipped == {"clipped", "off the grid"}

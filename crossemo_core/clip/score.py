@@ -432,9 +432,9 @@ class WindowScorer:
             w.face = reading_of(inp.face_emotions.mean(0), seconds=w.end - w.start)
             audio = inp.audio if inp.audio is not None else np.zeros(0, np.float32)
             if self._reader is not None:
-                self._reader.add(row, audio)
+                self._reader.add(row, audio, inp.voice_frames)
             else:
-                self._reads.add(row, audio)
+                self._reads.add(row, audio, inp.voice_frames)
 
     def restore(self, windows: Sequence[Window]) -> None:
         """Count ``windows`` (finished before, by an analysis that was interrupted) as scored by this scorer: the
@@ -521,8 +521,8 @@ class _ReaderThread:
             finally:
                 self.queue.task_done()
 
-    def add(self, key: Any, audio: np.ndarray) -> None:
-        self.queue.put((key, audio))
+    def add(self, key: Any, audio: np.ndarray, frames: np.ndarray | None = None) -> None:
+        self.queue.put((key, audio, frames))
 
     def take(self, final: bool) -> list[tuple[Any, Reading]]:
         if final:

@@ -20,8 +20,8 @@ import numpy as np
 
 from crossemo_core.clip.expression import FER_CLASSES
 from crossemo_core.features.sequence import preprocess_voice
-from crossemo_core.features.voice import (_ENERGY_FLOOR_DB, _ENERGY_MARGIN_DB, EXTRACTOR_ID, EXTRACTOR_VERSION,
-                                          VoiceFeatureExtractor, speech_mask)
+from crossemo_core.features.voice import (EXTRACTOR_ID, EXTRACTOR_VERSION, VoiceFeatureExtractor, floor_voicing,
+                                          speech_mask, voicing_floor_db)
 
 WINDOW_S = 2.0
 HOP_S = 0.5
@@ -49,8 +49,6 @@ VAD = {"margin_db": 35.0, "floor_db": -60.0, "hangover": 5}
 """Energy VAD settings (:func:`crossemo_core.features.voice.speech_mask`), applied after loudness normalisation."""
 VOICE_STEPS = "f0fill+pool5"
 AUDIO_RATE = 16000
-VOICING_FLOOR_DB, VOICING_MARGIN_DB = _ENERGY_FLOOR_DB, _ENERGY_MARGIN_DB
-"""The voice extractor's voicing floor: frames below max(-65 dB, loudest frame - 50 dB) are unvoiced."""
 
 FACE_FEATURE_NAMES = tuple(f"fer_logit_{c}" for c in FER_CLASSES)
 VOICE_EXTRACTOR = f"{EXTRACTOR_ID}/{EXTRACTOR_VERSION}+level{int(TARGET_LEVEL_DB)}+speechwin+{VOICE_STEPS}"
@@ -81,10 +79,13 @@ def normalise_loudness(signal: np.ndarray, sr: int) -> np.ndarray:
     """``signal`` scaled so its 90th-percentile frame RMS is :data:`TARGET_LEVEL_DB` (gain capped at +-40 dB; the
     result is clipped to [-1, 1]). Recordings made at different gains then give comparable energy and MFCC-0."""
     x = np.asarray(signal, dtype=np.float32)
+    gain = _loudness_gain_of(x, sr)
+    return x if gain is None else apply_gain(x, gain)
+
+
+def _loudness_gain_of(x: np.ndarray, sr: int) -> float | None:
     frame = max(1, int(LOUDNESS_FRAME_S * sr))
-    if len(x) // frame == 0:
-        return x
-    return apply_gain(x, loudness_gain(frame_rms(x, frame)))
+    return None if len(x) // frame == 0 else loudness_gain(frame_rms(x, frame))
 
 
 def apply_gain(x: np.ndarray, gain: float) -> np.ndarray:
@@ -98,6 +99,11 @@ class VoiceTrack:
     features: np.ndarray  # (frames, 47) raw extractor output, 10 ms hop
     active: np.ndarray  # (frames,) bool energy VAD
     voiced: np.ndarray  # (frames,) bool voicing >= 0.5
+    pitch: np.ndarray | None = None
+    """``(frames, 2)`` log F0 and periodicity before the energy floor
+    (:meth:`~crossemo_core.features.voice.VoiceFeatureExtractor.extract_with_pitch`)."""
+    gain: float = 1.0
+    """The loudness gain the audio was multiplied by (and clipped to [-1, 1]) before the features were computed."""
 
     @property
     def duration_s(self) -> float:
@@ -107,14 +113,46 @@ class VoiceTrack:
     def speech_s(self) -> float:
         return float((self.active & self.voiced).sum()) * VOICE_HOP_S
 
+    def frames(self, a: int, z: int) -> "VoiceTrack":
+        """Frames ``a .. z - 1`` (copies)."""
+        return VoiceTrack(self.features[a:z].copy(), self.active[a:z].copy(), self.voiced[a:z].copy(),
+                          None if self.pitch is None else self.pitch[a:z].copy(), self.gain)
+
+    def then(self, later: "VoiceTrack") -> "VoiceTrack":
+        """This track followed by ``later`` (the frames right after, computed with the same gain)."""
+        pitch = (np.concatenate([self.pitch, later.pitch])
+                 if self.pitch is not None and later.pitch is not None else None)
+        return VoiceTrack(np.concatenate([self.features, later.features]), np.concatenate([self.active, later.active]),
+                          np.concatenate([self.voiced, later.voiced]), pitch, self.gain)
+
+    def raw_frames(self, a: int, audio: np.ndarray, extractor: VoiceFeatureExtractor | None = None
+                   ) -> np.ndarray | None:
+        """The extractor's frames of ``audio`` alone (16 kHz, the recording's samples from frame ``a``'s centre on,
+        before the gain), cut from this track instead of extracted again; None without the pitch or the frames.
+        Every column the voice reader's prosody statistics read is unchanged by a gain; ``rms_db`` is computed
+        again from ``audio`` (cheap; an edge frame would otherwise hear past the stretch, and the loudest frame sets
+        the voicing floor, :func:`~crossemo_core.features.voice.floor_voicing`, and the loudness statistics).
+        What still differs from an extraction of ``audio`` alone: the spectrum, pitch and deltas of the few frames
+        within 32 ms of its ends, which hear the recording around it instead of zeros."""
+        extractor = extractor or VoiceFeatureExtractor()
+        z = a + 1 + len(audio) // extractor.hop
+        if self.pitch is None or a < 0 or z > len(self.features):
+            return None
+        raw = self.features[a:z].copy()
+        raw[:, extractor.feature_names.index("rms_db")] = extractor.rms_db(audio)
+        return floor_voicing(raw, self.pitch[a:z], extractor.feature_names)
+
 
 def voice_track(signal: np.ndarray, sr: int, extractor: VoiceFeatureExtractor | None = None) -> VoiceTrack:
     """Loudness-normalise, extract the features and find the speech frames."""
     extractor = extractor or VoiceFeatureExtractor()
-    features = extractor.extract(normalise_loudness(signal, sr), sr)
+    x = np.asarray(signal, dtype=np.float32)
+    gain = _loudness_gain_of(x, sr)
+    features, pitch = extractor.extract_with_pitch(x if gain is None else apply_gain(x, gain), sr)
     names = extractor.feature_names
     return VoiceTrack(features=features, active=speech_mask(features, names, **VAD),
-                      voiced=features[:, names.index("voicing")] >= 0.5)
+                      voiced=features[:, names.index("voicing")] >= 0.5,
+                      pitch=pitch, gain=1.0 if gain is None else gain)
 
 
 VOICE_MARGIN_S = 0.5
@@ -130,15 +168,15 @@ def voice_track_part(signal: np.ndarray, gain: float, max_db: float,
     are those :func:`voice_track` gives for the whole recording."""
     extractor = extractor or VoiceFeatureExtractor()
     names = extractor.feature_names
-    features = extractor.extract(apply_gain(signal, gain), AUDIO_RATE)
+    features, pitch = extractor.extract_with_pitch(apply_gain(signal, gain), AUDIO_RATE)
     rms, voicing, log_f0 = (names.index(n) for n in ("rms_db", "voicing", "log_f0"))
     # The extractor set voicing to 0 below max(-65 dB, this stretch's loudest - 50 dB); the whole recording's
     # loudest frame is at least as loud, so its floor is at least as high: apply it (log F0 follows voicing).
-    floor = max(VOICING_FLOOR_DB, max_db - VOICING_MARGIN_DB)
+    floor = voicing_floor_db(max_db)
     features[:, voicing] = np.where(features[:, rms] >= floor, features[:, voicing], 0.0)
     features[:, log_f0] = np.where(features[:, voicing] >= 0.5, features[:, log_f0], 0.0)
     return VoiceTrack(features=features, active=speech_mask_at(features[:, rms], max_db),
-                      voiced=features[:, voicing] >= 0.5)
+                      voiced=features[:, voicing] >= 0.5, pitch=pitch, gain=gain)
 
 
 def speech_mask_at(rms_db: np.ndarray, max_db: float) -> np.ndarray:

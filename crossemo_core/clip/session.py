@@ -436,7 +436,7 @@ class StreamAnalysis:
             part = seq.voice_track_part(b.audio[lo - b.audio_first:hi - b.audio_first], self.loudness.gain,
                                         self.loudness.max_db, self.scorer.extractor)
             a, z = self._voice_done - lo // hop, new - lo // hop
-            b.add_voice(seq.VoiceTrack(part.features[a:z], part.active[a:z], part.voiced[a:z]), self._voice_done)
+            b.add_voice(part.frames(a, z), self._voice_done)
             self._speech_frames += int((part.active[a:z] & part.voiced[a:z]).sum())
             self._voice_done = new
 

@@ -34,6 +34,11 @@ class WindowInput:
     """For a window with both: ``(weight, face, voice)`` of the window read at each offset of
     :data:`~crossemo_core.clip.sequences.JITTER_S` that stays inside the recording and has both (the nominal place
     included), for the clip model's ensemble."""
+    voice_frames: np.ndarray | None = None
+    """For a window with both: the voice extractor's frames of :attr:`audio` as the voice reader's prosody statistics
+    read them (:meth:`~crossemo_core.clip.sequences.VoiceTrack.raw_frames`), cut from the recording's features
+    instead of computed again for each of the overlapping windows; None where they cannot be cut (a window off the
+    10 ms grid, or one whose audio the loudness gain clipped): the reader then computes them from the audio."""
 
 
 class WindowBuilder:
@@ -68,9 +73,7 @@ class WindowBuilder:
         if first != self.voice_first + len(self.voice.features):
             raise ValueError(f"voice frames {first}.. do not follow frames {self.voice_first}.."
                              f"{self.voice_first + len(self.voice.features)}")
-        self.voice = seq.VoiceTrack(np.concatenate([self.voice.features, track.features]),
-                                    np.concatenate([self.voice.active, track.active]),
-                                    np.concatenate([self.voice.voiced, track.voiced]))
+        self.voice = self.voice.then(track)
 
     def no_voice(self) -> None:
         self.has_voice, self.voice = False, None
@@ -146,8 +149,17 @@ class WindowBuilder:
                 if f is not None and v is not None:
                     jitter.append((weight, f, v))
         a, b = int(start * AUDIO_RATE) - self.audio_first, int(end * AUDIO_RATE) - self.audio_first
-        return WindowInput(start, end, face, voice, self.faces.window_emotions(start, end),
-                           self.audio[max(a, 0):max(b, 0)], jitter)
+        audio = self.audio[max(a, 0):max(b, 0)]
+        return WindowInput(start, end, face, voice, self.faces.window_emotions(start, end), audio, jitter,
+                           self._raw_frames(int(start * AUDIO_RATE), audio))
+
+    def _raw_frames(self, first_sample: int, audio: np.ndarray) -> np.ndarray | None:
+        """:attr:`WindowInput.voice_frames` of the window's ``audio``, which starts at ``first_sample``."""
+        hop = int(round(seq.VOICE_HOP_S * AUDIO_RATE))
+        track = self.voice
+        if track is None or first_sample % hop or len(audio) == 0 or np.abs(audio).max() * track.gain >= 1.0:
+            return None
+        return track.raw_frames(first_sample // hop - self.voice_first, audio)
 
     def _drop_old(self) -> None:
         """Keep what the next regular window, or a last window ending the recording soon, may need."""
@@ -163,6 +175,5 @@ class WindowBuilder:
         if self.voice is not None:  # contiguous: never past the frames held
             frames = min(frames, len(self.voice.features))
         if self.voice is not None and frames > 500:
-            v = self.voice
-            self.voice = seq.VoiceTrack(v.features[frames:].copy(), v.active[frames:].copy(), v.voiced[frames:].copy())
+            self.voice = self.voice.frames(frames, len(self.voice.features))
             self.voice_first += frames

@@ -145,10 +145,17 @@ class VoiceFeatureExtractor:
             float32 ``(1 + n // hop, dim)``, finite for any finite input (silence included), where ``n`` is the
             length after resampling.
         """
+        return self.extract_with_pitch(signal, sr)[0]
+
+    def extract_with_pitch(self, signal: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`extract`'s features and the frames' pitch before the energy floor: float32 ``(frames, 2)``,
+        ``log_f0`` where the frame is periodic enough and the periodicity itself, wherever the frame's energy is.
+        :func:`floor_voicing` turns them into the ``log_f0`` and ``voicing`` columns a stretch of the signal would
+        have on its own (whose loudest frame sets the floor)."""
         with _single_threaded():  # BLAS threads only contend on these small matrices (5x slower under load)
             return self._extract(signal, sr)
 
-    def _extract(self, signal: np.ndarray, sr: int) -> np.ndarray:
+    def _extract(self, signal: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
         import librosa  # deferred: importing librosa takes ~1 s
 
         x = np.asarray(signal, dtype=np.float32)
@@ -168,13 +175,14 @@ class VoiceFeatureExtractor:
         d1 = librosa.feature.delta(mfcc, width=9, mode="nearest")
         d2 = librosa.feature.delta(mfcc, width=9, order=2, mode="nearest")
 
-        frames = librosa.util.frame(np.pad(x, self.win // 2), frame_length=self.win, hop_length=hop)[:, :n]
-        rms = np.sqrt(np.mean(frames ** 2, axis=0))
-        rms_db = np.maximum(20 * np.log10(np.maximum(rms, 1e-12)), _DB_FLOOR)
+        frames = self._frames(x)
+        rms_db = self._rms_db(frames)
         zcr = np.mean(np.abs(np.diff(np.signbit(frames), axis=0)), axis=0)
 
-        f0, voicing = self._pitch(x, rms_db)
-        log_f0 = np.where(voicing >= _VOICED_PERIODICITY, np.log(f0), 0.0)
+        f0, periodicity = self._pitch(x, n)
+        log_f0_all = np.where(periodicity >= _VOICED_PERIODICITY, np.log(f0), 0.0)
+        voicing = np.where(rms_db >= voicing_floor_db(float(rms_db.max())), periodicity, 0.0)
+        log_f0 = np.where(voicing >= _VOICED_PERIODICITY, log_f0_all, 0.0)
 
         centroid = librosa.feature.spectral_centroid(S=spec, sr=sr, n_fft=self.n_fft)[0]
         bandwidth = librosa.feature.spectral_bandwidth(S=spec, sr=sr, n_fft=self.n_fft)[0]
@@ -183,18 +191,33 @@ class VoiceFeatureExtractor:
 
         cols = [*mfcc, *d1, *d2, log_f0, voicing, rms_db, centroid, bandwidth, rolloff, flatness, zcr]
         out = np.stack([np.asarray(c)[:n] for c in cols], axis=1).astype(np.float32)
-        return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)  # guard; silence is already finite
+        pitch = np.stack([log_f0_all, periodicity], axis=1).astype(np.float32)
+        # guard; silence is already finite
+        return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0), np.nan_to_num(pitch, nan=0.0)
 
-    def _pitch(self, x: np.ndarray, rms_db: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """YIN F0 ``(frames,)`` in Hz and voicing probability ``(frames,)`` in [0, 1].
+    def rms_db(self, signal: np.ndarray) -> np.ndarray:
+        """The ``rms_db`` column of :meth:`extract` alone, of a signal already at :attr:`sample_rate`."""
+        return self._rms_db(self._frames(np.asarray(signal, dtype=np.float32))).astype(np.float32)
 
-        Voicing = normalised autocorrelation of the frame at the YIN period (1 for a perfectly periodic frame),
-        set to 0 where the frame RMS is below ``max(-65 dBFS, loudest frame - 50 dB)``.
-        """
+    def _frames(self, x: np.ndarray) -> np.ndarray:
+        """``(win, 1 + len(x) // hop)`` frames centred every hop, the signal padded with zeros."""
+        import librosa
+
+        n = 1 + len(x) // self.hop
+        return librosa.util.frame(np.pad(x, self.win // 2), frame_length=self.win, hop_length=self.hop)[:, :n]
+
+    @staticmethod
+    def _rms_db(frames: np.ndarray) -> np.ndarray:
+        rms = np.sqrt(np.mean(frames ** 2, axis=0))
+        return np.maximum(20 * np.log10(np.maximum(rms, 1e-12)), _DB_FLOOR)
+
+    def _pitch(self, x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """YIN F0 ``(n,)`` in Hz and periodicity ``(n,)`` in [0, 1]: the normalised autocorrelation of the frame at
+        the YIN period (1 for a perfectly periodic frame). Voicing is the periodicity of frames loud enough
+        (:func:`voicing_floor_db`)."""
         import librosa
 
         sr, hop, w = self.sample_rate, self.hop, self.pitch_frame
-        n = len(rms_db)
         f0 = librosa.yin(x, fmin=_FMIN_HZ, fmax=_FMAX_HZ, sr=sr, frame_length=w, hop_length=hop)[:n]
         f0 = np.clip(np.nan_to_num(f0, nan=_FMIN_HZ), _FMIN_HZ / 2, sr / 2)  # silence can give 0/0 in YIN
         frames = librosa.util.frame(np.pad(x, w // 2), frame_length=w, hop_length=hop)[:, :n]
@@ -204,13 +227,32 @@ class VoiceFeatureExtractor:
         a = frames[:length]
         b = frames[np.arange(length)[:, None] + lag[None, :], np.arange(n)[None, :]]
         periodicity = np.sum(a * b, axis=0) / np.sqrt(np.sum(a * a, axis=0) * np.sum(b * b, axis=0) + 1e-12)
-        floor = max(_ENERGY_FLOOR_DB, float(rms_db.max()) - _ENERGY_MARGIN_DB)
-        voicing = np.where(rms_db >= floor, np.clip(periodicity, 0.0, 1.0), 0.0)
-        return f0, voicing
+        return f0, np.clip(periodicity, 0.0, 1.0)
 
     def __repr__(self) -> str:
         return (f"VoiceFeatureExtractor(sample_rate={self.sample_rate}, hop_ms={self.hop_ms}, "
                 f"win_ms={self.win_ms}, n_mfcc={self.n_mfcc})")
+
+
+def voicing_floor_db(max_db: float) -> float:
+    """Frame energy (dBFS) below which a frame counts as unvoiced: ``max(-65, max_db - 50)``, ``max_db`` the
+    loudest frame's."""
+    return max(_ENERGY_FLOOR_DB, max_db - _ENERGY_MARGIN_DB)
+
+
+def floor_voicing(features: np.ndarray, pitch: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    """``features`` (float32 ``(frames, dim)``, columns ``names``) with ``log_f0`` and ``voicing`` set from
+    ``pitch`` (:meth:`VoiceFeatureExtractor.extract_with_pitch`) under the floor of these frames' own loudest one:
+    for frames cut from a longer recording's extraction, the columns :meth:`~VoiceFeatureExtractor.extract` gives
+    for that stretch alone (away from its ends, which the extraction of the stretch alone pads with silence)."""
+    rms, voicing, log_f0 = (names.index(n) for n in ("rms_db", "voicing", "log_f0"))
+    out = np.array(features, dtype=np.float32)
+    if len(out) == 0:
+        return out
+    loud = out[:, rms] >= voicing_floor_db(float(out[:, rms].max()))
+    out[:, voicing] = np.where(loud, pitch[:, 1], 0.0)
+    out[:, log_f0] = np.where(out[:, voicing] >= _VOICED_PERIODICITY, pitch[:, 0], 0.0)
+    return out
 
 
 def _single_threaded() -> Any:

@@ -40,10 +40,11 @@ def _stats(x: np.ndarray) -> list[float]:
     return [float(x.mean()), float(x.std()), *map(float, np.percentile(x, [10, 50, 90]))]
 
 
-def prosody_functionals(signal: np.ndarray, sr: int = 16000) -> np.ndarray:
+def prosody_functionals(signal: np.ndarray, sr: int = 16000, frames: np.ndarray | None = None) -> np.ndarray:
     """``(n_samples,)`` mono float -> ``(len(PROSODY_NAMES),)`` float32 statistics (zeros where a signal has no
-    voiced frame)."""
-    f = _EXTRACTOR.extract(signal, sr)
+    voiced frame). ``frames``: the signal's voice extractor frames when already at hand (cut from a longer
+    recording's: :meth:`~crossemo_core.clip.sequences.VoiceTrack.raw_frames`), used instead of extracting them."""
+    f = _EXTRACTOR.extract(signal, sr) if frames is None else frames
     rms = f[:, _COL["rms_db"]]
     speech = rms > rms.max() - 35.0
     voiced = speech & (f[:, _COL["voicing"]] >= 0.5)
@@ -135,12 +136,14 @@ def egemaps_functionals(signal: np.ndarray, sr: int = 16000) -> np.ndarray:
     return np.nan_to_num(values.astype(np.float32))
 
 
-def prosody_features(signal: np.ndarray, features: str = "statistics", sr: int = 16000) -> np.ndarray:
-    """The prosody feature set ``features`` (one of :data:`PROSODY_FEATURES`) of one recording."""
+def prosody_features(signal: np.ndarray, features: str = "statistics", sr: int = 16000,
+                     frames: np.ndarray | None = None) -> np.ndarray:
+    """The prosody feature set ``features`` (one of :data:`PROSODY_FEATURES`) of one recording (``frames``: see
+    :func:`prosody_functionals`)."""
     if features == "statistics":
-        return prosody_functionals(signal, sr)
+        return prosody_functionals(signal, sr, frames)
     if features == "egemaps":
         return egemaps_functionals(signal, sr)
     if features == "statistics+egemaps":
-        return np.concatenate([prosody_functionals(signal, sr), egemaps_functionals(signal, sr)])
+        return np.concatenate([prosody_functionals(signal, sr, frames), egemaps_functionals(signal, sr)])
     raise ValueError(f"unknown prosody features {features!r}; known: {', '.join(PROSODY_FEATURES)}")

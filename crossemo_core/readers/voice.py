@@ -257,11 +257,12 @@ class ProsodyHead:
     relative: dict[str, LinearHead] | None = None
     features: str = "statistics"
 
-    def rows(self, signal: np.ndarray) -> np.ndarray:
-        """The features this view reads, of one 16 kHz recording."""
+    def rows(self, signal: np.ndarray, frames: np.ndarray | None = None) -> np.ndarray:
+        """The features this view reads, of one 16 kHz recording (``frames``: its voice extractor frames, when
+        already at hand; see :func:`~crossemo_core.readers.prosody.prosody_functionals`)."""
         from crossemo_core.readers.prosody import prosody_features
 
-        return prosody_features(signal, self.features)
+        return prosody_features(signal, self.features, frames=frames)
 
     def proba(self, features: np.ndarray, baseline: np.ndarray | None = None) -> dict[str, np.ndarray]:
         width = next(iter(self.absolute.values())).mean.shape[0]
@@ -429,13 +430,15 @@ class BatchedReads:
     def __len__(self) -> int:
         return len(self._pending)
 
-    def add(self, key: Any, signal: np.ndarray) -> None:
+    def add(self, key: Any, signal: np.ndarray, frames: np.ndarray | None = None) -> None:
+        """Queue ``signal`` for reading under ``key``; ``frames``: its voice extractor frames when already at hand
+        (:meth:`ProsodyHead.rows`)."""
         mel = self.reader.spectrogram(signal)
         ok = mel.shape[1] >= self._min_frames
         rows = np.zeros(0) if ok else None  # empty: read by the network alone
         if ok and self.reader.prosody is not None and self.reader.prosody_weight > 0:
             try:
-                rows = self.reader.prosody.rows(signal)
+                rows = self.reader.prosody.rows(signal, frames)
             except DataError:  # too little voiced speech for the prosody features: the network reads it alone
                 pass
         self._pending.append((key, mel, rows))
