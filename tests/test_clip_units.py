@@ -298,3 +298,13 @@ def test_a_window_carries_the_prosody_frames_its_audio_alone_would_give() -> Non
             prosody_functionals(w.audio)[:k], abs=0.15)
         compared += 1
     assert compared >= 4 and skipped == {"clipped", "off the grid"}
+    # telephone-band audio: its empty high mel bands sit below the extractor's power floor, where a gain would move
+    # the MFCCs, so no window takes the cut frames
+    from scipy.signal import resample_poly
+
+    narrow = resample_poly(resample_poly(audio, 1, 2), 2, 1).astype(np.float32)
+    narrow_track = seq.voice_track(narrow, sr)
+    hop = int(seq.VOICE_HOP_S * sr)
+    assert narrow_track.gain != 1.0
+    assert all(narrow_track.raw_frames(k * 50, narrow[k * 50 * hop:(k * 50 + 200) * hop]) is None for k in range(5))
+    assert track.raw_frames(0, audio[:200 * hop]) is not None

@@ -337,6 +337,9 @@ def test_segments_start_where_the_speech_does() -> None:
     quiet = np.zeros(3 * RATE, np.float32)
     padded = reader.read_recording(np.concatenate([quiet, tone(3.0, 200, 0.3, np.random.default_rng(9)), quiet]))
     assert not padded.note and padded.seconds < 4
+    clicked = speech * 0.01  # one click 40 dB louder than the speech does not make the speech count as silence
+    clicked[RATE:RATE + 200] = 1.0
+    assert "segments" in reader.read_recording(clicked).note
 
 # ------------------------------------------------------------------------------------------------ real data
 needs_data = pytest.mark.skipif(not (DATA / "tess" / "labels.csv").is_file(), reason="../shared/data is absent")

@@ -20,8 +20,8 @@ import numpy as np
 
 from crossemo_core.clip.expression import FER_CLASSES
 from crossemo_core.features.sequence import preprocess_voice
-from crossemo_core.features.voice import (EXTRACTOR_ID, EXTRACTOR_VERSION, VoiceFeatureExtractor, floor_voicing,
-                                          speech_mask, voicing_floor_db)
+from crossemo_core.features.voice import (EXTRACTOR_ID, EXTRACTOR_VERSION, POWER_FLOOR, VoiceFeatureExtractor,
+                                          floor_voicing, speech_mask, voicing_floor_db)
 
 WINDOW_S = 2.0
 HOP_S = 0.5
@@ -99,9 +99,9 @@ class VoiceTrack:
     features: np.ndarray  # (frames, 47) raw extractor output, 10 ms hop
     active: np.ndarray  # (frames,) bool energy VAD
     voiced: np.ndarray  # (frames,) bool voicing >= 0.5
-    pitch: np.ndarray | None = None
-    """``(frames, 2)`` log F0 and periodicity before the energy floor
-    (:meth:`~crossemo_core.features.voice.VoiceFeatureExtractor.extract_with_pitch`)."""
+    details: np.ndarray | None = None
+    """``(frames, 3)``: log F0 and periodicity before the energy floor and the smallest mel band power per frame
+    (:meth:`~crossemo_core.features.voice.VoiceFeatureExtractor.extract_with_details`)."""
     gain: float = 1.0
     """The loudness gain the audio was multiplied by (and clipped to [-1, 1]) before the features were computed."""
 
@@ -116,31 +116,51 @@ class VoiceTrack:
     def frames(self, a: int, z: int) -> "VoiceTrack":
         """Frames ``a .. z - 1`` (copies)."""
         return VoiceTrack(self.features[a:z].copy(), self.active[a:z].copy(), self.voiced[a:z].copy(),
-                          None if self.pitch is None else self.pitch[a:z].copy(), self.gain)
+                          None if self.details is None else self.details[a:z].copy(), self.gain)
 
     def then(self, later: "VoiceTrack") -> "VoiceTrack":
         """This track followed by ``later`` (the frames right after, computed with the same gain)."""
-        pitch = (np.concatenate([self.pitch, later.pitch])
-                 if self.pitch is not None and later.pitch is not None else None)
+        if later.gain != self.gain:
+            raise ValueError(f"voice features computed with gain {later.gain:g} cannot follow those with {self.gain:g}")
+        details = (np.concatenate([self.details, later.details])
+                   if self.details is not None and later.details is not None else None)
         return VoiceTrack(np.concatenate([self.features, later.features]), np.concatenate([self.active, later.active]),
-                          np.concatenate([self.voiced, later.voiced]), pitch, self.gain)
+                          np.concatenate([self.voiced, later.voiced]), details, self.gain)
 
-    def raw_frames(self, a: int, audio: np.ndarray, extractor: VoiceFeatureExtractor | None = None
-                   ) -> np.ndarray | None:
+    def raw_frames(self, a: int, audio: np.ndarray) -> np.ndarray | None:
         """The extractor's frames of ``audio`` alone (16 kHz, the recording's samples from frame ``a``'s centre on,
-        before the gain), cut from this track instead of extracted again; None without the pitch or the frames.
-        Every column the voice reader's prosody statistics read is unchanged by a gain; ``rms_db`` is computed
-        again from ``audio`` (cheap; an edge frame would otherwise hear past the stretch, and the loudest frame sets
-        the voicing floor, :func:`~crossemo_core.features.voice.floor_voicing`, and the loudness statistics).
-        What still differs from an extraction of ``audio`` alone: the spectrum, pitch and deltas of the few frames
-        within 32 ms of its ends, which hear the recording around it instead of zeros."""
-        extractor = extractor or VoiceFeatureExtractor()
-        z = a + 1 + len(audio) // extractor.hop
-        if self.pitch is None or a < 0 or z > len(self.features):
+        before the gain), cut from this track instead of extracted again; None where they cannot be: without the
+        details or the frames, or where the gain would change what the voice reader's prosody statistics read.
+        Those read MFCCs 1-12, their deltas, pitch, voicing, spectral shape and energy relative to the loudest frame,
+        which a gain leaves unchanged except where a mel band's power in a frame the statistics read (or its deltas'
+        reach) falls below the extractor's power floor before or after the gain (band-limited audio such as
+        telephone speech, or digital silence): such windows get None. ``rms_db`` is computed again from ``audio``
+        (cheap; an edge frame would otherwise hear past the stretch, and the loudest frame sets the voicing floor,
+        :func:`~crossemo_core.features.voice.floor_voicing`, and the loudness statistics). What still differs from
+        an extraction of ``audio`` alone: the spectrum, pitch and deltas of the frames within ~60 ms of its ends,
+        which hear the recording around it instead of zeros, and the spectral flatness of frames with spectrum bins
+        below the floor (a few near-empty bins; the flatness floors each bin's power)."""
+        ex = _EXTRACTOR
+        z = a + 1 + len(audio) // ex.hop
+        if (self.details is None or a < 0 or z > len(self.features) or len(audio) == 0
+                or self.features.shape[1] != ex.dim):
+            return None
+        rms_db = ex.rms_db(audio)
+        read = rms_db >= rms_db.max() - PROSODY_READ_DB
+        read = np.convolve(read.astype(np.int64), np.ones(2 * DELTA_REACH + 1, dtype=np.int64), "same") > 0
+        if self.details[a:z, 2][read].min() < POWER_FLOOR * max(1.0, self.gain ** 2):
             return None
         raw = self.features[a:z].copy()
-        raw[:, extractor.feature_names.index("rms_db")] = extractor.rms_db(audio)
-        return floor_voicing(raw, self.pitch[a:z], extractor.feature_names)
+        raw[:, ex.feature_names.index("rms_db")] = rms_db
+        return floor_voicing(raw, self.details[a:z], ex.feature_names)
+
+
+_EXTRACTOR = VoiceFeatureExtractor()
+PROSODY_READ_DB = 45.0
+"""Frames within this of a window's loudest (10 dB more than the prosody statistics' 35 dB) are those whose powers
+:meth:`VoiceTrack.raw_frames` checks against the power floor."""
+DELTA_REACH = 4
+"""Frames on each side that a frame's MFCC deltas read (width 9)."""
 
 
 def voice_track(signal: np.ndarray, sr: int, extractor: VoiceFeatureExtractor | None = None) -> VoiceTrack:
@@ -148,11 +168,11 @@ def voice_track(signal: np.ndarray, sr: int, extractor: VoiceFeatureExtractor | 
     extractor = extractor or VoiceFeatureExtractor()
     x = np.asarray(signal, dtype=np.float32)
     gain = _loudness_gain_of(x, sr)
-    features, pitch = extractor.extract_with_pitch(x if gain is None else apply_gain(x, gain), sr)
+    features, details = extractor.extract_with_details(x if gain is None else apply_gain(x, gain), sr)
     names = extractor.feature_names
     return VoiceTrack(features=features, active=speech_mask(features, names, **VAD),
                       voiced=features[:, names.index("voicing")] >= 0.5,
-                      pitch=pitch, gain=1.0 if gain is None else gain)
+                      details=details, gain=1.0 if gain is None else gain)
 
 
 VOICE_MARGIN_S = 0.5
@@ -168,7 +188,7 @@ def voice_track_part(signal: np.ndarray, gain: float, max_db: float,
     are those :func:`voice_track` gives for the whole recording."""
     extractor = extractor or VoiceFeatureExtractor()
     names = extractor.feature_names
-    features, pitch = extractor.extract_with_pitch(apply_gain(signal, gain), AUDIO_RATE)
+    features, details = extractor.extract_with_details(apply_gain(signal, gain), AUDIO_RATE)
     rms, voicing, log_f0 = (names.index(n) for n in ("rms_db", "voicing", "log_f0"))
     # The extractor set voicing to 0 below max(-65 dB, this stretch's loudest - 50 dB); the whole recording's
     # loudest frame is at least as loud, so its floor is at least as high: apply it (log F0 follows voicing).
@@ -176,7 +196,7 @@ def voice_track_part(signal: np.ndarray, gain: float, max_db: float,
     features[:, voicing] = np.where(features[:, rms] >= floor, features[:, voicing], 0.0)
     features[:, log_f0] = np.where(features[:, voicing] >= 0.5, features[:, log_f0], 0.0)
     return VoiceTrack(features=features, active=speech_mask_at(features[:, rms], max_db),
-                      voiced=features[:, voicing] >= 0.5, pitch=pitch, gain=gain)
+                      voiced=features[:, voicing] >= 0.5, details=details, gain=gain)
 
 
 def speech_mask_at(rms_db: np.ndarray, max_db: float) -> np.ndarray:

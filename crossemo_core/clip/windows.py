@@ -38,7 +38,8 @@ class WindowInput:
     """For a window with both: the voice extractor's frames of :attr:`audio` as the voice reader's prosody statistics
     read them (:meth:`~crossemo_core.clip.sequences.VoiceTrack.raw_frames`), cut from the recording's features
     instead of computed again for each of the overlapping windows; None where they cannot be cut (a window off the
-    10 ms grid, or one whose audio the loudness gain clipped): the reader then computes them from the audio."""
+    10 ms grid, one whose audio the loudness gain clipped, or one where the gain moves a power across the
+    extractor's floor): the reader then computes them from the audio."""
 
 
 class WindowBuilder:
@@ -151,7 +152,7 @@ class WindowBuilder:
         a, b = int(start * AUDIO_RATE) - self.audio_first, int(end * AUDIO_RATE) - self.audio_first
         audio = self.audio[max(a, 0):max(b, 0)]
         return WindowInput(start, end, face, voice, self.faces.window_emotions(start, end), audio, jitter,
-                           self._raw_frames(int(start * AUDIO_RATE), audio))
+                           self._raw_frames(self.audio_first + max(a, 0), audio))
 
     def _raw_frames(self, first_sample: int, audio: np.ndarray) -> np.ndarray | None:
         """:attr:`WindowInput.voice_frames` of the window's ``audio``, which starts at ``first_sample``."""

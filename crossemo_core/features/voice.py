@@ -50,6 +50,10 @@ _N_MELS = 40
 _VOICED_PERIODICITY = 0.5
 _ENERGY_FLOOR_DB, _ENERGY_MARGIN_DB = -65.0, 50.0
 _DB_FLOOR = -100.0
+POWER_FLOOR = 1e-10
+"""Powers below this are floored before the MFCCs' logarithm and in the spectral flatness."""
+DETAIL_NAMES = ("log_f0_any_energy", "periodicity", "min_mel_power")
+"""Columns of :meth:`VoiceFeatureExtractor.extract_with_details`' second array."""
 
 
 def load_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
@@ -145,13 +149,14 @@ class VoiceFeatureExtractor:
             float32 ``(1 + n // hop, dim)``, finite for any finite input (silence included), where ``n`` is the
             length after resampling.
         """
-        return self.extract_with_pitch(signal, sr)[0]
+        return self.extract_with_details(signal, sr)[0]
 
-    def extract_with_pitch(self, signal: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`extract`'s features and the frames' pitch before the energy floor: float32 ``(frames, 2)``,
-        ``log_f0`` where the frame is periodic enough and the periodicity itself, wherever the frame's energy is.
-        :func:`floor_voicing` turns them into the ``log_f0`` and ``voicing`` columns a stretch of the signal would
-        have on its own (whose loudest frame sets the floor)."""
+    def extract_with_details(self, signal: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`extract`'s features and float32 ``(frames, 3)`` details (:data:`DETAIL_NAMES`): ``log_f0`` where
+        the frame is periodic enough and the periodicity itself, wherever the frame's energy is, and the frame's
+        smallest mel band power. :func:`floor_voicing` turns the first two into the ``log_f0`` and ``voicing``
+        columns a stretch of the signal would have on its own (whose loudest frame sets the floor); the third says
+        where a gain would change the MFCCs (band powers below :data:`POWER_FLOOR` are floored before the log)."""
         with _single_threaded():  # BLAS threads only contend on these small matrices (5x slower under load)
             return self._extract(signal, sr)
 
@@ -171,9 +176,11 @@ class VoiceFeatureExtractor:
 
         spec = np.abs(librosa.stft(x, n_fft=self.n_fft, hop_length=hop, win_length=self.win))
         mel = librosa.feature.melspectrogram(S=spec ** 2, sr=sr, n_mels=_N_MELS)
-        mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None), n_mfcc=self.n_mfcc)
+        mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel, ref=1.0, amin=POWER_FLOOR, top_db=None),
+                                    n_mfcc=self.n_mfcc)
         d1 = librosa.feature.delta(mfcc, width=9, mode="nearest")
         d2 = librosa.feature.delta(mfcc, width=9, order=2, mode="nearest")
+        min_power = mel.min(axis=0)
 
         frames = self._frames(x)
         rms_db = self._rms_db(frames)
@@ -187,13 +194,13 @@ class VoiceFeatureExtractor:
         centroid = librosa.feature.spectral_centroid(S=spec, sr=sr, n_fft=self.n_fft)[0]
         bandwidth = librosa.feature.spectral_bandwidth(S=spec, sr=sr, n_fft=self.n_fft)[0]
         rolloff = librosa.feature.spectral_rolloff(S=spec, sr=sr, n_fft=self.n_fft)[0]
-        flatness = np.clip(librosa.feature.spectral_flatness(S=spec, amin=1e-10)[0], 0.0, 1.0)
+        flatness = np.clip(librosa.feature.spectral_flatness(S=spec, amin=POWER_FLOOR)[0], 0.0, 1.0)
 
         cols = [*mfcc, *d1, *d2, log_f0, voicing, rms_db, centroid, bandwidth, rolloff, flatness, zcr]
         out = np.stack([np.asarray(c)[:n] for c in cols], axis=1).astype(np.float32)
-        pitch = np.stack([log_f0_all, periodicity], axis=1).astype(np.float32)
+        details = np.stack([log_f0_all, periodicity, np.asarray(min_power)[:n]], axis=1).astype(np.float32)
         # guard; silence is already finite
-        return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0), np.nan_to_num(pitch, nan=0.0)
+        return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0), np.nan_to_num(details, nan=0.0)
 
     def rms_db(self, signal: np.ndarray) -> np.ndarray:
         """The ``rms_db`` column of :meth:`extract` alone, of a signal already at :attr:`sample_rate`."""
@@ -240,18 +247,19 @@ def voicing_floor_db(max_db: float) -> float:
     return max(_ENERGY_FLOOR_DB, max_db - _ENERGY_MARGIN_DB)
 
 
-def floor_voicing(features: np.ndarray, pitch: np.ndarray, names: Sequence[str]) -> np.ndarray:
+def floor_voicing(features: np.ndarray, details: np.ndarray, names: Sequence[str]) -> np.ndarray:
     """``features`` (float32 ``(frames, dim)``, columns ``names``) with ``log_f0`` and ``voicing`` set from
-    ``pitch`` (:meth:`VoiceFeatureExtractor.extract_with_pitch`) under the floor of these frames' own loudest one:
-    for frames cut from a longer recording's extraction, the columns :meth:`~VoiceFeatureExtractor.extract` gives
-    for that stretch alone (away from its ends, which the extraction of the stretch alone pads with silence)."""
+    ``details`` (:meth:`VoiceFeatureExtractor.extract_with_details`) under the floor of these frames' own loudest
+    one: for frames cut from a longer recording's extraction, the columns :meth:`~VoiceFeatureExtractor.extract`
+    gives for that stretch alone (away from its ends, which the extraction of the stretch alone pads with
+    silence)."""
     rms, voicing, log_f0 = (names.index(n) for n in ("rms_db", "voicing", "log_f0"))
     out = np.array(features, dtype=np.float32)
     if len(out) == 0:
         return out
     loud = out[:, rms] >= voicing_floor_db(float(out[:, rms].max()))
-    out[:, voicing] = np.where(loud, pitch[:, 1], 0.0)
-    out[:, log_f0] = np.where(out[:, voicing] >= _VOICED_PERIODICITY, pitch[:, 0], 0.0)
+    out[:, voicing] = np.where(loud, details[:, 1], 0.0)
+    out[:, log_f0] = np.where(out[:, voicing] >= _VOICED_PERIODICITY, details[:, 0], 0.0)
     return out
 
 

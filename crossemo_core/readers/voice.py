@@ -39,8 +39,9 @@ RATE = 16000
 MIN_SPEECH_S = 0.3
 """Shortest stretch of speech (after trimming silence) the reader reads; shorter gets a note instead."""
 SEGMENT_S, SEGMENT_HOP_S = 3.0, 1.5
-"""A recording longer than ``SEGMENT_S`` + ``SEGMENT_HOP_S`` is read in segments of this length and hop (the
-network was trained on crops of at most 3 s) and the segments' probabilities are averaged, weighted by speech."""
+"""A recording whose speech (:func:`speech_span`) lasts more than ``SEGMENT_S`` + ``SEGMENT_HOP_S`` is read in
+segments of this length and hop, laid from the speech's start (the network was trained on crops of at most 3 s),
+and the segments' probabilities are averaged, weighted by speech."""
 
 
 @dataclass(frozen=True)
@@ -83,12 +84,15 @@ def _mel_power(signal: np.ndarray, config: FrontendConfig) -> np.ndarray:
                                           power=2.0, center=False)
 
 
-def _loud_frames(mel: np.ndarray, config: FrontendConfig) -> tuple[int, int] | None:
-    """First and last frame (inclusive) within ``trim_db`` of the loudest; None when there is none."""
+def _loud_frames(mel: np.ndarray, config: FrontendConfig, reference_percentile: float = 100.0
+                 ) -> tuple[int, int] | None:
+    """First and last frame (inclusive) within ``trim_db`` of the reference level (the loudest frame, or the
+    ``reference_percentile`` of the frames' levels); None when there is none."""
     if mel.shape[1] == 0:
         return None
     frame_db = 10 * np.log10(mel.sum(axis=0) + 1e-10)
-    loud = np.flatnonzero(frame_db > max(frame_db.max() - config.trim_db, -80.0))
+    reference = frame_db.max() if reference_percentile >= 100 else np.percentile(frame_db, reference_percentile)
+    loud = np.flatnonzero(frame_db > max(reference - config.trim_db, -80.0))
     return (int(loud[0]), int(loud[-1])) if loud.size else None
 
 
@@ -102,10 +106,16 @@ def log_mel(signal: np.ndarray, config: FrontendConfig = FrontendConfig()) -> np
     return np.log(mel[:, loud[0]:loud[1] + 1] + 1e-8).astype(np.float32)
 
 
+SPAN_REFERENCE_PERCENTILE = 95.0
+""":func:`speech_span` trims against this percentile of the frames' levels, not the loudest frame: one click or
+knock (a few frames) in a long recording of quiet speech must not make the speech count as silence."""
+
+
 def speech_span(signal: np.ndarray, config: FrontendConfig = FrontendConfig()) -> tuple[int, int]:
-    """Sample range ``[start, end)`` that :func:`log_mel` keeps of a signal (silence at both ends trimmed by the
-    same rule); ``(0, 0)`` when nothing is loud enough."""
-    loud = _loud_frames(_mel_power(signal, config), config)
+    """Sample range ``[start, end)`` of a recording's speech: leading and trailing frames quieter by more than
+    ``trim_db`` than the :data:`SPAN_REFERENCE_PERCENTILE` of its frames' levels are cut (:func:`log_mel` trims
+    against the loudest frame instead); ``(0, 0)`` when nothing is loud enough."""
+    loud = _loud_frames(_mel_power(signal, config), config, SPAN_REFERENCE_PERCENTILE)
     if loud is None:
         return 0, 0
     n_fft = int(round(config.win_ms * RATE / 1000))
