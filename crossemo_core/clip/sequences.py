@@ -20,8 +20,8 @@ import numpy as np
 
 from crossemo_core.clip.expression import FER_CLASSES
 from crossemo_core.features.sequence import preprocess_voice
-from crossemo_core.features.voice import (EXTRACTOR_ID, EXTRACTOR_VERSION, POWER_FLOOR, VoiceFeatureExtractor,
-                                          floor_voicing, speech_mask, voicing_floor_db)
+from crossemo_core.features.voice import (EXTRACTOR_ID, EXTRACTOR_VERSION, VoiceFeatureExtractor, floor_voicing,
+                                          speech_mask, voicing_floor_db)
 
 WINDOW_S = 2.0
 HOP_S = 0.5
@@ -100,7 +100,8 @@ class VoiceTrack:
     active: np.ndarray  # (frames,) bool energy VAD
     voiced: np.ndarray  # (frames,) bool voicing >= 0.5
     details: np.ndarray | None = None
-    """``(frames, 3)``: log F0 and periodicity before the energy floor and the smallest mel band power per frame
+    """``(frames, 3 * n_mfcc + 3)``: log F0 and periodicity before the energy floor, and the MFCCs, deltas and
+    flatness of the audio before the gain
     (:meth:`~crossemo_core.features.voice.VoiceFeatureExtractor.extract_with_details`)."""
     gain: float = 1.0
     """The loudness gain the audio was multiplied by (and clipped to [-1, 1]) before the features were computed."""
@@ -129,38 +130,29 @@ class VoiceTrack:
 
     def raw_frames(self, a: int, audio: np.ndarray) -> np.ndarray | None:
         """The extractor's frames of ``audio`` alone (16 kHz, the recording's samples from frame ``a``'s centre on,
-        before the gain), cut from this track instead of extracted again; None where they cannot be: without the
-        details or the frames, or where the gain would change what the voice reader's prosody statistics read.
-        Those read MFCCs 1-12, their deltas, pitch, voicing, spectral shape and energy relative to the loudest frame,
-        which a gain leaves unchanged except where a mel band's power in a frame the statistics read (or its deltas'
-        reach) falls below the extractor's power floor before or after the gain (band-limited audio such as
-        telephone speech, or digital silence): such windows get None. ``rms_db`` is computed again from ``audio``
-        (cheap; an edge frame would otherwise hear past the stretch, and the loudest frame sets the voicing floor,
-        :func:`~crossemo_core.features.voice.floor_voicing`, and the loudness statistics). What still differs from
-        an extraction of ``audio`` alone: the spectrum, pitch and deltas of the frames within ~60 ms of its ends,
-        which hear the recording around it instead of zeros, and the spectral flatness of frames with spectrum bins
-        below the floor (a few near-empty bins; the flatness floors each bin's power)."""
+        before the gain), cut from this track instead of extracted again; None without the details or the frames.
+        The columns a gain changes are taken from the details (MFCCs, deltas, flatness of the audio before the gain)
+        or computed again from ``audio`` (``rms_db``: cheap, and an edge frame would otherwise hear past the stretch,
+        while the loudest frame sets the voicing floor, :func:`~crossemo_core.features.voice.floor_voicing`, and the
+        voice reader's loudness statistics). What still differs from an extraction of ``audio`` alone: the spectrum,
+        pitch and deltas of the frames within ~60 ms of its ends, which hear the recording around it instead of
+        zeros. A caller must not use a stretch the gain clipped (the features after a clipping gain are not the
+        audio's)."""
         ex = _EXTRACTOR
         z = a + 1 + len(audio) // ex.hop
         if (self.details is None or a < 0 or z > len(self.features) or len(audio) == 0
-                or self.features.shape[1] != ex.dim):
-            return None
-        rms_db = ex.rms_db(audio)
-        read = rms_db >= rms_db.max() - PROSODY_READ_DB
-        read = np.convolve(read.astype(np.int64), np.ones(2 * DELTA_REACH + 1, dtype=np.int64), "same") > 0
-        if self.details[a:z, 2][read].min() < POWER_FLOOR * max(1.0, self.gain ** 2):
+                or self.features.shape[1] != ex.dim or self.details.shape[1] != len(_DETAILS)):
             return None
         raw = self.features[a:z].copy()
-        raw[:, ex.feature_names.index("rms_db")] = rms_db
+        raw[:, _BEFORE_GAIN] = self.details[a:z, _DETAIL_OF]
+        raw[:, ex.feature_names.index("rms_db")] = ex.rms_db(audio)
         return floor_voicing(raw, self.details[a:z], ex.feature_names)
 
 
 _EXTRACTOR = VoiceFeatureExtractor()
-PROSODY_READ_DB = 45.0
-"""Frames within this of a window's loudest (10 dB more than the prosody statistics' 35 dB) are those whose powers
-:meth:`VoiceTrack.raw_frames` checks against the power floor."""
-DELTA_REACH = 4
-"""Frames on each side that a frame's MFCC deltas read (width 9)."""
+_DETAILS = _EXTRACTOR.detail_names()
+_DETAIL_OF = [i for i, n in enumerate(_DETAILS) if n in _EXTRACTOR.feature_names]
+_BEFORE_GAIN = [_EXTRACTOR.feature_names.index(_DETAILS[i]) for i in _DETAIL_OF]
 
 
 def voice_track(signal: np.ndarray, sr: int, extractor: VoiceFeatureExtractor | None = None) -> VoiceTrack:
@@ -168,7 +160,8 @@ def voice_track(signal: np.ndarray, sr: int, extractor: VoiceFeatureExtractor | 
     extractor = extractor or VoiceFeatureExtractor()
     x = np.asarray(signal, dtype=np.float32)
     gain = _loudness_gain_of(x, sr)
-    features, details = extractor.extract_with_details(x if gain is None else apply_gain(x, gain), sr)
+    features, details = extractor.extract_with_details(x if gain is None else apply_gain(x, gain), sr,
+                                                       1.0 if gain is None else gain)
     names = extractor.feature_names
     return VoiceTrack(features=features, active=speech_mask(features, names, **VAD),
                       voiced=features[:, names.index("voicing")] >= 0.5,
@@ -188,7 +181,7 @@ def voice_track_part(signal: np.ndarray, gain: float, max_db: float,
     are those :func:`voice_track` gives for the whole recording."""
     extractor = extractor or VoiceFeatureExtractor()
     names = extractor.feature_names
-    features, details = extractor.extract_with_details(apply_gain(signal, gain), AUDIO_RATE)
+    features, details = extractor.extract_with_details(apply_gain(signal, gain), AUDIO_RATE, gain)
     rms, voicing, log_f0 = (names.index(n) for n in ("rms_db", "voicing", "log_f0"))
     # The extractor set voicing to 0 below max(-65 dB, this stretch's loudest - 50 dB); the whole recording's
     # loudest frame is at least as loud, so its floor is at least as high: apply it (log F0 follows voicing).

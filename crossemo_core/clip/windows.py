@@ -38,8 +38,7 @@ class WindowInput:
     """For a window with both: the voice extractor's frames of :attr:`audio` as the voice reader's prosody statistics
     read them (:meth:`~crossemo_core.clip.sequences.VoiceTrack.raw_frames`), cut from the recording's features
     instead of computed again for each of the overlapping windows; None where they cannot be cut (a window off the
-    10 ms grid, one whose audio the loudness gain clipped, or one where the gain moves a power across the
-    extractor's floor): the reader then computes them from the audio."""
+    10 ms grid, or one whose audio the loudness gain clipped): the reader then computes them from the audio."""
 
 
 class WindowBuilder:

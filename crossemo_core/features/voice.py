@@ -52,8 +52,6 @@ _ENERGY_FLOOR_DB, _ENERGY_MARGIN_DB = -65.0, 50.0
 _DB_FLOOR = -100.0
 POWER_FLOOR = 1e-10
 """Powers below this are floored before the MFCCs' logarithm and in the spectral flatness."""
-DETAIL_NAMES = ("log_f0_any_energy", "periodicity", "min_mel_power")
-"""Columns of :meth:`VoiceFeatureExtractor.extract_with_details`' second array."""
 
 
 def load_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
@@ -149,18 +147,28 @@ class VoiceFeatureExtractor:
             float32 ``(1 + n // hop, dim)``, finite for any finite input (silence included), where ``n`` is the
             length after resampling.
         """
-        return self.extract_with_details(signal, sr)[0]
-
-    def extract_with_details(self, signal: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`extract`'s features and float32 ``(frames, 3)`` details (:data:`DETAIL_NAMES`): ``log_f0`` where
-        the frame is periodic enough and the periodicity itself, wherever the frame's energy is, and the frame's
-        smallest mel band power. :func:`floor_voicing` turns the first two into the ``log_f0`` and ``voicing``
-        columns a stretch of the signal would have on its own (whose loudest frame sets the floor); the third says
-        where a gain would change the MFCCs (band powers below :data:`POWER_FLOOR` are floored before the log)."""
         with _single_threaded():  # BLAS threads only contend on these small matrices (5x slower under load)
-            return self._extract(signal, sr)
+            return self._extract(signal, sr, None)[0]
 
-    def _extract(self, signal: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
+    def detail_names(self) -> tuple[str, ...]:
+        """Columns of :meth:`extract_with_details`' second array."""
+        k = range(self.n_mfcc)
+        return (("log_f0_any_energy", "periodicity") + tuple(f"mfcc_{i}" for i in k) + tuple(f"d_mfcc_{i}" for i in k)
+                + tuple(f"dd_mfcc_{i}" for i in k) + ("spectral_flatness",))
+
+    def extract_with_details(self, signal: np.ndarray, sr: int, gain: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`extract`'s features of ``signal`` and float32 ``(frames, 3 * n_mfcc + 3)`` details
+        (:meth:`detail_names`) for ``signal / gain``, the recording before a loudness ``gain`` was applied: ``log_f0``
+        where the frame is periodic enough and the periodicity itself, wherever the frame's energy is (both
+        unchanged by a gain), and the columns a gain changes besides the energy: MFCCs, their deltas and the
+        spectral flatness (powers below :data:`POWER_FLOOR` are floored there, so band-limited audio's empty bands do
+        not scale with the rest). :func:`floor_voicing` turns the pitch into the ``log_f0`` and ``voicing`` columns a
+        stretch would have on its own (whose loudest frame sets the floor)."""
+        with _single_threaded():
+            out, details = self._extract(signal, sr, float(gain))
+        return out, details
+
+    def _extract(self, signal: np.ndarray, sr: int, gain: float | None) -> tuple[np.ndarray, np.ndarray | None]:
         import librosa  # deferred: importing librosa takes ~1 s
 
         x = np.asarray(signal, dtype=np.float32)
@@ -176,11 +184,7 @@ class VoiceFeatureExtractor:
 
         spec = np.abs(librosa.stft(x, n_fft=self.n_fft, hop_length=hop, win_length=self.win))
         mel = librosa.feature.melspectrogram(S=spec ** 2, sr=sr, n_mels=_N_MELS)
-        mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel, ref=1.0, amin=POWER_FLOOR, top_db=None),
-                                    n_mfcc=self.n_mfcc)
-        d1 = librosa.feature.delta(mfcc, width=9, mode="nearest")
-        d2 = librosa.feature.delta(mfcc, width=9, order=2, mode="nearest")
-        min_power = mel.min(axis=0)
+        mfcc, d1, d2 = self._cepstra(mel)
 
         frames = self._frames(x)
         rms_db = self._rms_db(frames)
@@ -194,13 +198,35 @@ class VoiceFeatureExtractor:
         centroid = librosa.feature.spectral_centroid(S=spec, sr=sr, n_fft=self.n_fft)[0]
         bandwidth = librosa.feature.spectral_bandwidth(S=spec, sr=sr, n_fft=self.n_fft)[0]
         rolloff = librosa.feature.spectral_rolloff(S=spec, sr=sr, n_fft=self.n_fft)[0]
-        flatness = np.clip(librosa.feature.spectral_flatness(S=spec, amin=POWER_FLOOR)[0], 0.0, 1.0)
+        flatness = self._flatness(spec)
 
         cols = [*mfcc, *d1, *d2, log_f0, voicing, rms_db, centroid, bandwidth, rolloff, flatness, zcr]
-        out = np.stack([np.asarray(c)[:n] for c in cols], axis=1).astype(np.float32)
-        details = np.stack([log_f0_all, periodicity, np.asarray(min_power)[:n]], axis=1).astype(np.float32)
-        # guard; silence is already finite
-        return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0), np.nan_to_num(details, nan=0.0)
+        out = np.nan_to_num(np.stack([np.asarray(c)[:n] for c in cols], axis=1).astype(np.float32),
+                            nan=0.0, posinf=0.0, neginf=0.0)  # guard; silence is already finite
+        if gain is None:
+            return out, None
+        if gain == 1.0:
+            before = (mfcc, d1, d2, flatness)
+        else:
+            before = (*self._cepstra(mel / gain ** 2), self._flatness(spec / gain))
+        details = np.stack([np.asarray(c)[:n] for c in (log_f0_all, periodicity, *before[0], *before[1],
+                                                        *before[2], before[3])], axis=1).astype(np.float32)
+        return out, np.nan_to_num(details, nan=0.0, posinf=0.0, neginf=0.0)
+
+    def _cepstra(self, mel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """MFCCs ``(n_mfcc, frames)`` of a mel power spectrogram, with their deltas and delta-deltas."""
+        import librosa
+
+        mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel, ref=1.0, amin=POWER_FLOOR, top_db=None),
+                                    n_mfcc=self.n_mfcc)
+        return (mfcc, librosa.feature.delta(mfcc, width=9, mode="nearest"),
+                librosa.feature.delta(mfcc, width=9, order=2, mode="nearest"))
+
+    @staticmethod
+    def _flatness(spec: np.ndarray) -> np.ndarray:
+        import librosa
+
+        return np.clip(librosa.feature.spectral_flatness(S=spec, amin=POWER_FLOOR)[0], 0.0, 1.0)
 
     def rms_db(self, signal: np.ndarray) -> np.ndarray:
         """The ``rms_db`` column of :meth:`extract` alone, of a signal already at :attr:`sample_rate`."""
@@ -248,11 +274,11 @@ def voicing_floor_db(max_db: float) -> float:
 
 
 def floor_voicing(features: np.ndarray, details: np.ndarray, names: Sequence[str]) -> np.ndarray:
-    """``features`` (float32 ``(frames, dim)``, columns ``names``) with ``log_f0`` and ``voicing`` set from
-    ``details`` (:meth:`VoiceFeatureExtractor.extract_with_details`) under the floor of these frames' own loudest
-    one: for frames cut from a longer recording's extraction, the columns :meth:`~VoiceFeatureExtractor.extract`
-    gives for that stretch alone (away from its ends, which the extraction of the stretch alone pads with
-    silence)."""
+    """``features`` (float32 ``(frames, dim)``, columns ``names``) with ``log_f0`` and ``voicing`` set from the
+    pitch, ``details[:, :2]`` (:meth:`VoiceFeatureExtractor.extract_with_details`), under the floor of these frames'
+    own loudest one: for frames cut from a longer recording's extraction, the columns
+    :meth:`~VoiceFeatureExtractor.extract` gives for that stretch alone (away from its ends, which the extraction
+    of the stretch alone pads with silence)."""
     rms, voicing, log_f0 = (names.index(n) for n in ("rms_db", "voicing", "log_f0"))
     out = np.array(features, dtype=np.float32)
     if len(out) == 0:
