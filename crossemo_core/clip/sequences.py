@@ -21,7 +21,7 @@ import numpy as np
 from crossemo_core.clip.expression import FER_CLASSES
 from crossemo_core.features.sequence import preprocess_voice
 from crossemo_core.features.voice import (EXTRACTOR_ID, EXTRACTOR_VERSION, VoiceFeatureExtractor, floor_voicing,
-                                          speech_mask, voicing_floor_db)
+                                          speech_mask)
 
 WINDOW_S = 2.0
 HOP_S = 0.5
@@ -182,14 +182,10 @@ def voice_track_part(signal: np.ndarray, gain: float, max_db: float,
     extractor = extractor or VoiceFeatureExtractor()
     names = extractor.feature_names
     features, details = extractor.extract_with_details(apply_gain(signal, gain), AUDIO_RATE, gain)
-    rms, voicing, log_f0 = (names.index(n) for n in ("rms_db", "voicing", "log_f0"))
-    # The extractor set voicing to 0 below max(-65 dB, this stretch's loudest - 50 dB); the whole recording's
-    # loudest frame is at least as loud, so its floor is at least as high: apply it (log F0 follows voicing).
-    floor = voicing_floor_db(max_db)
-    features[:, voicing] = np.where(features[:, rms] >= floor, features[:, voicing], 0.0)
-    features[:, log_f0] = np.where(features[:, voicing] >= 0.5, features[:, log_f0], 0.0)
-    return VoiceTrack(features=features, active=speech_mask_at(features[:, rms], max_db),
-                      voiced=features[:, voicing] >= 0.5, details=details, gain=gain)
+    # voicing (and log F0, which follows it) under the whole recording's floor, not this stretch's
+    features = floor_voicing(features, details, names, max_db)
+    return VoiceTrack(features=features, active=speech_mask_at(features[:, names.index("rms_db")], max_db),
+                      voiced=features[:, names.index("voicing")] >= 0.5, details=details, gain=gain)
 
 
 def speech_mask_at(rms_db: np.ndarray, max_db: float) -> np.ndarray:

@@ -273,17 +273,19 @@ def voicing_floor_db(max_db: float) -> float:
     return max(_ENERGY_FLOOR_DB, max_db - _ENERGY_MARGIN_DB)
 
 
-def floor_voicing(features: np.ndarray, details: np.ndarray, names: Sequence[str]) -> np.ndarray:
+def floor_voicing(features: np.ndarray, details: np.ndarray, names: Sequence[str],
+                  max_db: float | None = None) -> np.ndarray:
     """``features`` (float32 ``(frames, dim)``, columns ``names``) with ``log_f0`` and ``voicing`` set from the
-    pitch, ``details[:, :2]`` (:meth:`VoiceFeatureExtractor.extract_with_details`), under the floor of these frames'
-    own loudest one: for frames cut from a longer recording's extraction, the columns
-    :meth:`~VoiceFeatureExtractor.extract` gives for that stretch alone (away from its ends, which the extraction
-    of the stretch alone pads with silence)."""
+    pitch, ``details[:, :2]`` (:meth:`VoiceFeatureExtractor.extract_with_details`), under the floor of the loudest
+    frame's ``rms_db``: ``max_db``, or these frames' own loudest one. With their own: for frames cut from a longer
+    recording's extraction, the columns :meth:`~VoiceFeatureExtractor.extract` gives for that stretch alone (away
+    from its ends, which the extraction of the stretch alone pads with silence); with the recording's loudest: the
+    columns of the whole recording, for a stretch extracted on its own."""
     rms, voicing, log_f0 = (names.index(n) for n in ("rms_db", "voicing", "log_f0"))
     out = np.array(features, dtype=np.float32)
     if len(out) == 0:
         return out
-    loud = out[:, rms] >= voicing_floor_db(float(out[:, rms].max()))
+    loud = out[:, rms] >= voicing_floor_db(float(out[:, rms].max()) if max_db is None else max_db)
     out[:, voicing] = np.where(loud, details[:, 1], 0.0)
     out[:, log_f0] = np.where(out[:, voicing] >= _VOICED_PERIODICITY, details[:, 0], 0.0)
     return out
