@@ -3,11 +3,12 @@
 Pipeline for a photo (:meth:`FaceReader.read_image`): MediaPipe's Face Landmarker
 (``checkpoints/face_landmarker.task``, sha256-checked) finds the largest face and gives its 478-point mesh and 52
 blendshape coefficients; :func:`crossemo_core.clip.face.align_face` cuts a 48x48 grey crop framed like FER2013 from
-the mesh; the expression network (``checkpoints/fer_expression_v2.pt``) gives 7 logits for the crop (averaged with
-its mirror image when the stacker says so); a multinomial logistic regression (:class:`FaceStacker`,
-``checkpoints/face_reader.pt``) turns [logits, blendshapes] into 7 emotion probabilities. Valence is the sum of its
-emotions' probabilities (:func:`~crossemo_core.readers.reading.valence_from_emotions`); arousal is P(angry, fearful,
-happy, surprised) against P(neutral, sad), disgust left out (it has no clear arousal).
+the mesh; the expression network (``checkpoints/fer_expression_v2.pt``, run as its int8 copy where torch can)
+gives 7 logits for the crop (averaged with its mirror image when the stacker says so); a multinomial logistic
+regression (:class:`FaceStacker`, ``checkpoints/face_reader.pt``) turns [logits, blendshapes] into 7 emotion
+probabilities. Valence is the sum of its emotions' probabilities
+(:func:`~crossemo_core.readers.reading.valence_from_emotions`); arousal is P(angry, fearful, happy, surprised)
+against P(neutral, sad), disgust left out (it has no clear arousal).
 
 The shipped stacker uses the logits only: on the FER2013 validation split the blendshapes lowered accuracy (numbers
 in ``checkpoints/face_reader.md``), so ``FaceStacker.with_blendshapes`` is ``None`` and the landmarker only finds and
@@ -301,9 +302,11 @@ class FaceReader:
 
     @classmethod
     def load(cls, expression_path: str | Path = DEFAULT_EXPRESSION, stacker_path: str | Path = DEFAULT_STACKER,
-             landmarker_path: str | Path = DEFAULT_LANDMARKER, with_landmarker: bool = True) -> "FaceReader":
+             landmarker_path: str | Path = DEFAULT_LANDMARKER, with_landmarker: bool = True,
+             int8: bool = True) -> "FaceReader":
         """Load the shipped files; the stacker must have been fitted on this expression network (sha256 pinned).
-        ``with_landmarker=False`` skips mediapipe (only :meth:`read_crops` without blendshapes then works)."""
+        ``with_landmarker=False`` skips mediapipe (only :meth:`read_crops` without blendshapes then works);
+        ``int8=False`` runs the float network even where its int8 copy could run."""
         stacker = FaceStacker.load(stacker_path)
         expected = stacker.meta.get("expression_sha256")
         if not Path(expression_path).is_file():
@@ -315,7 +318,7 @@ class FaceReader:
         if stacker.with_blendshapes is not None and tuple(stacker.meta.get("blendshape_names", ())) != BLENDSHAPE_NAMES:
             raise CheckpointError(f"{stacker_path} was fitted on other blendshapes than the landmarker gives.")
         landmarker = Landmarker(landmarker_path) if with_landmarker else None
-        return cls(ExpressionModel.load(expression_path), stacker, landmarker)
+        return cls(ExpressionModel.load(expression_path, int8=int8), stacker, landmarker)
 
     @property
     def landmarker(self) -> Landmarker:
@@ -327,10 +330,10 @@ class FaceReader:
         """``(N, 48, 48)`` grey crops -> ``(N, 7)`` network logits (mean with the mirrored crop when the stacker
         was fitted with flip test-time augmentation)."""
         crops = np.asarray(crops)
-        out = self.expression.logits(crops)
-        if self.stacker.flip_tta and len(crops):
-            out = (out + self.expression.logits(np.ascontiguousarray(crops[:, :, ::-1]))) / 2
-        return out
+        if not (self.stacker.flip_tta and len(crops)):
+            return self.expression.logits(crops)
+        both = self.expression.logits(np.concatenate([crops, crops[:, :, ::-1]]))  # one batch: crops, then mirrors
+        return (both[:len(crops)] + both[len(crops):]) / 2
 
     def read_crops(self, crops: np.ndarray, blendshapes: np.ndarray | None = None,
                    use_blendshapes: bool = True) -> CropReadings:
