@@ -416,3 +416,22 @@ def test_training_with_consistency_needs_twins_and_pulls_them_together(parts):
         return float(np.mean(1 - np.sum(v * t, 1) / (np.linalg.norm(v, axis=1) * np.linalg.norm(t, axis=1) + 1e-9)))
 
     assert twin_distance(5.0) < twin_distance(0.0)
+
+
+def test_final_state_matches_a_packed_sequence_and_its_gradients():
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    torch.manual_seed(0)
+    model = SIRHCL(ModelConfig(face_dim=3, voice_dim=4, hidden_size=8, embedding_size=8)).eval()
+    encoder = model.voice_encoder
+    x = torch.randn(6, 9, 4)
+    lengths = torch.tensor([9, 1, 4, 7, 2, 9])
+    ours = encoder(x, lengths)
+    _, (h_n, _) = encoder.lstm(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
+    packed = encoder.project(h_n[-1])
+    assert torch.allclose(ours, packed, atol=1e-6)
+    grads = [torch.autograd.grad(out.square().sum(), encoder.lstm.weight_hh_l0)[0] for out in (ours, packed)]
+    assert torch.allclose(grads[0], grads[1], atol=1e-5)
+    for bad in (torch.tensor([3, 0, 2, 2, 2, 2]), torch.tensor([3, 10, 2, 2, 2, 2])):
+        with pytest.raises(ValueError, match="sequence lengths"):
+            encoder(x, bad)
