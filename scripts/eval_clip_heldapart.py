@@ -219,6 +219,7 @@ def main() -> int:
     result = {"what": f"{len(rows)} clips: {voices_what} x FER2013 PublicTest "
                       f"{'half B' if args.part == 'heldout' else 'half A'} faces, end to end from MP4 files",
               "command": "python " + " ".join(sys.argv), "seed": args.seed, "models": scorer.models,
+              "face_network_run": "int8 copy" if scorer.face_reader.expression.runs_int8 else "float",
               "combiner": "not used (fitting it)" if args.fit_combiner else "shipped", "clean": summarise(rows)}
     if degraded_rows:
         result["degraded_voice"] = summarise(degraded_rows)
