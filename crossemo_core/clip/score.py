@@ -403,6 +403,9 @@ class WindowScorer:
         if not judged:
             return
         self._rows += len(judged)
+        reads = self._reader if self._reader is not None else self._reads
+        for _, inp, row in judged:  # queued first: a reading thread works while the clip model runs below
+            reads.add(row, inp.audio if inp.audio is not None else np.zeros(0, np.float32), inp.voice_frames)
         # The clip model reads each window at the offsets of its ensemble too (seq.JITTER_S; one batch for all):
         # the window's similarity is their weighted mean, its gate flags are those of the nominal place.
         weights, owner = [], []
@@ -430,11 +433,6 @@ class WindowScorer:
             flags = [m for m, flag in (("face", s.face_atypical[i]), ("voice", s.voice_atypical[i])) if flag]
             w.atypical = " and ".join(flags) or None
             w.face = reading_of(inp.face_emotions.mean(0), seconds=w.end - w.start)
-            audio = inp.audio if inp.audio is not None else np.zeros(0, np.float32)
-            if self._reader is not None:
-                self._reader.add(row, audio, inp.voice_frames)
-            else:
-                self._reads.add(row, audio, inp.voice_frames)
 
     def restore(self, windows: Sequence[Window]) -> None:
         """Count ``windows`` (finished before, by an analysis that was interrupted) as scored by this scorer: the

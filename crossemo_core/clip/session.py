@@ -455,6 +455,9 @@ class StreamAnalysis:
             self._speech_frames += int((track.active & track.voiced).sum())
         else:
             b.no_voice()
+        if self._threaded_reads:  # the voice reader's per-window work beside the clip model's (the same readings)
+            self.windows_scorer = WindowScorer(self.scorer.model, self.scorer.voice_reader,
+                                               self.scorer.combine_evidence, self.cal, threaded_reads=True)
         self.windows_scorer.add(b.finish(self.duration_s))
         self.windows += self.windows_scorer.take(final=True)
         release_memory()
