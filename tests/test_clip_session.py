@@ -71,6 +71,20 @@ def test_a_short_clip_is_judged_the_same_streamed_or_read_whole(scorer: ClipScor
     assert streamed["segments"] and streamed["session"]["n_windows"] == len(streamed["timeline"])
 
 
+def test_a_clip_read_whole_reads_its_voice_as_one_recording_once(scorer: ClipScorer, monkeypatch) -> None:
+    from crossemo_core.clip.score import WindowScorer
+
+    stretches = []
+    read = WindowScorer.read_recording
+    monkeypatch.setattr(WindowScorer, "read_recording", lambda self, audio: stretches.append(
+        (len(audio), self.pending)) or read(self, audio))
+    verdict = scorer.score(SAMPLES[0])
+    scored = [w for w in verdict.timeline if w.status == "scored"]
+    assert len(stretches) == 1  # read once, and kept for the verdict
+    assert abs(stretches[0][0] - (scored[-1].end - scored[0].start) * 16000) <= 1
+    assert stretches[0][1] > 0  # read while the windows' readings were still being made (beside that thread)
+
+
 def test_the_loudness_of_the_whole_recording_from_two_audio_passes() -> None:
     rng = np.random.default_rng(0)
     t = np.arange(int(7.3 * 16000)) / 16000

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from crossemo_core.clip import sequences as seq
+from crossemo_core.clip.decode import AUDIO_RATE
 from crossemo_core.clip.expression import ExpressionModel
 from crossemo_core.clip.gate import KnnGate
 from crossemo_core.data.container import PairDataset
@@ -383,6 +384,8 @@ class WindowScorer:
         self.face_atypical: list[np.ndarray] = []
         self.voice_atypical: list[np.ndarray] = []
         self._rows = 0
+        self._span: tuple[float, float] | None = None  # start of the first judged window, end of the last (s)
+        self._recording: tuple[tuple[float, float], Reading] | None = None  # recording_reading's, for its span
 
     def add(self, inputs: Sequence[Any]) -> None:
         """Start scoring windows (:class:`~crossemo_core.clip.windows.WindowInput`, in time order)."""
@@ -403,6 +406,7 @@ class WindowScorer:
         if not judged:
             return
         self._rows += len(judged)
+        self._span = (judged[0][0].start if self._span is None else self._span[0], judged[-1][0].end)
         reads = self._reader if self._reader is not None else self._reads
         for _, inp, row in judged:  # queued first: a reading thread works while the clip model runs below
             reads.add(row, inp.audio if inp.audio is not None else np.zeros(0, np.float32), inp.voice_frames)
@@ -443,6 +447,7 @@ class WindowScorer:
             self.face_atypical.append(np.array(["face" in (w.atypical or "") for w in judged]))
             self.voice_atypical.append(np.array(["voice" in (w.atypical or "") for w in judged]))
             self._rows += len(judged)
+            self._span = (judged[0].start if self._span is None else self._span[0], judged[-1].end)
 
     def take(self, final: bool = False) -> list[Window]:
         """The windows, from the oldest, whose results are complete (every pending one when ``final``)."""
@@ -473,9 +478,21 @@ class WindowScorer:
 
     def read_recording(self, audio: np.ndarray) -> Reading:
         """The voice reader on a stretch of the recording read as one recording (its own segments past 4.5 s;
-        relative to the person's calm recording when the baseline has one): the clip's voice reading
-        (:data:`RECORDING_READ_S`)."""
+        relative to the person's calm recording when the baseline has one)."""
         return self._reads.reader.read_recording(np.asarray(audio, np.float32), self.cal.voice_reader)
+
+    def recording_reading(self, audio: np.ndarray) -> Reading | None:
+        """The clip's voice reading (:data:`RECORDING_READ_S`): :meth:`read_recording` on the stretch of ``audio``
+        (this recording's, from its start, at :data:`~.decode.AUDIO_RATE`) that the judged windows span; None when
+        no window was judged. Read once for that span and kept, so that it can be read while the voice reader's
+        thread is still busy and asked for again by the verdict."""
+        if self._span is None:
+            return None
+        if self._recording is None or self._recording[0] != self._span:
+            start, end = self._span
+            stretch = audio[int(start * AUDIO_RATE):int(np.ceil(end * AUDIO_RATE))]
+            self._recording = (self._span, self.read_recording(stretch))
+        return self._recording[1]
 
     @property
     def pending(self) -> int:

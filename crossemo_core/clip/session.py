@@ -459,6 +459,9 @@ class StreamAnalysis:
             self.windows_scorer = WindowScorer(self.scorer.model, self.scorer.voice_reader,
                                                self.scorer.combine_evidence, self.cal, threaded_reads=True)
         self.windows_scorer.add(b.finish(self.duration_s))
+        recording = self._recording_audio()
+        if recording is not None:  # the clip's voice reading, read here while the reading thread finishes its windows
+            self.windows_scorer.recording_reading(recording)
         self.windows += self.windows_scorer.take(final=True)
         release_memory()
 
@@ -511,9 +514,15 @@ class StreamAnalysis:
             geometry=self.facelog.geometry_summary(), geometry_series=self.facelog.geometry_series(max_points=5000),
             thumbnails=self.thumbs.thumbnails(max([duration] + [w.end for w in self.windows[-1:]])),
             envelope=np.concatenate(self._env) if self._env else np.zeros(0, np.float32), partial=partial)
-        audio = (np.concatenate(self._head) if self._head and duration <= RECORDING_READ_S + 1e-6
-                 and self._head_n <= (RECORDING_READ_S + 1.0) * AUDIO_RATE else None)
-        return self.scorer.verdict(facts, self.windows, self.windows_scorer, self.cal, audio)
+        return self.scorer.verdict(facts, self.windows, self.windows_scorer, self.cal, self._recording_audio())
+
+    def _recording_audio(self) -> np.ndarray | None:
+        """The recording's audio when it is short enough for the clip's voice to be read as one recording
+        (:data:`~crossemo_core.clip.score.RECORDING_READ_S`), else None."""
+        if self._head and self.duration_s <= RECORDING_READ_S + 1e-6 \
+                and self._head_n <= (RECORDING_READ_S + 1.0) * AUDIO_RATE:
+            return np.concatenate(self._head)
+        return None
 
     @property
     def speech_s(self) -> float:

@@ -152,9 +152,9 @@ def build_verdict(facts: ClipFacts, windows: list[Window], scorer: WindowScorer,
         sim = float(np.mean(sims))
         p_emb = float(model.posterior_abnormal(np.array([sim]))[0])
         face_reading, voice_reading = _pool([w.face for w in scored]), _pool([w.voice for w in scored])
-        if audio is not None and facts.duration_s <= RECORDING_READ_S + 1e-6:
-            stretch = audio[int(scored[0].start * AUDIO_RATE):int(np.ceil(scored[-1].end * AUDIO_RATE))]
-            whole = scorer.read_recording(stretch)
+        whole = (scorer.recording_reading(audio) if audio is not None
+                 and facts.duration_s <= RECORDING_READ_S + 1e-6 else None)
+        if whole is not None:
             if not whole.note or "segments" in whole.note:  # a note otherwise: too little speech to read
                 voice_reading = whole
         ps, pr = combine_evidence(combiner, np.array([sim]), np.array([p_emb]), face_reading.valence_array()[None],
