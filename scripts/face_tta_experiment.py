@@ -61,7 +61,7 @@ def main() -> int:
     fer = np.load(args.data / "fer2013" / "fer2013.npz")
     images, labels, usage = fer["images"], fer["labels"].astype(np.int64), fer["usage"].astype(str)
     sets = {"validation": validation_split(usage, 0)[1], "publictest": np.flatnonzero(usage == "PublicTest")}
-    model = ExpressionModel.load(args.network)
+    model = ExpressionModel.load(args.network, int8=False)
     result = {"command": "python " + " ".join(sys.argv), "network": args.network.name, "accuracy": {}}
     for name, idx in sets.items():
         faces, truth = images[idx], labels[idx]

@@ -276,7 +276,7 @@ def main() -> int:
         raise SystemExit("--fer-model must sit in the same folder as --out (the clip checkpoint finds it there).")
     fer_sha = file_sha256(args.fer_model)
     face_id = seq.face_extractor_id(fer_sha)
-    expression = ExpressionModel.load(args.fer_model)
+    expression = ExpressionModel.load(args.fer_model, int8=False)
     pools = corpus.fer_pools(args.fer_data)
     runs = [train_run(args, args.seed + k, expression, face_id, pools) for k in range(args.runs)]
     first = runs[0]

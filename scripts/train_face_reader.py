@@ -86,7 +86,7 @@ def train_cnn(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, val
         start_epoch = len(history) + 1
         if start_epoch > args.epochs and out.is_file():
             print(f"cnn: {state_path} finished all {args.epochs} epochs; keeping {out}", flush=True)
-            return ExpressionModel.load(out)
+            return ExpressionModel.load(out, int8=False)
         print(f"cnn: resuming after epoch {len(history)} from {state_path}", flush=True)
     model = ExpressionModel(net)
     print(f"cnn: {len(train_idx)} training images, {len(valid_idx)} validation; widths {args.widths}, "
@@ -322,11 +322,11 @@ def main() -> int:
     landmarker = Landmarker(args.checkpoints / "face_landmarker.task") if "blendshapes" in args.stages else None
     blendshapes = {name: cached_blendshapes(crops, landmarker, args.cache, name) for name, crops in sets.items()}
     if "stacker" in args.stages:
-        fit_stacker(ExpressionModel.load(cnn_path), cnn_path, images[valid_idx], labels[valid_idx],
+        fit_stacker(ExpressionModel.load(cnn_path, int8=False), cnn_path, images[valid_idx], labels[valid_idx],
                     blendshapes["validation"], args.seed, stacker_path)
     if "evaluate" in args.stages:
         t0 = time.perf_counter()
-        reader = FaceReader.load(cnn_path, stacker_path, args.checkpoints / "face_landmarker.task")
+        reader = FaceReader.load(cnn_path, stacker_path, args.checkpoints / "face_landmarker.task", int8=False)
         stacker_meta = reader.stacker.meta
         report = {
             "what": "face reader (crossemo_core/readers/face.py): FER2013 PublicTest and CK+48, aggregates only",
