@@ -74,15 +74,19 @@ def test_a_short_clip_is_judged_the_same_streamed_or_read_whole(scorer: ClipScor
 def test_a_clip_read_whole_reads_its_voice_as_one_recording_once(scorer: ClipScorer, monkeypatch) -> None:
     from crossemo_core.clip.score import WindowScorer
 
-    stretches = []
-    read = WindowScorer.read_recording
-    monkeypatch.setattr(WindowScorer, "read_recording", lambda self, audio: stretches.append(
-        (len(audio), self.pending)) or read(self, audio))
+    events = []
+    read, take = WindowScorer.read_recording, WindowScorer.take
+    monkeypatch.setattr(WindowScorer, "read_recording", lambda self, audio: events.append(len(audio))
+                        or read(self, audio))
+    monkeypatch.setattr(WindowScorer, "take", lambda self, final=False: events.append(f"take {final}")
+                        or take(self, final))
     verdict = scorer.score(SAMPLES[0])
     scored = [w for w in verdict.timeline if w.status == "scored"]
+    stretches = [e for e in events if not isinstance(e, str)]
     assert len(stretches) == 1  # read once, and kept for the verdict
-    assert abs(stretches[0][0] - (scored[-1].end - scored[0].start) * 16000) <= 1
-    assert stretches[0][1] > 0  # read while the windows' readings were still being made (beside that thread)
+    assert abs(stretches[0] - (scored[-1].end - scored[0].start) * 16000) <= 1
+    # read before the windows' readings are waited for (the reading thread works on them meanwhile)
+    assert events.index(stretches[0]) < events.index("take True")
 
 
 def test_the_loudness_of_the_whole_recording_from_two_audio_passes() -> None:

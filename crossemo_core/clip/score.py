@@ -120,9 +120,10 @@ class ClipModel:
         population = {k: np.asarray(v, dtype=np.float32) for k, v in meta.get("population", {}).items()}
         names = _head_emotions(path, detector, meta)
         others, mixture = _other_runs(path, detector, meta)
-        return cls(detector=detector, expression=ExpressionModel.load(fer_path), gate=gate, population=population,
-                   face_extractor=seq.face_extractor_id(sha), path=path, emotion_names=names, others=others,
-                   mixture=mixture)
+        # the float network the clip model was trained on, never an int8 copy beside it
+        return cls(detector=detector, expression=ExpressionModel.load(fer_path, int8=False), gate=gate,
+                   population=population, face_extractor=seq.face_extractor_id(sha), path=path,
+                   emotion_names=names, others=others, mixture=mixture)
 
     @property
     def threshold(self) -> float:
