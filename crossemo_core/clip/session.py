@@ -97,9 +97,9 @@ class StreamAnalysis:
 
     Two threads share the work on a long recording: this one decodes and tracks faces (mediapipe), a reading thread
     runs the face and voice readers, windows and scores each piece meanwhile (at most one piece waits between them).
-    A recording read whole is read in this thread, beside a thread for its windows' voice readings. ``face_hold``: 1, or 2 when the recording is declared longer
-    than ``session_above_s``: faces are then tracked at half the model's rate and each reading also stands for the
-    sampled frame after it."""
+    A recording read whole is read in this thread, beside a thread for its windows' voice readings. ``face_hold``:
+    1, or 2 when the recording is declared longer than ``session_above_s``: faces are then tracked at half the
+    model's rate and each reading also stands for the sampled frame after it."""
 
     def __init__(self, scorer: "ClipScorer", source: Source, voice: Source | None = None,
                  calibration: Calibration | None = None, *, chunk_s: float = DEFAULT_CHUNK_S,
