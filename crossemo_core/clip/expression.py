@@ -45,6 +45,17 @@ made left-right symmetric. Aligning video faces to these points frames them the 
 DEFAULT_WIDTHS = (16, 32, 64, 128)
 
 
+def conv_plan(widths: tuple[int, ...]) -> list[tuple[bool, int, int]]:
+    """Per 3x3 convolution of the architecture, in order: (a 2x2 max-pool before it, input channels, output
+    channels); two convolutions per stage of ``widths``, one in the last, a grey image in."""
+    plan, c_in = [], 1
+    for k, c in enumerate(widths):
+        for j in range(1 if k == len(widths) - 1 else 2):
+            plan.append((k > 0 and j == 0, c_in, c))
+            c_in = c
+    return plan
+
+
 class ExpressionNet(nn.Module):
     """Four conv stages (two 3x3 convs + BN + ReLU each, max-pool between), global average pool, dropout, linear.
 
@@ -55,17 +66,12 @@ class ExpressionNet(nn.Module):
                  dropout: float = 0.3) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        c_in = 1
-        for k, c in enumerate(widths):
-            if k:
-                layers.append(nn.MaxPool2d(2))
-            n_conv = 1 if k == len(widths) - 1 else 2
-            for _ in range(n_conv):
-                layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
-                c_in = c
+        for pool, c_in, c_out in conv_plan(widths):
+            layers += [nn.MaxPool2d(2)] if pool else []
+            layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
         self.body = nn.Sequential(*layers)
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(c_in, n_classes)
+        self.head = nn.Linear(widths[-1], n_classes)
         self.widths = tuple(widths)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -130,15 +136,11 @@ class Int8ExpressionNet(nn.Module):
         from torch.ao.nn.quantized import Linear
 
         layers: list[nn.Module] = []
-        c_in = 1
-        for k, c in enumerate(widths):
-            if k:
-                layers.append(nn.MaxPool2d(2))
-            for _ in range(1 if k == len(widths) - 1 else 2):
-                layers.append(ConvReLU2d(c_in, c, 3, padding=1))
-                c_in = c
+        for pool, c_in, c_out in conv_plan(widths):
+            layers += [nn.MaxPool2d(2)] if pool else []
+            layers.append(ConvReLU2d(c_in, c_out, 3, padding=1))
         self.body = nn.Sequential(*layers)
-        self.head = Linear(c_in, n_classes)
+        self.head = Linear(widths[-1], n_classes)
         self.widths = tuple(widths)
         self.register_buffer("input_scale", torch.tensor(1.0))
         self.register_buffer("input_zero_point", torch.tensor(0))
