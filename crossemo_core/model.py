@@ -77,8 +77,9 @@ class SequenceEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         # The LSTM runs over the whole padded batch and each sequence's state is taken at its last true step: the
-        # same as a packed sequence's final state (padding comes after it; to ~1e-7), and faster on CPU (1.3x
-        # scoring, 2-4x training on 2 cores: packed batches are stepped in shrinking sub-batches).
+        # same as a packed sequence's final state (padding comes after it; to ~1e-7), and faster on CPU, where a
+        # packed batch is stepped in shrinking sub-batches (benchmarks/bench_core.py, sequences of 5-50 steps:
+        # 1.9x per training epoch, ~1.1x scoring).
         if len(lengths) and (int(lengths.min()) < 1 or int(lengths.max()) > x.shape[1]):
             raise ValueError(f"sequence lengths must be in 1..{x.shape[1]}, got {int(lengths.min())}.."
                              f"{int(lengths.max())}")

@@ -68,7 +68,8 @@ def main() -> int:
                "int8": FaceReader.load(args.network, with_landmarker=False, int8=True)}
     if not readers["int8"].expression.runs_int8:
         raise SystemExit("the int8 copy does not run here (torch's quantised engine is "
-                         f"{torch.backends.quantized.engine}); nothing to measure.")
+                         f"{torch.backends.quantized.engine}, or the copy could not be read: see the warning above); "
+                         "nothing to measure.")
     rows = {name: face_rows(args.data, reader) for name, reader in readers.items()}
     test = fer["usage"].astype(str) == "PublicTest"
     valence = {name: reader.read_crops(fer["images"][test], use_blendshapes=False).valence

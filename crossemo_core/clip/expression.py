@@ -154,7 +154,8 @@ def quantize(net: ExpressionNet, faces: np.ndarray) -> Int8ExpressionNet:
     """An int8 copy of ``net`` calibrated on ``faces`` ``(N, 48, 48)`` grey (raw, as :meth:`ExpressionModel.logits`
     takes them): torch's FX graph-mode post-training quantisation with its x86 configuration (per-channel int8
     weights, histogram-observed uint8 activations), its modules then moved into :class:`Int8ExpressionNet`. On this
-    project's 2-core host, one thread: 0.50 ms a crop against the float network's 2.44 ms."""
+    project's 2-core host, one thread: 0.53 ms a crop against the float network's 2.50 ms
+    (``docs/readers_face_int8.json``)."""
     from copy import deepcopy
 
     from torch.ao.quantization import get_default_qconfig_mapping
