@@ -84,24 +84,16 @@ def _mel_power(signal: np.ndarray, config: FrontendConfig) -> np.ndarray:
                                           power=2.0, center=False)
 
 
-def _loud_frames(mel: np.ndarray, config: FrontendConfig, reference_percentile: float = 100.0, min_run: int = 1
+def _loud_frames(mel: np.ndarray, config: FrontendConfig, reference_percentile: float = 100.0
                  ) -> tuple[int, int] | None:
     """First and last frame (inclusive) within ``trim_db`` of the reference level (the loudest frame, or the
-    ``reference_percentile`` of the frames' levels), counting only runs of at least ``min_run`` such frames in a row
-    (shorter runs count when there is no longer one); None when there is none."""
+    ``reference_percentile`` of the frames' levels); None when there is none."""
     if mel.shape[1] == 0:
         return None
     frame_db = 10 * np.log10(mel.sum(axis=0) + 1e-10)
     reference = frame_db.max() if reference_percentile >= 100 else np.percentile(frame_db, reference_percentile)
-    is_loud = frame_db > max(reference - config.trim_db, -80.0)
-    loud = np.flatnonzero(is_loud)
-    if not loud.size:
-        return None
-    if min_run > 1:
-        runs = np.flatnonzero(np.convolve(is_loud, np.ones(min_run), "valid") >= min_run)
-        if runs.size:
-            return int(runs[0]), int(runs[-1] + min_run - 1)
-    return int(loud[0]), int(loud[-1])
+    loud = np.flatnonzero(frame_db > max(reference - config.trim_db, -80.0))
+    return (int(loud[0]), int(loud[-1])) if loud.size else None
 
 
 def log_mel(signal: np.ndarray, config: FrontendConfig = FrontendConfig()) -> np.ndarray:
@@ -117,19 +109,13 @@ def log_mel(signal: np.ndarray, config: FrontendConfig = FrontendConfig()) -> np
 SPAN_REFERENCE_PERCENTILE = 95.0
 """:func:`speech_span` trims against this percentile of the frames' levels, not the loudest frame: one click or
 knock (a few frames) in a long recording of quiet speech must not make the speech count as silence."""
-SPAN_MIN_RUN_S = 0.03
-""":func:`speech_span` starts and ends with a run of loud frames at least this long: a click of a frame or two in the
-silence before the speech (or after it) must not decide how much silence the reader reads (a 30 ms click 0.64 s
-before a RAVDESS take's speech moved its reading by 0.14 when a copy lost it)."""
 
 
 def speech_span(signal: np.ndarray, config: FrontendConfig = FrontendConfig()) -> tuple[int, int]:
     """Sample range ``[start, end)`` of a recording's speech: leading and trailing frames quieter by more than
-    ``trim_db`` than the :data:`SPAN_REFERENCE_PERCENTILE` of its frames' levels are cut, and so are loud runs shorter
-    than :data:`SPAN_MIN_RUN_S` before and after the speech (a click); :func:`log_mel` trims against the loudest
-    frame instead. ``(0, 0)`` when nothing is loud enough."""
-    run = max(1, int(round(SPAN_MIN_RUN_S * 1000 / config.hop_ms)))
-    loud = _loud_frames(_mel_power(signal, config), config, SPAN_REFERENCE_PERCENTILE, run)
+    ``trim_db`` than the :data:`SPAN_REFERENCE_PERCENTILE` of its frames' levels are cut (:func:`log_mel` trims
+    against the loudest frame instead); ``(0, 0)`` when nothing is loud enough."""
+    loud = _loud_frames(_mel_power(signal, config), config, SPAN_REFERENCE_PERCENTILE)
     if loud is None:
         return 0, 0
     n_fft = int(round(config.win_ms * RATE / 1000))
@@ -384,17 +370,15 @@ class VoiceReader:
         return [r for _, r in reads.take(final=True)]
 
     def read_recording(self, signal: np.ndarray, baseline: SpeakerBaseline | None = None) -> Reading:
-        """A recording of any length, trimmed to its speech (:func:`speech_span`): short speech as one utterance,
-        longer speech in segments (:data:`SEGMENT_S`, hop :data:`SEGMENT_HOP_S`, laid from the
+        """A recording of any length: one whose speech (:func:`speech_span`, silence at both ends trimmed) is short
+        as one utterance, a longer one in segments (:data:`SEGMENT_S`, hop :data:`SEGMENT_HOP_S`, laid from the
         speech's start, so that a shift of the audio does not move them against the speech) whose probabilities are
         averaged, weighted by their speech."""
         seg, hop = int(SEGMENT_S * RATE), int(SEGMENT_HOP_S * RATE)
         start, end = speech_span(signal, self.frontend)
-        if end <= start:
+        if end - start <= seg + hop:
             return self.read(signal, baseline)
-        signal = signal[start:end]  # read from where the speech starts, so that a shift of the audio does not move
-        if len(signal) <= seg + hop:  # what the reader reads, nor the segments' grid against the speech
-            return self.read(signal, baseline)
+        signal = signal[start:end]  # the grid starts where the speech does, so shifting the audio does not move it
         starts = list(range(0, len(signal) - seg + 1, hop))
         if starts[-1] + seg < len(signal):
             starts.append(len(signal) - seg)
