@@ -14,7 +14,6 @@ engine is available (:func:`quantize`, ``scripts/quantize_expression.py``); else
 """
 from __future__ import annotations
 
-import hashlib
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ import torch
 from torch import nn
 
 from crossemo_core.errors import CheckpointError
+from crossemo_core.features.voice import file_sha256
 from crossemo_core.model_files import full, half, load_model_file, save_model_file
 from crossemo_core.optim import optimiser_step
 
@@ -184,14 +184,14 @@ def quantize(net: ExpressionNet, faces: np.ndarray) -> Int8ExpressionNet:
 def save_int8(path: str | Path, quantized: Int8ExpressionNet, source: str | Path, meta: dict[str, Any]) -> Path:
     """Write ``quantized`` (from :func:`quantize` on the network in ``source``) to ``path``; its meta pins the
     sha256 of ``source`` and holds the widths."""
-    meta = {**meta, "expression_sha256": hashlib.sha256(Path(source).read_bytes()).hexdigest(),
+    meta = {**meta, "expression_sha256": file_sha256(source),
             "widths": list(quantized.widths), "n_classes": quantized.head.out_features}
     return save_model_file(path, INT8_FORMAT, meta, {"weights": quantized.state_dict()})
 
 
 def load_int8(path: str | Path, source: str | Path) -> Int8ExpressionNet:
     """The int8 copy in ``path`` of the network in ``source``, whose sha256 the copy must pin."""
-    digest = hashlib.sha256(Path(source).read_bytes()).hexdigest()
+    digest = file_sha256(source)
 
     def build(payload: dict[str, Any], meta: dict[str, Any]) -> Int8ExpressionNet:
         if meta.get("expression_sha256") != digest:
