@@ -244,7 +244,7 @@ class ExpressionModel:
         if len(images) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
         net = self._inference_net()
-        layout = torch.contiguous_format if self.runs_int8 else torch.channels_last
+        layout = torch.contiguous_format if isinstance(net, Int8ExpressionNet) else torch.channels_last
         out = [net(standardise(images[i:i + batch]).contiguous(memory_format=layout))
                for i in range(0, len(images), batch)]
         return torch.cat(out).numpy().astype(np.float32)
