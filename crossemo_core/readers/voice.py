@@ -46,7 +46,9 @@ and the segments' probabilities are averaged, weighted by speech."""
 
 @dataclass(frozen=True)
 class FrontendConfig:
-    """Log-mel front end. ``trim_db``: frames quieter than the loudest by more than this are silence at the ends."""
+    """Log-mel front end. ``trim_db``: frames quieter than the loudest by more than this are silence at the ends;
+    ``min_speech_run_ms``: speech starts at the first run of at least this long of such loud frames and ends at the
+    last one, so a click or knock in the leading or trailing silence does not count as speech."""
 
     n_mels: int = 64
     win_ms: float = 25.0
@@ -54,6 +56,7 @@ class FrontendConfig:
     fmin_hz: float = 60.0
     fmax_hz: float = 7600.0
     trim_db: float = 35.0
+    min_speech_run_ms: float = 50.0
     normalisation: str = "utterance"
     """``"utterance"``: subtract each band's mean and divide by the spectrogram's spread (channel and speaker
     normalisation); ``"gain"``: subtract the overall mean level only (keeps the spectral tilt)."""
@@ -92,8 +95,14 @@ def _loud_frames(mel: np.ndarray, config: FrontendConfig, reference_percentile: 
         return None
     frame_db = 10 * np.log10(mel.sum(axis=0) + 1e-10)
     reference = frame_db.max() if reference_percentile >= 100 else np.percentile(frame_db, reference_percentile)
-    loud = np.flatnonzero(frame_db > max(reference - config.trim_db, -80.0))
-    return (int(loud[0]), int(loud[-1])) if loud.size else None
+    loud = frame_db > max(reference - config.trim_db, -80.0)
+    if not loud.any():
+        return None
+    run = max(1, int(round(config.min_speech_run_ms / config.hop_ms)))
+    starts = np.flatnonzero(np.convolve(loud, np.ones(run), "valid") == run) if loud.size >= run else np.zeros(0)
+    if not starts.size:  # no run that long (a very short or choppy recording): every loud frame counts
+        starts, run = np.flatnonzero(loud), 1
+    return int(starts[0]), int(starts[-1]) + run - 1
 
 
 def log_mel(signal: np.ndarray, config: FrontendConfig = FrontendConfig()) -> np.ndarray:
@@ -410,7 +419,9 @@ class VoiceReader:
         def build(payload: dict[str, Any], meta: dict[str, Any]) -> "VoiceReader":
             if tuple(meta["emotions"]) != VOICE_EMOTIONS:
                 raise CheckpointError(f"{path} reads other emotions ({meta['emotions']}) than this version.")
-            frontend, net_config = FrontendConfig(**meta["frontend"]), NetConfig(**meta["net"])
+            # readers saved before min_speech_run_ms existed trimmed at single loud frames
+            frontend = FrontendConfig(**{"min_speech_run_ms": 0.0, **meta["frontend"]})
+            net_config = NetConfig(**meta["net"])
             net = VoiceEmotionNet(frontend.n_mels, net_config)
             net.load_state_dict(full(payload["weights"]))
             prosody = (ProsodyHead.from_tensors(payload["prosody"], meta.get("prosody_features", "statistics"))
