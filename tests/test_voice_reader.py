@@ -71,6 +71,18 @@ def test_log_mel_trims_silence_and_refuses_bad_signals() -> None:
         log_mel(np.zeros((2, 1000), np.float32))
 
 
+def test_a_click_in_the_silence_is_not_read_as_speech() -> None:
+    """A 2 ms click 0.1 s into the leading silence (loud enough to pass the level trim) is cut with the silence, so
+    the spectrogram is the one without it; readers saved before the run rule keep trimming at single frames."""
+    rng = np.random.default_rng(3)
+    x = tone(1.0, 150, 0.3, rng)
+    clicked = x.copy()
+    clicked[RATE // 10:RATE // 10 + 32] += 0.05
+    assert np.array_equal(log_mel(clicked), log_mel(x))
+    single_frame = FrontendConfig(min_speech_run_ms=0.0)
+    assert log_mel(clicked, single_frame).shape[1] >= log_mel(x, single_frame).shape[1] + 8
+
+
 def test_utterance_normalisation_removes_channel_and_gain() -> None:
     rng = np.random.default_rng(1)
     mel = log_mel(tone(1.0, 200, 0.3, rng))
@@ -310,6 +322,17 @@ def test_a_file_that_is_not_a_voice_reader_is_refused(tmp_path: Path) -> None:
         VoiceReader.load(bad)
     with pytest.raises(CheckpointError, match="does not exist"):
         VoiceReader.load(tmp_path / "missing.pt")
+
+
+def test_a_reader_saved_before_the_speech_run_rule_trims_at_single_frames(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    path = VoiceReader(VoiceEmotionNet(64).eval(), FrontendConfig()).save(tmp_path / "v.pt")
+    assert VoiceReader.load(path).frontend.min_speech_run_ms == 50.0
+    payload = torch.load(path, weights_only=True)
+    meta = json.loads(payload["meta"])
+    del meta["frontend"]["min_speech_run_ms"]
+    torch.save({**payload, "meta": json.dumps(meta)}, path)
+    assert VoiceReader.load(path).frontend.min_speech_run_ms == 0.0
 
 
 def test_too_little_speech_gives_a_note_and_long_recordings_are_read_in_segments() -> None:
