@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 python scripts/egemaps_network_probs.py --data ../shared/data   # the runs' networks, once
     OMP_NUM_THREADS=1 python scripts/rescore_readers_prosody.py --data ../shared/data --bench /tmp/vr/bench \\
-        --features egemaps --out docs/readers_benchmark
+        --features egemaps --out docs/readers_benchmark_single_frame_trim
 
 ``benchmark --suite readers`` trains each run's log-mel network and then fits the prosody view
 (``crossemo_core.benchmark.readers.voice_run``). Only the view changes with ``--features``, so this takes each main
@@ -44,11 +44,11 @@ def main() -> int:
     ap.add_argument("--bench", type=Path, required=True, help="the readers benchmark's --out folder")
     ap.add_argument("--features", choices=PROSODY_FEATURES, required=True)
     ap.add_argument("--nets", type=Path, default=cache_root() / "egemaps_experiment")
-    ap.add_argument("--out", type=Path, default=REPO / "docs" / "readers_benchmark",
+    ap.add_argument("--out", type=Path, default=REPO / "docs" / "readers_benchmark_single_frame_trim",
                     help="OUT.md and OUT.json (the previous OUT.json gives the rows not rerun)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    frontend, config = FrontendConfig(), VoiceTrainConfig()
+    frontend, config = FrontendConfig(min_speech_run_ms=0.0), VoiceTrainConfig()  # the front end of its runs
     utts = list_corpora(args.data)
     cache = spectrogram_cache(utts, frontend, AugmentConfig(), seed=0)
     prosody = prosody_cache(utts, AugmentConfig(), seed=0, features=args.features)

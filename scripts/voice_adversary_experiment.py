@@ -7,8 +7,9 @@
 Trains the benchmark's four main voice runs (leave RAVDESS / TESS / EmoDB out, and RAVDESS actors 18-20; seed 0 or
 ``--seeds``, the shipped recipe) with :attr:`~crossemo_core.readers.voice_training.VoiceTrainConfig.speaker_adversary` set to
 ``--strength``, exactly as ``benchmark --suite readers --speaker-adversary STRENGTH`` would (same jobs, same run
-cache format), and prints them beside the benchmark's shipped runs read from ``docs/readers_benchmark.json`` (seed
-0) or, for other seeds, beside the same seeds of the shipped recipe from ``docs/readers_seeds.json``.
+cache format), and prints them beside the benchmark's shipped runs read from
+``docs/readers_benchmark_single_frame_trim.json`` (seed 0) or, for other seeds, beside the same seeds of the shipped
+recipe from ``docs/readers_seeds.json`` (all with the front end those runs used: single-frame trimming).
 Every run is cached under ``--work`` (one JSON per run), so an interrupted experiment resumes; writes
 ``docs/readers_adversary.json`` (aggregates only).
 
@@ -50,7 +51,7 @@ def main() -> int:
     p.add_argument("--work", type=Path, default=cache_root() / "voice_adversary")
     p.add_argument("--json", type=Path, default=REPO / "docs" / "readers_adversary.json")
     args = p.parse_args()
-    frontend = FrontendConfig()
+    frontend = FrontendConfig(min_speech_run_ms=0.0)  # single-frame trimming: the front end its documented runs used
     utts = list_corpora(args.data)
     spectrogram_cache(utts, frontend, AugmentConfig(), seed=0)
     prosody_cache(utts, AugmentConfig(), seed=0)
@@ -58,7 +59,8 @@ def main() -> int:
     jobs = readers_jobs(tuple(args.seeds), False, config, config)
     runs = RunCache(args.work)
     run_voice_jobs(jobs, runs, args.data, frontend, jobs=args.jobs, say=lambda msg: print(msg, flush=True))
-    shipped = {r["split"]: r for r in json.loads((REPO / "docs" / "readers_benchmark.json").read_text())["voice"]
+    benchmark = REPO / "docs" / "readers_benchmark_single_frame_trim.json"
+    shipped = {r["split"]: r for r in json.loads(benchmark.read_text())["voice"]
                if r.get("kind") in ("loco", "ravdess-actors") and r.get("seed") == 0}
     seeds_file = REPO / "docs" / "readers_seeds.json"
     recipe_seeds = json.loads(seeds_file.read_text()) if seeds_file.is_file() else None

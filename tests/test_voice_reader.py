@@ -14,7 +14,7 @@ from crossemo_core.errors import CheckpointError, DataError
 from crossemo_core.readers.augment import AUGMENTATIONS, AugmentConfig, Augmenter, codec_round_trip
 from crossemo_core.readers.reading import Reading, unweighted_average_recall, valence_from_emotions
 from crossemo_core.readers.voice import (FrontendConfig, NormStats, VoiceEmotionNet, VoiceReader, log_mel,
-                                         normalise, pad_batch)
+                                         normalise, pad_batch, speech_span)
 from crossemo_core.readers.voice_corpora import VOICE_EMOTIONS, Utterance, list_corpora
 from crossemo_core.readers.voice_training import (SpeakerAdversary, VoiceTrainConfig, evaluate_mels,
                                                   fit_prosody_view, reversal_strength, spectrogram_cache,
@@ -76,11 +76,15 @@ def test_a_click_in_the_silence_is_not_read_as_speech() -> None:
     the spectrogram is the one without it; readers saved before the run rule keep trimming at single frames."""
     rng = np.random.default_rng(3)
     x = tone(1.0, 150, 0.3, rng)
+    single_frame = FrontendConfig(min_speech_run_ms=0.0)
+    assert np.array_equal(log_mel(x), log_mel(x, single_frame))  # speech without clicks: both rules cut alike
     clicked = x.copy()
     clicked[RATE // 10:RATE // 10 + 32] += 0.05
+    clicked[-RATE // 10:-RATE // 10 + 32] += 0.05  # and one in the trailing silence
     assert np.array_equal(log_mel(clicked), log_mel(x))
-    single_frame = FrontendConfig(min_speech_run_ms=0.0)
-    assert log_mel(clicked, single_frame).shape[1] >= log_mel(x, single_frame).shape[1] + 8
+    assert speech_span(clicked) == speech_span(x)
+    assert log_mel(clicked, single_frame).shape[1] >= log_mel(x, single_frame).shape[1] + 20
+    assert speech_span(clicked, single_frame)[0] <= RATE // 10 < speech_span(x)[0]
 
 
 def test_utterance_normalisation_removes_channel_and_gain() -> None:
@@ -305,6 +309,9 @@ def test_a_resume_state_made_with_other_settings_is_refused(tmp_path: Path, one_
     other = VoiceTrainConfig(epochs=1, batch=8, crop_frames=60, views=1, augmentations=(), patience=99, lr=1e-3)
     with pytest.raises(DataError, match="other settings"):
         train_voice_reader(utts, utts[:9], cache, frontend, other, resume=state)
+    single_frame = FrontendConfig(n_mels=32, min_speech_run_ms=0.0)  # another front end: other spectrograms
+    with pytest.raises(DataError, match="other settings"):
+        train_voice_reader(utts, utts[:9], cache, single_frame, config, resume=state)
     old = torch.load(state, weights_only=True)
     del old["config"]  # a state written before the settings were recorded
     torch.save(old, state)
@@ -333,6 +340,8 @@ def test_a_reader_saved_before_the_speech_run_rule_trims_at_single_frames(tmp_pa
     del meta["frontend"]["min_speech_run_ms"]
     torch.save({**payload, "meta": json.dumps(meta)}, path)
     assert VoiceReader.load(path).frontend.min_speech_run_ms == 0.0
+    external = REPO / "checkpoints" / "voice_reader_external.pt"  # shipped before the rule, kept as trained
+    assert VoiceReader.load(external).frontend.min_speech_run_ms == 0.0
 
 
 def test_too_little_speech_gives_a_note_and_long_recordings_are_read_in_segments() -> None:

@@ -203,9 +203,11 @@ def add_speaker_adversary_argument(parser: argparse.ArgumentParser) -> None:
                              "(0, the default: none)")
 
 
-def _resume_key(config: VoiceTrainConfig, net_config: NetConfig) -> str:
-    """The settings a resume state must have been made with, as canonical JSON."""
-    return json.dumps({"train": config.identity(), "net": asdict(net_config)}, sort_keys=True)
+def _resume_key(config: VoiceTrainConfig, net_config: NetConfig, frontend: FrontendConfig) -> str:
+    """The settings a resume state must have been made with (the front end too: its spectrograms are the input), as
+    canonical JSON."""
+    return json.dumps({"train": config.identity(), "net": asdict(net_config), "frontend": asdict(frontend)},
+                      sort_keys=True)
 
 
 class _ReverseGradient(torch.autograd.Function):
@@ -310,7 +312,7 @@ def train_voice_reader(train: list[Utterance], valid: list[Utterance], cache: di
     record, best_state, start_epoch = TrainRecord(), None, 0
     if resume is not None and Path(resume).is_file():
         state = torch.load(resume, map_location="cpu", weights_only=True)
-        if state.get("config") != _resume_key(config, net_config):
+        if state.get("config") != _resume_key(config, net_config, frontend):
             raise DataError(f"{resume} holds a run with other settings than this one (or from a version that did "
                             "not record them); delete it or resume into another file.")
         net.load_state_dict(state["net"]), opt.load_state_dict(state["opt"]), sched.load_state_dict(state["sched"])
@@ -375,7 +377,7 @@ def train_voice_reader(train: list[Utterance], valid: list[Utterance], cache: di
             torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                         "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
                         "record": asdict(record), "best": best_state, "epoch": epoch + 1,
-                        "config": _resume_key(config, net_config),
+                        "config": _resume_key(config, net_config, frontend),
                         **({"adversary": adversary.state_dict()} if adversary is not None else {})}, buf)
             atomic_write(resume, buf.getvalue())
         if on_epoch:
