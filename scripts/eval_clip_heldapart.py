@@ -55,14 +55,6 @@ def build_clip(face48: np.ndarray, audio: np.ndarray, rng: np.random.Generator, 
         n, fps, audio, container="mp4", crf=26)
 
 
-def shifted(audio: np.ndarray, seconds: float) -> np.ndarray:
-    """``audio`` delayed (> 0) or advanced (< 0) by ``seconds``, same length."""
-    n = int(round(abs(seconds) * synth.AUDIO_RATE))
-    if seconds > 0:
-        return np.concatenate([np.zeros(n, np.float32), audio[:-n]])
-    return np.concatenate([audio[n:], np.zeros(n, np.float32)])
-
-
 def row_of(v: ClipVerdict) -> dict:
     """What the evaluation keeps of a verdict."""
     contradicts = (v.verdict == "consistent" and v.face.get("valence") != v.voice.get("valence")) or \
@@ -205,7 +197,7 @@ def main() -> int:
                 copies["webm"] = NamedBytes(f"{path.stem}.webm", synth.to_webm(data))
                 for delta in (-0.1, 0.1):
                     copies[f"shift_{delta * 1000:+.0f}ms"] = NamedBytes(f"{path.stem}_shift.mp4", build_clip(
-                        pool.images[row], shifted(audio, delta), np.random.default_rng(render)))
+                        pool.images[row], synth.shifted(audio, delta), np.random.default_rng(render)))
                 detail = {"original": evidence_of(v), **{kind: evidence_of(scorer.score(copy))
                                                          for kind, copy in copies.items()}}
                 stability_rows.append({**base, "copies": detail})

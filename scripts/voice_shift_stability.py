@@ -23,6 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from crossemo_core.benchmark.cache import json_safe  # noqa: E402
+from crossemo_core.clip.synth import shifted  # noqa: E402
 from crossemo_core.features.voice import file_sha256  # noqa: E402
 from crossemo_core.paths import atomic_write  # noqa: E402
 from crossemo_core.readers.reading import unweighted_average_recall  # noqa: E402
@@ -33,20 +34,13 @@ from crossemo_core.readers.voice_training import load_signal  # noqa: E402
 GROUPS = {"actors 15-17": (15, 16, 17), "actors 18-20": (18, 19, 20)}
 
 
-def shifted(signal: np.ndarray, seconds: float) -> np.ndarray:
-    """``signal`` moved by ``seconds`` (negative: earlier), its length kept, silence where nothing was."""
-    n = int(round(abs(seconds) * RATE))
-    pad = np.zeros(n, np.float32)
-    return np.concatenate([signal[n:], pad]) if seconds < 0 else np.concatenate([pad, signal[:len(signal) - n]])
-
-
 def measure(reader: VoiceReader, takes: list, shift_s: float) -> dict:
     """Valence UAR per group and the largest change of each take's valence probabilities under +-``shift_s``."""
     moved, predicted = [], []
     for u in takes:
         signal = load_signal(u.path)
         reads = [reader.read_recording(s).valence_array()
-                 for s in (signal, shifted(signal, -shift_s), shifted(signal, shift_s))]
+                 for s in (signal, shifted(signal, -shift_s, RATE), shifted(signal, shift_s, RATE))]
         moved.append(max(float(np.abs(reads[0] - r).max()) for r in reads[1:]))
         predicted.append(int(reads[0].argmax()))
     moved_arr, predicted_arr = np.array(moved), np.array(predicted)

@@ -315,3 +315,14 @@ def test_a_window_carries_the_prosody_frames_its_audio_alone_would_give() -> Non
         np.testing.assert_allclose(cut[10:-10][:, mfcc], alone[10:-10][:, mfcc], rtol=1e-3, atol=1e-2)
         gained = seq.VoiceFeatureExtractor().extract(piece * narrow_track.gain, sr)  # what the gain alone would give
         assert np.abs(gained[10:-10][:, mfcc] - alone[10:-10][:, mfcc]).max() > 1.0
+
+
+def test_shifted_audio_keeps_its_length_and_pads_with_silence() -> None:
+    from crossemo_core.clip.synth import shifted
+
+    audio = np.arange(1, 1001, dtype=np.float32)
+    late, early = shifted(audio, 0.01), shifted(audio, -0.01)  # 160 samples at 16 kHz
+    assert len(late) == len(early) == 1000
+    assert np.all(late[:160] == 0) and np.array_equal(late[160:], audio[:-160])
+    assert np.array_equal(early[:-160], audio[160:]) and np.all(early[-160:] == 0)
+    assert np.array_equal(shifted(audio, 0.0), audio)

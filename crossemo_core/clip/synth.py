@@ -96,6 +96,13 @@ def encode_audio(audio: np.ndarray, rate: int = AUDIO_RATE, fmt: str = "wav", bi
     return buf.getvalue()
 
 
+def shifted(audio: np.ndarray, seconds: float, rate: int = AUDIO_RATE) -> np.ndarray:
+    """``audio`` delayed (> 0) or advanced (< 0) by ``seconds``, same length, silence where nothing was."""
+    n = min(int(round(abs(seconds) * rate)), len(audio))
+    pad = np.zeros(n, np.float32)
+    return np.concatenate([pad, audio[:len(audio) - n]]) if seconds > 0 else np.concatenate([audio[n:], pad])
+
+
 def encode_image(rgb: np.ndarray, fmt: str = "jpeg") -> bytes:
     from PIL import Image
 
