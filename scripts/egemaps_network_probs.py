@@ -26,7 +26,7 @@ from crossemo_core.benchmark.readers import degraded_mels, loco_split, ravdess_a
 from crossemo_core.paths import REPO  # noqa: E402
 from crossemo_core.readers.augment import AugmentConfig  # noqa: E402
 from crossemo_core.readers.reading import unweighted_average_recall  # noqa: E402
-from crossemo_core.readers.voice import FrontendConfig, NetConfig, VoiceEmotionNet, VoiceReader  # noqa: E402
+from crossemo_core.readers.voice import SINGLE_FRAME_FRONTEND, NetConfig, VoiceEmotionNet, VoiceReader  # noqa: E402
 from crossemo_core.readers.voice_corpora import list_corpora  # noqa: E402
 from crossemo_core.readers.voice_training import VoiceTrainConfig, spectrogram_cache, train_voice_reader  # noqa: E402
 from crossemo_core.settings import cache_root  # noqa: E402
@@ -52,7 +52,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=cache_root() / "egemaps_experiment")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    frontend = FrontendConfig(min_speech_run_ms=0.0)  # single-frame trimming: the front end its documented runs used
+    frontend = SINGLE_FRAME_FRONTEND
     utts = list_corpora(args.data)
     cache = spectrogram_cache(utts, frontend, AugmentConfig(), seed=0)
     args.out.mkdir(parents=True, exist_ok=True)

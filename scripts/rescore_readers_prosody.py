@@ -31,7 +31,7 @@ from crossemo_core.benchmark.readers import (ABLATION_CONFIG, VoiceJob, loco_spl
 from crossemo_core.paths import REPO, atomic_write  # noqa: E402
 from crossemo_core.readers.augment import AugmentConfig  # noqa: E402
 from crossemo_core.readers.prosody import PROSODY_FEATURES  # noqa: E402
-from crossemo_core.readers.voice import FrontendConfig, NetConfig, VoiceEmotionNet, VoiceReader  # noqa: E402
+from crossemo_core.readers.voice import SINGLE_FRAME_FRONTEND, NetConfig, VoiceEmotionNet, VoiceReader  # noqa: E402
 from crossemo_core.readers.voice_corpora import list_corpora  # noqa: E402
 from crossemo_core.readers.voice_training import (TrainRecord, VoiceTrainConfig, prosody_cache,  # noqa: E402
                                                   spectrogram_cache)
@@ -48,7 +48,7 @@ def main() -> int:
                     help="OUT.md and OUT.json (the previous OUT.json gives the rows not rerun)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    frontend, config = FrontendConfig(min_speech_run_ms=0.0), VoiceTrainConfig()  # the front end of its runs
+    frontend, config = SINGLE_FRAME_FRONTEND, VoiceTrainConfig()
     utts = list_corpora(args.data)
     cache = spectrogram_cache(utts, frontend, AugmentConfig(), seed=0)
     prosody = prosody_cache(utts, AugmentConfig(), seed=0, features=args.features)

@@ -27,7 +27,7 @@ from crossemo_core.benchmark.cache import json_safe  # noqa: E402
 from crossemo_core.benchmark.readers import loco_split  # noqa: E402
 from crossemo_core.paths import REPO, atomic_write  # noqa: E402
 from crossemo_core.readers.augment import AugmentConfig, add_augmentations_argument  # noqa: E402
-from crossemo_core.readers.voice import FrontendConfig  # noqa: E402
+from crossemo_core.readers.voice import SINGLE_FRAME_FRONTEND  # noqa: E402
 from crossemo_core.readers.voice_corpora import list_corpora  # noqa: E402
 from crossemo_core.readers.voice_training import (VoiceTrainConfig, evaluate_mels, fit_prosody_view,  # noqa: E402
                                                   prosody_cache, spectrogram_cache, train_voice_reader)
@@ -47,7 +47,7 @@ def main() -> int:
     p.add_argument("--json", type=Path, default=REPO / "docs" / "voice_reader_external.json")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    frontend = FrontendConfig(min_speech_run_ms=0.0)  # single-frame trimming, as voice_reader_external.pt was trained
+    frontend = SINGLE_FRAME_FRONTEND
     utts = list_corpora(args.data)
     split = loco_split(utts, "ravdess")
     assert not any(u.corpus == "ravdess" for u in split.train + split.valid)

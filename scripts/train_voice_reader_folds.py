@@ -30,7 +30,7 @@ from crossemo_core.benchmark.readers import VALID_SPEAKERS  # noqa: E402
 from crossemo_core.data.protocol import speaker_folds  # noqa: E402
 from crossemo_core.paths import REPO, atomic_write  # noqa: E402
 from crossemo_core.readers.augment import AugmentConfig, add_augmentations_argument  # noqa: E402
-from crossemo_core.readers.voice import FrontendConfig  # noqa: E402
+from crossemo_core.readers.voice import SINGLE_FRAME_FRONTEND  # noqa: E402
 from crossemo_core.readers.voice_corpora import list_corpora, ravdess_actor  # noqa: E402
 from crossemo_core.readers.voice_training import (VoiceTrainConfig, evaluate_mels, fit_prosody_view,  # noqa: E402
                                                   prosody_cache, spectrogram_cache, train_voice_reader)
@@ -60,7 +60,7 @@ def main() -> int:
     p.add_argument("--json", type=Path, default=REPO / "docs" / "voice_reader_folds.json")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    frontend = FrontendConfig(min_speech_run_ms=0.0)  # single-frame trimming, as the issue-14 fold readers were trained
+    frontend = SINGLE_FRAME_FRONTEND
     utts = list_corpora(args.data)
     cache = spectrogram_cache(utts, frontend, AugmentConfig(), seed=0)
     prosody = prosody_cache(utts, AugmentConfig(), seed=0)

@@ -29,7 +29,7 @@ from crossemo_core.benchmark.cache import RunCache, json_safe  # noqa: E402
 from crossemo_core.benchmark.readers import readers_jobs, run_voice_jobs  # noqa: E402
 from crossemo_core.paths import REPO, atomic_write  # noqa: E402
 from crossemo_core.readers.augment import AugmentConfig  # noqa: E402
-from crossemo_core.readers.voice import FrontendConfig  # noqa: E402
+from crossemo_core.readers.voice import SINGLE_FRAME_FRONTEND  # noqa: E402
 from crossemo_core.readers.voice_corpora import list_corpora  # noqa: E402
 from crossemo_core.readers.voice_training import VoiceTrainConfig, prosody_cache, spectrogram_cache  # noqa: E402
 from crossemo_core.settings import cache_root  # noqa: E402
@@ -51,7 +51,7 @@ def main() -> int:
     p.add_argument("--work", type=Path, default=cache_root() / "voice_adversary")
     p.add_argument("--json", type=Path, default=REPO / "docs" / "readers_adversary.json")
     args = p.parse_args()
-    frontend = FrontendConfig(min_speech_run_ms=0.0)  # single-frame trimming: the front end its documented runs used
+    frontend = SINGLE_FRAME_FRONTEND
     utts = list_corpora(args.data)
     spectrogram_cache(utts, frontend, AugmentConfig(), seed=0)
     prosody_cache(utts, AugmentConfig(), seed=0)

@@ -35,7 +35,7 @@ from crossemo_core.benchmark.readers import degraded_mels  # noqa: E402
 from crossemo_core.paths import REPO, atomic_write  # noqa: E402
 from crossemo_core.readers.augment import AugmentConfig  # noqa: E402
 from crossemo_core.readers.reading import unweighted_average_recall  # noqa: E402
-from crossemo_core.readers.voice import FrontendConfig, VoiceReader  # noqa: E402
+from crossemo_core.readers.voice import SINGLE_FRAME_FRONTEND, VoiceReader  # noqa: E402
 from crossemo_core.readers.voice_corpora import list_corpora  # noqa: E402
 from crossemo_core.readers.voice_training import (VoiceTrainConfig, fit_prosody_view, prosody_cache,  # noqa: E402
                                                   spectrogram_cache, train_voice_reader)
@@ -49,7 +49,7 @@ def _train(data: str, run: str, seed: int, work: str) -> str:
     file = work_dir / f"net-{run}-s{seed}.npz"
     if file.is_file():
         return str(file)
-    frontend = FrontendConfig(min_speech_run_ms=0.0)  # single-frame trimming: the front end its documented runs used
+    frontend = SINGLE_FRAME_FRONTEND
     utts = list_corpora(data)
     cache = spectrogram_cache(utts, frontend, AugmentConfig(), seed=0)
     split = run_split(utts, run)
@@ -86,7 +86,7 @@ def main() -> int:
     p.add_argument("--json", type=Path, default=REPO / "docs" / "readers_seeds.json")
     args = p.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    frontend = FrontendConfig(min_speech_run_ms=0.0)  # single-frame trimming: the front end its documented runs used
+    frontend = SINGLE_FRAME_FRONTEND
     utts = list_corpora(args.data)
     cache = spectrogram_cache(utts, frontend, AugmentConfig(), seed=0)
     prosody = prosody_cache(utts, AugmentConfig(), seed=0)

@@ -42,7 +42,7 @@ from crossemo_core.benchmark.cache import json_safe  # noqa: E402
 from crossemo_core.benchmark.readers import degraded_mels, loco_split, ravdess_actor_split  # noqa: E402
 from crossemo_core.paths import REPO, atomic_write  # noqa: E402
 from crossemo_core.readers.augment import AugmentConfig  # noqa: E402
-from crossemo_core.readers.voice import (FrontendConfig, LinearHead, NetConfig, NormStats,  # noqa: E402
+from crossemo_core.readers.voice import (SINGLE_FRAME_FRONTEND, LinearHead, NetConfig, NormStats,  # noqa: E402
                                          VoiceEmotionNet, VoiceReader)
 from crossemo_core.readers.voice_corpora import Utterance, list_corpora  # noqa: E402
 from crossemo_core.readers.voice_training import prosody_cache, spectrogram_cache  # noqa: E402
@@ -75,7 +75,7 @@ def network_valence(reader: VoiceReader, mels: list[np.ndarray], utts: list[Utte
 
 
 def adaptation(run: str, utts: list[Utterance], cache, prosody, nets: Path) -> dict[str, float]:
-    frontend = FrontendConfig(min_speech_run_ms=0.0)  # single-frame trimming: the front end its documented runs used
+    frontend = SINGLE_FRAME_FRONTEND
     if run == "ravdess18-20":
         split = ravdess_actor_split(utts)
         reader = VoiceReader.load(REPO / "checkpoints" / "voice_reader.pt")
@@ -142,7 +142,7 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(1)
     utts = list_corpora(args.data)
-    cache = spectrogram_cache(utts, FrontendConfig(min_speech_run_ms=0.0), AugmentConfig(), seed=0)
+    cache = spectrogram_cache(utts, SINGLE_FRAME_FRONTEND, AugmentConfig(), seed=0)
     prosody = prosody_cache(utts, AugmentConfig(), seed=0)
     result: dict = {"command": "python " + " ".join(sys.argv), "adaptation": {}}
     for run in RUNS:

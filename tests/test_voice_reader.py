@@ -13,8 +13,8 @@ import torch
 from crossemo_core.errors import CheckpointError, DataError
 from crossemo_core.readers.augment import AUGMENTATIONS, AugmentConfig, Augmenter, codec_round_trip
 from crossemo_core.readers.reading import Reading, unweighted_average_recall, valence_from_emotions
-from crossemo_core.readers.voice import (FrontendConfig, NormStats, VoiceEmotionNet, VoiceReader, log_mel,
-                                         normalise, pad_batch, speech_span)
+from crossemo_core.readers.voice import (SINGLE_FRAME_FRONTEND, FrontendConfig, NormStats, VoiceEmotionNet, VoiceReader,
+                                         log_mel, normalise, pad_batch, speech_span)
 from crossemo_core.readers.voice_corpora import VOICE_EMOTIONS, Utterance, list_corpora
 from crossemo_core.readers.voice_training import (SpeakerAdversary, VoiceTrainConfig, evaluate_mels,
                                                   fit_prosody_view, reversal_strength, spectrogram_cache,
@@ -76,7 +76,7 @@ def test_a_click_in_the_silence_is_not_read_as_speech() -> None:
     the spectrogram is the one without it; readers saved before the run rule keep trimming at single frames."""
     rng = np.random.default_rng(3)
     x = tone(1.0, 150, 0.3, rng)
-    single_frame = FrontendConfig(min_speech_run_ms=0.0)
+    single_frame = SINGLE_FRAME_FRONTEND
     assert np.array_equal(log_mel(x), log_mel(x, single_frame))  # speech without clicks: both rules cut alike
     clicked = x.copy()
     clicked[RATE // 10:RATE // 10 + 32] += 0.05

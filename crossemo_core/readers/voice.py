@@ -70,6 +70,12 @@ class FrontendConfig:
         return int(round(self.hop_ms * RATE / 1000))
 
 
+SINGLE_FRAME_FRONTEND = FrontendConfig(min_speech_run_ms=0.0)
+"""The front end before session 16: speech from the first to the last single loud frame. Readers saved then load
+with it, and the scripts whose documented runs (and files: ``voice_reader_external.pt``, the issue-14 fold readers)
+were made with it use it."""
+
+
 def _mel_power(signal: np.ndarray, config: FrontendConfig) -> np.ndarray:
     """``(n_samples,)`` float 16 kHz mono -> ``(n_mels, T)`` mel power, frames of ``win_ms`` every ``hop_ms``."""
     import librosa
@@ -420,7 +426,7 @@ class VoiceReader:
             if tuple(meta["emotions"]) != VOICE_EMOTIONS:
                 raise CheckpointError(f"{path} reads other emotions ({meta['emotions']}) than this version.")
             # readers saved before min_speech_run_ms existed trimmed at single loud frames
-            frontend = FrontendConfig(**{"min_speech_run_ms": 0.0, **meta["frontend"]})
+            frontend = FrontendConfig(**{**asdict(SINGLE_FRAME_FRONTEND), **meta["frontend"]})
             net_config = NetConfig(**meta["net"])
             net = VoiceEmotionNet(frontend.n_mels, net_config)
             net.load_state_dict(full(payload["weights"]))
