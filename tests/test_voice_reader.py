@@ -87,6 +87,28 @@ def test_a_click_in_the_silence_is_not_read_as_speech() -> None:
     assert speech_span(clicked, single_frame)[0] <= RATE // 10 < speech_span(x)[0]
 
 
+def test_a_short_sound_far_from_the_speech_is_not_read_as_speech() -> None:
+    """A 0.15 s breath-like burst 0.6 s after the sentence is a stretch of its own and too short to be speech, so
+    the sentence is read without the silence between; a 0.4 s one (a short word) and one 0.2 s away are kept."""
+    rng = np.random.default_rng(4)
+    x = tone(1.0, 150, 0.3, rng)  # 0.2 s silence, 1 s of sound, 0.2 s silence
+    pause = np.zeros(int(0.4 * RATE), np.float32)
+
+    def burst(seconds: float) -> np.ndarray:
+        return (0.05 * rng.standard_normal(int(seconds * RATE))).astype(np.float32)
+
+    breath = np.concatenate([x, pause, burst(0.15), np.zeros(RATE // 5, np.float32)])
+    assert np.array_equal(log_mel(breath), log_mel(x))
+    assert speech_span(breath) == speech_span(x)
+    kept = np.concatenate([x, pause, burst(0.4), np.zeros(RATE // 5, np.float32)])
+    assert log_mel(kept).shape[1] >= log_mel(x).shape[1] + 90
+    near = np.concatenate([x[:-RATE // 5], burst(0.15), np.zeros(RATE // 5, np.float32)])
+    assert log_mel(near).shape[1] >= log_mel(x).shape[1] + 10
+    assert log_mel(burst(0.15)).shape[1] >= 10  # a recording that is nothing but a short sound keeps it
+    session_16 = FrontendConfig(min_edge_sound_ms=0.0)  # the rule before it, kept by readers saved then
+    assert log_mel(breath, session_16).shape[1] >= log_mel(x, session_16).shape[1] + 50
+
+
 def test_utterance_normalisation_removes_channel_and_gain() -> None:
     rng = np.random.default_rng(1)
     mel = log_mel(tone(1.0, 200, 0.3, rng))
@@ -334,14 +356,17 @@ def test_a_file_that_is_not_a_voice_reader_is_refused(tmp_path: Path) -> None:
 def test_a_reader_saved_before_the_speech_run_rule_trims_at_single_frames(tmp_path: Path) -> None:
     torch.manual_seed(0)
     path = VoiceReader(VoiceEmotionNet(64).eval(), FrontendConfig()).save(tmp_path / "v.pt")
-    assert VoiceReader.load(path).frontend.min_speech_run_ms == 50.0
+    assert VoiceReader.load(path).frontend == FrontendConfig()
     payload = torch.load(path, weights_only=True)
     meta = json.loads(payload["meta"])
-    del meta["frontend"]["min_speech_run_ms"]
+    del meta["frontend"]["min_edge_sound_ms"], meta["frontend"]["edge_gap_ms"]  # as session 16 saved it
     torch.save({**payload, "meta": json.dumps(meta)}, path)
-    assert VoiceReader.load(path).frontend.min_speech_run_ms == 0.0
+    assert VoiceReader.load(path).frontend == FrontendConfig(min_edge_sound_ms=0.0)
+    del meta["frontend"]["min_speech_run_ms"]  # as sessions before it saved it
+    torch.save({**payload, "meta": json.dumps(meta)}, path)
+    assert VoiceReader.load(path).frontend == SINGLE_FRAME_FRONTEND
     external = REPO / "checkpoints" / "voice_reader_external.pt"  # shipped before the rule, kept as trained
-    assert VoiceReader.load(external).frontend.min_speech_run_ms == 0.0
+    assert VoiceReader.load(external).frontend == SINGLE_FRAME_FRONTEND
 
 
 def test_too_little_speech_gives_a_note_and_long_recordings_are_read_in_segments() -> None:

@@ -48,7 +48,10 @@ and the segments' probabilities are averaged, weighted by speech."""
 class FrontendConfig:
     """Log-mel front end. ``trim_db``: frames quieter than the loudest by more than this are silence at the ends;
     ``min_speech_run_ms``: speech starts at the first run of at least this long of such loud frames and ends at the
-    last one, so a click or knock in the leading or trailing silence does not count as speech."""
+    last one, so a click or knock in the leading or trailing silence does not count as speech. Runs less than
+    ``edge_gap_ms`` apart form one stretch of sound; a first or last stretch shorter than ``min_edge_sound_ms`` (a
+    breath, a cough, a chair a second before or after the sentence) is dropped while another stretch remains, so
+    the network does not read the long silence between it and the speech."""
 
     n_mels: int = 64
     win_ms: float = 25.0
@@ -57,6 +60,8 @@ class FrontendConfig:
     fmax_hz: float = 7600.0
     trim_db: float = 35.0
     min_speech_run_ms: float = 50.0
+    edge_gap_ms: float = 400.0
+    min_edge_sound_ms: float = 250.0
     normalisation: str = "utterance"
     """``"utterance"``: subtract each band's mean and divide by the spectrogram's spread (channel and speaker
     normalisation); ``"gain"``: subtract the overall mean level only (keeps the spectral tilt)."""
@@ -70,10 +75,11 @@ class FrontendConfig:
         return int(round(self.hop_ms * RATE / 1000))
 
 
-SINGLE_FRAME_FRONTEND = FrontendConfig(min_speech_run_ms=0.0)
-"""The front end before session 16: speech from the first to the last single loud frame. Readers saved then load
-with it, and the scripts whose documented runs (and files: ``voice_reader_external.pt``, the issue-14 fold readers)
-were made with it use it."""
+SINGLE_FRAME_FRONTEND = FrontendConfig(min_speech_run_ms=0.0, min_edge_sound_ms=0.0)
+"""The front end before session 16: speech from the first to the last single loud frame, no edge sound dropped.
+A reader saved without a field of the front end takes the field's value from here (the rule it was trained with:
+session 16's reader drops no edge sound), and the scripts whose documented runs (and files:
+``voice_reader_external.pt``, the issue-14 fold readers) were made with it use it."""
 
 
 def _mel_power(signal: np.ndarray, config: FrontendConfig) -> np.ndarray:
@@ -95,8 +101,9 @@ def _mel_power(signal: np.ndarray, config: FrontendConfig) -> np.ndarray:
 
 def _loud_frames(mel: np.ndarray, config: FrontendConfig, reference_percentile: float = 100.0
                  ) -> tuple[int, int] | None:
-    """First and last frame (inclusive) within ``trim_db`` of the reference level (the loudest frame, or the
-    ``reference_percentile`` of the frames' levels); None when there is none."""
+    """First and last frame (inclusive) of the speech: frames within ``trim_db`` of the reference level (the loudest
+    frame, or the ``reference_percentile`` of the frames' levels) in runs of ``min_speech_run_ms``, without a short
+    sound at either edge (:class:`FrontendConfig`); None when no frame is loud enough."""
     if mel.shape[1] == 0:
         return None
     frame_db = 10 * np.log10(mel.sum(axis=0) + 1e-10)
@@ -105,10 +112,22 @@ def _loud_frames(mel: np.ndarray, config: FrontendConfig, reference_percentile: 
     if not loud.any():
         return None
     run = max(1, int(round(config.min_speech_run_ms / config.hop_ms)))
-    starts = np.flatnonzero(np.convolve(loud, np.ones(run), "valid") == run) if loud.size >= run else np.zeros(0)
-    if not starts.size:  # no run that long (a very short or choppy recording): every loud frame counts
-        starts, run = np.flatnonzero(loud), 1
-    return int(starts[0]), int(starts[-1]) + run - 1
+    in_run = loud
+    if run > 1 and loud.size >= run:
+        run_starts = (np.convolve(loud, np.ones(run), "valid") == run).astype(float)
+        if run_starts.any():  # else a very short or choppy recording: every loud frame counts
+            in_run = np.convolve(run_starts, np.ones(run))[:loud.size] > 0
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], in_run.astype(np.int8), [0]])))
+    starts, ends = edges[::2], edges[1::2] - 1
+    joined = starts[1:] - ends[:-1] - 1 < config.edge_gap_ms / config.hop_ms  # silent frames between runs
+    starts, ends = starts[np.r_[True, ~joined]], ends[np.r_[~joined, True]]  # stretches of sound
+    shortest = config.min_edge_sound_ms / config.hop_ms
+    first, last = 0, len(starts) - 1
+    while first < last and ends[first] - starts[first] + 1 < shortest:
+        first += 1
+    while last > first and ends[last] - starts[last] + 1 < shortest:
+        last -= 1
+    return int(starts[first]), int(ends[last])
 
 
 def log_mel(signal: np.ndarray, config: FrontendConfig = FrontendConfig()) -> np.ndarray:
