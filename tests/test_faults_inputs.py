@@ -387,7 +387,8 @@ def test_other_containers_give_the_same_verdict(scorer: ClipScorer, tmp_path: Pa
     # run, 0.62 -> 0.45 with five; most of it is the voice reader on the MP3 (negative 0.76 -> 0.59), the rest the
     # last two windows, which can only be read at earlier offsets (docs/clip.md, Stability). With session 16's
     # voice reader and combiner 0.77 -> 0.55: voice negative 0.78 -> 0.63, similarity 0.28 -> 0.39 (the embedding
-    # alone 0.61 -> 0.04), and the refitted combiner weighs the readings more.
+    # alone 0.61 -> 0.04), and the refitted combiner weighs the readings more. Session 17's: 0.74 -> 0.56 (voice
+    # negative 0.85 -> 0.67, similarity 0.28 -> 0.39).
     assert v.p_inconsistent == pytest.approx(original.p_inconsistent, abs=0.25)
     if case.startswith("mkv"):
         assert v.to_dict() == {**original.to_dict(), "file": name, "sha256": v.sha256}  # other bytes, same verdict
