@@ -88,25 +88,33 @@ def test_a_click_in_the_silence_is_not_read_as_speech() -> None:
 
 
 def test_a_short_sound_far_from_the_speech_is_not_read_as_speech() -> None:
-    """A 0.15 s breath-like burst 0.6 s after the sentence is a stretch of its own and too short to be speech, so
-    the sentence is read without the silence between; a 0.4 s one (a short word) and one 0.2 s away are kept."""
+    """A 0.15 s breath-like burst 0.6 s after (or before) the sentence is a stretch of its own and too short to be
+    speech, so the sentence is read without the silence between; a 0.4 s one (a short word), one 0.2 s away (joined
+    to the sentence) and a recording of nothing but short sounds are kept whole."""
     rng = np.random.default_rng(4)
     x = tone(1.0, 150, 0.3, rng)  # 0.2 s silence, 1 s of sound, 0.2 s silence
-    pause = np.zeros(int(0.4 * RATE), np.float32)
+    pause, tail = np.zeros(int(0.4 * RATE), np.float32), np.zeros(RATE // 5, np.float32)
 
     def burst(seconds: float) -> np.ndarray:
         return (0.05 * rng.standard_normal(int(seconds * RATE))).astype(np.float32)
 
-    breath = np.concatenate([x, pause, burst(0.15), np.zeros(RATE // 5, np.float32)])
-    assert np.array_equal(log_mel(breath), log_mel(x))
-    assert speech_span(breath) == speech_span(x)
-    kept = np.concatenate([x, pause, burst(0.4), np.zeros(RATE // 5, np.float32)])
-    assert log_mel(kept).shape[1] >= log_mel(x).shape[1] + 90
-    near = np.concatenate([x[:-RATE // 5], burst(0.15), np.zeros(RATE // 5, np.float32)])
-    assert log_mel(near).shape[1] >= log_mel(x).shape[1] + 10
-    assert log_mel(burst(0.15)).shape[1] >= 10  # a recording that is nothing but a short sound keeps it
+    speech = log_mel(x).shape[1]
+    after = np.concatenate([x, pause, burst(0.15), tail])
+    before = np.concatenate([tail, burst(0.15), pause, x])
+    for breath in (after, before):
+        assert np.array_equal(log_mel(breath), log_mel(x))
+        assert speech_span(breath)[1] - speech_span(breath)[0] == speech_span(x)[1] - speech_span(x)[0]
+    assert log_mel(np.concatenate([x, pause, burst(0.4), tail])).shape[1] >= speech + 90
+    assert log_mel(np.concatenate([x, burst(0.15), tail])).shape[1] >= speech + 30  # 0.2 s gap: one stretch
+    no_join = FrontendConfig(edge_gap_ms=0.0)
+    assert log_mel(np.concatenate([x, burst(0.15), tail]), no_join).shape[1] == speech  # so the join is what kept it
+    words = np.concatenate([burst(0.2), np.zeros(RATE, np.float32), burst(0.2)])  # two short sounds, none longer
+    assert log_mel(words).shape[1] >= 115  # both kept, with the second between them
+    assert log_mel(burst(0.15)).shape[1] >= 10
     session_16 = FrontendConfig(min_edge_sound_ms=0.0)  # the rule before it, kept by readers saved then
-    assert log_mel(breath, session_16).shape[1] >= log_mel(x, session_16).shape[1] + 50
+    assert log_mel(after, session_16).shape[1] >= log_mel(x, session_16).shape[1] + 50
+    with pytest.raises(ValueError, match="edge_gap_ms"):
+        FrontendConfig(edge_gap_ms=-1.0)
 
 
 def test_utterance_normalisation_removes_channel_and_gain() -> None:
@@ -365,6 +373,7 @@ def test_a_reader_saved_before_the_speech_run_rule_trims_at_single_frames(tmp_pa
     del meta["frontend"]["min_speech_run_ms"]  # as sessions before it saved it
     torch.save({**payload, "meta": json.dumps(meta)}, path)
     assert VoiceReader.load(path).frontend == SINGLE_FRAME_FRONTEND
+    assert VoiceReader.load().frontend == FrontendConfig()  # the shipped reader was trained with today's rules
     external = REPO / "checkpoints" / "voice_reader_external.pt"  # shipped before the rule, kept as trained
     assert VoiceReader.load(external).frontend == SINGLE_FRAME_FRONTEND
 

@@ -48,10 +48,12 @@ and the segments' probabilities are averaged, weighted by speech."""
 class FrontendConfig:
     """Log-mel front end. ``trim_db``: frames quieter than the loudest by more than this are silence at the ends;
     ``min_speech_run_ms``: speech starts at the first run of at least this long of such loud frames and ends at the
-    last one, so a click or knock in the leading or trailing silence does not count as speech. Runs less than
-    ``edge_gap_ms`` apart form one stretch of sound; a first or last stretch shorter than ``min_edge_sound_ms`` (a
-    breath, a cough, a chair a second before or after the sentence) is dropped while another stretch remains, so
-    the network does not read the long silence between it and the speech."""
+    last one, so a click or knock in the leading or trailing silence does not count as speech. Runs with fewer than
+    ``edge_gap_ms`` of silent frames between them form one stretch of sound; a first or last stretch of fewer than
+    ``min_edge_sound_ms`` of loud frames (a breath, a cough, a chair a second before or after the sentence) is
+    dropped while a longer stretch remains, so the network does not read the long silence between it and the
+    speech. Both count frames of ``hop_ms``: a sound of ``d`` ms makes about ``d + win_ms - hop_ms`` ms of loud frames.
+    0 turns either rule off."""
 
     n_mels: int = 64
     win_ms: float = 25.0
@@ -69,6 +71,9 @@ class FrontendConfig:
     def __post_init__(self) -> None:
         if self.normalisation not in ("utterance", "gain"):
             raise ValueError(f"normalisation must be 'utterance' or 'gain', got {self.normalisation!r}")
+        for name in ("min_speech_run_ms", "edge_gap_ms", "min_edge_sound_ms"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)!r}")
 
     @property
     def hop_samples(self) -> int:
@@ -121,18 +126,16 @@ def _loud_frames(mel: np.ndarray, config: FrontendConfig, reference_percentile: 
     starts, ends = edges[::2], edges[1::2] - 1
     joined = starts[1:] - ends[:-1] - 1 < config.edge_gap_ms / config.hop_ms  # silent frames between runs
     starts, ends = starts[np.r_[True, ~joined]], ends[np.r_[~joined, True]]  # stretches of sound
-    shortest = config.min_edge_sound_ms / config.hop_ms
-    first, last = 0, len(starts) - 1
-    while first < last and ends[first] - starts[first] + 1 < shortest:
-        first += 1
-    while last > first and ends[last] - starts[last] + 1 < shortest:
-        last -= 1
-    return int(starts[first]), int(ends[last])
+    long_enough = np.flatnonzero(ends - starts + 1 >= config.min_edge_sound_ms / config.hop_ms)
+    if not long_enough.size:  # nothing but short sounds (a few short words): keep them all
+        return int(starts[0]), int(ends[-1])
+    return int(starts[long_enough[0]]), int(ends[long_enough[-1]])
 
 
 def log_mel(signal: np.ndarray, config: FrontendConfig = FrontendConfig()) -> np.ndarray:
-    """``(n_samples,)`` float 16 kHz mono -> ``(n_mels, T)`` float32 natural-log mel power, silence at both ends
-    trimmed (``T`` frames of ``hop_ms``). A signal with no frame above the floor gives ``T == 0``."""
+    """``(n_samples,)`` float 16 kHz mono -> ``(n_mels, T)`` float32 natural-log mel power, silence and short edge
+    sounds at both ends trimmed (``T`` frames of ``hop_ms``; :class:`FrontendConfig`). A signal with no frame above
+    the floor gives ``T == 0``."""
     mel = _mel_power(signal, config)
     loud = _loud_frames(mel, config)
     if loud is None:
@@ -147,8 +150,9 @@ knock (a few frames) in a long recording of quiet speech must not make the speec
 
 def speech_span(signal: np.ndarray, config: FrontendConfig = FrontendConfig()) -> tuple[int, int]:
     """Sample range ``[start, end)`` of a recording's speech: leading and trailing frames quieter by more than
-    ``trim_db`` than the :data:`SPAN_REFERENCE_PERCENTILE` of its frames' levels are cut (:func:`log_mel` trims
-    against the loudest frame instead); ``(0, 0)`` when nothing is loud enough."""
+    ``trim_db`` than the :data:`SPAN_REFERENCE_PERCENTILE` of its frames' levels are cut, with the same run and
+    edge-sound rules as :func:`log_mel` (which trims against the loudest frame instead); ``(0, 0)`` when nothing is
+    loud enough."""
     loud = _loud_frames(_mel_power(signal, config), config, SPAN_REFERENCE_PERCENTILE)
     if loud is None:
         return 0, 0
@@ -444,7 +448,7 @@ class VoiceReader:
         def build(payload: dict[str, Any], meta: dict[str, Any]) -> "VoiceReader":
             if tuple(meta["emotions"]) != VOICE_EMOTIONS:
                 raise CheckpointError(f"{path} reads other emotions ({meta['emotions']}) than this version.")
-            # readers saved before min_speech_run_ms existed trimmed at single loud frames
+            # a field missing from a saved reader takes its value from before it existed (the rule it was trained with)
             frontend = FrontendConfig(**{**asdict(SINGLE_FRAME_FRONTEND), **meta["frontend"]})
             net_config = NetConfig(**meta["net"])
             net = VoiceEmotionNet(frontend.n_mels, net_config)
