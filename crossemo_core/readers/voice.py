@@ -53,7 +53,7 @@ class FrontendConfig:
     ``min_edge_sound_ms`` of loud frames (a breath, a cough, a chair a second before or after the sentence) is
     dropped while a longer stretch remains, so the network does not read the long silence between it and the
     speech. Both count frames of ``hop_ms``: a sound of ``d`` ms makes about ``d + win_ms - hop_ms`` ms of loud frames.
-    0 turns either rule off."""
+    ``edge_gap_ms = 0`` joins no runs; ``min_edge_sound_ms = 0`` drops nothing."""
 
     n_mels: int = 64
     win_ms: float = 25.0
