@@ -1,11 +1,16 @@
 """``python -m crossemo_core``: the command line (:mod:`crossemo_core.cli`). A Ctrl-C while the package is still
-being imported ends with the same one line as one during a command, never a traceback, and exit status 130."""
+being imported ends with the same one line as one during a command, never a traceback, and exit status 130, also
+when the import machinery swallows it (it can run the handler inside a callback whose exceptions are ignored)."""
 import os
 import sys
 
+from crossemo_core.interrupts import remember_ctrl_c, stop_if_ctrl_c_was_pressed
+
+remember_ctrl_c()
 try:
     from crossemo_core.cli import main
 
+    stop_if_ctrl_c_was_pressed()
     code = main()
 except KeyboardInterrupt:
     print("interrupted: stopped at once; no output file was written or changed", file=sys.stderr)

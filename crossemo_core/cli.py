@@ -21,6 +21,7 @@ from crossemo_core.config import PRESETS
 from crossemo_core.errors import CrossemoError, OutputError
 from crossemo_core.executors import add_executor_args, executor_from
 from crossemo_core.experiment import DATASETS
+from crossemo_core.interrupts import stop_if_ctrl_c_was_pressed
 from crossemo_core.paths import CHECKPOINTS, atomic_write, check_writable
 from crossemo_core.profiles import describe as describe_profile
 from crossemo_core.profiles import resolve_settings
@@ -138,6 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")
     try:
         args = build_parser().parse_args(argv)
+        stop_if_ctrl_c_was_pressed()  # one pressed while the commands' modules were imported and swallowed there
         return {"train": _train, "evaluate": _evaluate, "cross-validate": _cross_validate,
                 "inspect": _inspect, "score": _score, "read": _read,
                 "benchmark": _benchmark}[args.command](args)
