@@ -76,8 +76,8 @@ def test_a_clip_read_whole_reads_its_voice_as_one_recording_once(scorer: ClipSco
 
     events = []
     read, take = WindowScorer.read_recording, WindowScorer.take
-    monkeypatch.setattr(WindowScorer, "read_recording", lambda self, audio: events.append(len(audio))
-                        or read(self, audio))
+    monkeypatch.setattr(WindowScorer, "read_recording", lambda self, audio, first=0: events.append(len(audio))
+                        or read(self, audio, first))
     monkeypatch.setattr(WindowScorer, "take", lambda self, final=False: events.append(f"take {final}")
                         or take(self, final))
     verdict = scorer.score(SAMPLES[0])

@@ -102,7 +102,8 @@ def test_a_short_sound_far_from_the_speech_is_not_read_as_speech() -> None:
     after = np.concatenate([x, pause, burst(0.15), tail])
     before = np.concatenate([tail, burst(0.15), pause, x])
     for breath in (after, before):
-        assert np.array_equal(log_mel(breath), log_mel(x))
+        assert log_mel(breath).shape == log_mel(x).shape  # the same frames; values to float rounding (FFT paths)
+        assert np.allclose(log_mel(breath), log_mel(x), atol=1e-5)
         assert speech_span(breath)[1] - speech_span(breath)[0] == speech_span(x)[1] - speech_span(x)[0]
     assert log_mel(np.concatenate([x, pause, burst(0.4), tail])).shape[1] >= speech + 90
     assert log_mel(np.concatenate([x, burst(0.15), tail])).shape[1] >= speech + 30  # 0.2 s gap: one stretch

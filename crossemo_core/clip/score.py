@@ -32,7 +32,7 @@ from crossemo_core.mixture import BetaMixture, fit_similarity_mixture, similarit
 from crossemo_core.paths import CHECKPOINTS
 from crossemo_core.readers.face import reading_of
 from crossemo_core.readers.reading import Reading
-from crossemo_core.readers.voice import BatchedReads, SpeakerBaseline
+from crossemo_core.readers.voice import BatchedReads, FramesOf, SpeakerBaseline
 from crossemo_core.settings import clip_checkpoint
 
 DEFAULT_CLIP_CHECKPOINT = CHECKPOINTS / "clip.pt"
@@ -374,8 +374,10 @@ class WindowScorer:
     clip's mean similarity and gate shares are computed from them as a whole-file pass computes them)."""
 
     def __init__(self, model: ClipModel, voice_reader: Any, combine: Combine,
-                 calibration: Calibration | None = None, threaded_reads: bool = False) -> None:
+                 calibration: Calibration | None = None, threaded_reads: bool = False,
+                 frames_of: FramesOf | None = None) -> None:
         self.model, self.combine = model, combine
+        self.frames_of = frames_of  # the recording's voice extractor frames, for read_recording (None: extracted)
         self.cal = calibration or Calibration()
         self._reads = BatchedReads(voice_reader, self.cal.voice_reader)
         self._reader = _ReaderThread(self._reads) if threaded_reads else None
@@ -477,10 +479,18 @@ class WindowScorer:
                 del self._raw[row]
         return [w for w, _ in done]
 
-    def read_recording(self, audio: np.ndarray) -> Reading:
-        """The voice reader on a stretch of the recording read as one recording (its own segments past 4.5 s;
-        relative to the person's calm recording when the baseline has one)."""
-        return self._reads.reader.read_recording(np.asarray(audio, np.float32), self.cal.voice_reader)
+    def read_recording(self, audio: np.ndarray, first_sample: int = 0) -> Reading:
+        """The voice reader on a stretch of the recording (from sample ``first_sample`` on) read as one recording
+        (its own segments past 4.5 s; relative to the person's calm recording when the baseline has one), with the
+        voice extractor frames ``frames_of`` still holds for it instead of extracting them again."""
+        frames_of = None
+        if self.frames_of is not None:
+            whole = self.frames_of
+
+            def frames_of(first: int, samples: np.ndarray) -> np.ndarray | None:
+                return whole(first_sample + first, samples)
+
+        return self._reads.reader.read_recording(np.asarray(audio, np.float32), self.cal.voice_reader, frames_of)
 
     def recording_reading(self, audio: np.ndarray) -> Reading | None:
         """The clip's voice reading (:data:`RECORDING_READ_S`): :meth:`read_recording` on the stretch of ``audio``
@@ -491,8 +501,8 @@ class WindowScorer:
             return None
         if self._recording is None or self._recording[0] != self._span:
             start, end = self._span
-            stretch = audio[int(start * AUDIO_RATE):int(np.ceil(end * AUDIO_RATE))]
-            self._recording = (self._span, self.read_recording(stretch))
+            first = int(start * AUDIO_RATE)
+            self._recording = (self._span, self.read_recording(audio[first:int(np.ceil(end * AUDIO_RATE))], first))
         return self._recording[1]
 
     @property

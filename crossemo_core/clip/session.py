@@ -45,7 +45,7 @@ from crossemo_core.clip.decode import AUDIO_RATE, AudioBlock, MediaStream, Sourc
 from crossemo_core.clip.face import FaceFrame
 from crossemo_core.clip.reading import (SILENCE_PEAK, ClipFacts, FaceLog, Loudness, ThumbPicker, read_faces, read_still,
                                         scan_loudness)
-from crossemo_core.clip.score import RECORDING_READ_S, Calibration, WindowScorer
+from crossemo_core.clip.score import RECORDING_READ_S, Calibration
 from crossemo_core.clip.windows import WindowBuilder
 
 if TYPE_CHECKING:
@@ -114,8 +114,8 @@ class StreamAnalysis:
         self.progress, self.should_stop = progress, should_stop
         self.fps = scorer.limits.fps
         self.face_hold = 1
-        self.builder = WindowBuilder(self.fps)
-        self.windows_scorer = WindowScorer(scorer.model, scorer.voice_reader, scorer.combine_evidence, self.cal)
+        self.builder = WindowBuilder(self.fps, hold_voice_s=RECORDING_READ_S + 1.0)  # its voice read as a whole
+        self.windows_scorer = scorer.window_scorer(self.cal, self.builder)
         self._threaded_reads = True
         self.windows: list[Any] = []
         self.facelog = FaceLog()
@@ -285,8 +285,7 @@ class StreamAnalysis:
         if self._worker is None:
             self.streaming = True
             if self._threaded_reads:  # a third thread for the voice reader's per-window work
-                self.windows_scorer = WindowScorer(self.scorer.model, self.scorer.voice_reader,
-                                                   self.scorer.combine_evidence, self.cal, threaded_reads=True)
+                self.windows_scorer = self.scorer.window_scorer(self.cal, self.builder, threaded_reads=True)
             if self.resume:  # windows finished by an interrupted analysis: decoded and tracked again, not scored
                 self.windows = list(self.resume)
                 self.builder.produced = len(self.resume)
@@ -456,8 +455,7 @@ class StreamAnalysis:
         else:
             b.no_voice()
         if self._threaded_reads:  # the voice reader's per-window work beside the clip model's (the same readings)
-            self.windows_scorer = WindowScorer(self.scorer.model, self.scorer.voice_reader,
-                                               self.scorer.combine_evidence, self.cal, threaded_reads=True)
+            self.windows_scorer = self.scorer.window_scorer(self.cal, self.builder, threaded_reads=True)
         self.windows_scorer.add(b.finish(self.duration_s))
         recording = self._recording_audio()
         if recording is not None:  # the clip's voice reading, read here while the reading thread finishes its windows

@@ -351,7 +351,7 @@ class ClipScorer:
             builder.no_voice()
         if a.audio is not None:
             builder.add_audio(a.audio, 0)
-        scorer = self.window_scorer(cal)
+        scorer = self.window_scorer(cal, builder)
         scorer.add(builder.finish(a.duration_s))
         windows = scorer.take(final=True)
         log = FaceLog()
@@ -368,8 +368,12 @@ class ClipScorer:
         verdict.sha256, verdict.voice_sha256 = a.sha256, a.voice_sha256
         return verdict
 
-    def window_scorer(self, cal: Calibration | None = None) -> WindowScorer:
-        return WindowScorer(self.model, self.voice_reader, self.combine_evidence, cal)
+    def window_scorer(self, cal: Calibration | None = None, builder: WindowBuilder | None = None,
+                      threaded_reads: bool = False) -> WindowScorer:
+        """A :class:`WindowScorer` of this model and readers; ``builder``: the recording's window builder, whose
+        voice track lends the recording's voice reading its frames (:meth:`WindowBuilder.raw_frames`)."""
+        return WindowScorer(self.model, self.voice_reader, self.combine_evidence, cal, threaded_reads,
+                            None if builder is None else builder.raw_frames)
 
     def verdict(self, facts: ClipFacts, windows: list[Window], scorer: WindowScorer,
                 cal: Calibration, audio: np.ndarray | None = None) -> ClipVerdict:

@@ -48,10 +48,13 @@ class WindowBuilder:
     ``add_faces(readings, until)``: frames read, and the time up to which every frame has been read (``inf`` when
     the video has ended). ``add_voice(track, first)``: voice features of frames ``first ..``, consecutive with the
     previous ones. ``add_audio(samples, first)``: raw audio from sample ``first``. ``no_voice()``: the recording has
-    no usable voice (silent or too short): every window is then without speech."""
+    no usable voice (silent or too short): every window is then without speech. ``hold_voice_s``: the voice features
+    of a recording's first seconds are held until the windows pass this time (a short recording's voice reading,
+    :meth:`raw_frames`, reads them at the end), then dropped with the rest as the windows move on."""
 
-    def __init__(self, fps: float = seq.FACE_FPS) -> None:
+    def __init__(self, fps: float = seq.FACE_FPS, hold_voice_s: float = 0.0) -> None:
         self.fps = fps
+        self.hold_voice_s = hold_voice_s
         self.faces = FaceReadings()
         self.face_until = 0.0
         self.voice: seq.VoiceTrack | None = None
@@ -151,10 +154,13 @@ class WindowBuilder:
         a, b = int(start * AUDIO_RATE) - self.audio_first, int(end * AUDIO_RATE) - self.audio_first
         audio = self.audio[max(a, 0):max(b, 0)]
         return WindowInput(start, end, face, voice, self.faces.window_emotions(start, end), audio, jitter,
-                           self._raw_frames(self.audio_first + max(a, 0), audio))
+                           self.raw_frames(self.audio_first + max(a, 0), audio))
 
-    def _raw_frames(self, first_sample: int, audio: np.ndarray) -> np.ndarray | None:
-        """:attr:`WindowInput.voice_frames` of the window's ``audio``, which starts at ``first_sample``."""
+    def raw_frames(self, first_sample: int, audio: np.ndarray) -> np.ndarray | None:
+        """The voice extractor frames of ``audio``, the recording's samples from ``first_sample`` on, cut from the
+        voice track (:meth:`~crossemo_core.clip.sequences.VoiceTrack.raw_frames`; a window's
+        :attr:`WindowInput.voice_frames`); None where the track does not hold them (not added yet, or dropped as the
+        windows moved on), ``first_sample`` is off the frame grid or the gain clipped the stretch."""
         hop = int(round(seq.VOICE_HOP_S * AUDIO_RATE))
         track = self.voice
         if track is None or first_sample % hop or len(audio) == 0 or np.abs(audio).max() * track.gain >= 1.0:
@@ -171,7 +177,8 @@ class WindowBuilder:
         cut = min(int(keep * AUDIO_RATE) - self.audio_first, len(self.audio))  # a resumed analysis starts late
         if cut > AUDIO_RATE * 5:  # in pieces of a few seconds: no copy per window
             self.audio, self.audio_first = self.audio[cut:].copy(), self.audio_first + cut
-        frames = int(round(keep / seq.VOICE_HOP_S)) - self.voice_first
+        voice_keep = keep if keep > self.hold_voice_s else 0.0
+        frames = int(round(voice_keep / seq.VOICE_HOP_S)) - self.voice_first
         if self.voice is not None:  # contiguous: never past the frames held
             frames = min(frames, len(self.voice.features))
         if self.voice is not None and frames > 500:

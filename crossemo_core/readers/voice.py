@@ -42,6 +42,9 @@ SEGMENT_S, SEGMENT_HOP_S = 3.0, 1.5
 """A recording whose speech (:func:`speech_span`) lasts more than ``SEGMENT_S`` + ``SEGMENT_HOP_S`` is read in
 segments of this length and hop, laid from the speech's start (the network was trained on crops of at most 3 s),
 and the segments' probabilities are averaged, weighted by speech."""
+FramesOf = Callable[[int, np.ndarray], "np.ndarray | None"]
+"""``frames_of(first_sample, samples)`` -> the voice extractor frames of ``samples`` (the stretch of a recording
+from ``first_sample`` on) when the caller has them at hand, else None (:meth:`VoiceReader.read_recording`)."""
 
 
 @dataclass(frozen=True)
@@ -396,33 +399,45 @@ class VoiceReader:
                 out[name].append(torch.softmax(logits, dim=1).numpy())
         return {k: np.concatenate(v) if v else np.zeros((0, 1)) for k, v in out.items()}
 
-    def read(self, signal: np.ndarray, baseline: SpeakerBaseline | None = None) -> Reading:
-        """One utterance (16 kHz mono float) -> its reading; too little speech gives a uniform reading with a note."""
-        return self.read_many([signal], baseline)[0]
+    def read(self, signal: np.ndarray, baseline: SpeakerBaseline | None = None,
+             frames: np.ndarray | None = None) -> Reading:
+        """One utterance (16 kHz mono float) -> its reading; too little speech gives a uniform reading with a note.
+        ``frames``: the signal's voice extractor frames when already at hand (:meth:`ProsodyHead.rows`)."""
+        return self.read_many([signal], baseline, [frames])[0]
 
-    def read_many(self, signals: list[np.ndarray], baseline: SpeakerBaseline | None = None) -> list[Reading]:
-        """Several signals (e.g. the windows of a clip) in one batch."""
+    def read_many(self, signals: list[np.ndarray], baseline: SpeakerBaseline | None = None,
+                  frames: list[np.ndarray | None] | None = None) -> list[Reading]:
+        """Several signals (e.g. the windows of a clip) in one batch (``frames``: each one's, as in :meth:`read`)."""
         reads = BatchedReads(self, baseline)
         for i, signal in enumerate(signals):
-            reads.add(i, signal)
+            reads.add(i, signal, None if frames is None else frames[i])
         return [r for _, r in reads.take(final=True)]
 
-    def read_recording(self, signal: np.ndarray, baseline: SpeakerBaseline | None = None) -> Reading:
+    def read_recording(self, signal: np.ndarray, baseline: SpeakerBaseline | None = None,
+                       frames_of: FramesOf | None = None) -> Reading:
         """A recording of any length: one whose speech (:func:`speech_span`, silence at both ends trimmed) is short
         as one utterance, a longer one in segments (:data:`SEGMENT_S`, hop :data:`SEGMENT_HOP_S`, laid from the
         speech's start, so that a shift of the audio does not move them against the speech) whose probabilities are
-        averaged, weighted by their speech."""
+        averaged, weighted by their speech. ``frames_of(first_sample, samples)``: the voice extractor frames of
+        ``samples``, the stretch of ``signal`` from ``first_sample`` on, when the caller already has them (the
+        clip's voice track), or None; each stretch it gives none for is extracted."""
         seg, hop = int(SEGMENT_S * RATE), int(SEGMENT_HOP_S * RATE)
         start, end = speech_span(signal, self.frontend)
+
+        def frames(first: int, samples: np.ndarray) -> np.ndarray | None:
+            return None if frames_of is None else frames_of(first, samples)
+
         if end - start <= seg + hop:
-            return self.read(signal, baseline)
-        signal = signal[start:end]  # the grid starts where the speech does, so shifting the audio does not move it
-        starts = list(range(0, len(signal) - seg + 1, hop))
-        if starts[-1] + seg < len(signal):
-            starts.append(len(signal) - seg)
-        parts = [r for r in self.read_many([signal[s:s + seg] for s in starts], baseline) if not r.note]
+            return self.read(signal, baseline, frames(0, signal))
+        speech = signal[start:end]  # the grid starts where the speech does, so shifting the audio does not move it
+        starts = list(range(0, len(speech) - seg + 1, hop))
+        if starts[-1] + seg < len(speech):
+            starts.append(len(speech) - seg)
+        pieces = [speech[s:s + seg] for s in starts]
+        parts = [r for r in self.read_many(pieces, baseline, [frames(start + s, x) for s, x in zip(starts, pieces)])
+                 if not r.note]
         if not parts:
-            return self.read(signal, baseline)
+            return self.read(speech, baseline, frames(start, speech))
         w = np.array([r.seconds for r in parts])
         w = w / w.sum()
 
@@ -430,7 +445,7 @@ class VoiceReader:
             return np.einsum("n,nk->k", w, np.array([list(get(r).values()) for r in parts]))
 
         return Reading.from_arrays("voice", VOICE_EMOTIONS, mean(lambda r: r.emotions), mean(lambda r: r.valence),
-                                   mean(lambda r: r.arousal or {}), len(signal) / RATE,
+                                   mean(lambda r: r.arousal or {}), len(speech) / RATE,
                                    note=f"read in {len(parts)} segments of {SEGMENT_S:g} s")
 
     def save(self, path: str | Path) -> Path:
