@@ -89,6 +89,39 @@ def test_a_clip_read_whole_reads_its_voice_as_one_recording_once(scorer: ClipSco
     assert events.index(stretches[0]) < events.index("take True")
 
 
+def test_the_clips_voice_reading_takes_its_frames_from_the_voice_track(scorer: ClipScorer, clip14: NamedBytes,
+                                                                       monkeypatch) -> None:
+    """The recording's voice reading asks the window builder for each segment's frames with the segment's own
+    samples and place in the recording; the track holds them (all but a last segment off the frame grid), and the
+    verdict is the one an extraction of every segment gives, to the segments' edge frames."""
+    from crossemo_core.clip.windows import WindowBuilder
+
+    analysis = scorer.analyse(clip14)
+    asked: list[tuple[int, np.ndarray, np.ndarray | None]] = []
+    raw_frames = WindowBuilder.raw_frames
+
+    def spy(self: WindowBuilder, first_sample: int, audio: np.ndarray) -> np.ndarray | None:
+        asked.append((first_sample, audio, raw_frames(self, first_sample, audio)))
+        return asked[-1][2]
+
+    monkeypatch.setattr(WindowBuilder, "raw_frames", spy)
+    with_frames = scorer.judge(analysis)
+    segments = [(first, audio, frames) for first, audio, frames in asked if len(audio) == 3 * 16000]
+    assert len(segments) >= 3
+    assert all(np.array_equal(audio, analysis.audio[first:first + len(audio)]) for first, audio, _ in segments)
+    assert sum(frames is None for _, _, frames in segments) <= 1
+    monkeypatch.setattr(WindowBuilder, "raw_frames", lambda self, first_sample, audio: None)
+    extracted = scorer.judge(analysis)
+    assert with_frames.p_inconsistent == pytest.approx(extracted.p_inconsistent, abs=0.01)
+    # a stretch from later in the recording is asked for at its place in the recording
+    asked.clear()
+    later = scorer.window_scorer()
+    later.frames_of = lambda first_sample, audio: asked.append((first_sample, audio, None))
+    later.read_recording(analysis.audio[32000:], 32000)
+    assert asked and all(first >= 32000 and np.array_equal(audio, analysis.audio[first:first + len(audio)])
+                         for first, audio, _ in asked)
+
+
 def test_the_loudness_of_the_whole_recording_from_two_audio_passes() -> None:
     rng = np.random.default_rng(0)
     t = np.arange(int(7.3 * 16000)) / 16000

@@ -13,8 +13,8 @@ import torch
 from crossemo_core.errors import CheckpointError, DataError
 from crossemo_core.readers.augment import AUGMENTATIONS, AugmentConfig, Augmenter, codec_round_trip
 from crossemo_core.readers.reading import Reading, unweighted_average_recall, valence_from_emotions
-from crossemo_core.readers.voice import (SINGLE_FRAME_FRONTEND, FrontendConfig, NormStats, VoiceEmotionNet, VoiceReader,
-                                         log_mel, normalise, pad_batch, speech_span)
+from crossemo_core.readers.voice import (SEGMENT_HOP_S, SEGMENT_S, SINGLE_FRAME_FRONTEND, FrontendConfig, NormStats,
+                                         VoiceEmotionNet, VoiceReader, log_mel, normalise, pad_batch, speech_span)
 from crossemo_core.readers.voice_corpora import VOICE_EMOTIONS, Utterance, list_corpora
 from crossemo_core.readers.voice_training import (SpeakerAdversary, VoiceTrainConfig, evaluate_mels,
                                                   fit_prosody_view, reversal_strength, spectrogram_cache,
@@ -407,6 +407,40 @@ def test_segments_start_where_the_speech_does() -> None:
     clicked = speech * 0.01  # one click 40 dB louder than the speech does not make the speech count as silence
     clicked[RATE:RATE + 200] = 1.0
     assert "segments" in reader.read_recording(clicked).note
+
+def test_a_recording_read_with_its_frames_at_hand_reads_as_when_they_are_extracted() -> None:
+    """``frames_of`` is asked for each segment's frames at the segment's place in the recording (laid from the
+    speech's start); frames equal to an extraction read the same, other frames read otherwise (they are used), and
+    ``None`` falls back to extracting."""
+    from crossemo_core.features.voice import VoiceFeatureExtractor
+
+    reader = VoiceReader.load()
+    assert reader.prosody is not None and reader.prosody_weight > 0
+    signal = np.concatenate([np.zeros(RATE // 2, np.float32)]
+                            + [tone(2.5, 180 + 30 * k, 0.3, np.random.default_rng(k)) for k in range(3)])
+    extractor, asked = VoiceFeatureExtractor(), []
+
+    def extracted(first: int, samples: np.ndarray) -> np.ndarray:
+        asked.append(first)
+        assert np.array_equal(samples, signal[first:first + len(samples)])
+        return extractor.extract(samples, RATE)
+
+    plain = reader.read_recording(signal)
+    assert "segments" in plain.note
+    assert reader.read_recording(signal, frames_of=extracted).valence_array() == \
+        pytest.approx(plain.valence_array(), abs=1e-6)
+    start, end = speech_span(signal, reader.frontend)
+    assert asked[0] == start and asked[-1] + int(SEGMENT_S * RATE) <= end
+    assert all(b - a == int(SEGMENT_HOP_S * RATE) for a, b in zip(asked[:-2], asked[1:-1]))
+    none = reader.read_recording(signal, frames_of=lambda first, samples: None)
+    assert none.valence_array() == pytest.approx(plain.valence_array(), abs=1e-6)
+    given, read = [], []
+    rows = reader.prosody.rows
+    reader.prosody.rows = lambda samples, frames=None: read.append(frames) or rows(samples, frames)  # type: ignore
+    reader.read_recording(signal, frames_of=lambda first, samples: given.append(extracted(first, samples))
+                          or given[-1])
+    assert len(read) == len(given) >= 3 and all(r is g for r, g in zip(read, given))  # the prosody view reads them
+
 
 # ------------------------------------------------------------------------------------------------ real data
 needs_data = pytest.mark.skipif(not (DATA / "tess" / "labels.csv").is_file(), reason="../shared/data is absent")
