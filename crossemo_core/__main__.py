@@ -4,10 +4,10 @@ when the import machinery swallows it (it can run the handler inside a callback 
 import os
 import sys
 
-from crossemo_core.interrupts import remember_ctrl_c, stop_if_ctrl_c_was_pressed
-
-remember_ctrl_c()
 try:
+    from crossemo_core.interrupts import remember_ctrl_c, stop_if_ctrl_c_was_pressed
+
+    remember_ctrl_c()
     from crossemo_core.cli import main
 
     stop_if_ctrl_c_was_pressed()
