@@ -76,7 +76,7 @@ def test_a_clip_read_whole_reads_its_voice_as_one_recording_once(scorer: ClipSco
 
     events = []
     read, take = WindowScorer.read_recording, WindowScorer.take
-    monkeypatch.setattr(WindowScorer, "read_recording", lambda self, audio, first=0: events.append(len(audio))
+    monkeypatch.setattr(WindowScorer, "read_recording", lambda self, audio, first: events.append(len(audio))
                         or read(self, audio, first))
     monkeypatch.setattr(WindowScorer, "take", lambda self, final=False: events.append(f"take {final}")
                         or take(self, final))

@@ -390,7 +390,6 @@ def test_too_little_speech_gives_a_note_and_long_recordings_are_read_in_segments
     assert sum(long.valence.values()) == pytest.approx(1.0)
 
 
-
 def test_segments_start_where_the_speech_does() -> None:
     """A shift of the audio (more silence before the speech) moves the segments with the speech, so the reading
     does not change; silence does not count towards the length that decides whether to read in segments."""
@@ -408,9 +407,10 @@ def test_segments_start_where_the_speech_does() -> None:
     clicked[RATE:RATE + 200] = 1.0
     assert "segments" in reader.read_recording(clicked).note
 
+
 def test_a_recording_read_with_its_frames_at_hand_reads_as_when_they_are_extracted() -> None:
     """``frames_of`` is asked for each segment's frames at the segment's place in the recording (laid from the
-    speech's start); frames equal to an extraction read the same, other frames read otherwise (they are used), and
+    speech's start); frames equal to an extraction read the same, the prosody view reads the very frames given, and
     ``None`` falls back to extracting."""
     from crossemo_core.features.voice import VoiceFeatureExtractor
 

@@ -479,18 +479,14 @@ class WindowScorer:
                 del self._raw[row]
         return [w for w, _ in done]
 
-    def read_recording(self, audio: np.ndarray, first_sample: int = 0) -> Reading:
-        """The voice reader on a stretch of the recording (from sample ``first_sample`` on) read as one recording
-        (its own segments past 4.5 s; relative to the person's calm recording when the baseline has one), with the
-        voice extractor frames ``frames_of`` still holds for it instead of extracting them again."""
-        frames_of = None
-        if self.frames_of is not None:
-            whole = self.frames_of
-
-            def frames_of(first: int, samples: np.ndarray) -> np.ndarray | None:
-                return whole(first_sample + first, samples)
-
-        return self._reads.reader.read_recording(np.asarray(audio, np.float32), self.cal.voice_reader, frames_of)
+    def read_recording(self, audio: np.ndarray, first_sample: int) -> Reading:
+        """The voice reader on a stretch of the recording (its samples from ``first_sample`` on) read as one
+        recording (its own segments past 4.5 s; relative to the person's calm recording when the baseline has one),
+        with the voice extractor frames :attr:`frames_of` still holds for it instead of extracting them again."""
+        in_recording = self.frames_of
+        at_stretch = None if in_recording is None else (
+            lambda first, samples: in_recording(first_sample + first, samples))
+        return self._reads.reader.read_recording(np.asarray(audio, np.float32), self.cal.voice_reader, at_stretch)
 
     def recording_reading(self, audio: np.ndarray) -> Reading | None:
         """The clip's voice reading (:data:`RECORDING_READ_S`): :meth:`read_recording` on the stretch of ``audio``

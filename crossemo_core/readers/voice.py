@@ -408,6 +408,8 @@ class VoiceReader:
     def read_many(self, signals: list[np.ndarray], baseline: SpeakerBaseline | None = None,
                   frames: list[np.ndarray | None] | None = None) -> list[Reading]:
         """Several signals (e.g. the windows of a clip) in one batch (``frames``: each one's, as in :meth:`read`)."""
+        if frames is not None and len(frames) != len(signals):
+            raise ValueError(f"{len(frames)} frame arrays for {len(signals)} signals")
         reads = BatchedReads(self, baseline)
         for i, signal in enumerate(signals):
             reads.add(i, signal, None if frames is None else frames[i])
