@@ -122,6 +122,35 @@ def test_the_clips_voice_reading_takes_its_frames_from_the_voice_track(scorer: C
                          for first, audio, _ in asked)
 
 
+def test_a_failed_reading_thread_reads_no_further_piece(scorer: ClipScorer, clip14: NamedBytes,
+                                                      monkeypatch) -> None:
+    """Once the reading thread's error has been raised in the decoding thread, a piece still queued is not read: a
+    partial verdict is then built from what was finished without the thread changing it underneath."""
+    import queue
+    import threading
+
+    analysis = StreamAnalysis(scorer, clip14)
+    analysis._queue = queue.Queue()
+    read: list[str] = []
+
+    def piece(p: str) -> None:
+        read.append(p)
+        if p == "first":
+            raise RuntimeError("the first piece failed")
+
+    monkeypatch.setattr(analysis, "_piece", piece)
+    worker = threading.Thread(target=analysis._work)
+    worker.start()
+    analysis._queue.put("first")
+    analysis._queue.join()
+    with pytest.raises(RuntimeError, match="first piece"):
+        analysis._raise_worker_error()
+    analysis._queue.put("second")
+    analysis._queue.put(None)
+    worker.join(timeout=10)
+    assert read == ["first"]
+
+
 def test_the_loudness_of_the_whole_recording_from_two_audio_passes() -> None:
     rng = np.random.default_rng(0)
     t = np.arange(int(7.3 * 16000)) / 16000

@@ -141,7 +141,10 @@ class StreamAnalysis:
         self._last_report = -np.inf
         self._queue: queue.Queue | None = None
         self._worker: threading.Thread | None = None
-        self._error: BaseException | None = None
+        self._error: BaseException | None = None  # the reading thread's, until raised in the decoding thread
+        # Once the reading thread failed it reads no further piece: the decoding thread may then build a partial
+        # verdict from what was finished while pieces are still queued.
+        self._failed = False
         self.main: MediaStream | None = None
         self.voice: MediaStream | None = None
 
@@ -323,10 +326,10 @@ class StreamAnalysis:
             try:
                 if piece is None:
                     return
-                if self._error is None:
+                if not self._failed:
                     self._piece(piece)
             except BaseException as exc:  # noqa: BLE001 - handed to the decoding thread
-                self._error = exc
+                self._error, self._failed = exc, True
             finally:
                 self._queue.task_done()
 
