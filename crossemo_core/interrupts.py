@@ -22,9 +22,12 @@ def _raise_and_remember(signum: int, frame: Any) -> None:  # noqa: ARG001
 
 
 def _quiet_about_ctrl_c(previous: Any) -> Any:
-    """An ``sys.unraisablehook`` that drops a ``KeyboardInterrupt`` (remembered, not lost) and hands on the rest."""
+    """An ``sys.unraisablehook`` that drops a ``KeyboardInterrupt`` (remembered here, whoever raised it) and hands
+    on the rest."""
     def hook(unraisable: Any) -> None:
+        global _pressed
         if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
+            _pressed = True
             return
         previous(unraisable)
 

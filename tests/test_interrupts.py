@@ -65,6 +65,23 @@ def test_the_remembering_handler_still_raises_at_once() -> None:
     assert interrupts._pressed
 
 
+def test_a_keyboard_interrupt_python_ignores_is_remembered_quietly_and_other_errors_still_reported() -> None:
+    import weakref
+
+    reported: list[type] = []
+    sys.unraisablehook = lambda unraisable: reported.append(unraisable.exc_type)
+    remember_ctrl_c()
+    for error in (KeyboardInterrupt, ValueError):
+        def raising(ref: object, error: type = error) -> None:
+            raise error
+
+        thing = type("Thing", (), {})()
+        ref = weakref.ref(thing, raising)
+        del thing  # the callback runs here; Python ignores what it raises and calls the unraisable hook
+        assert ref() is None
+    assert reported == [ValueError] and interrupts._pressed
+
+
 def test_a_ctrl_c_swallowed_during_start_up_stops_train_in_one_line(tmp_path: Path) -> None:
     """The failure CI once saw: the press lands in the import machinery's module-lock callback, whose exceptions
     Python ignores (printing "Exception ignored ..." and a traceback); ``train`` then ran to its end with exit 0."""
@@ -99,7 +116,7 @@ def test_first_ctrl_c_stops_the_job_and_the_second_stops_at_once() -> None:
         with pytest.raises(KeyboardInterrupt):
             _press_ctrl_c()
     assert signal.getsignal(signal.SIGINT) is interrupts._raise_and_remember
-    assert interrupts._pressed  # the second one stops the command, even where a library would swallow it
+    assert interrupts._pressed  # the second one is remembered too
     interrupts._pressed = False
     with first_ctrl_c_sets(stop):
         _press_ctrl_c()
