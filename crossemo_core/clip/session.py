@@ -65,6 +65,9 @@ the frame after it too (:attr:`StreamAnalysis.face_hold`): 2.5 frames/s instead 
 FACE_GROUP = 50
 """Frames whose crops are read by the face networks at once in a long recording (10 s at 5 frames/s): reading the
 300 crops of the first minute at once held ~220 MB of activations."""
+HEAD_HELD_S = RECORDING_READ_S + 1.0
+"""A recording's first seconds whose audio and voice features are held for its clip-level voice reading (the
+recording read as one, :data:`~crossemo_core.clip.score.RECORDING_READ_S`, with a second to spare)."""
 
 ProgressFn = Callable[[float, "float | None", "float | None"], None]
 
@@ -114,7 +117,7 @@ class StreamAnalysis:
         self.progress, self.should_stop = progress, should_stop
         self.fps = scorer.limits.fps
         self.face_hold = 1
-        self.builder = WindowBuilder(self.fps, hold_voice_s=RECORDING_READ_S + 1.0)  # its voice read as a whole
+        self.builder = WindowBuilder(self.fps, hold_voice_s=HEAD_HELD_S)  # its voice read as a whole
         self.windows_scorer = scorer.window_scorer(self.cal, self.builder)
         self._threaded_reads = True
         self.windows: list[Any] = []
@@ -469,7 +472,7 @@ class StreamAnalysis:
     def _keep_head(self, audio: np.ndarray) -> None:
         """Keep the audio while the recording may still be short enough for its voice to be read as one recording
         (:data:`~crossemo_core.clip.score.RECORDING_READ_S`; at most ~4 MB)."""
-        limit = int((RECORDING_READ_S + 1.0) * AUDIO_RATE)
+        limit = int(HEAD_HELD_S * AUDIO_RATE)
         if self._head_n <= limit:
             self._head.append(audio)
             self._head_n += len(audio)
@@ -521,7 +524,7 @@ class StreamAnalysis:
         """The recording's audio when it is short enough for the clip's voice to be read as one recording
         (:data:`~crossemo_core.clip.score.RECORDING_READ_S`), else None."""
         if self._head and self.duration_s <= RECORDING_READ_S + 1e-6 \
-                and self._head_n <= (RECORDING_READ_S + 1.0) * AUDIO_RATE:
+                and self._head_n <= HEAD_HELD_S * AUDIO_RATE:
             return np.concatenate(self._head)
         return None
 
