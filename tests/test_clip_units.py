@@ -11,7 +11,8 @@ import torch
 from crossemo_core.clip import sequences as seq
 from crossemo_core.clip.expression import (FER_CLASSES, FER_SIZE, FER_TEMPLATE, ExpressionModel, ExpressionNet,
                                            augment_batch, standardise, valence_proba)
-from crossemo_core.clip.face import GEOMETRY_NAMES, LEFT_EYE, LIP_CORNERS, RIGHT_EYE, _similarity, face_geometry
+from crossemo_core.clip.face import (GEOMETRY_NAMES, LEFT_EYE, LIP_CORNERS, RIGHT_EYE, FaceAnalyzer, _similarity,
+                                     face_geometry)
 from crossemo_core.clip.gate import KnnGate
 from crossemo_core.errors import CheckpointError
 
@@ -119,6 +120,46 @@ def test_geometry_does_not_depend_on_size_or_roll() -> None:
     keep = [i for i, n in enumerate(GEOMETRY_NAMES) if not n.startswith("head_")]
     np.testing.assert_allclose(a[keep], b[keep], atol=1e-3)
     assert a[GEOMETRY_NAMES.index("brow_raise")] == pytest.approx(5.7 / 17, abs=0.01)
+
+
+class _RegionMesh:
+    """Stands in for the face mesh: finds the face only in regions of the given sides (pixels)."""
+
+    def __init__(self, finds_in: set[float]) -> None:
+        self.finds_in, self.asked, self.restarts = finds_in, [], 0
+
+    def mesh(self, rgb: np.ndarray, roi: tuple[float, float, float], still: bool) -> np.ndarray | None:
+        self.asked.append(round(roi[2], 3))
+        return _mesh(shift=roi[:2]) if round(roi[2], 3) in self.finds_in else None
+
+
+def _analyser(stand_in: _RegionMesh) -> FaceAnalyzer:
+    """A :class:`FaceAnalyzer` without mediapipe: one 100-pixel face box at (200, 150), the mesh ``stand_in``."""
+    analyser = object.__new__(FaceAnalyzer)
+    analyser.max_faces, analyser._roi, analyser._retry_roi, analyser._count, analyser._n = 4, None, None, 0, 0
+    analyser.detect = lambda rgb: [(150.0, 100.0, 250.0, 200.0)]
+    analyser._mesh = stand_in.mesh
+    analyser._restart_tracking = lambda: setattr(stand_in, "restarts", stand_in.restarts + 1)
+    return analyser
+
+
+def test_a_face_the_mesh_misses_in_the_usual_region_is_looked_for_in_a_tighter_one() -> None:
+    rgb = np.full((300, 400, 3), 110, np.uint8)
+    usual, tight = 100 * FaceAnalyzer.ROI_SCALE, 100 * FaceAnalyzer.ROI_RETRY_SCALE
+    stand_in = _RegionMesh({tight})
+    analyser = _analyser(stand_in)
+    frames = [analyser.analyse(k / 5, rgb) for k in range(3)]
+    assert all(f.crop is not None for f in frames)
+    assert stand_in.asked == [usual, tight, tight, tight]  # found in the tighter region, then tracked there
+    assert stand_in.restarts == 2  # a new region, then the retry
+
+    nowhere = _RegionMesh(set())
+    lost = _analyser(nowhere).analyse(0.0, rgb)
+    assert lost.crop is None and lost.n_faces == 1 and nowhere.asked == [usual, tight]
+
+    found = _RegionMesh({usual})
+    _analyser(found).analyse(0.0, rgb)
+    assert found.asked == [usual]  # no retry where the usual region finds the face
 
 
 def test_expression_network_round_trip_and_input_checks(tmp_path: Path) -> None:
