@@ -17,8 +17,9 @@ def encode_video(frame_at: Callable[[int], np.ndarray], n_frames: int, fps: int 
                  crf: int = 28, options: dict[str, str] | None = None, audio_bit_rate: int | None = None) -> bytes:
     """An H.264 (mp4/mkv) or VP8 (webm) video of ``n_frames`` RGB frames ``frame_at(i)`` (even width/height),
     with an AAC (mp4), Opus (webm/mkv) or no audio track from ``audio`` (mono float in [-1, 1]). ``options``: the
-    video encoder's options (libx264 gets ``crf`` and a fast preset otherwise); ``audio_bit_rate``: the audio
-    encoder's (bits/s; its default otherwise)."""
+    video encoder's options (libx264 gets ``crf``, a fast preset and one thread otherwise: the same frames then give
+    the same file every time, so copies of a clip rendered from the same frames differ only where they are meant to);
+    ``audio_bit_rate``: the audio encoder's (bits/s; its default otherwise)."""
     import av
 
     first = frame_at(0)
@@ -30,8 +31,8 @@ def encode_video(frame_at: Callable[[int], np.ndarray], n_frames: int, fps: int 
         vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
         if options is not None:
             vs.options = dict(options)
-        elif vcodec == "libx264":
-            vs.options = {"crf": str(crf), "preset": "veryfast"}
+        elif vcodec == "libx264":  # one thread: with several, x264 gave other pictures from run to run here
+            vs.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
         as_ = None
         if audio is not None:
             acodec = {"mp4": "aac", "mkv": "libopus", "webm": "libopus", "avi": "libmp3lame"}[container]
