@@ -133,11 +133,13 @@ class _RegionMesh:
         return _mesh(shift=roi[:2]) if round(roi[2], 3) in self.finds_in else None
 
 
-def _analyser(stand_in: _RegionMesh) -> FaceAnalyzer:
-    """A :class:`FaceAnalyzer` without mediapipe: one 100-pixel face box at (200, 150), the mesh ``stand_in``."""
+def _analyser(stand_in: _RegionMesh, boxes: list[tuple[float, float, float, float]] | None = None) -> FaceAnalyzer:
+    """A :class:`FaceAnalyzer` without mediapipe: the detectors find ``boxes`` in turn (one per detection; a
+    100-pixel face box at (200, 150) by default), the mesh is ``stand_in``."""
     analyser = object.__new__(FaceAnalyzer)
-    analyser.max_faces, analyser._roi, analyser._retry_roi, analyser._count, analyser._n = 4, None, None, 0, 0
-    analyser.detect = lambda rgb: [(150.0, 100.0, 250.0, 200.0)]
+    analyser.max_faces, analyser._roi, analyser._box_roi, analyser._count, analyser._n = 4, None, None, 0, 0
+    found = iter(boxes or [(150.0, 100.0, 250.0, 200.0)] * 10)
+    analyser.detect = lambda rgb: [next(found)]
     analyser._mesh = stand_in.mesh
     analyser._restart_tracking = lambda: setattr(stand_in, "restarts", stand_in.restarts + 1)
     return analyser
@@ -146,12 +148,13 @@ def _analyser(stand_in: _RegionMesh) -> FaceAnalyzer:
 def test_a_face_the_mesh_misses_in_the_usual_region_is_looked_for_in_a_tighter_one() -> None:
     rgb = np.full((300, 400, 3), 110, np.uint8)
     usual, tight = 100 * FaceAnalyzer.ROI_SCALE, 100 * FaceAnalyzer.ROI_RETRY_SCALE
-    stand_in = _RegionMesh({tight})
-    analyser = _analyser(stand_in)
-    frames = [analyser.analyse(k / 5, rgb) for k in range(3)]
+    stand_in = _RegionMesh({tight, round(105 * FaceAnalyzer.ROI_RETRY_SCALE, 3)})
+    # the detectors run on frames 0 and 5; on frame 5 the box is 5 % larger: the same face, not a move
+    analyser = _analyser(stand_in, [(150.0, 100.0, 250.0, 200.0), (147.5, 97.5, 252.5, 202.5)])
+    frames = [analyser.analyse(k / 5, rgb) for k in range(7)]
     assert all(f.crop is not None for f in frames)
-    assert stand_in.asked == [usual, tight, tight, tight]  # found in the tighter region, then tracked there
-    assert stand_in.restarts == 2  # a new region, then the retry
+    assert stand_in.asked == [usual, tight] + [tight] * 6  # found in the tighter region, then tracked there
+    assert stand_in.restarts == 1  # the new region only: a miss leaves the mesh nothing to track
 
     nowhere = _RegionMesh(set())
     lost = _analyser(nowhere).analyse(0.0, rgb)
