@@ -1,7 +1,7 @@
 """Stochastic weight averaging of the shipped face network: would a few more epochs, averaged, lift it? Writes
 ``docs/readers_face_swa.json`` (aggregates only).
 
-    OMP_NUM_THREADS=1 python scripts/face_swa_experiment.py --data ../shared/data --threads 1
+    OMP_NUM_THREADS=1 python scripts/face_swa_experiment.py --data ../shared/data --threads 1 --epochs 3
 
 Starts from ``checkpoints/fer_expression_v2.pt`` (30 epochs, one-cycle) and trains it ``--epochs`` more on the same
 25,709 FER2013 Training rows with the same loss and augmentation (``train_face_reader.train_cnn``), each epoch one
@@ -28,7 +28,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
-from crossemo_core.clip.expression import ExpressionModel, ExpressionNet, softmax, standardise, train_epoch  # noqa: E402
+from crossemo_core.clip.expression import (ExpressionModel, ExpressionNet, softmax, standardise,  # noqa: E402
+                                           train_epoch)
 from crossemo_core.paths import atomic_write_text, atomic_writer  # noqa: E402
 from train_face_reader import scores, selection_score, validation_split  # noqa: E402
 
@@ -85,19 +86,22 @@ def main() -> int:
     gen = torch.Generator().manual_seed(args.seed)
 
     valid = lambda n: scores(labels[valid_idx], flip_proba(n, images[valid_idx]))  # noqa: E731
-    settings = {k: getattr(args, k) for k in ("lr", "batch", "seed")}  # a run stopped early is read with --epochs
+    settings = {"network": args.network.name, **{k: getattr(args, k) for k in ("lr", "batch", "seed")}}
+    # not the epochs: a run stopped early is read with a smaller --epochs
     state_path = args.cache / "face_swa.state.pt"
     rows: list[dict] = []
     if state_path.is_file():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
-        if json.loads(state["settings"]) == settings:
-            net.load_state_dict(state["net"])
-            average.load_state_dict(state["average"])
-            opt.load_state_dict(state["opt"])
-            sched.load_state_dict(state["sched"])
-            gen.set_state(state["generator"])
-            rows = json.loads(state["rows"])[:args.epochs]
-            print(f"resuming after epoch {len(rows)}", flush=True)
+        if json.loads(state["settings"]) != settings:
+            raise SystemExit(f"{state_path} holds a run with other settings ({state['settings']}); delete it to start "
+                             "afresh")
+        net.load_state_dict(state["net"])
+        average.load_state_dict(state["average"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        gen.set_state(state["generator"])
+        rows = json.loads(state["rows"])[:args.epochs]
+        print(f"resuming after epoch {len(rows)}", flush=True)
     shipped_valid = valid(shipped)
     print(f"shipped network, validation: {shipped_valid}", flush=True)
     for epoch in range(len(rows) + 1, args.epochs + 1):
@@ -109,11 +113,12 @@ def main() -> int:
         rows.append({"epoch": epoch, "train_loss": round(loss, 4), "snapshot": valid(net), "average": valid(averaged),
                      "seconds": round(time.perf_counter() - t0, 1)})
         print(json.dumps(rows[-1]), flush=True)
+        with atomic_writer(args.cache / f"face_swa.average{epoch}.pt") as f:  # before the state that counts it
+            torch.save(averaged.state_dict(), f)
         with atomic_writer(state_path) as f:
             torch.save({"settings": json.dumps(settings), "net": net.state_dict(), "average": average.state_dict(),
                         "opt": opt.state_dict(), "sched": sched.state_dict(), "generator": gen.get_state(),
                         "rows": json.dumps(rows)}, f)
-        torch.save(averaged.state_dict(), args.cache / f"face_swa.average{epoch}.pt")
 
     best = max(rows, key=lambda r: selection_score(r["average"]))
     chosen = ExpressionNet(shipped.widths)
