@@ -39,7 +39,7 @@ from crossemo_core.clip.expression import (ExpressionModel, ExpressionNet, augme
                                            standardise)
 from crossemo_core.optim import optimiser_step  # noqa: E402
 from crossemo_core.paths import atomic_write_text  # noqa: E402
-from train_face_reader import scores, validation_split  # noqa: E402
+from train_face_reader import scores, training_loss, validation_split  # noqa: E402
 
 SIDES = (32, 24)
 JPEG_QUALITY = 25
@@ -114,9 +114,7 @@ def main() -> int:
 
     x_tr = torch.from_numpy(images[train_idx].astype(np.float32))
     y_tr = torch.from_numpy(labels[train_idx])
-    counts = np.bincount(labels[train_idx], minlength=7)
-    class_weights = torch.tensor((counts.sum() / (7 * counts)) ** 0.5, dtype=torch.float32)
-    loss_fn = torch.nn.CrossEntropyLoss(weight=class_weights, label_smoothing=0.1)
+    loss_fn = training_loss(labels[train_idx])
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=5e-4)
     steps = len(train_idx) // args.batch
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs * steps, eta_min=args.lr / 100)

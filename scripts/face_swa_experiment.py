@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 from crossemo_core.clip.expression import (ExpressionModel, ExpressionNet, softmax, standardise,  # noqa: E402
                                            train_epoch)
 from crossemo_core.paths import atomic_write_text, atomic_writer  # noqa: E402
-from train_face_reader import scores, selection_score, validation_split  # noqa: E402
+from train_face_reader import scores, selection_score, training_loss, validation_split  # noqa: E402
 
 
 def flip_proba(net: ExpressionNet, images: np.ndarray) -> np.ndarray:
@@ -77,9 +77,7 @@ def main() -> int:
 
     x_tr = torch.from_numpy(images[train_idx].astype(np.float32))
     y_tr = torch.from_numpy(labels[train_idx])
-    counts = np.bincount(labels[train_idx], minlength=7)
-    class_weights = torch.tensor((counts.sum() / (7 * counts)) ** 0.5, dtype=torch.float32)
-    loss_fn = torch.nn.CrossEntropyLoss(weight=class_weights, label_smoothing=0.1)
+    loss_fn = training_loss(labels[train_idx])
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=5e-4)
     steps = len(train_idx) // args.batch
     sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=steps, eta_min=args.lr / 100)

@@ -53,6 +53,14 @@ def validation_split(usage: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarr
 
 
 # ------------------------------------------------------------------------------------------------------ stage: cnn
+def training_loss(train_labels: np.ndarray) -> torch.nn.CrossEntropyLoss:
+    """The network's loss: cross-entropy with square-root inverse-frequency class weights of ``train_labels`` (FER
+    classes) and label smoothing 0.1."""
+    counts = np.bincount(train_labels, minlength=7)
+    class_weights = torch.tensor((counts.sum() / (7 * counts)) ** 0.5, dtype=torch.float32)
+    return torch.nn.CrossEntropyLoss(weight=class_weights, label_smoothing=0.1)
+
+
 def train_cnn(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, valid_idx: np.ndarray,
               out: Path, state_path: Path, args: argparse.Namespace) -> ExpressionModel:
     """Train :class:`ExpressionNet` (``args.widths``) for ``args.epochs`` epochs, resuming from ``state_path``."""
@@ -60,15 +68,13 @@ def train_cnn(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, val
                 "seed": args.seed, "n_train": int(len(train_idx))}
     x_tr = torch.from_numpy(images[train_idx].astype(np.float32))
     y_tr = torch.from_numpy(labels[train_idx])
-    counts = np.bincount(labels[train_idx], minlength=7)
-    class_weights = torch.tensor((counts.sum() / (7 * counts)) ** 0.5, dtype=torch.float32)  # sqrt-inverse frequency
     torch.manual_seed(args.seed)
     net = ExpressionNet(tuple(args.widths)).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=5e-4)
     steps_per_epoch = len(train_idx) // args.batch
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch,
                                                 pct_start=0.15)
-    loss_fn = torch.nn.CrossEntropyLoss(weight=class_weights, label_smoothing=0.1)
+    loss_fn = training_loss(labels[train_idx])
     gen = torch.Generator().manual_seed(args.seed)
     history: list[dict] = []
     seconds = 0.0
