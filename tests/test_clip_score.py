@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -159,6 +160,19 @@ def test_no_face_is_undetermined(scorer: ClipScorer) -> None:
     assert v.verdict == "undetermined"
     assert v.reason.startswith("no face in most frames: a face was found in 0% of the sampled frames")
     assert v.p_inconsistent is None and all(w.status == "no face" for w in v.timeline)
+
+
+def test_a_face_seen_but_not_read_is_undetermined_and_says_so(scorer: ClipScorer,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The detectors find the face in every frame, the mesh reads it in none (as with a face in sunglasses in a
+    re-encoded copy): the reason says the face was seen but could not be read, not that there was no face."""
+    from crossemo_core.clip.face import FaceAnalyzer
+
+    monkeypatch.setattr(FaceAnalyzer, "_mesh", lambda self, rgb, roi, still: None)
+    v = scorer.score(NamedBytes("sunglasses.mp4", _video(_voice())))
+    assert v.verdict == "undetermined" and v.p_inconsistent is None
+    assert re.match(r"the face could not be read in most frames: a face was seen in (9\d|100)% of the sampled frames "
+                    r"but its features were read in only 0%", v.reason), v.reason
 
 
 def test_no_speech_is_undetermined(scorer: ClipScorer) -> None:

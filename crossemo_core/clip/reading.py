@@ -80,12 +80,14 @@ def read_still(frame: FaceFrame, n: int, fps: float, expression, face_reader,  #
 
 
 class FaceLog:
-    """What is kept of every sampled frame of a whole recording: time, whether a face was found, how many faces,
-    and the geometry of the face (8 numbers); no pixels."""
+    """What is kept of every sampled frame of a whole recording: time, whether a face was found (read: its
+    landmarks and crop), whether the detectors saw one, how many faces, and the geometry of the face (8 numbers); no
+    pixels."""
 
     def __init__(self) -> None:
         self._t: list[float] = []
         self._found: list[bool] = []
+        self._seen: list[bool] = []
         self.max_faces = 0
         self._geometry_t: list[float] = []
         self._geometry: list[np.ndarray] = []
@@ -94,6 +96,7 @@ class FaceLog:
         for f in frames:
             self._t.append(f.t)
             self._found.append(f.crop is not None)
+            self._seen.append(f.crop is not None or f.n_faces > 0)
             self.max_faces = max(self.max_faces, f.n_faces)
             if f.geometry is not None:
                 self._geometry_t.append(f.t)
@@ -109,6 +112,10 @@ class FaceLog:
 
     def face_fraction(self, duration_s: float, fps: float) -> float:
         return face_fraction(self.times, self.found, duration_s, fps)
+
+    def seen_fraction(self, duration_s: float, fps: float) -> float:
+        """As :meth:`face_fraction`, counting the frames where the detectors saw a face, read or not."""
+        return face_fraction(self.times, np.array(self._seen, dtype=bool), duration_s, fps)
 
     def geometry(self) -> np.ndarray:
         return np.stack(self._geometry) if self._geometry else np.zeros((0, len(GEOMETRY_NAMES)), np.float32)
@@ -353,3 +360,5 @@ class ClipFacts:
     thumbnails: list[tuple[float, np.ndarray]]
     envelope: np.ndarray
     partial: str | None = None
+    face_seen_fraction: float = 0.0
+    """As ``face_fraction``, counting frames where a face was seen but could not be read (sunglasses, a hand)."""

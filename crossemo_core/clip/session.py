@@ -517,7 +517,8 @@ class StreamAnalysis:
             still=bool(self.main is not None and self.main.is_image), notes=notes,
             geometry=self.facelog.geometry_summary(), geometry_series=self.facelog.geometry_series(max_points=5000),
             thumbnails=self.thumbs.thumbnails(max([duration] + [w.end for w in self.windows[-1:]])),
-            envelope=np.concatenate(self._env) if self._env else np.zeros(0, np.float32), partial=partial)
+            envelope=np.concatenate(self._env) if self._env else np.zeros(0, np.float32), partial=partial,
+            face_seen_fraction=self.facelog.seen_fraction(duration, self.fps))
         return self.scorer.verdict(facts, self.windows, self.windows_scorer, self.cal, self._recording_audio())
 
     def _recording_audio(self) -> np.ndarray | None:

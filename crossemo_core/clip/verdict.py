@@ -197,6 +197,11 @@ def _undetermined_reason(facts: ClipFacts, scored: list[Window]) -> str | None:
     if facts.still and facts.face_fraction < seq.MIN_FACE_FRACTION:
         return ("no face was found in the photo. Use a photo of the face from the front, well lit, filling a "
                 "good part of the picture.")
+    if facts.face_fraction < seq.MIN_FACE_FRACTION <= facts.face_seen_fraction and not facts.still:
+        return (f"the face could not be read in most frames: a face was seen in {facts.face_seen_fraction:.0%} of "
+                f"the sampled frames but its features were read in only {facts.face_fraction:.0%} (at least "
+                f"{seq.MIN_FACE_FRACTION:.0%} are needed). Sunglasses, a hand or hair over the face, a face turned "
+                f"away or in deep shadow stop them being read; film the face from the front, uncovered and well lit.")
     if facts.face_fraction < seq.MIN_FACE_FRACTION:
         return (f"no face in most frames: a face was found in {facts.face_fraction:.0%} of the sampled frames "
                 f"(at least {seq.MIN_FACE_FRACTION:.0%} are needed). Film the face from the front, well lit, "
@@ -363,7 +368,8 @@ class ClipScorer:
         facts = ClipFacts(name=a.name, voice_name=a.voice_name, duration_s=a.duration_s,
                           face_fraction=a.face_fraction, speech_s=a.speech_s, still=a.still, notes=list(a.notes),
                           geometry=log.geometry_summary(), geometry_series=log.geometry_series(),
-                          thumbnails=thumbs.thumbnails(end), envelope=a.envelope)
+                          thumbnails=thumbs.thumbnails(end), envelope=a.envelope,
+                          face_seen_fraction=log.seen_fraction(a.duration_s, a.fps))
         verdict = self.verdict(facts, windows, scorer, cal, a.audio)
         verdict.sha256, verdict.voice_sha256 = a.sha256, a.voice_sha256
         return verdict
