@@ -173,6 +173,18 @@ def test_a_face_seen_but_not_read_is_undetermined_and_says_so(scorer: ClipScorer
     assert v.verdict == "undetermined" and v.p_inconsistent is None
     assert re.match(r"the face could not be read in most frames: a face was seen in (9\d|100)% of the sampled frames "
                     r"but its features were read in only 0%", v.reason), v.reason
+    photo = scorer.score(PHOTO, voice=VOICE)
+    assert photo.verdict == "undetermined"
+    assert photo.reason.startswith("the face in the photo could not be read: a face was found but not its features")
+
+
+def test_a_photo_without_a_face_is_undetermined(scorer: ClipScorer, tmp_path: Path) -> None:
+    from PIL import Image
+
+    wall = tmp_path / "wall.png"
+    Image.fromarray(np.full((240, 320, 3), 120, np.uint8)).save(wall)
+    v = scorer.score(wall, voice=VOICE)
+    assert v.verdict == "undetermined" and v.reason.startswith("no face was found in the photo."), v.reason
 
 
 def test_no_speech_is_undetermined(scorer: ClipScorer) -> None:

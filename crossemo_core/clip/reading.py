@@ -360,5 +360,6 @@ class ClipFacts:
     thumbnails: list[tuple[float, np.ndarray]]
     envelope: np.ndarray
     partial: str | None = None
-    face_seen_fraction: float = 0.0
-    """As ``face_fraction``, counting frames where a face was seen but could not be read (sunglasses, a hand)."""
+    face_seen_fraction: float | None = None
+    """As ``face_fraction``, counting frames where a face was seen but could not be read (sunglasses, a hand);
+    None: not known, taken as ``face_fraction``."""

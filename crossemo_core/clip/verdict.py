@@ -193,15 +193,23 @@ def build_verdict(facts: ClipFacts, windows: list[Window], scorer: WindowScorer,
         thumbnails=facts.thumbnails, envelope=facts.envelope, geometry_series=facts.geometry_series)
 
 
+_COVERED = "Sunglasses, a hand or hair over the face, a face turned away or in deep shadow stop them being read."
+
+
 def _undetermined_reason(facts: ClipFacts, scored: list[Window]) -> str | None:
+    seen = facts.face_fraction if facts.face_seen_fraction is None else facts.face_seen_fraction
+    unreadable = facts.face_fraction < seq.MIN_FACE_FRACTION <= seen  # seen by the detectors, not read by the mesh
+    if facts.still and unreadable:
+        return (f"the face in the photo could not be read: a face was found but not its features. {_COVERED} "
+                "Use a photo of the face from the front, uncovered and well lit.")
     if facts.still and facts.face_fraction < seq.MIN_FACE_FRACTION:
         return ("no face was found in the photo. Use a photo of the face from the front, well lit, filling a "
                 "good part of the picture.")
-    if facts.face_fraction < seq.MIN_FACE_FRACTION <= facts.face_seen_fraction and not facts.still:
-        return (f"the face could not be read in most frames: a face was seen in {facts.face_seen_fraction:.0%} of "
-                f"the sampled frames but its features were read in only {facts.face_fraction:.0%} (at least "
-                f"{seq.MIN_FACE_FRACTION:.0%} are needed). Sunglasses, a hand or hair over the face, a face turned "
-                f"away or in deep shadow stop them being read; film the face from the front, uncovered and well lit.")
+    if unreadable:
+        return (f"the face could not be read in most frames: a face was seen in {seen:.0%} of the sampled frames "
+                f"but its features were read in only {facts.face_fraction:.0%} (at least "
+                f"{seq.MIN_FACE_FRACTION:.0%} are needed). {_COVERED} Film the face from the front, uncovered and "
+                f"well lit.")
     if facts.face_fraction < seq.MIN_FACE_FRACTION:
         return (f"no face in most frames: a face was found in {facts.face_fraction:.0%} of the sampled frames "
                 f"(at least {seq.MIN_FACE_FRACTION:.0%} are needed). Film the face from the front, well lit, "
