@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from crossemo_core.paths import atomic_write_text  # noqa: E402
 from crossemo_core.readers.face import FACE_EMOTIONS, FaceReader, LogisticHead  # noqa: E402
-from train_face_reader import N_FOLDS, scores, selection_score, validation_split  # noqa: E402
+from train_face_reader import N_FOLDS, load_fer2013, scores, selection_score, validation_split  # noqa: E402
 
 GRID = np.round(np.linspace(-1.0, 1.0, 21), 2)
 SWEEPS = 4
@@ -62,8 +62,7 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(1)
 
-    fer = np.load(args.data / "fer2013" / "fer2013.npz")
-    images, labels, usage = fer["images"], fer["labels"].astype(np.int64), fer["usage"].astype(str)
+    images, labels, usage = load_fer2013(args.data)
     _, valid = validation_split(usage, 0)
     test = np.flatnonzero(usage == "PublicTest")
     reader = FaceReader.load(with_landmarker=False, int8=False)

@@ -39,7 +39,7 @@ from crossemo_core.clip.expression import (ExpressionModel, ExpressionNet, augme
                                            standardise)
 from crossemo_core.optim import optimiser_step  # noqa: E402
 from crossemo_core.paths import atomic_write_text  # noqa: E402
-from train_face_reader import scores, training_loss, validation_split  # noqa: E402
+from train_face_reader import load_fer2013, scores, training_loss, validation_split  # noqa: E402
 
 SIDES = (32, 24)
 JPEG_QUALITY = 25
@@ -70,7 +70,7 @@ def views(images: np.ndarray) -> dict[str, np.ndarray]:
 
 def read_views(net: ExpressionNet, faces: dict[str, np.ndarray], labels: np.ndarray) -> dict[str, dict]:
     model = ExpressionModel(copy.deepcopy(net).eval())
-    return {name: scores(labels, softmax((model.logits(x) + model.logits(x[:, :, ::-1].copy())) / 2))
+    return {name: scores(labels, softmax(model.mirrored_logits(x)))
             for name, x in faces.items()}
 
 
@@ -104,8 +104,7 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    fer = np.load(args.data / "fer2013" / "fer2013.npz")
-    images, labels, usage = fer["images"], fer["labels"].astype(np.int64), fer["usage"].astype(str)
+    images, labels, usage = load_fer2013(args.data)
     train_idx, valid_idx = validation_split(usage, 0)  # the shipped network's split
     test_idx = np.flatnonzero(usage == "PublicTest")
     shipped = ExpressionModel.load(args.network, int8=False)

@@ -31,13 +31,12 @@ sys.path.insert(0, str(REPO / "scripts"))
 from crossemo_core.clip.expression import (ExpressionModel, ExpressionNet, softmax, standardise,  # noqa: E402
                                            train_epoch)
 from crossemo_core.paths import atomic_write_text, atomic_writer  # noqa: E402
-from train_face_reader import scores, selection_score, training_loss, validation_split  # noqa: E402
+from train_face_reader import load_fer2013, scores, selection_score, training_loss, validation_split  # noqa: E402
 
 
 def flip_proba(net: ExpressionNet, images: np.ndarray) -> np.ndarray:
     """``(N, 7)`` probabilities of the mean logits of each face and its mirror image (the stacker's flip TTA)."""
-    model = ExpressionModel(copy.deepcopy(net).eval())
-    return softmax((model.logits(images) + model.logits(images[:, :, ::-1].copy())) / 2)
+    return softmax(ExpressionModel(copy.deepcopy(net).eval()).mirrored_logits(images))
 
 
 @torch.no_grad()
@@ -67,8 +66,7 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    fer = np.load(args.data / "fer2013" / "fer2013.npz")
-    images, labels, usage = fer["images"], fer["labels"].astype(np.int64), fer["usage"].astype(str)
+    images, labels, usage = load_fer2013(args.data)
     train_idx, valid_idx = validation_split(usage, 0)  # the shipped network's split
     test_idx = np.flatnonzero(usage == "PublicTest")
     shipped = ExpressionModel.load(args.network, int8=False).net

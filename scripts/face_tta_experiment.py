@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from crossemo_core.clip.expression import ExpressionModel  # noqa: E402
 from crossemo_core.paths import atomic_write_text  # noqa: E402
-from train_face_reader import validation_split  # noqa: E402
+from train_face_reader import load_fer2013, validation_split  # noqa: E402
 
 SHIFTS_1 = ((1, 0), (-1, 0), (0, 1), (0, -1))
 SHIFTS_2 = ((2, 0), (-2, 0), (0, 2), (0, -2))
@@ -58,8 +58,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "readers_face_tta.json")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    fer = np.load(args.data / "fer2013" / "fer2013.npz")
-    images, labels, usage = fer["images"], fer["labels"].astype(np.int64), fer["usage"].astype(str)
+    images, labels, usage = load_fer2013(args.data)
     sets = {"validation": validation_split(usage, 0)[1], "publictest": np.flatnonzero(usage == "PublicTest")}
     model = ExpressionModel.load(args.network, int8=False)
     result = {"command": "python " + " ".join(sys.argv), "network": args.network.name, "accuracy": {}}

@@ -45,6 +45,13 @@ VALIDATION_SIZE = 3000
 made on them, and the stacker is fitted on them."""
 
 
+def load_fer2013(data: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """FER2013 under the shared data folder ``data``: ``(N, 48, 48)`` uint8 faces, ``(N,)`` int64 labels (FER codes,
+    :data:`FACE_EMOTIONS` order) and ``(N,)`` usage strings (Training, PublicTest, PrivateTest)."""
+    fer = np.load(data / "fer2013" / "fer2013.npz")
+    return fer["images"], fer["labels"].astype(np.int64), fer["usage"].astype(str)
+
+
 def validation_split(usage: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices of FER2013 Training rows ``(train, validation)``: a seeded random :data:`VALIDATION_SIZE` hold-out."""
     training = np.flatnonzero(usage == "Training")
@@ -182,8 +189,7 @@ def fit_stacker(model: ExpressionModel, cnn_path: Path, images: np.ndarray, labe
                 blendshapes: np.ndarray, seed: int, out: Path) -> FaceStacker:
     """Choose (flip TTA, blendshapes or not, L2, class weighting) by 5-fold CV on the validation split, then fit the
     choice on the whole split and save it."""
-    flipped = np.ascontiguousarray(images[:, :, ::-1])
-    logits = {False: model.logits(images), True: (model.logits(images) + model.logits(flipped)) / 2}
+    logits = {False: model.logits(images), True: model.mirrored_logits(images)}
     folds = np.random.default_rng(seed).permutation(len(labels)) % N_FOLDS
     table = []
     for tta in (False, True):
@@ -313,8 +319,7 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    fer = np.load(args.data / "fer2013" / "fer2013.npz")
-    images, labels, usage = fer["images"], fer["labels"].astype(np.int64), fer["usage"].astype(str)
+    images, labels, usage = load_fer2013(args.data)
     train_idx, valid_idx = validation_split(usage, args.seed)
     cnn_path = args.checkpoints / "fer_expression_v2.pt"
     stacker_path = args.checkpoints / "face_reader.pt"

@@ -206,6 +206,16 @@ def test_expression_logits_are_the_networks_and_follow_training() -> None:
     np.testing.assert_allclose(after, plain(), rtol=1e-5, atol=1e-5)
 
 
+def test_mirrored_logits_average_each_face_and_its_mirror() -> None:
+    torch.manual_seed(0)
+    model = ExpressionModel(ExpressionNet((4, 8, 8, 8)))
+    faces = np.random.default_rng(1).integers(0, 255, (5, FER_SIZE, FER_SIZE)).astype(np.uint8)
+    expected = (model.logits(faces) + model.logits(np.ascontiguousarray(faces[:, :, ::-1]))) / 2
+    np.testing.assert_allclose(model.mirrored_logits(faces), expected, atol=1e-5)
+    assert np.abs(model.mirrored_logits(faces) - model.logits(faces)).max() > 1e-4  # the mirror is read
+    assert model.mirrored_logits(faces[:0]).shape == (0, 7)
+
+
 def test_augmentation_keeps_range_and_shape() -> None:
     x = torch.full((5, FER_SIZE, FER_SIZE), 128.0)
     y = augment_batch(x, torch.Generator().manual_seed(0))

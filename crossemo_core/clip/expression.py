@@ -249,6 +249,15 @@ class ExpressionModel:
                for i in range(0, len(images), batch)]
         return torch.cat(out).numpy().astype(np.float32)
 
+    def mirrored_logits(self, images: np.ndarray) -> np.ndarray:
+        """``(N, 7)`` mean of the logits of each face and of its mirror image (flip test-time augmentation), the
+        faces and then their mirrors read in one batch."""
+        images = np.asarray(images)
+        if len(images) == 0:
+            return self.logits(images)
+        both = self.logits(np.concatenate([images, images[:, :, ::-1]]))
+        return (both[:len(images)] + both[len(images):]) / 2
+
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         return softmax(self.logits(images))
 

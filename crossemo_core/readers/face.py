@@ -329,11 +329,9 @@ class FaceReader:
     def logits(self, crops: np.ndarray) -> np.ndarray:
         """``(N, 48, 48)`` grey crops -> ``(N, 7)`` network logits (mean with the mirrored crop when the stacker
         was fitted with flip test-time augmentation)."""
-        crops = np.asarray(crops)
-        if not (self.stacker.flip_tta and len(crops)):
-            return self.expression.logits(crops)
-        both = self.expression.logits(np.concatenate([crops, crops[:, :, ::-1]]))  # one batch: crops, then mirrors
-        return (both[:len(crops)] + both[len(crops):]) / 2
+        if not self.stacker.flip_tta:
+            return self.expression.logits(np.asarray(crops))
+        return self.expression.mirrored_logits(crops)
 
     def read_crops(self, crops: np.ndarray, blendshapes: np.ndarray | None = None,
                    use_blendshapes: bool = True) -> CropReadings:
