@@ -110,3 +110,32 @@ def _binned_ece(p: np.ndarray, y: np.ndarray, which: np.ndarray, n_bins: int) ->
     """ECE of probabilities ``p`` against labels ``y`` whose bins are ``which`` (see :func:`calibration_metrics`)."""
     gap = np.abs(np.bincount(which, p, n_bins) - np.bincount(which, y, n_bins))  # = count * |mean p - share|
     return float(gap.sum() / len(p))
+
+
+def intervals_over_groups(inconsistent: np.ndarray, p_inconsistent: np.ndarray, groups: Sequence[Any],
+                          n_bins: int = 10, n_draws: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """95 % intervals of AUC and ECE (:func:`calibration_metrics`' bins) from ``n_draws`` resamplings of the
+    ``groups`` with replacement, each drawn group bringing all its items.
+
+    Items of one group are not independent draws (clips sharing one voice take share its voice reading), so the
+    group, not the item, is what is resampled: repeating every item of a group leaves the intervals as they were.
+    ``inconsistent``, ``p_inconsistent`` and ``groups`` are ``(N,)``; an AUC draw with one class only is skipped."""
+    y = np.asarray(inconsistent, dtype=np.float64)
+    p = np.asarray(p_inconsistent, dtype=np.float64)
+    if not (len(y) == len(p) == len(groups)) or len(y) == 0:
+        raise ValueError(f"intervals need as many labels, probabilities and groups (> 0); got {len(y)}, {len(p)}, "
+                         f"{len(groups)}")
+    if not (np.isfinite(p).all() and (p >= 0).all() and (p <= 1).all()):
+        raise ValueError("intervals need probabilities in [0, 1] (no NaN)")
+    names, group_of = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
+    members = [np.flatnonzero(group_of == g) for g in range(len(names))]
+    which = np.minimum((p * n_bins).astype(int), n_bins - 1)
+    rng = np.random.default_rng(seed)
+    auc, ece = [], []
+    for _ in range(n_draws):
+        idx = np.concatenate([members[g] for g in rng.integers(len(members), size=len(members))])
+        if 0 < y[idx].sum() < len(idx):
+            auc.append(float(roc_auc_score(y[idx], p[idx])))
+        ece.append(_binned_ece(p[idx], y[idx], which[idx], n_bins))
+    return {"auc": np.percentile(auc, [2.5, 97.5]).tolist() if auc else [float("nan")] * 2,
+            "ece": np.percentile(ece, [2.5, 97.5]).tolist(), "n_groups": int(len(names)), "n_draws": int(n_draws)}

@@ -5,14 +5,16 @@ model -> voice reader -> evidence combiner -> verdict), and the fit of the evide
     python scripts/eval_clip_heldapart.py --part heldout --out docs/clip_heldapart.json
 
 Clips: every RAVDESS speech take of the part's actors (valid 15-17, heldout 18-20: never used to train the clip
-model or the voice reader) twice: once with a FER2013 PublicTest face (valid: half A, heldout: half B, never used to
-train) of the same valence (consistent) and once with a face of another valence (inconsistent). Each clip is an MP4
+model or the voice reader) in ``--pairs-per-take`` pairs (default 3): in each, once with a FER2013 PublicTest face
+(valid: half A, heldout: half B, never used to train) of the same valence (consistent) and once with a face of
+another valence (inconsistent), faces drawn at random with replacement. Each clip is an MP4
 (H.264 + AAC, 25 fps, 320x240): the 48x48 face upscaled to 150 px on a grey background, drifting slightly, with the
 voice as its sound track. ``--degrade`` also scores every clip with its voice degraded (noise at 5-30 dB SNR, then a
 lossy codec round trip). Stability: every ``--stability-every``-th clip (1: every clip) is also scored remuxed
 losslessly to Matroska and QuickTime, re-encoded to WebM (VP8 + Opus: WebM cannot hold H.264/AAC) and rendered again
 with its audio shifted by -100 and +100 ms; the largest and the 95th-percentile change of P(inconsistent) are
-reported per kind of copy. Clips are
+reported per kind of copy. AUC and ECE come with a 95 % interval from resampling the voice takes (a take's clips
+share its voice reading, so they are not independent draws). Clips are
 written to a temporary folder that is removed at the end; the JSON holds aggregates only (``--rows FILE`` writes
 the per-clip rows, which name FER2013 rows, outside the repository).
 
@@ -38,7 +40,7 @@ from crossemo_core.clip.decode import NamedBytes  # noqa: E402
 from crossemo_core.clip.score import DEFAULT_CLIP_CHECKPOINT  # noqa: E402
 from crossemo_core.clip.verdict import ClipScorer, ClipVerdict  # noqa: E402
 from crossemo_core.data.labels import ravdess_emotion_to_3class  # noqa: E402
-from crossemo_core.evaluation import calibration_metrics, detection_metrics  # noqa: E402
+from crossemo_core.evaluation import calibration_metrics, detection_metrics, intervals_over_groups  # noqa: E402
 from crossemo_core.features.voice import load_audio  # noqa: E402
 from crossemo_core.paths import atomic_write  # noqa: E402
 from crossemo_core.readers.augment import AugmentConfig, Augmenter  # noqa: E402
@@ -94,6 +96,8 @@ def summarise(rows: list[dict], threshold: float = 0.5) -> dict:
                                         np.array([r["verdict"] == "inconsistent" for r in rows])[decided])}
     if decided.any():
         out["calibration_decided"] = calibration_metrics(y[decided], p[decided])
+        out["decided_95pct_over_voice_takes"] = intervals_over_groups(
+            y[decided], p[decided], [r["voice"] for r in np.array(rows)[decided]])
         pe = np.array([r["p_embedding"] for r in np.array(rows)[decided]], dtype=float)
         out["embedding_only_decided"] = {"auc": detection_metrics(y[decided], pe, pe >= 0.5)["auc"],
                                          **{k: v for k, v in calibration_metrics(y[decided], pe).items()
@@ -152,7 +156,10 @@ def main() -> int:
                     help="a candidate clip model instead of the shipped one (no combiner: compare similarities)")
     ap.add_argument("--fit-combiner", type=Path, help="with --part valid: fit the evidence combiner, write it here")
     ap.add_argument("--degrade", action="store_true", help="also score each clip with a degraded voice")
-    ap.add_argument("--stability-every", type=int, default=4, help="stability check on every k-th clip (1: all, 0: none)")
+    ap.add_argument("--stability-every", type=int, default=4,
+                    help="stability check on every k-th clip (1: all, 0: none)")
+    ap.add_argument("--pairs-per-take", type=int, default=3,
+                    help="consistent/inconsistent pairs of clips per voice take (each with its own faces)")
     ap.add_argument("--limit", type=int, default=0, help="only this many voice takes (smoke runs)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rows", type=Path, help="per-clip rows (name FER2013 rows: outside the repository!)")
@@ -182,29 +189,30 @@ def main() -> int:
     rows, degraded_rows, stability_rows = [], [], []
     for k, (path, voice_val) in enumerate(takes):
         audio, sr = load_audio(path)
-        other = int(rng.choice([v for v in range(3) if v != voice_val]))
-        for face_val in (voice_val, other):
-            row = pool.sample(face_val, rng)
-            render = int(rng.integers(2**31))  # the face's drift: the shifted copies are rendered the same way
-            data = build_clip(pool.images[row], audio, np.random.default_rng(render))
-            base = {"voice": path.stem, "face_fer_row": int(pool.index[row]), "face_valence": VALENCE[face_val],
-                    "voice_valence": VALENCE[voice_val], "abnormal": face_val != voice_val}
-            v = scorer.score(NamedBytes(f"{path.stem}.mp4", data))
-            rows.append({**base, **row_of(v)})
-            if args.stability_every and len(rows) % args.stability_every == 0 and v.p_inconsistent is not None:
-                copies = {f"remux_{fmt}": NamedBytes(f"{path.stem}.{ext}", synth.remux(data, fmt))
-                          for fmt, ext in (("matroska", "mkv"), ("mov", "mov"))}
-                copies["webm"] = NamedBytes(f"{path.stem}.webm", synth.to_webm(data))
-                for delta in (-0.1, 0.1):
-                    copies[f"shift_{delta * 1000:+.0f}ms"] = NamedBytes(f"{path.stem}_shift.mp4", build_clip(
-                        pool.images[row], synth.shifted(audio, delta), np.random.default_rng(render)))
-                detail = {"original": evidence_of(v), **{kind: evidence_of(scorer.score(copy))
-                                                         for kind, copy in copies.items()}}
-                stability_rows.append({**base, "copies": detail})
-            if augmenter is not None:
-                noisy = augmenter.apply(("noise", "codec"), audio)
-                dv = scorer.score(NamedBytes(f"{path.stem}_degraded.mp4", build_clip(pool.images[row], noisy, rng)))
-                degraded_rows.append({**base, **row_of(dv)})
+        for _ in range(args.pairs_per_take):
+            other = int(rng.choice([v for v in range(3) if v != voice_val]))
+            for face_val in (voice_val, other):
+                row = pool.sample(face_val, rng)
+                render = int(rng.integers(2**31))  # the face's drift: the shifted copies are rendered the same way
+                data = build_clip(pool.images[row], audio, np.random.default_rng(render))
+                base = {"voice": path.stem, "face_fer_row": int(pool.index[row]), "face_valence": VALENCE[face_val],
+                        "voice_valence": VALENCE[voice_val], "abnormal": face_val != voice_val}
+                v = scorer.score(NamedBytes(f"{path.stem}.mp4", data))
+                rows.append({**base, **row_of(v)})
+                if args.stability_every and len(rows) % args.stability_every == 0 and v.p_inconsistent is not None:
+                    copies = {f"remux_{fmt}": NamedBytes(f"{path.stem}.{ext}", synth.remux(data, fmt))
+                              for fmt, ext in (("matroska", "mkv"), ("mov", "mov"))}
+                    copies["webm"] = NamedBytes(f"{path.stem}.webm", synth.to_webm(data))
+                    for delta in (-0.1, 0.1):
+                        copies[f"shift_{delta * 1000:+.0f}ms"] = NamedBytes(f"{path.stem}_shift.mp4", build_clip(
+                            pool.images[row], synth.shifted(audio, delta), np.random.default_rng(render)))
+                    detail = {"original": evidence_of(v), **{kind: evidence_of(scorer.score(copy))
+                                                             for kind, copy in copies.items()}}
+                    stability_rows.append({**base, "copies": detail})
+                if augmenter is not None:
+                    noisy = augmenter.apply(("noise", "codec"), audio)
+                    dv = scorer.score(NamedBytes(f"{path.stem}_degraded.mp4", build_clip(pool.images[row], noisy, rng)))
+                    degraded_rows.append({**base, **row_of(dv)})
         if (k + 1) % 20 == 0:
             print(f"{k + 1}/{len(takes)} voice takes ({time.perf_counter() - started:.0f} s)", flush=True)
     scorer.close()
@@ -241,7 +249,10 @@ def main() -> int:
     c = result["clean"]
     cal = c.get("calibration_decided", {})
     floor = cal.get("ece_if_calibrated", {})
-    print(f"clean: AUC {c['auc_all_with_a_probability']:.3f}, decided accuracy {c['decided']['accuracy']:.3f}, "
+    over_takes = c.get("decided_95pct_over_voice_takes", {"auc": [np.nan] * 2, "ece": [np.nan] * 2})
+    print(f"clean: AUC {c['auc_all_with_a_probability']:.3f} (decided clips, 95 % over voice takes: "
+          f"{over_takes['auc'][0]:.3f}-{over_takes['auc'][1]:.3f}, ECE {over_takes['ece'][0]:.3f}-"
+          f"{over_takes['ece'][1]:.3f}), decided accuracy {c['decided']['accuracy']:.3f}, "
           f"ECE {cal.get('ece', float('nan')):.3f} (a calibrated model would show "
           f"{floor.get('p5', float('nan')):.3f}-{floor.get('p95', float('nan')):.3f} on these clips), saturated "
           f"{cal.get('saturated', float('nan')):.2f}, undetermined "

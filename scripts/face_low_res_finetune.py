@@ -88,6 +88,20 @@ def low_res(batch: torch.Tensor, generator: torch.Generator, share: float, min_s
     return batch
 
 
+def jpeg_coded(batch: torch.Tensor, generator: torch.Generator, share: float,
+               quality: tuple[int, int]) -> torch.Tensor:
+    """``(N, 48, 48)`` float faces in [0, 255], a random ``share`` of them through a JPEG round trip at one random
+    quality in [quality[0], quality[1]] (one per batch): the blocking and ringing a compressed video leaves."""
+    chosen = torch.rand(len(batch), generator=generator) < share
+    if not chosen.any():
+        return batch
+    q = int(torch.randint(quality[0], quality[1] + 1, (1,), generator=generator))
+    coded = jpeg(batch[chosen].round().to(torch.uint8).numpy(), q)
+    batch = batch.clone()
+    batch[chosen] = torch.from_numpy(coded.astype(np.float32))
+    return batch
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
@@ -96,6 +110,8 @@ def main() -> int:
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--low-res", type=float, default=0.5)
     ap.add_argument("--min-side", type=int, default=16)
+    ap.add_argument("--jpeg", type=float, default=0.0, help="share of each batch through a JPEG round trip")
+    ap.add_argument("--jpeg-quality", type=int, nargs=2, default=(15, 60), metavar=("LO", "HI"))
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
@@ -129,6 +145,8 @@ def main() -> int:
         for s in range(steps):
             idx = order[s * args.batch:(s + 1) * args.batch]
             faces = low_res(augment_batch(x_tr[idx], gen), gen, args.low_res, args.min_side)
+            if args.jpeg:
+                faces = jpeg_coded(faces, gen, args.jpeg, tuple(args.jpeg_quality))
             loss = loss_fn(net(standardise(faces).contiguous(memory_format=torch.channels_last)), y_tr[idx])
             optimiser_step(opt, loss)
             sched.step()
@@ -139,10 +157,12 @@ def main() -> int:
         print(json.dumps(rows[-1]), flush=True)
 
     test_views = views(images[test_idx])
-    report = {"what": "face network fine-tuned with low-resolution faces (scripts/face_low_res_finetune.py); "
+    report = {"what": "face network fine-tuned with low-resolution" + (" and JPEG-coded" if args.jpeg else "")
+                      + " faces (scripts/face_low_res_finetune.py); "
                       "network argmax with flip averaging; aggregates only",
               "command": "OMP_NUM_THREADS=1 python " + " ".join(sys.argv),
-              "settings": {k: getattr(args, k) for k in ("epochs", "lr", "low_res", "min_side", "batch", "seed")},
+              "settings": {k: getattr(args, k) for k in ("epochs", "lr", "low_res", "min_side", "jpeg",
+                                                                "jpeg_quality", "batch", "seed")},
               "epochs": rows,
               "publictest": {"shipped": read_views(shipped.net, test_views, labels[test_idx]),
                              "fine_tuned": read_views(net, test_views, labels[test_idx])}}

@@ -10,7 +10,7 @@ import pytest
 from crossemo_core.clip.combine import FEATURES, EvidenceCombiner, evidence_features, sources_disagree, strength
 from crossemo_core.clip.verdict import Window, _conflict, _explain, _pool
 from crossemo_core.errors import CheckpointError
-from crossemo_core.evaluation import calibration_metrics
+from crossemo_core.evaluation import calibration_metrics, detection_metrics, intervals_over_groups
 from crossemo_core.readers.reading import Reading
 from crossemo_core.readers.voice_corpora import VOICE_EMOTIONS
 
@@ -148,3 +148,25 @@ def test_ece_and_the_ece_a_calibrated_model_would_show_on_as_many_clips() -> Non
     big = calibration_metrics((rng.random(36000) < (q := rng.uniform(0.1, 0.9, 36000))).astype(float), q, n_draws=50)
     assert big["ece_if_calibrated"]["p95"] < 0.01  # the floor shrinks with the number of clips
     assert calibration_metrics(y, np.clip(p + 0.2, 0, 1))["ece"] > floor["p95"]  # a biased model stands out
+
+
+def test_intervals_resample_whole_groups_so_repeated_items_add_no_confidence() -> None:
+    rng = np.random.default_rng(5)
+    p = rng.uniform(0.05, 0.95, 300)
+    y = (rng.random(300) < p).astype(float)
+    takes = np.arange(300) // 3  # 100 takes of 3 clips each
+    out = intervals_over_groups(y, p, takes, n_draws=300)
+    assert out["n_groups"] == 100 and out["n_draws"] == 300
+    point_auc = detection_metrics(y.astype(bool), p, p >= 0.5)["auc"]
+    assert out["auc"][0] < point_auc < out["auc"][1]
+    assert out["ece"][0] < calibration_metrics(y, p)["ece"] < out["ece"][1]
+    # every clip of a take repeated four times: the same takes, the same draws, the same intervals
+    repeated = intervals_over_groups(np.repeat(y, 4), np.repeat(p, 4), np.repeat(takes, 4), n_draws=300)
+    assert repeated["auc"] == pytest.approx(out["auc"]) and repeated["ece"] == pytest.approx(out["ece"])
+    # treating each repeated clip as its own group would claim a narrower AUC interval than the data holds
+    as_items = intervals_over_groups(np.repeat(y, 4), np.repeat(p, 4), np.arange(1200), n_draws=300)
+    assert as_items["auc"][1] - as_items["auc"][0] < 0.7 * (out["auc"][1] - out["auc"][0])
+    with pytest.raises(ValueError, match="as many"):
+        intervals_over_groups(y, p, takes[:-1])
+    with pytest.raises(ValueError, match="no NaN"):
+        intervals_over_groups(y, np.where(np.arange(300) == 7, np.nan, p), takes)
