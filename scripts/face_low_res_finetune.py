@@ -39,17 +39,11 @@ from crossemo_core.clip.expression import (ExpressionModel, ExpressionNet, augme
                                            standardise)
 from crossemo_core.optim import optimiser_step  # noqa: E402
 from crossemo_core.paths import atomic_write_text  # noqa: E402
-from train_face_reader import load_fer2013, scores, training_loss, validation_split  # noqa: E402
+from train_face_reader import (load_fer2013, scores, through_sides, training_loss,  # noqa: E402
+                               validation_split)
 
 SIDES = (32, 24)
 JPEG_QUALITY = 25
-
-
-def at_side(images: np.ndarray, side: int) -> np.ndarray:
-    """``(N, 48, 48)`` uint8 faces shrunk to ``side`` pixels and enlarged back to 48 (PIL bilinear)."""
-    return np.stack([np.asarray(Image.fromarray(a).resize((side, side), Image.BILINEAR).resize((48, 48),
-                                                                                                  Image.BILINEAR))
-                     for a in images])
 
 
 def jpeg(images: np.ndarray, quality: int) -> np.ndarray:
@@ -64,7 +58,7 @@ def jpeg(images: np.ndarray, quality: int) -> np.ndarray:
 
 def views(images: np.ndarray) -> dict[str, np.ndarray]:
     """The faces sharp, through each of :data:`SIDES` pixels, and through JPEG."""
-    return {"sharp": images, **{f"side_{s}": at_side(images, s) for s in SIDES},
+    return {"sharp": images, **{f"side_{s}": through_sides(images, np.full(len(images), s)) for s in SIDES},
             f"jpeg_{JPEG_QUALITY}": jpeg(images, JPEG_QUALITY)}
 
 

@@ -1,7 +1,10 @@
-"""Make the int8 copy of the face reader's expression network and measure what it changes. Writes
-``checkpoints/fer_expression_v2.int8.pt`` and ``docs/readers_face_int8.json``.
+"""Make the int8 copy of one of the face reader's expression networks and measure what it changes. Writes
+``checkpoints/<network>.int8.pt`` and ``docs/readers_face_int8.json`` (``--out``).
 
     OMP_NUM_THREADS=1 python scripts/quantize_expression.py --data ../shared/data
+    OMP_NUM_THREADS=1 python scripts/quantize_expression.py --data ../shared/data \
+        --network checkpoints/fer_expression_small.pt --stacker checkpoints/face_reader_small.pt \
+        --out docs/readers_face_small_int8.json
 
 Calibration: ``--n`` faces drawn (``numpy.random.default_rng(--seed)``) from the rows the network was trained on
 (FER2013 Training minus the stacker's validation split, ``train_face_reader.validation_split``), each also mirrored
@@ -26,7 +29,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from crossemo_core.clip.expression import ExpressionModel, int8_path, quantize, save_int8  # noqa: E402
 from crossemo_core.paths import atomic_write_text  # noqa: E402
-from crossemo_core.readers.face import DEFAULT_EXPRESSION, FaceReader  # noqa: E402
+from crossemo_core.readers.face import DEFAULT_EXPRESSION, DEFAULT_STACKER, FaceReader  # noqa: E402
 from crossemo_core.readers.face_eval import face_rows  # noqa: E402
 from train_face_reader import validation_split  # noqa: E402
 
@@ -46,6 +49,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--network", type=Path, default=DEFAULT_EXPRESSION)
+    ap.add_argument("--stacker", type=Path, default=DEFAULT_STACKER, help="the face reader's stacker of --network")
     ap.add_argument("--n", type=int, default=2000, help="calibration faces (each also read mirrored)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "readers_face_int8.json")
@@ -60,12 +64,14 @@ def main() -> int:
     quantized = quantize(float_model.net, np.concatenate([faces, faces[:, :, ::-1]]))
     meta = {"calibration": {"faces": int(args.n), "mirrored": True, "seed": args.seed,
                             "rows": "FER2013 Training minus the validation split (train_face_reader.py)"},
-            "torch": torch.__version__, "command": "python scripts/quantize_expression.py"}
+            "torch": torch.__version__, "command": "python " + " ".join(sys.argv)}
     out = save_int8(int8_path(args.network), quantized, args.network, meta)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
 
-    readers = {"float": FaceReader.load(args.network, with_landmarker=False, int8=False),
-               "int8": FaceReader.load(args.network, with_landmarker=False, int8=True)}
+    readers = {"float": FaceReader.load(args.network, args.stacker, with_landmarker=False, int8=False,
+                                        small_faces=None),
+               "int8": FaceReader.load(args.network, args.stacker, with_landmarker=False, int8=True,
+                                       small_faces=None)}
     if not readers["int8"].expression.runs_int8:
         raise SystemExit("the int8 copy does not run here (torch's quantised engine is "
                          f"{torch.backends.quantized.engine}, or the copy could not be read: see the warning above); "
@@ -77,7 +83,7 @@ def main() -> int:
     moved = np.abs(valence["float"] - valence["int8"]).max(axis=1)
     timing = fer["images"][test][:512]
     report = {
-        "command": "OMP_NUM_THREADS=1 python scripts/quantize_expression.py --data ../shared/data",
+        "command": "OMP_NUM_THREADS=1 python " + " ".join(sys.argv),
         "calibration": meta["calibration"],
         "rows": [{"test": f["test"], "n": f["n"],
                   **{f"{k}_float": round(f[k], 4) for k in ("accuracy", "emotion_uar", "valence_uar")},

@@ -14,8 +14,14 @@ Stages (``--stages``, all by default, in this order):
                 the network alone (flip TTA or not, temperature-scaled) with a logistic-regression stacker over
                 [network logits, blendshapes]; the better one by validation 7-class accuracy is fitted on the whole
                 split and written to ``checkpoints/face_reader.pt``.
-``evaluate``    FER2013 PublicTest and CK+48 (never used for a choice), blendshape detection rate and latency per
-                frame -> ``docs/readers_face.json`` (aggregates only).
+``small``       the small-face stacker ``checkpoints/face_reader_small.pt`` for the small-face network
+                ``checkpoints/fer_expression_small.pt`` (made from ``fer_expression_v2.pt`` by
+                ``scripts/face_low_res_finetune.py``, command in ``checkpoints/face_reader.md``): the same search,
+                network-only, on the validation split's faces each shrunk to a random side of 20-44 pixels and
+                enlarged back, as small faces reach the reader.
+``evaluate``    FER2013 PublicTest and CK+48 (never used for a choice), PublicTest shrunk to 44, 40, 32 and 24 pixels
+                with and without the small-face network, blendshape detection rate and latency per frame ->
+                ``docs/readers_face.json`` (aggregates only).
 """
 from __future__ import annotations
 
@@ -33,13 +39,18 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from crossemo_core.clip.expression import (FER_TO_VALENCE, ExpressionModel, ExpressionNet,  # noqa: E402
+from crossemo_core.clip.expression import (FER_SIZE, FER_TO_VALENCE, ExpressionModel, ExpressionNet,  # noqa: E402
                                            softmax, train_epoch)
-from crossemo_core.readers.face import (BLENDSHAPE_NAMES, FACE_EMOTIONS, LANDMARKER_SHA256,  # noqa: E402
-                                        CropReadings, FaceReader, FaceStacker, Landmarker, LogisticHead)
+from crossemo_core.readers.face import (BLENDSHAPE_NAMES, DEFAULT_SMALL_EXPRESSION,  # noqa: E402
+                                        DEFAULT_SMALL_STACKER, FACE_EMOTIONS, LANDMARKER_SHA256, CropReadings,
+                                        FaceReader, FaceStacker, Landmarker, LogisticHead)
 from crossemo_core.paths import atomic_write_text, atomic_writer  # noqa: E402
 from crossemo_core.readers.reading import unweighted_average_recall, valence_from_emotions  # noqa: E402
 
+SMALL_FIT_SIDES = (20, 44)
+"""The small-face stacker is fitted on the validation faces each shrunk to a random side in this range (pixels, both
+included) and enlarged back: the crop scales (0.42-0.92) the small-face network reads."""
+SMALL_EVAL_SIDES = (48, 44, 40, 32, 24)
 VALIDATION_SIZE = 3000
 """FER2013 Training images held out of the network's training: every choice (TTA, stacker, its regularisation) is
 made on them, and the stacker is fitted on them."""
@@ -50,6 +61,16 @@ def load_fer2013(data: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     :data:`FACE_EMOTIONS` order) and ``(N,)`` usage strings (Training, PublicTest, PrivateTest)."""
     fer = np.load(data / "fer2013" / "fer2013.npz")
     return fer["images"], fer["labels"].astype(np.int64), fer["usage"].astype(str)
+
+
+def through_sides(images: np.ndarray, sides: np.ndarray) -> np.ndarray:
+    """``(N, 48, 48)`` uint8 faces, each shrunk to its side in ``sides`` ``(N,)`` pixels and enlarged back to 48 (PIL
+    bilinear): how a face that small reaches the reader, an enlarged, blurred crop."""
+    from PIL import Image
+
+    return np.stack([np.asarray(Image.fromarray(a).resize((int(s), int(s)), Image.BILINEAR).resize((48, 48),
+                                                                                                   Image.BILINEAR))
+                     for a, s in zip(images, sides)])
 
 
 def validation_split(usage: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -186,15 +207,15 @@ def cross_validate(logits: np.ndarray, blendshapes: np.ndarray | None, labels: n
 
 
 def fit_stacker(model: ExpressionModel, cnn_path: Path, images: np.ndarray, labels: np.ndarray,
-                blendshapes: np.ndarray, seed: int, out: Path) -> FaceStacker:
+                blendshapes: np.ndarray | None, seed: int, out: Path, fitted_on: str = "") -> FaceStacker:
     """Choose (flip TTA, blendshapes or not, L2, class weighting) by 5-fold CV on the validation split, then fit the
-    choice on the whole split and save it."""
+    choice on the whole split and save it. ``blendshapes=None``: a network-only stacker."""
     logits = {False: model.logits(images), True: model.mirrored_logits(images)}
     folds = np.random.default_rng(seed).permutation(len(labels)) % N_FOLDS
     table = []
     for tta in (False, True):
         table.append({"flip_tta": tta, "stacker": "none (network argmax)", **scores(labels, softmax(logits[tta]))})
-        for use_bs in (False, True):
+        for use_bs in (False, True) if blendshapes is not None else (False,):
             for l2 in L2_GRID:
                 for power in CLASS_POWER_GRID:
                     p = cross_validate(logits[tta], blendshapes if use_bs else None, labels, l2, power, folds)
@@ -205,9 +226,10 @@ def fit_stacker(model: ExpressionModel, cnn_path: Path, images: np.ndarray, labe
     candidates = [row for row in table if "l2" in row]
     best = max(candidates, key=selection_score)
     best_network_only = max((r for r in candidates if r["stacker"] == "logits"), key=selection_score)
-    best_with_blendshapes = max((r for r in candidates if r["stacker"] != "logits"), key=selection_score)
+    best_with_blendshapes = max((r for r in candidates if r["stacker"] != "logits"), key=selection_score,
+                                default=None)
     use_bs, tta = best["stacker"] == "logits + blendshapes", best["flip_tta"]
-    has = ~np.isnan(blendshapes).any(1)
+    has = ~np.isnan(blendshapes).any(1) if blendshapes is not None else np.zeros(len(labels), bool)
     network_only = LogisticHead.fit(logits[tta], labels, 7, best["l2"], best["class_power"])
     with_bs = LogisticHead.fit(np.hstack([logits[tta], blendshapes])[has], labels[has], 7, best["l2"],
                                best["class_power"]) if use_bs else None
@@ -216,7 +238,7 @@ def fit_stacker(model: ExpressionModel, cnn_path: Path, images: np.ndarray, labe
         "blendshape_names": list(BLENDSHAPE_NAMES), "landmarker_sha256": LANDMARKER_SHA256,
         "emotions": list(FACE_EMOTIONS), "l2": best["l2"], "class_power": best["class_power"],
         "fitted_on": f"FER2013 Training validation split ({len(labels)} images, seed {seed}; "
-                     f"{int(has.sum())} with blendshapes)",
+                     f"{int(has.sum())} with blendshapes){fitted_on}",
         "selection": "5-fold CV on the validation split, max of (7-class accuracy + valence UAR) / 2",
         "chosen": best, "best_network_only": best_network_only, "best_with_blendshapes": best_with_blendshapes,
         "cv_table": table})
@@ -253,6 +275,23 @@ def evaluate_fer(reader: FaceReader, images: np.ndarray, labels: np.ndarray, ble
             "read_with_blendshapes": round(float(full.used_blendshapes.mean()), 4),
             "network_only_stacker": {k: round(v, 4) for k, v in scores(labels, network_only.emotions).items()},
             "network_argmax_no_tta": {k: round(v, 4) for k, v in scores(labels, raw_network).items()}}
+
+
+def evaluate_small_faces(reader: FaceReader, images: np.ndarray, labels: np.ndarray) -> dict:
+    """PublicTest faces shrunk to each of :data:`SMALL_EVAL_SIDES` pixels and enlarged back, read as a video's crop
+    of a face that size is (its crop scale side / 48, network-only stackers): by the main network alone and with the
+    small-face network taking the crops below its scale."""
+    out = {}
+    for side in SMALL_EVAL_SIDES:
+        faces = through_sides(images, np.full(len(images), side)) if side != FER_SIZE else images
+        scale = np.full(len(images), side / FER_SIZE)
+        out[f"{side}px"] = {
+            "scale": round(side / FER_SIZE, 4),
+            "main_network": {k: round(v, 4) for k, v in scores(labels, reader.read_crops(
+                faces, use_blendshapes=False).emotions).items()},
+            "with_small_face_network": {k: round(v, 4) for k, v in scores(labels, reader.read_crops(
+                faces, use_blendshapes=False, scales=scale).emotions).items()}}
+    return out
 
 
 def evaluate_ckplus(reader: FaceReader, data: Mapping[str, np.ndarray], blendshapes: np.ndarray) -> dict:
@@ -308,8 +347,8 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--checkpoints", type=Path, default=REPO / "checkpoints")
     ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "crossemo")
-    ap.add_argument("--stages", nargs="+", default=["cnn", "blendshapes", "stacker", "evaluate"],
-                    choices=["cnn", "blendshapes", "stacker", "evaluate"])
+    ap.add_argument("--stages", nargs="+", default=["cnn", "blendshapes", "stacker", "small", "evaluate"],
+                    choices=["cnn", "blendshapes", "stacker", "small", "evaluate"])
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--lr", type=float, default=3e-3)
@@ -325,19 +364,28 @@ def main() -> int:
     stacker_path = args.checkpoints / "face_reader.pt"
     if "cnn" in args.stages:
         train_cnn(images, labels, train_idx, valid_idx, cnn_path, args.cache / "fer_expression_v2.state.pt", args)
-    if not set(args.stages) & {"blendshapes", "stacker", "evaluate"}:
+    if not set(args.stages) & {"blendshapes", "stacker", "small", "evaluate"}:
         return 0
     ckplus = np.load(args.data / "ckplus" / "ckplus48.npz")
     test_idx = np.flatnonzero(usage == "PublicTest")
     sets = {"validation": images[valid_idx], "publictest": images[test_idx], "ckplus48": ckplus["images"]}
     landmarker = Landmarker(args.checkpoints / "face_landmarker.task") if "blendshapes" in args.stages else None
-    blendshapes = {name: cached_blendshapes(crops, landmarker, args.cache, name) for name, crops in sets.items()}
+    blendshapes = {name: cached_blendshapes(crops, landmarker, args.cache, name) for name, crops in sets.items()} \
+        if set(args.stages) & {"blendshapes", "stacker", "evaluate"} else {}
     if "stacker" in args.stages:
         fit_stacker(ExpressionModel.load(cnn_path, int8=False), cnn_path, images[valid_idx], labels[valid_idx],
                     blendshapes["validation"], args.seed, stacker_path)
+    small_path, small_stacker_path = args.checkpoints / DEFAULT_SMALL_EXPRESSION.name, \
+        args.checkpoints / DEFAULT_SMALL_STACKER.name
+    if "small" in args.stages:
+        sides = np.random.default_rng(args.seed).integers(SMALL_FIT_SIDES[0], SMALL_FIT_SIDES[1] + 1, len(valid_idx))
+        fit_stacker(ExpressionModel.load(small_path, int8=False), small_path,
+                    through_sides(images[valid_idx], sides), labels[valid_idx], None, args.seed, small_stacker_path,
+                    f", each shrunk to a random side of {SMALL_FIT_SIDES[0]}-{SMALL_FIT_SIDES[1]} px and enlarged back")
     if "evaluate" in args.stages:
         t0 = time.perf_counter()
-        reader = FaceReader.load(cnn_path, stacker_path, args.checkpoints / "face_landmarker.task", int8=False)
+        reader = FaceReader.load(cnn_path, stacker_path, args.checkpoints / "face_landmarker.task", int8=False,
+                                 small_faces=(small_path, small_stacker_path))
         stacker_meta = reader.stacker.meta
         report = {
             "what": "face reader (crossemo_core/readers/face.py): FER2013 PublicTest and CK+48, aggregates only",
@@ -350,12 +398,14 @@ def main() -> int:
             "validation_blendshape_detection_rate": detection_rate(blendshapes["validation"]),
             "fer2013_publictest": evaluate_fer(reader, images[test_idx], labels[test_idx], blendshapes["publictest"]),
             "ckplus48": evaluate_ckplus(reader, ckplus, blendshapes["ckplus48"]),
+            "fer2013_publictest_small_faces": evaluate_small_faces(reader, images[test_idx], labels[test_idx]),
             "latency_per_frame_1_thread": measure_latency(reader),
             "threads": torch.get_num_threads()}
         report["evaluate_seconds"] = round(time.perf_counter() - t0, 1)
         out = REPO / "docs" / "readers_face.json"
         atomic_write_text(out, json.dumps(report, indent=1) + "\n")
-        print(json.dumps({k: report[k] for k in ("fer2013_publictest", "ckplus48", "latency_per_frame_1_thread")},
+        print(json.dumps({k: report[k] for k in ("fer2013_publictest", "ckplus48", "fer2013_publictest_small_faces",
+                                                 "latency_per_frame_1_thread")},
                          indent=1))
         print(f"evaluate: written {out}")
     return 0

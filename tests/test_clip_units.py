@@ -11,8 +11,8 @@ import torch
 from crossemo_core.clip import sequences as seq
 from crossemo_core.clip.expression import (FER_CLASSES, FER_SIZE, FER_TEMPLATE, ExpressionModel, ExpressionNet,
                                            augment_batch, standardise, valence_proba)
-from crossemo_core.clip.face import (GEOMETRY_NAMES, LEFT_EYE, LIP_CORNERS, RIGHT_EYE, FaceAnalyzer, _similarity,
-                                     face_geometry)
+from crossemo_core.clip.face import (GEOMETRY_NAMES, LEFT_EYE, LIP_CORNERS, RIGHT_EYE, FaceAnalyzer, FaceTrack,
+                                     _similarity, crop_scale, face_geometry)
 from crossemo_core.clip.gate import KnnGate
 from crossemo_core.errors import CheckpointError
 
@@ -122,6 +122,13 @@ def test_geometry_does_not_depend_on_size_or_roll() -> None:
     assert a[GEOMETRY_NAMES.index("brow_raise")] == pytest.approx(5.7 / 17, abs=0.01)
 
 
+def test_crop_scale_is_frame_pixels_per_crop_pixel_whatever_the_roll() -> None:
+    # _mesh draws the template's points 4 * scale frame pixels apart per template pixel
+    assert crop_scale(_mesh(scale=1.0)) == pytest.approx(4.0, rel=1e-4)
+    assert crop_scale(_mesh(scale=0.2, angle_deg=25)) == pytest.approx(0.8, rel=1e-4)  # a small face: enlarged crop
+    assert crop_scale(_mesh(scale=1.7, angle_deg=-12)) == pytest.approx(6.8, rel=1e-4)
+
+
 class _RegionMesh:
     """Stands in for the face mesh: finds the face only in regions of the given sides (pixels)."""
 
@@ -153,6 +160,7 @@ def test_a_face_the_mesh_misses_in_the_usual_region_is_looked_for_in_a_tighter_o
     analyser = _analyser(stand_in, [(150.0, 100.0, 250.0, 200.0), (147.5, 97.5, 252.5, 202.5)])
     frames = [analyser.analyse(k / 5, rgb) for k in range(7)]
     assert all(f.crop is not None for f in frames)
+    assert FaceTrack(frames).scales() == pytest.approx([4.0] * 7, rel=1e-4)  # each crop's scale travels with it
     assert stand_in.asked == [usual, tight] + [tight] * 6  # found in the tighter region, then tracked there
     assert stand_in.restarts == 1  # the new region only: a miss leaves the mesh nothing to track
 

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from crossemo_core.errors import CheckpointError
-from crossemo_core.readers.face import (DEFAULT_EXPRESSION, DEFAULT_LANDMARKER, DEFAULT_STACKER, FACE_EMOTIONS,
-                                        LANDMARKER_SHA256, NO_FACE, FaceReader, FaceStacker, Landmarker, LogisticHead,
-                                        has_face, verify_sha256)
+from crossemo_core.readers.face import (DEFAULT_EXPRESSION, DEFAULT_LANDMARKER, DEFAULT_SMALL_EXPRESSION,
+                                        DEFAULT_SMALL_STACKER, DEFAULT_STACKER, FACE_EMOTIONS, LANDMARKER_SHA256,
+                                        NO_FACE, SMALL_FACE_SCALE, FaceReader, FaceStacker, Landmarker, LogisticHead,
+                                        has_face, read_tracked_crops, verify_sha256)
 from crossemo_core.readers.reading import VALENCES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -121,3 +122,24 @@ def test_fer_crops_in_batch(reader: FaceReader) -> None:
     assert np.allclose(readings.emotions.sum(1), 1) and np.allclose(readings.valence.sum(1), 1)
     assert readings.used_blendshapes.any() == (reader.stacker.with_blendshapes is not None)
     assert np.mean(readings.emotions.argmax(1) == data["labels"][test]) > 0.45  # chance is 0.14-0.25
+
+
+def test_small_faces_are_read_by_the_small_face_network_and_the_rest_by_the_main_one() -> None:
+    reader = FaceReader.load(with_landmarker=False)
+    main_only = FaceReader.load(with_landmarker=False, small_faces=None)
+    small_only = FaceReader.load(DEFAULT_SMALL_EXPRESSION, DEFAULT_SMALL_STACKER, with_landmarker=False,
+                                 small_faces=None)
+    crops = np.random.default_rng(0).integers(0, 256, (5, 48, 48)).astype(np.uint8)
+    scales = np.array([3.0, 0.5, np.nan, SMALL_FACE_SCALE, SMALL_FACE_SCALE - 0.01])  # NaN: unknown -> main
+    read = reader.read_crops(crops, use_blendshapes=False, scales=scales).emotions
+    main, small = main_only.read_crops(crops, use_blendshapes=False).emotions, \
+        small_only.read_crops(crops, use_blendshapes=False).emotions
+    is_small = np.array([False, True, False, False, True])
+    np.testing.assert_allclose(read[~is_small], main[~is_small], atol=1e-6)
+    np.testing.assert_allclose(read[is_small], small[is_small], atol=1e-6)
+    assert np.abs(main[is_small] - small[is_small]).max() > 1e-3  # the two networks do read differently
+    np.testing.assert_allclose(reader.read_crops(crops, use_blendshapes=False).emotions, main, atol=1e-6)  # no scales
+    pooled = read_tracked_crops(reader, crops, 5, 5.0, scales)
+    np.testing.assert_allclose([pooled.emotions[e] for e in FACE_EMOTIONS], read.mean(0), atol=1e-4)
+    with pytest.raises(ValueError, match="one scale per crop"):
+        reader.read_crops(crops, use_blendshapes=False, scales=scales[:3])

@@ -122,6 +122,7 @@ def read_latency(seconds: float = 10.0, repeats: int = 5) -> dict[str, float]:
     face reader at 5 frames/s, voice reader) with 2 torch threads, and the same per second of audio and per video
     frame with 1 thread (voice reader alone; face tracker + face reader alone)."""
     from crossemo_core.clip.decode import NamedBytes, decode_media
+    from crossemo_core.clip.face import FaceTrack
     from crossemo_core.clip.synth import demo_clip
     from crossemo_core.readers.cli import FACE_FPS, Readers
 
@@ -148,8 +149,8 @@ def read_latency(seconds: float = 10.0, repeats: int = 5) -> dict[str, float]:
 
     def faces() -> None:
         tracker.reset()
-        crops = [c for c in (tracker.analyse(i / FACE_FPS, f).crop for i, f in enumerate(frames)) if c is not None]
-        readers.face.read_crops(np.stack(crops), use_blendshapes=False)
+        track = FaceTrack([tracker.analyse(i / FACE_FPS, f) for i, f in enumerate(frames)])
+        readers.face.read_crops(track.crops(), use_blendshapes=False, scales=track.scales())
 
     frame_s = median_time(faces) / len(frames)
     readers.close()

@@ -79,6 +79,7 @@ class FaceFrame:
     thumb: np.ndarray | None = None  # (64, 64, 3) uint8 colour, same framing
     geometry: np.ndarray | None = None  # (len(GEOMETRY_NAMES),) float32
     box: tuple[float, float, float, float] | None = None  # x0, y0, x1, y1 as fractions of the frame
+    face_scale: float | None = None  # frame pixels per crop pixel (< 1: the crop enlarges a small face), crop_scale()
 
 
 @dataclass
@@ -102,6 +103,11 @@ class FaceTrack:
     def crops(self) -> np.ndarray:
         crops = [f.crop for f in self.frames if f.crop is not None]
         return np.stack(crops) if crops else np.zeros((0, FER_SIZE, FER_SIZE), np.uint8)
+
+    def scales(self) -> np.ndarray:
+        """``(n_found,)`` :attr:`FaceFrame.face_scale` of the frames with a face (NaN where unknown)."""
+        return np.array([np.nan if f.face_scale is None else f.face_scale for f in self.frames if f.crop is not None],
+                        dtype=np.float64)
 
     def geometry(self) -> np.ndarray:
         """``(n_found, 8)`` geometry of the frames with a face."""
@@ -252,7 +258,7 @@ class FaceAnalyzer:
         x0, y0 = mesh[:, :2].min(0)
         x1, y1 = mesh[:, :2].max(0)
         return FaceFrame(t=t, n_faces=max(self._count, 1), crop=crop, thumb=thumb, geometry=face_geometry(mesh),
-                         box=(float(x0 / w), float(y0 / h), float(x1 / w), float(y1 / h)))
+                         box=(float(x0 / w), float(y0 / h), float(x1 / w), float(y1 / h)), face_scale=crop_scale(mesh))
 
     def _restart_tracking(self) -> None:
         with _quiet_fd2():
@@ -297,6 +303,13 @@ def eye_mouth_points(mesh: np.ndarray) -> np.ndarray:
     """``(3, 2)``: the subject's right eye centre, left eye centre, mouth centre (pixels)."""
     return np.stack([mesh[list(RIGHT_EYE), :2].mean(0), mesh[list(LEFT_EYE), :2].mean(0),
                      mesh[list(LIP_CORNERS), :2].mean(0)]).astype(np.float32)
+
+
+def crop_scale(mesh: np.ndarray) -> float:
+    """How many frame pixels one pixel of the face's :func:`align_face` crop spans: 1 for a face as large as
+    FER2013's (eyes 17 px apart), 0.5 for a face half that size, whose crop is an enlarged, blurred face."""
+    template = np.array([FER_TEMPLATE["right_eye"], FER_TEMPLATE["left_eye"], FER_TEMPLATE["mouth"]], np.float32)
+    return float(1.0 / max(np.hypot(*_similarity(eye_mouth_points(mesh), template)[:, 0]), 1e-9))
 
 
 def align_face(rgb: np.ndarray, mesh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -64,7 +64,8 @@ def read_faces(frames: Sequence[FaceFrame], expression, face_reader) -> FaceRead
     track = FaceTrack(list(frames))
     crops = track.crops()
     logits = expression.logits(crops)
-    emotions = face_reader.read_crops(crops, use_blendshapes=False).emotions if len(crops) else np.zeros((0, 7))
+    emotions = face_reader.read_crops(crops, use_blendshapes=False, scales=track.scales()).emotions \
+        if len(crops) else np.zeros((0, 7))
     return FaceReadings(track.times, track.found, logits, emotions)
 
 
@@ -75,7 +76,9 @@ def read_still(frame: FaceFrame, n: int, fps: float, expression, face_reader,  #
     if frame.crop is None:
         return FaceReadings(times, np.zeros(n, bool))
     logits = np.repeat(expression.logits(frame.crop[None]), n, axis=0)
-    emotions = np.repeat(face_reader.read_crops(frame.crop[None], use_blendshapes=False).emotions, n, axis=0)
+    scale = np.array([np.nan if frame.face_scale is None else frame.face_scale])
+    emotions = np.repeat(face_reader.read_crops(frame.crop[None], use_blendshapes=False, scales=scale).emotions, n,
+                         axis=0)
     return FaceReadings(times, np.ones(n, bool), logits, emotions)
 
 

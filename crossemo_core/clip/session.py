@@ -369,8 +369,7 @@ class StreamAnalysis:
             n = max(1, int(np.ceil(seconds * self.fps))) if final else int(np.ceil(seconds * self.fps))
             if n > self._still_n:
                 s = self._still
-                frames = [FaceFrame(t=i / self.fps, n_faces=s.n_faces, crop=s.crop, thumb=s.thumb,
-                                    geometry=s.geometry, box=s.box) for i in range(self._still_n, n)]
+                frames = [replace(s, t=i / self.fps) for i in range(self._still_n, n)]
                 for f in frames:
                     self.thumbs.add(f.t, f.thumb)
                 self.facelog.add(frames)

@@ -49,7 +49,7 @@ from crossemo_core.clip import sequences as seq
 from crossemo_core.clip.combine import DEFAULT_COMBINER, RULE, EvidenceCombiner, combine_evidence, sources_disagree, \
     strength
 from crossemo_core.clip.decode import AUDIO_RATE, ClipLimits, Source, decode_media, source_sha256
-from crossemo_core.clip.face import FaceFrame, FaceTrack
+from crossemo_core.clip.face import FaceTrack
 from crossemo_core.clip.reading import (SILENCE_PEAK, ClipAnalysis, ClipFacts, FaceLog, ThumbPicker, envelope,  # noqa: F401
                                         geometry_summary)
 from crossemo_core.clip.score import (DEFAULT_CLIP_CHECKPOINT, DEFAULT_FER_CHECKPOINT, RECORDING_READ_S,  # noqa: F401
@@ -301,7 +301,8 @@ class ClipScorer:
     def __init__(self, checkpoint: str | Path | None = None, expression: str | Path | None = None,
                  limits: ClipLimits | None = None, voice_reader: str | Path | None = None,
                  combiner: str | Path | None = None) -> None:
-        from crossemo_core.readers.face import DEFAULT_EXPRESSION, DEFAULT_STACKER, FaceReader
+        from crossemo_core.readers.face import (DEFAULT_EXPRESSION, DEFAULT_SMALL_EXPRESSION, DEFAULT_SMALL_STACKER,
+                                                DEFAULT_STACKER, FaceReader)
 
         self.model = ClipModel.load(checkpoint, expression)
         fps = float(self.model.detector.metadata["clip"].get("windows", {}).get("face_fps", seq.FACE_FPS))
@@ -312,7 +313,9 @@ class ClipScorer:
         self.face_reader = FaceReader.load(with_landmarker=False)  # reads the crops the face tracker already cut
         self.models = {"clip": file_sha256(self.model.path) if self.model.path else "",
                        "voice_reader": file_sha256(voice_path), "face_reader": file_sha256(DEFAULT_STACKER),
-                       "face_expression": file_sha256(DEFAULT_EXPRESSION)}
+                       "face_expression": file_sha256(DEFAULT_EXPRESSION),
+                       "face_small_reader": file_sha256(DEFAULT_SMALL_STACKER),
+                       "face_small_expression": file_sha256(DEFAULT_SMALL_EXPRESSION)}
         """sha256 of every model whose outputs the verdict combines (the combiner is pinned to them)."""
         combiner_path = Path(combiner or DEFAULT_COMBINER)
         self.combiner = (EvidenceCombiner.load(combiner_path, self.models)
@@ -434,8 +437,7 @@ class ClipScorer:
             still = faces.analyse(0.0, media.image, still=True)
             fps = self.limits.fps
             n = max(1, int(np.ceil(audio_s * fps)))
-            track.frames = [FaceFrame(t=i / fps, n_faces=still.n_faces, crop=still.crop, thumb=still.thumb,
-                                      geometry=still.geometry, box=still.box) for i in range(n)]
+            track.frames = [replace(still, t=i / fps) for i in range(n)]
             duration = audio_s
         else:
             duration = audio_s if audio is not None else media.duration_s

@@ -120,6 +120,7 @@ class Readers:
         tracker = self.tracker
         tracker.reset()
         crops: list[Any] = []
+        scales: list[float] = []
         n_frames = [0]
 
         def on_frame(t: float, rgb: Any) -> None:
@@ -127,6 +128,7 @@ class Readers:
             frame = tracker.analyse(t, rgb)
             if frame.crop is not None:
                 crops.append(frame.crop)
+                scales.append(np.nan if frame.face_scale is None else frame.face_scale)
 
         media = decode_media(path, limits=replace(ClipLimits(), fps=FACE_FPS), on_frame=on_frame)
         result = FileReading(file=media.name, notes=list(media.notes))
@@ -135,7 +137,8 @@ class Readers:
         elif n_frames[0]:
             from crossemo_core.readers.face import read_tracked_crops
 
-            result.face = read_tracked_crops(self.face, np.stack(crops) if crops else None, n_frames[0], FACE_FPS)
+            result.face = read_tracked_crops(self.face, np.stack(crops) if crops else None, n_frames[0], FACE_FPS,
+                                             np.array(scales))
         if media.audio is not None and media.has_audio:
             result.voice = self.voice.read_recording(media.audio, baseline)
         return result

@@ -52,6 +52,13 @@ from crossemo_core.readers.reading import EMOTION_AROUSAL, Reading, valence_from
 DEFAULT_LANDMARKER = CHECKPOINTS / "face_landmarker.task"
 DEFAULT_EXPRESSION = CHECKPOINTS / "fer_expression_v2.pt"
 DEFAULT_STACKER = CHECKPOINTS / "face_reader.pt"
+DEFAULT_SMALL_EXPRESSION = CHECKPOINTS / "fer_expression_small.pt"
+DEFAULT_SMALL_STACKER = CHECKPOINTS / "face_reader_small.pt"
+SMALL_FACE_SCALE = 0.95
+"""A face whose crop spans fewer frame pixels than this per crop pixel (:func:`crossemo_core.clip.face.crop_scale`;
+0.95: eyes under ~16 px apart) is read by the small-face network: its crop is an enlarged, blurred face. On the
+validation split, faces shrunk to 44 px and enlarged back are read better by the small-face network, sharp 48 px ones
+by the main network (``checkpoints/face_reader.md``)."""
 LANDMARKER_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
 """MediaPipe Face Landmarker v1 float16 (card ``checkpoints/face_landmarker.md``)."""
 STACKER_FORMAT = "crossemo-face-reader/1"
@@ -292,33 +299,57 @@ class CropReadings:
     used_blendshapes: np.ndarray
 
 
-class FaceReader:
-    """Expression network + blendshapes + stacker -> :class:`Reading` (see the module docstring)."""
+@dataclass(frozen=True)
+class SmallFaces:
+    """The network and its network-only stacker that read faces smaller than FER2013's: crops whose
+    :func:`~crossemo_core.clip.face.crop_scale` is below ``below``."""
 
-    def __init__(self, expression: ExpressionModel, stacker: FaceStacker, landmarker: Landmarker | None) -> None:
+    expression: ExpressionModel
+    stacker: FaceStacker
+    below: float = SMALL_FACE_SCALE
+
+
+def load_network_and_stacker(expression_path: str | Path, stacker_path: str | Path,
+                             int8: bool = True) -> tuple[ExpressionModel, FaceStacker]:
+    """An expression network and the stacker fitted on it (its sha256 pinned in the stacker)."""
+    stacker = FaceStacker.load(stacker_path)
+    expected = stacker.meta.get("expression_sha256")
+    if not Path(expression_path).is_file():
+        raise CheckpointError(f"expression network {expression_path} does not exist.")
+    digest = hashlib.sha256(Path(expression_path).read_bytes()).hexdigest()
+    if digest != expected:
+        raise CheckpointError(f"{stacker_path} was fitted on another expression network than {expression_path} "
+                              f"(sha256 {digest[:12]}..., expected {str(expected)[:12]}...).")
+    if stacker.with_blendshapes is not None and tuple(stacker.meta.get("blendshape_names", ())) != BLENDSHAPE_NAMES:
+        raise CheckpointError(f"{stacker_path} was fitted on other blendshapes than the landmarker gives.")
+    return ExpressionModel.load(expression_path, int8=int8), stacker
+
+
+class FaceReader:
+    """Expression network + blendshapes + stacker -> :class:`Reading` (see the module docstring); small faces, when
+    their crop's scale is known, go to :class:`SmallFaces`."""
+
+    def __init__(self, expression: ExpressionModel, stacker: FaceStacker, landmarker: Landmarker | None,
+                 small_faces: SmallFaces | None = None) -> None:
         self.expression = expression
         self.stacker = stacker
         self._landmarker = landmarker
+        self.small_faces = small_faces
 
     @classmethod
     def load(cls, expression_path: str | Path = DEFAULT_EXPRESSION, stacker_path: str | Path = DEFAULT_STACKER,
              landmarker_path: str | Path = DEFAULT_LANDMARKER, with_landmarker: bool = True,
-             int8: bool = True) -> "FaceReader":
-        """Load the shipped files; the stacker must have been fitted on this expression network (sha256 pinned).
+             int8: bool = True,
+             small_faces: tuple[str | Path, str | Path] | None = (DEFAULT_SMALL_EXPRESSION, DEFAULT_SMALL_STACKER),
+             ) -> "FaceReader":
+        """Load the shipped files; each stacker must have been fitted on its expression network (sha256 pinned).
         ``with_landmarker=False`` skips mediapipe (only :meth:`read_crops` without blendshapes then works);
-        ``int8=False`` runs the float network even where its int8 copy could run."""
-        stacker = FaceStacker.load(stacker_path)
-        expected = stacker.meta.get("expression_sha256")
-        if not Path(expression_path).is_file():
-            raise CheckpointError(f"expression network {expression_path} does not exist.")
-        digest = hashlib.sha256(Path(expression_path).read_bytes()).hexdigest()
-        if digest != expected:
-            raise CheckpointError(f"{stacker_path} was fitted on another expression network than {expression_path} "
-                                  f"(sha256 {digest[:12]}..., expected {str(expected)[:12]}...).")
-        if stacker.with_blendshapes is not None and tuple(stacker.meta.get("blendshape_names", ())) != BLENDSHAPE_NAMES:
-            raise CheckpointError(f"{stacker_path} was fitted on other blendshapes than the landmarker gives.")
+        ``int8=False`` runs the float networks even where their int8 copies could run; ``small_faces``: the
+        small-face network and its stacker (None: every face is read by the main network)."""
+        expression, stacker = load_network_and_stacker(expression_path, stacker_path, int8)
+        small = SmallFaces(*load_network_and_stacker(*small_faces, int8)) if small_faces is not None else None
         landmarker = Landmarker(landmarker_path) if with_landmarker else None
-        return cls(ExpressionModel.load(expression_path, int8=int8), stacker, landmarker)
+        return cls(expression, stacker, landmarker, small)
 
     @property
     def landmarker(self) -> Landmarker:
@@ -334,29 +365,47 @@ class FaceReader:
         return self.expression.mirrored_logits(crops)
 
     def read_crops(self, crops: np.ndarray, blendshapes: np.ndarray | None = None,
-                   use_blendshapes: bool = True) -> CropReadings:
-        """Read FER2013-framed ``(N, 48, 48)`` uint8 grey crops (evaluation). ``blendshapes`` ``(N, 52)`` (NaN rows:
-        no face) are computed with :func:`fer_canvas` + the landmarker when not given and ``use_blendshapes``."""
+                   use_blendshapes: bool = True, scales: np.ndarray | None = None) -> CropReadings:
+        """Read FER2013-framed ``(N, 48, 48)`` uint8 grey crops. ``blendshapes`` ``(N, 52)`` (NaN rows: no face) are
+        computed with :func:`fer_canvas` + the landmarker when not given and ``use_blendshapes``. ``scales``
+        ``(N,)``: each crop's :func:`~crossemo_core.clip.face.crop_scale` (NaN: unknown); crops below
+        :attr:`SmallFaces.below` are read by the small-face network, without blendshapes. Without ``scales`` (FER2013
+        images, 48 px faces) every crop goes to the main network."""
         crops = np.asarray(crops, np.uint8)
         if crops.ndim != 3 or crops.shape[1:] != (FER_SIZE, FER_SIZE):
             raise ValueError(f"expected (N, {FER_SIZE}, {FER_SIZE}) grey crops, got shape {crops.shape}")
+        small = np.zeros(len(crops), bool)
+        if scales is not None and self.small_faces is not None:
+            scales = np.asarray(scales, np.float64)
+            if scales.shape != (len(crops),):
+                raise ValueError(f"expected one scale per crop ({len(crops)}), got shape {scales.shape}")
+            small = np.nan_to_num(scales, nan=np.inf) < self.small_faces.below
         if blendshapes is None and use_blendshapes and self.stacker.with_blendshapes is not None:
             blendshapes = self.landmarker.blendshapes_of_crops(crops)
         use_blendshapes = use_blendshapes and blendshapes is not None and self.stacker.with_blendshapes is not None
-        emotions = self.stacker.predict_proba(self.logits(crops), blendshapes if use_blendshapes else None)
-        used = ~np.isnan(blendshapes).any(axis=1) if use_blendshapes else np.zeros(len(crops), bool)
+        emotions = np.zeros((len(crops), len(FACE_EMOTIONS)))
+        main = ~small
+        if main.any():
+            emotions[main] = self.stacker.predict_proba(self.logits(crops[main]),
+                                                        blendshapes[main] if use_blendshapes else None)
+        if small.any():
+            net, stacker = self.small_faces.expression, self.small_faces.stacker
+            logits = net.mirrored_logits(crops[small]) if stacker.flip_tta else net.logits(crops[small])
+            emotions[small] = stacker.predict_proba(logits, None)
+        used = (~np.isnan(blendshapes).any(axis=1) & main) if use_blendshapes else np.zeros(len(crops), bool)
         return CropReadings(emotions=emotions, valence=valence_from_emotions(FACE_EMOTIONS, emotions),
                             used_blendshapes=used)
 
     def _emotions_of_image(self, rgb: np.ndarray) -> np.ndarray | None:
         """``(7,)`` emotion probabilities of the largest face in an RGB image, or ``None`` without a face."""
-        from crossemo_core.clip.face import align_face
+        from crossemo_core.clip.face import align_face, crop_scale
 
         face = self.landmarker.detect(rgb)
         if face is None:
             return None
         crop, _ = align_face(np.ascontiguousarray(rgb, dtype=np.uint8), face.mesh)
-        return self.stacker.predict_proba(self.logits(crop[None]), face.blendshapes[None])[0]
+        return self.read_crops(crop[None], face.blendshapes[None],
+                               scales=np.array([crop_scale(face.mesh)])).emotions[0]
 
     def read_image(self, rgb: np.ndarray) -> Reading:
         """The largest face in an ``(H, W, 3)`` uint8 RGB photo -> a :class:`Reading` (``seconds`` 0); no face ->
@@ -375,12 +424,14 @@ def reading_of(emotions: np.ndarray, seconds: float = 0.0, note: str = "") -> Re
                                arousal_from_emotions(emotions), seconds, note)
 
 
-def read_tracked_crops(reader: FaceReader, crops: np.ndarray | None, n_frames: int, fps: float) -> Reading:
+def read_tracked_crops(reader: FaceReader, crops: np.ndarray | None, n_frames: int, fps: float,
+                       scales: np.ndarray | None = None) -> Reading:
     """The pooled reading of a video from the face tracker's FER-framed crops (``(k, 48, 48)``, or None when no
-    frame of the ``n_frames`` sampled at ``fps`` had a face), read by the network-only stacker."""
+    frame of the ``n_frames`` sampled at ``fps`` had a face; ``scales`` ``(k,)`` their crop scales), read by the
+    network-only stackers."""
     seconds = n_frames / fps
     if crops is None or len(crops) == 0:
         return no_face_reading(seconds)
-    emotions = reader.read_crops(crops, use_blendshapes=False).emotions.mean(axis=0)
+    emotions = reader.read_crops(crops, use_blendshapes=False, scales=scales).emotions.mean(axis=0)
     note = "" if len(crops) == n_frames else f"face in {len(crops)} of {n_frames} frames"
     return reading_of(emotions, seconds, note)
