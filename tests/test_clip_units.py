@@ -173,6 +173,36 @@ def test_a_face_the_mesh_misses_in_the_usual_region_is_looked_for_in_a_tighter_o
     assert found.asked == [usual]  # no retry where the usual region finds the face
 
 
+def test_a_face_too_small_for_the_whole_frame_is_looked_for_in_tiles() -> None:
+    rgb = np.zeros((360, 480, 3), np.uint8)
+    rgb[200:230, 300:324] = 255  # "the face": found by the stand-in detector only in an image smaller than the frame
+    searched: list[tuple[int, int]] = []
+
+    def detect(image: np.ndarray) -> list[tuple[float, float, float, float]]:
+        searched.append(image.shape[:2])
+        ys, xs = np.nonzero(image[:, :, 0] == 255)
+        if image.shape[:2] == rgb.shape[:2] or len(xs) == 0:
+            return []
+        return [(float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))]
+
+    analyser = _analyser(_RegionMesh({round(30 * FaceAnalyzer.ROI_SCALE, 3)}))
+    analyser.detect = detect
+    assert analyser.detect_in_tiles(rgb) == [(300.0, 200.0, 324.0, 230.0)]  # in frame pixels, once though in 2 tiles
+    assert len(searched) == FaceAnalyzer.TILE_GRID ** 2 and all(s == (150, 200) for s in searched)
+    searched.clear()
+    frame = analyser.analyse(0.0, rgb)
+    assert frame.crop is not None and frame.n_faces == 1 and len(searched) == 1 + FaceAnalyzer.TILE_GRID ** 2
+
+    empty = np.zeros_like(rgb)
+    analyser = _analyser(_RegionMesh(set()))
+    analyser.detect = detect
+    searched.clear()
+    for k in range(7):
+        assert analyser.analyse(k / 5, empty).crop is None
+    # the whole frame on every frame; the tiles on the first and then every detect_every-th frame only
+    assert len(searched) == 7 + 2 * FaceAnalyzer.TILE_GRID ** 2
+
+
 def test_expression_network_round_trip_and_input_checks(tmp_path: Path) -> None:
     net = ExpressionNet((4, 8, 8, 8))
     model = ExpressionModel(net, {"note": "test"})
