@@ -16,6 +16,13 @@ validation split (3,000 Training rows never trained on; network argmax with flip
 faces through 32 and 24 pixels and through JPEG quality 25. PublicTest is read once, sharp and degraded the same way,
 for the shipped network and the last epoch, for nothing but the numbers. With ``--write PATH`` the network of the
 last epoch is saved there.
+
+With ``--jpeg SHARE`` a share of each batch (drawn independently of ``--low-res``) also goes through a JPEG round trip
+at one random quality in ``--jpeg-quality`` (default 15-60) per batch. The small-face network
+``checkpoints/fer_expression_small.pt`` was made this way (card: ``checkpoints/face_reader.md``):
+
+    OMP_NUM_THREADS=1 python scripts/face_low_res_finetune.py --data ../shared/data --threads 1 --low-res 0.3 \
+        --min-side 16 --jpeg 0.3 --out docs/readers_face_robust.json --write checkpoints/fer_expression_small.pt
 """
 from __future__ import annotations
 

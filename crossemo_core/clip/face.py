@@ -183,7 +183,8 @@ class FaceAnalyzer:
     :attr:`detect_every` sampled frames until a face is found: the detectors shrink the frame to their small inputs
     (128 and 192 px), where a face from across a room is a few pixels. FER2013 faces drawn 60 px wide at random places
     on 480x360 frames (20 of them): found in 3 whole frames, in 20 with the grid; 80 px on 640x480: 2 -> 20; 80 px on
-    1280x720: 5 -> 16; 40 px on 320x240: 4 -> 20 (a 2x2 grid: 17, 11, 18). About 60 ms a search on one core."""
+    1280x720: 5 -> 16; 40 px on 320x240: 4 -> 20 (``scripts/face_tiles_experiment.py``, ``docs/face_tiles.json``).
+    A search costs nine detections of a third of the frame (86-127 ms with two other jobs on the 2 cores)."""
     detect_every = 5
 
     def __init__(self, max_faces: int = 4, min_confidence: float = 0.5) -> None:
