@@ -134,7 +134,7 @@ def _timed_analyse(scorer, data, stages):  # noqa: ANN001, ANN202
     t1 = time.perf_counter()
     crops = track.crops()
     logits = scorer.model.expression.logits(crops)
-    emotions = scorer.face_reader.read_crops(crops, use_blendshapes=False).emotions
+    emotions = scorer.face_reader.read_crops(crops, use_blendshapes=False, scales=track.scales()).emotions
     t2 = time.perf_counter()
     voice = seq.voice_track(media.audio, 16000, scorer.extractor)
     t3 = time.perf_counter()

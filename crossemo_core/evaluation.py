@@ -119,6 +119,8 @@ def intervals_over_groups(inconsistent: np.ndarray, p_inconsistent: np.ndarray, 
 
     Items of one group are not independent draws (clips sharing one voice take share its voice reading), so the
     group, not the item, is what is resampled: repeating every item of a group leaves the intervals as they were.
+    Dependence across groups (in the clip evaluation, one face drawn for clips of several takes) is not modelled, so
+    the intervals can still be somewhat narrow.
     ``inconsistent``, ``p_inconsistent`` and ``groups`` are ``(N,)``; an AUC draw with one class only is skipped."""
     y = np.asarray(inconsistent, dtype=np.float64)
     p = np.asarray(p_inconsistent, dtype=np.float64)

@@ -193,7 +193,11 @@ def main() -> int:
     # fitting: the sources themselves, not an earlier combiner's output (an explicit checkpoint loads no combiner)
     scorer = ClipScorer(args.checkpoint or (DEFAULT_CLIP_CHECKPOINT if args.fit_combiner else None))
     if args.main_face_network_only:
+        if args.fit_combiner:
+            ap.error("--main-face-network-only measures the shipped reader without a part of it; it fits nothing")
         scorer.face_reader.small_faces = None
+        for name in ("face_small_reader", "face_small_expression"):
+            scorer.models.pop(name)  # the record names the models that read these clips
     augmenter = Augmenter(AugmentConfig(), seed=args.seed) if args.degrade else None
     rows, degraded_rows, stability_rows = [], [], []
     for k, (path, voice_val) in enumerate(takes):
@@ -263,9 +267,9 @@ def main() -> int:
     cal = c.get("calibration_decided", {})
     floor = cal.get("ece_if_calibrated", {})
     over_takes = c.get("decided_95pct_over_voice_takes", {"auc": [np.nan] * 2, "ece": [np.nan] * 2})
-    print(f"clean: AUC {c['auc_all_with_a_probability']:.3f} (decided clips, 95 % over voice takes: "
-          f"{over_takes['auc'][0]:.3f}-{over_takes['auc'][1]:.3f}, ECE {over_takes['ece'][0]:.3f}-"
-          f"{over_takes['ece'][1]:.3f}), decided accuracy {c['decided']['accuracy']:.3f}, "
+    print(f"clean: AUC {c['auc_all_with_a_probability']:.3f} (decided clips {c['decided']['auc']:.3f}, 95 % over "
+          f"voice takes {over_takes['auc'][0]:.3f}-{over_takes['auc'][1]:.3f}; their ECE "
+          f"{over_takes['ece'][0]:.3f}-{over_takes['ece'][1]:.3f}), decided accuracy {c['decided']['accuracy']:.3f}, "
           f"ECE {cal.get('ece', float('nan')):.3f} (a calibrated model would show "
           f"{floor.get('p5', float('nan')):.3f}-{floor.get('p95', float('nan')):.3f} on these clips), saturated "
           f"{cal.get('saturated', float('nan')):.2f}, undetermined "

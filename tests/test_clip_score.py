@@ -249,3 +249,30 @@ def test_clip_checkpoint_needs_its_expression_network(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match=r"was trained with the expression network fer_expression\.pt "
                                               r"\(sha256 [0-9a-f]{12}\); .*other\.pt is a different one"):
         ClipScorer(expression=other)
+
+
+def test_a_face_from_across_the_room_is_found_in_tiles_and_read_by_the_small_face_network(scorer: ClipScorer,
+                                                                                           tmp_path: Path) -> None:
+    from PIL import Image
+
+    from crossemo_core.clip.face import FaceAnalyzer
+    from crossemo_core.readers.face import SMALL_FACE_SCALE
+
+    frame = np.full((480, 640, 3), 120, np.uint8)
+    frame[290:370, 190:270] = np.asarray(Image.fromarray(_photo()).resize((80, 80), Image.BILINEAR))
+    analyser = FaceAnalyzer()
+    try:
+        assert analyser.detect(frame) == []  # too small for the detectors in the whole frame
+        tracked = analyser.analyse(0.0, frame, still=True)
+    finally:
+        analyser.close()
+    assert tracked.crop is not None and tracked.face_scale < SMALL_FACE_SCALE  # found in a tile; an enlarged crop
+    reader = scorer.face_reader
+    small = reader.read_crops(tracked.crop[None], use_blendshapes=False, scales=np.array([tracked.face_scale]))
+    main_only = reader.read_crops(tracked.crop[None], use_blendshapes=False)
+    assert np.abs(small.valence - main_only.valence).max() > 0.01  # the two networks read it differently
+    Image.fromarray(frame).save(far := tmp_path / "far.png")
+    v = scorer.score(far, voice=VOICE)
+    assert v.face_fraction == 1.0 and v.verdict != "undetermined", v.reason
+    read = [v.face["valence_probs"][k] for k in ("negative", "neutral", "positive")]
+    np.testing.assert_allclose(read, small.valence[0], atol=2e-3)

@@ -160,7 +160,10 @@ def test_a_face_the_mesh_misses_in_the_usual_region_is_looked_for_in_a_tighter_o
     analyser = _analyser(stand_in, [(150.0, 100.0, 250.0, 200.0), (147.5, 97.5, 252.5, 202.5)])
     frames = [analyser.analyse(k / 5, rgb) for k in range(7)]
     assert all(f.crop is not None for f in frames)
-    assert FaceTrack(frames).scales() == pytest.approx([4.0] * 7, rel=1e-4)  # each crop's scale travels with it
+    frames[2].crop, frames[4].face_scale = None, 0.5  # a frame without a face; a face of another size
+    track = FaceTrack(frames)
+    assert len(track.crops()) == len(track.scales()) == 6
+    assert track.scales() == pytest.approx([4.0, 4.0, 4.0, 0.5, 4.0, 4.0], rel=1e-4)  # each crop's scale with it
     assert stand_in.asked == [usual, tight] + [tight] * 6  # found in the tighter region, then tracked there
     assert stand_in.restarts == 1  # the new region only: a miss leaves the mesh nothing to track
 

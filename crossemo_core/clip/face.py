@@ -178,12 +178,16 @@ class FaceAnalyzer:
     ROI_SIZE = 256  # the region is resized to this many pixels before the mesh sees it
     TILE_GRID = 3
     TILE_OVERLAP = 0.25
-    """Where the detectors find no face in the whole frame, they look again in each tile of a 3x3 grid (each tile
-    1.25 times a third of the frame, so that a face on a seam lies whole in one), on the first frame and then every
-    :attr:`detect_every` sampled frames until a face is found: the detectors shrink the frame to their small inputs
-    (128 and 192 px), where a face from across a room is a few pixels. FER2013 faces drawn 60 px wide at random places
-    on 480x360 frames (20 of them): found in 3 whole frames, in 20 with the grid; 80 px on 640x480: 2 -> 20; 80 px on
-    1280x720: 5 -> 16; 40 px on 320x240: 4 -> 20 (``scripts/face_tiles_experiment.py``, ``docs/face_tiles.json``).
+    """Where the detectors find no face in the whole frame on a frame they search (the first, then every
+    :attr:`detect_every` sampled frames, and every frame while no face is tracked), they look again in each tile of a
+    3x3 grid (each tile 1.25 times a third of the frame, so that a face up to an eighth of the frame wide on a seam lies
+    whole in one), but only on the first and every :attr:`detect_every`-th sampled frame: so about once a second in a
+    video without a face, or with a face too small for the whole frame's search. The detectors shrink the frame to
+    their small inputs (128 and 192 px), where a face from across a room is a few pixels. When two tiles find one face
+    (boxes overlapping, or one's centre inside the other), the first found is kept. FER2013 faces drawn 60 px wide at
+    random places on 480x360 frames (20 of them): found in 3 whole frames, in 20 with the grid; 80 px on 640x480:
+    2 -> 20; 80 px on 1280x720: 5 -> 16; 40 px on 320x240: 4 -> 20 (``scripts/face_tiles_experiment.py``,
+    ``docs/face_tiles.json``).
     A search costs nine detections of a third of the frame (86-127 ms with two other jobs on the 2 cores)."""
     detect_every = 5
 

@@ -6,7 +6,9 @@ blendshape coefficients; :func:`crossemo_core.clip.face.align_face` cuts a 48x48
 the mesh; the expression network (``checkpoints/fer_expression_v2.pt``, run as its int8 copy where torch can)
 gives 7 logits for the crop (averaged with its mirror image when the stacker says so); a multinomial logistic
 regression (:class:`FaceStacker`, ``checkpoints/face_reader.pt``) turns [logits, blendshapes] into 7 emotion
-probabilities. Valence is the sum of its emotions' probabilities
+probabilities. A face smaller than FER2013's (:data:`SMALL_FACE_SCALE`) is read instead by the small-face network
+(``checkpoints/fer_expression_small.pt``) and its network-only stacker (``checkpoints/face_reader_small.pt``),
+without blendshapes: :class:`SmallFaces`. Valence is the sum of its emotions' probabilities
 (:func:`~crossemo_core.readers.reading.valence_from_emotions`); arousal is P(angry, fearful, happy, surprised)
 against P(neutral, sad), disgust left out (it has no clear arousal).
 
@@ -57,8 +59,9 @@ DEFAULT_SMALL_STACKER = CHECKPOINTS / "face_reader_small.pt"
 SMALL_FACE_SCALE = 0.95
 """A face whose crop spans fewer frame pixels than this per crop pixel (:func:`crossemo_core.clip.face.crop_scale`;
 0.95: eyes under ~16 px apart) is read by the small-face network: its crop is an enlarged, blurred face. On the
-validation split, faces shrunk to 44 px and enlarged back are read better by the small-face network, sharp 48 px ones
-by the main network (``checkpoints/face_reader.md``)."""
+validation split (``docs/readers_face_small_threshold.json``), faces shrunk to 44 px and enlarged back are read better
+by the small-face network (7-class accuracy and valence UAR), sharp 48 px ones by the main network; on PublicTest the
+two read 44 px faces alike and the small-face network is ahead from 40 px down (``checkpoints/face_reader.md``)."""
 LANDMARKER_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
 """MediaPipe Face Landmarker v1 float16 (card ``checkpoints/face_landmarker.md``)."""
 STACKER_FORMAT = "crossemo-face-reader/1"
@@ -375,11 +378,12 @@ class FaceReader:
         if crops.ndim != 3 or crops.shape[1:] != (FER_SIZE, FER_SIZE):
             raise ValueError(f"expected (N, {FER_SIZE}, {FER_SIZE}) grey crops, got shape {crops.shape}")
         small = np.zeros(len(crops), bool)
-        if scales is not None and self.small_faces is not None:
+        if scales is not None:
             scales = np.asarray(scales, np.float64)
             if scales.shape != (len(crops),):
                 raise ValueError(f"expected one scale per crop ({len(crops)}), got shape {scales.shape}")
-            small = np.nan_to_num(scales, nan=np.inf) < self.small_faces.below
+            if self.small_faces is not None:
+                small = np.nan_to_num(scales, nan=np.inf) < self.small_faces.below
         if blendshapes is None and use_blendshapes and self.stacker.with_blendshapes is not None:
             blendshapes = self.landmarker.blendshapes_of_crops(crops)
         use_blendshapes = use_blendshapes and blendshapes is not None and self.stacker.with_blendshapes is not None
