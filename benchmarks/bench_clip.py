@@ -6,6 +6,8 @@
   (what ``python -m crossemo_core score FILE`` costs, minus printing);
 - warm: further verdicts on the same clip in this process, with the stages timed (decode + face mesh, expression
   network, voice features, model);
+- faceless: warm verdicts of a ``--faceless`` s clip whose video has no face, where the face tracker searches the
+  frame's tiles as well (``FaceAnalyzer.TILE_MAX_GAP``);
 - memory: resident set size (RSS) before and after ``--verdicts`` verdicts in a row in one process.
 Targets (issue 4): warm <= 1 s, cold <= 10 s, memory growth over 100 verdicts < 50 MB, on 2 CPU cores.
 The clip is written to a temporary folder that is removed afterwards.
@@ -60,6 +62,8 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=5, help="warm verdicts timed")
     ap.add_argument("--cold", type=int, default=2, help="cold runs (fresh processes)")
     ap.add_argument("--verdicts", type=int, default=100, help="verdicts in a row for the memory check (0: skip)")
+    ap.add_argument("--faceless", type=float, default=30.0,
+                    help="also time a clip this long whose video has no face (the face search's cost; 0: skip)")
     args = ap.parse_args()
 
     from crossemo_core.clip import verdict as vmod
@@ -101,6 +105,17 @@ def main() -> int:
         for k, v in stages.items():
             print(f"  {k:>17}: median {np.median(v):.3f} s")
 
+        if args.faceless:
+            empty = NamedBytes("faceless.mp4", faceless_clip(args.faceless))
+            scorer.score(empty)
+            times = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                scorer.score(empty)
+                times.append(time.perf_counter() - t0)
+            print(f"faceless: a {args.faceless:.0f} s clip of grey frames (640x360) with the demo voice: median "
+                  f"{np.median(times):.2f} s of 3 verdicts")
+
         if args.verdicts:
             gc.collect()
             before = rss_mb()
@@ -116,6 +131,19 @@ def main() -> int:
                   f"(growth {after - before:+.1f} MB; target < 50 MB); " + ", ".join(marks))
         scorer.close()
     return 0
+
+
+def faceless_clip(seconds: float) -> bytes:
+    """MP4 bytes: ``seconds`` of flat grey 640x360 frames (no face anywhere) with the demo voice looped."""
+    import soundfile as sf
+
+    from crossemo_core.clip import synth
+
+    voice, _ = sf.read(ASSETS / "voice_upbeat.wav", dtype="float32")
+    n = int(seconds * synth.AUDIO_RATE)
+    audio = np.tile(voice, int(np.ceil(n / len(voice))))[:n]
+    return synth.encode_video(lambda i: np.full((360, 640, 3), 110 + i % 7, np.uint8), int(seconds * 25), 25, audio,
+                              container="mp4")
 
 
 def _timed_analyse(scorer, data, stages):  # noqa: ANN001, ANN202

@@ -145,6 +145,7 @@ def _analyser(stand_in: _RegionMesh, boxes: list[tuple[float, float, float, floa
     100-pixel face box at (200, 150) by default), the mesh is ``stand_in``."""
     analyser = object.__new__(FaceAnalyzer)
     analyser.max_faces, analyser._roi, analyser._box_roi, analyser._count, analyser._n = 4, None, None, 0, 0
+    analyser._tiles_at, analyser._tile_gap = 0, FaceAnalyzer.detect_every
     found = iter(boxes or [(150.0, 100.0, 250.0, 200.0)] * 10)
     analyser.detect = lambda rgb: [next(found)]
     analyser._mesh = stand_in.mesh
@@ -200,10 +201,17 @@ def test_a_face_too_small_for_the_whole_frame_is_looked_for_in_tiles() -> None:
     analyser = _analyser(_RegionMesh(set()))
     analyser.detect = detect
     searched.clear()
-    for k in range(7):
+    for k in range(80):
         assert analyser.analyse(k / 5, empty).crop is None
-    # the whole frame on every frame; the tiles on the first and then every detect_every-th frame only
-    assert len(searched) == 7 + 2 * FaceAnalyzer.TILE_GRID ** 2
+    # the whole frame on every frame; the tiles on frames 0, 10, 30 and 70: each empty search doubles the wait (5, 10,
+    # 20, 40 frames), up to TILE_MAX_GAP
+    assert len(searched) == 80 + 4 * FaceAnalyzer.TILE_GRID ** 2
+    assert analyser._tiles_at == 70 + FaceAnalyzer.TILE_MAX_GAP
+    analyser.analyse(80 / 5, rgb)  # a face found in the tiles? not yet: the next tiled search is at frame 110
+    assert analyser._tiles_at == 110
+    analyser.detect = lambda image: [(300.0, 200.0, 324.0, 230.0)]  # the whole frame finds a face
+    analyser.analyse(81 / 5, rgb)
+    assert analyser._tile_gap == FaceAnalyzer.detect_every and analyser._tiles_at == 85  # back to every 5 frames
 
 
 def test_expression_network_round_trip_and_input_checks(tmp_path: Path) -> None:

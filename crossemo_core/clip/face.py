@@ -181,14 +181,20 @@ class FaceAnalyzer:
     """Where the detectors find no face in the whole frame on a frame they search (the first, then every
     :attr:`detect_every` sampled frames, and every frame while no face is tracked), they look again in each tile of a
     3x3 grid (each tile 1.25 times a third of the frame, so that a face up to an eighth of the frame wide on a seam lies
-    whole in one), but only on the first and every :attr:`detect_every`-th sampled frame: so about once a second in a
-    video without a face, or with a face too small for the whole frame's search. The detectors shrink the frame to
+    whole in one), but only on the first sampled frame and then every :attr:`detect_every` frames while they find
+    faces, less often while they find none (:attr:`TILE_MAX_GAP`). The detectors shrink the frame to
     their small inputs (128 and 192 px), where a face from across a room is a few pixels. When two tiles find one face
     (boxes overlapping, or one's centre inside the other), the first found is kept. FER2013 faces drawn 60 px wide at
     random places on 480x360 frames (20 of them): found in 3 whole frames, in 20 with the grid; 80 px on 640x480:
     2 -> 20; 80 px on 1280x720: 5 -> 16; 40 px on 320x240: 4 -> 20 (``scripts/face_tiles_experiment.py``,
     ``docs/face_tiles.json``).
     A search costs nine detections of a third of the frame (86-127 ms with two other jobs on the 2 cores)."""
+    TILE_MAX_GAP = 40
+    """After a tiled search that finds nothing, the next one waits twice as many sampled frames as the last wait (from
+    :attr:`detect_every` up to this many: 4-8 s at the clip's and sessions' face rates), and the wait starts again at
+    :attr:`detect_every` once a face is found: a recording without a face pays for a few searches, not one a second
+    (a 30 s clip without a face, ``benchmarks/bench_clip.py --faceless 30``: 1.85 s to score; 1.60 s before the tiled
+    search, 3.41 s with a tiled search every 5 frames)."""
     detect_every = 5
 
     def __init__(self, max_faces: int = 4, min_confidence: float = 0.5) -> None:
@@ -213,12 +219,14 @@ class FaceAnalyzer:
         self._box_roi: tuple[float, float, float] | None = None  # the ROI_SCALE region of the box that set it
         self._count = 0
         self._n = 0
+        self._tiles_at, self._tile_gap = 0, self.detect_every  # next tiled search (sampled frame), frames between
 
     def reset(self) -> None:
         with _quiet_fd2():
             self._video.reset()
             self._video.process(_BLANK)
         self._roi, self._box_roi, self._count, self._n = None, None, 0, 0
+        self._tiles_at, self._tile_gap = 0, self.detect_every
 
     def close(self) -> None:
         for graph in (*self._detectors, self._video, self._still):
@@ -259,8 +267,14 @@ class FaceAnalyzer:
         rgb = np.ascontiguousarray(rgb)
         if still or self._roi is None or self._n % self.detect_every == 0:
             boxes = self.detect(rgb)
-            if not boxes and (still or self._n % self.detect_every == 0):
+            if not boxes and (still or self._n >= self._tiles_at):
                 boxes = self.detect_in_tiles(rgb)
+                if not still:  # nothing there: search the tiles half as often, down to TILE_MAX_GAP frames
+                    self._tile_gap = self.detect_every if boxes else min(2 * self._tile_gap, self.TILE_MAX_GAP)
+                    self._tiles_at = self._n + self._tile_gap
+            elif boxes:  # a face again: the tiles back to every detect_every frames (the next such frame at the latest)
+                self._tile_gap = self.detect_every
+                self._tiles_at = min(self._tiles_at, (self._n // self.detect_every + 1) * self.detect_every)
             self._count = len(boxes)
             if not boxes:
                 self._roi = self._box_roi = None
