@@ -269,7 +269,7 @@ class FaceAnalyzer:
             boxes = self.detect(rgb)
             if not boxes and (still or self._n >= self._tiles_at):
                 boxes = self.detect_in_tiles(rgb)
-                if not still:  # nothing there: search the tiles half as often, down to TILE_MAX_GAP frames
+                if not still:  # found: again in detect_every frames; nothing: wait twice as long (<= TILE_MAX_GAP)
                     self._tile_gap = self.detect_every if boxes else min(2 * self._tile_gap, self.TILE_MAX_GAP)
                     self._tiles_at = self._n + self._tile_gap
             elif boxes:  # a face again: the tiles back to every detect_every frames (the next such frame at the latest)
