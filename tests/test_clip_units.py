@@ -193,6 +193,9 @@ def test_a_face_too_small_for_the_whole_frame_is_looked_for_in_tiles() -> None:
     analyser.detect = detect
     assert analyser.detect_in_tiles(rgb) == [(300.0, 200.0, 324.0, 230.0)]  # in frame pixels, once though in 2 tiles
     assert len(searched) == FaceAnalyzer.TILE_GRID ** 2 and all(s == (150, 200) for s in searched)
+    cut = np.zeros_like(rgb)
+    cut[200:230, 330:354] = 255  # cut by the middle column's tiles (x 140-340), whole in the last column's
+    assert analyser.detect_in_tiles(cut) == [(330.0, 200.0, 354.0, 230.0)]  # whole, not the cut one found first
     searched.clear()
     frame = analyser.analyse(0.0, rgb)
     assert frame.crop is not None and frame.n_faces == 1 and len(searched) == 1 + FaceAnalyzer.TILE_GRID ** 2
