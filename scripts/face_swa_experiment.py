@@ -31,7 +31,8 @@ sys.path.insert(0, str(REPO / "scripts"))
 from crossemo_core.clip.expression import (ExpressionModel, ExpressionNet, softmax, standardise,  # noqa: E402
                                            train_epoch)
 from crossemo_core.paths import atomic_write_text, atomic_writer  # noqa: E402
-from train_face_reader import load_fer2013, scores, selection_score, training_loss, validation_split  # noqa: E402
+from train_face_reader import (load_fer2013, load_training_state, save_training_state, scores,  # noqa: E402
+                               selection_score, training_loss, validation_split)
 
 
 def flip_proba(net: ExpressionNet, images: np.ndarray) -> np.ndarray:
@@ -86,16 +87,9 @@ def main() -> int:
     # not the epochs: a run stopped early is read with a smaller --epochs
     state_path = args.cache / "face_swa.state.pt"
     rows: list[dict] = []
-    if state_path.is_file():
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
-        if json.loads(state["settings"]) != settings:
-            raise SystemExit(f"{state_path} holds a run with other settings ({state['settings']}); delete it to start "
-                             "afresh")
-        net.load_state_dict(state["net"])
-        average.load_state_dict(state["average"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        gen.set_state(state["generator"])
+    parts = {"net": net, "average": average, "opt": opt, "sched": sched}
+    state = load_training_state(state_path, settings, parts, gen)
+    if state is not None:
         rows = json.loads(state["rows"])[:args.epochs]
         print(f"resuming after epoch {len(rows)}", flush=True)
     shipped_valid = valid(shipped)
@@ -111,10 +105,7 @@ def main() -> int:
         print(json.dumps(rows[-1]), flush=True)
         with atomic_writer(args.cache / f"face_swa.average{epoch}.pt") as f:  # before the state that counts it
             torch.save(averaged.state_dict(), f)
-        with atomic_writer(state_path) as f:
-            torch.save({"settings": json.dumps(settings), "net": net.state_dict(), "average": average.state_dict(),
-                        "opt": opt.state_dict(), "sched": sched.state_dict(), "generator": gen.get_state(),
-                        "rows": json.dumps(rows)}, f)
+        save_training_state(state_path, settings, parts, gen, {"rows": json.dumps(rows)})
 
     best = max(rows, key=lambda r: selection_score(r["average"]))
     chosen = ExpressionNet(shipped.widths)

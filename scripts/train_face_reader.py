@@ -32,6 +32,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -89,6 +90,31 @@ def training_loss(train_labels: np.ndarray) -> torch.nn.CrossEntropyLoss:
     return torch.nn.CrossEntropyLoss(weight=class_weights, label_smoothing=0.1)
 
 
+def save_training_state(path: Path, settings: dict, parts: dict[str, Any], generator: torch.Generator,
+                        records: dict[str, Any]) -> None:
+    """Write a training run's state after an epoch (atomically): its ``settings`` (JSON), the ``state_dict`` of each
+    of ``parts`` (network, optimiser, scheduler, ...) under its name, the shuffling ``generator`` and ``records``."""
+    with atomic_writer(path) as f:
+        torch.save({"settings": json.dumps(settings), **{name: part.state_dict() for name, part in parts.items()},
+                    "generator": generator.get_state(), **records}, f)
+
+
+def load_training_state(path: Path, settings: dict, parts: dict[str, Any], generator: torch.Generator,
+                        label: str = "") -> dict[str, Any] | None:
+    """Restore ``parts`` and ``generator`` from a :func:`save_training_state` file and return it (its records are
+    the caller's to read); ``None`` when there is none. A run with other ``settings`` stops the script."""
+    if not path.is_file():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if json.loads(state["settings"]) != settings:
+        raise SystemExit(f"{label}{path} holds a run with other settings ({state['settings']}); delete it or pass "
+                         "another --cache to start afresh")
+    for name, part in parts.items():
+        part.load_state_dict(state[name])
+    generator.set_state(state["generator"])
+    return state
+
+
 def train_cnn(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, valid_idx: np.ndarray,
               out: Path, state_path: Path, args: argparse.Namespace) -> ExpressionModel:
     """Train :class:`ExpressionNet` (``args.widths``) for ``args.epochs`` epochs, resuming from ``state_path``."""
@@ -107,15 +133,9 @@ def train_cnn(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, val
     history: list[dict] = []
     seconds = 0.0
     start_epoch = 1
-    if state_path.is_file():
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
-        if json.loads(state["settings"]) != settings:
-            raise SystemExit(f"cnn: {state_path} holds a run with other settings ({state['settings']}); delete it or "
-                             "pass another --cache to start afresh")
-        net.load_state_dict(state["net"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        gen.set_state(state["generator"])
+    parts = {"net": net, "opt": opt, "sched": sched}
+    state = load_training_state(state_path, settings, parts, gen, "cnn: ")
+    if state is not None:
         history, seconds = json.loads(state["history"]), float(state["seconds"])
         start_epoch = len(history) + 1
         if start_epoch > args.epochs and out.is_file():
@@ -134,10 +154,7 @@ def train_cnn(images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, val
                         "validation_accuracy": round(valid_acc, 4)})
         print(f"cnn: epoch {epoch:2d}/{args.epochs} loss {loss:.4f} validation accuracy "
               f"{valid_acc:.4f} ({time.perf_counter() - t0:.0f} s)", flush=True)
-        with atomic_writer(state_path) as f:
-            torch.save({"settings": json.dumps(settings), "net": net.state_dict(), "opt": opt.state_dict(),
-                        "sched": sched.state_dict(), "generator": gen.get_state(), "history": json.dumps(history),
-                        "seconds": seconds}, f)
+        save_training_state(state_path, settings, parts, gen, {"history": json.dumps(history), "seconds": seconds})
     model.meta = {"trained_on": f"FER2013 Training minus a seeded {len(valid_idx)}-image validation split "
                                 f"({len(train_idx)} images)",
                   "history": history, "settings": settings, "train_seconds": round(seconds, 1),
