@@ -106,15 +106,11 @@ def main() -> int:
             print(f"  {k:>17}: median {np.median(v):.3f} s")
 
         if args.faceless:
+            from crossemo_core.benchmark.speed import median_seconds
+
             empty = NamedBytes("faceless.mp4", faceless_clip(args.faceless))
-            scorer.score(empty)
-            times = []
-            for _ in range(3):
-                t0 = time.perf_counter()
-                scorer.score(empty)
-                times.append(time.perf_counter() - t0)
             print(f"faceless: a {args.faceless:.0f} s clip of grey frames (640x360) with the demo voice: median "
-                  f"{np.median(times):.2f} s of 3 verdicts")
+                  f"{median_seconds(lambda: scorer.score(empty), repeats=3):.2f} s of 3 verdicts")
 
         if args.verdicts:
             gc.collect()

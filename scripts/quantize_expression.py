@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
+from crossemo_core.benchmark.speed import median_seconds  # noqa: E402
 from crossemo_core.clip.expression import ExpressionModel, int8_path, quantize, save_int8  # noqa: E402
 from crossemo_core.paths import atomic_write_text  # noqa: E402
 from crossemo_core.readers.face import DEFAULT_EXPRESSION, DEFAULT_STACKER, FaceReader  # noqa: E402
@@ -35,14 +35,7 @@ from train_face_reader import validation_split  # noqa: E402
 
 
 def ms_per_crop(model: ExpressionModel, faces: np.ndarray) -> float:
-    for _ in range(2):
-        model.logits(faces)
-    times = []
-    for _ in range(5):
-        t = time.perf_counter()
-        model.logits(faces)
-        times.append(time.perf_counter() - t)
-    return float(np.median(times)) / len(faces) * 1000
+    return median_seconds(lambda: model.logits(faces), repeats=5, warmups=2) / len(faces) * 1000
 
 
 def main() -> int:

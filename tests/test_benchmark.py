@@ -9,7 +9,7 @@ import pytest
 from crossemo_core.benchmark import Profile, run_benchmark, runner, suite_runs
 from crossemo_core.benchmark.cache import RunCache
 from crossemo_core.benchmark.protocols import FINE_GRAINED_CASES, fine_grained_case
-from crossemo_core.benchmark.speed import run_speed, speed_markdown
+from crossemo_core.benchmark.speed import median_seconds, run_speed, speed_markdown
 from crossemo_core.benchmark.suites import ABLATIONS, RATIOS
 from crossemo_core.cli import main
 
@@ -245,3 +245,13 @@ def test_speed_suite_from_the_command_line(tmp_path, capsys):
     assert float(measures["BetaMixture fit"].removesuffix(" s")) >= 0
     assert float(measures["t-SNE 2-D map"].removesuffix(" s")) >= 0
     assert all("cores" in r[-1] and "GPU" in r[-1] for r in rows)  # every line names the machine
+
+
+def test_median_seconds_warms_up_then_times_each_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    import crossemo_core.benchmark.speed as speed
+
+    clock = iter([0.0, 1.0, 10.0, 13.0, 20.0, 22.0])  # three timed calls: 1 s, 3 s, 2 s
+    monkeypatch.setattr(speed.time, "perf_counter", lambda: next(clock))
+    calls = []
+    assert median_seconds(lambda: calls.append(1), repeats=3, warmups=2) == 2.0
+    assert len(calls) == 5  # two untimed warm-ups, three timed calls

@@ -123,28 +123,20 @@ def read_latency(seconds: float = 10.0, repeats: int = 5) -> dict[str, float]:
     frame with 1 thread (voice reader alone; face tracker + face reader alone)."""
     from crossemo_core.clip.decode import NamedBytes, decode_media
     from crossemo_core.clip.face import FaceTrack
+    from crossemo_core.benchmark.speed import median_seconds
     from crossemo_core.clip.synth import demo_clip
     from crossemo_core.readers.cli import FACE_FPS, Readers
 
     data = NamedBytes("demo.mp4", demo_clip(seconds))
     readers = Readers()
 
-    def median_time(fn: Callable[[], Any]) -> float:
-        fn()  # warm up
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        return float(np.median(times))
-
     previous = torch.get_num_threads()
     torch.set_num_threads(2)
-    clip_s = median_time(lambda: readers.read_file(data))
+    clip_s = median_seconds(lambda: readers.read_file(data), repeats)
     torch.set_num_threads(1)
     frames: list[np.ndarray] = []
     media = decode_media(data, limits=ClipLimits(fps=FACE_FPS), on_frame=lambda t, rgb: frames.append(rgb))
-    voice_s = median_time(lambda: readers.voice.read_recording(media.audio)) / seconds
+    voice_s = median_seconds(lambda: readers.voice.read_recording(media.audio), repeats) / seconds
     tracker = readers.tracker
 
     def faces() -> None:
@@ -152,7 +144,7 @@ def read_latency(seconds: float = 10.0, repeats: int = 5) -> dict[str, float]:
         track = FaceTrack([tracker.analyse(i / FACE_FPS, f) for i, f in enumerate(frames)])
         readers.face.read_crops(track.crops(), use_blendshapes=False, scales=track.scales())
 
-    frame_s = median_time(faces) / len(frames)
+    frame_s = median_seconds(faces, repeats) / len(frames)
     readers.close()
     torch.set_num_threads(previous)
     return {f"read a {seconds:g} s clip, warm, 2 threads (s)": clip_s, "voice reader per second of audio, 1 thread (s)":

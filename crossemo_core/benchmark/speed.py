@@ -39,6 +39,18 @@ class SpeedRow:
     machine: str
 
 
+def median_seconds(fn: Callable[[], Any], repeats: int, warmups: int = 1) -> float:
+    """Median wall time (seconds) of ``repeats`` calls of ``fn`` after ``warmups`` untimed ones."""
+    for _ in range(warmups):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
 def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     start = time.perf_counter()
     result = fn()
