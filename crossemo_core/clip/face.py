@@ -341,6 +341,10 @@ def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return inter / union if union > 0 else 0.0
 
 
+_TEMPLATE_POINTS = np.array([FER_TEMPLATE["right_eye"], FER_TEMPLATE["left_eye"], FER_TEMPLATE["mouth"]], np.float32)
+"""``(3, 2)``: where :func:`eye_mouth_points` of a face go in its 48x48 crop."""
+
+
 def _area(box: tuple[float, ...]) -> float:
     return (box[2] - box[0]) * (box[3] - box[1])
 
@@ -369,8 +373,7 @@ def eye_mouth_points(mesh: np.ndarray) -> np.ndarray:
 def crop_scale(mesh: np.ndarray) -> float:
     """How many frame pixels one pixel of the face's :func:`align_face` crop spans: 1 for a face as large as
     FER2013's (eyes 17 px apart), 0.5 for a face half that size, whose crop is an enlarged, blurred face."""
-    template = np.array([FER_TEMPLATE["right_eye"], FER_TEMPLATE["left_eye"], FER_TEMPLATE["mouth"]], np.float32)
-    return float(1.0 / max(np.hypot(*_similarity(eye_mouth_points(mesh), template)[:, 0]), 1e-9))
+    return float(1.0 / max(np.hypot(*_similarity(eye_mouth_points(mesh), _TEMPLATE_POINTS)[:, 0]), 1e-9))
 
 
 def align_face(rgb: np.ndarray, mesh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -381,9 +384,8 @@ def align_face(rgb: np.ndarray, mesh: np.ndarray) -> tuple[np.ndarray, np.ndarra
     """
     import cv2
 
-    template = np.array([FER_TEMPLATE["right_eye"], FER_TEMPLATE["left_eye"], FER_TEMPLATE["mouth"]], np.float32)
     src = eye_mouth_points(mesh)
-    matrix = _similarity(src, template * 4)
+    matrix = _similarity(src, _TEMPLATE_POINTS * 4)
     big = cv2.warpAffine(rgb, matrix, (FER_SIZE * 4, FER_SIZE * 4), flags=cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_REPLICATE)
     grey = cv2.cvtColor(big, cv2.COLOR_RGB2GRAY)

@@ -76,7 +76,7 @@ def read_still(frame: FaceFrame, n: int, fps: float, expression, face_reader,  #
     if frame.crop is None:
         return FaceReadings(times, np.zeros(n, bool))
     logits = np.repeat(expression.logits(frame.crop[None]), n, axis=0)
-    scale = np.array([np.nan if frame.face_scale is None else frame.face_scale])
+    scale = FaceTrack([frame]).scales()
     emotions = np.repeat(face_reader.read_crops(frame.crop[None], use_blendshapes=False, scales=scale).emotions, n,
                          axis=0)
     return FaceReadings(times, np.ones(n, bool), logits, emotions)

@@ -245,6 +245,13 @@ class FaceStacker:
     def flip_tta(self) -> bool:
         return bool(self.meta.get("flip_tta", False))
 
+    def logits_of(self, expression: ExpressionModel, crops: np.ndarray) -> np.ndarray:
+        """``(N, 48, 48)`` grey crops -> ``(N, 7)`` logits of ``expression`` as this stacker was fitted on them: the
+        mean with the mirrored crop when it was fitted with flip test-time augmentation."""
+        if not self.flip_tta:
+            return expression.logits(np.asarray(crops))
+        return expression.mirrored_logits(crops)
+
     def predict_proba(self, logits: np.ndarray, blendshapes: np.ndarray | None) -> np.ndarray:
         """``(N, 7)`` logits and ``(N, 52)`` blendshapes (NaN rows: none; or ``None``) -> ``(N, 7)`` probabilities."""
         out = self.network_only.predict_proba(logits)
@@ -361,11 +368,8 @@ class FaceReader:
         return self._landmarker
 
     def logits(self, crops: np.ndarray) -> np.ndarray:
-        """``(N, 48, 48)`` grey crops -> ``(N, 7)`` network logits (mean with the mirrored crop when the stacker
-        was fitted with flip test-time augmentation)."""
-        if not self.stacker.flip_tta:
-            return self.expression.logits(np.asarray(crops))
-        return self.expression.mirrored_logits(crops)
+        """``(N, 48, 48)`` grey crops -> ``(N, 7)`` the main network's logits, as its stacker reads them."""
+        return self.stacker.logits_of(self.expression, crops)
 
     def read_crops(self, crops: np.ndarray, blendshapes: np.ndarray | None = None,
                    use_blendshapes: bool = True, scales: np.ndarray | None = None) -> CropReadings:
@@ -393,9 +397,8 @@ class FaceReader:
             emotions[main] = self.stacker.predict_proba(self.logits(crops[main]),
                                                         blendshapes[main] if use_blendshapes else None)
         if small.any():
-            net, stacker = self.small_faces.expression, self.small_faces.stacker
-            logits = net.mirrored_logits(crops[small]) if stacker.flip_tta else net.logits(crops[small])
-            emotions[small] = stacker.predict_proba(logits, None)
+            stacker = self.small_faces.stacker
+            emotions[small] = stacker.predict_proba(stacker.logits_of(self.small_faces.expression, crops[small]), None)
         used = (~np.isnan(blendshapes).any(axis=1) & main) if use_blendshapes else np.zeros(len(crops), bool)
         return CropReadings(emotions=emotions, valence=valence_from_emotions(FACE_EMOTIONS, emotions),
                             used_blendshapes=used)
