@@ -162,14 +162,22 @@ def test_no_face_is_undetermined(scorer: ClipScorer) -> None:
     assert v.p_inconsistent is None and all(w.status == "no face" for w in v.timeline)
 
 
-def test_a_face_seen_but_not_read_is_undetermined_and_says_so(scorer: ClipScorer,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_face_the_mesh_cannot_read_is_read_from_the_detectors_points_or_is_undetermined_and_says_so(
+        scorer: ClipScorer, monkeypatch: pytest.MonkeyPatch) -> None:
     """The detectors find the face in every frame, the mesh reads it in none (as with a face in sunglasses in a
-    re-encoded copy): the reason says the face was seen but could not be read, not that there was no face."""
-    from crossemo_core.clip.face import FaceAnalyzer
+    re-encoded copy): the face is framed on the detectors' eye and mouth points and the notes say so; where the
+    detectors give no such points either, the reason says the face was seen but could not be read, not that there
+    was no face."""
+    from crossemo_core.clip.face import Detection, FaceAnalyzer
 
     monkeypatch.setattr(FaceAnalyzer, "_mesh", lambda self, rgb, roi, still: None)
-    v = scorer.score(NamedBytes("sunglasses.mp4", _video(_voice())))
+    clip = NamedBytes("sunglasses.mp4", _video(_voice()))
+    v = scorer.score(clip)
+    assert v.verdict != "undetermined" and v.face_fraction > 0.9 and not v.geometry
+    assert any("the face mesh found no landmarks" in n and "eye and mouth points" in n for n in v.notes), v.notes
+    detect = FaceAnalyzer.detect
+    monkeypatch.setattr(FaceAnalyzer, "detect", lambda self, rgb: [Detection(d.box) for d in detect(self, rgb)])
+    v = scorer.score(clip)
     assert v.verdict == "undetermined" and v.p_inconsistent is None
     assert re.match(r"the face could not be read in most frames: a face was seen in (9\d|100)% of the sampled frames "
                     r"but its features were read in only 0%", v.reason), v.reason

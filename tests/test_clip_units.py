@@ -2,6 +2,7 @@
 windows, loudness, the kNN gate, the face alignment and geometry, the expression network's file format."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +12,11 @@ import torch
 from crossemo_core.clip import sequences as seq
 from crossemo_core.clip.expression import (FER_CLASSES, FER_SIZE, FER_TEMPLATE, ExpressionModel, ExpressionNet,
                                            augment_batch, standardise, valence_proba)
-from crossemo_core.clip.face import (GEOMETRY_NAMES, LEFT_EYE, LIP_CORNERS, RIGHT_EYE, FaceAnalyzer, FaceTrack,
-                                     _similarity, crop_scale, face_geometry)
+from crossemo_core.clip.face import (GEOMETRY_NAMES, LEFT_EYE, LIP_CORNERS, RIGHT_EYE, Detection, FaceAnalyzer,
+                                     FaceFrame, FaceTrack, _similarity, align_face, crop_scale, eye_mouth_points,
+                                     face_geometry)
 from crossemo_core.clip.gate import KnnGate
+from crossemo_core.clip.reading import FaceLog
 from crossemo_core.errors import CheckpointError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -124,9 +127,10 @@ def test_geometry_does_not_depend_on_size_or_roll() -> None:
 
 def test_crop_scale_is_frame_pixels_per_crop_pixel_whatever_the_roll() -> None:
     # _mesh draws the template's points 4 * scale frame pixels apart per template pixel
-    assert crop_scale(_mesh(scale=1.0)) == pytest.approx(4.0, rel=1e-4)
-    assert crop_scale(_mesh(scale=0.2, angle_deg=25)) == pytest.approx(0.8, rel=1e-4)  # a small face: enlarged crop
-    assert crop_scale(_mesh(scale=1.7, angle_deg=-12)) == pytest.approx(6.8, rel=1e-4)
+    assert crop_scale(eye_mouth_points(_mesh(scale=1.0))) == pytest.approx(4.0, rel=1e-4)
+    small = eye_mouth_points(_mesh(scale=0.2, angle_deg=25))
+    assert crop_scale(small) == pytest.approx(0.8, rel=1e-4)  # a small face: enlarged crop
+    assert crop_scale(eye_mouth_points(_mesh(scale=1.7, angle_deg=-12))) == pytest.approx(6.8, rel=1e-4)
 
 
 class _RegionMesh:
@@ -147,7 +151,7 @@ def _analyser(stand_in: _RegionMesh, boxes: list[tuple[float, float, float, floa
     analyser.max_faces, analyser._roi, analyser._box_roi, analyser._count, analyser._n = 4, None, None, 0, 0
     analyser._tiles_at, analyser._tile_gap = 0, FaceAnalyzer.detect_every
     found = iter(boxes or [(150.0, 100.0, 250.0, 200.0)] * 10)
-    analyser.detect = lambda rgb: [next(found)]
+    analyser.detect = lambda rgb: [Detection(next(found))]
     analyser._mesh = stand_in.mesh
     analyser._restart_tracking = lambda: setattr(stand_in, "restarts", stand_in.restarts + 1)
     return analyser
@@ -177,25 +181,66 @@ def test_a_face_the_mesh_misses_in_the_usual_region_is_looked_for_in_a_tighter_o
     assert found.asked == [usual]  # no retry where the usual region finds the face
 
 
+def test_a_face_the_mesh_cannot_read_is_framed_on_the_detectors_eye_and_mouth_points() -> None:
+    rgb = np.random.default_rng(0).integers(0, 255, (300, 400, 3)).astype(np.uint8)
+    points = np.float32([[185.0, 140.0], [215.0, 141.0], [201.0, 175.0]])  # right eye, left eye, mouth
+    face = Detection((150.0, 100.0, 250.0, 200.0), points)
+    calls: list[int] = []
+    analyser = _analyser(_RegionMesh(set()))  # the mesh finds no face anywhere
+
+    def detect(image: np.ndarray) -> list[Detection]:
+        calls.append(1)
+        return [face]
+
+    analyser.detect = detect
+    frame = analyser.analyse(0.0, rgb)
+    crop, thumb = align_face(rgb, points)
+    np.testing.assert_array_equal(frame.crop, crop)
+    np.testing.assert_array_equal(frame.thumb, thumb)
+    assert not frame.from_mesh and frame.geometry is None and frame.n_faces == 1 and len(calls) == 1
+    assert frame.face_scale == pytest.approx(crop_scale(points)) and frame.box == (0.375, 1 / 3, 0.625, 2 / 3)
+    assert FaceTrack([frame]).found.all()
+
+    blind = _analyser(_RegionMesh(set()))
+    blind.detect = lambda image: [Detection(face.box)]  # a detector without key points: nothing to frame the face on
+    assert blind.analyse(0.0, rgb).crop is None
+
+    # while tracking, a miss asks the detectors again for this frame; a face elsewhere is not the face the mesh lost
+    for found, read in (([Detection((300.0, 200.0, 380.0, 280.0), points)], False), ([face], True)):
+        tracked = _analyser(_RegionMesh({100 * FaceAnalyzer.ROI_SCALE}))
+        assert tracked.analyse(0.0, rgb).from_mesh
+        tracked._mesh = lambda *args: None
+        tracked.detect = lambda image, found=found: found
+        assert (tracked.analyse(0.2, rgb).crop is not None) == read
+
+    log = FaceLog()
+    log.add([frame, replace(frame, from_mesh=True), FaceFrame(t=0.4, n_faces=0)])
+    assert log.aligned_on_points == 1 and "in 1 of 2 frames with a face the face mesh found no landmarks" in \
+        log.notes()[0]
+
+
 def test_a_face_too_small_for_the_whole_frame_is_looked_for_in_tiles() -> None:
     rgb = np.zeros((360, 480, 3), np.uint8)
     rgb[200:230, 300:324] = 255  # "the face": found by the stand-in detector only in an image smaller than the frame
     searched: list[tuple[int, int]] = []
 
-    def detect(image: np.ndarray) -> list[tuple[float, float, float, float]]:
+    def detect(image: np.ndarray) -> list[Detection]:
         searched.append(image.shape[:2])
         ys, xs = np.nonzero(image[:, :, 0] == 255)
         if image.shape[:2] == rgb.shape[:2] or len(xs) == 0:
             return []
-        return [(float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))]
+        x0, y0 = float(xs.min()), float(ys.min())
+        return [Detection((x0, y0, float(xs.max() + 1), float(ys.max() + 1)), np.float32([[x0, y0]] * 3))]
 
     analyser = _analyser(_RegionMesh({round(30 * FaceAnalyzer.ROI_SCALE, 3)}))
     analyser.detect = detect
-    assert analyser.detect_in_tiles(rgb) == [(300.0, 200.0, 324.0, 230.0)]  # in frame pixels, once though in 2 tiles
+    [face] = analyser.detect_in_tiles(rgb)  # once though found in 2 tiles
+    assert face.box == (300.0, 200.0, 324.0, 230.0)  # in frame pixels, the key points too
+    np.testing.assert_array_equal(face.points, [[300.0, 200.0]] * 3)
     assert len(searched) == FaceAnalyzer.TILE_GRID ** 2 and all(s == (150, 200) for s in searched)
     cut = np.zeros_like(rgb)
     cut[200:230, 330:354] = 255  # cut by the middle column's tiles (x 140-340), whole in the last column's
-    assert analyser.detect_in_tiles(cut) == [(330.0, 200.0, 354.0, 230.0)]  # whole, not the cut one found first
+    assert [d.box for d in analyser.detect_in_tiles(cut)] == [(330.0, 200.0, 354.0, 230.0)]  # whole, not cut
     searched.clear()
     frame = analyser.analyse(0.0, rgb)
     assert frame.crop is not None and frame.n_faces == 1 and len(searched) == 1 + FaceAnalyzer.TILE_GRID ** 2
@@ -212,7 +257,7 @@ def test_a_face_too_small_for_the_whole_frame_is_looked_for_in_tiles() -> None:
     assert analyser._tiles_at == 70 + FaceAnalyzer.TILE_MAX_GAP
     analyser.analyse(80 / 5, rgb)  # a face found in the tiles? not yet: the next tiled search is at frame 110
     assert analyser._tiles_at == 110
-    analyser.detect = lambda image: [(300.0, 200.0, 324.0, 230.0)]  # the whole frame finds a face
+    analyser.detect = lambda image: [Detection((300.0, 200.0, 324.0, 230.0))]  # the whole frame finds a face
     analyser.analyse(81 / 5, rgb)
     assert analyser._tile_gap == FaceAnalyzer.detect_every and analyser._tiles_at == 85  # back to every 5 frames
 

@@ -92,6 +92,7 @@ class FaceLog:
         self._found: list[bool] = []
         self._seen: list[bool] = []
         self.max_faces = 0
+        self.aligned_on_points = 0  # frames whose face was read from a crop aligned on the detector's points
         self._geometry_t: list[float] = []
         self._geometry: list[np.ndarray] = []
 
@@ -101,6 +102,7 @@ class FaceLog:
             self._found.append(f.crop is not None)
             self._seen.append(f.crop is not None or f.n_faces > 0)
             self.max_faces = max(self.max_faces, f.n_faces)
+            self.aligned_on_points += f.crop is not None and not f.from_mesh
             if f.geometry is not None:
                 self._geometry_t.append(f.t)
                 self._geometry.append(f.geometry)
@@ -112,6 +114,18 @@ class FaceLog:
     @property
     def found(self) -> np.ndarray:
         return np.array(self._found, dtype=bool)
+
+    def notes(self) -> list[str]:
+        """What the verdict's notes say about the faces: several in a frame; faces the mesh did not find."""
+        notes = []
+        if self.max_faces > 1:
+            notes.append(f"several faces were seen (up to {self.max_faces} in one frame); the largest face was "
+                         f"analysed in each frame.")
+        if self.aligned_on_points:
+            notes.append(f"in {self.aligned_on_points} of {sum(self._found)} frames with a face the face mesh found no "
+                         f"landmarks (glasses, compression, a turned head): those faces were framed on the face "
+                         f"detector's eye and mouth points, a coarser alignment, and give no face measurements.")
+        return notes
 
     def face_fraction(self, duration_s: float, fps: float) -> float:
         return face_fraction(self.times, self.found, duration_s, fps)

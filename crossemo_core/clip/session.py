@@ -501,9 +501,7 @@ class StreamAnalysis:
             notes.append(f"the video ({media.duration_s:.1f} s) and the voice ({self.duration_s:.1f} s) differ in "
                          f"length; they were aligned at their start and only {self.duration_s:.1f} s of voice was "
                          f"judged.")
-        if self.facelog.max_faces > 1:
-            notes.append(f"several faces were seen (up to {self.facelog.max_faces} in one frame); the largest face "
-                         f"was analysed in each frame.")
+        notes += self.facelog.notes()
         self._report(self.duration_s)
         return self._verdict(notes, partial=None)
 

@@ -444,9 +444,9 @@ class ClipScorer:
             if voice is not None and abs(media.duration_s - audio_s) > 1.0:
                 notes.append(f"the video ({media.duration_s:.1f} s) and the voice ({audio_s:.1f} s) differ in length; "
                              f"they were aligned at their start and only {duration:.1f} s of voice was judged.")
-        if track.max_faces > 1:
-            notes.append(f"several faces were seen (up to {track.max_faces} in one frame); the largest face was "
-                         f"analysed in each frame.")
+        log = FaceLog()
+        log.add(track.frames)
+        notes += log.notes()
         voice_track = None
         if audio is not None and len(audio) >= 0.1 * AUDIO_RATE and float(np.max(np.abs(audio))) >= SILENCE_PEAK:
             voice_track = seq.voice_track(audio, AUDIO_RATE, self.extractor)

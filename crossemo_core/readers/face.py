@@ -405,14 +405,14 @@ class FaceReader:
 
     def _emotions_of_image(self, rgb: np.ndarray) -> np.ndarray | None:
         """``(7,)`` emotion probabilities of the largest face in an RGB image, or ``None`` without a face."""
-        from crossemo_core.clip.face import align_face, crop_scale
+        from crossemo_core.clip.face import align_face, crop_scale, eye_mouth_points
 
         face = self.landmarker.detect(rgb)
         if face is None:
             return None
-        crop, _ = align_face(np.ascontiguousarray(rgb, dtype=np.uint8), face.mesh)
-        return self.read_crops(crop[None], face.blendshapes[None],
-                               scales=np.array([crop_scale(face.mesh)])).emotions[0]
+        points = eye_mouth_points(face.mesh)
+        crop, _ = align_face(np.ascontiguousarray(rgb, dtype=np.uint8), points)
+        return self.read_crops(crop[None], face.blendshapes[None], scales=np.array([crop_scale(points)])).emotions[0]
 
     def read_image(self, rgb: np.ndarray) -> Reading:
         """The largest face in an ``(H, W, 3)`` uint8 RGB photo -> a :class:`Reading` (``seconds`` 0); no face ->
