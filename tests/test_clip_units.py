@@ -148,8 +148,8 @@ def _analyser(stand_in: _RegionMesh, boxes: list[tuple[float, float, float, floa
     """A :class:`FaceAnalyzer` without mediapipe: the detectors find ``boxes`` in turn (one per detection; a
     100-pixel face box at (200, 150) by default), the mesh is ``stand_in``."""
     analyser = object.__new__(FaceAnalyzer)
-    analyser.max_faces, analyser._roi, analyser._box_roi, analyser._count, analyser._n = 4, None, None, 0, 0
-    analyser._tiles_at, analyser._tile_gap = 0, FaceAnalyzer.detect_every
+    analyser.max_faces = 4
+    analyser._forget()
     found = iter(boxes or [(150.0, 100.0, 250.0, 200.0)] * 10)
     analyser.detect = lambda rgb: [Detection(next(found))]
     analyser._mesh = stand_in.mesh
@@ -205,12 +205,12 @@ def test_a_face_the_mesh_cannot_read_is_framed_on_the_detectors_eye_and_mouth_po
     blind.detect = lambda image: [Detection(face.box)]  # a detector without key points: nothing to frame the face on
     assert blind.analyse(0.0, rgb).crop is None
 
-    # while tracking, a miss asks the detectors again for this frame; a face elsewhere is not the face the mesh lost
+    # while tracking, a miss asks the detectors again around the face; a face elsewhere is not the face the mesh lost
     for found, read in (([Detection((300.0, 200.0, 380.0, 280.0), points)], False), ([face], True)):
         tracked = _analyser(_RegionMesh({100 * FaceAnalyzer.ROI_SCALE}))
         assert tracked.analyse(0.0, rgb).from_mesh
         tracked._mesh = lambda *args: None
-        tracked.detect = lambda image, found=found: found
+        tracked.detect_near = lambda image, region, found=found: found
         assert (tracked.analyse(0.2, rgb).crop is not None) == read
 
     log = FaceLog()
@@ -260,6 +260,34 @@ def test_a_face_too_small_for_the_whole_frame_is_looked_for_in_tiles() -> None:
     analyser.detect = lambda image: [Detection((300.0, 200.0, 324.0, 230.0))]  # the whole frame finds a face
     analyser.analyse(81 / 5, rgb)
     assert analyser._tile_gap == FaceAnalyzer.detect_every and analyser._tiles_at == 85  # back to every 5 frames
+
+
+def test_a_small_face_once_found_in_a_tile_is_found_again_near_where_it_was() -> None:
+    rgb = np.zeros((360, 480, 3), np.uint8)
+    rgb[200:230, 300:324] = 255  # "the face": found by the stand-in detector only in an image smaller than the frame
+    searched: list[tuple[int, int]] = []
+
+    def detect(image: np.ndarray) -> list[Detection]:
+        searched.append(image.shape[:2])
+        ys, xs = np.nonzero(image[:, :, 0] == 255)
+        if image.shape[:2] == rgb.shape[:2] or len(xs) == 0:
+            return []
+        return [Detection((float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)))]
+
+    analyser = _analyser(_RegionMesh({round(30 * FaceAnalyzer.ROI_SCALE, 3)}))
+    analyser.detect = detect
+    assert all(analyser.analyse(k / 5, rgb).crop is not None for k in range(11))
+    # frame 0: the whole frame, then the tiles; frames 5 and 10: the whole frame, then one square around the face
+    near = round(FaceAnalyzer.NEAR_SCALE * FaceAnalyzer.ROI_SCALE * 30)
+    assert searched == [(360, 480)] + [(150, 200)] * FaceAnalyzer.TILE_GRID ** 2 + [(360, 480), (near, near)] * 2
+    assert [d.box for d in analyser.detect_near(rgb, (312.0, 215.0, 60.0))] == [(300.0, 200.0, 324.0, 230.0)]
+    assert [d.box for d in analyser.detect_near(rgb, (470.0, 350.0, 60.0))] == []  # moved inside the frame: not there
+    assert searched[-1] == (near, near)
+    empty = np.zeros_like(rgb)
+    analyser.analyse(11 / 5, empty)  # tracked: no search; the mesh (a stand-in) still reads it
+    for k in range(12, 16):
+        analyser.analyse(k / 5, empty)
+    assert analyser._near is None  # frame 15 found nothing, near the face or anywhere: no more searches there
 
 
 def test_expression_network_round_trip_and_input_checks(tmp_path: Path) -> None:

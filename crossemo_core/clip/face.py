@@ -221,6 +221,11 @@ class FaceAnalyzer:
     :attr:`detect_every` once a face is found: a recording without a face pays for a few searches, not one a second
     (a 30 s clip without a face, ``benchmarks/bench_clip.py --faceless 30``: 1.85 s to score; 1.60 s before the tiled
     search, 3.41 s with a tiled search every 5 frames)."""
+    NEAR_SCALE = 1.5
+    """On a frame the detectors search where the whole frame shows no face but the frame before had one, they look
+    again in a square around that face, this many times its mesh region's side (3 times the face box), before any
+    tiled search: a face too small for the whole frame, found once in a tile, is found again with one detection
+    instead of nine."""
     detect_every = 5
 
     def __init__(self, max_faces: int = 4, min_confidence: float = 0.5) -> None:
@@ -241,18 +246,22 @@ class FaceAnalyzer:
             for graph in (*self._detectors, self._video, self._still):
                 graph.process(_BLANK)
         self.max_faces = max_faces
+        self._forget()
+
+    def _forget(self) -> None:
+        """No face tracked, none seen: the state of a new clip."""
         self._roi: tuple[float, float, float] | None = None  # the region tracked: centre x, centre y, side (pixels)
         self._box_roi: tuple[float, float, float] | None = None  # the ROI_SCALE region of the box that set it
-        self._count = 0
-        self._n = 0
+        self._near: tuple[float, float, float] | None = None  # the ROI_SCALE region of the face last read
+        self._count = 0  # faces the detectors found on their last search
+        self._n = 0  # frames analysed
         self._tiles_at, self._tile_gap = 0, self.detect_every  # next tiled search (sampled frame), frames between
 
     def reset(self) -> None:
         with _quiet_fd2():
             self._video.reset()
             self._video.process(_BLANK)
-        self._roi, self._box_roi, self._count, self._n = None, None, 0, 0
-        self._tiles_at, self._tile_gap = 0, self.detect_every
+        self._forget()
 
     def close(self) -> None:
         for graph in (*self._detectors, self._video, self._still):
@@ -295,12 +304,25 @@ class FaceAnalyzer:
         found.sort(key=lambda d: -_area(d.box))
         return found[: self.max_faces]
 
+    def detect_near(self, rgb: np.ndarray, region: tuple[float, float, float]) -> list[Detection]:
+        """:meth:`detect` in the square :attr:`NEAR_SCALE` times the ``region`` (centre x, centre y, side; pixels),
+        moved inside the frame where it overhangs, in frame pixels."""
+        h, w = rgb.shape[:2]
+        cx, cy, side = region
+        side = min(self.NEAR_SCALE * side, w, h)
+        x0 = int(round(min(max(cx - side / 2, 0.0), w - side)))
+        y0 = int(round(min(max(cy - side / 2, 0.0), h - side)))
+        n = int(round(side))
+        return [d.moved(float(x0), float(y0)) for d in self.detect(rgb[y0:y0 + n, x0:x0 + n])]
+
     def analyse(self, t: float, rgb: np.ndarray, still: bool = False) -> FaceFrame:
         """Find the faces in one RGB frame and describe the largest (``still``: an unrelated single image)."""
         rgb = np.ascontiguousarray(rgb)
         found: list[Detection] | None = None  # this frame's detections, when the detectors ran on it
         if still or self._roi is None or self._n % self.detect_every == 0:
             found = self.detect(rgb)
+            if not found and not still and self._near is not None:
+                found = self.detect_near(rgb, self._near)
             if not found and (still or self._n >= self._tiles_at):
                 found = self.detect_in_tiles(rgb)
                 if not still:  # found: again in detect_every frames; nothing: wait twice as long (<= TILE_MAX_GAP)
@@ -311,7 +333,7 @@ class FaceAnalyzer:
                 self._tiles_at = min(self._tiles_at, (self._n // self.detect_every + 1) * self.detect_every)
             self._count = len(found)
             if not found:
-                self._roi = self._box_roi = None
+                self._roi = self._box_roi = self._near = None
             else:
                 x0, y0, x1, y1 = found[0].box
                 roi = ((x0 + x1) / 2, (y0 + y1) / 2, self.ROI_SCALE * max(x1 - x0, y1 - y0))
@@ -333,14 +355,16 @@ class FaceAnalyzer:
         if mesh is None:
             region = self._box_roi
             self._roi = self._box_roi = None  # lost: detect again on the next frame
-            face = _detection_in(self.detect(rgb) if found is None else found, region)
+            face = _detection_in(self.detect_near(rgb, region) if found is None else found, region)
             if face is None:
                 return FaceFrame(t=t, n_faces=self._count)
             crop, thumb = align_face(rgb, face.points)
             x0, y0, x1, y1 = face.box
+            self._near = ((x0 + x1) / 2, (y0 + y1) / 2, self.ROI_SCALE * max(x1 - x0, y1 - y0))
             return FaceFrame(t=t, n_faces=max(self._count, 1), crop=crop, thumb=thumb,
                              box=(float(x0 / w), float(y0 / h), float(x1 / w), float(y1 / h)),
                              face_scale=crop_scale(face.points), from_mesh=False)
+        self._near = self._box_roi
         crop, thumb = align_face(rgb, eye_mouth_points(mesh))
         x0, y0 = mesh[:, :2].min(0)
         x1, y1 = mesh[:, :2].max(0)
