@@ -5,6 +5,8 @@ the app's timeline on the hour, and segment-boundary accuracy on sessions stitch
     python benchmarks/bench_session.py --lengths 30 600 --sessions 4 --out /tmp/bench   # smaller
     python benchmarks/bench_session.py --part valid --seed 1 --sessions 21 --lengths --no-half-rate --sweep \
         --out docs/session_rule_valid    # choose the segment rule's settings (validation sessions)
+    python benchmarks/bench_session.py --lengths 600 --sessions 0 --far-face 0.5 --out docs/session_far_face
+        # a room camera: the samples' frames shrunk to half, the face ~27 px wide
 
 1. **Length, time, memory.** Each recording is built at run time by looping the bundled sample clips
    (assets/clips/smile_upbeat.mp4, smile_low.mp4, in turn) with PyAV, packets copied, into a temporary folder that
@@ -98,12 +100,25 @@ print("RESULT " + json.dumps(out))
 
 
 # ------------------------------------------------------------------------------------------------ 1. lengths
-def run_length(seconds: float, folder: Path, app: bool) -> dict:
+def far_samples(folder: Path, scale: float) -> list[Path]:
+    """The bundled samples filmed from farther away (:func:`~crossemo_core.clip.synth.from_afar`), written to
+    ``folder``: at 0.5 the face is ~27 px wide on the 640x360 frame, found by the tracker's tiled and near searches
+    and read by the small-face network."""
+    from crossemo_core.clip.synth import from_afar
+
+    paths = []
+    for sample in SAMPLES:
+        paths.append(folder / f"far_{sample.name}")
+        paths[-1].write_bytes(from_afar(sample.read_bytes(), scale))
+    return paths
+
+
+def run_length(seconds: float, folder: Path, app: bool, samples: list[Path]) -> dict:
     from crossemo_core.clip.synth import loop_media
 
     path = folder / f"loop_{int(seconds)}s.mp4"
-    built = loop_media(SAMPLES, path, seconds)
-    code = CHILD.format(root=str(ROOT), path=str(path), app=app, warm=str(SAMPLES[0]))
+    built = loop_media(samples, path, seconds)
+    code = CHILD.format(root=str(ROOT), path=str(path), app=app, warm=str(samples[0]))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     path.unlink()
     line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
@@ -344,6 +359,9 @@ def markdown(result: dict) -> str:
     lines = ["# Whole sessions: time, memory, boundaries (`python benchmarks/bench_session.py`)", "",
              f"Machine: {os.cpu_count()} CPU cores visible, no GPU; {result['when']}. The load average (1 min) of the "
              "machine is given per row: other jobs shared these cores.", ""]
+    if result.get("lengths") and result.get("far_face"):
+        lines += [f"The recordings loop the samples filmed from farther away: every frame shrunk by "
+                  f"{result['far_face']:g} and drawn in the middle of a grey frame of its size.", ""]
     if result.get("lengths"):
         lines += ["| recording | wall s (analysis) | x real time | CPU s | peak RSS MB (process) | windows | faces "
                   "tracked at | load avg before / after |", "|---|---|---|---|---|---|---|---|"]
@@ -437,6 +455,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "session_benchmark", help="writes OUT.md and OUT.json")
     ap.add_argument("--markdown-only", action="store_true", help="rewrite OUT.md from OUT.json (no measuring)")
+    ap.add_argument("--far-face", type=float, default=None, metavar="SCALE",
+                    help="loop the samples with every frame shrunk by SCALE on a grey frame (0.5: a ~27 px face, "
+                         "a room camera's)")
     args = ap.parse_args()
     md, js = args.out.with_suffix(".md"), args.out.with_suffix(".json")
     check_writable(md, "--out")
@@ -445,10 +466,11 @@ def main() -> int:
         print(f"written {md}")
         return 0
     result: dict = {"command": "python " + " ".join(sys.argv), "when": time.strftime("%Y-%m-%d"),
-                    "cpu_cores": os.cpu_count(), "targets": TARGETS, "lengths": []}
+                    "cpu_cores": os.cpu_count(), "targets": TARGETS, "lengths": [], "far_face": args.far_face}
     with tempfile.TemporaryDirectory(prefix="crossemo-bench-session-") as tmp:
+        samples = SAMPLES if args.far_face is None else far_samples(Path(tmp), args.far_face)
         for i, seconds in enumerate(args.lengths):
-            r = run_length(seconds, Path(tmp), app=i == len(args.lengths) - 1)
+            r = run_length(seconds, Path(tmp), app=i == len(args.lengths) - 1, samples=samples)
             result["lengths"].append(r)
             print(f"{_length(seconds)}: wall {r['wall_s']:.1f} s, {r['x_real_time']:.1f}x real time (CPU "
                   f"{r['cpu_s']:.1f} s), peak RSS {r['peak_rss_mb']:.0f} MB, {r['windows']} windows, load "

@@ -390,6 +390,18 @@ def test_the_same_frames_encode_to_the_same_pictures_every_time() -> None:
     assert all(np.array_equal(_pictures(synth.to_webm(first)), webm) for _ in range(2))
 
 
+def test_a_recording_from_afar_shrinks_every_frame_into_a_grey_one_of_the_same_size() -> None:
+    rng = np.random.default_rng(4)
+    audio = (0.1 * rng.standard_normal(16000 * 2)).astype(np.float32)
+    frames = [np.full((120, 160, 3), 40 * (i % 5), np.uint8) for i in range(50)]
+    near = synth.encode_video(lambda i: frames[i], len(frames), 25, audio, crf=10)
+    pictures, sound, fps = synth.decode_all(synth.from_afar(near, 0.5))
+    assert fps == 25 and len(pictures) == 50 and pictures[0].shape == (120, 160, 3)
+    assert sound is not None and abs(len(sound) - len(audio)) < 0.1 * 16000
+    assert np.abs(pictures[3][:25].astype(int) - 110).max() <= 3  # the frame around the picture: grey
+    assert np.abs(pictures[3][40:80, 50:110].astype(int) - 120).max() <= 3  # the picture, half size, in the middle
+
+
 def test_remuxed_and_100ms_shifted_copies_of_the_sample_give_the_same_probability() -> None:
     """Issue 12.4: the bundled sample remuxed to mkv and mov, and with its sound 100 ms late or early against its
     pictures (timestamps moved, nothing re-encoded), gets P(inconsistent) within 0.05 of the original's. Before the

@@ -171,6 +171,15 @@ def to_webm(data: bytes) -> bytes:
     mp4's edit list already applied), resampled to 16 kHz mono; Opus (128 kbit/s) then adds its own pre-skip. Not lossless: the voice comes back at
 ~32 dB SNR (resampling to 48 kHz and back included). libvpx's "good" deadline gives the same frames on every run
 (its "realtime" one, used before, did not: one clip's copies came back with or without a face found)."""
+    frames, audio, fps = decode_all(data)
+    return encode_video(lambda i: frames[i], len(frames), fps, audio, container="webm",
+                        options={"deadline": "good", "cpu-used": "5", "crf": "10", "b": "2M"},
+                        audio_bit_rate=128000)
+
+
+def decode_all(data: bytes) -> tuple[list[np.ndarray], np.ndarray | None, int]:
+    """A short recording decoded whole: its RGB frames at their own rate, its audio as the decoder gives it (an
+    mp4's edit list applied) resampled to 16 kHz mono (None without audio), and its frame rate (rounded)."""
     import av
 
     frames, pcm = [], []
@@ -186,10 +195,25 @@ def to_webm(data: bytes) -> bytes:
                 pcm.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(frame))
         if inp.streams.audio:
             pcm.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
-    audio = np.concatenate(pcm).astype(np.float32) if pcm else None
-    return encode_video(lambda i: frames[i], len(frames), fps, audio, container="webm",
-                        options={"deadline": "good", "cpu-used": "5", "crf": "10", "b": "2M"},
-                        audio_bit_rate=128000)
+    return frames, (np.concatenate(pcm).astype(np.float32) if pcm else None), fps
+
+
+def from_afar(data: bytes, scale: float, background: int = 110) -> bytes:
+    """The same recording (H.264 + AAC) filmed from farther away: every frame shrunk by ``scale`` and drawn in the
+    middle of a ``background`` grey frame of the original size, the audio as it is (re-encoded)."""
+    import cv2
+
+    frames, audio, fps = decode_all(data)
+    h, w = frames[0].shape[:2]
+    sw, sh = max(2, int(round(w * scale))), max(2, int(round(h * scale)))
+    x0, y0 = (w - sw) // 2, (h - sh) // 2
+
+    def frame_at(i: int) -> np.ndarray:
+        canvas = np.full((h, w, 3), background, np.uint8)
+        canvas[y0:y0 + sh, x0:x0 + sw] = cv2.resize(frames[i], (sw, sh), interpolation=cv2.INTER_AREA)
+        return canvas
+
+    return encode_video(frame_at, len(frames), fps, audio, container="mp4")
 
 
 def loop_media(sources: list, out_path, seconds: float) -> float:  # noqa: ANN001
