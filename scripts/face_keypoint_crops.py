@@ -2,9 +2,10 @@
 of the face mesh's, as the face tracker does where the mesh finds no face (``FaceFrame.from_mesh``)? FER2013
 PublicTest faces (half A, the validation half) drawn at random places on grey frames, sharp and through JPEG; per
 setting: how many frames the mesh reads, how many the detectors give key points for, the face reader's valence UAR on
-mesh-aligned crops and on key-point-aligned crops of the same frames, how often the two crops' top valences agree,
-and how far the detector's points lie from the mesh's (in eye distances, in the face's own frame). Writes
-``docs/face_keypoint_crops.json``.
+mesh-aligned crops and on key-point-aligned crops of the same frames (faces both read: the comparison), how often the
+two crops' top valences agree, how far the detector's points lie from the mesh's (in eye distances, in the face's
+own frame), and the valence accuracy of the key-point crops of the faces the mesh did not read (the faces the
+fallback serves; few here). Writes ``docs/face_keypoint_crops.json``.
 
     python scripts/face_keypoint_crops.py --data ../shared/data
 """
@@ -61,6 +62,7 @@ def main() -> int:
         rng = np.random.default_rng(0)
         meshed = pointed = 0
         truth, mesh_crops, point_crops, mesh_scales, point_scales, offsets = [], [], [], [], [], []
+        only_truth, only_crops, only_scales = [], [], []  # faces with key points the mesh did not read
         for _ in range(args.faces):
             row = int(rng.integers(len(pool.images)))
             rgb = synth.place((h, w), pool.images[row], px, rng.uniform(0.3, 0.7) * w, rng.uniform(0.35, 0.65) * h,
@@ -72,6 +74,10 @@ def main() -> int:
             frame = analyser.analyse(0.0, rgb, still=True)
             meshed += frame.crop is not None and frame.from_mesh
             pointed += face is not None
+            if face is not None and (frame.crop is None or not frame.from_mesh):
+                only_truth.append(int(pool.valence[row]))
+                only_crops.append(align_face(rgb, face.points)[0])
+                only_scales.append(crop_scale(face.points))
             if face is None or frame.crop is None or not frame.from_mesh:
                 continue
             truth.append(int(pool.valence[row]))
@@ -85,11 +91,16 @@ def main() -> int:
         by_mesh = reader.read_crops(np.stack(mesh_crops), scales=np.array(mesh_scales)).valence.argmax(1)
         by_points = reader.read_crops(np.stack(point_crops), scales=np.array(point_scales)).valence.argmax(1)
         off = np.stack(offsets)
+        only = (reader.read_crops(np.stack(only_crops), scales=np.array(only_scales)).valence.argmax(1)
+                if only_crops else np.zeros(0, int))
         rows.append({"setting": name, "faces": args.faces, "meshed": meshed, "with_key_points": pointed,
                      "both": len(y),
                      "valence_uar_mesh_crops": round(unweighted_average_recall(y, by_mesh, 3), 3),
                      "valence_uar_key_point_crops": round(unweighted_average_recall(y, by_points, 3), 3),
                      "top_valence_agrees": round(float(np.mean(by_mesh == by_points)), 3),
+                     "not_meshed_with_key_points": len(only_truth),
+                     "valence_accuracy_key_point_crops_not_meshed": round(float(np.mean(only == np.array(only_truth))),
+                                                                          3) if only_truth else None,
                      "median_crop_scale_mesh_vs_points": [round(float(np.median(mesh_scales)), 3),
                                                           round(float(np.median(point_scales)), 3)],
                      "key_point_offset_eye_distances": {

@@ -22,7 +22,8 @@ pytest.importorskip("mediapipe", reason="mediapipe is needed for the clip path (
 from crossemo_core.clip import sequences as seq  # noqa: E402
 from crossemo_core.clip import synth  # noqa: E402
 from crossemo_core.clip.decode import AudioBlock, NamedBytes  # noqa: E402
-from crossemo_core.clip.reading import ThumbPicker, scan_loudness  # noqa: E402
+from crossemo_core.clip.face import FaceFrame  # noqa: E402
+from crossemo_core.clip.reading import FaceLog, ThumbPicker, scan_loudness  # noqa: E402
 from crossemo_core.clip.session import AnalysisInterrupted, StreamAnalysis  # noqa: E402
 from crossemo_core.clip.verdict import ClipScorer  # noqa: E402
 from crossemo_core.features.voice import VoiceFeatureExtractor  # noqa: E402
@@ -244,6 +245,20 @@ def test_half_face_rate_for_long_sessions(scorer: ClipScorer, clip14: NamedBytes
     diffs = [abs(x.p_inconsistent - y.p_inconsistent) for x, y in zip(a.timeline, b.timeline)
              if x.p_inconsistent is not None]
     assert max(diffs) < 0.1 and b.verdict == a.verdict
+
+
+def test_a_held_frame_stands_for_its_tracked_frame_in_everything() -> None:
+    """At the half face rate each reading also stands for the unsampled frame after it, framed as it was (the
+    notes count faces framed on the detector's points over all frames)."""
+    analysis = object.__new__(StreamAnalysis)
+    analysis.face_hold, analysis.fps, analysis._frames = 2, 5.0, []
+    analysis.facelog, analysis.thumbs = FaceLog(), ThumbPicker()
+    crop = np.zeros((48, 48), np.uint8)
+    analysis._track(FaceFrame(t=0.0, n_faces=1, crop=crop, from_mesh=False))
+    analysis._track(FaceFrame(t=0.4, n_faces=1, crop=crop))
+    assert [f.t for f in analysis._frames] == pytest.approx([0.0, 0.2, 0.4, 0.6])
+    assert [(f.crop is crop, f.from_mesh) for f in analysis._frames] == [(True, False)] * 2 + [(True, True)] * 2
+    assert "in 2 of 4 frames with a face" in analysis.facelog.notes()[0]
 
 
 # ------------------------------------------------------------------------------------------------ command line

@@ -205,18 +205,23 @@ def test_a_face_the_mesh_cannot_read_is_framed_on_the_detectors_eye_and_mouth_po
     blind.detect = lambda image: [Detection(face.box)]  # a detector without key points: nothing to frame the face on
     assert blind.analyse(0.0, rgb).crop is None
 
+    assert analyser._near == (200.0, 150.0, 100 * FaceAnalyzer.ROI_SCALE)  # where to look again: around that face
+
     # while tracking, a miss asks the detectors again around the face; a face elsewhere is not the face the mesh lost
     for found, read in (([Detection((300.0, 200.0, 380.0, 280.0), points)], False), ([face], True)):
         tracked = _analyser(_RegionMesh({100 * FaceAnalyzer.ROI_SCALE}))
         assert tracked.analyse(0.0, rgb).from_mesh
+        asked: list[tuple[float, float, float]] = []
         tracked._mesh = lambda *args: None
-        tracked.detect_near = lambda image, region, found=found: found
+        tracked.detect_near = lambda image, region, found=found: asked.append(region) or found
         assert (tracked.analyse(0.2, rgb).crop is not None) == read
+        assert asked == [(200.0, 150.0, 100 * FaceAnalyzer.ROI_SCALE)]  # around the region the face was tracked in
 
     log = FaceLog()
     log.add([frame, replace(frame, from_mesh=True), FaceFrame(t=0.4, n_faces=0)])
     assert log.aligned_on_points == 1 and "in 1 of 2 frames with a face the face mesh found no landmarks" in \
         log.notes()[0]
+    assert log.notes(still=True)[0].startswith("the face mesh found no landmarks in the photo")
 
 
 def test_a_face_too_small_for_the_whole_frame_is_looked_for_in_tiles() -> None:

@@ -72,7 +72,7 @@ class FaceModelError(CrossemoError):
     """mediapipe is missing or cannot run."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Detection:
     """One face a detector found: its box ``(x0, y0, x1, y1)`` and its eye and mouth centres ``(3, 2)`` (the
     subject's right eye, left eye, mouth: :func:`eye_mouth_points`' order), in pixels; ``points`` is None when the
@@ -117,10 +117,6 @@ class FaceTrack:
     def found(self) -> np.ndarray:
         return np.array([f.crop is not None for f in self.frames], dtype=bool)
 
-    @property
-    def max_faces(self) -> int:
-        return max((f.n_faces for f in self.frames), default=0)
-
     def crops(self) -> np.ndarray:
         crops = [f.crop for f in self.frames if f.crop is not None]
         return np.stack(crops) if crops else np.zeros((0, FER_SIZE, FER_SIZE), np.uint8)
@@ -129,11 +125,6 @@ class FaceTrack:
         """``(n_found,)`` :attr:`FaceFrame.face_scale` of the frames with a face (NaN where unknown)."""
         return np.array([np.nan if f.face_scale is None else f.face_scale for f in self.frames if f.crop is not None],
                         dtype=np.float64)
-
-    def geometry(self) -> np.ndarray:
-        """``(n_found, 8)`` geometry of the frames with a face."""
-        rows = [f.geometry for f in self.frames if f.geometry is not None]
-        return np.stack(rows) if rows else np.zeros((0, len(GEOMETRY_NAMES)), np.float32)
 
 
 def _import_face_mesh():  # noqa: ANN202
@@ -188,9 +179,11 @@ class FaceAnalyzer:
     Running the mesh on a crop makes small faces (a person filmed from across a room) as easy for it as selfies.
     Where the mesh finds no face in the region of a face the detectors found (sunglasses, heavy compression), the
     crop is aligned on the detectors' own eye and mouth points instead (:attr:`FaceFrame.from_mesh` False; no
-    geometry): on FER2013 validation faces such crops are read about as well as the mesh's (valence UAR 0.738 against
-    0.728 at 150 px, 0.714 / 0.728 through JPEG quality 10, 0.715 / 0.731 at 80 px; top valence the same in 89-96 %;
-    ``scripts/face_keypoint_crops.py``, ``docs/face_keypoint_crops.json``).
+    geometry). On FER2013 validation faces the mesh reads, crops framed on the detectors' points instead are read
+    about as well (valence UAR 0.738 against the mesh's 0.728 at 150 px; through JPEG quality 10 0.714 / 0.728; at
+    80 px on 640x480 0.715 / 0.731, and through JPEG 0.695 / 0.714; top valence the same in 89-96 %); of the 39 faces
+    in 2,400 that only the detectors read, 32 got their valence right (``scripts/face_keypoint_crops.py``,
+    ``docs/face_keypoint_crops.json``).
     Keep one analyser and call :meth:`reset` between clips.
     """
 
@@ -222,10 +215,10 @@ class FaceAnalyzer:
     (a 30 s clip without a face, ``benchmarks/bench_clip.py --faceless 30``: 1.85 s to score; 1.60 s before the tiled
     search, 3.41 s with a tiled search every 5 frames)."""
     NEAR_SCALE = 1.5
-    """On a frame the detectors search where the whole frame shows no face but the frame before had one, they look
-    again in a square around that face, this many times its mesh region's side (3 times the face box), before any
-    tiled search: a face too small for the whole frame, found once in a tile, is found again with one detection
-    instead of nine."""
+    """On a frame the detectors search where the whole frame shows no face but a face was being read, they look again
+    in a square around the region it was tracked in, this many times that region's side (3 times the face box of the
+    detection that placed it), before any tiled search: a face too small for the whole frame, found once in a tile,
+    is found again with one detection instead of nine."""
     detect_every = 5
 
     def __init__(self, max_faces: int = 4, min_confidence: float = 0.5) -> None:
@@ -252,7 +245,7 @@ class FaceAnalyzer:
         """No face tracked, none seen: the state of a new clip."""
         self._roi: tuple[float, float, float] | None = None  # the region tracked: centre x, centre y, side (pixels)
         self._box_roi: tuple[float, float, float] | None = None  # the ROI_SCALE region of the box that set it
-        self._near: tuple[float, float, float] | None = None  # the ROI_SCALE region of the face last read
+        self._near: tuple[float, float, float] | None = None  # the ROI_SCALE region of the face being read
         self._count = 0  # faces the detectors found on their last search
         self._n = 0  # frames analysed
         self._tiles_at, self._tile_gap = 0, self.detect_every  # next tiled search (sampled frame), frames between

@@ -83,9 +83,9 @@ def read_still(frame: FaceFrame, n: int, fps: float, expression, face_reader,  #
 
 
 class FaceLog:
-    """What is kept of every sampled frame of a whole recording: time, whether a face was found (read: its
-    landmarks and crop), whether the detectors saw one, how many faces, and the geometry of the face (8 numbers); no
-    pixels."""
+    """What is kept of every sampled frame of a whole recording: time, whether a face was found (read: a crop from
+    its mesh's landmarks or the detector's eye and mouth points), whether the detectors saw one, how many faces, and
+    the geometry of the face (8 numbers, from the mesh); no pixels."""
 
     def __init__(self) -> None:
         self._t: list[float] = []
@@ -115,16 +115,23 @@ class FaceLog:
     def found(self) -> np.ndarray:
         return np.array(self._found, dtype=bool)
 
-    def notes(self) -> list[str]:
-        """What the verdict's notes say about the faces: several in a frame; faces the mesh did not find."""
+    def notes(self, still: bool = False) -> list[str]:
+        """What the verdict's notes say about the faces: several in a frame; faces the mesh did not find
+        (``still``: the frames are one photo, repeated)."""
         notes = []
         if self.max_faces > 1:
-            notes.append(f"several faces were seen (up to {self.max_faces} in one frame); the largest face was "
-                         f"analysed in each frame.")
-        if self.aligned_on_points:
+            notes.append(f"several faces were seen (up to {self.max_faces} in one "
+                         f"{'photo' if still else 'frame'}); the largest face was analysed"
+                         f"{'' if still else ' in each frame'}.")
+        how = ("a coarser alignment, and give no face measurements." if not still else
+               "a coarser alignment, with no face measurements.")
+        if self.aligned_on_points and still:
+            notes.append(f"the face mesh found no landmarks in the photo (glasses, a turned head): the face was framed "
+                         f"on the face detector's eye and mouth points, {how}")
+        elif self.aligned_on_points:
             notes.append(f"in {self.aligned_on_points} of {sum(self._found)} frames with a face the face mesh found no "
                          f"landmarks (glasses, compression, a turned head): those faces were framed on the face "
-                         f"detector's eye and mouth points, a coarser alignment, and give no face measurements.")
+                         f"detector's eye and mouth points, {how}")
         return notes
 
     def face_fraction(self, duration_s: float, fps: float) -> float:

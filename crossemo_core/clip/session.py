@@ -253,8 +253,8 @@ class StreamAnalysis:
     def _track(self, frame: FaceFrame) -> None:
         frames = [frame]
         if self.face_hold > 1:  # the reading also stands for the frame(s) not sampled after it
-            frames += [_Held(t=frame.t + k / self.fps, n_faces=frame.n_faces, crop=frame.crop)
-                       for k in range(1, self.face_hold)]
+            frames += [_Held(t=frame.t + k / self.fps, n_faces=frame.n_faces, crop=frame.crop,
+                             from_mesh=frame.from_mesh) for k in range(1, self.face_hold)]
         self._frames += frames
         self.facelog.add(frames)
         self.thumbs.add(frame.t, frame.thumb)
@@ -501,7 +501,7 @@ class StreamAnalysis:
             notes.append(f"the video ({media.duration_s:.1f} s) and the voice ({self.duration_s:.1f} s) differ in "
                          f"length; they were aligned at their start and only {self.duration_s:.1f} s of voice was "
                          f"judged.")
-        notes += self.facelog.notes()
+        notes += self.facelog.notes(still=self._still is not None)
         self._report(self.duration_s)
         return self._verdict(notes, partial=None)
 
@@ -543,7 +543,7 @@ class StreamAnalysis:
             self._video_done = self._audio_done = True
             if self._any_audio or self._frames or self._still is not None or self.streaming:
                 self._submit(final=True)
-            return self._verdict([sentence], partial=sentence)
+            return self._verdict([sentence] + self.facelog.notes(still=self._still is not None), partial=sentence)
         except Exception:  # noqa: BLE001 - best effort: fall back to what was finished
             try:
                 return self._verdict([sentence], partial=sentence) if self.windows else None

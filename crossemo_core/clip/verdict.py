@@ -193,12 +193,12 @@ def build_verdict(facts: ClipFacts, windows: list[Window], scorer: WindowScorer,
         thumbnails=facts.thumbnails, envelope=facts.envelope, geometry_series=facts.geometry_series)
 
 
-_COVERED = "Sunglasses, a hand or hair over the face, a face turned away or in deep shadow stop them being read."
+_COVERED = "A hand or hair over the face, a face turned away or in deep shadow stop them being read."
 
 
 def _undetermined_reason(facts: ClipFacts, scored: list[Window]) -> str | None:
     seen = facts.face_fraction if facts.face_seen_fraction is None else facts.face_seen_fraction
-    unreadable = facts.face_fraction < seq.MIN_FACE_FRACTION <= seen  # seen by the detectors, not read by the mesh
+    unreadable = facts.face_fraction < seq.MIN_FACE_FRACTION <= seen  # seen, but read neither by mesh nor points
     if facts.still and unreadable:
         return (f"the face in the photo could not be read: a face was found but not its features. {_COVERED} "
                 "Use a photo of the face from the front, uncovered and well lit.")
@@ -446,7 +446,7 @@ class ClipScorer:
                              f"they were aligned at their start and only {duration:.1f} s of voice was judged.")
         log = FaceLog()
         log.add(track.frames)
-        notes += log.notes()
+        notes += log.notes(still=media.is_image)
         voice_track = None
         if audio is not None and len(audio) >= 0.1 * AUDIO_RATE and float(np.max(np.abs(audio))) >= SILENCE_PEAK:
             voice_track = seq.voice_track(audio, AUDIO_RATE, self.extractor)
