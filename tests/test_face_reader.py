@@ -11,8 +11,8 @@ import pytest
 from crossemo_core.errors import CheckpointError
 from crossemo_core.readers.face import (DEFAULT_EXPRESSION, DEFAULT_LANDMARKER, DEFAULT_SMALL_EXPRESSION,
                                         DEFAULT_SMALL_STACKER, DEFAULT_STACKER, FACE_EMOTIONS, LANDMARKER_SHA256,
-                                        NO_FACE, SMALL_FACE_SCALE, FaceReader, FaceStacker, Landmarker, LogisticHead,
-                                        has_face, read_tracked_crops, verify_sha256)
+                                        NO_FACE, POINTS_ONLY, SMALL_FACE_SCALE, FaceReader, FaceStacker, Landmarker,
+                                        LogisticHead, has_face, read_tracked_crops, verify_sha256)
 from crossemo_core.readers.reading import VALENCES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,6 +55,23 @@ def test_photo_gives_a_valid_positive_reading(reader: FaceReader, photo: np.ndar
     assert sum(reading.valence.values()) == pytest.approx(1.0, abs=1e-6)
     assert sum(reading.arousal.values()) == pytest.approx(1.0, abs=1e-6)
     assert reading.top_emotion == "happy" and reading.top_valence == "positive"
+
+
+def test_a_photo_is_framed_by_the_face_tracker_as_video_faces_are(reader: FaceReader, photo: np.ndarray,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Photos go through the clip verdict's face tracker: a small face in a wide photo is found (in tiles of the
+    image; the landmarker alone finds none there), and a face the mesh cannot read is framed on the detectors'
+    points, which the reading's note says."""
+    from crossemo_core.clip import synth
+    from crossemo_core.clip.face import FaceAnalyzer
+
+    wide = synth.place((720, 1280), photo, 160, 300, 500, background=110)  # a face ~37 px wide
+    assert reader.landmarker.detect(wide) is None
+    reading = reader.read_image(wide)
+    assert has_face(reading) and reading.note == "" and reading.top_valence == "positive"
+    monkeypatch.setattr(FaceAnalyzer, "_mesh", lambda self, rgb, roi, still: None)
+    reading = reader.read_image(photo)
+    assert has_face(reading) and reading.note == POINTS_ONLY and reading.top_valence == "positive"
 
 
 def test_no_face_gives_the_documented_reading(reader: FaceReader) -> None:

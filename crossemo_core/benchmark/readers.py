@@ -137,7 +137,7 @@ def read_latency(seconds: float = 10.0, repeats: int = 5) -> dict[str, float]:
     frames: list[np.ndarray] = []
     media = decode_media(data, limits=ClipLimits(fps=FACE_FPS), on_frame=lambda t, rgb: frames.append(rgb))
     voice_s = median_seconds(lambda: readers.voice.read_recording(media.audio), repeats) / seconds
-    tracker = readers.tracker
+    tracker = readers.face.tracker
 
     def faces() -> None:
         tracker.reset()

@@ -77,7 +77,6 @@ class Readers:
     def __init__(self) -> None:
         self._voice = None
         self._face = None
-        self._tracker = None
 
     @property
     def voice(self):  # noqa: ANN201 - VoiceReader, imported lazily
@@ -95,21 +94,11 @@ class Readers:
             self._face = FaceReader.load()
         return self._face
 
-    @property
-    def tracker(self):  # noqa: ANN201 - FaceAnalyzer, imported lazily (mediapipe)
-        """The clip verdict's face tracker: video faces are found and cropped exactly as the verdict does."""
-        if self._tracker is None:
-            from crossemo_core.clip.face import FaceAnalyzer
-
-            self._tracker = FaceAnalyzer()
-        return self._tracker
-
     def close(self) -> None:
-        """Release mediapipe (the tracker and the face reader's landmarker)."""
-        for model in (self._tracker, self._face):
-            if model is not None:
-                model.close()
-        self._tracker = self._face = None
+        """Release mediapipe (the face reader's tracker and landmarker)."""
+        if self._face is not None:
+            self._face.close()
+        self._face = None
 
     def read_file(self, path: Path | Any, baseline: Any = None) -> FileReading:
         """Decode ``path`` (a path or :class:`~crossemo_core.clip.decode.NamedBytes`) and read each side it has."""
@@ -117,13 +106,14 @@ class Readers:
 
         from crossemo_core.clip.decode import ClipLimits, decode_media
 
-        tracker = self.tracker
-        tracker.reset()
         crops: list[Any] = []
         scales: list[float] = []
         n_frames = [0]
 
         def on_frame(t: float, rgb: Any) -> None:
+            tracker = self.face.tracker  # video faces are found and framed exactly as the clip verdict does
+            if n_frames[0] == 0:
+                tracker.reset()
             n_frames[0] += 1
             frame = tracker.analyse(t, rgb)
             if frame.crop is not None:

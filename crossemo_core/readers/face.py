@@ -1,10 +1,12 @@
 """The face reader: what emotion a face shows, from the project's FER2013 network and MediaPipe's 52 blendshapes.
 
-Pipeline for a photo (:meth:`FaceReader.read_image`): MediaPipe's Face Landmarker
-(``checkpoints/face_landmarker.task``, sha256-checked) finds the largest face and gives its 478-point mesh and 52
-blendshape coefficients; :func:`crossemo_core.clip.face.align_face` cuts a 48x48 grey crop framed like FER2013 from
-the mesh; the expression network (``checkpoints/fer_expression_v2.pt``, run as its int8 copy where torch can)
-gives 7 logits for the crop (averaged with its mirror image when the stacker says so); a multinomial logistic
+Pipeline for a photo (:meth:`FaceReader.read_image`): the clip verdict's face tracker
+(:class:`crossemo_core.clip.face.FaceAnalyzer`, on a still image), the same that finds faces in videos and in the
+clip verdict's photos, finds the largest face (in tiles of the image too, when it is small) and cuts a 48x48 grey crop
+framed like FER2013 on its mesh's eye and mouth centres (on the detectors' own points where the mesh finds none);
+MediaPipe's Face Landmarker (``checkpoints/face_landmarker.task``, sha256-checked) gives the crop's 52 blendshape
+coefficients when the stacker reads them; the expression network (``checkpoints/fer_expression_v2.pt``, run as its
+int8 copy where torch can) gives 7 logits for the crop (averaged with its mirror image when the stacker says so); a multinomial logistic
 regression (:class:`FaceStacker`, ``checkpoints/face_reader.pt``) turns [logits, blendshapes] into 7 emotion
 probabilities. A face smaller than FER2013's (:data:`SMALL_FACE_SCALE`) is read instead by the small-face network
 (``checkpoints/fer_expression_small.pt``) and its network-only stacker (``checkpoints/face_reader_small.pt``),
@@ -13,10 +15,10 @@ without blendshapes: :class:`SmallFaces`. Valence is the sum of its emotions' pr
 against P(neutral, sad), disgust left out (it has no clear arousal).
 
 The shipped stacker uses the logits only: on the FER2013 validation split the blendshapes lowered accuracy (numbers
-in ``checkpoints/face_reader.md``), so ``FaceStacker.with_blendshapes`` is ``None`` and the landmarker only finds and
-aligns the face. The blendshape head stays in the code; ``scripts/train_face_reader.py`` re-measures it on every build.
+in ``checkpoints/face_reader.md``), so ``FaceStacker.with_blendshapes`` is ``None`` and the landmarker is not run. The
+blendshape head stays in the code; ``scripts/train_face_reader.py`` re-measures it on every build.
 
-**No face.** When the landmarker finds no face, the result is still a :class:`Reading`, with uniform probabilities
+**No face.** When the tracker finds no face, the result is still a :class:`Reading`, with uniform probabilities
 (each emotion 1/7, each valence 1/3, no arousal) and ``note`` :data:`NO_FACE` ("no face found"); test
 ``reading.note == NO_FACE`` (or :func:`has_face`) before using its numbers. Uniform probabilities keep every reading
 printable and make a no-face reading ``uncertain`` by construction.
@@ -79,6 +81,7 @@ BLENDSHAPE_NAMES = ("_neutral", "browDownLeft", "browDownRight", "browInnerUp", 
                     "mouthStretchRight", "mouthUpperUpLeft", "mouthUpperUpRight", "noseSneerLeft", "noseSneerRight")
 """The landmarker's 52 blendshape coefficients (ARKit names), in output order."""
 NO_FACE = "no face found"
+POINTS_ONLY = "face framed on the detector's eye and mouth points (the face mesh found no landmarks)"
 CANVAS_SIZE, CANVAS_PAD = 256, 90
 """48x48 crops are upscaled (bicubic) to ``CANVAS_SIZE`` and padded by ``CANVAS_PAD`` px of their median grey before
 the landmarker sees them (found a face in 96 % of FER2013 images, ``/work/shared/models/README.md``)."""
@@ -345,6 +348,7 @@ class FaceReader:
         self.stacker = stacker
         self._landmarker = landmarker
         self.small_faces = small_faces
+        self._tracker = None  # the face tracker for photos, made on first use (mediapipe)
 
     @classmethod
     def load(cls, expression_path: str | Path = DEFAULT_EXPRESSION, stacker_path: str | Path = DEFAULT_STACKER,
@@ -366,6 +370,15 @@ class FaceReader:
         if self._landmarker is None:
             raise FaceReaderError("this face reader was loaded without the landmarker (with_landmarker=False).")
         return self._landmarker
+
+    @property
+    def tracker(self):  # noqa: ANN201 - crossemo_core.clip.face.FaceAnalyzer, imported lazily (mediapipe)
+        """The clip verdict's face tracker, which finds and frames the faces of photos and videos alike."""
+        if self._tracker is None:
+            from crossemo_core.clip.face import FaceAnalyzer
+
+            self._tracker = FaceAnalyzer()
+        return self._tracker
 
     def logits(self, crops: np.ndarray) -> np.ndarray:
         """``(N, 48, 48)`` grey crops -> ``(N, 7)`` the main network's logits, as its stacker reads them."""
@@ -403,26 +416,23 @@ class FaceReader:
         return CropReadings(emotions=emotions, valence=valence_from_emotions(FACE_EMOTIONS, emotions),
                             used_blendshapes=used)
 
-    def _emotions_of_image(self, rgb: np.ndarray) -> np.ndarray | None:
-        """``(7,)`` emotion probabilities of the largest face in an RGB image, or ``None`` without a face."""
-        from crossemo_core.clip.face import align_face, crop_scale, eye_mouth_points
-
-        face = self.landmarker.detect(rgb)
-        if face is None:
-            return None
-        points = eye_mouth_points(face.mesh)
-        crop, _ = align_face(np.ascontiguousarray(rgb, dtype=np.uint8), points)
-        return self.read_crops(crop[None], face.blendshapes[None], scales=np.array([crop_scale(points)])).emotions[0]
-
     def read_image(self, rgb: np.ndarray) -> Reading:
         """The largest face in an ``(H, W, 3)`` uint8 RGB photo -> a :class:`Reading` (``seconds`` 0); no face ->
-        :func:`no_face_reading`."""
-        emotion_p = self._emotions_of_image(rgb)
-        return no_face_reading() if emotion_p is None else reading_of(emotion_p)
+        :func:`no_face_reading`; a face the mesh could not read, framed on the detectors' points, says so in its
+        note."""
+        self.tracker.reset()
+        frame = self.tracker.analyse(0.0, np.ascontiguousarray(rgb, dtype=np.uint8), still=True)
+        if frame.crop is None:
+            return no_face_reading()
+        scale = np.array([np.nan if frame.face_scale is None else frame.face_scale])
+        emotions = self.read_crops(frame.crop[None], scales=scale).emotions[0]
+        return reading_of(emotions, note="" if frame.from_mesh else POINTS_ONLY)
 
     def close(self) -> None:
-        if self._landmarker is not None:
-            self._landmarker.close()
+        for model in (self._landmarker, self._tracker):
+            if model is not None:
+                model.close()
+        self._tracker = None
 
 
 def reading_of(emotions: np.ndarray, seconds: float = 0.0, note: str = "") -> Reading:
