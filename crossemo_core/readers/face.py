@@ -10,9 +10,9 @@ int8 copy where torch can) gives 7 logits for the crop (averaged with its mirror
 a multinomial logistic regression (:class:`FaceStacker`, ``checkpoints/face_reader.pt``) turns [logits,
 blendshapes] into 7 emotion probabilities. A face smaller than FER2013's (:data:`SMALL_FACE_SCALE`) is read
 instead by the small-face network (``checkpoints/fer_expression_small.pt``) and its network-only stacker
-(``checkpoints/face_reader_small.pt``), without blendshapes: :class:`SmallFaces`. Valence is the sum of its emotions' probabilities
-(:func:`~crossemo_core.readers.reading.valence_from_emotions`); arousal is P(angry, fearful, happy, surprised)
-against P(neutral, sad), disgust left out (it has no clear arousal).
+(``checkpoints/face_reader_small.pt``), without blendshapes: :class:`SmallFaces`. Valence is the sum of its
+emotions' probabilities (:func:`~crossemo_core.readers.reading.valence_from_emotions`); arousal is P(angry,
+fearful, happy, surprised) against P(neutral, sad), disgust left out (it has no clear arousal).
 
 The shipped stacker uses the logits only: on the FER2013 validation split the blendshapes lowered accuracy (numbers
 in ``checkpoints/face_reader.md``), so ``FaceStacker.with_blendshapes`` is ``None`` and the landmarker is not run. The
