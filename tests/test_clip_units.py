@@ -224,18 +224,25 @@ def test_a_face_the_mesh_cannot_read_is_framed_on_the_detectors_eye_and_mouth_po
     assert log.notes(still=True)[0].startswith("the face mesh found no landmarks in the photo")
 
 
-def test_a_face_too_small_for_the_whole_frame_is_looked_for_in_tiles() -> None:
-    rgb = np.zeros((360, 480, 3), np.uint8)
-    rgb[200:230, 300:324] = 255  # "the face": found by the stand-in detector only in an image smaller than the frame
-    searched: list[tuple[int, int]] = []
-
+def _small_face_detector(frame_shape: tuple[int, ...], searched: list[tuple[int, int]]):  # noqa: ANN202
+    """A stand-in for the detectors: finds "the face" (the white pixels) only in an image smaller than the frame,
+    its key points at the face's top-left corner; records the shape of every image searched."""
     def detect(image: np.ndarray) -> list[Detection]:
         searched.append(image.shape[:2])
         ys, xs = np.nonzero(image[:, :, 0] == 255)
-        if image.shape[:2] == rgb.shape[:2] or len(xs) == 0:
+        if image.shape[:2] == frame_shape[:2] or len(xs) == 0:
             return []
         x0, y0 = float(xs.min()), float(ys.min())
         return [Detection((x0, y0, float(xs.max() + 1), float(ys.max() + 1)), np.float32([[x0, y0]] * 3))]
+
+    return detect
+
+
+def test_a_face_too_small_for_the_whole_frame_is_looked_for_in_tiles() -> None:
+    rgb = np.zeros((360, 480, 3), np.uint8)
+    rgb[200:230, 300:324] = 255  # "the face"
+    searched: list[tuple[int, int]] = []
+    detect = _small_face_detector(rgb.shape, searched)
 
     analyser = _analyser(_RegionMesh({round(30 * FaceAnalyzer.ROI_SCALE, 3)}))
     analyser.detect = detect
@@ -269,15 +276,9 @@ def test_a_face_too_small_for_the_whole_frame_is_looked_for_in_tiles() -> None:
 
 def test_a_small_face_once_found_in_a_tile_is_found_again_near_where_it_was() -> None:
     rgb = np.zeros((360, 480, 3), np.uint8)
-    rgb[200:230, 300:324] = 255  # "the face": found by the stand-in detector only in an image smaller than the frame
+    rgb[200:230, 300:324] = 255  # "the face"
     searched: list[tuple[int, int]] = []
-
-    def detect(image: np.ndarray) -> list[Detection]:
-        searched.append(image.shape[:2])
-        ys, xs = np.nonzero(image[:, :, 0] == 255)
-        if image.shape[:2] == rgb.shape[:2] or len(xs) == 0:
-            return []
-        return [Detection((float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)))]
+    detect = _small_face_detector(rgb.shape, searched)
 
     analyser = _analyser(_RegionMesh({round(30 * FaceAnalyzer.ROI_SCALE, 3)}))
     analyser.detect = detect
