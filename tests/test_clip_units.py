@@ -224,28 +224,29 @@ def test_a_face_the_mesh_cannot_read_is_framed_on_the_detectors_eye_and_mouth_po
     assert log.notes(still=True)[0].startswith("the face mesh found no landmarks in the photo")
 
 
-def _small_face_detector(frame_shape: tuple[int, ...], searched: list[tuple[int, int]]):  # noqa: ANN202
-    """A stand-in for the detectors: finds "the face" (the white pixels) only in an image smaller than the frame,
-    its key points at the face's top-left corner; records the shape of every image searched."""
+def _small_face() -> tuple[np.ndarray, FaceAnalyzer, list[tuple[int, int]]]:
+    """A 480x360 frame with "the face" (white pixels, 24x30) and an analyser whose stand-in detectors find it only in
+    an image smaller than the frame (key points at its top-left corner) and record the shape of every image searched
+    (the list returned)."""
+    rgb = np.zeros((360, 480, 3), np.uint8)
+    rgb[200:230, 300:324] = 255
+    searched: list[tuple[int, int]] = []
+
     def detect(image: np.ndarray) -> list[Detection]:
         searched.append(image.shape[:2])
         ys, xs = np.nonzero(image[:, :, 0] == 255)
-        if image.shape[:2] == frame_shape[:2] or len(xs) == 0:
+        if image.shape[:2] == rgb.shape[:2] or len(xs) == 0:
             return []
         x0, y0 = float(xs.min()), float(ys.min())
         return [Detection((x0, y0, float(xs.max() + 1), float(ys.max() + 1)), np.float32([[x0, y0]] * 3))]
 
-    return detect
+    analyser = _analyser(_RegionMesh({round(30 * FaceAnalyzer.ROI_SCALE, 3)}))
+    analyser.detect = detect
+    return rgb, analyser, searched
 
 
 def test_a_face_too_small_for_the_whole_frame_is_looked_for_in_tiles() -> None:
-    rgb = np.zeros((360, 480, 3), np.uint8)
-    rgb[200:230, 300:324] = 255  # "the face"
-    searched: list[tuple[int, int]] = []
-    detect = _small_face_detector(rgb.shape, searched)
-
-    analyser = _analyser(_RegionMesh({round(30 * FaceAnalyzer.ROI_SCALE, 3)}))
-    analyser.detect = detect
+    rgb, analyser, searched = _small_face()
     [face] = analyser.detect_in_tiles(rgb)  # once though found in 2 tiles
     assert face.box == (300.0, 200.0, 324.0, 230.0)  # in frame pixels, the key points too
     np.testing.assert_array_equal(face.points, [[300.0, 200.0]] * 3)
@@ -258,8 +259,8 @@ def test_a_face_too_small_for_the_whole_frame_is_looked_for_in_tiles() -> None:
     assert frame.crop is not None and frame.n_faces == 1 and len(searched) == 1 + FaceAnalyzer.TILE_GRID ** 2
 
     empty = np.zeros_like(rgb)
-    analyser = _analyser(_RegionMesh(set()))
-    analyser.detect = detect
+    detect, analyser = analyser.detect, _analyser(_RegionMesh(set()))
+    analyser.detect = detect  # the same stand-in detectors; a mesh that finds nothing
     searched.clear()
     for k in range(80):
         assert analyser.analyse(k / 5, empty).crop is None
@@ -275,13 +276,7 @@ def test_a_face_too_small_for_the_whole_frame_is_looked_for_in_tiles() -> None:
 
 
 def test_a_small_face_once_found_in_a_tile_is_found_again_near_where_it_was() -> None:
-    rgb = np.zeros((360, 480, 3), np.uint8)
-    rgb[200:230, 300:324] = 255  # "the face"
-    searched: list[tuple[int, int]] = []
-    detect = _small_face_detector(rgb.shape, searched)
-
-    analyser = _analyser(_RegionMesh({round(30 * FaceAnalyzer.ROI_SCALE, 3)}))
-    analyser.detect = detect
+    rgb, analyser, searched = _small_face()
     assert all(analyser.analyse(k / 5, rgb).crop is not None for k in range(11))
     # frame 0: the whole frame, then the tiles; frames 5 and 10: the whole frame, then one square around the face
     near = round(FaceAnalyzer.NEAR_SCALE * FaceAnalyzer.ROI_SCALE * 30)
