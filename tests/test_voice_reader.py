@@ -465,9 +465,15 @@ SHIPPED = REPO / "checkpoints" / "voice_reader.pt"
 
 
 @pytest.mark.skipif(not SHIPPED.is_file(), reason="no shipped voice reader")
-def test_read_command_reads_audio_and_names_a_broken_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_read_command_reads_audio_and_names_a_broken_file(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from crossemo_core.cli import main
+    from crossemo_core.readers.face import FaceReader
 
+    def no_face_models(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("an audio file loaded the face models")
+
+    monkeypatch.setattr(FaceReader, "load", no_face_models)
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"RIFF0000WAVEfmt garbage")
     rc = main(["read", str(REPO / "assets" / "clips" / "voice_upbeat.wav"), str(broken), "--json",

@@ -40,6 +40,7 @@ import contextlib
 import hashlib
 import io
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,7 @@ BLENDSHAPE_NAMES = ("_neutral", "browDownLeft", "browDownRight", "browInnerUp", 
                     "mouthStretchRight", "mouthUpperUpLeft", "mouthUpperUpRight", "noseSneerLeft", "noseSneerRight")
 """The landmarker's 52 blendshape coefficients (ARKit names), in output order."""
 NO_FACE = "no face found"
-POINTS_ONLY = "face framed on the detector's eye and mouth points (the face mesh found no landmarks)"
+POINTS_ONLY = "face framed on the detectors' eye and mouth points (the face mesh found no landmarks)"
 CANVAS_SIZE, CANVAS_PAD = 256, 90
 """48x48 crops are upscaled (bicubic) to ``CANVAS_SIZE`` and padded by ``CANVAS_PAD`` px of their median grey before
 the landmarker sees them (found a face in 96 % of FER2013 images, ``/work/shared/models/README.md``)."""
@@ -342,13 +343,15 @@ class FaceReader:
     """Expression network + blendshapes + stacker -> :class:`Reading` (see the module docstring); small faces, when
     their crop's scale is known, go to :class:`SmallFaces`."""
 
-    def __init__(self, expression: ExpressionModel, stacker: FaceStacker, landmarker: Landmarker | None,
+    def __init__(self, expression: ExpressionModel, stacker: FaceStacker, landmarker_path: str | Path | None,
                  small_faces: SmallFaces | None = None) -> None:
         self.expression = expression
         self.stacker = stacker
-        self._landmarker = landmarker
         self.small_faces = small_faces
+        self._landmarker_path = landmarker_path
+        self._landmarker: Landmarker | None = None  # made on first use: only a blendshape stacker needs it
         self._tracker = None  # the face tracker for photos, made on first use (mediapipe)
+        self._lock = threading.Lock()  # one photo at a time through the tracker
 
     @classmethod
     def load(cls, expression_path: str | Path = DEFAULT_EXPRESSION, stacker_path: str | Path = DEFAULT_STACKER,
@@ -357,18 +360,20 @@ class FaceReader:
              small_faces: tuple[str | Path, str | Path] | None = (DEFAULT_SMALL_EXPRESSION, DEFAULT_SMALL_STACKER),
              ) -> "FaceReader":
         """Load the shipped files; each stacker must have been fitted on its expression network (sha256 pinned).
-        ``with_landmarker=False`` skips mediapipe (only :meth:`read_crops` without blendshapes then works);
+        ``with_landmarker=False``: no landmarker (a stacker that reads blendshapes then cannot read); it is loaded
+        (sha256 checked) only when first needed either way;
         ``int8=False`` runs the float networks even where their int8 copies could run; ``small_faces``: the
         small-face network and its stacker (None: every face is read by the main network)."""
         expression, stacker = load_network_and_stacker(expression_path, stacker_path, int8)
         small = SmallFaces(*load_network_and_stacker(*small_faces, int8)) if small_faces is not None else None
-        landmarker = Landmarker(landmarker_path) if with_landmarker else None
-        return cls(expression, stacker, landmarker, small)
+        return cls(expression, stacker, landmarker_path if with_landmarker else None, small)
 
     @property
     def landmarker(self) -> Landmarker:
-        if self._landmarker is None:
+        if self._landmarker_path is None:
             raise FaceReaderError("this face reader was loaded without the landmarker (with_landmarker=False).")
+        if self._landmarker is None:
+            self._landmarker = Landmarker(self._landmarker_path)
         return self._landmarker
 
     @property
@@ -419,9 +424,9 @@ class FaceReader:
     def read_image(self, rgb: np.ndarray) -> Reading:
         """The largest face in an ``(H, W, 3)`` uint8 RGB photo -> a :class:`Reading` (``seconds`` 0); no face ->
         :func:`no_face_reading`; a face the mesh could not read, framed on the detectors' points, says so in its
-        note."""
-        self.tracker.reset()
-        frame = self.tracker.analyse(0.0, np.ascontiguousarray(rgb, dtype=np.uint8), still=True)
+        note. One photo at a time (a lock); a photo does not depend on what was read before."""
+        with self._lock:
+            frame = self.tracker.analyse(0.0, np.ascontiguousarray(rgb, dtype=np.uint8), still=True)
         if frame.crop is None:
             return no_face_reading()
         scale = np.array([np.nan if frame.face_scale is None else frame.face_scale])
@@ -429,10 +434,11 @@ class FaceReader:
         return reading_of(emotions, note="" if frame.from_mesh else POINTS_ONLY)
 
     def close(self) -> None:
+        """Release mediapipe; the reader stays usable (what it needs is made again on first use)."""
         for model in (self._landmarker, self._tracker):
             if model is not None:
                 model.close()
-        self._tracker = None
+        self._landmarker = self._tracker = None
 
 
 def reading_of(emotions: np.ndarray, seconds: float = 0.0, note: str = "") -> Reading:
