@@ -99,6 +99,9 @@ def test_a_video_pools_only_the_frames_with_a_face(reader: FaceReader, photo: np
     expected = reader.read_crops(crops, use_blendshapes=False).emotions.mean(0)
     assert list(pooled.emotions.values()) == pytest.approx(expected.tolist(), abs=1e-6)
     assert read_tracked_crops(reader, crops, n_frames=2, fps=5.0).note == ""
+    assert read_tracked_crops(reader, crops, 3, 5.0, on_points=1).note == (
+        "face in 2 of 3 frames; framed on the detectors' eye and mouth points in 1 of 2 (the face mesh found no "
+        "landmarks)")
     nothing = read_tracked_crops(reader, None, n_frames=2, fps=5.0)
     assert nothing.note == NO_FACE and not has_face(nothing)
 

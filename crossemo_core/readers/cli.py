@@ -56,6 +56,7 @@ class FileReading:
             out[f"{side}_valence"] = r.top_valence if r else ""
             out[f"{side}_confidence"] = round(r.confidence, 4) if r else None
             out[f"{side}_uncertain"] = r.uncertain if r else None
+            out[f"{side}_note"] = r.note if r else ""
             for v, p in (r.valence.items() if r else ()):
                 out[f"{side}_p_{v}"] = round(p, 4)
         if self.voice and self.voice.arousal:
@@ -109,6 +110,7 @@ class Readers:
         crops: list[Any] = []
         scales: list[float] = []
         n_frames = [0]
+        on_points = [0]  # frames framed on the detectors' points (the mesh found no landmarks)
 
         def on_frame(t: float, rgb: Any) -> None:
             tracker = self.face.tracker  # video faces are found and framed exactly as the clip verdict does
@@ -119,6 +121,7 @@ class Readers:
             if frame.crop is not None:
                 crops.append(frame.crop)
                 scales.append(np.nan if frame.face_scale is None else frame.face_scale)
+                on_points[0] += not frame.from_mesh
 
         media = decode_media(path, limits=replace(ClipLimits(), fps=FACE_FPS), on_frame=on_frame)
         result = FileReading(file=media.name, notes=list(media.notes))
@@ -128,7 +131,7 @@ class Readers:
             from crossemo_core.readers.face import read_tracked_crops
 
             result.face = read_tracked_crops(self.face, np.stack(crops) if crops else None, n_frames[0], FACE_FPS,
-                                             np.array(scales))
+                                             np.array(scales), on_points[0])
         if media.audio is not None and media.has_audio:
             result.voice = self.voice.read_recording(media.audio, baseline)
         return result

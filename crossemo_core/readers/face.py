@@ -448,13 +448,16 @@ def reading_of(emotions: np.ndarray, seconds: float = 0.0, note: str = "") -> Re
 
 
 def read_tracked_crops(reader: FaceReader, crops: np.ndarray | None, n_frames: int, fps: float,
-                       scales: np.ndarray | None = None) -> Reading:
+                       scales: np.ndarray | None = None, on_points: int = 0) -> Reading:
     """The pooled reading of a video from the face tracker's FER-framed crops (``(k, 48, 48)``, or None when no
-    frame of the ``n_frames`` sampled at ``fps`` had a face; ``scales`` ``(k,)`` their crop scales), read by the
-    network-only stackers."""
+    frame of the ``n_frames`` sampled at ``fps`` had a face; ``scales`` ``(k,)`` their crop scales; ``on_points``:
+    how many of them were framed on the detectors' points), read by the network-only stackers."""
     seconds = n_frames / fps
     if crops is None or len(crops) == 0:
         return no_face_reading(seconds)
     emotions = reader.read_crops(crops, use_blendshapes=False, scales=scales).emotions.mean(axis=0)
-    note = "" if len(crops) == n_frames else f"face in {len(crops)} of {n_frames} frames"
-    return reading_of(emotions, seconds, note)
+    notes = [] if len(crops) == n_frames else [f"face in {len(crops)} of {n_frames} frames"]
+    if on_points:
+        notes.append(f"framed on the detectors' eye and mouth points in {on_points} of {len(crops)} "
+                     f"(the face mesh found no landmarks)")
+    return reading_of(emotions, seconds, "; ".join(notes))
