@@ -100,7 +100,7 @@ class FaceFrame:
     box: tuple[float, float, float, float] | None = None  # x0, y0, x1, y1 as fractions of the frame
     face_scale: float | None = None  # frame pixels per crop pixel (< 1: the crop enlarges a small face), crop_scale()
     from_mesh: bool = True
-    """False: the crop is aligned on the detector's eye and mouth points, where the mesh found no face (no geometry)."""
+    """False: the crop is aligned on the detectors' eye and mouth points, where the mesh found no face (no geometry)."""
 
 
 @dataclass

@@ -84,7 +84,7 @@ def read_still(frame: FaceFrame, n: int, fps: float, expression, face_reader,  #
 
 class FaceLog:
     """What is kept of every sampled frame of a whole recording: time, whether a face was found (read: a crop from
-    its mesh's landmarks or the detector's eye and mouth points), whether the detectors saw one, how many faces, and
+    its mesh's landmarks or the detectors' eye and mouth points), whether the detectors saw one, how many faces, and
     the geometry of the face (8 numbers, from the mesh); no pixels."""
 
     def __init__(self) -> None:
@@ -92,7 +92,7 @@ class FaceLog:
         self._found: list[bool] = []
         self._seen: list[bool] = []
         self.max_faces = 0
-        self.aligned_on_points = 0  # frames whose face was read from a crop aligned on the detector's points
+        self.aligned_on_points = 0  # frames whose face was read from a crop aligned on the detectors' points
         self._geometry_t: list[float] = []
         self._geometry: list[np.ndarray] = []
 
@@ -127,11 +127,11 @@ class FaceLog:
                "a coarser alignment, with no face measurements.")
         if self.aligned_on_points and still:
             notes.append(f"the face mesh found no landmarks in the photo (glasses, a turned head): the face was framed "
-                         f"on the face detector's eye and mouth points, {how}")
+                         f"on the face detectors' eye and mouth points, {how}")
         elif self.aligned_on_points:
             notes.append(f"in {self.aligned_on_points} of {sum(self._found)} frames with a face the face mesh found no "
                          f"landmarks (glasses, compression, a turned head): those faces were framed on the face "
-                         f"detector's eye and mouth points, {how}")
+                         f"detectors' eye and mouth points, {how}")
         return notes
 
     def face_fraction(self, duration_s: float, fps: float) -> float:
