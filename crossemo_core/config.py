@@ -11,6 +11,11 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
+RUN_SEED_STEP = 1000
+"""Seed distance between the networks of one run when ``TrainConfig.runs`` > 1 (:meth:`TrainConfig.run_seeds`)."""
+SINGLE_NETWORK = ("runs > 1 averages several networks for evaluation (cross-validate, benchmark); training for a "
+                  "checkpoint keeps one network, so leave runs at 1 here.")
+
 
 @dataclass
 class ModelConfig:
@@ -97,6 +102,11 @@ class TrainConfig:
     valid for that many epochs and keep it: normalisation and the Beta mixture then come from train + valid, never
     from test. More training speakers (RAVDESS: 16 instead of 12) at the cost of a second run. Needs
     ``threshold="posterior"`` (a Youden threshold on validation pairs the model was trained on would be biased)."""
+    runs: int = 1
+    """[ours] Networks trained per run on the same split and pairs, each with its own seed (``seed``, ``seed +``
+    :data:`RUN_SEED_STEP`, ...); the run's scores are the mean of theirs
+    (:class:`~crossemo_core.baselines.base.EnsembleScorer`). For evaluation (``cross-validate``, ``benchmark``): a
+    checkpoint holds one network, so ``train`` and the app's training jobs refuse more than one."""
 
     def validate(self) -> None:
         _require(self.optimizer in ("sgd", "adam"), "optimizer must be 'sgd' or 'adam'")
@@ -121,6 +131,11 @@ class TrainConfig:
         _require(not (self.refit and self.threshold == "youden"),
                  "refit trains on the validation pairs, so the Youden threshold (chosen on them) cannot be used; "
                  "use threshold='posterior' or refit=False")
+        _require(1 <= self.runs <= 100, "runs (networks averaged per run) must be a whole number in 1..100")
+
+    def run_seeds(self) -> list[int]:
+        """The seeds of the ``runs`` networks of one run: ``seed`` first, then steps of :data:`RUN_SEED_STEP`."""
+        return [self.seed + RUN_SEED_STEP * j for j in range(self.runs)]
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -174,11 +174,11 @@ def run(corpus: PairDataset, config: ExperimentConfig, *, method: str = "sir-hcl
     split (:func:`split_for`, by ``config.train.seed`` and ``abnormal_rate``), train ``method`` selecting on the
     valid part (``control``: callbacks, stop flag, Ctrl-C), score the test part. A detector's metadata gets the
     split record (and ``metadata``), so a saved checkpoint says which speakers it never saw."""
-    from crossemo_core.baselines import evaluate_scores, make_method
+    from crossemo_core.baselines import evaluate_scores
 
     parts, split = split_for(corpus, config.train.seed, config.train.abnormal_rate, fold, n_folds)
     started = time.perf_counter()
-    scorer = make_method(method, config, **(method_settings or {})).fit(parts["train"], parts["valid"], control)
+    scorer = fit_method(method, config, method_settings or {}, parts["train"], parts["valid"], control)
     fitted = time.perf_counter()
     scores = scorer.score(parts["test"])
     metrics = evaluate_scores(parts["test"], scores)
@@ -189,6 +189,20 @@ def run(corpus: PairDataset, config: ExperimentConfig, *, method: str = "sir-hcl
         result.detector.metadata.update({**(metadata or {}), "split": split.to_dict(),
                                          "split_speakers": split.speakers, "test_protocol": split.test_protocol})
     return result
+
+
+def fit_method(method: str, config: ExperimentConfig, method_settings: dict[str, Any], train: PairDataset,
+               valid: PairDataset, control: TrainingControl | None = None) -> Any:
+    """Fit ``method`` on ``train`` (selecting on ``valid``): one network, or ``config.train.runs`` of them with the
+    seeds of :meth:`~crossemo_core.config.TrainConfig.run_seeds`, read as one
+    (:class:`~crossemo_core.baselines.base.EnsembleScorer`)."""
+    from crossemo_core.baselines import EnsembleScorer, make_method
+
+    members = []
+    for seed in config.train.run_seeds():
+        member = config if seed == config.train.seed else replace(config, train=replace(config.train, seed=seed))
+        members.append(make_method(method, member, **method_settings).fit(train, valid, control))
+    return members[0] if len(members) == 1 else EnsembleScorer.fit(members, train, valid)
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from crossemo_core.errors import CheckpointError, DataError
 from crossemo_core.evaluation import detection_metrics
 from crossemo_core.interrupts import first_ctrl_c_sets
 from crossemo_core.losses import HybridContrastiveLoss
-from crossemo_core.mixture import fit_similarity_mixture
+from crossemo_core.mixture import BetaMixture, fit_similarity_mixture, similarity_to_score
 from crossemo_core.model import SIRHCL, seeded_build, use_generator
 from crossemo_core.optim import optimiser_step
 from crossemo_core.paths import atomic_writer
@@ -464,16 +464,24 @@ def _run_key(config: ExperimentConfig, task: TrainingTask, train: PairDataset, v
 
 
 def fit_verdict(detector: Detector, train: PairDataset, valid: PairDataset, threshold: str = "posterior") -> None:
-    """Fit the Beta mixture on training scores (initialised from normal/abnormal) and set the threshold."""
-    detector.mixture = fit_similarity_mixture(detector.similarity(train), train.is_abnormal,
-                                              detector.config.train.mixture_var_floor)
-    detector.threshold = 0.5
-    if threshold == "youden":
-        valid_p = detector.posterior_abnormal(detector.similarity(valid))
-        if valid.is_abnormal.all() or not valid.is_abnormal.any():
-            raise DataError("the Youden threshold needs normal and abnormal validation pairs.")
-        detector.threshold = float(youden_threshold(valid.is_abnormal.astype(int), valid_p))
+    """Fit the detector's Beta mixture and threshold (:func:`fit_mixture_verdict` on its similarities)."""
+    detector.mixture, detector.threshold = fit_mixture_verdict(detector.similarity, train, valid, threshold,
+                                                               detector.config.train.mixture_var_floor)
     detector.metadata["threshold_rule"] = threshold
+
+
+def fit_mixture_verdict(similarity: Callable[[PairDataset], np.ndarray], train: PairDataset, valid: PairDataset,
+                        threshold: str, var_floor: float) -> tuple[BetaMixture, float]:
+    """SIR-HCL's verdict for any ``similarity(pairs) -> (N,)`` cosine: the Beta mixture fitted on the training
+    pairs' similarities (initialised from normal/abnormal), and the posterior threshold: 0.5, or with
+    ``threshold="youden"`` the Youden cut on the validation pairs."""
+    mixture = fit_similarity_mixture(similarity(train), train.is_abnormal, var_floor)
+    if threshold != "youden":
+        return mixture, 0.5
+    if valid.is_abnormal.all() or not valid.is_abnormal.any():
+        raise DataError("the Youden threshold needs normal and abnormal validation pairs.")
+    valid_p = mixture.posterior_abnormal(similarity_to_score(similarity(valid)))
+    return mixture, float(youden_threshold(valid.is_abnormal.astype(int), valid_p))
 
 
 @torch.no_grad()

@@ -13,7 +13,7 @@ from baseline_reference import (
     ref_structured_triplet,
 )
 
-from crossemo_core.baselines import METHODS, KnnAtypicalGate, evaluate_scores, make_method
+from crossemo_core.baselines import METHODS, EnsembleScorer, KnnAtypicalGate, evaluate_scores, make_method
 from crossemo_core.baselines.verdicts import BetaMixtureVerdict, FixedThreshold, GaussianMixtureVerdict, YoudenThreshold
 from crossemo_core.batching import FeatureNormalizer
 from crossemo_core.config import preset_config
@@ -22,7 +22,7 @@ from crossemo_core.data.calibration import calibrate_speakers
 from crossemo_core.data.loaders.synthetic import make_synthetic
 from crossemo_core.data.protocol import make_abnormal_pairs
 from crossemo_core.errors import DataError
-from crossemo_core.experiment import split_pairs
+from crossemo_core.experiment import fit_method, split_pairs
 from crossemo_core.losses import (
     BiQuintupleLoss,
     HyConLoss,
@@ -33,6 +33,7 @@ from crossemo_core.losses import (
     central_moment_discrepancy,
     hsic,
 )
+from crossemo_core.mixture import fit_similarity_mixture, similarity_to_score
 from crossemo_core.training import Trainer
 
 
@@ -80,6 +81,47 @@ def test_own_loop_refit_trains_on_train_and_valid(name, parts, config):
     np.testing.assert_allclose(refit.trained.normalizer.face_mean, both.face_mean)
     assert refit.trained.best_epoch == plain.trained.best_epoch  # the epoch count chosen on valid, then reused
     assert not np.allclose(refit.score(parts["test"]).anomaly, plain.score(parts["test"]).anomaly)
+
+
+@pytest.mark.parametrize("refit", [False, True])
+def test_runs_of_a_detector_method_are_read_as_one_detector(parts, config, refit):
+    config = replace(config, train=replace(config.train, runs=3, refit=refit, seed=4))
+    assert config.train.run_seeds() == [4, 1004, 2004]
+    ensemble = fit_method("sir-hcl", config, {}, parts["train"], parts["valid"])
+    assert isinstance(ensemble, EnsembleScorer) and len(ensemble.members) == 3
+    test = parts["test"]
+    fitted_on = concatenate([parts["train"], parts["valid"]]) if refit else parts["train"]
+    singles, on_fitted = [], []
+    for seed, member in zip(config.train.run_seeds(), ensemble.members):
+        assert member.detector.config.train.seed == seed  # each network its own seed, the split and pairs shared
+        one = make_method("sir-hcl", replace(config, train=replace(config.train, seed=seed, runs=1)))
+        detector = one.fit(parts["train"], parts["valid"]).detector
+        singles.append(detector.similarity(test))
+        on_fitted.append(detector.similarity(fitted_on))
+    scores = ensemble.score(test)
+    mean = np.mean(singles, axis=0)
+    np.testing.assert_allclose(scores.anomaly, (1 - mean) / 2, rtol=1e-5, atol=1e-6)
+    # the verdict is one network's rule, the Beta mixture, fitted on the mean similarity of the pairs trained on
+    mixture = fit_similarity_mixture(np.mean(on_fitted, axis=0), fitted_on.is_abnormal,
+                                     config.train.mixture_var_floor)
+    np.testing.assert_allclose(scores.p_abnormal, mixture.posterior_abnormal(similarity_to_score(mean)), atol=1e-5)
+    np.testing.assert_array_equal(scores.predicted, scores.p_abnormal >= 0.5)
+    assert ensemble.training is ensemble.members[0].training
+
+
+def test_runs_of_other_methods_average_their_scores(parts, config):
+    config = replace(config, train=replace(config.train, runs=2))
+    ensemble = fit_method("agreement", config, {}, parts["train"], parts["valid"])
+    assert ensemble.verdict is None
+    members = [m.score(parts["test"]) for m in ensemble.members]
+    scores = ensemble.score(parts["test"])
+    np.testing.assert_allclose(scores.p_abnormal, (members[0].p_abnormal + members[1].p_abnormal) / 2)
+    assert not np.allclose(members[0].anomaly, members[1].anomaly)  # two seeds, two networks
+
+
+def test_runs_must_be_a_count(config):
+    with pytest.raises(ValueError, match="runs"):
+        replace(config, train=replace(config.train, runs=0)).validate()
 
 
 def test_unknown_method_is_refused(config):

@@ -63,6 +63,17 @@ def test_cross_validate_with_refit_records_its_settings(tmp_path):
     assert 0.0 <= result["summary"]["auc"]["mean"] <= 1.0
 
 
+def test_cross_validate_averages_runs_and_train_refuses_them(tmp_path):
+    report = tmp_path / "cv.json"
+    run("cross-validate", "--dataset", "demo", "--folds", "3", "--seeds", "0", "--epochs", "1", "--set", "runs=2",
+        "--json", report)
+    assert json.loads(report.read_text())["overrides"]["runs"] == 2
+    proc = run("train", "--dataset", "demo", "--out", tmp_path / "x.pt", "--epochs", "1", "--set", "runs=2",
+               check=False)
+    assert proc.returncode != 0 and "--set runs=2: runs > 1 averages several networks" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "x.pt").exists()
+
+
 def test_evaluate_writes_the_documented_json(demo_checkpoint, tmp_path):
     out, _ = demo_checkpoint
     report = tmp_path / "metrics.json"

@@ -90,6 +90,11 @@ def test_background_job_stop_is_cooperative():
 
 
 # ---------------------------------------------------------------------------------------------- TrainingJob
+def test_a_training_job_keeps_one_network(corpus):
+    with pytest.raises(ValueError, match="runs > 1 averages several networks"):
+        TrainingJob(small_config(corpus, runs=2), corpus)
+
+
 def test_training_job_runs_in_background_and_keeps_everything(corpus, parts, tmp_path):
     path = tmp_path / "run.pt"
     job = TrainingJob(small_config(corpus), corpus, metadata={"note": "test"}, checkpoint_path=path)

@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from crossemo_core.baselines.agreement import AgreementMethod
-from crossemo_core.baselines.base import Method, PairScorer, PairScores, evaluate_scores
+from crossemo_core.baselines.base import EnsembleScorer, Method, PairScorer, PairScores, evaluate_scores
 from crossemo_core.baselines.cmad import CMADMethod
 from crossemo_core.baselines.disagreement import DisagreementMethod
 from crossemo_core.baselines.evidence import EvidenceMethod
@@ -46,5 +46,5 @@ def make_method(name: str, config: ExperimentConfig, **settings: Any) -> Method:
     return METHODS[name](config, **settings)
 
 
-__all__ = ["DEFAULT_METHODS", "METHODS", "AgreementMethod", "CMADMethod", "DisagreementMethod", "EvidenceMethod", "HyConMethod", "KnnAtypicalGate", "MISAMethod", "Method",
-           "NCRMethod", "PairScorer", "PairScores", "SIRHCLMethod", "TNBCLMethod", "evaluate_scores", "make_method"]
+__all__ = ["DEFAULT_METHODS", "METHODS", "AgreementMethod", "CMADMethod", "DisagreementMethod", "EnsembleScorer",
+           "EvidenceMethod", "HyConMethod", "KnnAtypicalGate", "MISAMethod", "Method", "NCRMethod", "PairScorer", "PairScores", "SIRHCLMethod", "TNBCLMethod", "evaluate_scores", "make_method"]

@@ -14,11 +14,12 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 from crossemo_core.config import ExperimentConfig
-from crossemo_core.data.container import PairDataset
+from crossemo_core.data.container import PairDataset, concatenate
 from crossemo_core.data.labels import anomaly_type
 from crossemo_core.detector import Detector, cosine_rows
 from crossemo_core.evaluation import detection_metrics, per_type_metrics
-from crossemo_core.training import Trainer, TrainingControl, TrainingResult
+from crossemo_core.mixture import BetaMixture, similarity_to_score
+from crossemo_core.training import Trainer, TrainingControl, TrainingResult, fit_mixture_verdict
 
 
 @dataclass
@@ -55,6 +56,55 @@ class DetectorScorer:
         scored = self.detector.score(pairs)
         return PairScores(anomaly=(1.0 - scored.similarity) / 2.0, p_abnormal=scored.p_abnormal,
                           predicted=scored.predicted)
+
+
+@dataclass
+class EnsembleScorer:
+    """Several fitted scorers of one method (``TrainConfig.runs``: the same split, other seeds) read as one.
+
+    Networks with SIR-HCL's verdict (:class:`DetectorScorer`: SIR-HCL, HyCon-style) are read as one detector: the
+    mean of their cosine similarities, with the verdict of one network fitted on that mean (the Beta mixture on the
+    pairs they were trained on, :func:`~crossemo_core.training.fit_mixture_verdict`), as the clip model reads its
+    runs. Other methods: the mean of the members' anomaly scores and of their probabilities."""
+
+    members: list[PairScorer]
+    verdict: tuple[BetaMixture, float] | None = None
+    """The mixture and posterior threshold on the mean similarity (detector members only)."""
+
+    @classmethod
+    def fit(cls, members: list[PairScorer], train: PairDataset, valid: PairDataset) -> EnsembleScorer:
+        """Read ``members`` as one; detector members get their verdict fitted on the mean similarity of the pairs
+        they were trained on (``train``, or train + valid after a completed refit) and thresholded as theirs."""
+        if not all(isinstance(m, DetectorScorer) for m in members):
+            return cls(members)
+        first = members[0].detector
+        refit = first.metadata.get("refit")
+        fitted_on = concatenate([train, valid], name=train.name) if refit and refit["completed"] else train
+        scorer = cls(members)
+        scorer.verdict = fit_mixture_verdict(scorer._similarity, fitted_on, valid,
+                                             first.metadata.get("threshold_rule", "posterior"),
+                                             first.config.train.mixture_var_floor)
+        return scorer
+
+    @property
+    def training(self) -> TrainingResult | None:
+        """The first network's training (its curves stand for the run's)."""
+        return getattr(self.members[0], "training", None)
+
+    def _similarity(self, pairs: PairDataset) -> np.ndarray:
+        return np.mean([member.detector.similarity(pairs) for member in self.members], axis=0)
+
+    def score(self, pairs: PairDataset) -> PairScores:
+        if self.verdict is not None:
+            similarity = self._similarity(pairs)
+            mixture, threshold = self.verdict
+            p_abnormal = mixture.posterior_abnormal(similarity_to_score(similarity))
+            return PairScores(anomaly=(1.0 - similarity) / 2.0, p_abnormal=p_abnormal,
+                              predicted=p_abnormal >= threshold)
+        scores = [member.score(pairs) for member in self.members]
+        p_abnormal = np.mean([s.p_abnormal for s in scores], axis=0)
+        return PairScores(anomaly=np.mean([s.anomaly for s in scores], axis=0), p_abnormal=p_abnormal,
+                          predicted=p_abnormal >= 0.5)
 
 
 class AtypicalInputGate(Protocol):
@@ -132,4 +182,5 @@ def evaluate_scores(data: PairDataset, scores: PairScores) -> dict[str, Any]:
     return metrics
 
 
-__all__ = ["AtypicalInputGate", "CosineScorer", "DetectorScorer", "Method", "PairScorer", "PairScores", "evaluate_scores"]
+__all__ = ["AtypicalInputGate", "CosineScorer", "DetectorScorer", "EnsembleScorer", "Method", "PairScorer",
+           "PairScores", "evaluate_scores"]
