@@ -117,6 +117,11 @@ def test_runs_of_other_methods_average_their_scores(parts, config):
     scores = ensemble.score(parts["test"])
     np.testing.assert_allclose(scores.p_abnormal, (members[0].p_abnormal + members[1].p_abnormal) / 2)
     assert not np.allclose(members[0].anomaly, members[1].anomaly)  # two seeds, two networks
+    # each member's own verdict counts (a baseline's p need not be a probability); a tie goes to the first network
+    np.testing.assert_array_equal(scores.predicted, members[0].predicted)
+    three = fit_method("cmad", replace(config, train=replace(config.train, runs=3)), {}, parts["train"], parts["valid"])
+    votes = np.mean([m.score(parts["test"]).predicted for m in three.members], axis=0)
+    np.testing.assert_array_equal(three.score(parts["test"]).predicted, votes > 0.5)
 
 
 def test_runs_must_be_a_count(config):

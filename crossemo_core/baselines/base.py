@@ -65,7 +65,8 @@ class EnsembleScorer:
     Networks with SIR-HCL's verdict (:class:`DetectorScorer`: SIR-HCL, HyCon-style) are read as one detector: the
     mean of their cosine similarities, with the verdict of one network fitted on that mean (the Beta mixture on the
     pairs they were trained on, :func:`~crossemo_core.training.fit_mixture_verdict`), as the clip model reads its
-    runs. Other methods: the mean of the members' anomaly scores and of their probabilities."""
+    runs. Other methods: the mean of the members' anomaly scores and of their probabilities (or scores: a baseline's
+    ``p_abnormal`` need not be a probability), and the majority of their own verdicts (a tie: the first network's)."""
 
     members: list[PairScorer]
     verdict: tuple[BetaMixture, float] | None = None
@@ -102,9 +103,10 @@ class EnsembleScorer:
             return PairScores(anomaly=(1.0 - similarity) / 2.0, p_abnormal=p_abnormal,
                               predicted=p_abnormal >= threshold)
         scores = [member.score(pairs) for member in self.members]
-        p_abnormal = np.mean([s.p_abnormal for s in scores], axis=0)
-        return PairScores(anomaly=np.mean([s.anomaly for s in scores], axis=0), p_abnormal=p_abnormal,
-                          predicted=p_abnormal >= 0.5)
+        votes = np.mean([s.predicted for s in scores], axis=0)
+        return PairScores(anomaly=np.mean([s.anomaly for s in scores], axis=0),
+                          p_abnormal=np.mean([s.p_abnormal for s in scores], axis=0),
+                          predicted=(votes > 0.5) | ((votes == 0.5) & scores[0].predicted))
 
 
 class AtypicalInputGate(Protocol):
