@@ -17,7 +17,7 @@ from typing import Any, NoReturn, Sequence
 
 from tqdm import tqdm
 
-from crossemo_core.config import PRESETS, SINGLE_NETWORK
+from crossemo_core.config import PRESETS, RUNS_NEED_EVALUATION
 from crossemo_core.errors import CrossemoError, OutputError
 from crossemo_core.executors import add_executor_args, executor_from
 from crossemo_core.experiment import DATASETS
@@ -220,10 +220,10 @@ def _train(args: argparse.Namespace) -> int:
         check_writable(interrupted_out, "--save-on-interrupt")
     if args.json:
         check_writable(args.json, "--json")
+    if overrides.get("runs", 1) != 1:
+        raise SettingError(f"--set runs={overrides['runs']}: {RUNS_NEED_EVALUATION}")
     corpus = _load(args)
     config = config_for(corpus, preset, **overrides)
-    if config.train.runs > 1:
-        raise SettingError(f"--set runs={config.train.runs}: {SINGLE_NETWORK}")
     parts, split = split_for(corpus, config.train.seed, config.train.abnormal_rate)
     print(f"dataset: {corpus.display_name}: {len(corpus)} pairs, {len(set(corpus.speaker))} speakers; "
           f"{'the corpus official folds' if split.kind == 'official' else f'split by seed {split.seed}'}")

@@ -13,8 +13,9 @@ from typing import Any, Literal
 
 RUN_SEED_STEP = 1000
 """Seed distance between the networks of one run when ``TrainConfig.runs`` > 1 (:meth:`TrainConfig.run_seeds`)."""
-SINGLE_NETWORK = ("runs > 1 averages several networks for evaluation (cross-validate, benchmark); training for a "
-                  "checkpoint keeps one network, so leave runs at 1 here.")
+RUNS_NEED_EVALUATION = ("runs > 1 averages several networks for evaluation (cross-validate, benchmark); training "
+                        "for a checkpoint keeps one network, so leave runs at 1 here.")
+"""Why ``train`` and the app's training jobs refuse ``TrainConfig.runs`` > 1."""
 
 
 @dataclass
@@ -104,9 +105,10 @@ class TrainConfig:
     ``threshold="posterior"`` (a Youden threshold on validation pairs the model was trained on would be biased)."""
     runs: int = 1
     """[ours] Networks trained per run on the same split and pairs, each with its own seed (``seed``, ``seed +``
-    :data:`RUN_SEED_STEP`, ...); the run's scores are the mean of theirs
-    (:class:`~crossemo_core.baselines.base.EnsembleScorer`). For evaluation (``cross-validate``, ``benchmark``): a
-    checkpoint holds one network, so ``train`` and the app's training jobs refuse more than one."""
+    :data:`RUN_SEED_STEP`, ...), read as one (:class:`~crossemo_core.baselines.base.EnsembleScorer`: SIR-HCL's kind
+    by the mean similarity and a Beta mixture refitted on it, other methods by their mean scores and the majority of
+    their verdicts). For evaluation (``cross-validate``, ``benchmark``): a checkpoint holds one network, so
+    ``train`` and the app's training jobs refuse more than one."""
 
     def validate(self) -> None:
         _require(self.optimizer in ("sgd", "adam"), "optimizer must be 'sgd' or 'adam'")
@@ -131,7 +133,8 @@ class TrainConfig:
         _require(not (self.refit and self.threshold == "youden"),
                  "refit trains on the validation pairs, so the Youden threshold (chosen on them) cannot be used; "
                  "use threshold='posterior' or refit=False")
-        _require(1 <= self.runs <= 100, "runs (networks averaged per run) must be a whole number in 1..100")
+        _require(isinstance(self.runs, int) and not isinstance(self.runs, bool) and 1 <= self.runs <= 100,
+                 "runs (networks averaged per run) must be a whole number in 1..100")
 
     def run_seeds(self) -> list[int]:
         """The seeds of the ``runs`` networks of one run: ``seed`` first, then steps of :data:`RUN_SEED_STEP`."""

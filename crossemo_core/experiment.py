@@ -200,9 +200,11 @@ def fit_method(method: str, config: ExperimentConfig, method_settings: dict[str,
 
     members = []
     for seed in config.train.run_seeds():
-        member = config if seed == config.train.seed else replace(config, train=replace(config.train, seed=seed))
+        member = config if config.train.runs == 1 else replace(config, train=replace(config.train, seed=seed, runs=1))
         members.append(make_method(method, member, **method_settings).fit(train, valid, control))
-    return members[0] if len(members) == 1 else EnsembleScorer.fit(members, train, valid)
+        if control is not None and control.stop_event is not None and control.stop_event.is_set():
+            break  # stopped: the networks trained so far (an interrupted one says so in its training result)
+    return members[0] if len(members) == 1 else EnsembleScorer.from_members(members, train, valid)
 
 
 @dataclass(frozen=True)

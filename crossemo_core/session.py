@@ -22,7 +22,7 @@ from typing import Any, Callable, Generic, TypeVar
 
 import torch
 
-from crossemo_core.config import SINGLE_NETWORK, ExperimentConfig
+from crossemo_core.config import RUNS_NEED_EVALUATION, ExperimentConfig
 from crossemo_core.data.container import PairDataset
 from crossemo_core.detector import Detector
 from crossemo_core.errors import CrossemoError
@@ -288,7 +288,7 @@ class TrainingJob:
 
         self.config = config.validate()
         if config.train.runs > 1:
-            raise ValueError(SINGLE_NETWORK)
+            raise ValueError(RUNS_NEED_EVALUATION)
         if num_threads is not None and num_threads < 1:
             raise ValueError("num_threads must be at least 1")
         if method not in METHODS:

@@ -450,7 +450,9 @@ class Trainer:
 
 def _run_key(config: ExperimentConfig, task: TrainingTask, train: PairDataset, valid: PairDataset) -> str:
     """A fingerprint of what a run trains: settings, task (with its objective) and both parts' pairs."""
-    h = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True, default=str).encode())
+    settings = config.to_dict()
+    settings["train"].pop("runs", None)  # how many networks a run averages; each trains as its own run
+    h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
     objective = getattr(task, "objective", None) or getattr(task, "make", None)
     settings = {k: v for k, v in sorted(vars(objective).items()) if isinstance(v, (bool, int, float, str))}
     h.update(f"{type(task).__name__}/{type(objective).__name__}/{getattr(objective, '__qualname__', '')}/"

@@ -3,7 +3,7 @@ readings rule work with people as its readers? A human reference from CREMA-D's 
 
     python scripts/cremad_human_reference.py --data ../shared/data --out docs/cremad_human.json
 
-CREMA-D's recordings are not in ``../shared/data``, only its rating tables (about ten people per clip and
+CREMA-D's recordings are not in ``../shared/data``, only its rating tables (about nine people per clip and
 condition; :mod:`crossemo_core.data.crowd_votes`), so this measures people, not our readers, on a corpus our readers
 never heard. It prints markdown tables and writes every number to ``--out``:
 
@@ -12,7 +12,7 @@ never heard. It prints markdown tables and writes every number to ``--out``:
 2. on the recorded (consistent) clips: how often the face and the voice are perceived with different valences;
 3. the readings rule ``1 - sum_v p_face(v) p_voice(v)`` with the votes of ``k`` people per side as the posteriors,
    on pairs made by method.md's abnormal-pair protocol (same actor, different intended valence, rate 0.5), seeds
-   0-2: AUC overall and per anomaly type, for k = 1, 2, 3, 5 and every rater (about ten).
+   0-2: AUC overall and per anomaly type, for k = 1, 2, 3, 5 and every rater (about nine).
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from crossemo_core.data.crowd_votes import (CREMA_EMOTIONS, MODALITIES, CrowdVotes, crowd_pairs, load_cremad_votes,
-                                            majority_uar, rater_uar)
+                                            majority_uar, rater_uar, top_choices)
 from crossemo_core.data.labels import anomaly_type
 from crossemo_core.evaluation import detection_metrics, per_type_metrics
 from crossemo_core.readers.reading import VALENCES
@@ -75,6 +75,7 @@ def rule_runs(votes: CrowdVotes) -> dict[str, Any]:
             metrics = detection_metrics(pairs.abnormal, pairs.disagreement, said_different)
             metrics["per_type_auc"] = {t: m["auc"] for t, m in
                                        per_type_metrics(types, pairs.disagreement, said_different).items()}
+            metrics["abnormal_with_another_actors_voice"] = pairs.n_other_actor
             runs.append(metrics)
         aucs = np.array([r["auc"] for r in runs])
         out["all raters" if k is None else f"{k} per side"] = {
@@ -89,8 +90,7 @@ def perceived_inconsistency(votes: CrowdVotes) -> dict[str, float]:
     """On the recorded clips (face and voice of one take): how often face and voice are read with different
     valences, by the two crowds' majorities (a tie split evenly) and by one rater on each side."""
     face, voice = votes.valence_shares("face"), votes.valence_shares("voice")
-    top_f = np.isclose(face, face.max(1, keepdims=True))
-    top_v = np.isclose(voice, voice.max(1, keepdims=True))
+    top_f, top_v = top_choices(face), top_choices(voice)
     same = (top_f * top_v).sum(1) / (top_f.sum(1) * top_v.sum(1))
     return {"majorities_differ": float(1.0 - same.mean()),
             "one_rater_each_side_differ": float((1.0 - (face * voice).sum(1)).mean())}

@@ -49,11 +49,19 @@ def main() -> None:
 
 
 def by_method(runs: list[dict]) -> dict[str, dict[tuple[int, int], float]]:
-    """Test AUC per method and (seed, fold)."""
+    """Test AUC per method and (seed, fold), of runs that share one setting (data and overrides)."""
+    settings = {json.dumps([r["spec"]["data"], r["spec"]["overrides"]], sort_keys=True) for r in runs}
+    if len(settings) > 1:
+        raise SystemExit(f"--against compares two settings, one per side; one side holds {len(settings)}: "
+                         + " / ".join(sorted(settings)))
     auc: dict[str, dict[tuple[int, int], float]] = defaultdict(dict)
     for r in runs:
         auc[r["spec"]["method"]][(r["spec"]["seed"], r["spec"]["fold"])] = float(r["metrics"]["auc"])
     return auc
+
+
+def _sd(values: list[float] | np.ndarray) -> float:
+    return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
 
 
 def compare_settings(first: dict[str, dict], against: dict[str, dict]) -> None:
@@ -67,9 +75,10 @@ def compare_settings(first: dict[str, dict], against: dict[str, dict]) -> None:
         mean_a = [np.mean([a[k] for k in keys if k[0] == s]) for s in seeds]
         mean_b = [np.mean([b[k] for k in keys if k[0] == s]) for s in seeds]
         diff = np.array(mean_a) - np.array(mean_b)
-        print(f"| {method} | {np.mean(mean_a):.3f} ± {np.std(mean_a, ddof=1):.3f} | {np.mean(mean_b):.3f} ± "
-              f"{np.std(mean_b, ddof=1):.3f} | {diff.mean():+.3f} ± {diff.std(ddof=1):.3f} | "
-              f"{sum(a[k] > b[k] for k in keys)}/{len(keys)} |")
+        print(f"| {method} | {np.mean(mean_a):.3f} ± {_sd(mean_a):.3f} | {np.mean(mean_b):.3f} ± {_sd(mean_b):.3f} | "
+              f"{diff.mean():+.3f} ± {_sd(diff):.3f} | {sum(a[k] > b[k] for k in keys)}/{len(keys)} |")
+    for method in sorted(set(first) ^ set(against)):
+        print(f"({method}: only in {'the first files' if method in first else '--against'}, not compared)")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Baselines: every method fits and scores, loss pieces agree with loop references, verdicts, kNN gate, calibration."""
+import threading
 from dataclasses import replace
 
 import numpy as np
@@ -34,7 +35,8 @@ from crossemo_core.losses import (
     hsic,
 )
 from crossemo_core.mixture import fit_similarity_mixture, similarity_to_score
-from crossemo_core.training import Trainer
+from crossemo_core.thresholds import youden_threshold
+from crossemo_core.training import Trainer, TrainingControl
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -121,12 +123,30 @@ def test_runs_of_other_methods_average_their_scores(parts, config):
     np.testing.assert_array_equal(scores.predicted, members[0].predicted)
     three = fit_method("cmad", replace(config, train=replace(config.train, runs=3)), {}, parts["train"], parts["valid"])
     votes = np.mean([m.score(parts["test"]).predicted for m in three.members], axis=0)
+    assert ((votes > 0) & (votes < 1)).any()  # the networks disagree on some pairs, so the majority matters
     np.testing.assert_array_equal(three.score(parts["test"]).predicted, votes > 0.5)
 
 
+def test_runs_keep_a_youden_threshold_and_stop_when_asked(parts, config):
+    youden = replace(config, train=replace(config.train, runs=2, threshold="youden"))
+    ensemble = fit_method("sir-hcl", youden, {}, parts["train"], parts["valid"])
+    assert all(m.detector.config.train.runs == 1 for m in ensemble.members)  # each network is one network
+    mixture, threshold = ensemble.verdict
+    valid_p = mixture.posterior_abnormal(similarity_to_score(ensemble._similarity(parts["valid"])))
+    assert threshold == pytest.approx(float(youden_threshold(parts["valid"].is_abnormal.astype(int), valid_p)))
+    scores = ensemble.score(parts["test"])
+    np.testing.assert_array_equal(scores.predicted, scores.p_abnormal >= threshold)
+    stop = threading.Event()
+    stop.set()
+    stopped = fit_method("sir-hcl", replace(config, train=replace(config.train, runs=3)), {}, parts["train"],
+                         parts["valid"], TrainingControl(stop_event=stop))
+    assert not isinstance(stopped, EnsembleScorer) and stopped.training.interrupted  # no network after the stop
+
+
 def test_runs_must_be_a_count(config):
-    with pytest.raises(ValueError, match="runs"):
-        replace(config, train=replace(config.train, runs=0)).validate()
+    for runs in (0, 2.5, True):
+        with pytest.raises(ValueError, match="runs"):
+            replace(config, train=replace(config.train, runs=runs)).validate()
 
 
 def test_unknown_method_is_refused(config):

@@ -62,14 +62,38 @@ def test_a_malformed_table_is_refused_in_one_line(tmp_path: Path, clips: dict, m
 
 
 def test_missing_or_unreadable_tables_are_refused(tmp_path: Path) -> None:
+    table = tmp_path / "tabulatedVotes.csv"
     with pytest.raises(DataError, match="no such file"):
         load_cremad_votes(tmp_path)
-    (tmp_path / "tabulatedVotes.csv").write_bytes(b"\xff\xfe\x00garbage")
-    with pytest.raises(DataError, match="tabulatedVotes.csv"):
+    table.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(DataError, match="not a readable CSV table"):
         load_cremad_votes(tmp_path)
-    (tmp_path / "tabulatedVotes.csv").write_text(HEADER + '"100001",1,x,0,0,0,0,"1001_IEO_ANG_HI",1,1,"A"\n')
+    table.write_text(HEADER + '"100001",1,x,0,0,0,0,"1001_IEO_ANG_HI",1,1,"A"\n')
     with pytest.raises(DataError, match="line 2: the vote counts"):
         load_cremad_votes(tmp_path)
+    table.write_text('"","A","D","F","H","N","S","name"\n"100001",1,0,0,0,0,0,"1001_IEO_ANG_HI"\n')
+    with pytest.raises(DataError, match="not CREMA-D's vote table .*'fileName'"):
+        load_cremad_votes(tmp_path)
+    table.write_text(HEADER)
+    with pytest.raises(DataError, match="the table has no rows"):
+        load_cremad_votes(tmp_path)
+
+
+def test_a_table_saved_with_a_byte_order_mark_reads_the_same(tmp_path: Path) -> None:
+    plain = load_cremad_votes(write_table(tmp_path / "plain", {"1001_IEO_ANG_HI": [ANGRY, HAPPY, NEUTRAL]}))
+    marked = tmp_path / "marked"
+    marked.mkdir()
+    (marked / "tabulatedVotes.csv").write_bytes(b"\xef\xbb\xbf" + (tmp_path / "plain" / "tabulatedVotes.csv")
+                                                .read_bytes())
+    np.testing.assert_array_equal(load_cremad_votes(marked).votes["face"], plain.votes["face"])
+
+
+def test_a_condition_rated_twice_is_refused_with_both_lines(tmp_path: Path) -> None:
+    root = write_table(tmp_path, {"1001_IEO_ANG_HI": [ANGRY, HAPPY, NEUTRAL]})
+    table = root / "tabulatedVotes.csv"
+    table.write_text(table.read_text() + "\n" + '"100009",0,0,0,1,0,0,"1001_IEO_ANG_HI",1,1,"H"\n')
+    with pytest.raises(DataError, match="line 6: clip 1001_IEO_ANG_HI has voice votes on line 2 already"):
+        load_cremad_votes(root)
 
 
 def test_one_rater_and_majority_recall() -> None:
@@ -101,6 +125,9 @@ def test_crowd_pairs_follow_the_protocol_and_the_rule(tmp_path: Path) -> None:
     np.testing.assert_allclose(pairs.disagreement, pairs.abnormal.astype(float))
     assert not crowd_pairs(votes, rate=0.0).abnormal.any()
     np.testing.assert_allclose(crowd_pairs(votes, rate=0.5, seed=0, raters=1).disagreement, pairs.disagreement)
+    assert pairs.n_other_actor == 0
+    with pytest.raises(DataError, match="raters must be at least 1"):
+        crowd_pairs(votes, raters=0)
 
 
 def test_the_script_writes_every_measure(tmp_path: Path) -> None:

@@ -47,4 +47,5 @@ def make_method(name: str, config: ExperimentConfig, **settings: Any) -> Method:
 
 
 __all__ = ["DEFAULT_METHODS", "METHODS", "AgreementMethod", "CMADMethod", "DisagreementMethod", "EnsembleScorer",
-           "EvidenceMethod", "HyConMethod", "KnnAtypicalGate", "MISAMethod", "Method", "NCRMethod", "PairScorer", "PairScores", "SIRHCLMethod", "TNBCLMethod", "evaluate_scores", "make_method"]
+           "EvidenceMethod", "HyConMethod", "KnnAtypicalGate", "MISAMethod", "Method", "NCRMethod", "PairScorer",
+           "PairScores", "SIRHCLMethod", "TNBCLMethod", "evaluate_scores", "make_method"]

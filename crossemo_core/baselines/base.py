@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -73,14 +73,16 @@ class EnsembleScorer:
     """The mixture and posterior threshold on the mean similarity (detector members only)."""
 
     @classmethod
-    def fit(cls, members: list[PairScorer], train: PairDataset, valid: PairDataset) -> EnsembleScorer:
-        """Read ``members`` as one; detector members get their verdict fitted on the mean similarity of the pairs
-        they were trained on (``train``, or train + valid after a completed refit) and thresholded as theirs."""
+    def from_members(cls, members: list[PairScorer], train: PairDataset, valid: PairDataset) -> EnsembleScorer:
+        """Read fitted ``members`` as one; detector members get their verdict fitted on the mean similarity of the
+        pairs they were trained on (train + valid when every member's refit completed, else ``train``) and
+        thresholded by their rule."""
         if not all(isinstance(m, DetectorScorer) for m in members):
             return cls(members)
         first = members[0].detector
-        refit = first.metadata.get("refit")
-        fitted_on = concatenate([train, valid], name=train.name) if refit and refit["completed"] else train
+        refits = [m.detector.metadata.get("refit") for m in members]
+        both = all(refit is not None and refit["completed"] for refit in refits)
+        fitted_on = concatenate([train, valid], name=train.name) if both else train
         scorer = cls(members)
         scorer.verdict = fit_mixture_verdict(scorer._similarity, fitted_on, valid,
                                              first.metadata.get("threshold_rule", "posterior"),
@@ -89,8 +91,13 @@ class EnsembleScorer:
 
     @property
     def training(self) -> TrainingResult | None:
-        """The first network's training (its curves stand for the run's)."""
-        return getattr(self.members[0], "training", None)
+        """The first network's training (its curves stand for the run's); marked interrupted when any network's
+        training was."""
+        first = getattr(self.members[0], "training", None)
+        others = [getattr(m, "training", None) for m in self.members[1:]]
+        if first is not None and any(t is not None and t.interrupted for t in others):
+            return replace(first, interrupted=True)
+        return first
 
     def _similarity(self, pairs: PairDataset) -> np.ndarray:
         return np.mean([member.detector.similarity(pairs) for member in self.members], axis=0)

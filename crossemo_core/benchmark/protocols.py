@@ -26,6 +26,9 @@ from crossemo_core.experiment import config_for, load_corpus, run
 
 CACHE_VERSION = 1
 """Bump when a change of code changes results, so old cached runs are not reused."""
+ENSEMBLE_REVISION = 1
+"""Bumped when how :class:`~crossemo_core.baselines.base.EnsembleScorer` reads several networks changes (part of
+the cache key of runs with ``--set runs=N``, N > 1)."""
 ROC_GRID = np.linspace(0.0, 1.0, 101)
 
 FINE_GRAINED_CASES = ("pos-neg", "neu-neg", "neg(s)-pos(s)", "pos-neu", "neg(w)-pos(w)", "same valence")
@@ -78,8 +81,11 @@ class RunSpec:
         klass = METHODS[self.method]
         defaults = {f.name: f.default for f in fields(klass) if f.name != "config"}
         d["method_settings"] = sorted({**defaults, **dict(self.method_settings)}.items())
-        return {"version": CACHE_VERSION, "corpus": corpus_fingerprint(self.run_data()),
-                "method_revision": klass.revision, **d}
+        identity = {"version": CACHE_VERSION, "corpus": corpus_fingerprint(self.run_data()),
+                    "method_revision": klass.revision, **d}
+        if dict(self.overrides).get("runs", 1) > 1:
+            identity["ensemble_revision"] = ENSEMBLE_REVISION
+        return identity
 
     def run_data(self) -> DataSpec:
         """The data of this run: :attr:`data`, with a per-fold voice reader (``voice_features="reader-folds:DIR"``)

@@ -1,7 +1,7 @@
 """How people read the same clips: CREMA-D's crowd votes per modality (voice only, face only, both).
 
 CREMA-D (Cao et al. 2014; shared data README, section 4): 7,442 clips of 91 actors, 6 intended emotions, each clip
-rated by about ten people in each of three conditions: the voice alone, the face alone (silent video), and both.
+rated by about nine people in each of three conditions: the voice alone, the face alone (silent video), and both.
 Only the rating tables are here, not the recordings, so no reader of ours can read these clips; what the votes give
 is a **human reference** on the task our readers and verdict do:
 
@@ -65,7 +65,7 @@ class CrowdVotes:
         """``(N, 3)`` the crowd's posterior over the valences (:func:`valence_posterior` of the votes)."""
         return valence_posterior(self._counts(modality))
 
-    def _counts(self, modality: str) -> np.ndarray:
+    def _counts(self, modality: str) -> np.ndarray:  # (N, 6) float64
         if modality not in self.votes:
             raise DataError(f"unknown rating condition {modality!r}; choose one of {', '.join(MODALITIES)}.")
         return self.votes[modality].astype(np.float64)
@@ -74,18 +74,31 @@ class CrowdVotes:
 def load_cremad_votes(root: str | Path) -> CrowdVotes:
     """Read ``root/tabulatedVotes.csv`` (CREMA-D's ``processedResults`` table; shared data README, section 4).
 
-    Every clip must have a row in each of the three conditions with at least one vote; a malformed table is refused
-    with one line that says where."""
+    Every clip must have one row in each of the three conditions with at least one vote; a malformed table is
+    refused with one line that says where."""
     path = Path(root) / "tabulatedVotes.csv"
     if not path.is_file():
         raise DataError(f"{path}: no such file (CREMA-D's tabulatedVotes.csv; shared data README, section 4).")
     rows: dict[str, dict[str, np.ndarray]] = {}
+    first_line: dict[tuple[str, str], int] = {}
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            for line, row in enumerate(csv.DictReader(handle), start=2):
-                rows.setdefault(_clip_name(row, path, line), {})[_modality(row, path, line)] = _counts(row, path, line)
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            table = csv.DictReader(handle)
+            missing = [c for c in ("", "fileName", *_VOTE_COLUMNS) if c not in (table.fieldnames or ())]
+            if missing:
+                raise DataError(f"{path}: not CREMA-D's vote table (no column(s) {', '.join(map(repr, missing))}).")
+            for row in table:
+                line = table.line_num
+                name, modality = _clip_name(row, path, line), _modality(row, path, line)
+                if (name, modality) in first_line:
+                    raise DataError(f"{path}, line {line}: clip {name} has {modality} votes on line "
+                                    f"{first_line[name, modality]} already.")
+                first_line[name, modality] = line
+                rows.setdefault(name, {})[modality] = _vote_counts(row, path, line)
     except (UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"{path}: not a readable CSV table ({exc}).") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
     if not rows:
         raise DataError(f"{path}: the table has no rows.")
     names = sorted(rows)
@@ -110,19 +123,25 @@ def _clip_name(row: dict[str, str], path: Path, line: int) -> str:
 
 def _modality(row: dict[str, str], path: Path, line: int) -> str:
     row_id = (row.get("") or "").strip()
-    if not row_id[:1] in ("1", "2", "3"):
+    if row_id[:1] not in ("1", "2", "3"):
         raise DataError(f"{path}, line {line}: row id {row_id!r} does not start with 1, 2 or 3 (the condition).")
     return MODALITIES[int(row_id[0]) - 1]
 
 
-def _counts(row: dict[str, str], path: Path, line: int) -> np.ndarray:
+def _vote_counts(row: dict[str, str], path: Path, line: int) -> np.ndarray:
     try:
         counts = np.array([int(row[c]) for c in _VOTE_COLUMNS], dtype=np.int64)
-    except (KeyError, TypeError, ValueError):
+    except (TypeError, ValueError):
         raise DataError(f"{path}, line {line}: the vote counts {_VOTE_COLUMNS} must be whole numbers.") from None
     if (counts < 0).any() or counts.sum() == 0:
         raise DataError(f"{path}, line {line}: vote counts must be non-negative with at least one vote.")
     return counts
+
+
+def top_choices(shares: np.ndarray) -> np.ndarray:
+    """``(N, K)`` vote shares -> ``(N, K)`` bool: the options with the most votes (several where they tie)."""
+    shares = np.asarray(shares, np.float64)
+    return np.isclose(shares, shares.max(1, keepdims=True))
 
 
 def valence_posterior(counts: np.ndarray) -> np.ndarray:
@@ -150,10 +169,11 @@ def rater_uar(shares: np.ndarray, truth: np.ndarray) -> float:
 
 
 def majority_uar(shares: np.ndarray, truth: np.ndarray) -> float:
-    """The unweighted average recall of the **crowd's majority vote**, a tie split evenly among its options (the
-    expected recall of a coin-flip tie-break)."""
-    shares, truth = np.asarray(shares, np.float64), np.asarray(truth)
-    top = np.isclose(shares, shares.max(1, keepdims=True))
+    """The unweighted average recall of the **crowd's majority vote** (the most-voted option of ``shares``; for
+    valence, of the votes pooled over each valence's emotions), a tie split evenly among its options (the expected
+    recall of a coin-flip tie-break)."""
+    truth = np.asarray(truth)
+    top = top_choices(shares)
     credit = top[np.arange(len(truth)), truth] / top.sum(1)
     recalls = [credit[truth == c].mean() for c in range(shares.shape[1]) if np.any(truth == c)]
     return float(np.mean(recalls))
@@ -171,24 +191,28 @@ class CrowdPairs:
     voice_source: np.ndarray
     abnormal: np.ndarray
     disagreement: np.ndarray
+    n_other_actor: int
+    """Abnormal pairs whose voice had to come from another actor (none had a partner of its own actor)."""
 
 
 def crowd_pairs(votes: CrowdVotes, rate: float = 0.5, seed: int = 0, raters: int | None = None) -> CrowdPairs:
     """Every clip's face votes paired with its own voice votes, or (for a share ``rate`` of each actor's clips) with
     the voice votes of another of that actor's clips of a different intended valence: the abnormal-pair protocol
-    (:func:`~crossemo_core.data.protocol.choose_abnormal_partners`) on intended valence. With ``raters`` the
-    posteriors are the votes of that many people per clip and side (:func:`some_raters`), else of every rater;
-    ``seed`` draws the pairs and the people."""
+    (:func:`~crossemo_core.data.protocol.choose_abnormal_partners`, drawn by ``seed``) on intended valence. With
+    ``raters`` the posteriors are the votes of that many people per clip and side (:func:`some_raters`, drawn by a
+    generator of their own seeded by ``(seed, 1)``), else of every rater."""
+    if raters is not None and raters < 1:
+        raise DataError(f"raters must be at least 1, not {raters}.")
     valence = votes.intended_valence
-    source, _ = choose_abnormal_partners(valence, valence, votes.actor, rate, seed)
+    source, report = choose_abnormal_partners(valence, valence, votes.actor, rate, seed)
     face_votes, voice_votes = votes.votes["face"], votes.votes["voice"]
     if raters is not None:
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng((seed, 1))
         face_votes, voice_votes = some_raters(face_votes, raters, rng), some_raters(voice_votes, raters, rng)
     face, voice = valence_posterior(face_votes), valence_posterior(voice_votes)[source]
     return CrowdPairs(voice_source=source, abnormal=valence != valence[source],
-                      disagreement=1.0 - (face * voice).sum(1))
+                      disagreement=1.0 - (face * voice).sum(1), n_other_actor=report.n_fallback)
 
 
 __all__ = ["CREMA_EMOTIONS", "MODALITIES", "CrowdPairs", "CrowdVotes", "crowd_pairs", "load_cremad_votes",
-           "majority_uar", "rater_uar", "some_raters", "valence_posterior"]
+           "majority_uar", "rater_uar", "some_raters", "top_choices", "valence_posterior"]
