@@ -56,14 +56,14 @@ GOOD = {"hidden_size": "16", "embedding_size": "32", "dropout": "0.2", "eta_init
         "momentum": "0.5", "weight_decay": "1e-4", "lr_step_epochs": "5", "lr_gamma": "0.5", "batch_size": "8",
         "epochs": "2", "patience": "3", "grad_clip": "0", "seed": "7", "abnormal_rate": "0.3",
         "normalization": "none", "threshold": "youden", "device": "cpu", "mixture_var_floor": "1e-2",
-        "training_labels": "emotions", "refit": "true"}
+        "training_labels": "emotions", "refit": "true", "runs": "3"}
 """A valid value for every settable field."""
 BAD_TYPE = {"bool": "maybe", "int": "2.5", "float": "abc"}
 OUT_OF_RANGE = {"hidden_size": "0", "embedding_size": "-4", "dropout": "1", "eta_init": None, "lambda_intra": "-1",
                 "lambda_cross": "-0.1", "lambda_hard": "-2", "k": "0", "tau": "0", "lr": "-1e-3", "momentum": "1.5",
                 "weight_decay": "-1", "lr_step_epochs": "0", "lr_gamma": "0", "batch_size": "1", "epochs": "0",
                 "patience": "0", "grad_clip": "-1", "seed": "-1", "abnormal_rate": "1.5", "mixture_var_floor": "0.3",
-                "device": "gpu7"}
+                "device": "gpu7", "runs": "0"}
 """A value of the right type but outside the field's range (None: the field has no range)."""
 
 

@@ -175,7 +175,7 @@ def majority_uar(shares: np.ndarray, truth: np.ndarray) -> float:
     truth = np.asarray(truth)
     top = top_choices(shares)
     credit = top[np.arange(len(truth)), truth] / top.sum(1)
-    recalls = [credit[truth == c].mean() for c in range(shares.shape[1]) if np.any(truth == c)]
+    recalls = [credit[truth == c].mean() for c in range(top.shape[1]) if np.any(truth == c)]
     return float(np.mean(recalls))
 
 
