@@ -58,17 +58,16 @@ class CrowdVotes:
 
     def shares(self, modality: str) -> np.ndarray:
         """``(N, 6)`` each clip's votes in ``modality`` as shares (the crowd's posterior over the emotions)."""
-        counts = self._counts(modality)
-        return counts / counts.sum(1, keepdims=True)
+        return _as_shares(self._counts(modality))
 
     def valence_shares(self, modality: str) -> np.ndarray:
         """``(N, 3)`` the crowd's posterior over the valences (:func:`valence_posterior` of the votes)."""
         return valence_posterior(self._counts(modality))
 
-    def _counts(self, modality: str) -> np.ndarray:  # (N, 6) float64
+    def _counts(self, modality: str) -> np.ndarray:  # (N, 6) vote counts
         if modality not in self.votes:
             raise DataError(f"unknown rating condition {modality!r}; choose one of {', '.join(MODALITIES)}.")
-        return self.votes[modality].astype(np.float64)
+        return self.votes[modality]
 
 
 def load_cremad_votes(root: str | Path) -> CrowdVotes:
@@ -144,10 +143,15 @@ def top_choices(shares: np.ndarray) -> np.ndarray:
     return np.isclose(shares, shares.max(1, keepdims=True))
 
 
+def _as_shares(counts: np.ndarray) -> np.ndarray:
+    """``(N, K)`` vote counts -> each row's share of its votes (float64)."""
+    counts = np.asarray(counts, np.float64)
+    return counts / counts.sum(1, keepdims=True)
+
+
 def valence_posterior(counts: np.ndarray) -> np.ndarray:
     """``(N, 6)`` vote counts -> ``(N, 3)`` shares of the votes for each valence's emotions."""
-    shares = np.asarray(counts, np.float64)
-    shares = shares / shares.sum(1, keepdims=True)
+    shares = _as_shares(counts)
     return np.stack([shares[:, _EMOTION_TO_VALENCE == v].sum(1) for v in range(len(VALENCES))], axis=1)
 
 
