@@ -37,8 +37,8 @@ from crossemo_core.readers.prosody import PROSODY_DEFAULT, PROSODY_FEATURES  # n
 from crossemo_core.readers.voice import FrontendConfig, VoiceReader  # noqa: E402
 from crossemo_core.readers.voice_corpora import list_corpora  # noqa: E402
 from crossemo_core.readers.voice_training import (VoiceTrainConfig, add_speaker_adversary_argument,  # noqa: E402
-                                                  evaluate_mels, fit_prosody_view, prosody_cache, spectrogram_cache,
-                                                  train_voice_reader)
+                                                  add_vtlp_argument, evaluate_mels, fit_prosody_view, prosody_cache,
+                                                  spectrogram_cache, train_voice_reader)
 
 
 def main() -> int:
@@ -53,6 +53,7 @@ def main() -> int:
     p.add_argument("--prosody-features", choices=PROSODY_FEATURES, default=PROSODY_DEFAULT)
     add_augmentations_argument(p)
     add_speaker_adversary_argument(p)
+    add_vtlp_argument(p)
     p.add_argument("--prosody-only", action="store_true",
                    help="refit only the prosody view of the checkpoint at --out, keeping its network")
     args = p.parse_args()
@@ -69,7 +70,7 @@ def main() -> int:
     runs = []
     for seed in args.seeds:
         config = VoiceTrainConfig(epochs=args.epochs, seed=seed, augmentations=tuple(args.augmentations),
-                                  speaker_adversary=args.speaker_adversary)
+                                  speaker_adversary=args.speaker_adversary, vtlp=args.vtlp)
         reader, record = train_voice_reader(
             split.train, split.valid, cache, frontend, config, resume=args.work / f"seed{seed}.pt",
             on_epoch=lambda row: print(f"seed {seed} epoch {row['epoch']}: loss {row['loss']:.3f}, valid valence "

@@ -18,7 +18,8 @@ from crossemo_core.readers.voice import (SEGMENT_HOP_S, SEGMENT_S, SINGLE_FRAME_
 from crossemo_core.readers.voice_corpora import VOICE_EMOTIONS, Utterance, list_corpora
 from crossemo_core.readers.voice_training import (SpeakerAdversary, VoiceTrainConfig, evaluate_mels,
                                                   fit_prosody_view, reversal_strength, spectrogram_cache,
-                                                  train_voice_reader)
+                                                  train_voice_reader, warp_mel_frequencies)
+from crossemo_core.readers.voice_training import average_weights, reestimate_batch_norm
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data"
@@ -330,6 +331,95 @@ def test_a_speaker_adversary_changes_training_but_not_the_reader_file(tmp_path: 
         VoiceTrainConfig(speaker_adversary=-0.1)
 
 
+def test_vocal_tract_warp_moves_a_formant_by_its_factor_and_keeps_the_rest() -> None:
+    import librosa
+
+    frontend = FrontendConfig()
+    centres = librosa.mel_frequencies(frontend.n_mels + 2, fmin=frontend.fmin_hz, fmax=frontend.fmax_hz)[1:-1]
+    rng = np.random.default_rng(0)
+    mel = rng.normal(size=(frontend.n_mels, 7)).astype(np.float32)
+    assert np.allclose(warp_mel_frequencies(mel, 1.0, frontend), mel)
+    peak = np.zeros((frontend.n_mels, 3), np.float32)
+    peak[30] = 1.0
+    for factor in (0.9, 1.1):
+        warped = warp_mel_frequencies(peak, factor, frontend)
+        assert warped.shape == peak.shape and warped.dtype == peak.dtype and np.allclose(warped[:, 0], warped[:, 2])
+        heard_at = float((warped[:, 0] * centres).sum() / warped[:, 0].sum())
+        assert heard_at == pytest.approx(factor * centres[30], rel=0.03)  # the formant moves with the vocal tract
+    flat = np.full((frontend.n_mels, 4), -3.0, np.float32)
+    assert np.allclose(warp_mel_frequencies(flat, 0.8, frontend), flat)  # no band is left empty at the edges
+
+
+def test_vocal_tract_warp_changes_training_and_is_recorded(tmp_path: Path, one_thread: None) -> None:
+    utts = _toy_corpus(tmp_path)
+    frontend = FrontendConfig(n_mels=32)
+    cache = spectrogram_cache(utts, frontend, None)
+    plain = VoiceTrainConfig(epochs=2, batch=8, crop_frames=60, views=1, augmentations=(), patience=99)
+    warped = VoiceTrainConfig(**{**plain.identity(), "vtlp": 0.1})
+    a, _ = train_voice_reader(utts, utts[:9], cache, frontend, plain)
+    b, _ = train_voice_reader(utts, utts[:9], cache, frontend, warped)
+    assert any(not torch.allclose(x.float(), y.float()) for x, y in zip(a.net.state_dict().values(),
+                                                                       b.net.state_dict().values()))
+    assert VoiceReader.load(b.save(tmp_path / "warped.pt")).meta["training"]["vtlp"] == 0.1
+    assert "vtlp" not in plain.identity() and warped.identity()["vtlp"] == 0.1  # older run keys unchanged
+    for bad in (-0.1, 0.5):
+        with pytest.raises(ValueError, match="vtlp"):
+            VoiceTrainConfig(vtlp=bad)
+
+
+def test_averaged_weights_are_the_mean_and_batch_norm_is_estimated_again() -> None:
+    torch.manual_seed(0)
+    nets = [VoiceEmotionNet(16), VoiceEmotionNet(16)]
+    states = [net.state_dict() for net in nets]
+    mean = average_weights(states)
+    for name, value in mean.items():
+        if value.is_floating_point():
+            assert torch.allclose(value, (states[0][name] + states[1][name]) / 2)
+        else:
+            assert value.dtype == states[0][name].dtype
+    with pytest.raises(ValueError):
+        average_weights([])
+    net = nets[0]
+    rng = np.random.default_rng(0)
+    mels = [rng.normal(3.0, 2.0, size=(16, int(rng.integers(40, 80)))).astype(np.float32) for _ in range(12)]
+    weights = {k: v.clone() for k, v in net.state_dict().items() if "running" not in k and "num_batches" not in k}
+    reestimate_batch_norm(net, mels, batch=4)
+    first = net.body[0][1]
+    assert not net.training and first.momentum == 0.1  # left as it was found, in eval mode
+    assert first.running_mean.abs().max() > 0.1  # estimated from the data, not the fresh zeros
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in weights.items())  # weights untouched
+
+
+def test_a_reader_averaged_over_its_best_epochs_records_them_and_resumes(tmp_path: Path, one_thread: None) -> None:
+    utts = _toy_corpus(tmp_path)
+    frontend = FrontendConfig(n_mels=32)
+    cache = spectrogram_cache(utts, frontend, None)
+    config = VoiceTrainConfig(epochs=4, batch=8, crop_frames=60, views=1, augmentations=(), patience=99,
+                              average_best=3)
+    straight, record = train_voice_reader(utts, utts[:9], cache, frontend, config)
+    training = straight.meta["training"]
+    scores = {row["epoch"]: row["valid_valence_uar"] for row in record.history}
+    chosen = training["averaged_epochs"]
+    assert len(chosen) == 3 and min(scores[e] for e in chosen) >= max(scores[e] for e in scores if e not in chosen)
+    assert 0.0 <= training["averaged_valid_valence_uar"] <= 1.0
+    state = tmp_path / "state.pt"
+
+    def stop_after_two(row: dict[str, float]) -> None:
+        if row["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_voice_reader(utts, utts[:9], cache, frontend, config, resume=state, on_epoch=stop_after_two)
+    resumed, _ = train_voice_reader(utts, utts[:9], cache, frontend, config, resume=state)
+    assert resumed.meta["training"]["averaged_epochs"] == chosen
+    for a, b in zip(straight.net.state_dict().values(), resumed.net.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-5)
+    assert "average_best" not in VoiceTrainConfig().identity() and config.identity()["average_best"] == 3
+    for bad in (1, -1, 5):
+        with pytest.raises(ValueError, match="average_best"):
+            VoiceTrainConfig(epochs=4, average_best=bad)
+
+
 def test_a_resume_state_made_with_other_settings_is_refused(tmp_path: Path, one_thread: None) -> None:
     utts = _toy_corpus(tmp_path)
     frontend = FrontendConfig(n_mels=32)
@@ -513,9 +603,17 @@ def test_the_readers_benchmark_trains_with_the_augmentations_it_is_given(tmp_pat
         main(["benchmark", "--suite", "readers", "--root", str(tmp_path), "--out", str(tmp_path / "out"),
               "--speaker-adversary", "0.3"])
     assert seen["config"].speaker_adversary == 0.3 and default.speaker_adversary == 0.0
-    with pytest.raises(SystemExit):  # argparse's one-line error, not a traceback from the config
-        build_parser().parse_args(["benchmark", "--suite", "readers", "--out", str(tmp_path), "--speaker-adversary",
-                                   "-1"])
+    with pytest.raises(SystemExit):
+        main(["benchmark", "--suite", "readers", "--root", str(tmp_path), "--out", str(tmp_path / "out"),
+              "--vtlp", "0.1"])
+    assert seen["config"].vtlp == 0.1 and default.vtlp == 0.0
+    with pytest.raises(SystemExit):
+        main(["benchmark", "--suite", "readers", "--root", str(tmp_path), "--out", str(tmp_path / "out"),
+              "--average-best", "5"])
+    assert seen["config"].average_best == 5 and default.average_best == 0
+    for option in ("--speaker-adversary", "--vtlp", "--average-best"):
+        with pytest.raises(SystemExit):  # argparse's one-line error, not a traceback from the config
+            build_parser().parse_args(["benchmark", "--suite", "readers", "--out", str(tmp_path), option, "-1"])
 
 
 def test_voice_runs_already_cached_are_not_trained_again(tmp_path: Path) -> None:

@@ -16,7 +16,8 @@ from crossemo_core.executors import add_executor_args, executor_from
 from crossemo_core.experiment import DATASETS
 from crossemo_core.paths import atomic_write, check_writable
 from crossemo_core.readers.augment import add_augmentations_argument
-from crossemo_core.readers.voice_training import add_speaker_adversary_argument
+from crossemo_core.readers.voice_training import (add_average_best_argument, add_speaker_adversary_argument,
+                                                  add_vtlp_argument)
 from crossemo_core.settings import SettingError, check_settings, merge_options, option_number, parse_settings
 
 SYNTHETIC = ("synthetic-mosei", "synthetic-tiny")
@@ -61,6 +62,8 @@ def add_benchmark_parser(sub: Any) -> None:
     p.add_argument("--clip", type=Path, help="speed suite: a clip file for the clip verdict latency")
     add_augmentations_argument(p)
     add_speaker_adversary_argument(p)
+    add_vtlp_argument(p)
+    add_average_best_argument(p)
 
 
 def run_benchmark_command(args: argparse.Namespace) -> int:
@@ -146,7 +149,9 @@ def _run_readers(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     result = run_readers(args.root, args.out, seeds=tuple(args.seeds or (0,)), ablation=not args.tiny,
                          config=VoiceTrainConfig(augmentations=tuple(args.augmentations),
-                                                 speaker_adversary=args.speaker_adversary), jobs=args.jobs,
+                                                 speaker_adversary=args.speaker_adversary,
+                                                 vtlp=args.vtlp, average_best=args.average_best),
+                         jobs=args.jobs,
                          threads=args.threads, progress=lambda msg: print(msg, flush=True), command=command_line())
     print(readers_markdown(result))
     return 0

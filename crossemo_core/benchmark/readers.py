@@ -114,6 +114,7 @@ def voice_run(split: VoiceSplit, cache: dict[str, Versions], prosody: dict[str, 
             "prosody_weight": reader.prosody_weight, "prosody_weight_valid_uar": weights,
             "prosody_features": prosody_features,
             "best_epoch": record.best_epoch, "valid_valence_uar": record.best_valid_uar,
+            **{k: v for k, v in reader.meta.get("training", {}).items() if k.startswith("averaged_")},
             "history": record.history, "seconds": time.perf_counter() - t0}, reader
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import hashlib
 import io
 import json
@@ -38,6 +39,7 @@ from crossemo_core.readers.voice_corpora import VOICE_EMOTIONS, Utterance
 from crossemo_core.settings import cache_root, option_number
 
 CACHE_VERSION = 1
+MAX_VTLP = 0.3
 
 
 def load_signal(path: Path) -> np.ndarray:
@@ -174,6 +176,15 @@ class VoiceTrainConfig:
     apart from the embedding while the embedding, through a gradient reversal layer (Ganin and Lempitsky, 2015),
     learns to hide them; the reversal ramps from 0 to this strength over the run. The head is dropped after
     training: the reader's file and its reading are unchanged in form."""
+    average_best: int = 0
+    """0: the reader is the network of the epoch with the best validation valence UAR. ``k >= 2``: the mean of the
+    weights of the ``k`` epochs with the best validation valence UAR (a uniform "soup" of epochs along one run,
+    after SWAD, Cha et al. 2021, which seeks flat minima for domains not trained on), its batch-norm statistics
+    estimated again on the training utterances (:func:`average_weights`)."""
+    vtlp: float = 0.0
+    """Vocal tract length perturbation (Jaitly and Hinton, 2013; 0: none): each training crop's mel bands are read as
+    if the speaker's spectrum were stretched along frequency by a factor drawn uniformly from ``[1 - vtlp,
+    1 + vtlp]`` (:func:`warp_mel_frequencies`), another speaker's formants from the same speech."""
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -184,13 +195,18 @@ class VoiceTrainConfig:
             raise ValueError("epochs >= 1, batch >= 2, views >= 1 and crop_frames >= 30 are required")
         if not 0.0 <= self.speaker_adversary <= 10.0:
             raise ValueError(f"speaker_adversary must be in [0, 10], got {self.speaker_adversary}")
+        if not 0.0 <= self.vtlp <= MAX_VTLP:
+            raise ValueError(f"vtlp must be in [0, {MAX_VTLP}], got {self.vtlp}")
+        if self.average_best == 1 or not 0 <= self.average_best <= self.epochs:
+            raise ValueError(f"average_best must be 0 or 2..epochs ({self.epochs}), got {self.average_best}")
 
     def identity(self) -> dict[str, object]:
-        """The settings as a dict for run keys: ``speaker_adversary`` only when used, so runs made before it
-        existed keep their keys."""
+        """The settings as a dict for run keys: ``speaker_adversary``, ``vtlp`` and ``average_best`` only when
+        used, so runs made before they existed keep their keys."""
         out = asdict(self)
-        if not self.speaker_adversary:
-            del out["speaker_adversary"]
+        for name in ("speaker_adversary", "vtlp", "average_best"):
+            if not out[name]:
+                del out[name]
         return out
 
 
@@ -201,6 +217,69 @@ def add_speaker_adversary_argument(parser: argparse.ArgumentParser) -> None:
                         default=0.0, metavar="STRENGTH",
                         help="train against a speaker classifier through gradient reversal of this strength "
                              "(0, the default: none)")
+
+
+def add_vtlp_argument(parser: argparse.ArgumentParser) -> None:
+    """``--vtlp WARP`` for a command that trains voice readers (:attr:`VoiceTrainConfig.vtlp`)."""
+    parser.add_argument("--vtlp", type=option_number("--vtlp", minimum=0.0, maximum=MAX_VTLP), default=0.0,
+                        metavar="WARP",
+                        help="vocal tract length perturbation: stretch each training crop's spectrum along frequency "
+                             "by a factor in [1 - WARP, 1 + WARP] (0, the default: none)")
+
+
+def warp_mel_frequencies(mel: np.ndarray, factor: float, frontend: FrontendConfig) -> np.ndarray:
+    """``(n_mels, T)`` log-mel -> the same speech with its spectrum stretched along frequency by ``factor``: band
+    ``k`` takes the value the input has at frequency ``f_k / factor`` (``f_k`` the band's centre; linear
+    interpolation between bands, the edge bands held beyond the range). ``factor > 1`` moves formants up, as a
+    shorter vocal tract does."""
+    centres = _mel_centres(frontend.n_mels, frontend.fmin_hz, frontend.fmax_hz)
+    position = np.interp(centres / factor, centres, np.arange(len(centres), dtype=np.float64))
+    low = np.minimum(np.floor(position).astype(int), len(centres) - 2)
+    share = (position - low)[:, None]
+    return ((1 - share) * mel[low] + share * mel[low + 1]).astype(mel.dtype)
+
+
+@functools.lru_cache(maxsize=4)
+def _mel_centres(n_mels: int, fmin_hz: float, fmax_hz: float) -> np.ndarray:
+    import librosa
+
+    return librosa.mel_frequencies(n_mels + 2, fmin=fmin_hz, fmax=fmax_hz)[1:-1]
+
+
+def add_average_best_argument(parser: argparse.ArgumentParser) -> None:
+    """``--average-best K`` for a command that trains voice readers (:attr:`VoiceTrainConfig.average_best`)."""
+    parser.add_argument("--average-best", type=option_number("--average-best", minimum=0, whole=True), default=0,
+                        metavar="K",
+                        help="the reader is the mean of the weights of the K epochs with the best validation valence "
+                             "UAR (0, the default: the best epoch alone)")
+
+
+def average_weights(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The element-wise mean of several state dicts of one network (integer buffers, such as batch norm's batch
+    count, take their largest value)."""
+    if not states:
+        raise ValueError("no states to average")
+    return {name: (torch.stack([s[name].float() for s in states]).mean(0).to(first.dtype)
+                   if first.is_floating_point() else torch.stack([s[name] for s in states]).max(0).values)
+            for name, first in states[0].items()}
+
+
+@torch.no_grad()
+def reestimate_batch_norm(net: VoiceEmotionNet, mels: list[np.ndarray], batch: int) -> None:
+    """Batch-norm running statistics of ``net`` estimated afresh (a cumulative mean over every batch) from the
+    normalised log-mels ``mels``; weights unchanged, the network left in eval mode."""
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    net.train()
+    for i in range(0, len(mels), batch):
+        x, mask = pad_batch(mels[i:i + batch])
+        net.embed(x, mask)
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    net.eval()
 
 
 def _resume_key(config: VoiceTrainConfig, net_config: NetConfig, frontend: FrontendConfig) -> str:
@@ -310,6 +389,7 @@ def train_voice_reader(train: list[Utterance], valid: list[Utterance], cache: di
     allowed = [[k for k, (names, _) in enumerate(cache[u.key]) if set(names) <= set(config.augmentations)]
                for u in train]
     record, best_state, start_epoch = TrainRecord(), None, 0
+    best_states: list[tuple[float, int, dict[str, torch.Tensor]]] = []  # (score, epoch, state), best first
     if resume is not None and Path(resume).is_file():
         state = torch.load(resume, map_location="cpu", weights_only=True)
         if state.get("config") != _resume_key(config, net_config, frontend):
@@ -322,6 +402,7 @@ def train_voice_reader(train: list[Utterance], valid: list[Utterance], cache: di
         torch.set_rng_state(state["torch_rng"])
         record = TrainRecord(**state["record"])
         best_state, start_epoch = state["best"], state["epoch"]
+        best_states = [tuple(entry) for entry in state.get("best_states", [])]
     t0 = time.perf_counter() - record.seconds
     valid_mels = [cache[u.key][0][1] for u in valid]
     for epoch in range(start_epoch, config.epochs):
@@ -342,7 +423,10 @@ def train_voice_reader(train: list[Utterance], valid: list[Utterance], cache: di
                     full = cache[train[i].key][0][1].astype(np.float32)
                 use_baseline = train[i].speaker in neutral and rng.random() < config.speaker_norm_rate
                 stats = neutral[train[i].speaker] if use_baseline else NormStats.of([full], frontend.normalisation)
-                mels.append(normalise(_crop(full, config.crop_frames, rng), stats))
+                mel = normalise(_crop(full, config.crop_frames, rng), stats)
+                if config.vtlp:
+                    mel = warp_mel_frequencies(mel, float(rng.uniform(1 - config.vtlp, 1 + config.vtlp)), frontend)
+                mels.append(mel)
             x, mask = pad_batch(mels)
             _spec_augment(x, mask, config, rng)
             z = net.embed(x, mask)
@@ -371,6 +455,9 @@ def train_voice_reader(train: list[Utterance], valid: list[Utterance], cache: di
         if best_state is None or score > record.best_valid_uar or np.isnan(record.best_valid_uar):
             record.best_epoch, record.best_valid_uar = epoch + 1, float(score)
             best_state = copy.deepcopy(net.state_dict())
+        if config.average_best:
+            best_states = sorted(best_states + [(float(score), epoch + 1, copy.deepcopy(net.state_dict()))],
+                                 key=lambda entry: (-entry[0], entry[1]))[:config.average_best]
         record.seconds = time.perf_counter() - t0
         if resume is not None:
             buf = io.BytesIO()
@@ -378,6 +465,7 @@ def train_voice_reader(train: list[Utterance], valid: list[Utterance], cache: di
                         "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
                         "record": asdict(record), "best": best_state, "epoch": epoch + 1,
                         "config": _resume_key(config, net_config, frontend),
+                        **({"best_states": best_states} if config.average_best else {}),
                         **({"adversary": adversary.state_dict()} if adversary is not None else {})}, buf)
             atomic_write(resume, buf.getvalue())
         if on_epoch:
@@ -386,8 +474,19 @@ def train_voice_reader(train: list[Utterance], valid: list[Utterance], cache: di
             break
     net.load_state_dict(best_state)
     net.eval()
+    averaged: dict[str, object] = {}
+    if len(best_states) >= 2:
+        net.load_state_dict(average_weights([state for _, _, state in best_states]))
+        clean = (cache[u.key][0][1].astype(np.float32) for u in train)
+        reestimate_batch_norm(net, [normalise(_crop(m, config.crop_frames, rng),
+                                              NormStats.of([m], frontend.normalisation)) for m in clean], config.batch)
+        reader = VoiceReader(net, frontend, net_config)
+        valid_uar = evaluate_mels(reader, valid_mels, valid)["valence_uar"] if valid else None
+        averaged = {"averaged_epochs": sorted(epoch for _, epoch, _ in best_states),
+                    "averaged_valid_valence_uar": valid_uar}
     meta = {"training": {**asdict(config), "best_epoch": record.best_epoch,
-                         "best_valid_valence_uar": record.best_valid_uar, "seconds": round(record.seconds, 1)}}
+                         "best_valid_valence_uar": record.best_valid_uar, **averaged,
+                         "seconds": round(record.seconds, 1)}}
     return VoiceReader(net, frontend, net_config, meta), record
 
 
