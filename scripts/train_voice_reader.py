@@ -36,9 +36,10 @@ from crossemo_core.readers.augment import AugmentConfig, add_augmentations_argum
 from crossemo_core.readers.prosody import PROSODY_DEFAULT, PROSODY_FEATURES  # noqa: E402
 from crossemo_core.readers.voice import FrontendConfig, VoiceReader  # noqa: E402
 from crossemo_core.readers.voice_corpora import list_corpora  # noqa: E402
-from crossemo_core.readers.voice_training import (VoiceTrainConfig, add_speaker_adversary_argument,  # noqa: E402
-                                                  add_vtlp_argument, evaluate_mels, fit_prosody_view, prosody_cache,
-                                                  spectrogram_cache, train_voice_reader)
+from crossemo_core.readers.voice_training import (VoiceTrainConfig, add_average_best_argument,  # noqa: E402
+                                                  add_speaker_adversary_argument, add_vtlp_argument, evaluate_mels,
+                                                  fit_prosody_view, prosody_cache, spectrogram_cache,
+                                                  train_voice_reader)
 
 
 def main() -> int:
@@ -54,6 +55,7 @@ def main() -> int:
     add_augmentations_argument(p)
     add_speaker_adversary_argument(p)
     add_vtlp_argument(p)
+    add_average_best_argument(p)
     p.add_argument("--prosody-only", action="store_true",
                    help="refit only the prosody view of the checkpoint at --out, keeping its network")
     args = p.parse_args()
@@ -70,7 +72,8 @@ def main() -> int:
     runs = []
     for seed in args.seeds:
         config = VoiceTrainConfig(epochs=args.epochs, seed=seed, augmentations=tuple(args.augmentations),
-                                  speaker_adversary=args.speaker_adversary, vtlp=args.vtlp)
+                                  speaker_adversary=args.speaker_adversary, vtlp=args.vtlp,
+                                  average_best=args.average_best)
         reader, record = train_voice_reader(
             split.train, split.valid, cache, frontend, config, resume=args.work / f"seed{seed}.pt",
             on_epoch=lambda row: print(f"seed {seed} epoch {row['epoch']}: loss {row['loss']:.3f}, valid valence "

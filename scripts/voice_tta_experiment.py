@@ -89,8 +89,8 @@ def main() -> int:
                 uar[f"mean of {average}"] = unweighted_average_recall(y, mean.argmax(1), 3)
             result[name][label] = {"n": len(group), "valence_uar": {k: round(float(v), 4) for k, v in uar.items()}}
             print(name, label, json.dumps(result[name][label]["valence_uar"]), flush=True)
-    atomic_write(args.out, json.dumps({"command": "python scripts/voice_tta_experiment.py --data ../shared/data",
-                                       "readers": result}, indent=1).encode())
+    atomic_write(args.out, json.dumps({"command": "python " + " ".join(sys.argv), "readers": result},
+                                      indent=1).encode())
     return 0
 
 

@@ -16,10 +16,10 @@ from crossemo_core.readers.reading import Reading, unweighted_average_recall, va
 from crossemo_core.readers.voice import (SEGMENT_HOP_S, SEGMENT_S, SINGLE_FRAME_FRONTEND, FrontendConfig, NormStats,
                                          VoiceEmotionNet, VoiceReader, log_mel, normalise, pad_batch, speech_span)
 from crossemo_core.readers.voice_corpora import VOICE_EMOTIONS, Utterance, list_corpora
-from crossemo_core.readers.voice_training import (SpeakerAdversary, VoiceTrainConfig, evaluate_mels,
-                                                  fit_prosody_view, reversal_strength, spectrogram_cache,
-                                                  train_voice_reader, warp_mel_frequencies)
-from crossemo_core.readers.voice_training import average_weights, reestimate_batch_norm
+from crossemo_core.readers.voice_training import (SpeakerAdversary, VoiceTrainConfig, average_weights,
+                                                  evaluate_mels, fit_prosody_view, reestimate_batch_norm,
+                                                  reversal_strength, spectrogram_cache, train_voice_reader,
+                                                  warp_mel_frequencies)
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data"
@@ -381,12 +381,15 @@ def test_averaged_weights_are_the_mean_and_batch_norm_is_estimated_again() -> No
         average_weights([])
     net = nets[0]
     rng = np.random.default_rng(0)
-    mels = [rng.normal(3.0, 2.0, size=(16, int(rng.integers(40, 80)))).astype(np.float32) for _ in range(12)]
+    mels = [rng.normal(3.0, 2.0, size=(16, 50)).astype(np.float32) for _ in range(7)]
+    first, conv = net.body[0][1], net.body[0][0]
+    first.running_mean.fill_(5.0), first.num_batches_tracked.fill_(10)  # stale statistics must not leak in
     weights = {k: v.clone() for k, v in net.state_dict().items() if "running" not in k and "num_batches" not in k}
-    reestimate_batch_norm(net, mels, batch=4)
-    first = net.body[0][1]
+    reestimate_batch_norm(net, iter(mels), batch=3)  # batches of 3 and 3; the 7th, alone, is left out
+    with torch.no_grad():
+        batch_means = [conv(torch.from_numpy(np.stack(mels[a:a + 3]))).mean(dim=(0, 2)) for a in (0, 3)]
+    assert torch.allclose(first.running_mean, (batch_means[0] + batch_means[1]) / 2, atol=1e-4)  # mean of batches
     assert not net.training and first.momentum == 0.1  # left as it was found, in eval mode
-    assert first.running_mean.abs().max() > 0.1  # estimated from the data, not the fresh zeros
     assert all(torch.equal(v, net.state_dict()[k]) for k, v in weights.items())  # weights untouched
 
 
@@ -414,6 +417,20 @@ def test_a_reader_averaged_over_its_best_epochs_records_them_and_resumes(tmp_pat
     assert resumed.meta["training"]["averaged_epochs"] == chosen
     for a, b in zip(straight.net.state_dict().values(), resumed.net.state_dict().values()):
         assert torch.allclose(a.float(), b.float(), atol=1e-5)
+    plain, plain_record = train_voice_reader(utts, utts[:9], cache, frontend,
+                                             VoiceTrainConfig(**{**config.identity(), "average_best": 0}))
+
+    def without_times(rows: list[dict[str, float]]) -> list[dict[str, float]]:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
+    assert without_times(plain_record.history) == without_times(record.history)  # the same training, to the digit
+    assert any(not torch.allclose(a.float(), b.float()) for a, b in zip(plain.net.state_dict().values(),
+                                                                       straight.net.state_dict().values()))
+    unvalidated, _ = train_voice_reader(utts, [], cache, frontend, config)
+    assert unvalidated.meta["training"]["averaged_epochs"] == [2, 3, 4]  # without validation: the latest epochs
+    latest, latest_record = train_voice_reader(utts, [], cache, frontend, VoiceTrainConfig(
+        **{**config.identity(), "average_best": 0}))
+    assert latest_record.best_epoch == 4 and np.isnan(latest_record.best_valid_uar)
     assert "average_best" not in VoiceTrainConfig().identity() and config.identity()["average_best"] == 3
     for bad in (1, -1, 5):
         with pytest.raises(ValueError, match="average_best"):
@@ -614,6 +631,16 @@ def test_the_readers_benchmark_trains_with_the_augmentations_it_is_given(tmp_pat
     for option in ("--speaker-adversary", "--vtlp", "--average-best"):
         with pytest.raises(SystemExit):  # argparse's one-line error, not a traceback from the config
             build_parser().parse_args(["benchmark", "--suite", "readers", "--out", str(tmp_path), option, "-1"])
+
+
+def test_the_benchmark_names_the_epochs_each_reader_keeps() -> None:
+    from crossemo_core.benchmark.readers import _epochs_kept
+
+    single = {"best_epoch": 9, "valid_valence_uar": 0.8123}
+    averaged = {**single, "averaged_epochs": [7, 9, 12], "averaged_valid_valence_uar": 0.8301}
+    assert _epochs_kept(single) == "best epoch 9, validation 0.812" and _epochs_kept(single, validation=False) == "9"
+    assert _epochs_kept(averaged) == "mean of epochs 7, 9, 12, validation 0.830"
+    assert _epochs_kept(averaged, validation=False) == "mean of epochs 7, 9, 12"
 
 
 def test_voice_runs_already_cached_are_not_trained_again(tmp_path: Path) -> None:

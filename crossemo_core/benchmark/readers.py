@@ -237,8 +237,19 @@ def run_voice_jobs(planned: list[VoiceJob], runs: RunCache, data_root: str | Pat
             record = future.result()
             runs.put(job.key(frontend), record)
             say(f"done: {job.kind}, {job.held_out or 'RAVDESS 18-20'}, seed {job.config.seed}: valence UAR "
-                f"{record['clean']['valence_uar']:.3f} (best epoch {record['best_epoch']}, validation "
-                f"{record['valid_valence_uar']:.3f})")
+                f"{record['clean']['valence_uar']:.3f} ({_epochs_kept(record)})")
+
+
+def _epochs_kept(record: dict[str, Any], validation: bool = True) -> str:
+    """The epoch a voice run kept (``best epoch 9``; ``9`` without ``validation``) or the epochs its reader averages
+    (``mean of epochs 7, 8, 9``), and the validation valence UAR of the reader kept when ``validation``."""
+    if record.get("averaged_epochs"):
+        kept = f"mean of epochs {', '.join(str(e) for e in record['averaged_epochs'])}"
+        score = record.get("averaged_valid_valence_uar")
+    else:
+        kept = f"best epoch {record['best_epoch']}" if validation else str(record["best_epoch"])
+        score = record["valid_valence_uar"]
+    return f"{kept}, validation {score:.3f}" if validation and score is not None else kept
 
 
 def run_readers(data_root: str | Path, out: str | Path, *, seeds: tuple[int, ...] = (0,), ablation: bool = True,
@@ -287,7 +298,7 @@ def readers_markdown(result: dict[str, Any]) -> str:
              "'network' and 'prosody' are each view alone; the reader mixes them 50/50. 'with baseline': each test "
              "speaker normalised by 2 of their neutral recordings (those 2 left out of both baseline columns).", "",
              "| protocol | test | n | valence UAR | network | prosody | emotion UAR | arousal UAR | degraded | "
-             "without / with baseline | prosody weight | best epoch |",
+             "without / with baseline | prosody weight | epoch kept |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     main = [r for r in voice if not r["kind"].startswith("ablation")]
     for split in dict.fromkeys(r["split"] for r in main):
@@ -301,7 +312,7 @@ def readers_markdown(result: dict[str, Any]) -> str:
                      f"{col('clean', 'emotion_uar')} | {col('clean', 'arousal_uar')} | "
                      f"{col('degraded', 'valence_uar')} | {col('without_baseline', 'valence_uar')} / "
                      f"{col('with_baseline', 'valence_uar')} | {', '.join(str(r['prosody_weight']) for r in rs)} | "
-                     f"{', '.join(str(r['best_epoch']) for r in rs)} |")
+                     f"{'; '.join(_epochs_kept(r, validation=False) for r in rs)} |")
     ablation = [r for r in voice if r["kind"].startswith("ablation")]
     if ablation:
         splits = list(dict.fromkeys(r["split"] for r in ablation))

@@ -20,7 +20,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 import soundfile as sf
@@ -178,9 +178,11 @@ class VoiceTrainConfig:
     training: the reader's file and its reading are unchanged in form."""
     average_best: int = 0
     """0: the reader is the network of the epoch with the best validation valence UAR. ``k >= 2``: the mean of the
-    weights of the ``k`` epochs with the best validation valence UAR (a uniform "soup" of epochs along one run,
-    after SWAD, Cha et al. 2021, which seeks flat minima for domains not trained on), its batch-norm statistics
-    estimated again on the training utterances (:func:`average_weights`)."""
+    weights of the ``k`` epochs with the best validation valence UAR (the latest ``k`` without validation; fewer when
+    early stopping ends the run sooner), a uniform "soup" of epochs along one run after SWAD (Cha et al. 2021, which
+    seeks flat minima for domains not trained on), with its batch-norm statistics estimated again on the training
+    utterances (:func:`average_weights`, :func:`reestimate_batch_norm`). The average is kept even where it reads the
+    validation speakers worse than the best epoch: both scores are in the reader's ``meta["training"]``."""
     vtlp: float = 0.0
     """Vocal tract length perturbation (Jaitly and Hinton, 2013; 0: none): each training crop's mel bands are read as
     if the speaker's spectrum were stretched along frequency by a factor drawn uniformly from ``[1 - vtlp,
@@ -265,21 +267,30 @@ def average_weights(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Te
 
 
 @torch.no_grad()
-def reestimate_batch_norm(net: VoiceEmotionNet, mels: list[np.ndarray], batch: int) -> None:
-    """Batch-norm running statistics of ``net`` estimated afresh (a cumulative mean over every batch) from the
-    normalised log-mels ``mels``; weights unchanged, the network left in eval mode."""
+def reestimate_batch_norm(net: VoiceEmotionNet, mels: Iterable[np.ndarray], batch: int) -> None:
+    """Batch-norm running statistics of ``net`` estimated afresh from the normalised log-mels ``mels``, in batches of
+    ``batch`` in the order given (pass them shuffled: a batch of one speaker has a smaller spread than training's
+    mixed batches), as the mean over the batches of each batch's statistics (a last batch of one is left out: batch
+    norm needs two). Weights unchanged; the network is left in eval mode, its momenta as they were."""
     norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     momenta = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None
-    net.train()
-    for i in range(0, len(mels), batch):
-        x, mask = pad_batch(mels[i:i + batch])
-        net.embed(x, mask)
-    for m, momentum in zip(norms, momenta):
-        m.momentum = momentum
-    net.eval()
+    try:
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative mean over the batches
+        net.train()
+        group: list[np.ndarray] = []
+        for mel in mels:
+            group.append(mel)
+            if len(group) == batch:
+                net.embed(*pad_batch(group))
+                group = []
+        if len(group) >= 2:
+            net.embed(*pad_batch(group))
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        net.eval()
 
 
 def _resume_key(config: VoiceTrainConfig, net_config: NetConfig, frontend: FrontendConfig) -> str:
@@ -451,13 +462,17 @@ def train_voice_reader(train: list[Utterance], valid: list[Utterance], cache: di
                **({"speaker_loss": speaker_total / len(items)} if adversary is not None else {}),
                **{f"valid_{k}": v for k, v in metrics.items() if isinstance(v, float)}}
         record.history.append(row)
-        score = metrics.get("valence_uar", -float(epoch))  # without validation the last epoch is kept
-        if best_state is None or score > record.best_valid_uar or np.isnan(record.best_valid_uar):
-            record.best_epoch, record.best_valid_uar = epoch + 1, float(score)
+        if valid:
+            score = float(metrics["valence_uar"])
+            better = best_state is None or score > record.best_valid_uar or np.isnan(record.best_valid_uar)
+        else:
+            score, better = float(epoch), True  # without validation the latest epochs are kept
+        if better:
+            record.best_epoch, record.best_valid_uar = epoch + 1, score if valid else float("nan")
             best_state = copy.deepcopy(net.state_dict())
         if config.average_best:
-            best_states = sorted(best_states + [(float(score), epoch + 1, copy.deepcopy(net.state_dict()))],
-                                 key=lambda entry: (-entry[0], entry[1]))[:config.average_best]
+            best_states = sorted(best_states + [(score, epoch + 1, copy.deepcopy(net.state_dict()))],
+                                 key=_rank_of)[:config.average_best]
         record.seconds = time.perf_counter() - t0
         if resume is not None:
             buf = io.BytesIO()
@@ -477,9 +492,9 @@ def train_voice_reader(train: list[Utterance], valid: list[Utterance], cache: di
     averaged: dict[str, object] = {}
     if len(best_states) >= 2:
         net.load_state_dict(average_weights([state for _, _, state in best_states]))
-        clean = (cache[u.key][0][1].astype(np.float32) for u in train)
-        reestimate_batch_norm(net, [normalise(_crop(m, config.crop_frames, rng),
-                                              NormStats.of([m], frontend.normalisation)) for m in clean], config.batch)
+        clean = (cache[train[i].key][0][1].astype(np.float32) for i in rng.permutation(len(train)))
+        crops = (normalise(_crop(m, config.crop_frames, rng), NormStats.of([m], frontend.normalisation)) for m in clean)
+        reestimate_batch_norm(net, crops, config.batch)
         reader = VoiceReader(net, frontend, net_config)
         valid_uar = evaluate_mels(reader, valid_mels, valid)["valence_uar"] if valid else None
         averaged = {"averaged_epochs": sorted(epoch for _, epoch, _ in best_states),
@@ -488,6 +503,12 @@ def train_voice_reader(train: list[Utterance], valid: list[Utterance], cache: di
                          "best_valid_valence_uar": record.best_valid_uar, **averaged,
                          "seconds": round(record.seconds, 1)}}
     return VoiceReader(net, frontend, net_config, meta), record
+
+
+def _rank_of(entry: tuple[float, int, dict[str, torch.Tensor]]) -> tuple[float, int]:
+    """Sort key of a kept epoch ``(score, epoch, state)``: best score first (a NaN score last), earlier epoch first."""
+    score, epoch, _ = entry
+    return (float("inf") if np.isnan(score) else -score, epoch)
 
 
 def speaker_baselines(utts: list[Utterance], cache: dict[str, Versions], frontend: FrontendConfig,
