@@ -12,7 +12,8 @@ each on speakers it never trained on:
 - ``voice_reader_external.pt`` (TESS + EmoDB 03-14): its validation speakers (EmoDB 15-16) and every RAVDESS
   utterance (the leave-RAVDESS-out test).
 
-3-class valence UAR per version and per average; ~2 min per reader on one core. Only aggregate numbers are written.
+3-class valence UAR per version and per average; about 15 min for both readers on one core. Only aggregate numbers
+are written.
 """
 from __future__ import annotations
 
