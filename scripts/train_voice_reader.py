@@ -36,10 +36,9 @@ from crossemo_core.readers.augment import AugmentConfig, add_augmentations_argum
 from crossemo_core.readers.prosody import PROSODY_DEFAULT, PROSODY_FEATURES  # noqa: E402
 from crossemo_core.readers.voice import FrontendConfig, VoiceReader  # noqa: E402
 from crossemo_core.readers.voice_corpora import list_corpora  # noqa: E402
-from crossemo_core.readers.voice_training import (VoiceTrainConfig, add_average_best_argument,  # noqa: E402
-                                                  add_speaker_adversary_argument, add_vtlp_argument, evaluate_mels,
-                                                  fit_prosody_view, prosody_cache, spectrogram_cache,
-                                                  train_voice_reader)
+from crossemo_core.readers.voice_training import (VoiceTrainConfig, add_training_option_arguments,  # noqa: E402
+                                                  evaluate_mels, fit_prosody_view, prosody_cache, spectrogram_cache,
+                                                  train_voice_reader, training_options)
 
 
 def main() -> int:
@@ -53,9 +52,7 @@ def main() -> int:
     p.add_argument("--json", type=Path, default=REPO / "docs" / "voice_reader.json")
     p.add_argument("--prosody-features", choices=PROSODY_FEATURES, default=PROSODY_DEFAULT)
     add_augmentations_argument(p)
-    add_speaker_adversary_argument(p)
-    add_vtlp_argument(p)
-    add_average_best_argument(p)
+    add_training_option_arguments(p)
     p.add_argument("--prosody-only", action="store_true",
                    help="refit only the prosody view of the checkpoint at --out, keeping its network")
     args = p.parse_args()
@@ -72,8 +69,7 @@ def main() -> int:
     runs = []
     for seed in args.seeds:
         config = VoiceTrainConfig(epochs=args.epochs, seed=seed, augmentations=tuple(args.augmentations),
-                                  speaker_adversary=args.speaker_adversary, vtlp=args.vtlp,
-                                  average_best=args.average_best)
+                                  **training_options(args))
         reader, record = train_voice_reader(
             split.train, split.valid, cache, frontend, config, resume=args.work / f"seed{seed}.pt",
             on_epoch=lambda row: print(f"seed {seed} epoch {row['epoch']}: loss {row['loss']:.3f}, valid valence "

@@ -16,8 +16,7 @@ from crossemo_core.executors import add_executor_args, executor_from
 from crossemo_core.experiment import DATASETS
 from crossemo_core.paths import atomic_write, check_writable
 from crossemo_core.readers.augment import add_augmentations_argument
-from crossemo_core.readers.voice_training import (add_average_best_argument, add_speaker_adversary_argument,
-                                                  add_vtlp_argument)
+from crossemo_core.readers.voice_training import add_training_option_arguments
 from crossemo_core.settings import SettingError, check_settings, merge_options, option_number, parse_settings
 
 SYNTHETIC = ("synthetic-mosei", "synthetic-tiny")
@@ -61,9 +60,7 @@ def add_benchmark_parser(sub: Any) -> None:
     p.add_argument("--tiny", action="store_true", help="speed suite: tiny inputs (smoke test); readers suite: no ablation")
     p.add_argument("--clip", type=Path, help="speed suite: a clip file for the clip verdict latency")
     add_augmentations_argument(p)
-    add_speaker_adversary_argument(p)
-    add_vtlp_argument(p)
-    add_average_best_argument(p)
+    add_training_option_arguments(p)
 
 
 def run_benchmark_command(args: argparse.Namespace) -> int:
@@ -142,15 +139,13 @@ def _run_readers(args: argparse.Namespace) -> int:
 
     from crossemo_core.benchmark.readers import readers_markdown, run_readers
     from crossemo_core.benchmark.runner import command_line
-    from crossemo_core.readers.voice_training import VoiceTrainConfig
+    from crossemo_core.readers.voice_training import VoiceTrainConfig, training_options
 
     if args.root is None:
         raise DataError("the readers suite needs --root DATA_FOLDER (the folder holding ravdess/, tess/, emodb/).")
     torch.set_num_threads(args.threads)
     result = run_readers(args.root, args.out, seeds=tuple(args.seeds or (0,)), ablation=not args.tiny,
-                         config=VoiceTrainConfig(augmentations=tuple(args.augmentations),
-                                                 speaker_adversary=args.speaker_adversary,
-                                                 vtlp=args.vtlp, average_best=args.average_best),
+                         config=VoiceTrainConfig(augmentations=tuple(args.augmentations), **training_options(args)),
                          jobs=args.jobs,
                          threads=args.threads, progress=lambda msg: print(msg, flush=True), command=command_line())
     print(readers_markdown(result))

@@ -40,6 +40,9 @@ from crossemo_core.settings import cache_root, option_number
 
 CACHE_VERSION = 1
 MAX_VTLP = 0.3
+TRAINING_OPTIONS = ("speaker_adversary", "vtlp", "average_best")
+"""The :class:`VoiceTrainConfig` fields that commands training voice readers take as options
+(:func:`add_training_option_arguments`); each is off at 0."""
 
 
 def load_signal(path: Path) -> np.ndarray:
@@ -206,27 +209,33 @@ class VoiceTrainConfig:
         """The settings as a dict for run keys: ``speaker_adversary``, ``vtlp`` and ``average_best`` only when
         used, so runs made before they existed keep their keys."""
         out = asdict(self)
-        for name in ("speaker_adversary", "vtlp", "average_best"):
+        for name in TRAINING_OPTIONS:
             if not out[name]:
                 del out[name]
         return out
 
 
-def add_speaker_adversary_argument(parser: argparse.ArgumentParser) -> None:
-    """``--speaker-adversary STRENGTH`` for a command that trains voice readers (:attr:`VoiceTrainConfig.
-    speaker_adversary`)."""
+def add_training_option_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--speaker-adversary STRENGTH``, ``--vtlp WARP`` and ``--average-best K`` for a command that trains voice
+    readers (:data:`TRAINING_OPTIONS`; read back with :func:`training_options`)."""
     parser.add_argument("--speaker-adversary", type=option_number("--speaker-adversary", minimum=0.0, maximum=10.0),
                         default=0.0, metavar="STRENGTH",
                         help="train against a speaker classifier through gradient reversal of this strength "
                              "(0, the default: none)")
-
-
-def add_vtlp_argument(parser: argparse.ArgumentParser) -> None:
-    """``--vtlp WARP`` for a command that trains voice readers (:attr:`VoiceTrainConfig.vtlp`)."""
     parser.add_argument("--vtlp", type=option_number("--vtlp", minimum=0.0, maximum=MAX_VTLP), default=0.0,
                         metavar="WARP",
                         help="vocal tract length perturbation: stretch each training crop's spectrum along frequency "
                              "by a factor in [1 - WARP, 1 + WARP] (0, the default: none)")
+    parser.add_argument("--average-best", type=option_number("--average-best", minimum=0, whole=True), default=0,
+                        metavar="K",
+                        help="the reader is the mean of the weights of the K epochs with the best validation valence "
+                             "UAR (0, the default: the best epoch alone)")
+
+
+def training_options(args: argparse.Namespace) -> dict[str, float]:
+    """The :data:`TRAINING_OPTIONS` parsed by :func:`add_training_option_arguments`, as ``VoiceTrainConfig``
+    keyword arguments."""
+    return {name: getattr(args, name) for name in TRAINING_OPTIONS}
 
 
 def warp_mel_frequencies(mel: np.ndarray, factor: float, frontend: FrontendConfig) -> np.ndarray:
@@ -246,14 +255,6 @@ def _mel_centres(n_mels: int, fmin_hz: float, fmax_hz: float) -> np.ndarray:
     import librosa
 
     return librosa.mel_frequencies(n_mels + 2, fmin=fmin_hz, fmax=fmax_hz)[1:-1]
-
-
-def add_average_best_argument(parser: argparse.ArgumentParser) -> None:
-    """``--average-best K`` for a command that trains voice readers (:attr:`VoiceTrainConfig.average_best`)."""
-    parser.add_argument("--average-best", type=option_number("--average-best", minimum=0, whole=True), default=0,
-                        metavar="K",
-                        help="the reader is the mean of the weights of the K epochs with the best validation valence "
-                             "UAR (0, the default: the best epoch alone)")
 
 
 def average_weights(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
