@@ -27,10 +27,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from crossemo_core.benchmark.readers import loco_split, ravdess_actor_split  # noqa: E402
 from crossemo_core.paths import REPO, atomic_write  # noqa: E402
 from crossemo_core.readers.reading import VALENCES, unweighted_average_recall  # noqa: E402
 from crossemo_core.readers.voice import VoiceReader  # noqa: E402
-from crossemo_core.readers.voice_corpora import Utterance, list_corpora, ravdess_actor  # noqa: E402
+from crossemo_core.readers.voice_corpora import Utterance, list_corpora  # noqa: E402
 from crossemo_core.readers.voice_training import load_signal  # noqa: E402
 
 RATE = 16000
@@ -57,13 +58,13 @@ AVERAGES = {"tempo 0.9 / 1 / 1.1": ["as recorded", "tempo 0.9", "tempo 1.1"],
 
 
 def sets(reader: str, utts: list[Utterance]) -> dict[str, list[Utterance]]:
-    ravdess = [u for u in utts if u.corpus == "ravdess"]
-    emodb_valid = [u for u in utts if u.speaker in ("emodb:15", "emodb:16")]
+    """The reader's validation and test speakers: the benchmark's own splits (``crossemo_core.benchmark.readers``)."""
     if reader == "voice_reader":
-        return {"validation speakers (RAVDESS 15-17, EmoDB 15-16)":
-                [u for u in ravdess if ravdess_actor(u) in (15, 16, 17)] + emodb_valid,
-                "test: RAVDESS actors 18-20": [u for u in ravdess if ravdess_actor(u) >= 18]}
-    return {"validation speakers (EmoDB 15-16)": emodb_valid, "test: RAVDESS actors 1-20": ravdess}
+        split = ravdess_actor_split(utts)
+        return {"validation speakers (RAVDESS 15-17, EmoDB 15-16)": split.valid,
+                "test: RAVDESS actors 18-20": split.test}
+    split = loco_split(utts, "ravdess")
+    return {"validation speakers (EmoDB 15-16)": split.valid, "test: RAVDESS actors 1-20": split.test}
 
 
 def main() -> int:
@@ -71,7 +72,7 @@ def main() -> int:
     p.add_argument("--data", type=Path, required=True, help="the folder holding ravdess/, tess/, emodb/")
     p.add_argument("--out", type=Path, default=REPO / "docs" / "readers_voice_tta.json")
     args = p.parse_args()
-    utts = [u for u in list_corpora(args.data) if u.valence is not None]
+    utts = list_corpora(args.data)
     made = versions()
     result: dict[str, dict] = {}
     for name in ("voice_reader", "voice_reader_external"):
