@@ -608,6 +608,34 @@ def test_the_readers_benchmark_trains_with_the_augmentations_it_is_given(tmp_pat
             build_parser().parse_args(["benchmark", "--suite", "readers", "--out", str(tmp_path), option, "-1"])
 
 
+def test_the_readers_benchmark_runs_only_the_voice_runs_asked_for(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import crossemo_core.benchmark.readers as readers_suite
+    from crossemo_core.cli import main
+
+    config = VoiceTrainConfig()
+    both = readers_suite.readers_jobs((0, 1), False, config, config)
+    loco = readers_suite.readers_jobs((0, 1), False, config, config, voice_runs=("loco",))
+    actors = readers_suite.readers_jobs((1,), True, config, config, voice_runs=("ravdess-actors",))
+    assert [(j.kind, j.held_out, j.config.seed) for j in loco] == [
+        ("loco", c, s) for s in (0, 1) for c in readers_suite.CORPORA]
+    assert set(loco) < set(both) and len(both) == 8
+    assert [(j.kind, j.config.seed) for j in actors if not j.kind.startswith("ablation")] == [("ravdess-actors", 1)]
+    with pytest.raises(ValueError, match="unknown voice runs"):
+        readers_suite.readers_jobs((0,), False, config, config, voice_runs=("ravdess18-20",))
+    seen: dict[str, object] = {}
+
+    def record(*args: object, voice_runs: tuple[str, ...], **kwargs: object) -> dict:
+        seen["voice_runs"] = voice_runs
+        raise SystemExit(0)
+
+    monkeypatch.setattr(readers_suite, "run_readers", record)
+    for given, expected in (([], readers_suite.VOICE_RUNS), (["--voice-runs", "loco"], ("loco",))):
+        with pytest.raises(SystemExit):
+            main(["benchmark", "--suite", "readers", "--root", str(tmp_path), "--out", str(tmp_path / "out"), *given])
+        assert seen["voice_runs"] == expected
+
+
 def test_the_benchmark_names_the_epochs_each_reader_keeps() -> None:
     from crossemo_core.benchmark.readers import _epochs_kept
 

@@ -10,6 +10,7 @@ from typing import Any
 from tqdm import tqdm
 
 from crossemo_core.baselines import METHODS
+from crossemo_core.benchmark.readers import VOICE_RUNS
 from crossemo_core.config import PRESETS
 from crossemo_core.errors import DataError
 from crossemo_core.executors import add_executor_args, executor_from
@@ -59,6 +60,9 @@ def add_benchmark_parser(sub: Any) -> None:
                    help="compute at most this many new runs, then write the tables")
     p.add_argument("--tiny", action="store_true", help="speed suite: tiny inputs (smoke test); readers suite: no ablation")
     p.add_argument("--clip", type=Path, help="speed suite: a clip file for the clip verdict latency")
+    p.add_argument("--voice-runs", nargs="+", choices=VOICE_RUNS, default=list(VOICE_RUNS),
+                   help="readers suite: which main voice runs (default both: leave-one-corpus-out, RAVDESS unseen "
+                        "actors)")
     add_augmentations_argument(p)
     add_training_option_arguments(p)
 
@@ -146,7 +150,7 @@ def _run_readers(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     result = run_readers(args.root, args.out, seeds=tuple(args.seeds or (0,)), ablation=not args.tiny,
                          config=VoiceTrainConfig(augmentations=tuple(args.augmentations), **training_options(args)),
-                         jobs=args.jobs,
-                         threads=args.threads, progress=lambda msg: print(msg, flush=True), command=command_line())
+                         jobs=args.jobs, threads=args.threads, progress=lambda msg: print(msg, flush=True),
+                         command=command_line(), voice_runs=tuple(args.voice_runs))
     print(readers_markdown(result))
     return 0

@@ -190,15 +190,25 @@ def _run_job(job: VoiceJob) -> dict[str, Any]:
     return {**record, "kind": job.kind}
 
 
+VOICE_RUNS = ("loco", "ravdess-actors")
+"""The suite's main voice runs: leave-one-corpus-out (three runs) and RAVDESS unseen actors (one run)."""
+
+
 def readers_jobs(seeds: tuple[int, ...], ablation: bool, config: VoiceTrainConfig,
-                 ablation_config: VoiceTrainConfig, prosody_features: str = PROSODY_DEFAULT) -> list[VoiceJob]:
-    """The suite's voice runs: leave-one-corpus-out and RAVDESS unseen actors per seed, then (seed 0) the
+                 ablation_config: VoiceTrainConfig, prosody_features: str = PROSODY_DEFAULT,
+                 voice_runs: tuple[str, ...] = VOICE_RUNS) -> list[VoiceJob]:
+    """The suite's voice runs: those of ``voice_runs`` (see ``VOICE_RUNS``) per seed, then (seed 0) the
     augmentation ablation, which uses its own, shorter settings and has its own all-augmentations reference."""
+    unknown = sorted(set(voice_runs) - set(VOICE_RUNS))
+    if unknown:
+        raise ValueError(f"unknown voice runs {unknown}; choose from {list(VOICE_RUNS)}")
     jobs = []
     for seed in seeds:
         cfg = dataclasses.replace(config, seed=seed)
-        jobs += ([VoiceJob("loco", corpus, cfg, prosody_features) for corpus in CORPORA]
-                 + [VoiceJob("ravdess-actors", None, cfg, prosody_features)])
+        if "loco" in voice_runs:
+            jobs += [VoiceJob("loco", corpus, cfg, prosody_features) for corpus in CORPORA]
+        if "ravdess-actors" in voice_runs:
+            jobs.append(VoiceJob("ravdess-actors", None, cfg, prosody_features))
     if ablation:
         for off in ("none",) + AUGMENTATIONS + ("all",):
             kept = AUGMENTATIONS if off == "none" else () if off == "all" else tuple(a for a in AUGMENTATIONS
@@ -255,9 +265,10 @@ def _epochs_kept(record: dict[str, Any], validation: bool = True) -> str:
 def run_readers(data_root: str | Path, out: str | Path, *, seeds: tuple[int, ...] = (0,), ablation: bool = True,
                 config: VoiceTrainConfig = VoiceTrainConfig(), frontend: FrontendConfig = FrontendConfig(),
                 jobs: int = 1, threads: int = 1, progress: Callable[[str], None] | None = None,
-                command: str = "", prosody_features: str = PROSODY_DEFAULT) -> dict[str, Any]:
-    """Run (or read from the cache) every voice run in ``jobs`` processes, add the face rows and latency, write
-    ``readers.md`` and ``readers.json`` under ``out``."""
+                command: str = "", prosody_features: str = PROSODY_DEFAULT,
+                voice_runs: tuple[str, ...] = VOICE_RUNS) -> dict[str, Any]:
+    """Run (or read from the cache) the voice runs of ``voice_runs`` in ``jobs`` processes, add the face rows and
+    latency, write ``readers.md`` and ``readers.json`` under ``out``."""
     out = Path(out)
     runs = RunCache(out / "cache")
     say = progress or (lambda _msg: None)
@@ -265,7 +276,7 @@ def run_readers(data_root: str | Path, out: str | Path, *, seeds: tuple[int, ...
     say("spectrogram and prosody caches (computed once, then read)")
     spectrogram_cache(utts, frontend, AugmentConfig(), seed=0)
     prosody_cache(utts, AugmentConfig(), seed=0, features=prosody_features)
-    planned = readers_jobs(seeds, ablation, config, ABLATION_CONFIG, prosody_features)
+    planned = readers_jobs(seeds, ablation, config, ABLATION_CONFIG, prosody_features, voice_runs)
     run_voice_jobs(planned, runs, data_root, frontend, jobs=jobs, threads=threads, say=say)
     result: dict[str, Any] = {"command": command, "voice": [runs.get(j.key(frontend)) for j in planned]}
     try:
