@@ -65,6 +65,7 @@ pytest.importorskip("av", reason="PyAV is needed for the clip path (requirements
 pytest.importorskip("mediapipe", reason="mediapipe is needed for the clip path (requirements-clip.txt)")
 
 import torch  # noqa: E402
+from ravdess_layout import TAKES, face_au_lines, write_tone_audio  # noqa: E402
 
 from crossemo_core.clip import synth  # noqa: E402
 from crossemo_core.clip.decode import ClipLimits, NamedBytes  # noqa: E402
@@ -754,36 +755,11 @@ def test_real_mosi_pickle_truncated_and_spliced(tmp_path: Path) -> None:
 
 
 # ================================================================================================ RAVDESS face_au.csv
-AU_R = [f"AU{n:02d}_r" for n in (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26, 45)]
-AU_C = [f"AU{n:02d}_c" for n in (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26, 28, 45)]
-META = ["clip_id", "actor", "emotion", "intensity", "statement", "repetition"]
-TAKES = [(1, 1, 1, 1), (3, 2, 1, 1), (4, 1, 2, 1), (5, 2, 2, 2), (8, 1, 1, 2)]
-
-
 @pytest.fixture(scope="module")
 def ravdess_audio(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Audio of five made-up clips of actor 1 in the RAVDESS layout (as tests/test_ravdess_loader.py makes them),
-    shared by the csv cases (with one feature cache)."""
-    import soundfile as sf
-
-    root = tmp_path_factory.mktemp("ravdess")
-    folder = root / "audio" / "Actor_01"
-    folder.mkdir(parents=True)
-    t = np.arange(6400) / 16000
-    for k, (emo, inten, stat, rep) in enumerate(TAKES):
-        sf.write(folder / f"03-01-{emo:02d}-{inten:02d}-{stat:02d}-{rep:02d}-01.wav",
-                 (0.3 * np.sin(2 * np.pi * (120 + 40 * k) * t)).astype(np.float32), 16000)
-    return root
-
-
-def _csv_lines() -> list[str]:
-    rng = np.random.default_rng(7)
-    lines = [",".join(META + AU_R + AU_C)]
-    for emo, inten, stat, rep in TAKES:
-        clip = f"01-01-{emo:02d}-{inten:02d}-{stat:02d}-{rep:02d}-01"
-        lines.append(",".join([clip, "1", str(emo), str(inten), str(stat), str(rep)]
-                              + [f"{v:.4f}" for v in rng.uniform(0, 1, len(AU_R + AU_C))]))
-    return lines
+    """Audio of five made-up clips of actor 1 in the RAVDESS layout, shared by the csv cases (with one feature
+    cache)."""
+    return write_tone_audio(tmp_path_factory.mktemp("ravdess"), TAKES, base_hz=120)
 
 
 def _with_cell(lines: list[str], row: int, column: str, value: str) -> list[str]:
@@ -839,7 +815,7 @@ def test_face_au_csv_fault_is_repaired_with_a_note_or_refused(ravdess_audio: Pat
     root = tmp_path / "ravdess"
     root.mkdir()
     (root / "audio").symlink_to(ravdess_audio / "audio", target_is_directory=True)
-    (root / "face_au.csv").write_bytes(make(_csv_lines()))
+    (root / "face_au.csv").write_bytes(make(face_au_lines(TAKES)))
     report: list[str] = []
     if not repaired:
         with pytest.raises(DataError, match=pattern) as err:

@@ -23,6 +23,8 @@ pytest.importorskip("av", reason="PyAV is needed for the clip path (requirements
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from ravdess_layout import TAKES as ALL_TAKES  # noqa: E402
+from ravdess_layout import face_au_lines, write_tone_audio  # noqa: E402
 
 from crossemo_core.errors import CrossemoError  # noqa: E402
 
@@ -107,26 +109,14 @@ def seed_mmsa_pickle() -> bytes:
     return pickle.dumps({"train": split, "valid": split, "test": split}, protocol=2)
 
 
-AU_R = [f"AU{n:02d}_r" for n in (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26, 45)]
-AU_C = [f"AU{n:02d}_c" for n in (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26, 28, 45)]
-META = ["clip_id", "actor", "emotion", "intensity", "statement", "repetition"]
-TAKES = [(1, 1, 1, 1), (3, 2, 1, 1), (4, 1, 2, 1)]
+TAKES = ALL_TAKES[:3]
 
 
 @pytest.fixture(scope="module")
 def ravdess_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A RAVDESS-layout audio folder (3 clips of actor 1, tones) and a feature cache shared by every example; each
     example writes its own face_au.csv into a fresh folder that links to this audio."""
-    import soundfile as sf
-
-    root = tmp_path_factory.mktemp("ravdess")
-    folder = root / "audio" / "Actor_01"
-    folder.mkdir(parents=True)
-    t = np.arange(6400) / 16000
-    for k, (emo, inten, stat, rep) in enumerate(TAKES):
-        sf.write(folder / f"03-01-{emo:02d}-{inten:02d}-{stat:02d}-{rep:02d}-01.wav",
-                 (0.3 * np.sin(2 * np.pi * (140 + 40 * k) * t)).astype(np.float32), 16000)
-    return root
+    return write_tone_audio(tmp_path_factory.mktemp("ravdess"), TAKES, base_hz=140)
 
 
 @pytest.fixture(scope="module")
@@ -137,13 +127,7 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @functools.cache
 def seed_csv() -> bytes:
-    rng = np.random.default_rng(7)
-    lines = [",".join(META + AU_R + AU_C)]
-    for emo, inten, stat, rep in TAKES:
-        clip = f"01-01-{emo:02d}-{inten:02d}-{stat:02d}-{rep:02d}-01"
-        lines.append(",".join([clip, "1", str(emo), str(inten), str(stat), str(rep)]
-                              + [f"{v:.4f}" for v in rng.uniform(0, 1, 35)]))
-    return ("\n".join(lines) + "\n").encode()
+    return ("\n".join(face_au_lines(TAKES)) + "\n").encode()
 
 
 # ------------------------------------------------------------------------------------------------ mutations

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+from ravdess_layout import AU_C, AU_R, META, SR, TAKES
 
 import crossemo_core.features.voice as voice_module
 from crossemo_core.data.loaders import load_ravdess
@@ -21,13 +22,7 @@ SHARED = Path(os.environ.get("CROSSEMO_SHARED_DATA")
 RAVDESS = SHARED / "ravdess"
 needs_ravdess = pytest.mark.skipif(not (RAVDESS / "face_au.csv").is_file(), reason=f"{RAVDESS} not available")
 
-AU_R = [f"AU{n:02d}_r" for n in (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26, 45)]
-AU_C = [f"AU{n:02d}_c" for n in (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26, 28, 45)]
 AU = AU_R + AU_C
-META = ["clip_id", "actor", "emotion", "intensity", "statement", "repetition"]
-SR = 16000
-# (emotion, intensity, statement, repetition) per made-up clip; 3-class: neutral, positive, negative, negative, pos
-TAKES = [(1, 1, 1, 1), (3, 2, 1, 1), (4, 1, 2, 1), (5, 2, 2, 2), (8, 1, 1, 2)]
 
 
 def _signal(seed: int, seconds: float = 0.4) -> np.ndarray:
