@@ -101,3 +101,10 @@ def test_environment_variables_are_read_in_one_place() -> None:
 
     mentioned = {name for p in CORE.rglob("*.py") for name in ENVIRONMENT if name in p.read_text()}
     assert mentioned == set(ENVIRONMENT)
+
+
+def test_every_script_is_listed_in_the_scripts_readme() -> None:
+    """``scripts/README.md`` is the newcomer's map of the recipes, evaluations and experiments: none may be missing."""
+    listed = (REPO / "scripts" / "README.md").read_text(encoding="utf-8")
+    scripts = sorted(p.name for p in (REPO / "scripts").iterdir() if p.suffix in (".py", ".sh"))
+    assert scripts and [name for name in scripts if f"`{name}`" not in listed] == []
