@@ -44,8 +44,9 @@ def main() -> int:
     ap.add_argument("--bench", type=Path, required=True, help="the readers benchmark's --out folder")
     ap.add_argument("--features", choices=PROSODY_FEATURES, required=True)
     ap.add_argument("--nets", type=Path, default=cache_root() / "egemaps_experiment")
-    ap.add_argument("--out", type=Path, default=REPO / "docs" / "readers_benchmark_single_frame_trim",
-                    help="OUT.md and OUT.json (the previous OUT.json gives the rows not rerun)")
+    ap.add_argument("--out", type=Path, required=True,
+                    help="OUT.md and OUT.json (the previous OUT.json gives the rows not rerun; no default, so a "
+                         "committed table is rewritten only when named)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     frontend, config = SINGLE_FRAME_FRONTEND, VoiceTrainConfig()

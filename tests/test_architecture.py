@@ -1,8 +1,10 @@
 """The shape of the code: no import cycles inside ``crossemo_core`` (counting imports inside functions too), the core
-never imports Streamlit or the app, and the detector networks are trained in one loop."""
+never imports Streamlit or the app, the detector networks are trained in one loop, and scripts/README.md maps every
+script."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -108,3 +110,5 @@ def test_every_script_is_listed_in_the_scripts_readme() -> None:
     listed = (REPO / "scripts" / "README.md").read_text(encoding="utf-8")
     scripts = sorted(p.name for p in (REPO / "scripts").iterdir() if p.suffix in (".py", ".sh"))
     assert scripts and [name for name in scripts if f"`{name}`" not in listed] == []
+    named = set(re.findall(r"`([\w.]+\.(?:py|sh))`", listed))
+    assert named - set(scripts) == set(), "scripts/README.md names scripts that do not exist"

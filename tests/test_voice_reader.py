@@ -621,8 +621,24 @@ def test_the_readers_benchmark_runs_only_the_voice_runs_asked_for(tmp_path: Path
         ("loco", c, s) for s in (0, 1) for c in readers_suite.CORPORA]
     assert set(loco) < set(both) and len(both) == 8
     assert [(j.kind, j.config.seed) for j in actors if not j.kind.startswith("ablation")] == [("ravdess-actors", 1)]
-    with pytest.raises(ValueError, match="unknown voice runs"):
-        readers_suite.readers_jobs((0,), False, config, config, voice_runs=("ravdess18-20",))
+    for bad in (("ravdess18-20",), (), "loco"):
+        with pytest.raises(ValueError, match="voice_runs must be"):
+            readers_suite.readers_jobs((0,), False, config, config, voice_runs=bad)
+    planned: dict[str, list] = {}
+
+    def plan(voice_jobs: list, *args: object, **kwargs: object) -> None:
+        planned["jobs"] = voice_jobs
+        raise SystemExit(0)
+
+    with monkeypatch.context() as patch:  # run_readers passes the choice on to the jobs it plans
+        patch.setattr(readers_suite, "list_corpora", lambda root: [])
+        patch.setattr(readers_suite, "spectrogram_cache", lambda *a, **k: {})
+        patch.setattr(readers_suite, "prosody_cache", lambda *a, **k: {})
+        patch.setattr(readers_suite, "run_voice_jobs", plan)
+        with pytest.raises(SystemExit):
+            readers_suite.run_readers(tmp_path, tmp_path / "out", seeds=(1,), ablation=False,
+                                      voice_runs=("ravdess-actors",))
+    assert [(j.kind, j.config.seed) for j in planned["jobs"]] == [("ravdess-actors", 1)]
     seen: dict[str, object] = {}
 
     def record(*args: object, voice_runs: tuple[str, ...], **kwargs: object) -> dict:

@@ -62,7 +62,7 @@ def add_benchmark_parser(sub: Any) -> None:
     p.add_argument("--clip", type=Path, help="speed suite: a clip file for the clip verdict latency")
     p.add_argument("--voice-runs", nargs="+", choices=VOICE_RUNS, default=list(VOICE_RUNS),
                    help="readers suite: which main voice runs (default both: leave-one-corpus-out, RAVDESS unseen "
-                        "actors)")
+                        "actors); the augmentation ablation (leave-one-corpus-out, seed 0) runs too unless --tiny")
     add_augmentations_argument(p)
     add_training_option_arguments(p)
 

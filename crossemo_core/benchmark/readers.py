@@ -199,9 +199,8 @@ def readers_jobs(seeds: tuple[int, ...], ablation: bool, config: VoiceTrainConfi
                  voice_runs: tuple[str, ...] = VOICE_RUNS) -> list[VoiceJob]:
     """The suite's voice runs: those of ``voice_runs`` (see ``VOICE_RUNS``) per seed, then (seed 0) the
     augmentation ablation, which uses its own, shorter settings and has its own all-augmentations reference."""
-    unknown = sorted(set(voice_runs) - set(VOICE_RUNS))
-    if unknown:
-        raise ValueError(f"unknown voice runs {unknown}; choose from {list(VOICE_RUNS)}")
+    if isinstance(voice_runs, str) or not voice_runs or set(voice_runs) - set(VOICE_RUNS):
+        raise ValueError(f"voice_runs must be a non-empty tuple of {list(VOICE_RUNS)}, got {voice_runs!r}")
     jobs = []
     for seed in seeds:
         cfg = dataclasses.replace(config, seed=seed)
