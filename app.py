@@ -26,7 +26,7 @@ def _training_status() -> None:
 
 
 def _draw_training_status() -> None:
-    job = st.session_state.get(state.TRAIN_JOB)
+    job = state.training_job()
     if job is None:
         return
     snap = job.snapshot()
@@ -42,11 +42,8 @@ with st.sidebar:
     st.caption("Face/voice emotion consistency (SIR-HCL)")
     data = state.dataset()
     st.markdown(f"**Data:** {data.display_name if data is not None else 'none loaded'}")
-    det = state.detector()
-    st.markdown(f"**Model:** {st.session_state[state.DETECTOR_SOURCE] if det is not None else 'none yet'}")
-    job = st.session_state.get(state.TRAIN_JOB)
-    running = job is not None and not job.finished
-    st.fragment(_training_status, run_every=2.0 if running else None)()
+    st.markdown(f"**Model:** {state.detector_source()}")
+    st.fragment(_training_status, run_every=2.0 if state.training_running() else None)()
     st.divider()
     ui.disclaimer()
 

@@ -30,6 +30,7 @@ median threshold interaction takes 1 s or more.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.metadata
 import json
 import os
@@ -52,7 +53,7 @@ LIMIT_S = 1.0
 
 
 def wk(at: AppTest, key: str) -> str:
-    versions = at.session_state["widget_versions"] if "widget_versions" in at.session_state else {}
+    versions = at.session_state["app"].widget_versions if "app" in at.session_state else {}
     v = versions.get(key, 0)
     return f"w_{key}" if v == 0 else f"w_{key}~{v}"
 
@@ -77,7 +78,7 @@ def thresholds(moves: int) -> list[float]:
 
 def check_flagged(at: AppTest, threshold: float) -> None:
     flagged = int(next(m.value for m in at.metric if m.label == "Flagged").split("/")[0])
-    cache = at.session_state["cache"]
+    cache = at.session_state["app"].cache
     scored = [v for k, v in cache.items() if k[:3] == ("scored", "test", "after")]
     expected = int((scored[0].p_abnormal >= threshold).sum())
     if flagged != expected:
@@ -114,10 +115,11 @@ def run(moves: int, scale: int) -> dict:
     clean(at, "start")
     rows.append(summary("app start (demo data + bundled checkpoint)", [time.perf_counter() - t0]))
     if scale > 1:  # what state.set_dataset does, from outside the script
-        at.session_state["dataset"] = scaled_demo(scale)
-        at.session_state["data_id"] = at.session_state["data_id"] + 1
-        at.session_state["cache"] = {}
-        at.session_state["jobs"] = {}
+        state = at.session_state["app"]
+        scaled = scaled_demo(scale)
+        state.data = dataclasses.replace(state.data, dataset=scaled, loaded=scaled)
+        state.data_id += 1
+        state.cache, state.jobs = {}, {}
 
     at.switch_page("pages/similarity.py")
     rows.append(summary("Similarity: first opening (scores the test pairs)", [timed(at, at.run, "similarity")]))
@@ -141,9 +143,9 @@ def run(moves: int, scale: int) -> dict:
         at.switch_page(f"pages/{page}.py")
         switch.append(timed(at, at.run, f"switch to {page}"))
     rows.append(summary("switch Similarity <-> Verdicts (cached scores)", switch))
-    n_test = len(next(v for k, v in at.session_state["cache"].items() if k[:3] == ("scored", "test", "after"))
+    n_test = len(next(v for k, v in at.session_state["app"].cache.items() if k[:3] == ("scored", "test", "after"))
                  .p_abnormal)
-    return {"scale": scale, "pairs": len(at.session_state["dataset"]), "test_pairs": n_test, "rows": rows}
+    return {"scale": scale, "pairs": len(at.session_state["app"].data.dataset), "test_pairs": n_test, "rows": rows}
 
 
 def run_browser(moves: int) -> dict:

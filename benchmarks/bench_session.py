@@ -87,7 +87,7 @@ if {app}:
     at.run()
     at.switch_page("pages/session.py")
     at.run()
-    at.session_state["session_result"] = v
+    at.session_state["app"].session.result = v
     t = time.perf_counter(); at.run(); out["page_first_s"] = time.perf_counter() - t
     t = time.perf_counter(); at.run(); out["page_rerun_s"] = time.perf_counter() - t
     jump = at.selectbox(key="session_jump")

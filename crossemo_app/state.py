@@ -1,54 +1,35 @@
-"""The app's shared session state: every key the pages share, in one place, with thin accessors.
+"""The app's session state in one typed place: :class:`AppState`, kept under ``st.session_state["app"]``.
 
-Keys (``st.session_state[...]``):
-
-=====================  =================================================================================
-``dataset``            the loaded :class:`~crossemo_core.data.container.PairDataset` (None until loaded)
-``dataset_loaded``     (dataset, source, report) as loaded, before per-person normalisation (``dataset`` is it or
-                       its normalised copy)
-``dataset_kind``       its kind (a key of ``crossemo_core.workspace.DATA_KINDS``)
-``dataset_source``     one line saying where it came from
-``dataset_report``     the loader's notes (list of str)
-``data_id``            increases with every load (cache key)
-``load_job``           the background loading job, while one runs
-``load_message``       (kind, text) of the last load's outcome, shown once on the Data page
-``detector``           the current :class:`~crossemo_core.detector.Detector` (trained here or loaded)
-``detector_source``    one line saying where it came from (on a session's first run: the bundled demo checkpoint,
-                       when it exists, with the bundled demo data)
-``run_id``             increases with every new detector (cache key)
-``train_job``          the :class:`~crossemo_core.session.TrainingJob` of this session (kept after it ends)
-``seen_job``           id() of the training job whose end this session has already announced
-``run_decision``       (id() of a training job, "used" or "kept"): what the person chose on its comparison card
-``session_token``      this session's key in the URL (``?s=``): a reload of the page gets this state back
-``cache``              dict of computed views keyed by (what, data_id, run_id, ...)
-``jobs``               dict of background computations (projections) keyed like ``cache``
-``p_*``                widget values kept across pages (see :func:`widget`); ``w_*`` the widgets' own keys
-``widget_versions``    how often code has set each ``p_*`` value (part of the widget key)
-=====================  =================================================================================
+Everything the pages share lives in its fields (the data in view, the model in use, background jobs, cached views,
+the Clip and Session pages' results); pages read and change it through :func:`app` and the accessors below, never
+through string keys. Only widget values stay as ``st.session_state`` keys, because Streamlit widgets need them:
+``p_*`` holds a value kept across pages (:func:`widget`), ``w_*`` the widget's own key (and the browser recorder
+keeps its live take under its widget's key, ``crossemo_app/recorder.py``). The Train page reads its ``p_*`` values
+as one typed :class:`~crossemo_app.train_form.TrainForm`.
 
 A finished run never replaces the model in use by itself: the Train page shows its comparison card
 (:func:`crossemo_core.runs.compare_models`) and the person chooses (:func:`use_run_model`, :func:`keep_model_in_use`).
 Every finished run is kept in the workspace folder (:func:`run_store`) and listed there after a reload or a restart.
 
-A reload starts a new Streamlit session; the shared keys above (data, model, training job, widget values, cached
-views) are remembered per ``session_token`` in this server process (:func:`remember`, at most
-:data:`MAX_REMEMBERED` tabs, each for :data:`REMEMBER_SECONDS` after its last run) and given back to a session
-that opens with the same ``?s=`` in its URL. Results of an uploaded clip are not remembered: its upload is gone
-after a reload.
+A reload starts a new Streamlit session; the state (data, model, training job, widget values, cached views; not a
+load in progress, not the Clip and Session pages' results, whose upload is gone after a reload) is remembered per
+:attr:`AppState.token` in this server process (:func:`remember`, at most :data:`MAX_REMEMBERED` tabs, each for
+:data:`REMEMBER_SECONDS` after its last run) and given back to a session that opens with the same ``?s=`` in its
+URL.
 
-``p_normalise`` (Data: "none", "neutral" or "all") is the per-person normalisation applied to ``dataset_loaded``.
-
-``p_split_seed`` / ``p_split_rate`` (Home) define the split and protocol; ``p_threshold`` (Similarity) is the decision
-threshold on the posterior of inconsistency used by the Similarity and Verdicts pages.
+Widget values read across pages: ``p_normalise`` (Data: "none", "neutral" or "all"), the per-person normalisation
+applied to the loaded data; ``p_split_seed`` / ``p_split_rate`` (Data) define the split and protocol;
+``p_threshold`` (Similarity) is the decision threshold on the posterior of inconsistency used by the Similarity and
+Verdicts pages.
 """
 from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any, Callable
 
 import secrets
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Callable
 
 import streamlit as st
 
@@ -60,52 +41,143 @@ from crossemo_core.settings import workspace_root
 from crossemo_core.workspace import EvaluationParts, evaluation_parts, initial_detector
 
 if TYPE_CHECKING:
-    from crossemo_core.session import TrainingJob
+    import plotly.graph_objects as go
+
+    from crossemo_app.clip_view import JudgedClip
+    from crossemo_core.clip.verdict import ClipVerdict
+    from crossemo_core.session import BackgroundJob, TrainingJob
 
 BUNDLED_CHECKPOINT = CHECKPOINTS / "demo.pt"
+STATE_KEY = "app"
+"""The ``st.session_state`` key that holds the session's :class:`AppState`."""
 
-DATASET, DATASET_LOADED, DATASET_KIND, DATASET_SOURCE, DATASET_REPORT, DATA_ID = (
-    "dataset", "dataset_loaded", "dataset_kind", "dataset_source", "dataset_report", "data_id")
 NORMALISE = "p_normalise"
 NORMALISE_LABELS = {"none": "none (features as loaded)",
                     "neutral": "each person's neutral clips (a calm baseline recording)",
                     "all": "all of each person's clips"}
-LOAD_JOB, LOAD_MESSAGE = "load_job", "load_message"
-DETECTOR, DETECTOR_SOURCE, RUN_ID = "detector", "detector_source", "run_id"
-TRAIN_JOB, SEEN_JOB, RUN_DECISION, SESSION_TOKEN = "train_job", "seen_job", "run_decision", "session_token"
-CACHE, JOBS = "cache", "jobs"
 SPLIT_SEED, SPLIT_RATE, THRESHOLD = "p_split_seed", "p_split_rate", "p_threshold"
-PERSIST_PREFIX, WIDGET_PREFIX, VERSIONS = "p_", "w_", "widget_versions"
+PERSIST_PREFIX, WIDGET_PREFIX = "p_", "w_"
+WIDGET_DEFAULTS: dict[str, Any] = {NORMALISE: "none", SPLIT_SEED: 0, SPLIT_RATE: 0.5, THRESHOLD: 0.5}
+"""Widget values that pages read before the widget that sets them is drawn."""
 
-DEFAULTS: dict[str, Any] = {
-    DATASET: None, DATASET_LOADED: None, DATASET_KIND: None, DATASET_SOURCE: "", DATASET_REPORT: [], DATA_ID: 0,
-    LOAD_JOB: None, NORMALISE: "none",
-    LOAD_MESSAGE: None,
-    DETECTOR: None, DETECTOR_SOURCE: "", RUN_ID: 0, TRAIN_JOB: None, SEEN_JOB: None, RUN_DECISION: None,
-    SPLIT_SEED: 0, SPLIT_RATE: 0.5, THRESHOLD: 0.5,
-}
+
+@dataclass
+class LoadedData:
+    """The data in view and where it came from. ``dataset`` is ``loaded`` itself or its per-person normalised copy
+    (:func:`apply_normalisation`); ``loaded_source`` / ``loaded_report`` describe ``loaded``."""
+
+    dataset: PairDataset
+    kind: str
+    """a key of ``crossemo_core.workspace.DATA_KINDS``"""
+    source: str
+    """one line saying where it came from"""
+    report: list[str]
+    """the loader's notes"""
+    loaded: PairDataset
+    loaded_source: str
+    loaded_report: list[str]
+
+
+@dataclass
+class ModelInUse:
+    """The detector the pages use (trained here or loaded) and one line saying where it came from."""
+
+    detector: Detector
+    source: str
+
+
+@dataclass
+class ClipPage:
+    """The Clip verdict page's results (not remembered for a reload)."""
+
+    result: JudgedClip | None = None
+    """the verdict shown, with the identity of the inputs it was made from"""
+    batch: tuple[tuple, list[dict[str, Any]]] | None = None
+    """(identity of the files, their verdict rows) of the "Many clips at once" table"""
+    take: str | None = None
+    """the name of the recorded take the verdict shown belongs to"""
+
+
+@dataclass
+class SessionPage:
+    """The Session page's analysis (not remembered for a reload)."""
+
+    job: BackgroundJob | None = None
+    result: ClipVerdict | None = None
+    media: bytes | str | None = None
+    """what the page's player plays: the recording's bytes or its path"""
+    figure: tuple[ClipVerdict, go.Figure] | None = None
+    """the timeline drawn for ``result`` (drawn once per result)"""
+    baseline_span: tuple[float, float] | None = None
+    """the calm stretch (s) the analysis was calibrated on"""
+    input: tuple | None = None
+    """identity of the recording analysed (``crossemo_app.clip_view.input_identity``)"""
+
+
+@dataclass
+class AppState:
+    """One browser tab's state (see the module docstring)."""
+
+    token: str = ""
+    """this session's key in the URL (``?s=``): a reload of the page gets this state back"""
+    data: LoadedData | None = None
+    data_id: int = 0
+    """increases with every load or normalisation (part of every cache key)"""
+    model: ModelInUse | None = None
+    run_id: int = 0
+    """increases with every new model in use (part of every cache key)"""
+    load_job: BackgroundJob | None = None
+    """the background loading job, while one runs"""
+    load_message: tuple[str, str] | None = None
+    """(kind, text) of the last load's outcome, shown once on the Data page"""
+    demo_tried: bool = False
+    train_job: TrainingJob | None = None
+    """this session's training run (kept after it ends)"""
+    seen_job: int | None = None
+    """id() of the training job whose end this session has already announced"""
+    run_decision: tuple[int, str] | None = None
+    """(id() of a training job, "used" or "kept"): what the person chose on its comparison card"""
+    cache: dict[tuple, Any] = field(default_factory=dict)
+    """computed views keyed by (what, ..., data_id, run_id) (:func:`cached`)"""
+    jobs: dict[tuple, BackgroundJob] = field(default_factory=dict)
+    """background computations (projections) keyed like ``cache``"""
+    widget_versions: dict[str, int] = field(default_factory=dict)
+    """how often code has set each ``p_*`` value (part of its widget's key, :func:`set_value`)"""
+    threshold_rule_error: str | None = None
+    """why the Similarity page could not start the threshold from the rule chosen (shown once)"""
+    clip: ClipPage = field(default_factory=ClipPage)
+    session: SessionPage = field(default_factory=SessionPage)
+    just_restored: bool = False
+    """True on the first run of a session that took back a reloaded page's state"""
+
+    def for_reload(self) -> AppState:
+        """A copy to give back after a reload: without a load in progress, its message and the pages' results."""
+        return replace(self, load_job=None, load_message=None, clip=ClipPage(), session=SessionPage(),
+                       just_restored=False)
 
 
 MAX_REMEMBERED = 16
 REMEMBER_SECONDS = 3600.0
 """A tab's state is kept for a reload for this long after its last run (and for at most MAX_REMEMBERED tabs): it
 holds the tab's data and models, so a closed tab's memory is given back within the hour."""
-_REMEMBERED: "OrderedDict[str, tuple[float, dict[str, Any]]]" = OrderedDict()  # token -> (last run, shared keys)
+_REMEMBERED: "OrderedDict[str, tuple[float, AppState, dict[str, Any]]]" = OrderedDict()
+"""token -> (last run, the tab's state, its ``p_*`` widget values)"""
 _REMEMBERED_LOCK = threading.Lock()
-_NOT_REMEMBERED = (LOAD_JOB, LOAD_MESSAGE, SESSION_TOKEN)
+
+
+def app() -> AppState:
+    """This session's state (made by :func:`init`, which app.py calls first on every run)."""
+    return st.session_state[STATE_KEY]
 
 
 def init() -> None:
-    """Create missing keys with their defaults (called first on every run); on a session's first run, take back
-    the state remembered for the ``?s=`` token in the URL, if any (a reload)."""
-    if SESSION_TOKEN not in st.session_state:
+    """Create the session's state on its first run, taking back the state remembered for the ``?s=`` token in the
+    URL, if any (a reload); then fill in missing widget values."""
+    if STATE_KEY not in st.session_state:
         _restore_or_start()
-    for key, value in DEFAULTS.items():
+    for key, value in WIDGET_DEFAULTS.items():
         if key not in st.session_state:
-            st.session_state[key] = list(value) if isinstance(value, list) else value
-    for key in (CACHE, JOBS):
-        if key not in st.session_state:
-            st.session_state[key] = {}
+            st.session_state[key] = value
 
 
 def _restore_or_start() -> None:
@@ -113,33 +185,27 @@ def _restore_or_start() -> None:
     with _REMEMBERED_LOCK:
         _forget_old()
         entry = _REMEMBERED.get(token) if token else None
-    saved = None if entry is None else entry[1]
-    if saved is not None:
-        for key, value in saved.items():
+    if entry is not None:
+        _, saved, values = entry
+        for key, value in values.items():
             st.session_state[key] = value
-        st.session_state["restored"] = True
+        st.session_state[STATE_KEY] = replace(saved.for_reload(), just_restored=True)
     else:
-        token = secrets.token_urlsafe(12)
-    st.session_state[SESSION_TOKEN] = token
-
-
-def _shared_key(key: str) -> bool:
-    return (key in DEFAULTS or key in (CACHE, JOBS, VERSIONS, "demo_tried") or key.startswith(PERSIST_PREFIX)) \
-        and key not in _NOT_REMEMBERED
+        st.session_state[STATE_KEY] = AppState(token=secrets.token_urlsafe(12))
 
 
 def remember() -> None:
-    """Keep this session's shared keys for a reload (called last on every run) and put its token in the URL."""
-    token = st.session_state.get(SESSION_TOKEN)
-    if not token:
-        return
-    snapshot = {key: st.session_state[key] for key in list(st.session_state.keys()) if _shared_key(key)}
+    """Keep this session's state and widget values for a reload (called last on every run) and put its token in the
+    URL."""
+    s = app()
+    values = {key: st.session_state[key] for key in list(st.session_state.keys())
+              if isinstance(key, str) and key.startswith(PERSIST_PREFIX)}
     with _REMEMBERED_LOCK:
-        _REMEMBERED[token] = (time.monotonic(), snapshot)
-        _REMEMBERED.move_to_end(token)
+        _REMEMBERED[s.token] = (time.monotonic(), s.for_reload(), values)
+        _REMEMBERED.move_to_end(s.token)
         _forget_old()
-    if st.query_params.get("s") != token:
-        st.query_params["s"] = token
+    if st.query_params.get("s") != s.token:
+        st.query_params["s"] = s.token
 
 
 def _forget_old() -> None:
@@ -152,12 +218,14 @@ def _forget_old() -> None:
 
 def restored() -> bool:
     """True once, on the first run of a session that took back a reloaded page's state."""
-    return bool(st.session_state.pop("restored", False))
+    s = app()
+    was, s.just_restored = s.just_restored, False
+    return was
 
 
 def widget_key(key: str) -> str:
     """The Streamlit key of the widget that shows ``key`` now (it changes when code sets the value)."""
-    version = st.session_state.get(VERSIONS, {}).get(key, 0)
+    version = app().widget_versions.get(key, 0)
     return f"{WIDGET_PREFIX}{key}" if version == 0 else f"{WIDGET_PREFIX}{key}~{version}"
 
 
@@ -197,13 +265,21 @@ def set_value(key: str, value: Any) -> None:
     if st.session_state.get(key) == value and type(st.session_state.get(key)) is type(value):
         return
     st.session_state[key] = value
-    versions = st.session_state.setdefault(VERSIONS, {})
+    versions = app().widget_versions
     versions[key] = versions.get(key, 0) + 1
 
 
 # ------------------------------------------------------------------------------------------------ dataset
 def dataset() -> PairDataset | None:
-    return st.session_state.get(DATASET)
+    """The dataset in view (None until one is loaded)."""
+    data = app().data
+    return None if data is None else data.dataset
+
+
+def data_kind() -> str | None:
+    """The kind of the data in view (a key of ``crossemo_core.workspace.DATA_KINDS``), None before a load."""
+    data = app().data
+    return None if data is None else data.kind
 
 
 def set_dataset(data: PairDataset, kind: str, source: str, report: list[str], *,
@@ -211,21 +287,18 @@ def set_dataset(data: PairDataset, kind: str, source: str, report: list[str], *,
     """Make ``data`` current; a detector that does not fit it is set aside. Returns a note or None. A new load
     (``normalised`` False) is kept as loaded and resets the per-person normalisation; ``normalised``: ``data`` is a
     view of the loaded data (:func:`apply_normalisation`)."""
-    if not normalised:
+    s = app()
+    if normalised and s.data is not None:
+        loaded, loaded_source, loaded_report = s.data.loaded, s.data.loaded_source, s.data.loaded_report
+    else:
         set_value(NORMALISE, "none")
-        st.session_state[DATASET_LOADED] = (data, source, list(report))
-    st.session_state[DATASET] = data
-    st.session_state[DATASET_KIND] = kind
-    st.session_state[DATASET_SOURCE] = source
-    st.session_state[DATASET_REPORT] = list(report)
-    st.session_state[DATA_ID] += 1
-    st.session_state[CACHE] = {}
-    st.session_state[JOBS] = {}
-    det = detector()
-    problems = [] if det is None else schema_mismatch(det.schema, data)
+        loaded, loaded_source, loaded_report = data, source, list(report)
+    s.data = LoadedData(data, kind, source, list(report), loaded, loaded_source, loaded_report)
+    s.data_id += 1
+    s.cache, s.jobs = {}, {}
+    problems = [] if s.model is None else schema_mismatch(s.model.detector.schema, data)
     if problems:
-        st.session_state[DETECTOR] = None
-        st.session_state[DETECTOR_SOURCE] = ""
+        s.model = None
         return (f"The model in use does not fit these features ({'; '.join(problems)}) and was set aside; train "
                 f"one on the Train page or use a kept run that fits.")
     return None
@@ -237,22 +310,22 @@ def apply_normalisation() -> str | None:
     loaded one itself for "none". A model trained on other features is set aside (its schema records them)."""
     from crossemo_core.data.calibration import calibrate_speakers
 
-    if st.session_state.get(DATASET_LOADED) is None:
+    current = app().data
+    if current is None:
         return None
-    raw, source, report = st.session_state[DATASET_LOADED]
+    raw, source, report = current.loaded, current.loaded_source, current.loaded_report
     reference = st.session_state.get(NORMALISE, "none")
-    kind = st.session_state[DATASET_KIND]
     if reference == "none":
-        return set_dataset(raw, kind, source, report, normalised=True)
+        return set_dataset(raw, current.kind, source, report, normalised=True)
     data, done = calibrate_speakers(raw, reference)
-    return set_dataset(data, kind, f"{source} · per-person normalised on {reference} clips", [*report, str(done)],
-                       normalised=True)
+    return set_dataset(data, current.kind, f"{source} · per-person normalised on {reference} clips",
+                       [*report, str(done)], normalised=True)
 
 
 def loaded_dataset() -> PairDataset | None:
     """The dataset as loaded, before any per-person normalisation."""
-    loaded = st.session_state.get(DATASET_LOADED)
-    return None if loaded is None else loaded[0]
+    data = app().data
+    return None if data is None else data.loaded
 
 
 def start_load(kind: str, source: str, load: Callable[..., PairDataset]) -> None:
@@ -267,16 +340,18 @@ def start_load(kind: str, source: str, load: Callable[..., PairDataset]) -> None
 
     job = BackgroundJob(work, name=f"load-{kind}")
     job.kind, job.source = kind, source  # type: ignore[attr-defined]
-    st.session_state[LOAD_JOB] = job.start()
-    st.session_state[LOAD_MESSAGE] = None
+    s = app()
+    s.load_job = job.start()
+    s.load_message = None
 
 
 def load_demo_once() -> None:
     """On a session's first run, load the bundled demo so every page has data at once (a failure is left for the
     Data page to report)."""
-    if st.session_state.get("demo_tried") or dataset() is not None or st.session_state.get(LOAD_JOB) is not None:
+    s = app()
+    if s.demo_tried or s.data is not None or s.load_job is not None:
         return
-    st.session_state["demo_tried"] = True
+    s.demo_tried = True
     from crossemo_core.errors import CrossemoError
     from crossemo_core.workspace import load_dataset
 
@@ -284,7 +359,7 @@ def load_demo_once() -> None:
         set_dataset(load_dataset("demo"), "demo", "bundled with crossemo (synthetic)", [])
     except CrossemoError:
         return
-    if BUNDLED_CHECKPOINT.is_file() and detector() is None:
+    if BUNDLED_CHECKPOINT.is_file() and s.model is None:
         try:
             load_bundled_checkpoint()
         except CrossemoError:
@@ -304,59 +379,81 @@ def load_bundled_checkpoint() -> None:
 
 def adopt_finished_load() -> bool:
     """When the loading job has ended, make its dataset current (or keep its error for the Data page)."""
-    job = st.session_state.get(LOAD_JOB)
+    s = app()
+    job = s.load_job
     if job is None or not job.finished:
         return False
-    st.session_state[LOAD_JOB] = None
+    s.load_job = None
     if job.state == "failed" or job.result is None:
-        st.session_state[LOAD_MESSAGE] = ("error", job.error or "loading stopped")
+        s.load_message = ("error", job.error or "loading stopped")
         return False
     data, report = job.result
-    note = set_dataset(data, job.kind, job.source, report)
-    st.session_state[LOAD_MESSAGE] = ("success", f"Loaded {data.display_name}: {len(data)} pairs."
-                                      + (f" {note}" if note else ""))
+    note = set_dataset(data, job.kind, job.source, report)  # type: ignore[attr-defined]
+    s.load_message = ("success", f"Loaded {data.display_name}: {len(data)} pairs." + (f" {note}" if note else ""))
     return True
 
 
 # ------------------------------------------------------------------------------------------------ detector
 def detector() -> Detector | None:
-    return st.session_state.get(DETECTOR)
+    """The model in use (None until one is trained or loaded)."""
+    model = app().model
+    return None if model is None else model.detector
+
+
+def detector_source() -> str:
+    """One line saying where the model in use came from ("none yet" without one)."""
+    model = app().model
+    return "none yet" if model is None else model.source
 
 
 def set_detector(det: Detector, source: str) -> None:
-    st.session_state[DETECTOR] = det
-    st.session_state[DETECTOR_SOURCE] = source
-    st.session_state[RUN_ID] += 1
+    s = app()
+    s.model = ModelInUse(det, source)
+    s.run_id += 1
     set_value(THRESHOLD, float(det.threshold))
-    st.session_state[JOBS] = {}
+    s.jobs = {}
+
+
+def training_job() -> TrainingJob | None:
+    """This session's training run (running, or ended and kept), None before the first."""
+    return app().train_job
+
+
+def training_running() -> bool:
+    job = app().train_job
+    return job is not None and not job.finished
 
 
 def training_just_finished() -> bool:
     """True once, on the first run after this session's training job ended (to announce it). Nothing is replaced:
     the person chooses on the Train page's comparison card."""
-    job = st.session_state.get(TRAIN_JOB)
-    if job is None or not job.finished or st.session_state.get(SEEN_JOB) == id(job):
+    s = app()
+    job = s.train_job
+    if job is None or not job.finished or s.seen_job == id(job):
         return False
-    st.session_state[SEEN_JOB] = id(job)
+    s.seen_job = id(job)
     return True
 
 
-def start_training(job: "TrainingJob") -> None:
+def start_training(job: TrainingJob) -> None:
     """Make ``job`` this session's training run and start it (a new run clears the previous run's decision)."""
-    st.session_state[TRAIN_JOB] = job.start()
-    st.session_state[RUN_DECISION] = None
+    s = app()
+    s.train_job = job.start()
+    s.run_decision = None
 
 
 def run_decision() -> str | None:
     """"used" or "kept" when the person has decided about this session's finished run, else None."""
-    job = st.session_state.get(TRAIN_JOB)
-    decision = st.session_state.get(RUN_DECISION)
-    return decision[1] if job is not None and decision is not None and decision[0] == id(job) else None
+    s = app()
+    decision = s.run_decision
+    return decision[1] if s.train_job is not None and decision is not None and decision[0] == id(s.train_job) \
+        else None
 
 
 def use_run_model() -> None:
     """Make this session's finished (or stopped) run's model the model in use: the person asked for it."""
-    job = st.session_state.get(TRAIN_JOB)
+    s = app()
+    job = s.train_job
     outcome = None if job is None else job.outcome
     if outcome is None or outcome.training is None:
         return
@@ -370,14 +467,14 @@ def use_run_model() -> None:
     where = f", kept as run {outcome.stored.run_id}" if outcome.stored is not None else ""
     set_detector(result.detector, f"trained in this session ({len(result.history)} epoch(s), {how}; best epoch "
                                   f"{result.best_epoch}, {result.device}{where})")
-    st.session_state[RUN_DECISION] = (id(job), "used")
+    s.run_decision = (id(job), "used")
 
 
 def keep_model_in_use() -> None:
     """Record that the person keeps the model in use instead of this session's finished run."""
-    job = st.session_state.get(TRAIN_JOB)
-    if job is not None:
-        st.session_state[RUN_DECISION] = (id(job), "kept")
+    s = app()
+    if s.train_job is not None:
+        s.run_decision = (id(s.train_job), "kept")
 
 
 # ------------------------------------------------------------------------------------------------ workspace
@@ -398,11 +495,11 @@ def use_stored_run(run: StoredRun) -> None:
 # ------------------------------------------------------------------------------------------------ caches
 def cached(key: tuple, compute: Callable[[], Any]) -> Any:
     """``compute()`` once per key for the current dataset and detector (keys include data_id and run_id)."""
-    store = st.session_state[CACHE]
-    full = (*key, st.session_state[DATA_ID], st.session_state[RUN_ID])
-    if full not in store:
-        store[full] = compute()
-    return store[full]
+    s = app()
+    full = (*key, s.data_id, s.run_id)
+    if full not in s.cache:
+        s.cache[full] = compute()
+    return s.cache[full]
 
 
 def parts() -> EvaluationParts | None:

@@ -107,7 +107,7 @@ def need_detector(key: str) -> bool:
 
 
 def _bundled_fits() -> bool:
-    return BUNDLED_CHECKPOINT.is_file() and st.session_state.get(state.DATASET_KIND) == "demo"
+    return BUNDLED_CHECKPOINT.is_file() and state.data_kind() == "demo"
 
 
 load_bundled_checkpoint = state.load_bundled_checkpoint
@@ -115,13 +115,14 @@ load_bundled_checkpoint = state.load_bundled_checkpoint
 
 def dataset_banner() -> None:
     """One line naming the data in view; synthetic data is always said to be synthetic."""
-    data = state.dataset()
-    if data is None:
+    loaded = state.app().data
+    if loaded is None:
         return
+    data = loaded.dataset
     if data.synthetic:
         st.caption(f"Data: **{data.display_name}**: generated, not recorded from people.")
     else:
-        st.caption(f"Data: **{data.display_name}** ({st.session_state.get(state.DATASET_SOURCE, '')})")
+        st.caption(f"Data: **{data.display_name}** ({loaded.source})")
 
 
 PART_LABELS = {"test": "test (speakers never seen in training)", "valid": "validation", "train": "training"}

@@ -6,13 +6,12 @@ import json
 import streamlit as st
 
 from crossemo_app import clip_view as cv
-from crossemo_app import recorder, ui
+from crossemo_app import recorder, state, ui
 from crossemo_core.clip.decode import SUPPORTED, NamedBytes, source_sha256
 from crossemo_core.clip.report import PLAIN, report_html, verdicts_table
 
 ui.inside_app()
 
-RESULT, BATCH = "clip_result", "clip_batch"
 RECORD_MODES = ("video with sound", "photo + voice")
 
 st.title("Clip verdict")
@@ -23,6 +22,7 @@ ui.explain("Give a short clip of a person speaking. crossemo reads the **face** 
 st.caption("The model was trained on posed photographs (FER2013) and acted speech (RAVDESS) of *different* people; "
            "see checkpoints/clip.md. It judges valence (negative / neutral / positive), not a diagnosis.")
 
+page = state.app().clip
 source = st.radio("Clip", ["Try a sample", "Upload", "Record"], horizontal=True, key="clip_source")
 face_in = voice_in = baseline_in = None
 if source == "Try a sample":
@@ -51,9 +51,8 @@ elif st.radio("Record", RECORD_MODES, horizontal=True, key="clip_record_mode",
     if problem:
         st.error(problem, icon=":material/error:")
     name = take.clip.name if take is not None else None
-    if st.session_state.get("clip_take") != name:  # a take began or ended: the verdict shown is not this take's
-        st.session_state["clip_take"] = name
-        st.session_state.pop(RESULT, None)
+    if page.take != name:  # a take began or ended: the verdict shown is not this take's
+        page.take, page.result = name, None
     if take is not None:
         face_in = take.clip
         st.video(take.clip.data)
@@ -78,18 +77,17 @@ with st.expander("Optional: a calm, neutral baseline clip of the same person"):
 photo_and_voice = source == "Record" and st.session_state.get("clip_record_mode") == RECORD_MODES[1]
 ready = face_in is not None and (not photo_and_voice or voice_in is not None)
 inputs = tuple(cv.input_identity(src) for src in (face_in, voice_in, baseline_in))
-shown = st.session_state.get(RESULT)
-if shown is not None and shown.inputs != inputs:  # the input changed: the verdict shown is not about it any more
-    st.session_state.pop(RESULT)
+if page.result is not None and page.result.inputs != inputs:  # the input changed: the verdict shown is not about it
+    page.result = None
 if st.button("Judge this clip", type="primary", disabled=not ready, key="clip_go"):
-    st.session_state.pop(RESULT, None)  # a failure below must not leave an earlier verdict on screen
+    page.result = None  # a failure below must not leave an earlier verdict on screen
     with ui.guard("judging the clip"):
         with st.spinner("Reading the face and the voice…"):
-            st.session_state[RESULT] = cv.JudgedClip(inputs, cv.judge(face_in, voice_in, baseline_in))
+            page.result = cv.JudgedClip(inputs, cv.judge(face_in, voice_in, baseline_in))
 if not ready:
     st.caption("Give a clip (a recording, or in photo + voice mode both a photo and a voice) to judge.")
 
-judged = st.session_state.get(RESULT)
+judged = page.result
 if judged is not None:
     v = judged.verdict
     st.divider()
@@ -145,8 +143,8 @@ st.subheader("Many clips at once")
 files = st.file_uploader("Videos with sound (one verdict each)", key="clip_batch_files",
                          accept_multiple_files=True)
 batch_inputs = tuple((f.name, f.file_id) for f in files or [])
-if st.session_state.get(BATCH) and st.session_state[BATCH][0] != batch_inputs:
-    st.session_state.pop(BATCH)  # other files now: the table shown was about the old ones
+if page.batch is not None and page.batch[0] != batch_inputs:
+    page.batch = None  # other files now: the table shown was about the old ones
 if st.button("Judge them all", disabled=not files, key="clip_batch_go"):
     rows = []
     progress = st.progress(0.0, text="Judging…")
@@ -158,9 +156,9 @@ if st.button("Judge them all", disabled=not files, key="clip_batch_go"):
             rows.append({"file": f.name, "verdict": None, "error": str(exc), "sha256": source_sha256(clip)})
         progress.progress((i + 1) / len(files), text=f"Judged {i + 1} of {len(files)}")
     progress.empty()
-    st.session_state[BATCH] = (batch_inputs, rows)
-if st.session_state.get(BATCH):
-    _, rows = st.session_state[BATCH]
+    page.batch = (batch_inputs, rows)
+if page.batch is not None:
+    _, rows = page.batch
     table = verdicts_table(rows)
     st.dataframe(table, hide_index=True, key="clip_batch_table")
     st.download_button("Download the table (CSV)", table.to_csv(index=False).encode(), file_name="crossemo-clips.csv",

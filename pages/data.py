@@ -30,12 +30,13 @@ kinds = list(DATA_KINDS)
 st.session_state.setdefault("p_data_kind", "demo")
 kind = state.widget(st.radio, "Dataset", "p_data_kind", kinds, format_func=DATA_KINDS.get)
 
-message = st.session_state.get(state.LOAD_MESSAGE)
+app_state = state.app()
+message = app_state.load_message
 if message is not None:
     (st.success if message[0] == "success" else st.error)(message[1])
-    st.session_state[state.LOAD_MESSAGE] = None
+    app_state.load_message = None
 
-load_job = st.session_state.get(state.LOAD_JOB)
+load_job = app_state.load_job
 busy = load_job is not None and not load_job.finished
 
 
@@ -54,7 +55,7 @@ with ui.guard("loading the data"):
                     "data of yours and is there to try the tool; results on it say nothing about real people.")
         if state.dataset() is None and not busy:
             _load_demo()
-        elif st.session_state.get(state.DATASET_KIND) != "demo":
+        elif state.data_kind() != "demo":
             if st.button("Load the demo data", type="primary", disabled=busy):
                 _load_demo()
     elif kind == "ravdess":
@@ -136,7 +137,7 @@ def _load_progress() -> None:
 
 
 def _draw_load_progress() -> None:
-    job = st.session_state.get(state.LOAD_JOB)
+    job = state.app().load_job
     if job is None:
         return
     snap = job.snapshot()
@@ -171,7 +172,7 @@ c[1].metric("Speakers", f"{summary['n_speakers']:,}")
 c[2].metric("Emotion classes", data.n_classes)
 c[3].metric("Face features", summary["face_dim"])
 c[4].metric("Voice features", summary["voice_dim"])
-report = st.session_state.get(state.DATASET_REPORT) or []
+report = app_state.data.report
 if report:
     with st.expander(f"Loader notes ({len(report)})"):
         for line in report:
@@ -232,7 +233,7 @@ def _normalise() -> None:
     with ui.guard("normalising per person"):
         note = state.apply_normalisation()
         if note:
-            st.session_state[state.LOAD_MESSAGE] = ("success", note)
+            state.app().load_message = ("success", note)
 
 
 state.widget(st.radio, "Normalise each person's features by", state.NORMALISE, references,

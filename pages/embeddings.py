@@ -42,9 +42,10 @@ if method == "umap" and not projection.umap_available():
 
 ep = state.parts()
 data = ep.parts[part]
-jobs: dict = st.session_state[state.JOBS]
-store: dict = st.session_state[state.CACHE]  # the background threads put the embeddings here (plain dict)
-ids = (st.session_state[state.DATA_ID], st.session_state[state.RUN_ID])
+app_state = state.app()
+jobs = app_state.jobs
+store = app_state.cache  # the background threads put the embeddings here (plain dict)
+ids = (app_state.data_id, app_state.run_id)
 n_points = 2 * min(len(data), int(max_pairs))
 
 

@@ -9,7 +9,7 @@ import streamlit as st
 
 from crossemo_app import clip_view as cv
 from crossemo_app import session_view as sv
-from crossemo_app import ui
+from crossemo_app import state, ui
 from crossemo_core.clip.decode import NamedBytes
 from crossemo_core.clip.report import report_html, segments_table
 from crossemo_core.clip.segments import RULE as SEGMENT_RULE
@@ -18,8 +18,6 @@ from crossemo_core.session import BackgroundJob
 
 ui.inside_app()
 
-JOB, RESULT, MEDIA, FIGURE, BASELINE, INPUT = ("session_job", "session_result", "session_media", "session_figure",
-                                               "session_baseline_span", "session_input")
 PLAYER_MAX_BYTES = 500 * 1024 * 1024
 """A file given by path is played in the page up to this size (Streamlit's player serves it from memory)."""
 
@@ -66,15 +64,14 @@ with st.expander("Optional: a per-person baseline from a calm stretch of this re
     calm_end = c2.number_input("to (s)", min_value=1.0, value=20.0, step=5.0, key="session_calm_end")
 
 identity = cv.input_identity(source)
-if st.session_state.get(INPUT) is not None and st.session_state.get(INPUT) != identity:
+page = state.app().session
+if page.input is not None and page.input != identity:
     # another recording now: what is shown (or still being analysed) is about the old one
-    old = st.session_state.get(JOB)
-    if old is not None and not old.finished:
-        old.stop()
-    for key in (JOB, RESULT, FIGURE, MEDIA, INPUT):
-        st.session_state.pop(key, None)
+    if page.job is not None and not page.job.finished:
+        page.job.stop()
+    page.job = page.result = page.figure = page.media = page.input = None
 
-job = st.session_state.get(JOB)
+job = page.job
 running = job is not None and not job.finished
 if st.button("Analyse the session", type="primary", disabled=source is None or running, key="session_go"):
     span = (float(calm_start), float(calm_end)) if use_calm else None
@@ -98,18 +95,16 @@ if st.button("Analyse the session", type="primary", disabled=source is None or r
             return scorer.score(chosen, baseline=calibration, progress=progress,
                                 should_stop=lambda: job.stop_requested)
 
-        for key in (RESULT, FIGURE):
-            st.session_state.pop(key, None)
-        st.session_state[JOB] = BackgroundJob(analyse, name="session").start()
-        st.session_state[MEDIA] = media
-        st.session_state[BASELINE] = span
-        st.session_state[INPUT] = identity
+        page.result = page.figure = None
+        page.job = BackgroundJob(analyse, name="session").start()
+        page.media, page.baseline_span, page.input = media, span, identity
         st.rerun()
 
 
 def _progress() -> None:
     with ui.guard("the session analysis"):
-        job = st.session_state.get(JOB)
+        page = state.app().session
+        job = page.job
         if job is None:
             return
         snap = job.snapshot()
@@ -118,8 +113,8 @@ def _progress() -> None:
             if st.button("Stop (keep what was analysed)", key="session_stop"):
                 job.stop()
             return
-        if st.session_state.get(RESULT) is None and snap.result is not None:
-            st.session_state[RESULT] = snap.result
+        if page.result is None and snap.result is not None:
+            page.result = snap.result
             st.rerun()
         if snap.state == "failed":
             st.error(f"The analysis failed: {snap.error}", icon=":material/error:")
@@ -130,7 +125,8 @@ st.fragment(_progress, run_every=1.0 if running else None)()
 
 @st.fragment
 def _results() -> None:
-    v = st.session_state.get(RESULT)
+    page = state.app().session
+    v = page.result
     if v is None:
         return
     st.divider()
@@ -141,17 +137,16 @@ def _results() -> None:
     st.markdown(f"### {v.session.sentence()}")
     if v.partial:
         st.warning(f"Stopped early: {v.partial}", icon=":material/pause_circle:")
-    span = st.session_state.get(BASELINE)
+    span = page.baseline_span
     if v.calibrated and span:
         st.caption(f"Judged relative to the calm stretch {fmt_clock(span[0])}-{fmt_clock(span[1])} of this recording.")
     for column, (label, value, help_text) in zip(st.columns(5), sv.summary_numbers(v)):
         column.metric(label, value, help=help_text)
     st.caption(f"Whole recording: {v.label} (probability of inconsistency "
                f"{'–' if v.p_inconsistent is None else f'{v.p_inconsistent:.2f}'}). {v.reason}")
-    figure = st.session_state.get(FIGURE)
+    figure = page.figure
     if figure is None or figure[0] is not v:
-        figure = (v, sv.timeline_figure(v))
-        st.session_state[FIGURE] = figure
+        figure = page.figure = (v, sv.timeline_figure(v))
     st.plotly_chart(figure[1], key="session_timeline")
 
     st.subheader("Stretches of inconsistency", help=SEGMENT_RULE)
@@ -170,7 +165,7 @@ def _results() -> None:
             start = float(table["start_s"].iloc[picked[0]])
         elif jump != labels[0]:
             start = float(table["start_s"].iloc[labels.index(jump) - 1])
-    media = st.session_state.get(MEDIA)
+    media = page.media
     if isinstance(media, str) and Path(media).stat().st_size > PLAYER_MAX_BYTES:
         st.info(f"The file is too large to play in the page (the player keeps it in memory): open it in a video "
                 f"player at {fmt_clock(start)}.", icon=":material/info:")

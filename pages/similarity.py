@@ -59,7 +59,7 @@ def _apply_rule() -> None:
     try:
         state.set_value(state.THRESHOLD, round(_rule_value(st.session_state["p_sim_rule"]), 4))
     except Exception as exc:  # noqa: BLE001 - shown on the page
-        st.session_state["sim_rule_error"] = str(exc)
+        state.app().threshold_rule_error = str(exc)
 
 
 st.session_state.setdefault("p_sim_stage", "after")
@@ -70,7 +70,8 @@ part = ui.part_select("p_sim_part", c2)
 st.session_state.setdefault("p_sim_rule", "posterior")
 state.widget(c3.selectbox, "Start the threshold from", "p_sim_rule", list(RULES), format_func=RULES.get,
              on_change=_apply_rule)
-if st.session_state.pop("sim_rule_error", None):
+if state.app().threshold_rule_error is not None:
+    state.app().threshold_rule_error = None
     st.error("The Youden threshold needs consistent and inconsistent validation pairs; the threshold was kept.")
 threshold = state.widget(st.slider,
                          "Decision threshold on the probability of inconsistency (flag a pair when it is at least "

@@ -34,5 +34,5 @@ with researcher:
 data, det = state.dataset(), state.detector()
 runs, _ = state.run_store().runs()
 st.caption(f"Data loaded: {data.display_name if data is not None else 'none'} · model in use: "
-           f"{st.session_state[state.DETECTOR_SOURCE] if det is not None else 'none yet'} · "
+           f"{state.detector_source()} · "
            f"{len(runs)} run(s) kept in the workspace {state.run_store().root}")

@@ -9,70 +9,33 @@ import streamlit as st
 import torch
 
 from crossemo_app import charts, runs_view, state, ui
+from crossemo_app.train_form import DEMO_EPOCHS, PRESET_LABELS, TrainForm
 from crossemo_core import reports, workspace
 from crossemo_core.baselines import METHODS
-from crossemo_core.config import PRESETS, LossConfig, ModelConfig, TrainConfig
-from crossemo_core.experiment import config_for
-from crossemo_core.profiles import describe as describe_profile
-from crossemo_core.profiles import resolve_settings
+from crossemo_core.config import PRESETS
 from crossemo_core.detector import Detector
+from crossemo_core.profiles import describe as describe_profile
 from crossemo_core.session import TrainingJob
 from crossemo_core.training import describe_device, resolve_device
 
 ui.inside_app()
 
-DEMO_EPOCHS = 3  # [ours] the demo's default: a run takes well under a minute on 2 CPU cores (paper: 30)
-PRESET_LABELS = {"profile": "best known for this data (its profile)",
-                 "paper": "paper (SIR-HCL: SGD, lr 1e-4, batch 16)",
-                 "fast": "fast [ours, not the paper's]: Adam, lr 1e-3, batch 32"}
-TRAIN_KEYS = ("optimizer", "lr", "momentum", "weight_decay", "lr_step_epochs", "lr_gamma", "batch_size", "epochs",
-              "patience", "grad_clip")
-LOSS_KEYS = ("lambda_intra", "lambda_cross", "lambda_hard", "k", "tau", "use_share", "use_intra", "use_cross",
-             "use_hard", "hard_loss")
-MODEL_KEYS = ("hidden_size", "embedding_size", "dropout", "eta_init")
-TRAIN_FIELDS = set(TRAIN_KEYS) | {"training_labels", "refit", "mixture_var_floor"}
-
-
-def _resolved(choice: str) -> tuple[str, dict]:
-    """(preset, overrides) of a preset choice: ``profile`` is the loaded data kind's best-known profile."""
-    return resolve_settings(st.session_state.get(state.DATASET_KIND) or "demo", None if choice == "profile" else choice,
-                            {})
-
-
-def _default_epochs(choice: str) -> int:
-    if st.session_state.get(state.DATASET_KIND) == "demo":
-        return DEMO_EPOCHS
-    preset, overrides = _resolved(choice)
-    return int(overrides.get("epochs", PRESETS[preset]["epochs"]))
-
-
-def _values(choice: str) -> dict:
-    """Every widget's value for a preset choice (the loss and model settings are the paper's in every preset)."""
-    preset, overrides = _resolved(choice)
-    train = TrainConfig(**{**PRESETS[preset], **{k: v for k, v in overrides.items() if k in TRAIN_FIELDS}})
-    loss = LossConfig(**{k: v for k, v in overrides.items() if k in LOSS_KEYS})
-    model = ModelConfig(face_dim=1, voice_dim=1, **{k: v for k, v in overrides.items() if k in MODEL_KEYS})
-    return {"p_training_labels": train.training_labels, "p_refit": train.refit,
-            **{f"p_{k}": getattr(train, k) for k in TRAIN_KEYS}, **{f"p_{k}": getattr(loss, k) for k in LOSS_KEYS},
-            **{f"p_{k}": getattr(model, k) for k in MODEL_KEYS}, "p_epochs": _default_epochs(choice)}
-
 
 def apply_preset() -> None:
     """Fill the widgets with the chosen preset's (or profile's) values."""
-    for key, value in _values(st.session_state["p_preset"]).items():
+    chosen = TrainForm.for_preset(state.data_kind(), st.session_state["p_preset"])
+    for key, value in chosen.widget_values(run_settings_only=True).items():
         state.set_value(key, value)
-    st.session_state["p_epochs_for"] = st.session_state.get(state.DATASET_KIND)
+    st.session_state["p_epochs_for"] = state.data_kind()
 
 
 def _init_widgets() -> None:
     """First visit: the data's best-known profile; later: keep the user's, but re-default for new data kinds."""
     if "p_preset" not in st.session_state:
-        defaults = {"p_preset": "profile", "p_method": "sir-hcl", "p_threshold_rule": "posterior",
-                    "p_device": "auto", "p_num_threads": 1, **_values("profile")}
-        for key, value in defaults.items():
+        for key, value in TrainForm.for_preset(state.data_kind()).widget_values().items():
             st.session_state[key] = value
-        st.session_state["p_epochs_for"] = st.session_state.get(state.DATASET_KIND)
-    elif st.session_state.get("p_epochs_for") != st.session_state.get(state.DATASET_KIND):
+        st.session_state["p_epochs_for"] = state.data_kind()
+    elif st.session_state.get("p_epochs_for") != state.data_kind():
         apply_preset()
 
 
@@ -89,8 +52,8 @@ if not ui.need_dataset():
 
 data = state.dataset()
 _init_widgets()
-job: TrainingJob | None = st.session_state.get(state.TRAIN_JOB)
-running = job is not None and not job.finished
+job: TrainingJob | None = state.training_job()
+running = state.training_running()
 
 ep = state.train_parts()
 st.caption(f"Split from the Data page: seed {ep.seed}, inconsistent-pair rate {ep.rate}"
@@ -109,10 +72,10 @@ state.widget(st.radio, "Preset", "p_preset", list(PRESET_LABELS), format_func=PR
          horizontal=True, disabled=running,
          help="The data's profile holds the best settings we measured for this kind of data; 'paper' is the "
               "paper's; 'fast' is our own optimiser setting for quick runs and is reported as such.")
-st.caption("Settings: " + describe_profile(st.session_state.get(state.DATASET_KIND) or "demo",
+st.caption("Settings: " + describe_profile(state.data_kind() or "demo",
                                            None if st.session_state["p_preset"] == "profile"
                                            else st.session_state["p_preset"]))
-if st.session_state.get(state.DATASET_KIND) == "demo":
+if state.data_kind() == "demo":
     st.caption(f"On the demo, epochs default to {DEMO_EPOCHS} (ours) so a run takes well under a minute on a laptop "
                f"CPU; the paper trains for {PRESETS['paper']['epochs']}. The paper's SGD at lr 1e-4 learns slowly: in "
                f"{DEMO_EPOCHS} epochs it barely moves. To watch the model learn in seconds, pick the fast preset "
@@ -195,24 +158,14 @@ with ui.guard("device"):
                                           f"threads)"))
 
 
-def _config():
-    overrides = {k: st.session_state[f"p_{k}"] for k in TRAIN_KEYS + LOSS_KEYS + MODEL_KEYS}
-    for key in ("batch_size", "epochs", "patience", "lr_step_epochs", "k", "hidden_size", "embedding_size"):
-        overrides[key] = int(overrides[key])
-    overrides["training_labels"] = "classes" if data.emotion_names is None else st.session_state["p_training_labels"]
-    overrides["refit"] = bool(st.session_state["p_refit"]) and st.session_state["p_threshold_rule"] != "youden"
-    preset, profile = _resolved(st.session_state["p_preset"])
-    return config_for(data, preset, seed=ep.seed, abnormal_rate=ep.rate, threshold=st.session_state["p_threshold_rule"],
-                      device=st.session_state["p_device"], **{**profile, **overrides})
-
-
 b1, b2, _ = st.columns([1, 1, 4])
 if b1.button("Start training", type="primary", disabled=running, key="start_training"):
     with ui.guard("starting training"):
+        form = TrainForm.read(st.session_state)
         state.start_training(TrainingJob(
-            _config(), data, method=st.session_state["p_method"], num_threads=int(st.session_state["p_num_threads"]),
-            compare_with=state.detector(), store=state.run_store(),
-            data_kind=st.session_state.get(state.DATASET_KIND) or ""))
+            form.experiment_config(data, state.data_kind(), ep.seed, ep.rate), data, method=form.method,
+            num_threads=form.num_threads, compare_with=state.detector(), store=state.run_store(),
+            data_kind=state.data_kind() or ""))
         st.rerun()
 if b2.button("Stop", disabled=not running, key="stop_training",
              help="Ends after the current batch. The model in use stays; the stopped run's best epoch is compared "
@@ -228,12 +181,12 @@ def _live() -> None:
 
 
 def _draw_live() -> None:
-    job = st.session_state.get(state.TRAIN_JOB)
+    job = state.training_job()
     if job is None:
         st.caption("No training run yet in this session.")
         return
     snap = job.snapshot()
-    if snap.finished and st.session_state.get(state.SEEN_JOB) != id(job):
+    if snap.finished and state.app().seen_job != id(job):
         st.rerun()  # the full rerun shows the comparison card and updates the sidebar
     if snap.state == "running":
         label = "Stopping after this batch; the model in use stays…" if job.stop_requested else (
@@ -272,7 +225,7 @@ def _draw_live() -> None:
 st.header("Live curves")
 st.fragment(_live, run_every=1.0 if running else None)()
 with ui.guard("comparing the new model with the model in use"):
-    job = st.session_state.get(state.TRAIN_JOB)
+    job = state.training_job()
     outcome = None if job is None or not job.finished else job.outcome
     if outcome is not None:
         if outcome.store_error:
@@ -281,7 +234,7 @@ with ui.guard("comparing the new model with the model in use"):
             st.header("New model or the model in use?")
             decision = state.run_decision()
             choice = runs_view.comparison_card(outcome.comparison, key="run", decided=decision,
-                                        current_name=st.session_state[state.DETECTOR_SOURCE])
+                                        current_name=state.detector_source())
             if choice == "use":
                 state.use_run_model()
                 st.rerun()
@@ -303,7 +256,7 @@ with save_col:
     if det is None:
         st.caption("Train a model or load a checkpoint first.")
     else:
-        st.markdown(f"Current model: {st.session_state[state.DETECTOR_SOURCE]}")
+        st.markdown(f"Current model: {state.detector_source()}")
         with ui.guard("preparing the checkpoint"):
             blob = state.cached(("checkpoint_bytes",), lambda: workspace.checkpoint_bytes(det))
             st.download_button("Download checkpoint (.pt)", blob, file_name="crossemo-model.pt",

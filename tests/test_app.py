@@ -38,7 +38,7 @@ def new_app() -> AppTest:
 
 def wk(at: AppTest, key: str) -> str:
     """The widget key that shows the value stored under ``key`` (see crossemo_app.state.widget_key)."""
-    versions = at.session_state["widget_versions"] if "widget_versions" in at.session_state else {}
+    versions = at.session_state["app"].widget_versions if "app" in at.session_state else {}
     v = versions.get(key, 0)
     return f"w_{key}" if v == 0 else f"w_{key}~{v}"
 
@@ -83,7 +83,7 @@ def no_progress(at: AppTest) -> bool:
 
 
 def training_done(at: AppTest) -> bool:
-    job = at.session_state["train_job"] if "train_job" in at.session_state else None
+    job = at.session_state["app"].train_job if "app" in at.session_state else None
     return job is not None and job.finished and any("Training" in s.value
                                                     for s in [*at.success, *at.warning, *at.error])
 
@@ -98,7 +98,8 @@ def use_new_model(at: AppTest) -> None:
 
 
 def state_detector(at: AppTest):
-    return at.session_state["detector"]
+    model = at.session_state["app"].model
+    return None if model is None else model.detector
 
 
 def sidebar(at: AppTest) -> str:
@@ -196,7 +197,7 @@ def test_a_baseline_trains_with_live_curves_and_leaves_the_model_in_use():
     at.button(key="start_training").click().run()
     run_until(at, training_done, what="the baseline run")
     assert_clean(at)
-    job = at.session_state["train_job"]
+    job = at.session_state["app"].train_job
     assert job.state == "done" and len(job.snapshot().epochs) == 2
     assert any(m.label == "AUC" for m in at.metric)
     assert "bundled demo checkpoint" in "\n".join(m.value for m in at.sidebar.markdown)
@@ -216,7 +217,7 @@ def test_stop_keeps_the_model_in_use_until_asked_and_checkpoints_round_trip(tmp_
     at.radio(key=wk(at, "p_preset")).set_value("fast").run()
     at.number_input(key=wk(at, "p_epochs")).set_value(200).run()
     at.button(key="start_training").click().run()
-    job = at.session_state["train_job"]
+    job = at.session_state["app"].train_job
     run_until(at, lambda a: len(job.snapshot().epochs) >= 1, what="the first epoch")
     assert at.get("progress")  # live progress while it runs, with the time left
     assert re.search(r"\((\d+) s, (about .+ left|estimating the time left)\)", at.get("progress")[0].proto.text)
@@ -274,7 +275,7 @@ def test_refit_option_trains_again_on_train_and_valid():
     assert at.checkbox(key=wk(at, "p_refit")).disabled  # the Youden threshold is chosen on the validation pairs
     at.selectbox(key=wk(at, "p_threshold_rule")).set_value("posterior").run()
     train(at, epochs=2, refit=True)
-    outcome = at.session_state["train_job"].outcome
+    outcome = at.session_state["app"].train_job.outcome
     refit = outcome.training.detector.metadata["refit"]
     assert outcome.training.detector.config.train.refit and refit["completed"]
     assert any(f"then {refit['epochs']} epoch(s) on train + valid (that network is kept)" in s.value
@@ -366,7 +367,7 @@ def test_ravdess_folder_flow():
     at.text_input(key=wk(at, "p_ravdess_path")).input(os.path.relpath(RAVDESS, Path.cwd())).run()
     at.text_input(key=wk(at, "p_ravdess_actors")).input("1-3").run()
     at.button[0].click().run()
-    run_until(at, lambda a: a.session_state["dataset_kind"] == "ravdess" or bool(a.error), timeout=240,
+    run_until(at, lambda a: a.session_state["app"].data.kind == "ravdess" or bool(a.error), timeout=240,
               what="RAVDESS loading")
     assert_clean(at)
     assert metric(at, "Speakers") == "3"
@@ -379,7 +380,7 @@ def test_ravdess_folder_flow():
     at.button(key="start_training").click().run()
     run_until(at, training_done, what="training")
     assert_clean(at)
-    detector = at.session_state["train_job"].outcome.training.detector
+    detector = at.session_state["app"].train_job.outcome.training.detector
     assert detector.config.train.training_labels == "emotions" and detector.model.classifier.out_features == 8
     assert state_detector(at) is None  # the demo model did not fit RAVDESS; the new run waits for a decision
     use_new_model(at)
@@ -394,7 +395,7 @@ def test_ravdess_folder_flow():
 def test_a_finished_run_waits_for_a_decision_is_kept_and_comes_back_after_a_reload():
     at = new_app()
     train(at, epochs=1)
-    job = at.session_state["train_job"]
+    job = at.session_state["app"].train_job
     assert "bundled demo checkpoint" in sidebar(at)  # nothing replaced by itself
     assert any(b.key == "use_new_run" for b in at.button) and any(b.key == "keep_old_run" for b in at.button)
     at.button(key="keep_old_run").click().run()
@@ -407,18 +408,18 @@ def test_a_finished_run_waits_for_a_decision_is_kept_and_comes_back_after_a_relo
     assert stored.run_id in list(runs["run"])
 
     # a reload: a new session that opens with this session's ?s= token gets data, model and run back
-    token = at.session_state["session_token"]
+    token = at.session_state["app"].token
     again = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT)
     again.query_params["s"] = token
     again.switch_page("pages/train.py")
     again.run()
     assert_clean(again)
-    assert again.session_state["train_job"] is job
+    assert again.session_state["app"].train_job is job
     assert any("You kept the model in use" in i.value for i in again.info)
 
     # a new tab (no token): its own session, the bundled model, and the kept run listed in the workspace
     other = goto(new_app(), "train")
-    assert other.session_state["train_job"] is None and other.session_state["session_token"] != token
+    assert other.session_state["app"].train_job is None and other.session_state["app"].token != token
     runs = next(df.value for df in other.dataframe if "fits the data loaded now" in df.value.columns)
     assert stored.run_id in list(runs["run"])
     other.selectbox(key=wk(other, "p_workspace_run")).set_value(stored.run_id).run()
@@ -434,21 +435,21 @@ def test_a_finished_run_waits_for_a_decision_is_kept_and_comes_back_after_a_relo
 
 def test_per_person_normalisation_is_a_data_option_used_in_training_and_undone_by_none():
     at = goto(new_app(), "data")
-    raw = at.session_state["dataset"]
+    raw = at.session_state["app"].data.dataset
     at.radio(key=wk(at, "p_normalise")).set_value("neutral").run()
     assert_clean(at)
-    data = at.session_state["dataset"]
+    data = at.session_state["app"].data.dataset
     assert data is not raw and data.extractor["voice"].endswith("+speaker-neutral") and len(data) == len(raw)
     assert any("does not fit these features" in s.value for s in at.success)  # the raw-feature model is set aside
-    assert at.session_state["detector"] is None
-    assert "per-person normalised on neutral clips" in at.session_state["dataset_source"]
+    assert at.session_state["app"].model is None
+    assert "per-person normalised on neutral clips" in at.session_state["app"].data.source
     train(at, epochs=1)
-    detector = at.session_state["train_job"].outcome.training.detector
+    detector = at.session_state["app"].train_job.outcome.training.detector
     assert detector.schema["extractor"]["voice"].endswith("+speaker-neutral")
     goto(at, "data")
     at.radio(key=wk(at, "p_normalise")).set_value("none").run()
     assert_clean(at)
-    assert at.session_state["dataset"] is raw
+    assert at.session_state["app"].data.dataset is raw
 
 
 def test_remembered_tabs_are_bounded_in_number_and_time(monkeypatch):

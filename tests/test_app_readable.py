@@ -185,7 +185,7 @@ def test_verdict_table_starts_with_verdict_probability_and_reason(demo_app):
 def test_threshold_moves_on_either_page_recompute_only_the_decision(demo_app):
     at = goto(demo_app, "verdicts")
     calls = []
-    det = at.session_state["detector"]
+    det = at.session_state["app"].model.detector
     original = type(det).score
     det.score = lambda data, *a, **k: calls.append(1) or original(det, data, *a, **k)  # counts re-scoring
     try:
@@ -216,22 +216,22 @@ def test_threshold_moves_on_either_page_recompute_only_the_decision(demo_app):
 def test_projection_is_computed_once_and_kept_across_pages(demo_app):
     at = goto(demo_app, "embeddings")
     run_until(at, lambda a: not a.get("progress"), timeout=180, what="t-SNE")
-    jobs = dict(at.session_state["jobs"])
+    jobs = dict(at.session_state["app"].jobs)
     assert len([k for k in jobs if k[0] == "projection"]) == 2  # before and after training
-    embedded = [k for k in at.session_state["cache"] if k[0] == "embeddings"]
+    embedded = [k for k in at.session_state["app"].cache if k[0] == "embeddings"]
     assert len(embedded) == 2
     goto(at, "similarity")
     goto(at, "verdicts")
     goto(at, "embeddings")
     assert_clean(at)
     assert not at.get("progress") and len(at.get("plotly_chart")) == 2  # drawn at once, nothing recomputed
-    assert all(at.session_state["jobs"][k] is job for k, job in jobs.items())
+    assert all(at.session_state["app"].jobs[k] is job for k, job in jobs.items())
     at.selectbox(key=wk(at, "p_emb_colour")).set_value("emotion").run()  # another colouring: the same maps
-    assert not at.get("progress") and set(at.session_state["jobs"]) == set(jobs)
+    assert not at.get("progress") and set(at.session_state["app"].jobs) == set(jobs)
     at.selectbox(key=wk(at, "p_emb_colour")).set_value("status").run()
 
     # A new seed makes new maps but reuses the embeddings (the network does not run again).
-    det = at.session_state["detector"]
+    det = at.session_state["app"].model.detector
     calls = []
     original = type(det).embed
     det.embed = lambda data, *a, **k: calls.append(1) or original(det, data, *a, **k)
@@ -243,7 +243,7 @@ def test_projection_is_computed_once_and_kept_across_pages(demo_app):
                   timeout=180, what="t-SNE with seed 1")
         assert_clean(at)
         assert not calls
-        assert len([k for k in at.session_state["jobs"] if k[0] == "projection"]) == 4
+        assert len([k for k in at.session_state["app"].jobs if k[0] == "projection"]) == 4
         for text in texts:  # every progress line says how far it is, in time
             assert re.search(r"\d+ s, (about .+ left|taking longer than the expected)|\(\d+ s\)", text), text
     finally:
@@ -264,12 +264,12 @@ def test_a_failed_projection_stays_failed_until_try_again(demo_app, monkeypatch)
     monkeypatch.setattr(projection, "embedding_map", broken)
     at.number_input(key=wk(at, "p_emb_seed")).set_value(7).run()
     run_until(at, lambda a: len(a.error) == 2, timeout=60, what="the failing projections")
-    failed = {k: j for k, j in at.session_state["jobs"].items() if k[4] == 7}
+    failed = {k: j for k, j in at.session_state["app"].jobs.items() if k[4] == 7}
     assert len(failed) == 2 and all(j.state == "failed" for j in failed.values())
     for _ in range(3):  # no restart loop: the failed jobs stay as they are
         time.sleep(0.5)
         at.run()
-        assert {k: j for k, j in at.session_state["jobs"].items() if k[4] == 7} == failed
+        assert {k: j for k, j in at.session_state["app"].jobs.items() if k[4] == 7} == failed
     assert any("diverged" in e.value for e in at.error)
     monkeypatch.setattr(projection, "embedding_map", real)
     for stage in ("before", "after"):

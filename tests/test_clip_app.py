@@ -62,14 +62,14 @@ def test_a_verdict_names_its_input_and_goes_when_the_input_changes_or_fails() ->
     assert at.get("download_button")
     box = at.selectbox(key="clip_sample")
     box.set_value(box.options[1]).run()  # another sample: the verdict shown was not about it
-    assert "clip_result" not in at.session_state and not at.get("download_button")
+    assert at.session_state["app"].clip.result is None and not at.get("download_button")
     box.set_value(box.options[0]).run()
     at.button(key="clip_go").click().run()
-    assert at.session_state["clip_result"].verdict.sha256 == digest
+    assert at.session_state["app"].clip.result.verdict.sha256 == digest
     with mock.patch.object(clip_view, "judge", side_effect=_DataError("the file is damaged")):
         at.button(key="clip_go").click().run()  # judging the same input again fails
     assert any("the file is damaged" in e.value for e in at.error)
-    assert "clip_result" not in at.session_state and not at.get("download_button")  # nothing left to mislabel
+    assert at.session_state["app"].clip.result is None and not at.get("download_button")  # nothing left to mislabel
 
 
 @pytest.mark.slow
@@ -345,9 +345,9 @@ def test_a_finished_recording_is_shown_kept_on_request_and_judged() -> None:
     text = "\n".join(str(m.value) for m in at.markdown)
     assert f"**{take.clip.name}**" in text and "UNDETERMINED" in text
     assert "no face in most frames" in text  # the flashing test picture has no face: the upload's reason
-    assert at.session_state["clip_result"].verdict.file == take.clip.name
+    assert at.session_state["app"].clip.result.verdict.file == take.clip.name
     with mock.patch("streamlit_webrtc.component.get_this_session_info", return_value=None):
         del at.session_state["clip_webrtc_done"]  # what pressing Start again does to the last take
         at.run()
-    assert "clip_result" not in at.session_state  # its verdict goes with it
+    assert at.session_state["app"].clip.result is None  # its verdict goes with it
     assert not any("**recording-" in str(m.value) for m in at.markdown)

@@ -40,13 +40,13 @@ def test_session_page_analyses_the_sample_with_a_calm_stretch_and_plays_a_stretc
     at.button(key="session_go").click().run()
     assert not at.exception, [e.value for e in at.exception]
     deadline = time.time() + TIMEOUT
-    while "session_result" not in at.session_state or at.session_state["session_result"] is None:
+    while at.session_state["app"].session.result is None:
         assert time.time() < deadline, "the session analysis did not finish"
         assert not at.error, [e.value for e in at.error]
         time.sleep(1.0)
         at.run()
     assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
-    v = at.session_state["session_result"]
+    v = at.session_state["app"].session.result
     assert 70 <= v.duration_s <= 80 and v.calibrated and v.partial is None  # whole clips until >= 70 s
     text = _texts(at)
     assert "STRETCH" in text and "Judged relative to the calm stretch 0:00-0:06" in text
@@ -63,7 +63,8 @@ def test_session_page_analyses_the_sample_with_a_calm_stretch_and_plays_a_stretc
         assert at.get("video")[0].proto.start_time == int(start)
     assert len(v.sha256) == 64 and f"(sha256 {v.sha256[:16]}" in _texts(at)
     at.radio(key="session_source").set_value("A file on this computer").run()  # another recording: results go
-    assert "session_result" not in at.session_state and not at.get("plotly_chart") and not at.get("download_button")
+    assert at.session_state["app"].session.result is None
+    assert not at.get("plotly_chart") and not at.get("download_button")
 
 
 def _hour_long_result() -> SimpleNamespace:
@@ -93,7 +94,7 @@ def test_an_hour_long_result_renders_its_timeline_and_stretches() -> None:
     at = _session_page()
     result = _hour_long_result()
     assert result.session.n_inconsistent >= 8
-    at.session_state["session_result"] = result
+    at.session_state["app"].session.result = result
     at.run()
     assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
     assert len(at.get("plotly_chart")) == 1
@@ -103,5 +104,5 @@ def test_an_hour_long_result_renders_its_timeline_and_stretches() -> None:
     jump.set_value(jump.options[2]).run()  # the second stretch: the figure is not rebuilt
     assert not at.exception
     second = [s for s in result.segments if s.outcome == "inconsistent"][1]
-    assert at.session_state["session_figure"][0] is result and second.start > 0
+    assert at.session_state["app"].session.figure[0] is result and second.start > 0
     assert len(at.dataframe[1].value) == len(result.segments)

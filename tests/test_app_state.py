@@ -1,0 +1,86 @@
+"""The app's typed state (crossemo_app.state.AppState) and the Train page's form (crossemo_app.train_form), without a
+browser: each property on its own."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from crossemo_app.state import AppState, ClipPage, LoadedData, ModelInUse, SessionPage
+from crossemo_app.train_form import DEMO_EPOCHS, PAGE_FIELDS, TrainForm
+from crossemo_core import workspace
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return workspace.load_dataset("demo")
+
+
+def test_a_reload_gets_data_model_and_runs_back_but_not_a_load_or_the_pages_results(demo):
+    s = AppState(token="t", data=LoadedData(demo, "demo", "here", [], demo, "here", []), data_id=3,
+                 model=ModelInUse(object(), "bundled"), run_id=2, load_job=object(), load_message=("success", "x"),
+                 train_job=object(), cache={("k",): 1}, widget_versions={"p_lr": 1},
+                 clip=ClipPage(take="take.mp4"), session=SessionPage(media=b"x"), just_restored=True)
+    again = s.for_reload()
+    assert again is not s and again.token == "t" and again.data is s.data and again.model is s.model
+    assert again.train_job is s.train_job and again.cache is s.cache and again.widget_versions == {"p_lr": 1}
+    assert (again.data_id, again.run_id) == (3, 2)
+    assert again.load_job is None and again.load_message is None and not again.just_restored
+    assert again.clip == ClipPage() and again.session == SessionPage()
+    again.run_id += 1  # the copy is its own: a restored tab does not move the other tab's counters
+    assert s.run_id == 2
+
+
+def test_demo_form_is_its_profile_with_the_short_demo_run():
+    form = TrainForm.for_preset("demo")
+    assert form.preset == "profile" and form.method == "sir-hcl" and form.epochs == DEMO_EPOCHS
+    assert TrainForm.for_preset(None) == form  # nothing loaded yet counts as the demo
+
+
+def test_a_named_preset_gives_its_own_optimiser_settings():
+    paper, fast = TrainForm.for_preset("mosi", "paper"), TrainForm.for_preset("mosi", "fast")
+    assert (paper.optimizer, paper.lr, paper.batch_size, paper.epochs) == ("sgd", 1e-4, 16, 30)
+    assert (fast.optimizer, fast.lr, fast.batch_size) == ("adam", 1e-3, 32)
+
+
+def test_ravdess_profile_learns_the_emotions_and_refits():
+    form = TrainForm.for_preset("ravdess")
+    assert form.training_labels == "emotions" and form.refit
+
+
+def test_widget_values_read_back_to_the_same_form_with_types_restored():
+    form = TrainForm.for_preset("demo", "fast")
+    values = form.widget_values()
+    assert set(values) == {f"p_{f.name}" for f in dataclasses.fields(TrainForm)}
+    assert TrainForm.read(values) == form
+    values.update(p_epochs=4.0, p_batch_size=8.0, p_lr=1, p_k=3.0)  # what number boxes give back
+    read = TrainForm.read(values)
+    assert (read.epochs, read.batch_size, read.k) == (4, 8, 3) and all(
+        type(v) is int for v in (read.epochs, read.batch_size, read.k))
+    assert read.lr == 1.0 and type(read.lr) is float
+    with pytest.raises(ValueError, match="whole number"):
+        TrainForm.read({**values, "p_epochs": 2.5})
+    with pytest.raises(KeyError):
+        TrainForm.read({k: v for k, v in values.items() if k != "p_tau"})
+
+
+def test_a_preset_change_leaves_the_page_choices_alone():
+    values = TrainForm.for_preset("demo").widget_values(run_settings_only=True)
+    assert not {f"p_{name}" for name in PAGE_FIELDS} & set(values) and "p_lr" in values
+
+
+def test_the_run_configuration_takes_every_setting_of_the_form(demo):
+    form = dataclasses.replace(TrainForm.for_preset("demo", "fast"), epochs=2, lr=5e-4, tau=0.5, use_hard=False,
+                               hidden_size=32, threshold_rule="youden", refit=True, training_labels="emotions")
+    config = form.experiment_config(demo, "demo", seed=7, rate=0.3)
+    assert (config.train.epochs, config.train.lr, config.train.seed, config.train.abnormal_rate) == (2, 5e-4, 7, 0.3)
+    assert (config.loss.tau, config.loss.use_hard, config.model.hidden_size) == (0.5, False, 32)
+    assert config.train.threshold == "youden" and not config.train.refit  # a refit would train on its pairs
+    assert demo.emotion_names is None and config.train.training_labels == "classes"  # no finer emotions here
+    assert dataclasses.replace(form, threshold_rule="posterior").experiment_config(demo, "demo", 0, 0.5).train.refit
+
+
+def test_a_setting_out_of_range_is_refused_when_the_run_is_configured(demo):
+    form = dataclasses.replace(TrainForm.for_preset("demo"), batch_size=1)
+    with pytest.raises(ValueError, match="batch_size"):
+        form.experiment_config(demo, "demo", 0, 0.5)
