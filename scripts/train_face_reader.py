@@ -21,13 +21,14 @@ Stages (``--stages``, all by default, in this order):
                 enlarged back, as small faces reach the reader.
 ``evaluate``    FER2013 PublicTest and CK+48 (never used for a choice), PublicTest shrunk to 44, 40, 32 and 24 pixels
                 with and without the small-face network, blendshape detection rate and latency per frame ->
-                ``docs/readers_face.json`` (aggregates only).
+                ``--report`` (default ``docs/readers_face.json``; aggregates only, with the command that made them).
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
 import json
+import os
 import sys
 import time
 from collections.abc import Mapping
@@ -372,6 +373,8 @@ def main() -> int:
     ap.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128, 256])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--report", type=Path, default=REPO / "docs" / "readers_face.json",
+                    help="where the evaluate stage writes its JSON (default: the shipped reader's docs file)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -406,7 +409,8 @@ def main() -> int:
         stacker_meta = reader.stacker.meta
         report = {
             "what": "face reader (crossemo_core/readers/face.py): FER2013 PublicTest and CK+48, aggregates only",
-            "command": "OMP_NUM_THREADS=1 python scripts/train_face_reader.py --data ../shared/data --threads 1",
+            "command": " ".join(["python", "scripts/train_face_reader.py", *sys.argv[1:]]),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
             "expression_network": {"file": cnn_path.name, "sha256": sha256(cnn_path),
                                    **{k: reader.expression.meta[k] for k in ("settings", "train_seconds", "history")}},
             "stacker": {k: stacker_meta[k] for k in ("fitted_on", "selection", "chosen", "best_network_only",
@@ -419,7 +423,7 @@ def main() -> int:
             "latency_per_frame_1_thread": measure_latency(reader),
             "threads": torch.get_num_threads()}
         report["evaluate_seconds"] = round(time.perf_counter() - t0, 1)
-        out = REPO / "docs" / "readers_face.json"
+        out = args.report
         atomic_write_text(out, json.dumps(report, indent=1) + "\n")
         print(json.dumps({k: report[k] for k in ("fer2013_publictest", "ckplus48", "fer2013_publictest_small_faces",
                                                  "latency_per_frame_1_thread")},
