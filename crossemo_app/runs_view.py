@@ -41,7 +41,7 @@ def comparison_card(comparison: RunComparison, key: str, decided: str | None, cu
     box = st.container(border=True)
     box.markdown(f"**{comparison.summary}**")
     box.caption(f"Both models scored on the same {c.n_pairs} test pairs (speakers the new run never saw). Model in "
-                f"use: {current_name or 'none'}.")
+                f"use: {current_name}.")
     box.dataframe(comparison_table(comparison), key=f"comparison_{key}")
     for flag in comparison.flags:
         box.warning(f"Flagged: {flag}.", icon=":material/flag:")

@@ -12,7 +12,8 @@ A finished run never replaces the model in use by itself: the Train page shows i
 Every finished run is kept in the workspace folder (:func:`run_store`) and listed there after a reload or a restart.
 
 A reload starts a new Streamlit session; the state (data, model, training job, widget values, cached views; not a
-load in progress, not the Clip and Session pages' results, whose upload is gone after a reload) is remembered per
+load in progress or its message, not the Clip and Session pages' results, whose upload is gone after a reload) is
+remembered per
 :attr:`AppState.token` in this server process (:func:`remember`, at most :data:`MAX_REMEMBERED` tabs, each for
 :data:`REMEMBER_SECONDS` after its last run) and given back to a session that opens with the same ``?s=`` in its
 URL.
@@ -143,6 +144,8 @@ class AppState:
     """background computations (projections) keyed like ``cache``"""
     widget_versions: dict[str, int] = field(default_factory=dict)
     """how often code has set each ``p_*`` value (part of its widget's key, :func:`set_value`)"""
+    train_defaults_for: str | None = None
+    """the data kind whose settings fill the Train page's widgets (a load of another kind fills them again)"""
     threshold_rule_error: str | None = None
     """why the Similarity page could not start the threshold from the rule chosen (shown once)"""
     clip: ClipPage = field(default_factory=ClipPage)
@@ -151,9 +154,12 @@ class AppState:
     """True on the first run of a session that took back a reloaded page's state"""
 
     def for_reload(self) -> AppState:
-        """A copy to give back after a reload: without a load in progress, its message and the pages' results."""
-        return replace(self, load_job=None, load_message=None, clip=ClipPage(), session=SessionPage(),
-                       just_restored=False)
+        """A copy to give back after a reload: without a load in progress, its message, a pending notice and the
+        pages' results; its caches and widget versions are copies (two tabs opened on one ``?s=`` URL count their
+        own ``data_id`` / ``run_id`` and must not share cache entries keyed by them)."""
+        return replace(self, load_job=None, load_message=None, threshold_rule_error=None, clip=ClipPage(),
+                       session=SessionPage(), just_restored=False, cache=dict(self.cache), jobs=dict(self.jobs),
+                       widget_versions=dict(self.widget_versions))
 
 
 MAX_REMEMBERED = 16

@@ -1,9 +1,10 @@
 """The Train page's settings as one typed object: :class:`TrainForm`, read from and written to its widgets' values.
 
 Each field ``name`` is shown by a widget whose value lives under ``p_<name>`` (:func:`crossemo_app.state.widget`).
-:meth:`TrainForm.read` gathers them, each converted once to its field's type (a number box gives ``2.0`` where an
-``int`` is meant); :meth:`TrainForm.for_preset` gives a preset's (or the data's profile's) values;
-:meth:`TrainForm.experiment_config` turns the form into the run's :class:`~crossemo_core.config.ExperimentConfig`.
+:meth:`TrainForm.read` gathers them, each converted once to its field's type (defensively: a number box with a float
+step, or a value set from code, may give ``2.0`` where an ``int`` is meant); :meth:`TrainForm.for_preset` gives a
+preset's (or the data's profile's) values; :meth:`TrainForm.experiment_config` turns the form into the run's
+:class:`~crossemo_core.config.ExperimentConfig`.
 """
 from __future__ import annotations
 
@@ -119,7 +120,10 @@ def _names(klass: type) -> set[str]:
 
 
 def _as(kind: Any, value: Any) -> Any:
-    """``value`` as ``kind`` (int, float, bool or str): a whole float to int, an int to float."""
+    """``value`` as ``kind``: a whole float to int (another float is refused), an int to float, anything to bool;
+    other values as they are."""
+    if kind is bool:
+        return bool(value)
     if kind is int and isinstance(value, float):
         if not value.is_integer():
             raise ValueError(f"expected a whole number, got {value}")

@@ -26,7 +26,7 @@ def apply_preset() -> None:
     chosen = TrainForm.for_preset(state.data_kind(), st.session_state["p_preset"])
     for key, value in chosen.widget_values(run_settings_only=True).items():
         state.set_value(key, value)
-    st.session_state["p_epochs_for"] = state.data_kind()
+    state.app().train_defaults_for = state.data_kind()
 
 
 def _init_widgets() -> None:
@@ -34,8 +34,8 @@ def _init_widgets() -> None:
     if "p_preset" not in st.session_state:
         for key, value in TrainForm.for_preset(state.data_kind()).widget_values().items():
             st.session_state[key] = value
-        st.session_state["p_epochs_for"] = state.data_kind()
-    elif st.session_state.get("p_epochs_for") != state.data_kind():
+        state.app().train_defaults_for = state.data_kind()
+    elif state.app().train_defaults_for != state.data_kind():
         apply_preset()
 
 

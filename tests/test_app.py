@@ -181,7 +181,9 @@ def test_train_page_defaults_are_the_data_profile_and_the_paper_preset_is_one_cl
     assert all(at.checkbox(key=wk(at, f"p_use_{t}")).value for t in ("share", "intra", "cross", "hard"))
     assert "Device in use:" in texts(at)
     assert not [b for b in at.selectbox if b.label == "The losses learn"]  # the demo names no finer emotions
+    at.selectbox(key=wk(at, "p_method")).set_value("agreement").run()
     at.radio(key=wk(at, "p_preset")).set_value("fast").run()
+    assert at.selectbox(key=wk(at, "p_method")).value == "agreement"  # a preset sets settings, not the method
     assert at.selectbox(key=wk(at, "p_optimizer")).value == "adam"
     assert at.number_input(key=wk(at, "p_lr")).value == pytest.approx(1e-3)
     assert at.number_input(key=wk(at, "p_batch_size")).value == 32
@@ -317,6 +319,23 @@ def test_similarity_threshold_moves_the_metrics(trained_app):
     assert charts(at) == 3
     at.radio(key=wk(at, "p_sim_stage")).set_value("after").run()
     at.slider(key=wk(at, "p_threshold")).set_value(0.5).run()
+
+
+def test_a_threshold_rule_that_cannot_be_computed_is_said_once_and_the_threshold_kept(monkeypatch):
+    from crossemo_core import reports
+
+    def no_youden(*args, **kwargs):
+        raise ValueError("one class only")
+
+    monkeypatch.setattr(reports, "youden_on", no_youden)
+    at = goto(new_app(), "similarity")
+    at.slider(key=wk(at, "p_threshold")).set_value(0.3).run()
+    at.selectbox(key=wk(at, "p_sim_rule")).set_value("youden").run()
+    assert [e.value for e in at.error] == ["The Youden threshold needs consistent and inconsistent validation pairs; "
+                                           "the threshold was kept."]
+    assert at.slider(key=wk(at, "p_threshold")).value == pytest.approx(0.3)
+    at.run()
+    assert_clean(at)  # said once
 
 
 def test_verdicts_table_filters_details_and_per_type(trained_app):
@@ -458,8 +477,8 @@ def test_remembered_tabs_are_bounded_in_number_and_time(monkeypatch):
     monkeypatch.setattr(state, "_REMEMBERED", type(state._REMEMBERED)())
     now = time.monotonic()
     for k in range(state.MAX_REMEMBERED + 3):
-        state._REMEMBERED[f"t{k}"] = (now, {})
-    state._REMEMBERED["stale"] = (now - state.REMEMBER_SECONDS - 1, {})
+        state._REMEMBERED[f"t{k}"] = (now, state.AppState(token=f"t{k}"), {})
+    state._REMEMBERED["stale"] = (now - state.REMEMBER_SECONDS - 1, state.AppState(token="stale"), {})
     state._REMEMBERED.move_to_end("stale", last=False)
     state._forget_old()
     assert len(state._REMEMBERED) == state.MAX_REMEMBERED and "stale" not in state._REMEMBERED

@@ -3,6 +3,7 @@ browser: each property on its own."""
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
 
 import pytest
 
@@ -23,12 +24,44 @@ def test_a_reload_gets_data_model_and_runs_back_but_not_a_load_or_the_pages_resu
                  clip=ClipPage(take="take.mp4"), session=SessionPage(media=b"x"), just_restored=True)
     again = s.for_reload()
     assert again is not s and again.token == "t" and again.data is s.data and again.model is s.model
-    assert again.train_job is s.train_job and again.cache is s.cache and again.widget_versions == {"p_lr": 1}
-    assert (again.data_id, again.run_id) == (3, 2)
+    assert again.train_job is s.train_job and (again.data_id, again.run_id) == (3, 2)
     assert again.load_job is None and again.load_message is None and not again.just_restored
     assert again.clip == ClipPage() and again.session == SessionPage()
-    again.run_id += 1  # the copy is its own: a restored tab does not move the other tab's counters
-    assert s.run_id == 2
+    # two tabs on one URL count their own data_id / run_id: their caches keyed by them must not be one dict
+    assert again.cache == s.cache and again.cache is not s.cache and again.jobs is not s.jobs
+    again.widget_versions["p_lr"] += 1
+    assert s.widget_versions == {"p_lr": 1}
+
+
+def test_remember_and_restore_through_the_url_token(monkeypatch, demo):
+    from crossemo_app import state
+
+    monkeypatch.setattr(state, "_REMEMBERED", type(state._REMEMBERED)())
+    tab = SimpleNamespace(session_state={}, query_params={})
+    monkeypatch.setattr(state, "st", tab)
+    state.init()
+    first = state.app()
+    assert first.token and tab.session_state[state.THRESHOLD] == 0.5 and not state.restored()
+    first.data = LoadedData(demo, "demo", "here", [], demo, "here", [])
+    first.clip.take, first.session.media = "take.mp4", b"video bytes"
+    tab.session_state.update({"p_lr": 0.01, "w_p_lr": 0.01, "notes": "x"})
+    state.remember()
+    assert tab.query_params["s"] == first.token
+    assert state._REMEMBERED[first.token][1].session.media is None  # a closed tab's upload is not kept an hour
+
+    reloaded = SimpleNamespace(session_state={}, query_params={"s": first.token})
+    monkeypatch.setattr(state, "st", reloaded)
+    state.init()
+    back = state.app()
+    assert back is not first and back.data is first.data and back.clip == ClipPage()
+    assert reloaded.session_state["p_lr"] == 0.01 and "w_p_lr" not in reloaded.session_state
+    assert "notes" not in reloaded.session_state
+    assert state.restored() and not state.restored()  # the welcome back is said once
+
+    other = SimpleNamespace(session_state={}, query_params={"s": "unknown"})
+    monkeypatch.setattr(state, "st", other)
+    state.init()
+    assert state.app().data is None and state.app().token not in ("", "unknown", first.token)
 
 
 def test_demo_form_is_its_profile_with_the_short_demo_run():
@@ -67,6 +100,35 @@ def test_widget_values_read_back_to_the_same_form_with_types_restored():
 def test_a_preset_change_leaves_the_page_choices_alone():
     values = TrainForm.for_preset("demo").widget_values(run_settings_only=True)
     assert not {f"p_{name}" for name in PAGE_FIELDS} & set(values) and "p_lr" in values
+
+
+def test_every_setting_of_the_form_reaches_the_run_configuration(demo):
+    base = TrainForm.for_preset("demo", "paper")
+    changed = {"device": "cpu", "training_labels": "classes", "refit": False, "optimizer": "adam", "lr": 3e-3,
+               "momentum": 0.5, "weight_decay": 1e-4, "lr_step_epochs": 4, "lr_gamma": 0.5, "batch_size": 8,
+               "epochs": 5, "patience": 2, "grad_clip": 1.5, "lambda_intra": 0.3, "lambda_cross": 0.4,
+               "lambda_hard": 0.6, "k": 3, "tau": 0.7, "use_share": False, "use_intra": True, "use_cross": False,
+               "use_hard": True, "hard_loss": "literal", "hidden_size": 24, "embedding_size": 40, "dropout": 0.2,
+               "eta_init": 0.3}
+    assert not {k for k, v in changed.items() if getattr(base, k) == v} - {"training_labels", "refit", "use_intra",
+                                                                          "use_hard"}
+    config = dataclasses.replace(base, **changed).experiment_config(demo, "demo", seed=1, rate=0.5)
+    parts = (config.train, config.loss, config.model)
+    for name, value in changed.items():
+        owner = next(part for part in parts if hasattr(part, name))
+        assert getattr(owner, name) == value, name
+    assert config.train.preset == "paper"
+
+
+def test_the_form_wins_over_the_profile_and_the_profile_fills_the_rest(demo):
+    data = dataclasses.replace(demo, face_emotion=demo.face_label * 2, voice_emotion=demo.voice_label * 2,
+                               emotion_names=tuple(f"e{i}" for i in range(2 * demo.n_classes)))
+    profile = TrainForm.for_preset("ravdess").experiment_config(data, "ravdess", 0, 0.5)
+    assert profile.train.training_labels == "emotions" and profile.train.refit  # names: emotions are kept
+    form = dataclasses.replace(TrainForm.for_preset("ravdess"), training_labels="classes", refit=False)
+    config = form.experiment_config(data, "ravdess", 0, 0.5)
+    assert config.train.training_labels == "classes" and not config.train.refit
+    assert config.train.mixture_var_floor == 3e-3 and config.train.preset == "fast"
 
 
 def test_the_run_configuration_takes_every_setting_of_the_form(demo):
