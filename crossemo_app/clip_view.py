@@ -81,14 +81,14 @@ def badge(verdict: str, label: str | None = None) -> str:
             f"border-radius:6px;font-size:1.6rem;font-weight:700'>{(label or verdict).upper()}</span>")
 
 
-def side_line(title: str, side: dict) -> str:
-    """``**Voice:** angry · negative (0.83) · high arousal 0.91`` (the same reading the ``read`` command prints)."""
-    if not side.get("emotion"):
+def side_line(title: str, side: Any) -> str:
+    """``**Voice:** angry · negative (0.83) · high arousal 0.91`` (the same reading the ``read`` command prints) of a
+    verdict's :class:`~crossemo_core.clip.verdict.SideSummary`."""
+    if not side.emotion:
         return f"**{title}:** {'no face' if title == 'Face' else 'not judged'}"
-    arousal = side.get("arousal_probs")
-    return (f"**{title}:** {side['emotion']} · {side['valence']} ({side['confidence']:.2f})"
-            + (f" · high arousal {arousal['high']:.2f}" if arousal else "")
-            + (" · **uncertain**" if side.get("uncertain") else ""))
+    return (f"**{title}:** {side.emotion} · {side.valence} ({side.confidence:.2f})"
+            + (f" · high arousal {side.arousal_probs['high']:.2f}" if side.arousal_probs else "")
+            + (" · **uncertain**" if side.uncertain else ""))
 
 
 VALENCE_COLOURS = {"negative": "#b3261e", "neutral": "#888888", "positive": "#1b7f3b"}

@@ -113,9 +113,9 @@ if judged is not None:
         st.warning(note, icon=":material/info:")
     for column, side, title in zip(st.columns(2), (v.face, v.voice), ("Face", "Voice")):
         column.markdown(cv.side_line(title, side))
-        if side.get("probs"):
-            column.bar_chart(cv.probs_frame(side["valence_probs"]), x="class", y="probability", height=160)
-            column.bar_chart(cv.probs_frame(side["probs"]), x="class", y="probability", height=200)
+        if side.probs:
+            column.bar_chart(cv.probs_frame(side.valence_probs), x="class", y="probability", height=160)
+            column.bar_chart(cv.probs_frame(side.probs), x="class", y="probability", height=200)
     st.plotly_chart(cv.timeline_figure(v), key="clip_timeline")
     wave = cv.waveform_figure(v)
     if wave is not None:

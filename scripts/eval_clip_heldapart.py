@@ -62,15 +62,15 @@ def build_clip(face48: np.ndarray, audio: np.ndarray, rng: np.random.Generator, 
 
 def row_of(v: ClipVerdict) -> dict:
     """What the evaluation keeps of a verdict."""
-    contradicts = (v.verdict == "consistent" and v.face.get("valence") != v.voice.get("valence")) or \
-                  (v.verdict == "inconsistent" and v.face.get("valence") == v.voice.get("valence"))
+    contradicts = (v.verdict == "consistent" and v.face.valence != v.voice.valence) or \
+                  (v.verdict == "inconsistent" and v.face.valence == v.voice.valence)
     return {"verdict": v.verdict, "strength": v.strength, "p": v.p_inconsistent, "p_embedding": v.p_embedding,
             "similarity": v.similarity,
-            "p_readings": v.p_readings, "face_predicted": v.face.get("valence"),
-            "voice_predicted": v.voice.get("valence"), "face_valence_probs": v.face.get("valence_probs"),
-            "voice_valence_probs": v.voice.get("valence_probs"), "face_emotion_probs": v.face.get("probs"),
-            "voice_emotion_probs": v.voice.get("probs"), "face_arousal_probs": v.face.get("arousal_probs"),
-            "voice_arousal_probs": v.voice.get("arousal_probs"), "contradicts_readings": bool(contradicts),
+            "p_readings": v.p_readings, "face_predicted": v.face.valence,
+            "voice_predicted": v.voice.valence, "face_valence_probs": v.face.valence_probs,
+            "voice_valence_probs": v.voice.valence_probs, "face_emotion_probs": v.face.probs,
+            "voice_emotion_probs": v.voice.probs, "face_arousal_probs": v.face.arousal_probs,
+            "voice_arousal_probs": v.voice.arousal_probs, "contradicts_readings": bool(contradicts),
             "has_conflict_sentence": v.conflict is not None, "face_found": v.face_fraction,
             "reason": v.reason}
 

@@ -282,5 +282,5 @@ def test_a_face_from_across_the_room_is_found_in_tiles_and_read_by_the_small_fac
     Image.fromarray(frame).save(far := tmp_path / "far.png")
     v = scorer.score(far, voice=VOICE)
     assert v.face_fraction == 1.0 and v.verdict != "undetermined", v.reason
-    read = [v.face["valence_probs"][k] for k in ("negative", "neutral", "positive")]
+    read = [v.face.valence_probs[k] for k in ("negative", "neutral", "positive")]
     np.testing.assert_allclose(read, small.valence[0], atol=2e-3)

@@ -506,3 +506,22 @@ def test_shifted_audio_keeps_its_length_and_pads_with_silence() -> None:
     assert np.all(late[:160] == 0) and np.array_equal(late[160:], audio[:-160])
     assert np.array_equal(early[:-160], audio[160:]) and np.all(early[-160:] == 0)
     assert np.array_equal(shifted(audio, 0.0), audio)
+
+
+def test_a_verdicts_side_summary_is_its_pooled_reading_and_a_side_not_read_is_empty() -> None:
+    from crossemo_core.clip.verdict import SideSummary
+    from crossemo_core.readers.face import reading_of
+
+    emotions = np.array([0.05, 0.05, 0.05, 0.6, 0.05, 0.1, 0.1])
+    reading = reading_of(emotions)
+    side = SideSummary.of(reading)
+    d = reading.to_dict()
+    assert side.read and (side.emotion, side.valence, side.confidence) == (d["emotion"], d["valence"], d["confidence"])
+    assert side.probs == d["emotions"] and side.valence_probs == d["valence_probs"]
+    assert side.arousal_probs == d["arousal_probs"] and side.uncertain == d["uncertain"]
+    assert side.to_dict() == {"emotion": "happy", "probs": d["emotions"], "valence": "positive",
+                              "valence_probs": d["valence_probs"], "confidence": d["confidence"],
+                              "uncertain": d["uncertain"], "arousal_probs": d["arousal_probs"]}
+    nothing = SideSummary.of(None)
+    assert not nothing.read and nothing.emotion is None
+    assert nothing.to_dict() == {"emotion": None, "probs": {}, "valence": None, "valence_probs": {}}

@@ -412,9 +412,9 @@ def describe(v: Any) -> str:
     if v.conflict:
         lines.append(f"  {v.conflict}")
     for side, d in (("face", v.face), ("voice", v.voice)):
-        if d.get("emotion"):
-            lines.append(f"  {side}: {d['emotion']} -> {d['valence']} ({d['confidence']:.2f})"
-                         + (" uncertain" if d.get("uncertain") else ""))
+        if d.emotion:
+            lines.append(f"  {side}: {d.emotion} -> {d.valence} ({d.confidence:.2f})"
+                         + (" uncertain" if d.uncertain else ""))
     if v.duration_s <= 120:
         marks = []
         for w in v.timeline:

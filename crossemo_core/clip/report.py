@@ -154,14 +154,13 @@ def _emotions(v: Any) -> str:
         return "".join(f"<tr><td>{e(k)}</td><td><span class='bar' style='width:{int(200 * (p or 0))}px'></span> "
                        f"{(p or 0):.2f}</td></tr>" for k, p in probs.items())
 
-    def side(d: dict[str, Any], nothing: str) -> str:
-        if not d.get("emotion"):
+    def side(d: Any, nothing: str) -> str:  # a SideSummary
+        if not d.emotion:
             return f"<i>{nothing}</i>"
-        sure = " &middot; <b>uncertain</b>" if d.get("uncertain") else ""
-        arousal = d.get("arousal_probs")
-        aro = f" &middot; high arousal {arousal['high']:.2f}" if arousal else ""
-        return (f"<b>{e(d['emotion'])}</b> &middot; valence {e(d['valence'])} ({d.get('confidence', 0):.2f}){aro}"
-                f"{sure}<table>{bars(d['valence_probs'])}</table><table>{bars(d['probs'])}</table>")
+        sure = " &middot; <b>uncertain</b>" if d.uncertain else ""
+        aro = f" &middot; high arousal {d.arousal_probs['high']:.2f}" if d.arousal_probs else ""
+        return (f"<b>{e(d.emotion)}</b> &middot; valence {e(d.valence)} ({d.confidence or 0:.2f}){aro}"
+                f"{sure}<table>{bars(d.valence_probs)}</table><table>{bars(d.probs)}</table>")
 
     return (f"<table><tr><th>Face (face reader: expression network)</th><th>Voice (voice reader: log-mel network "
             f"+ prosody)</th></tr><tr><td>{side(v.face, 'no face found')}</td><td>{side(v.voice, 'not judged')}"

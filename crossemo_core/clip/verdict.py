@@ -67,6 +67,45 @@ UNCOMBINED_RULE = ("The probability of inconsistency is the embedding's posterio
 
 
 # ------------------------------------------------------------------------------------------------ verdict
+@dataclass(frozen=True)
+class SideSummary:
+    """One side's reading pooled over the clip's judged windows, as the verdict prints it. ``read`` False: the side
+    was not read (no face found, no voice judged) and every other field is empty."""
+
+    read: bool = False
+    emotion: str | None = None
+    """the most probable emotion"""
+    probs: dict[str, float] = field(default_factory=dict)
+    """emotion probabilities (the reader's 7 emotions)"""
+    valence: str | None = None
+    """the most probable valence: negative, neutral or positive"""
+    valence_probs: dict[str, float] = field(default_factory=dict)
+    confidence: float | None = None
+    """the top valence probability"""
+    uncertain: bool | None = None
+    """the top valence probability is below the reader's threshold"""
+    arousal_probs: dict[str, float] | None = None
+    """probabilities of low and high arousal; None where the reader gives no arousal"""
+
+    @classmethod
+    def of(cls, reading: Reading | None) -> SideSummary:
+        """The summary of a pooled reading (rounded as the JSON shows it); ``None``: a side that was not read."""
+        if reading is None:
+            return cls()
+        d = reading.to_dict()
+        return cls(read=True, emotion=d["emotion"], probs=d["emotions"], valence=d["valence"],
+                   valence_probs=d["valence_probs"], confidence=d["confidence"], uncertain=d["uncertain"],
+                   arousal_probs=d["arousal_probs"])
+
+    def to_dict(self) -> dict[str, Any]:
+        """The verdict JSON's ``face`` / ``voice`` object (a side not read has only the first four keys)."""
+        d: dict[str, Any] = {"emotion": self.emotion, "probs": self.probs, "valence": self.valence,
+                             "valence_probs": self.valence_probs}
+        if self.read:
+            d.update(confidence=self.confidence, uncertain=self.uncertain, arousal_probs=self.arousal_probs)
+        return d
+
+
 @dataclass
 class ClipVerdict:
     """A verdict a person can read; :meth:`to_dict` is the JSON the command line prints."""
@@ -78,8 +117,8 @@ class ClipVerdict:
     p_inconsistent: float | None
     similarity: float | None
     threshold: float
-    face: dict[str, Any]
-    voice: dict[str, Any]
+    face: SideSummary
+    voice: SideSummary
     timeline: list[Window]
     duration_s: float
     face_fraction: float
@@ -106,7 +145,8 @@ class ClipVerdict:
     def to_dict(self) -> dict[str, Any]:
         return {"file": self.file, "voice_file": self.voice_file, "verdict": self.verdict,
                 "p_inconsistent": _r(self.p_inconsistent), "similarity": _r(self.similarity),
-                "threshold": _r(self.threshold), "reason": self.reason, "face": self.face, "voice": self.voice,
+                "threshold": _r(self.threshold), "reason": self.reason, "face": self.face.to_dict(),
+                "voice": self.voice.to_dict(),
                 "timeline": [w.to_dict() for w in self.timeline], "duration_s": round(self.duration_s, 2),
                 "face_found_fraction": round(self.face_fraction, 3), "speech_s": round(self.speech_s, 2),
                 "geometry": self.geometry, "calibrated_with_baseline": self.calibrated, "notes": self.notes,
@@ -184,7 +224,7 @@ def build_verdict(facts: ClipFacts, windows: list[Window], scorer: WindowScorer,
     segments = segments_of(windows, facts.duration_s, rule)
     return ClipVerdict(
         file=facts.name, voice_file=facts.voice_name, verdict=verdict, reason=reason, p_inconsistent=p,
-        similarity=sim, threshold=0.5, face=_side_summary(face_reading), voice=_side_summary(voice_reading),
+        similarity=sim, threshold=0.5, face=SideSummary.of(face_reading), voice=SideSummary.of(voice_reading),
         timeline=windows, duration_s=facts.duration_s, face_fraction=facts.face_fraction, speech_s=facts.speech_s,
         geometry=facts.geometry, notes=facts.notes + cal.notes, calibrated=cal.active,
         checkpoint=model.path.name if model.path else "clip model", strength=grade, p_embedding=p_emb,
@@ -281,16 +321,6 @@ def _conflict(verdict: str, face: Reading, voice: Reading, p_embedding: float, p
         return (f"The verdict goes against the printed readings ({face.top_valence} face, {voice.top_valence} "
                 f"voice) because {why}: the embedding alone gives {p_embedding:.2f}{alone}.")
     return None
-
-
-def _side_summary(r: Reading | None) -> dict[str, Any]:
-    """One side's pooled reading for the JSON and the views (``probs`` are its emotion probabilities)."""
-    if r is None:
-        return {"emotion": None, "probs": {}, "valence": None, "valence_probs": {}}
-    d = r.to_dict()
-    return {"emotion": d["emotion"], "probs": d["emotions"], "valence": d["valence"],
-            "valence_probs": d["valence_probs"], "confidence": d["confidence"], "uncertain": d["uncertain"],
-            "arousal_probs": d["arousal_probs"]}
 
 
 # ------------------------------------------------------------------------------------------------ the scorer
