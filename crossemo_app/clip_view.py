@@ -8,7 +8,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,9 @@ import streamlit as st
 from crossemo_core.clip.decode import NamedBytes
 from crossemo_core.clip.face import GEOMETRY_HELP, GEOMETRY_NAMES
 from crossemo_core.paths import REPO
+
+if TYPE_CHECKING:
+    from crossemo_core.clip.verdict import SideSummary
 
 SAMPLES_DIR = REPO / "assets" / "clips"
 SAMPLES = {
@@ -81,7 +84,7 @@ def badge(verdict: str, label: str | None = None) -> str:
             f"border-radius:6px;font-size:1.6rem;font-weight:700'>{(label or verdict).upper()}</span>")
 
 
-def side_line(title: str, side: Any) -> str:
+def side_line(title: str, side: SideSummary) -> str:
     """``**Voice:** angry · negative (0.83) · high arousal 0.91`` (the same reading the ``read`` command prints) of a
     verdict's :class:`~crossemo_core.clip.verdict.SideSummary`."""
     if not side.emotion:

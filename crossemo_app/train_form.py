@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, get_type_hints
 
+import numpy as np
+
 from crossemo_core.config import PRESETS, ExperimentConfig, LossConfig, ModelConfig, TrainConfig
 from crossemo_core.data.container import PairDataset
 from crossemo_core.experiment import config_for
@@ -120,10 +122,12 @@ def _names(klass: type) -> set[str]:
 
 
 def _as(kind: Any, value: Any) -> Any:
-    """``value`` as ``kind``: a whole float to int (another float is refused), an int to float, anything to bool;
-    other values as they are."""
+    """``value`` as ``kind``: a whole float to int (another float is refused), an int to float, a bool (numpy's too)
+    or 0 / 1 to bool (anything else is refused); other values as they are."""
     if kind is bool:
-        return bool(value)
+        if isinstance(value, (bool, np.bool_)) or (isinstance(value, (int, np.integer)) and value in (0, 1)):
+            return bool(value)
+        raise ValueError(f"expected true or false, got {value!r}")
     if kind is int and isinstance(value, float):
         if not value.is_integer():
             raise ValueError(f"expected a whole number, got {value}")

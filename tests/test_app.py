@@ -192,6 +192,19 @@ def test_train_page_defaults_are_the_data_profile_and_the_paper_preset_is_one_cl
     assert at.radio(key=wk(at, "p_preset")).value == "fast" and at.number_input(key=wk(at, "p_batch_size")).value == 32
 
 
+def test_train_page_settings_follow_a_load_of_another_data_kind():
+    import dataclasses
+
+    at = goto(new_app(), "train")
+    assert at.number_input(key=wk(at, "p_epochs")).value == 3 and not at.checkbox(key=wk(at, "p_refit")).value
+    app_state = at.session_state["app"]
+    app_state.data = dataclasses.replace(app_state.data, kind="ravdess")  # what a RAVDESS load leaves behind
+    at.run()
+    assert_clean(at)
+    assert at.checkbox(key=wk(at, "p_refit")).value  # RAVDESS's profile: refit on train + valid, 15 epochs
+    assert at.number_input(key=wk(at, "p_epochs")).value == 15 and app_state.train_defaults_for == "ravdess"
+
+
 def test_a_baseline_trains_with_live_curves_and_leaves_the_model_in_use():
     at = goto(new_app(), "train")
     at.selectbox(key=wk(at, "p_method")).set_value("agreement").run()

@@ -522,6 +522,9 @@ def test_a_verdicts_side_summary_is_its_pooled_reading_and_a_side_not_read_is_em
     assert side.to_dict() == {"emotion": "happy", "probs": d["emotions"], "valence": "positive",
                               "valence_probs": d["valence_probs"], "confidence": d["confidence"],
                               "uncertain": d["uncertain"], "arousal_probs": d["arousal_probs"]}
+    assert list(side.to_dict()) == ["emotion", "probs", "valence", "valence_probs", "confidence", "uncertain",
+                                    "arousal_probs"]  # the JSON's order
     nothing = SideSummary.of(None)
     assert not nothing.read and nothing.emotion is None
     assert nothing.to_dict() == {"emotion": None, "probs": {}, "valence": None, "valence_probs": {}}
+    assert list(nothing.to_dict()) == ["emotion", "probs", "valence", "valence_probs"]

@@ -12,7 +12,7 @@ import html
 import io
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,9 @@ import pandas as pd
 from crossemo_core.clip.face import GEOMETRY_HELP, GEOMETRY_NAMES
 from crossemo_core.clip.segments import RULE as SEGMENT_RULE
 from crossemo_core.paths import atomic_write
+
+if TYPE_CHECKING:
+    from crossemo_core.clip.verdict import SideSummary
 
 TABLE_COLUMNS = ("file", "verdict", "strength", "p_inconsistent", "reason", "conflict", "face_emotion",
                  "face_valence", "face_confidence", "voice_emotion", "voice_valence", "voice_confidence", "voice_file",
@@ -154,7 +157,7 @@ def _emotions(v: Any) -> str:
         return "".join(f"<tr><td>{e(k)}</td><td><span class='bar' style='width:{int(200 * (p or 0))}px'></span> "
                        f"{(p or 0):.2f}</td></tr>" for k, p in probs.items())
 
-    def side(d: Any, nothing: str) -> str:  # a SideSummary
+    def side(d: SideSummary, nothing: str) -> str:
         if not d.emotion:
             return f"<i>{nothing}</i>"
         sure = " &middot; <b>uncertain</b>" if d.uncertain else ""

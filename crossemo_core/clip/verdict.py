@@ -70,7 +70,8 @@ UNCOMBINED_RULE = ("The probability of inconsistency is the embedding's posterio
 @dataclass(frozen=True)
 class SideSummary:
     """One side's reading pooled over the clip's judged windows, as the verdict prints it. ``read`` False: the side
-    was not read (no face found, no voice judged) and every other field is empty."""
+    was not read (no face found, no voice judged) and every other field is empty. Frozen fields, but the dicts are
+    not copies: read them, do not change them."""
 
     read: bool = False
     emotion: str | None = None
