@@ -68,12 +68,18 @@ def _video(audio: np.ndarray | None, seconds: float = 3.0, face: bool = True, fa
 
 
 def _check_json(d: dict) -> None:
+    from typing import get_args
+
+    from crossemo_core.clip.combine import Outcome, Strength
+    from crossemo_core.clip.score import WindowStatus
+
     assert KEYS <= set(d)
-    assert d["verdict"] in ("consistent", "inconsistent", "undetermined")
+    assert d["verdict"] in get_args(Outcome) and (d["strength"] is None or d["strength"] in get_args(Strength))
     assert set(d["face"]) >= {"emotion", "probs"} and set(d["voice"]) >= {"emotion", "probs"}
     assert isinstance(d["timeline"], list) and d["timeline"]
     for w in d["timeline"]:
         assert {"start", "end", "similarity", "p_inconsistent", "status"} <= set(w)
+        assert w["status"] in get_args(WindowStatus)
 
 
 # ------------------------------------------------------------------------------------------------ the command

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -49,6 +49,10 @@ PAIR_KEYS = frozenset(pair_key(f, v) for f, v in PAIRS)
 RULE = ("The probability of inconsistency weighs two kinds of evidence, the similarity of the face and voice "
         "embeddings (SIR-HCL) and which valences the face and the voice readers report, each pair of readings "
         "weighted by how often it meant inconsistency on validation clips; fitted and calibrated on those clips.")
+Outcome = Literal["consistent", "inconsistent", "undetermined"]
+"""What a verdict, a window group or a segment says."""
+Strength = Literal["weak", "moderate", "strong"]
+"""How strong the evidence of a decided outcome is (:func:`strength`)."""
 STRENGTH_BOUNDS = (0.65, 0.85)
 """P(inconsistent) from 0.5 up to 0.65 is weak evidence of inconsistency, up to 0.85 moderate, beyond strong
 (mirrored below 0.5 for consistency)."""
@@ -177,7 +181,7 @@ def combine_evidence(combiner: EvidenceCombiner | None, similarity: np.ndarray, 
     return combiner.probability(x), combiner.readings_only(x)
 
 
-def strength(p_inconsistent: float) -> str:
+def strength(p_inconsistent: float) -> Strength:
     """``"weak"``, ``"moderate"`` or ``"strong"``: how far ``p_inconsistent`` is from 0.5 (:data:`STRENGTH_BOUNDS`)."""
     far = max(p_inconsistent, 1 - p_inconsistent)
     return "weak" if far < STRENGTH_BOUNDS[0] else "moderate" if far < STRENGTH_BOUNDS[1] else "strong"

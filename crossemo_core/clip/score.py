@@ -15,7 +15,7 @@ import copy
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 import torch
@@ -298,13 +298,17 @@ class Calibration:
 
 
 # ------------------------------------------------------------------------------------------------ windows
+WindowStatus = Literal["scored", "no face", "no speech", "no face or speech"]
+"""Whether a window was judged, or what it lacked."""
+
+
 @dataclass
 class Window:
     """One window's result: when, whether it was judged (``status``), and its evidence and probability."""
 
     start: float
     end: float
-    status: str  # "scored", "no face", "no speech", "no face or speech"
+    status: WindowStatus
     similarity: float | None = None
     p_inconsistent: float | None = None
     face_valence: str | None = None

@@ -37,7 +37,7 @@ import numpy as np
 
 from crossemo_core.clip import sequences as seq
 from crossemo_core.clip.changepoints import change_points
-from crossemo_core.clip.combine import strength
+from crossemo_core.clip.combine import Outcome, Strength, strength
 from crossemo_core.readers.reading import VALENCES
 
 RULE = ("The recording is cut where what the windows read changes (the face's valence, the voice's valence, the "
@@ -81,9 +81,9 @@ class Segment:
 
     start: float
     end: float
-    outcome: str  # "consistent", "inconsistent" or "undetermined"
+    outcome: Outcome
     p_mean: float | None  # mean P(inconsistent) over its judged windows (None: undetermined)
-    strength: str | None  # "weak", "moderate", "strong" evidence (None: undetermined)
+    strength: Strength | None  # None: undetermined
     n_windows: int
     n_judged: int
     changed: str | None = None  # at its start: "face", "voice", "both", "unclear"; None for the first segment

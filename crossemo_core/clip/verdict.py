@@ -46,8 +46,8 @@ from typing import Any, Callable
 import numpy as np
 
 from crossemo_core.clip import sequences as seq
-from crossemo_core.clip.combine import DEFAULT_COMBINER, RULE, EvidenceCombiner, combine_evidence, sources_disagree, \
-    strength
+from crossemo_core.clip.combine import (DEFAULT_COMBINER, RULE, EvidenceCombiner, Outcome, Strength, combine_evidence,
+                                        sources_disagree, strength)
 from crossemo_core.clip.decode import AUDIO_RATE, ClipLimits, Source, decode_media, source_sha256
 from crossemo_core.clip.face import FaceTrack
 from crossemo_core.clip.reading import (SILENCE_PEAK, ClipAnalysis, ClipFacts, FaceLog, ThumbPicker, envelope,  # noqa: F401
@@ -113,7 +113,7 @@ class ClipVerdict:
 
     file: str
     voice_file: str | None
-    verdict: str  # "consistent", "inconsistent", "undetermined"
+    verdict: Outcome
     reason: str
     p_inconsistent: float | None
     similarity: float | None
@@ -128,7 +128,7 @@ class ClipVerdict:
     notes: list[str]
     calibrated: bool
     checkpoint: str
-    strength: str | None = None  # "weak", "moderate", "strong" evidence (decided verdicts)
+    strength: Strength | None = None  # decided verdicts only
     p_embedding: float | None = None  # the embedding's posterior alone
     p_readings: float | None = None  # the readings alone (calibrated)
     conflict: str | None = None  # the sentence saying that the sources disagree, when they do
