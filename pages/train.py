@@ -151,17 +151,16 @@ with st.expander("All settings: optimisation, loss terms and ablations, verdict 
                  disabled=running, help="For these small networks one thread is usually fastest (several threads "
                                         "wait for each other on every tiny operation).")
 
+form = TrainForm.read(st.session_state)  # every setting as drawn above, typed
 with ui.guard("device"):
-    device = resolve_device(st.session_state["p_device"])
+    device = resolve_device(form.device)
     st.markdown("**Device in use:** " + (describe_device(device) if device.type == "cuda" else
-                                          f"CPU ({int(st.session_state['p_num_threads'])} of {os.cpu_count()} "
-                                          f"threads)"))
+                                          f"CPU ({form.num_threads} of {os.cpu_count()} threads)"))
 
 
 b1, b2, _ = st.columns([1, 1, 4])
 if b1.button("Start training", type="primary", disabled=running, key="start_training"):
     with ui.guard("starting training"):
-        form = TrainForm.read(st.session_state)
         state.start_training(TrainingJob(
             form.experiment_config(data, state.data_kind(), ep.seed, ep.rate), data, method=form.method,
             num_threads=form.num_threads, compare_with=state.detector(), store=state.run_store(),
