@@ -52,7 +52,7 @@ from crossemo_core.readers.augment import AugmentConfig  # noqa: E402
 from crossemo_core.readers.reading import unweighted_average_recall  # noqa: E402
 from crossemo_core.readers.voice import LinearHead  # noqa: E402
 from crossemo_core.readers.voice_corpora import Utterance, list_corpora  # noqa: E402
-from crossemo_core.readers.voice_training import load_signal, prosody_cache  # noqa: E402
+from crossemo_core.readers.voice_training import load_signal, prosody_cache, sample_weights  # noqa: E402
 from crossemo_core.settings import cache_root  # noqa: E402
 
 RUNS = ("ravdess", "tess", "emodb", "ravdess18-20")
@@ -92,11 +92,6 @@ def egemaps_raw_cache(utts: list[Utterance]) -> dict[str, np.ndarray]:
             np.save(buf, out[u.key][None])
             atomic_write(file, buf.getvalue())
     return out
-
-
-def _corpus_weights(utts: list[Utterance]) -> np.ndarray:
-    corpora = np.array([u.corpus for u in utts])
-    return np.array([len(utts) / (len(set(corpora)) * np.sum(corpora == c)) for c in corpora], dtype=np.float64)
 
 
 def speaker_normalise(x: np.ndarray, utts: list[Utterance], how: str) -> np.ndarray:
@@ -175,7 +170,7 @@ def main() -> int:
         yt = np.array([u.valence for u in split.train])
         yv = np.array([u.valence for u in split.valid])
         ys = np.array([u.valence for u in split.test])
-        w = _corpus_weights(split.train)
+        w = sample_weights(split.train)
         net_test, net_valid, net_deg = net["test_clean_valence"], net["valid_valence"], net["test_degraded_valence"]
         row = {"n_test": len(split.test), "network": uar(ys, net_test), "network_valid": uar(yv, net_valid),
                "network_degraded": uar(ys, net_deg)}

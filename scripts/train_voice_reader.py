@@ -74,7 +74,8 @@ def main() -> int:
             split.train, split.valid, cache, frontend, config, resume=args.work / f"seed{seed}.pt",
             on_epoch=lambda row: print(f"seed {seed} epoch {row['epoch']}: loss {row['loss']:.3f}, valid valence "
                                        f"UAR {row['valid_valence_uar']:.3f} ({row['seconds']:.0f} s)", flush=True))
-        fit_prosody_view(reader, split.train, split.valid, cache, prosody, features=args.prosody_features)
+        fit_prosody_view(reader, split.train, split.valid, cache, prosody, features=args.prosody_features,
+                         speaker_balance=config.speaker_balance)
         test_clean = evaluate_mels(reader, [cache[u.key][0][1] for u in split.test], split.test,
                                    prosody_rows=np.stack([prosody[u.key][0] for u in split.test]))
         test_degraded = evaluate_mels(reader, degraded_mels(split.test, cache), split.test,

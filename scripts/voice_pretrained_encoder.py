@@ -35,9 +35,9 @@ from crossemo_core.paths import REPO, atomic_write_text  # noqa: E402
 from crossemo_core.readers.augment import AugmentConfig  # noqa: E402
 from crossemo_core.readers.voice import LinearHead  # noqa: E402
 from crossemo_core.readers.voice_corpora import Utterance, list_corpora  # noqa: E402
-from crossemo_core.readers.voice_training import load_signal, prosody_cache  # noqa: E402
+from crossemo_core.readers.voice_training import load_signal, prosody_cache, sample_weights  # noqa: E402
 from crossemo_core.settings import cache_root  # noqa: E402
-from egemaps_prosody_experiment import (RUNS, _corpus_weights, network_readings, run_split,  # noqa: E402
+from egemaps_prosody_experiment import (RUNS, network_readings, run_split,  # noqa: E402
                                         speaker_normalise, uar)
 
 C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
@@ -79,7 +79,7 @@ def main() -> int:
         split = run_split(utts, run)
         net = network_readings(args.net, run, split)
         yt, yv, ys = (np.array([u.valence for u in part]) for part in (split.train, split.valid, split.test))
-        w = _corpus_weights(split.train)
+        w = sample_weights(split.train)
         nt, nv = net["test_clean_valence"], net["valid_valence"]
         head = LinearHead.fit(np.concatenate([ours[u.key] for u in split.train]), np.repeat(yt, 2), np.repeat(w, 2),
                               3, c=0.03)

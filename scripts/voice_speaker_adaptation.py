@@ -36,7 +36,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from egemaps_prosody_experiment import C_GRID, RUNS, _corpus_weights, speaker_normalise, uar  # noqa: E402
+from egemaps_prosody_experiment import C_GRID, RUNS, speaker_normalise, uar  # noqa: E402
 
 from crossemo_core.benchmark.cache import json_safe  # noqa: E402
 from crossemo_core.benchmark.readers import degraded_mels, loco_split, ravdess_actor_split  # noqa: E402
@@ -45,7 +45,7 @@ from crossemo_core.readers.augment import AugmentConfig  # noqa: E402
 from crossemo_core.readers.voice import (SINGLE_FRAME_FRONTEND, LinearHead, NetConfig, NormStats,  # noqa: E402
                                          VoiceEmotionNet, VoiceReader)
 from crossemo_core.readers.voice_corpora import Utterance, list_corpora  # noqa: E402
-from crossemo_core.readers.voice_training import prosody_cache, spectrogram_cache  # noqa: E402
+from crossemo_core.readers.voice_training import prosody_cache, sample_weights, spectrogram_cache  # noqa: E402
 from crossemo_core.settings import cache_root  # noqa: E402
 
 def centred(p: np.ndarray, utts: list[Utterance], reference: np.ndarray | None = None) -> np.ndarray:
@@ -89,7 +89,7 @@ def adaptation(run: str, utts: list[Utterance], cache, prosody, nets: Path) -> d
     mels = {name: [cache[u.key][0][1] for u in us] for name, us in (("test", split.test), ("valid", split.valid))}
     net = {(part, spk): network_valence(reader, mels[part], us, spk)
            for part, us in (("test", split.test), ("valid", split.valid)) for spk in (False, True)}
-    w = _corpus_weights(split.train)
+    w = sample_weights(split.train)
     row: dict[str, float] = {"n_test": len(split.test)}
     for norm in ("none", "speaker-z"):
         def rows(us: list[Utterance], k: int = 0) -> np.ndarray:

@@ -335,6 +335,37 @@ def test_a_training_option_changes_training_but_not_the_reader_file(tmp_path: Pa
             VoiceTrainConfig(**{option: wrong})
 
 
+def test_sample_weights_balance_corpora_or_speakers(tmp_path: Path) -> None:
+    from crossemo_core.readers.voice_training import sample_weights
+
+    utts = [Utterance(tmp_path / f"{c}{s}{k}.wav", c, f"{c}:{s}", "neutral")
+            for c, speakers in (("big", {"a": 40, "b": 40, "c": 20}), ("small", {"x": 30, "y": 10}))
+            for s, n in speakers.items() for k in range(n)]
+    for balance, key in ((False, lambda u: u.corpus), (True, lambda u: u.speaker)):
+        w = sample_weights(utts, balance)
+        assert w.shape == (len(utts),) and w.mean() == pytest.approx(1.0)
+        totals = {}
+        for u, wi in zip(utts, w):
+            totals[key(u)] = totals.get(key(u), 0.0) + wi
+        assert max(totals.values()) == pytest.approx(min(totals.values()))  # each group weighs the same
+    assert VoiceTrainConfig(speaker_balance=True).identity()["speaker_balance"] is True
+    assert "speaker_balance" not in VoiceTrainConfig().identity()  # run keys made before the option stay
+
+
+def test_speaker_balance_changes_training_where_speakers_are_uneven(tmp_path: Path, one_thread: None) -> None:
+    utts = _toy_corpus(tmp_path)
+    uneven = [u for u in utts if u.speaker != "toy:1" or "_0." in u.path.name]  # toy:1 keeps 4 of its 24
+    frontend = FrontendConfig(n_mels=32)
+    cache = spectrogram_cache(uneven, frontend, None)
+    plain = VoiceTrainConfig(epochs=1, batch=8, crop_frames=60, views=1, augmentations=(), patience=99)
+    a, _ = train_voice_reader(uneven, uneven[:9], cache, frontend, plain)
+    b, _ = train_voice_reader(uneven, uneven[:9], cache, frontend,
+                              VoiceTrainConfig(**{**plain.identity(), "speaker_balance": True}))
+    assert any(not torch.allclose(x.float(), y.float()) for x, y in zip(a.net.state_dict().values(),
+                                                                       b.net.state_dict().values()))
+    assert b.meta["training"]["speaker_balance"] is True
+
+
 def test_vocal_tract_warp_moves_a_formant_by_its_factor_and_keeps_the_rest() -> None:
     import librosa
 

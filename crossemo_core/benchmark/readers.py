@@ -97,7 +97,8 @@ def voice_run(split: VoiceSplit, cache: dict[str, Versions], prosody: dict[str, 
     only."""
     t0 = time.perf_counter()
     reader, record = trained or train_voice_reader(split.train, split.valid, cache, frontend, config)
-    weights = fit_prosody_view(reader, split.train, split.valid, cache, prosody, features=prosody_features)
+    weights = fit_prosody_view(reader, split.train, split.valid, cache, prosody, features=prosody_features,
+                               speaker_balance=config.speaker_balance)
     test = split.test
     clean = evaluate_mels(reader, [cache[u.key][0][1] for u in test], test,
                           prosody_rows=np.stack([prosody[u.key][0] for u in test]))

@@ -40,9 +40,9 @@ from crossemo_core.settings import cache_root, option_number
 
 CACHE_VERSION = 1
 MAX_VTLP = 0.3
-TRAINING_OPTIONS = ("speaker_adversary", "vtlp", "average_best")
+TRAINING_OPTIONS = ("speaker_adversary", "vtlp", "average_best", "speaker_balance")
 """The :class:`VoiceTrainConfig` fields that commands training voice readers take as options
-(:func:`add_training_option_arguments`); each is off at 0."""
+(:func:`add_training_option_arguments`); each is off at 0 (False)."""
 
 
 def load_signal(path: Path) -> np.ndarray:
@@ -190,6 +190,10 @@ class VoiceTrainConfig:
     """Vocal tract length perturbation (Jaitly and Hinton, 2013; 0: none): each training crop's mel bands are read as
     if the speaker's spectrum were stretched along frequency by a factor drawn uniformly from ``[1 - vtlp,
     1 + vtlp]`` (:func:`warp_mel_frequencies`), another speaker's formants from the same speech."""
+    speaker_balance: bool = False
+    """False: every training corpus weighs the same in the loss (and in the prosody view's fit). True: every training
+    speaker weighs the same, so a corpus weighs by its number of speakers (TESS's 2 speakers then weigh 2 / 26
+    instead of half of a two-corpus run; :func:`sample_weights`)."""
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -206,8 +210,8 @@ class VoiceTrainConfig:
             raise ValueError(f"average_best must be 0 or 2..epochs ({self.epochs}), got {self.average_best}")
 
     def identity(self) -> dict[str, object]:
-        """The settings as a dict for run keys: ``speaker_adversary``, ``vtlp`` and ``average_best`` only when
-        used, so runs made before they existed keep their keys."""
+        """The settings as a dict for run keys: the :data:`TRAINING_OPTIONS` only when used, so runs made before they
+        existed keep their keys."""
         out = asdict(self)
         for name in TRAINING_OPTIONS:
             if not out[name]:
@@ -216,8 +220,8 @@ class VoiceTrainConfig:
 
 
 def add_training_option_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--speaker-adversary STRENGTH``, ``--vtlp WARP`` and ``--average-best K`` for a command that trains voice
-    readers (:data:`TRAINING_OPTIONS`; read back with :func:`training_options`)."""
+    """``--speaker-adversary STRENGTH``, ``--vtlp WARP``, ``--average-best K`` and ``--speaker-balance`` for a
+    command that trains voice readers (:data:`TRAINING_OPTIONS`; read back with :func:`training_options`)."""
     parser.add_argument("--speaker-adversary", type=option_number("--speaker-adversary", minimum=0.0, maximum=10.0),
                         default=0.0, metavar="STRENGTH",
                         help="train against a speaker classifier through gradient reversal of this strength "
@@ -230,9 +234,11 @@ def add_training_option_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="K",
                         help="the reader is the mean of the weights of the K epochs with the best validation valence "
                              "UAR (0, the default: the best epoch alone)")
+    parser.add_argument("--speaker-balance", action="store_true",
+                        help="every training speaker weighs the same in the loss (default: every corpus)")
 
 
-def training_options(args: argparse.Namespace) -> dict[str, float]:
+def training_options(args: argparse.Namespace) -> dict[str, float | bool]:
     """The :data:`TRAINING_OPTIONS` parsed by :func:`add_training_option_arguments`, as ``VoiceTrainConfig``
     keyword arguments."""
     return {name: getattr(args, name) for name in TRAINING_OPTIONS}
@@ -393,9 +399,7 @@ def train_voice_reader(train: list[Utterance], valid: list[Utterance], cache: di
     labels = _labels(train)
     losses = {name: nn.CrossEntropyLoss(weight=_class_weights(labels[name], n), ignore_index=-1, reduction="none")
               for name, n in (("emotion", len(VOICE_EMOTIONS)), ("valence", 3), ("arousal", 2))}
-    corpora = np.array([u.corpus for u in train])
-    corpus_weight = {c: len(train) / (len(set(corpora)) * np.sum(corpora == c)) for c in set(corpora)}
-    sample_weight = np.array([corpus_weight[c] for c in corpora], dtype=np.float32)
+    sample_weight = sample_weights(train, config.speaker_balance).astype(np.float32)
     speaker_index = np.array([speakers.index(u.speaker) for u in train])
     neutral = {spk: b.norm for spk, b in speaker_baselines(train, cache, frontend).items()}
     allowed = [[k for k, (names, _) in enumerate(cache[u.key]) if set(names) <= set(config.augmentations)]
@@ -529,16 +533,20 @@ def speaker_baselines(utts: list[Utterance], cache: dict[str, Versions], fronten
     return out
 
 
-def _corpus_weights(utts: list[Utterance]) -> np.ndarray:
-    corpora = np.array([u.corpus for u in utts])
-    return np.array([len(utts) / (len(set(corpora)) * np.sum(corpora == c)) for c in corpora], dtype=np.float64)
+def sample_weights(utts: list[Utterance], speaker_balance: bool = False) -> np.ndarray:
+    """``(N,)`` loss weights of ``utts``, mean 1: every corpus weighs the same, or with ``speaker_balance`` every
+    speaker (speakers are unique across corpora)."""
+    groups = np.array([u.speaker if speaker_balance else u.corpus for u in utts])
+    names, index, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    return len(utts) / (len(names) * counts[index].astype(np.float64))
 
 
 def fit_prosody_view(reader: VoiceReader, train: list[Utterance], valid: list[Utterance],
                      cache: dict[str, Versions], prosody: dict[str, np.ndarray], weight: float = 0.5,
                      report: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0),
-                     features: str = "statistics") -> dict[float, float]:
-    """Fit the reader's :class:`ProsodyHead` on ``train`` (clean and degraded rows, every corpus weighing the same;
+                     features: str = "statistics", speaker_balance: bool = False) -> dict[float, float]:
+    """Fit the reader's :class:`ProsodyHead` on ``train`` (clean and degraded rows, every corpus weighing the same,
+    or every speaker with ``speaker_balance``, as the network was trained;
     the relative models on rows minus the speaker's neutral mean) and mix it in at ``weight``. ``prosody`` holds
     the rows of the feature set ``features`` (:func:`prosody_cache` with the same name).
 
@@ -548,7 +556,7 @@ def fit_prosody_view(reader: VoiceReader, train: list[Utterance], valid: list[Ut
     kept in ``meta``) for the record."""
     labels = _labels(train)
     x = np.concatenate([prosody[u.key] for u in train])  # rows: clean, degraded, clean, degraded, ...
-    w = np.repeat(_corpus_weights(train), 2)
+    w = np.repeat(sample_weights(train, speaker_balance), 2)
     neutral = speaker_baselines(train, cache, reader.frontend, prosody)
     has_base = np.repeat([u.speaker in neutral for u in train], 2)
     base = np.concatenate([np.stack([neutral[u.speaker].prosody] * 2) if u.speaker in neutral
