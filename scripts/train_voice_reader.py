@@ -116,7 +116,8 @@ def refit_prosody(args: argparse.Namespace, split, cache, prosody) -> int:
     """--prosody-only: the checkpoint's network kept, its prosody view refitted with --prosody-features."""
     reader = VoiceReader.load(args.out)
     before = reader.meta.get("test", {}).get("clean", {}).get("valence_uar")
-    fit_prosody_view(reader, split.train, split.valid, cache, prosody, features=args.prosody_features)
+    fit_prosody_view(reader, split.train, split.valid, cache, prosody, features=args.prosody_features,
+                     speaker_balance=bool(reader.meta.get("training", {}).get("speaker_balance", False)))
     clean, degraded = _measure(reader, split, cache, prosody)
     reader.meta["test"] = {"clean": clean, "degraded": degraded}
     reader.meta["prosody_refit"] = {"command": "python " + " ".join(sys.argv), "features": args.prosody_features,

@@ -341,6 +341,8 @@ def test_sample_weights_balance_corpora_or_speakers(tmp_path: Path) -> None:
     utts = [Utterance(tmp_path / f"{c}{s}{k}.wav", c, f"{c}:{s}", "neutral")
             for c, speakers in (("big", {"a": 40, "b": 40, "c": 20}), ("small", {"x": 30, "y": 10}))
             for s, n in speakers.items() for k in range(n)]
+    plain = sample_weights(utts)
+    assert plain[0] == pytest.approx(140 / (2 * 100)) and plain[-1] == pytest.approx(140 / (2 * 40))
     for balance, key in ((False, lambda u: u.corpus), (True, lambda u: u.speaker)):
         w = sample_weights(utts, balance)
         assert w.shape == (len(utts),) and w.mean() == pytest.approx(1.0)
@@ -364,6 +366,32 @@ def test_speaker_balance_changes_training_where_speakers_are_uneven(tmp_path: Pa
     assert any(not torch.allclose(x.float(), y.float()) for x, y in zip(a.net.state_dict().values(),
                                                                        b.net.state_dict().values()))
     assert b.meta["training"]["speaker_balance"] is True
+    from crossemo_core.readers.prosody import prosody_functionals
+
+    prosody = {u.key: np.stack([prosody_functionals(sf.read(u.path, dtype="float32")[0])] * 2) for u in uneven}
+    fit_prosody_view(a, uneven, uneven[:9], cache, prosody)
+    by_corpus = a.prosody.proba(np.stack([prosody[u.key][0] for u in uneven]))["valence"]
+    fit_prosody_view(a, uneven, uneven[:9], cache, prosody, speaker_balance=True)
+    by_speaker = a.prosody.proba(np.stack([prosody[u.key][0] for u in uneven]))["valence"]
+    assert not np.allclose(by_corpus, by_speaker)  # the prosody view is fitted with the same weighting
+
+
+def test_the_readers_benchmark_fits_the_prosody_view_as_the_network_was_trained(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import crossemo_core.benchmark.readers as readers_suite
+
+    seen: dict[str, object] = {}
+
+    def fit(*args: object, speaker_balance: bool = False, **kwargs: object) -> dict:
+        seen["speaker_balance"] = speaker_balance
+        raise SystemExit(0)
+
+    monkeypatch.setattr(readers_suite, "fit_prosody_view", fit)
+    for balance in (False, True):
+        with pytest.raises(SystemExit):
+            readers_suite.voice_run(readers_suite.VoiceSplit("s", [], [], []), {}, {}, FrontendConfig(),
+                                    VoiceTrainConfig(speaker_balance=balance), trained=(object(), object()))
+        assert seen["speaker_balance"] is balance
 
 
 def test_vocal_tract_warp_moves_a_formant_by_its_factor_and_keeps_the_rest() -> None:
@@ -634,6 +662,10 @@ def test_the_readers_benchmark_trains_with_the_augmentations_it_is_given(tmp_pat
         main(["benchmark", "--suite", "readers", "--root", str(tmp_path), "--out", str(tmp_path / "out"),
               "--average-best", "5"])
     assert seen["config"].average_best == 5 and default.average_best == 0
+    with pytest.raises(SystemExit):
+        main(["benchmark", "--suite", "readers", "--root", str(tmp_path), "--out", str(tmp_path / "out"),
+              "--speaker-balance"])
+    assert seen["config"].speaker_balance is True and default.speaker_balance is False
     for option in ("--speaker-adversary", "--vtlp", "--average-best"):
         with pytest.raises(SystemExit):  # argparse's one-line error, not a traceback from the config
             build_parser().parse_args(["benchmark", "--suite", "readers", "--out", str(tmp_path), option, "-1"])

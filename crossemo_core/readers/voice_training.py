@@ -192,8 +192,8 @@ class VoiceTrainConfig:
     1 + vtlp]`` (:func:`warp_mel_frequencies`), another speaker's formants from the same speech."""
     speaker_balance: bool = False
     """False: every training corpus weighs the same in the loss (and in the prosody view's fit). True: every training
-    speaker weighs the same, so a corpus weighs by its number of speakers (TESS's 2 speakers then weigh 2 / 26
-    instead of half of a two-corpus run; :func:`sample_weights`)."""
+    speaker weighs the same, so a corpus weighs by its number of speakers (TESS's 2 speakers then weigh 2 of 10 or 2
+    of 19 training speakers instead of half of a two-corpus run; :func:`sample_weights`)."""
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -235,7 +235,8 @@ def add_training_option_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the reader is the mean of the weights of the K epochs with the best validation valence "
                              "UAR (0, the default: the best epoch alone)")
     parser.add_argument("--speaker-balance", action="store_true",
-                        help="every training speaker weighs the same in the loss (default: every corpus)")
+                        help="every training speaker weighs the same in the loss and the prosody view's fit "
+                             "(default: every corpus)")
 
 
 def training_options(args: argparse.Namespace) -> dict[str, float | bool]:
