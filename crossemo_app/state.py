@@ -13,10 +13,9 @@ Every finished run is kept in the workspace folder (:func:`run_store`) and liste
 
 A reload starts a new Streamlit session; the state (data, model, training job, widget values, cached views; not a
 load in progress or its message, not the Clip and Session pages' results, whose upload is gone after a reload) is
-remembered per
-:attr:`AppState.token` in this server process (:func:`remember`, at most :data:`MAX_REMEMBERED` tabs, each for
-:data:`REMEMBER_SECONDS` after its last run) and given back to a session that opens with the same ``?s=`` in its
-URL.
+remembered per :attr:`AppState.token` in this server process (:func:`remember`, at most :data:`MAX_REMEMBERED`
+tabs, each for :data:`REMEMBER_SECONDS` after its last run) and given back to a session that opens with the same
+``?s=`` in its URL.
 
 Widget values read across pages: ``p_normalise`` (Data: "none", "neutral" or "all"), the per-person normalisation
 applied to the loaded data; ``p_split_seed`` / ``p_split_rate`` (Data) define the split and protocol;

@@ -74,8 +74,7 @@ class TrainForm:
         demo's short run on the demo data. The loss and network settings are the paper's in every preset unless a
         profile changes them."""
         chosen, overrides = resolve_settings(kind or "demo", None if preset == "profile" else preset, {})
-        train_fields = {f.name for f in fields(TrainConfig)}
-        train = TrainConfig(**{**PRESETS[chosen], **{k: v for k, v in overrides.items() if k in train_fields}})
+        train = TrainConfig(**{**PRESETS[chosen], **{k: v for k, v in overrides.items() if k in _names(TrainConfig)}})
         loss = LossConfig(**{k: v for k, v in overrides.items() if k in _names(LossConfig)})
         model = ModelConfig(face_dim=1, voice_dim=1, **{k: v for k, v in overrides.items() if k in _names(ModelConfig)})
         values: dict[str, Any] = {"preset": preset, "method": method, "threshold_rule": threshold_rule,

@@ -5,9 +5,10 @@ copies (:meth:`~crossemo_core.readers.augment.Augmenter.versions`) and keeps the
 (``$CROSSEMO_CACHE`` or ``~/.cache/crossemo``), keyed by the file's content hash and every setting that shapes them.
 :func:`train_voice_reader` draws, every epoch, ``views`` copies of each training utterance among those its
 ``augmentations`` allow, crops them, masks random bands and frames (SpecAugment), and trains the three heads with
-class-weighted cross-entropy, every corpus weighing the same. The epoch kept is the one with the best valence UAR on
-validation speakers (never the test ones); training resumes from its last finished epoch when given a ``resume``
-path. :func:`fit_prosody_view` adds the prosody view; :func:`evaluate_mels` gives valence, emotion and arousal UAR.
+class-weighted cross-entropy, every corpus (or, with ``speaker_balance``, every speaker) weighing the same. The
+epoch kept is the one with the best valence UAR on validation speakers (never the test ones); training resumes from
+its last finished epoch when given a ``resume`` path. :func:`fit_prosody_view` adds the prosody view;
+:func:`evaluate_mels` gives valence, emotion and arousal UAR.
 """
 from __future__ import annotations
 
