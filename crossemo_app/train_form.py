@@ -14,7 +14,7 @@ from typing import Any, get_type_hints
 
 import numpy as np
 
-from crossemo_core.config import PRESETS, ExperimentConfig, LossConfig, ModelConfig, TrainConfig
+from crossemo_core.config import ExperimentConfig, preset_config
 from crossemo_core.data.container import PairDataset
 from crossemo_core.experiment import config_for
 from crossemo_core.profiles import resolve_settings
@@ -74,18 +74,13 @@ class TrainForm:
         demo's short run on the demo data. The loss and network settings are the paper's in every preset unless a
         profile changes them."""
         chosen, overrides = resolve_settings(kind or "demo", None if preset == "profile" else preset, {})
-        train = TrainConfig(**{**PRESETS[chosen], **{k: v for k, v in overrides.items() if k in _names(TrainConfig)}})
-        loss = LossConfig(**{k: v for k, v in overrides.items() if k in _names(LossConfig)})
-        model = ModelConfig(face_dim=1, voice_dim=1, **{k: v for k, v in overrides.items() if k in _names(ModelConfig)})
+        config = preset_config(chosen, face_dim=1, voice_dim=1, **overrides)
         values: dict[str, Any] = {"preset": preset, "method": method, "threshold_rule": threshold_rule,
                                   "device": device, "num_threads": num_threads}
         for f in fields(cls):
-            if f.name in values:
-                continue
-            for part in (train, loss, model):
-                if hasattr(part, f.name):
-                    values[f.name] = getattr(part, f.name)
-                    break
+            if f.name not in values:
+                values[f.name] = next(getattr(part, f.name) for part in (config.train, config.loss, config.model)
+                                      if hasattr(part, f.name))
         if (kind or "demo") == "demo":
             values["epochs"] = DEMO_EPOCHS
         return cls(**values)
@@ -114,10 +109,6 @@ class TrainForm:
         preset, profile = resolve_settings(kind or "demo", None if self.preset == "profile" else self.preset, {})
         return config_for(data, preset, seed=seed, abnormal_rate=rate, threshold=self.threshold_rule,
                           device=self.device, **{**profile, **settings})
-
-
-def _names(klass: type) -> set[str]:
-    return {f.name for f in fields(klass)}
 
 
 def _as(kind: Any, value: Any) -> Any:
