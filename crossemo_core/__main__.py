@@ -1,19 +1,18 @@
 """``python -m crossemo_core``: the command line (:mod:`crossemo_core.cli`). A Ctrl-C while the package is still
-being imported ends with the same one line as one during a command, never a traceback, and exit status 130, also
-when the import machinery swallows it (it can run the handler inside a callback whose exceptions are ignored)."""
+being imported is remembered and ends the command with the same one line as one during a command, never a traceback
+or an abort, and exit status 130 (:mod:`crossemo_core.interrupts`)."""
 import os
 import sys
 
 try:
-    from crossemo_core.interrupts import remember_ctrl_c, stop_if_ctrl_c_was_pressed
+    from crossemo_core.interrupts import STOPPED_AT_ONCE, remember_ctrl_c
 
     remember_ctrl_c()
     from crossemo_core.cli import main
 
-    stop_if_ctrl_c_was_pressed()
-    code = main()
+    code = main()  # its end_start_up() acts on a Ctrl-C remembered since remember_ctrl_c()
 except KeyboardInterrupt:
-    print("interrupted: stopped at once; no output file was written or changed", file=sys.stderr)
+    print(STOPPED_AT_ONCE, file=sys.stderr)
     code = 130
 if code == 130:
     # A KeyboardInterrupt caught while a module was being imported can still make the interpreter started by

@@ -21,7 +21,7 @@ from crossemo_core.config import PRESETS, RUNS_NEED_EVALUATION
 from crossemo_core.errors import CrossemoError, OutputError
 from crossemo_core.executors import add_executor_args, executor_from
 from crossemo_core.experiment import DATASETS
-from crossemo_core.interrupts import stop_if_ctrl_c_was_pressed
+from crossemo_core.interrupts import STOPPED_AT_ONCE, end_start_up
 from crossemo_core.paths import CHECKPOINTS, atomic_write, check_writable
 from crossemo_core.profiles import describe as describe_profile
 from crossemo_core.profiles import resolve_settings
@@ -139,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")
     try:
         args = build_parser().parse_args(argv)
-        stop_if_ctrl_c_was_pressed()  # one pressed while the commands' modules were imported and swallowed there
+        end_start_up()  # acts on a Ctrl-C pressed while the commands' modules were imported
         return {"train": _train, "evaluate": _evaluate, "cross-validate": _cross_validate,
                 "inspect": _inspect, "score": _score, "read": _read,
                 "benchmark": _benchmark}[args.command](args)
@@ -153,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         _close_progress_bars()
-        print("interrupted: stopped at once; no output file was written or changed", file=sys.stderr)
+        print(STOPPED_AT_ONCE, file=sys.stderr)
         return 130
 
 
