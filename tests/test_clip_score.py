@@ -201,6 +201,40 @@ def test_a_photo_without_a_face_is_undetermined(scorer: ClipScorer, tmp_path: Pa
     assert v.verdict == "undetermined" and v.reason.startswith("no face was found in the photo."), v.reason
 
 
+def test_a_tiny_picture_has_no_face_and_the_next_clip_is_judged_as_ever(scorer: ClipScorer, tmp_path: Path) -> None:
+    """A 1 or 2 px photo or video once gave the tiled face search empty tiles; mediapipe's detector then failed on
+    them and on every later frame, so every later clip of the scorer (the app shares one) failed too."""
+    from PIL import Image
+
+    for side in (1, 2):
+        Image.fromarray(np.zeros((side, side, 3), np.uint8)).save(tiny := tmp_path / f"{side}px.png")
+        v = scorer.score(tiny, voice=VOICE)
+        assert v.verdict == "undetermined" and v.reason.startswith("no face was found in the photo."), v.reason
+    video = synth.encode_video(lambda i: np.zeros((2, 2, 3), np.uint8), 50, 25, _voice(2.0))
+    v = scorer.score(NamedBytes("2px.mp4", video))
+    assert v.verdict == "undetermined" and v.face_fraction == 0.0, v.reason
+    assert scorer.score(PHOTO, voice=VOICE).face.emotion == "happy"
+
+
+def test_a_failing_face_graph_costs_one_frame_and_is_opened_again() -> None:
+    from crossemo_core.clip.face import FaceAnalyzer
+
+    analyser = FaceAnalyzer()
+    try:
+        failing = analyser._detectors[0]
+
+        def fail(image: np.ndarray) -> None:
+            raise RuntimeError("Graph has errors: \nROI width and height must be > 0")
+
+        failing.process = fail
+        lost = analyser.analyse(0.0, _photo(), still=True)
+        assert lost.n_faces == 0 and lost.crop is None
+        assert failing not in analyser._detectors  # opened again
+        assert analyser.analyse(0.2, _photo(), still=True).crop is not None
+    finally:
+        analyser.close()
+
+
 def test_no_speech_is_undetermined(scorer: ClipScorer) -> None:
     hum = (0.01 * np.random.default_rng(0).standard_normal(3 * synth.AUDIO_RATE)).astype(np.float32)
     v = scorer.score(NamedBytes("quiet.mp4", _video(hum)))

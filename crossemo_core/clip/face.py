@@ -28,17 +28,21 @@ from __future__ import annotations
 import atexit
 import contextlib
 import io
+import logging
 import os
 import sys
 import threading
 import types
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from crossemo_core.clip.expression import FER_SIZE, FER_TEMPLATE
 from crossemo_core.errors import CrossemoError
 from crossemo_core.settings import raw_stderr
+
+log = logging.getLogger(__name__)
 
 RIGHT_EYE = (33, 133)  # subject's right eye: outer and inner corner
 LEFT_EYE = (362, 263)
@@ -221,25 +225,35 @@ class FaceAnalyzer:
     is found again with one detection instead of nine."""
     detect_every = 5
 
+    MIN_SEARCH_PX = 16
+    """An image or tile narrower or lower than this many pixels is not searched: it holds no face the readers could
+    read (the tiled search finds faces from about 28 px), and an empty one (the tiles of a 2 px image) would break
+    mediapipe's graphs for every later frame."""
+
     def __init__(self, max_faces: int = 4, min_confidence: float = 0.5) -> None:
+        self.max_faces = max_faces
+        self._min_confidence = min_confidence
+        self._open_graphs()
+        self._forget()
+
+    def _open_graphs(self) -> None:
+        """mediapipe's two face detectors and its face mesh, for videos and for single images."""
         face_mesh = _import_face_mesh()
         _StderrFilter.install()
         from mediapipe.python.solutions import face_detection
 
+        confidence = self._min_confidence
         with _quiet_fd2():
-            self._detectors = [face_detection.FaceDetection(model_selection=m, min_detection_confidence=min_confidence)
+            self._detectors = [face_detection.FaceDetection(model_selection=m, min_detection_confidence=confidence)
                                for m in (0, 1)]  # short range (close-ups), full range (faces up to ~5 m)
             self._video = face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=True,
-                                             min_detection_confidence=min_confidence,
-                                             min_tracking_confidence=min_confidence)
+                                             min_detection_confidence=confidence, min_tracking_confidence=confidence)
             self._still = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
-                                             min_detection_confidence=min_confidence)
+                                             min_detection_confidence=confidence)
             # The graphs open their calculators on worker threads after construction, which log C++ warnings
             # straight to stderr; one blocking call on a blank frame waits for that while stderr is silenced.
             for graph in (*self._detectors, self._video, self._still):
                 graph.process(_BLANK)
-        self.max_faces = max_faces
-        self._forget()
 
     def _forget(self) -> None:
         """No face tracked, none seen: the state of a new clip."""
@@ -261,12 +275,15 @@ class FaceAnalyzer:
             graph.close()
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
-        """The faces the two detectors find, largest first (at most ``max_faces``), in pixels."""
+        """The faces the two detectors find, largest first (at most ``max_faces``), in pixels; none in an image smaller
+        than :attr:`MIN_SEARCH_PX`."""
         h, w = rgb.shape[:2]
+        if min(h, w) < self.MIN_SEARCH_PX:
+            return []
         rgb = np.ascontiguousarray(rgb)
         found: list[Detection] = []
         for detector in self._detectors:
-            for d in detector.process(rgb).detections or []:
+            for d in _process(detector, rgb).detections or []:
                 b = d.location_data.relative_bounding_box
                 box = (b.xmin * w, b.ymin * h, (b.xmin + b.width) * w, (b.ymin + b.height) * h)
                 kp = d.location_data.relative_keypoints
@@ -309,7 +326,20 @@ class FaceAnalyzer:
         return [d.moved(float(x0), float(y0)) for d in self.detect(rgb[y0:y0 + n, x0:x0 + n])]
 
     def analyse(self, t: float, rgb: np.ndarray, still: bool = False) -> FaceFrame:
-        """Find the faces in one RGB frame and describe the largest (``still``: an unrelated single image)."""
+        """Find the faces in one RGB frame and describe the largest (``still``: an unrelated single image). Should a
+        mediapipe graph fail on the frame (a failed graph fails every later call too), the graphs are opened anew and
+        the frame counts as one without a face, so one odd frame costs neither the recording nor the next one."""
+        try:
+            return self._analyse(t, rgb, still)
+        except GraphFailed as exc:
+            log.warning("the face tracker failed on the frame at %.2f s (%s); it was started again", t, exc)
+            with contextlib.suppress(RuntimeError):
+                self.close()
+            self._open_graphs()
+            self._forget()
+            return FaceFrame(t=t, n_faces=0)
+
+    def _analyse(self, t: float, rgb: np.ndarray, still: bool) -> FaceFrame:
         rgb = np.ascontiguousarray(rgb)
         found: list[Detection] | None = None  # this frame's detections, when the detectors ran on it
         if still or self._roi is None or self._n % self.detect_every == 0:
@@ -374,11 +404,13 @@ class FaceAnalyzer:
         import cv2
 
         cx, cy, side = roi
+        if not (np.isfinite(side) and side > 0):
+            return None
         scale = self.ROI_SIZE / side
         m = np.array([[scale, 0, self.ROI_SIZE / 2 - scale * cx], [0, scale, self.ROI_SIZE / 2 - scale * cy]])
         patch = cv2.warpAffine(rgb, m, (self.ROI_SIZE, self.ROI_SIZE), flags=cv2.INTER_AREA if scale < 1 else
                                cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
-        result = (self._still if still else self._video).process(patch)
+        result = _process(self._still if still else self._video, patch)
         if not result.multi_face_landmarks:
             return None
         pts = np.array([(p.x, p.y, p.z) for p in result.multi_face_landmarks[0].landmark], dtype=np.float32)
@@ -388,6 +420,19 @@ class FaceAnalyzer:
         mesh[:, 1] = (pts[:, 1] - m[1, 2]) / scale
         mesh[:, 2] = pts[:, 2] / scale
         return mesh
+
+
+class GraphFailed(RuntimeError):
+    """A mediapipe graph failed on an image (its first line of error); the graph fails every later call too."""
+
+
+def _process(graph: Any, image: np.ndarray) -> Any:
+    """``graph.process(image)``, a failure raised as :class:`GraphFailed`."""
+    try:
+        return graph.process(image)
+    except RuntimeError as exc:
+        text = str(exc).strip()
+        raise GraphFailed(text.splitlines()[0] if text else type(exc).__name__) from exc
 
 
 def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
