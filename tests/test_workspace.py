@@ -117,6 +117,26 @@ def test_csd_uploads_are_read_from_memory(tmp_path, monkeypatch):
         np.testing.assert_array_equal(a, b)
 
 
+def test_csd_upload_errors_name_the_file_not_its_bytes(tmp_path):
+    from crossemo_core.data.loaders import write_csd
+
+    rng = np.random.default_rng(0)
+    intervals = np.stack([np.arange(4.0), np.arange(1.0, 5.0)], 1)
+    labels = {f"v{k}": (rng.normal(size=(4, 1)), intervals) for k in range(4)}
+    labels["v0"][0][0, 0] = np.nan
+    cases = {"NaN or inf": labels, "0 columns": {f"v{k}": (np.zeros((4, 0)), intervals) for k in range(4)}}
+    for problem, table in cases.items():
+        for role, dim in (("face", 3), ("voice", 4)):
+            write_csd(tmp_path / f"{role}.csd", role, {f"v{k}": (rng.normal(size=(4, dim)), intervals)
+                                                       for k in range(4)})
+        write_csd(tmp_path / "labels.csd", "labels", table)
+        files = {role: (f"{role}.csd", (tmp_path / f"{role}.csd").read_bytes()) for role in ("face", "voice", "labels")}
+        with pytest.raises(DataError, match=problem) as caught:
+            workspace.load_uploaded("csd", files)
+        message = str(caught.value)
+        assert len(message) < 300 and "NamedBytes" not in message and ".csd" in message, message[:300]
+
+
 def test_upload_limits_and_roles():
     with pytest.raises(DataError, match="limit"):
         workspace.load_uploaded("misa", {"pickle": ("x.pkl", b"0" * 100)}, max_bytes=10)

@@ -202,28 +202,30 @@ def load_csd(face_csd: PathLike, voice_csd: PathLike, labels_csd: PathLike, *, n
     else ``face_{i}`` / ``voice_{i}``.
     """
     check_band(neutral_band)
+    labels_name = source_name(labels_csd)
     with _open_root(labels_csd) as (root, _):
-        labels = _read_data(root, source_name(labels_csd), None)
+        labels = _read_data(root, labels_name, None)
         label_meta = _read_metadata(root)
     if not labels:
-        raise DataError(f"{labels_csd}: the labels file holds no videos.")
+        raise DataError(f"{labels_name}: the labels file holds no videos.")
     if name is None:
         ds_name = label_meta.get("dataset name")
-        name = ds_name if isinstance(ds_name, str) and ds_name else Path(source_name(labels_csd)).stem
+        name = ds_name if isinstance(ds_name, str) and ds_name else Path(labels_name).stem
     label_dim = next(iter(labels.values()))[0].shape[1]
     if label_dim == 0:
-        raise DataError(f"{labels_csd}: labels have 0 columns; expected the sentiment score in column 0.")
+        raise DataError(f"{labels_name}: labels have 0 columns; expected the sentiment score in column 0.")
     if label_dim > 1:
         note(report, name, f"labels have {label_dim} columns; column 0 is used as the sentiment score")
     sides = {}
     for side, path in (("face", face_csd), ("voice", voice_csd)):
+        path_name = source_name(path)
         with _open_root(path) as (root, root_name):
-            feats = _read_data(root, source_name(path), set(labels))
+            feats = _read_data(root, path_name, set(labels))
             meta = _read_metadata(root)
         if not feats:
-            raise DataError(f"{path}: none of the {len(labels)} labelled videos is in this {side} file.")
+            raise DataError(f"{path_name}: none of the {len(labels)} labelled videos is in this {side} file.")
         dim = next(iter(feats.values()))[0].shape[1]
-        sides[side] = (feats, _names(meta, dim, side, source_name(path), name, report), root_name)
+        sides[side] = (feats, _names(meta, dim, side, path_name, name, report), root_name)
     face_data, voice_data = sides["face"][0], sides["voice"][0]
 
     face: list[np.ndarray] = []
@@ -254,11 +256,11 @@ def load_csd(face_csd: PathLike, voice_csd: PathLike, labels_csd: PathLike, *, n
             clip.append(f"{vid}[{k}]")
     reasons = ", ".join(f"{why}: {n}" for why, n in sorted(skipped.items()))
     if not face:
-        raise DataError(f"no labelled segment of {labels_csd} has both face and voice frames ({reasons}).")
+        raise DataError(f"no labelled segment of {labels_name} has both face and voice frames ({reasons}).")
     if skipped:
         note(report, name, f"{sum(skipped.values())} of {n_segments} labelled segment(s) skipped ({reasons})")
     return assemble(face, voice, sentiment, speaker, clip, sides["face"][1], sides["voice"][1], name=name,
-                    source=f"{face_csd} + {voice_csd}", nonfinite=nonfinite, neutral_band=neutral_band,
+                    source=f"{source_name(face_csd)} + {source_name(voice_csd)}", nonfinite=nonfinite, neutral_band=neutral_band,
                     empty="refuse", report=report,
                     extractor={"face": f"csd:{sides['face'][2]}", "voice": f"csd:{sides['voice'][2]}"})
 
