@@ -260,8 +260,8 @@ def load_csd(face_csd: PathLike, voice_csd: PathLike, labels_csd: PathLike, *, n
     if skipped:
         note(report, name, f"{sum(skipped.values())} of {n_segments} labelled segment(s) skipped ({reasons})")
     return assemble(face, voice, sentiment, speaker, clip, sides["face"][1], sides["voice"][1], name=name,
-                    source=f"{source_name(face_csd)} + {source_name(voice_csd)}", nonfinite=nonfinite, neutral_band=neutral_band,
-                    empty="refuse", report=report,
+                    source=f"{source_name(face_csd)} + {source_name(voice_csd)}", nonfinite=nonfinite,
+                    neutral_band=neutral_band, empty="refuse", report=report,
                     extractor={"face": f"csd:{sides['face'][2]}", "voice": f"csd:{sides['voice'][2]}"})
 
 
