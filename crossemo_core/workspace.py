@@ -58,10 +58,26 @@ def resolve_path(path: str | os.PathLike[str], base: str | Path | None = None) -
     text = str(path).strip().strip('"').strip("'")
     if not text:
         raise DataError("no path was given.")
-    p = Path(text).expanduser()
+    try:
+        p = Path(text).expanduser()
+    except RuntimeError:  # "~name/..." for a user this machine does not have
+        raise DataError(f"{text}: there is no user {text[1:].split('/', 1)[0]!r} on this machine, so '~' "
+                        "cannot be expanded.") from None
     if not p.is_absolute():
         p = Path(base or Path.cwd()) / p
     return Path(os.path.normpath(p))
+
+
+def existing_file(path: str | os.PathLike[str], base: str | Path | None = None) -> Path:
+    """:func:`resolve_path`, which must name a file that exists (a folder or a missing path: :class:`DataError`)."""
+    p = resolve_path(path, base)
+    try:
+        if p.is_file():
+            return p
+        reason = "a folder, not a file" if p.is_dir() else "no such file"
+    except (OSError, ValueError) as exc:  # a denied folder on the way, a NUL byte, a name too long
+        reason = f"cannot be looked at ({getattr(exc, 'strerror', None) or exc})"
+    raise DataError(f"{p}: {reason}.")
 
 
 def parse_actors(text: str | None) -> list[int] | None:

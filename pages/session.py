@@ -14,7 +14,9 @@ from crossemo_core.clip.decode import NamedBytes
 from crossemo_core.clip.report import report_html, segments_table
 from crossemo_core.clip.segments import RULE as SEGMENT_RULE
 from crossemo_core.clip.segments import fmt_clock, fmt_time
+from crossemo_core.errors import DataError
 from crossemo_core.session import BackgroundJob
+from crossemo_core.workspace import existing_file
 
 ui.inside_app()
 
@@ -49,11 +51,11 @@ else:
     text = st.text_input("Path of a video on this computer (read from disk piece by piece; nothing is copied)",
                          key="session_path")
     if text.strip():
-        path = Path(text.strip()).expanduser()
-        if path.is_file():
-            source, media = path, str(path)
-        else:
-            st.warning(f"{path}: no such file.", icon=":material/info:")
+        try:
+            source = existing_file(text)
+            media = str(source)
+        except DataError as exc:
+            st.warning(str(exc), icon=":material/info:")
 
 with st.expander("Optional: a per-person baseline from a calm stretch of this recording"):
     st.caption("Mark a stretch in which the person is calm and neutral (e.g. the first minutes of small talk): the "
@@ -65,8 +67,9 @@ with st.expander("Optional: a per-person baseline from a calm stretch of this re
 
 identity = cv.input_identity(source)
 page = state.app().session
-if page.input is not None and page.input != identity:
-    # another recording now: what is shown (or still being analysed) is about the old one
+if identity is not None and page.input is not None and page.input != identity:
+    # another recording now: what is shown (or still being analysed) is about the old one; none chosen (a path
+    # mistyped, an upload not made yet) keeps it
     if page.job is not None and not page.job.finished:
         page.job.stop()
     page.job = page.result = page.figure = page.media = page.input = None
@@ -166,7 +169,9 @@ def _results() -> None:
         elif jump != labels[0]:
             start = float(table["start_s"].iloc[labels.index(jump) - 1])
     media = page.media
-    if isinstance(media, str) and Path(media).stat().st_size > PLAYER_MAX_BYTES:
+    if isinstance(media, str) and not Path(media).is_file():
+        st.info(f"{media} is no longer there: nothing to play.", icon=":material/info:")
+    elif isinstance(media, str) and Path(media).stat().st_size > PLAYER_MAX_BYTES:
         st.info(f"The file is too large to play in the page (the player keeps it in memory): open it in a video "
                 f"player at {fmt_clock(start)}.", icon=":material/info:")
     elif media is not None:

@@ -62,8 +62,10 @@ def test_session_page_analyses_the_sample_with_a_calm_stretch_and_plays_a_stretc
         assert f"Playing from {int(start) // 60}:{int(start) % 60:02d}." in _texts(at)
         assert at.get("video")[0].proto.start_time == int(start)
     assert len(v.sha256) == 64 and f"(sha256 {v.sha256[:16]}" in _texts(at)
-    at.radio(key="session_source").set_value("A file on this computer").run()  # another recording: results go
-    assert at.session_state["app"].session.result is None
+    at.radio(key="session_source").set_value("A file on this computer").run()  # none chosen yet: results stay
+    assert at.session_state["app"].session.result is v
+    at.text_input(key="session_path").input(str(REPO / "assets" / "clips" / "smile_low.mp4")).run()
+    assert at.session_state["app"].session.result is None  # another recording: results go
     assert not at.get("plotly_chart") and not at.get("download_button")
 
 
@@ -106,3 +108,23 @@ def test_an_hour_long_result_renders_its_timeline_and_stretches() -> None:
     second = [s for s in result.segments if s.outcome == "inconsistent"][1]
     assert at.session_state["app"].session.figure[0] is result and second.start > 0
     assert len(at.dataframe[1].value) == len(result.segments)
+
+
+def test_a_mistyped_path_keeps_the_analysis_under_way_and_the_result() -> None:
+    """Only another recording drops what is shown or still being analysed; a path that names nothing says why."""
+    at = _session_page()
+    page = at.session_state["app"].session
+    stops: list[bool] = []
+    page.job = SimpleNamespace(finished=False, stop=lambda: stops.append(True))
+    page.result, page.input = _hour_long_result(), ("bytes", "hour.mp4", 1, 0, 0)
+    at.radio(key="session_source").set_value("A file on this computer").run()
+    for typed, said in (("/no/such/place/session.mp4", "no such file"), (str(REPO), "a folder, not a file"),
+                        ("~no_such_user_here/session.mp4", "there is no user 'no_such_user_here'")):
+        at.text_input(key="session_path").input(typed).run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert any(said in str(w.value) for w in at.warning), [w.value for w in at.warning]
+        page = at.session_state["app"].session
+        assert page.result is not None and page.job is not None and not stops
+    at.text_input(key="session_path").input(str(REPO / "assets" / "clips" / "smile_low.mp4")).run()
+    page = at.session_state["app"].session
+    assert page.result is None and page.job is None and stops == [True]
