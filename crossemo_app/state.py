@@ -124,6 +124,9 @@ class AppState:
     data_id: int = 0
     """increases with every load or normalisation (part of every cache key)"""
     model: ModelInUse | None = None
+    set_aside: ModelInUse | None = None
+    """the last model in use that a load of data it does not fit set aside; in use again when data it fits is loaded
+    and the model in use (if any) does not fit them"""
     run_id: int = 0
     """increases with every new model in use (part of every cache key)"""
     load_job: BackgroundJob | None = None
@@ -289,7 +292,8 @@ def data_kind() -> str | None:
 
 def set_dataset(data: PairDataset, kind: str, source: str, report: list[str], *,
                 normalised: bool = False) -> str | None:
-    """Make ``data`` current; a detector that does not fit it is set aside. Returns a note or None. A new load
+    """Make ``data`` current; a detector that does not fit it is set aside, and the one set aside before comes back
+    when it fits ``data`` and the one in use does not. Returns a note or None. A new load
     (``normalised`` False) is kept as loaded and resets the per-person normalisation; ``normalised``: ``data`` is a
     view of the loaded data (:func:`apply_normalisation`)."""
     s = app()
@@ -301,11 +305,19 @@ def set_dataset(data: PairDataset, kind: str, source: str, report: list[str], *,
     s.data = LoadedData(data, kind, source, list(report), loaded, loaded_source, loaded_report)
     s.data_id += 1
     s.cache, s.jobs = {}, {}
-    problems = [] if s.model is None else schema_mismatch(s.model.detector.schema, data)
-    if problems:
-        s.model = None
-        return (f"The model in use does not fit these features ({'; '.join(problems)}) and was set aside; train "
-                f"one on the Train page or use a kept run that fits.")
+    current, earlier = s.model, s.set_aside
+    problems = [] if current is None else schema_mismatch(current.detector.schema, data)
+    if current is not None and not problems:
+        return None
+    if earlier is not None and not schema_mismatch(earlier.detector.schema, data):
+        s.set_aside = current
+        set_detector(earlier.detector, earlier.source)
+        return (f"The model set aside earlier ({earlier.source}) fits these features and is in use again"
+                + ("; the one in use before does not fit them and was set aside." if current else "."))
+    if current is not None:
+        s.set_aside, s.model = current, None
+        return (f"The model in use does not fit these features ({'; '.join(problems)}) and was set aside (it is used "
+                f"again when data it fits is loaded); train one on the Train page or use a kept run that fits.")
     return None
 
 

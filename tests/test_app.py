@@ -468,6 +468,7 @@ def test_a_finished_run_waits_for_a_decision_is_kept_and_comes_back_after_a_relo
 def test_per_person_normalisation_is_a_data_option_used_in_training_and_undone_by_none():
     at = goto(new_app(), "data")
     raw = at.session_state["app"].data.dataset
+    demo = at.session_state["app"].model.detector
     at.radio(key=wk(at, "p_normalise")).set_value("neutral").run()
     assert_clean(at)
     data = at.session_state["app"].data.dataset
@@ -482,6 +483,9 @@ def test_per_person_normalisation_is_a_data_option_used_in_training_and_undone_b
     at.radio(key=wk(at, "p_normalise")).set_value("none").run()
     assert_clean(at)
     assert at.session_state["app"].data.dataset is raw
+    # the model set aside before fits the raw features again: back in use (the run trained above was not chosen)
+    assert at.session_state["app"].model.detector is demo and at.session_state["app"].set_aside is None
+    assert any("fits these features and is in use again" in s.value for s in at.success)
 
 
 def test_remembered_tabs_are_bounded_in_number_and_time(monkeypatch):

@@ -67,6 +67,27 @@ def test_remember_and_restore_through_the_url_token(monkeypatch, demo):
     assert state.app().data is None and state.app().token not in ("", "unknown", first.token)
 
 
+def test_a_model_that_does_not_fit_is_set_aside_and_comes_back_for_data_it_fits(monkeypatch, demo):
+    from crossemo_app import state
+
+    monkeypatch.setattr(state, "st", SimpleNamespace(session_state={state.STATE_KEY: AppState(token="t")},
+                                                     query_params={}))
+    fits = SimpleNamespace(schema={"fits": "demo"}, threshold=0.4)
+    other = SimpleNamespace(schema={"fits": "other"}, threshold=0.6)
+    monkeypatch.setattr(state, "schema_mismatch", lambda schema, data: [] if schema["fits"] == data else ["dims"])
+    s = state.app()
+    assert state.set_dataset("demo", "demo", "here", []) is None and s.model is None and s.set_aside is None
+    state.set_detector(fits, "bundled")
+    assert state.set_dataset("other", "mmsa", "there", []).startswith("The model in use does not fit")
+    assert s.model is None and s.set_aside.detector is fits
+    state.set_detector(other, "trained on other")
+    assert state.set_dataset("other", "mmsa", "there", []) is None and s.model.detector is other
+    note = state.set_dataset("demo", "demo", "here", [])  # the earlier model fits: the two change places
+    assert note.startswith("The model set aside earlier (bundled) fits these features and is in use again")
+    assert s.model.detector is fits and s.set_aside.detector is other
+    assert s.run_id == 3 and state.st.session_state[state.THRESHOLD] == 0.4
+
+
 def test_demo_form_is_its_profile_with_the_short_demo_run():
     form = TrainForm.for_preset("demo")
     assert form.preset == "profile" and form.method == "sir-hcl" and form.epochs == DEMO_EPOCHS
