@@ -15,8 +15,10 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from crossemo_core.clip.decode import NamedBytes
+from crossemo_core.clip.decode import NamedBytes, open_media
 from crossemo_core.clip.face import GEOMETRY_HELP, GEOMETRY_NAMES
+from crossemo_core.clip.segments import fmt_clock
+from crossemo_core.errors import DataError
 from crossemo_core.paths import REPO
 
 if TYPE_CHECKING:
@@ -65,13 +67,37 @@ class JudgedClip:
     verdict: Any
 
 
+CLIP_PAGE_MAX_S = 300.0
+"""The Clip verdict page judges recordings up to this long (about 15 s of work on 2 cores); they run one at a time
+on a thread every session shares, without progress or Stop. A longer one is refused with a pointer to the Session
+page, which analyses it in the background with both."""
+
+
 def judge(face, voice=None, baseline=None):  # noqa: ANN001, ANN201 - Sources in, a ClipVerdict out
-    """``scorer().score(face, voice, baseline)`` on the clip thread. Streamlit runs every rerun in a new thread, and
-    glibc gives new threads their own memory arenas: a verdict's temporary arrays freed in one of a dozen arenas
-    are not reused by the next verdict in another, so the server's memory crept up by 50-100 MB over the first ~50
-    verdicts before settling (benchmarks/bench_app_load.py). The scorer takes one clip at a time anyway."""
+    """``scorer().score(face, voice, baseline)`` on the clip thread, for recordings up to :data:`CLIP_PAGE_MAX_S`
+    (longer ones: :class:`DataError`). Streamlit runs every rerun in a new thread, and glibc gives new threads their
+    own memory arenas: a verdict's temporary arrays freed in one of a dozen arenas are not reused by the next verdict
+    in another, so the server's memory crept up by 50-100 MB over the first ~50 verdicts before settling
+    (benchmarks/bench_app_load.py). The scorer takes one clip at a time anyway."""
+    for source in (face, voice):
+        if source is not None:
+            _refuse_long(source)
     s = scorer()  # made here, in the script's thread (it may show a spinner)
     return _clip_thread().submit(s.score, face, voice, baseline).result()
+
+
+def _refuse_long(source: NamedBytes) -> None:
+    """:class:`DataError` when ``source`` declares a length above :data:`CLIP_PAGE_MAX_S` (read from its header; a
+    file that cannot be opened is left for the verdict to explain)."""
+    try:
+        with open_media(source, want_video=False, pixels=False) as media:
+            length = media.declared_s
+    except DataError:
+        return
+    if length is not None and length > CLIP_PAGE_MAX_S + 0.5:
+        raise DataError(f"{source.name} lasts {fmt_clock(length)}; this page judges clips up to "
+                        f"{CLIP_PAGE_MAX_S / 60:g} minutes. Give it to the Session page, which analyses long "
+                        f"recordings in the background with progress and a Stop button.")
 
 
 def sample_paths(label: str) -> tuple[Path, Path | None]:

@@ -92,6 +92,30 @@ def test_many_clips_at_once_names_each_file_by_its_sha256() -> None:
     assert table["verdict"].iloc[0] is not None and table["error"].iloc[1]
 
 
+def test_a_clip_longer_than_the_page_judges_is_sent_to_the_session_page(monkeypatch) -> None:
+    """Clips are judged on one thread every session shares, without progress or Stop: a long one would hold every
+    user's verdicts for minutes (a 10-minute upload: 40 s), so the Session page takes it."""
+    from crossemo_app import clip_view
+
+    monkeypatch.setattr(clip_view, "CLIP_PAGE_MAX_S", 3.0)
+    monkeypatch.setattr(clip_view, "scorer", lambda: pytest.fail("a refused clip must not reach the scorer"))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/clip.py")
+    at.run()
+    at.button(key="clip_go").click().run()  # the first sample: a 6 s video
+    assert not at.exception, [e.value for e in at.exception]
+    said = [e.value for e in at.error]
+    assert any("smile_upbeat.mp4 lasts 0:06; this page judges clips up to 0.05 minutes" in e and "Session page" in e
+               for e in said), said
+    assert at.session_state["app"].clip.result is None
+    sample = (REPO / "assets" / "clips" / "smile_upbeat.mp4").read_bytes()
+    at.file_uploader(key="clip_batch_files").set_value([("long.mp4", sample, "video/mp4")]).run()
+    at.button(key="clip_batch_go").click().run()
+    table = next(df.value for df in at.dataframe if "sha256" in df.value.columns)
+    assert "Session page" in table["error"].iloc[0]
+
+
 # ------------------------------------------------------------------------------------------------ recording (issue 16.5)
 from fractions import Fraction  # noqa: E402
 from unittest import mock  # noqa: E402
