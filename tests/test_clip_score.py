@@ -134,6 +134,40 @@ def test_batch_folder_csv_and_reports(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "Research tool, not a diagnostic device" in page and "<svg" in page and "data:image/png;base64" in page
 
 
+def test_an_unforeseen_failure_on_one_file_costs_only_that_file(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from crossemo_core.clip import cli as clip_cli
+
+    score = ClipScorer.score
+
+    def score_or_fail(self, source, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if Path(str(source)).name == "a_odd.mp4":
+            raise RuntimeError("Graph has errors:\nsecond line")
+        return score(self, source, *args, **kwargs)
+
+    monkeypatch.setattr(ClipScorer, "score", score_or_fail)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a_odd.mp4", "b_fine.mp4"):
+        (folder / name).write_bytes(SAMPLE.read_bytes())
+    csv = tmp_path / "out.csv"
+    assert main(["score", str(folder), "--json", "--csv", str(csv)]) == 2
+    lines = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
+    said = "unexpected error (RuntimeError: Graph has errors:)"
+    assert lines[0] == {"file": "a_odd.mp4", "verdict": None, "error": said}
+    assert lines[1]["file"] == "b_fine.mp4" and lines[1]["verdict"] is not None
+    assert csv.is_file()
+    # a worker of --jobs N: the same row, and its scorer, which may be what failed, is not used again
+    shared = (None, None, None, None)
+    clip_cli._WORKER_SCORERS.clear()
+    try:
+        assert clip_cli._judge_one(shared, (folder / "b_fine.mp4", None))[0] is not None
+        assert clip_cli._judge_one(shared, (folder / "a_odd.mp4", None)) == (None, said)
+        assert clip_cli._WORKER_SCORERS == {}
+    finally:
+        clip_cli._WORKER_SCORERS.clear()
+
+
 def test_voice_needs_a_single_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["score", str(SAMPLE), str(SAMPLE), "--voice", str(VOICE)]) == 2
     assert "--voice goes with a single FILE; 2 were given." in capsys.readouterr().err

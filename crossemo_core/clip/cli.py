@@ -24,6 +24,7 @@ they are those an uninterrupted analysis gives. Without ``--resume`` a journal o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import threading
@@ -230,13 +231,13 @@ def run(args: argparse.Namespace) -> int:
                 with first_ctrl_c_sets(stop):
                     v = scorer.score(f, args.voice, calibration, progress=bar.update, should_stop=stop.is_set,
                                      resume=finished, on_windows=journal.add if journal is not None else None)
-            except CrossemoError as exc:
+            except Exception as exc:  # noqa: BLE001 - one file's failure, even an unforeseen one, costs only that file
                 bar.close()
                 if journal is not None:
                     journal.close(done=True)
-                row = {"file": f.name, "verdict": None, "error": str(exc)}
+                row = {"file": f.name, "verdict": None, "error": failure_message(exc)}
                 results.append(row)
-                print(json.dumps(row) if args.json else f"{f.name}: ERROR: {exc}", flush=True)
+                print(json.dumps(row) if args.json else f"{f.name}: ERROR: {row['error']}", flush=True)
                 continue
             except KeyboardInterrupt as exc:
                 bar.close()
@@ -283,6 +284,21 @@ def _judge_one(shared: tuple[Any, ...], entry: tuple[Path, str | None]) -> tuple
         return scorer.score(f, voice, calibration), None
     except CrossemoError as exc:
         return None, str(exc)
+    except Exception as exc:  # noqa: BLE001 - unforeseen: this file's row says so, and the next file gets a new scorer
+        broken = _WORKER_SCORERS.pop(key, None)
+        if broken is not None:
+            with contextlib.suppress(Exception):
+                broken[0].close()
+        return None, failure_message(exc)
+
+
+def failure_message(exc: BaseException) -> str:
+    """One line for a file that could not be judged: a :class:`CrossemoError`'s own message, or, for an error no
+    check foresaw, its type and first line, marked as unexpected."""
+    if isinstance(exc, CrossemoError):
+        return str(exc)
+    text = str(exc).strip()
+    return f"unexpected error ({type(exc).__name__}: {text.splitlines()[0] if text else 'no details'})"
 
 
 def _run_spread(args: argparse.Namespace, entries: list[tuple[Path, str | None]], limits: Any,
