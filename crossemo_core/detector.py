@@ -8,6 +8,7 @@ the decision threshold and the protocol/training metadata. Writes are atomic (te
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,13 +155,38 @@ class Detector:
             model.load_state_dict(payload["weights"])
             model.eval()
             mixture = None if meta["mixture"] is None else BetaMixture.from_parameters(meta["mixture"])
+            threshold = float(meta["threshold"])
+            metadata = meta.get("metadata", {})
+            if not math.isfinite(threshold):
+                raise CheckpointError(f"its threshold is {threshold}")
+            if not isinstance(metadata, dict):
+                raise CheckpointError(f"its metadata is a {type(metadata).__name__}, not a table")
             return cls(config=config, model=model, normalizer=FeatureNormalizer.from_dict(meta["normalizer"]),
-                       schema=meta["schema"], mixture=mixture, threshold=float(meta["threshold"]),
-                       metadata=meta.get("metadata", {}))
+                       schema=_checked_schema(meta["schema"], config), mixture=mixture, threshold=threshold,
+                       metadata=metadata)
         except CrossemoError as exc:  # a setting out of range in the stored config
             raise CheckpointError(f"{path} is damaged or from an incompatible version: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - KeyError, ValueError, RuntimeError (load_state_dict), ...
             raise CheckpointError(f"{path} is damaged or from an incompatible version ({one_line(exc)}).") from None
+
+
+def _checked_schema(schema: Any, config: ExperimentConfig) -> dict[str, Any]:
+    """A stored :func:`feature_schema`, checked against the network's sizes (:class:`CheckpointError` otherwise)."""
+    if not isinstance(schema, dict):
+        raise CheckpointError(f"its feature schema is a {type(schema).__name__}, not a table")
+    for side, dim in (("face", config.model.face_dim), ("voice", config.model.voice_dim)):
+        names = schema.get(f"{side}_feature_names")
+        if schema.get(f"{side}_dim") != dim:
+            raise CheckpointError(f"its feature schema gives {schema.get(f'{side}_dim')!r} {side} columns, its "
+                                  f"network takes {dim}")
+        if not (isinstance(names, list) and len(names) == dim and all(isinstance(n, str) for n in names)):
+            raise CheckpointError(f"its feature schema lacks the names of its {dim} {side} columns")
+    classes, extractor = schema.get("class_names"), schema.get("extractor", {})
+    if not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)):
+        raise CheckpointError("its feature schema lacks the class names")
+    if not (isinstance(extractor, dict) and all(isinstance(v, str) for v in extractor.values())):
+        raise CheckpointError("its feature schema's extractor versions are not a table of names")
+    return schema
 
 
 def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:

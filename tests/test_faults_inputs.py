@@ -623,6 +623,58 @@ def test_a_clip_checkpoint_with_damaged_clip_metadata(tmp_path: Path, clip_meta:
     one_line(err.value, "damaged clip.pt")
 
 
+def _with_meta(source: Path, path: Path, key: str, value: Any) -> Path:
+    """A copy of the checkpoint ``source`` whose stored ``meta[key]`` is ``value`` (the rest as it is)."""
+    payload = torch.load(source, weights_only=True)
+    meta = json.loads(payload["meta"])
+    meta[key] = value
+    payload["meta"] = json.dumps(meta)
+    torch.save(payload, path)
+    return path
+
+
+@pytest.mark.parametrize(("key", "value"), [("schema", {}), ("schema", [1, 2]), ("schema", "face_dim"),
+                                            ("metadata", [1, 2]), ("threshold", float("nan")),
+                                            ("threshold", float("inf"))])
+def test_a_checkpoint_with_a_malformed_schema_metadata_or_threshold(tmp_path: Path, key: str, value: Any) -> None:
+    """These loaded before and failed later with a KeyError, TypeError or AttributeError in ``evaluate`` or
+    ``score``, or judged with a NaN threshold."""
+    from crossemo_core.detector import Detector
+
+    path = _with_meta(CHECKPOINTS / "demo.pt", tmp_path / "odd meta.pt", key, value)
+    with pytest.raises(CheckpointError) as err:
+        Detector.load(path)
+    assert "odd meta.pt is damaged or from an incompatible version" in one_line(err.value)
+
+
+def test_a_schema_whose_sizes_are_not_the_networks_is_refused(tmp_path: Path) -> None:
+    from crossemo_core.detector import Detector
+
+    schema = dict(Detector.load(CHECKPOINTS / "demo.pt").schema)
+    for change, said in (({"face_dim": 36}, "gives 36 face columns, its network takes 35"),
+                         ({"voice_feature_names": ["a"]}, "lacks the names of its 74 voice columns"),
+                         ({"class_names": []}, "lacks the class names"),
+                         ({"extractor": {"face": 3}}, "extractor versions are not a table of names")):
+        path = _with_meta(CHECKPOINTS / "demo.pt", tmp_path / "schema.pt", "schema", {**schema, **change})
+        with pytest.raises(CheckpointError, match=said):
+            Detector.load(path)
+
+
+@pytest.mark.parametrize("change", [{"gate": {"k": 3}}, {"windows": "abc"}, {"windows": {"face_fps": 0}},
+                                    {"population": {"face": "x"}}])
+def test_a_clip_checkpoint_with_a_malformed_gate_windows_or_population(tmp_path: Path, change: dict[str, Any]) -> None:
+    from crossemo_core.detector import Detector
+
+    detector = Detector.load(CHECKPOINTS / "clip.pt")
+    detector.metadata = {**detector.metadata, "clip": {**detector.metadata["clip"], **change}}
+    path = detector.save(tmp_path / "odd clip.pt")
+    for name in (CHECKPOINTS / "clip.pt").parent.glob("clip_seed*.pt"):  # the other runs it names, beside it
+        (tmp_path / name.name).symlink_to(name)
+    with pytest.raises(CheckpointError) as err:
+        ClipScorer(checkpoint=path)
+    assert "odd clip.pt is a damaged clip checkpoint" in one_line(err.value), one_line(err.value)
+
+
 def _combiner_json(change: dict[str, Any] | None = None) -> bytes:
     d = json.loads((CHECKPOINTS / "clip_combiner.json").read_text())
     return json.dumps({**d, **(change or {})}).encode()

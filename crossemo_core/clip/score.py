@@ -29,6 +29,7 @@ from crossemo_core.detector import Detector, cosine_rows
 from crossemo_core.errors import CheckpointError
 from crossemo_core.features.voice import VoiceFeatureExtractor, file_sha256
 from crossemo_core.mixture import BetaMixture, fit_similarity_mixture, similarity_to_score
+from crossemo_core.model_files import one_line
 from crossemo_core.paths import CHECKPOINTS
 from crossemo_core.readers.face import reading_of
 from crossemo_core.readers.reading import Reading
@@ -80,6 +81,7 @@ class ClipModel:
     emotion_names: tuple[str, ...] | None = None  # the head's outputs when it was trained on emotions, else None
     others: tuple[Detector, ...] = ()  # the other runs whose similarities are averaged with the first's
     mixture: BetaMixture | None = None  # the Beta mixture of the (mean) similarity; None: the first run's own
+    face_fps: float = seq.FACE_FPS  # the rate its faces were sampled at in training (frames/s)
 
     def __post_init__(self) -> None:
         if self.others and self.mixture is None:
@@ -116,14 +118,21 @@ class ClipModel:
             raise CheckpointError(f"the clip model {path.name} was trained with the expression network "
                                   f"{meta['fer_file']} (sha256 {meta['fer_sha256'][:12]}); {fer_path} is a "
                                   f"different one (sha256 {sha[:12]}).")
-        gate = KnnGate.from_dict(meta["gate"]) if meta.get("gate") else None
-        population = {k: np.asarray(v, dtype=np.float32) for k, v in meta.get("population", {}).items()}
+        try:
+            gate = KnnGate.from_dict(meta["gate"]) if meta.get("gate") else None
+            population = {k: np.asarray(v, dtype=np.float32) for k, v in meta.get("population", {}).items()}
+            face_fps = float(meta.get("windows", {}).get("face_fps", seq.FACE_FPS))
+            if not 0 < face_fps <= 60:
+                raise ValueError(f"face rate {face_fps} frames/s")
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise CheckpointError(f"{path} is a damaged clip checkpoint: its clip metadata (gate, population or "
+                                  f"windows) is malformed ({one_line(exc)}).") from None
         names = _head_emotions(path, detector, meta)
         others, mixture = _other_runs(path, detector, meta)
         # the float network the clip model was trained on, never an int8 copy beside it
         return cls(detector=detector, expression=ExpressionModel.load(fer_path, int8=False), gate=gate,
                    population=population, face_extractor=seq.face_extractor_id(sha), path=path,
-                   emotion_names=names, others=others, mixture=mixture)
+                   emotion_names=names, others=others, mixture=mixture, face_fps=face_fps)
 
     @property
     def threshold(self) -> float:

@@ -336,8 +336,7 @@ class ClipScorer:
                                                 DEFAULT_STACKER, FaceReader)
 
         self.model = ClipModel.load(checkpoint, expression)
-        fps = float(self.model.detector.metadata["clip"].get("windows", {}).get("face_fps", seq.FACE_FPS))
-        self.limits = replace(limits or ClipLimits(), fps=fps)  # sample faces at the rate the model was trained on
+        self.limits = replace(limits or ClipLimits(), fps=self.model.face_fps)  # the rate the model was trained on
         self.extractor = VoiceFeatureExtractor()
         voice_path = Path(voice_reader or DEFAULT_VOICE_READER)
         self.voice_reader = VoiceReader.load(voice_path)
