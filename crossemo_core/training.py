@@ -24,7 +24,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
 import torch
@@ -40,12 +40,17 @@ from crossemo_core.interrupts import first_ctrl_c_sets
 from crossemo_core.losses import HybridContrastiveLoss
 from crossemo_core.mixture import BetaMixture, fit_similarity_mixture, similarity_to_score
 from crossemo_core.model import SIRHCL, seeded_build, use_generator
+from crossemo_core.model_files import one_line
 from crossemo_core.optim import optimiser_step
 from crossemo_core.paths import atomic_writer
 from crossemo_core.thresholds import youden_threshold
 
 LOSS_NAMES = ("total", "share", "intra", "cross", "hard")
 RESUME_FORMAT = "crossemo-resume/1"
+RESUME_FIELDS = frozenset({"key", "phase", "epoch", "finished", "model", "optimizer", "scheduler", "shuffle_rng",
+                           "dropout_rng", "history", "best_auc", "best_epoch", "since_best", "best_state",
+                           "stopped_early", "selection"})
+"""What :meth:`Trainer._save_resume` writes beside ``format``."""
 
 
 @dataclass
@@ -330,16 +335,18 @@ class Trainer:
         stopped_early = False
         first_epoch = 1
         if resume is not None and resume["phase"] == phase:
-            model.load_state_dict(resume["model"])
-            optimizer.load_state_dict(resume["optimizer"])
-            scheduler.load_state_dict(resume["scheduler"])
-            generator.set_state(resume["shuffle_rng"])
-            if dropout_generator.device.type == "cpu":
-                dropout_generator.set_state(resume["dropout_rng"])
-            history = [EpochEvent(**e) for e in resume["history"]]
-            best_auc, best_epoch, epochs_since_best = resume["best_auc"], resume["best_epoch"], resume["since_best"]
-            best_state, stopped_early = resume["best_state"], resume["stopped_early"]
-            first_epoch = epochs + 1 if resume["finished"] else resume["epoch"] + 1
+            with self._damaged_resume_state():
+                model.load_state_dict(resume["model"])
+                optimizer.load_state_dict(resume["optimizer"])
+                scheduler.load_state_dict(resume["scheduler"])
+                generator.set_state(resume["shuffle_rng"])
+                if dropout_generator.device.type == "cpu":
+                    dropout_generator.set_state(resume["dropout_rng"])
+                history = [EpochEvent(**e) for e in resume["history"]]
+                best_auc, best_epoch = float(resume["best_auc"]), int(resume["best_epoch"])
+                epochs_since_best = int(resume["since_best"])
+                best_state, stopped_early = resume["best_state"], bool(resume["stopped_early"])
+                first_epoch = epochs + 1 if resume["finished"] else int(resume["epoch"]) + 1
         for epoch in range(first_epoch, epochs + 1):
             epoch_start = time.perf_counter()
             sums: dict[str, float] = {}
@@ -426,6 +433,12 @@ class Trainer:
                                   f"delete it to start afresh.") from None
         if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
             raise CheckpointError(f"{self.resume_file} is not a crossemo resume state; delete it to start afresh.")
+        missing = sorted(RESUME_FIELDS - state.keys())
+        if missing or state["phase"] not in ("select", "refit") or (
+                state["phase"] == "refit" and not isinstance(state["selection"], dict)):
+            raise CheckpointError(f"{self.resume_file} is a damaged resume state ("
+                                  + (f"no {', '.join(missing)}" if missing else "its phase is malformed")
+                                  + "); delete it to start afresh.")
         if state["key"] != key:
             raise CheckpointError(f"{self.resume_file} holds a run with other settings or data; give the same "
                                   f"command as that run, or delete the file to start afresh.")
@@ -436,10 +449,20 @@ class Trainer:
         """The finished select phase of a resumed run, as it was."""
         normalizer, _, _ = training_tensors(self.config, train, valid)
         network, _ = seeded_build(task.build, self.config.train.seed, self.device)
-        network.load_state_dict(saved["model"])
-        network.eval()
-        return _Phase(network, normalizer, [EpochEvent(**e) for e in saved["history"]], saved["best_epoch"],
-                      saved["best_auc"], saved["stopped_early"], False)
+        with self._damaged_resume_state():
+            network.load_state_dict(saved["model"])
+            network.eval()
+            return _Phase(network, normalizer, [EpochEvent(**e) for e in saved["history"]], int(saved["best_epoch"]),
+                          float(saved["best_auc"]), bool(saved["stopped_early"]), False)
+
+    @contextlib.contextmanager
+    def _damaged_resume_state(self) -> Iterator[None]:
+        """What a resume state holds, read: a part of the wrong kind or shape is one line, not a traceback."""
+        try:
+            yield
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+            raise CheckpointError(f"{self.resume_file} is a damaged resume state ({one_line(exc)}); delete it to "
+                                  f"start afresh.") from None
 
     def _emit(self, hook: str, event: Any) -> None:
         for cb in self.callbacks:

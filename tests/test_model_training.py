@@ -357,6 +357,33 @@ def test_a_resume_state_of_another_run_is_refused(tmp_path):
         Trainer(config_for(corpus, "fast", epochs=3, seed=0), resume_file=state).fit(parts["train"], parts["valid"])
 
 
+def test_a_damaged_resume_state_is_one_line_and_the_whole_one_holds_what_it_should(tmp_path):
+    import torch
+
+    from crossemo_core.data.loaders import load_demo
+    from crossemo_core.errors import CheckpointError
+    from crossemo_core.experiment import config_for, split_pairs
+    from crossemo_core.training import RESUME_FIELDS, RESUME_FORMAT, Trainer
+
+    corpus = load_demo()
+    parts = split_pairs(corpus, seed=0, rate=0.5)
+    config = config_for(corpus, "fast", epochs=3, seed=0)
+    state = tmp_path / "run.resume.pt"
+    trainer = Trainer(config, resume_file=state)
+    trainer.callbacks.append(type("Stop", (), {"on_epoch": lambda self, e: trainer.stop()})())
+    trainer.fit(parts["train"], parts["valid"])
+    whole = torch.load(state, weights_only=True)
+    assert set(whole) == RESUME_FIELDS | {"format"}
+    damaged = {"only its format": {"format": RESUME_FORMAT},
+               "weights of another network": {**whole, "model": {"w": torch.zeros(2)}},
+               "a history of numbers": {**whole, "history": [1, 2]},
+               "an unknown phase": {**whole, "phase": "warm-up"}}
+    for what, content in damaged.items():
+        torch.save(content, state)
+        with pytest.raises(CheckpointError, match="is a damaged resume state .*; delete it to start afresh"):
+            Trainer(config, resume_file=state).fit(parts["train"], parts["valid"])
+
+
 # ---------------------------------------------------------------------------------------- voice twins
 def _with_twins(data, shift: float):
     """``data`` with each voice's twin = the voice moved by ``shift`` (in feature units)."""
