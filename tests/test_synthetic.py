@@ -133,10 +133,28 @@ def test_mosei_size_preset_has_the_paper_size():
     (dict(difficulty=0), ValueError, r"difficulty must be one of .* or a positive number, got 0"),
     (dict(seed=-1), ValueError, r"seed must be a non-negative integer"),
     (dict(name=""), ValueError, r"name must be a non-empty string"),
+    (dict(n_speakers=10**6, clips_per_speaker=10**6), ValueError, r"up to .* GB of features; at most 4 GB"),
 ])
 def test_bad_arguments_are_refused_with_a_clear_message(kwargs, error, match):
     with pytest.raises(error, match=match):
         make_synthetic(**kwargs)
+
+
+@pytest.mark.parametrize("generator, said", [
+    ({"bogus": 1}, "has a bad generator argument: make_synthetic() got an unexpected keyword argument 'bogus'"),
+    ([1, 2], "'generator' must be a table of make_synthetic's arguments, not a list"),
+    ({"n_speakers": 10**6, "clips_per_speaker": 10**6}, "has a bad generator argument: these sizes make up to"),
+])
+def test_a_demo_spec_with_bad_generator_arguments_is_one_line(tmp_path, generator, said):
+    import json
+
+    from crossemo_core.data.loaders.demo import DEMO_SPEC, load_demo
+
+    spec = tmp_path / "demo.json"
+    spec.write_text(json.dumps({**json.loads(DEMO_SPEC.read_text()), "generator": generator}))
+    with pytest.raises(DataError) as err:
+        load_demo(spec)
+    assert said in str(err.value) and "\n" not in str(err.value)
 
 
 def test_data_errors_are_value_errors():

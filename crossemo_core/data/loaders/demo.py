@@ -37,9 +37,15 @@ def load_demo(spec: str | Path | None = None) -> PairDataset:
     try:
         content = json.loads(path.read_text())
         arguments = content["generator"]
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DataError(f"the demo spec {path} is missing or unreadable: {exc}") from None
-    data = make_synthetic(**arguments)
+    if not isinstance(arguments, dict):
+        raise DataError(f"the demo spec {path}: 'generator' must be a table of make_synthetic's arguments, not a "
+                        f"{type(arguments).__name__}.")
+    try:
+        data = make_synthetic(**arguments)
+    except (TypeError, ValueError) as exc:  # an unknown argument, a value out of range or too large
+        raise DataError(f"the demo spec {path} has a bad generator argument: {exc}") from None
     expected = content.get("fingerprint")
     if expected and fingerprint(data) != expected:
         raise DataError(f"the demo data generated from {path} differ from the bundled fingerprint: the synthetic "

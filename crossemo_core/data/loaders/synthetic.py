@@ -57,6 +57,11 @@ _MODALITY_SALT = {"face": 1, "voice": 2}
 _CHUNK = 1024               # clips generated per block
 
 
+MAX_BYTES = 4e9
+"""The largest corpus :func:`make_synthetic` makes (float32 features at the longest sequences): a spec asking for
+more is refused instead of exhausting the memory."""
+
+
 def make_synthetic(n_speakers: int = 20, clips_per_speaker: int = 30, face_dim: int = 35, voice_dim: int = 74,
                    face_length: tuple[int, int] = (8, 24), voice_length: tuple[int, int] = (20, 60),
                    class_weights: Sequence[float] = (0.4, 0.2, 0.4), noise: float = 1.0,
@@ -98,6 +103,10 @@ def make_synthetic(n_speakers: int = 20, clips_per_speaker: int = 30, face_dim: 
     seed = int(seed)
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"name must be a non-empty string, got {name!r}.")
+    size = 4 * n_speakers * clips_per_speaker * (face_length[1] * face_dim + voice_length[1] * voice_dim)
+    if size > MAX_BYTES:
+        raise ValueError(f"these sizes make up to {size / 1e9:.3g} GB of features; at most {MAX_BYTES / 1e9:g} GB "
+                         f"are generated.")
     if "synthetic" not in name.lower():
         name = f"{name} (synthetic)"
 
