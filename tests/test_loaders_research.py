@@ -390,6 +390,33 @@ def test_csd_bad_inputs(tmp_path: Path) -> None:
         load_csd(tmp_path / "other.csd", tmp_path / "other.csd", labels)
 
 
+@pytest.mark.parametrize("fault, said", [
+    ("a link to nowhere", "its features are a link (SoftLink) instead of data stored in the file"),
+    ("a link to another file", "its features are a link (ExternalLink) instead of data stored in the file"),
+    ("records, not numbers", "its features are of type [('a', '<f4'), ('b', '<i4')]; expected an array of numbers"),
+    ("a 400 GB array in a small file", "its features declare (1000000, 100000) values (400 GB), more than the 2 GB"),
+])
+def test_csd_features_that_are_not_numbers_stored_in_the_file(tmp_path: Path, fault: str, said: str) -> None:
+    labels = _labels_csd(tmp_path / "labels.csd")
+    face = tmp_path / "face.csd"
+    write_csd(face, "Facet", _features({"vidA": 2.0}, 0.5, 2, 0))
+    with h5py.File(face, "r+") as fh:
+        video = fh["Facet/data/vidA"]
+        del video["features"]
+        if fault == "a link to nowhere":
+            video["features"] = h5py.SoftLink("/nowhere")
+        elif fault == "a link to another file":
+            video["features"] = h5py.ExternalLink(str(tmp_path / "elsewhere.h5"), "/x")
+        elif fault == "records, not numbers":
+            video.create_dataset("features", data=np.zeros((4, 2), dtype=[("a", "f4"), ("b", "i4")]))
+        else:
+            video.create_dataset("features", shape=(10**6, 10**5), dtype="f4", chunks=(1000, 1000),
+                                 compression="gzip")
+    with pytest.raises(DataError) as err:
+        load_csd(face, labels, labels)
+    assert f"face.csd: video 'vidA': {said}" in str(err.value), str(err.value)
+
+
 # ================================================================================================ real files
 @needs_dev
 def test_real_mosi_dev_pickle() -> None:

@@ -73,8 +73,8 @@ def _read_data(root: h5py.Group, src: str, videos: set[str] | None) -> CsdData:
         if missing:
             raise DataError(f"{where} lacks {' and '.join(missing)}; each video needs features [n, d] and "
                             "intervals [n, 2].")
-        feats = np.asarray(g["features"][()])
-        iv = np.asarray(g["intervals"][()], dtype=np.float64)
+        feats = _numbers(g, "features", where)
+        iv = np.asarray(_numbers(g, "intervals", where), dtype=np.float64)
         if feats.ndim != 2:
             raise DataError(f"{where}: features have shape {feats.shape}; expected [n, d].")
         if iv.ndim != 2 or iv.shape[1] != 2:
@@ -90,6 +90,31 @@ def _read_data(root: h5py.Group, src: str, videos: set[str] | None) -> CsdData:
                             "all videos need the same features.")
         out[vid] = (feats, iv)
     return out
+
+
+MAX_DATASET_BYTES = 2e9
+"""The largest features or intervals array of one video read from a .csd file (a small compressed file can declare
+an array of hundreds of GB)."""
+
+
+def _numbers(group: h5py.Group, name: str, where: str) -> np.ndarray:
+    """``group[name]``, an array of numbers stored in this very file (not a link to elsewhere, whose target could be
+    missing or any file on this machine), of at most :data:`MAX_DATASET_BYTES`."""
+    link = group.get(name, getlink=True)
+    if not isinstance(link, h5py.HardLink):
+        raise DataError(f"{where}: its {name} are a link ({type(link).__name__}) instead of data stored in the file.")
+    data = group[name]
+    if not isinstance(data, h5py.Dataset) or data.dtype.kind not in "fiub":
+        kind = f"of type {data.dtype}" if isinstance(data, h5py.Dataset) else "a group"
+        raise DataError(f"{where}: its {name} are {kind}; expected an array of numbers.")
+    size = data.size * max(data.dtype.itemsize, 4)
+    if size > MAX_DATASET_BYTES:
+        raise DataError(f"{where}: its {name} declare {data.shape} values ({size / 1e9:.3g} GB), more than the "
+                        f"{MAX_DATASET_BYTES / 1e9:g} GB read from one video.")
+    try:
+        return np.asarray(data[()])
+    except OSError as exc:  # a damaged chunk
+        raise DataError(f"{where}: its {name} cannot be read ({str(exc).splitlines()[0]}).") from None
 
 
 def _decode(value: Any) -> Any:
