@@ -18,7 +18,7 @@ from typing import Any, NoReturn, Sequence
 from tqdm import tqdm
 
 from crossemo_core.config import PRESETS, RUNS_NEED_EVALUATION
-from crossemo_core.errors import CrossemoError, OutputError
+from crossemo_core.errors import CrossemoError, OutputError, single_line
 from crossemo_core.executors import add_executor_args, executor_from
 from crossemo_core.experiment import DATASETS
 from crossemo_core.interrupts import STOPPED_AT_ONCE, end_start_up
@@ -149,7 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except OSError as exc:  # a file vanished, a disk filled up, a permission changed while we worked
         _close_progress_bars()
-        print(f"error: {os_error_message(exc)} (an existing output there is left as it was)", file=sys.stderr)
+        print(f"error: {single_line(os_error_message(exc))} (an existing output there is left as it was)",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         _close_progress_bars()
@@ -163,9 +164,11 @@ def _close_progress_bars() -> None:
         bar.close()
 
 
-def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
+def _one_line(exc: BaseException, limit: int = 600) -> str:
+    """The message of ``exc`` on one line (a line break in a file name it names written ``\\n``), at most ``limit``
+    characters."""
+    text = single_line(str(exc).strip()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # ---------------------------------------------------------------------------------------------------- commands

@@ -19,3 +19,9 @@ class CheckpointError(CrossemoError, ValueError):
 
 class OutputError(CrossemoError):
     """An output file or folder cannot be written (missing permission, no room, a folder where a file goes)."""
+
+
+def single_line(text: str) -> str:
+    """``text`` with its line breaks and other control characters written as escapes (``\\n``, ``\\x1b``), so that
+    a message naming a file called ``"a\\nb.mp4"`` still prints as one line and keeps its reason."""
+    return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii") for c in text)

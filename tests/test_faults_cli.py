@@ -11,6 +11,7 @@ are tmpfs mounts, so those cases need root (skipped otherwise).
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -313,6 +314,24 @@ def test_two_processes_writing_one_csv_leave_one_whole_table(tmp_path: Path) -> 
     assert len(rows) == 1 and rows["file"].iloc[0] in ("smile_low.mp4", "smile_upbeat.mp4")
     assert rows["verdict"].notna().all()
     assert [p.name for p in tmp_path.iterdir()] == ["verdicts.csv"]
+
+
+def test_a_line_break_in_a_file_name_keeps_the_message_on_one_line(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Only the first line of a message was printed: a checkpoint called "bad<newline>name.pt" gave "error: bad"."""
+    odd = tmp_path / "bad\nname.pt"
+    odd.write_text("not a model")
+    code, err = cli(capsys, "evaluate", "--dataset", "demo", "--checkpoint", odd)
+    one_line_error(code, err, "bad\\nname.pt is not a readable crossemo checkpoint")
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    (folder / "a\nvideo.mp4").write_bytes((REPO / "assets" / "clips" / "smile_low.mp4").read_bytes())
+    (folder / "two\nlines.mp4").write_text("not a video")
+    assert main(["score", str(folder)]) == 2
+    lines = capsys.readouterr().out.splitlines()
+    assert re.match(r"a\\nvideo\.mp4: (CONSISTENT|INCONSISTENT|UNDETERMINED)", lines[0]), lines
+    assert lines[-1] == ("two\\nlines.mp4: ERROR: two\\nlines.mp4: skipped, not a video, audio or image file "
+                         "crossemo (ffmpeg) can read."), lines
 
 
 # ---------------------------------------------------------------------------------------------------- Ctrl-C

@@ -31,7 +31,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from crossemo_core.errors import CrossemoError, DataError, OutputError
+from crossemo_core.errors import CrossemoError, DataError, OutputError, single_line
 from crossemo_core.executors import add_executor_args, executor_from
 from crossemo_core.interrupts import first_ctrl_c_sets
 from crossemo_core.paths import atomic_write, check_writable
@@ -237,7 +237,7 @@ def run(args: argparse.Namespace) -> int:
                     journal.close(done=True)
                 row = {"file": f.name, "verdict": None, "error": failure_message(exc)}
                 results.append(row)
-                print(json.dumps(row) if args.json else f"{f.name}: ERROR: {row['error']}", flush=True)
+                print(json.dumps(row) if args.json else single_line(f"{f.name}: ERROR: {row['error']}"), flush=True)
                 continue
             except KeyboardInterrupt as exc:
                 bar.close()
@@ -314,7 +314,7 @@ def _run_spread(args: argparse.Namespace, entries: list[tuple[Path, str | None]]
     for (f, _), (verdict, error) in zip(entries, outcomes):
         if verdict is None:
             row = {"file": f.name, "verdict": None, "error": error}
-            print(json.dumps(row) if args.json else f"{f.name}: ERROR: {error}", flush=True)
+            print(json.dumps(row) if args.json else single_line(f"{f.name}: ERROR: {error}"), flush=True)
         else:
             verdicts.append(verdict)
             row = verdict.to_dict()
@@ -419,7 +419,7 @@ def describe(v: Any) -> str:
     segments instead of every window)."""
     from crossemo_core.clip.segments import fmt_clock
 
-    lines = [f"{v.file}{' + ' + v.voice_file if v.voice_file else ''}: {v.label.upper()}"]
+    lines = [single_line(f"{v.file}{' + ' + v.voice_file if v.voice_file else ''}: {v.label.upper()}")]
     if v.p_inconsistent is not None:
         lines[0] += f" (probability of inconsistency {v.p_inconsistent:.2f})"
     if getattr(v, "partial", None):

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from crossemo_core.errors import CrossemoError, DataError
+from crossemo_core.errors import CrossemoError, DataError, single_line
 from crossemo_core.readers.reading import Reading
 
 FACE_FPS = 5.0
@@ -65,8 +65,8 @@ class FileReading:
 
     def describe(self) -> str:
         if self.error:
-            return f"{self.file}: ERROR: {self.error}"
-        lines = [f"{self.file}:"]
+            return single_line(f"{self.file}: ERROR: {self.error}")
+        lines = [single_line(f"{self.file}:")]
         lines += [f"  {r.summary()}" + (f" ({r.note})" if r.note else "") for r in (self.face, self.voice) if r]
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
