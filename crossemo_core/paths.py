@@ -65,6 +65,9 @@ def check_writable(path: str | os.PathLike[str], option: str, folder: bool = Fal
         raise OutputError(f"{option} {path}: exists and is not a folder.")
     if not folder and path.is_dir():
         raise OutputError(f"{option} {path}: is a folder; give a file name.")
+    if not folder and path.exists() and not path.is_file():  # a device or a pipe would be replaced by a file
+        raise OutputError(f"{option} {path}: exists and is not a regular file (a device or a pipe); give a file "
+                          f"name.")
     where = path if folder else path.parent
     try:
         where.mkdir(parents=True, exist_ok=True)

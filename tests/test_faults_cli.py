@@ -283,6 +283,26 @@ def test_report_csv_and_voice_targets_of_the_wrong_kind(tmp_path: Path, capsys: 
     code, err = cli(capsys, "train", "--dataset", "demo", "--out", tmp_path)
     one_line_error(code, err, "--out", "is a folder")
     assert existing.read_text() == "keep me" and plain.read_text() == "keep me too"
+    pipe = tmp_path / "pipe.csv"  # a device such as /dev/full was replaced by a regular file
+    os.mkfifo(pipe)
+    for args in (("score", CLIPS / "smile_low.mp4", "--csv", pipe), ("train", "--dataset", "demo", "--out", pipe)):
+        code, err = cli(capsys, *args)
+        one_line_error(code, err, "exists and is not a regular file")
+    assert pipe.is_fifo()
+
+
+def test_a_run_where_every_file_fails_leaves_an_earlier_table(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("not a video")
+    table = tmp_path / "verdicts.csv"
+    table.write_text("file,verdict\nold.mp4,consistent\n")
+    assert main(["score", str(bad), "--csv", str(table)]) == 2
+    assert f"nothing was judged, so {table} was left as it was" in capsys.readouterr().err
+    assert table.read_text() == "file,verdict\nold.mp4,consistent\n"
+    fresh = tmp_path / "fresh.csv"
+    assert main(["score", str(bad), "--csv", str(fresh)]) == 2
+    assert "bad.mp4" in fresh.read_text()  # a new table gets the error row
 
 
 def _score(*args: Any, check_one_line: bool = True) -> subprocess.CompletedProcess[str]:

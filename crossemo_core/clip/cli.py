@@ -330,12 +330,14 @@ def _write_outputs(args: argparse.Namespace, results: list[dict[str, Any]], verd
     clip model they describe), each written atomically."""
     from crossemo_core.clip.report import segments_table, verdicts_table, write_report
 
-    if args.csv:
-        atomic_write(args.csv, verdicts_table(results).to_csv(index=False).encode())
-        print(f"table written to {args.csv}", file=sys.stderr)
-    if segments_out:
-        atomic_write(segments_out, segments_table(results).to_csv(index=False).encode())
-        print(f"segments written to {segments_out}", file=sys.stderr)
+    for target, table, what in ((args.csv, verdicts_table, "table"), (segments_out, segments_table, "segments")):
+        if not target:
+            continue
+        if not verdicts and Path(target).exists():  # every file failed: an earlier table is worth more than errors
+            print(f"nothing was judged, so {target} was left as it was", file=sys.stderr)
+            continue
+        atomic_write(target, table(results).to_csv(index=False).encode())
+        print(f"{what} written to {target}", file=sys.stderr)
     if args.report and verdicts:
         written = write_report(verdicts, args.report, model=model())
         print(f"report written to {', '.join(str(w) for w in written)}", file=sys.stderr)
