@@ -223,12 +223,17 @@ def checkpoint_bytes(detector: Detector) -> bytes:
         return detector.save(Path(tmp) / "checkpoint.pt").read_bytes()
 
 
-def detector_from_bytes(content: bytes, max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES) -> Detector:
-    """A detector from an uploaded checkpoint's bytes (read without executing code; temp file removed)."""
+def detector_from_bytes(content: bytes, max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+                        name: str = "the uploaded checkpoint") -> Detector:
+    """A detector from an uploaded checkpoint's bytes (read without executing code; temp file removed); messages
+    call it ``name`` (the upload's file name), not by its temporary path."""
     if len(content) > max_bytes:
-        raise CheckpointError(f"the checkpoint is {len(content) / 2**20:.0f} MiB, above the "
-                              f"{max_bytes / 2**20:.0f} MiB limit.")
+        raise CheckpointError(f"{name} is {len(content) / 2**20:.0f} MiB, above the {max_bytes / 2**20:.0f} MiB "
+                              f"limit.")
     with tempfile.TemporaryDirectory(prefix="crossemo-ckpt-") as tmp:
         p = Path(tmp) / "upload.pt"
         p.write_bytes(content)
-        return Detector.load(p)
+        try:
+            return Detector.load(p)
+        except CheckpointError as exc:
+            raise CheckpointError(str(exc).replace(str(p), name)) from None

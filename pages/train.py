@@ -284,7 +284,8 @@ with load_col:
                 else:
                     if uploaded is None:
                         raise ValueError("choose a checkpoint file to upload first.")
-                    loaded, where = workspace.detector_from_bytes(uploaded.getvalue()), f"upload {uploaded.name}"
+                    loaded = workspace.detector_from_bytes(uploaded.getvalue(), name=uploaded.name)
+                    where = f"upload {uploaded.name}"
                 loaded.check_compatible(data)
                 state.set_detector(loaded, f"checkpoint {where}")
             st.rerun()

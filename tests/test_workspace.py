@@ -192,5 +192,7 @@ def test_checkpoint_bytes_round_trip(trained):
     np.testing.assert_allclose(again.similarity(parts["test"]), detector.similarity(parts["test"]), atol=1e-6)
     with pytest.raises(CheckpointError, match="limit"):
         workspace.detector_from_bytes(blob, max_bytes=10)
-    with pytest.raises(CheckpointError):
-        workspace.detector_from_bytes(b"garbage")
+    with pytest.raises(CheckpointError) as err:
+        workspace.detector_from_bytes(b"garbage", name="mine.pt")
+    said = str(err.value)
+    assert said.startswith("mine.pt is not a readable crossemo checkpoint") and "upload.pt" not in said, said
