@@ -270,6 +270,29 @@ def test_photo_has_no_voice() -> None:
         decode_media(PHOTO, need_audio=True)
 
 
+@pytest.mark.parametrize("mode", ["I;16", "I"])
+def test_a_16_bit_grey_photo_is_read_over_its_range(mode: str) -> None:
+    """``convert("RGB")`` clips such a photo at 255: a 16-bit grey photo became white, and "no face was found"."""
+    from PIL import Image
+
+    grey = np.asarray(Image.open(ASSETS / "face_photo.jpg").convert("L"), dtype=np.float64)
+    stored = (grey * 257).astype(np.uint16 if mode == "I;16" else np.int32)
+    buf = io.BytesIO()
+    Image.fromarray(stored).save(buf, format="PNG")
+    image = decode_media(NamedBytes("deep.png", buf.getvalue())).image
+    assert image is not None and image.shape == (*grey.shape, 3)
+    assert np.abs(image[..., 0].astype(np.float64) - grey).max() <= 1.0
+
+
+def test_an_image_too_large_for_pillow_is_said_to_be_too_large() -> None:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (20000, 20000)).save(buf, format="PNG")
+    with pytest.raises(DataError, match=r"^huge.png is too large an image \(Image size \(400000000 pixels\) exceeds"):
+        decode_media(NamedBytes("huge.png", buf.getvalue()))
+
+
 def test_decoding_writes_nothing_to_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.chdir(tmp_path)

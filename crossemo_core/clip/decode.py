@@ -579,7 +579,7 @@ def _decode_image(name: str, data: bytes, fmt: str, limits: ClipLimits) -> Decod
             if im.width * im.height > limits.max_image_pixels:
                 raise DataError(f"{name} is {im.width}x{im.height} pixels; the limit is "
                                 f"{limits.max_image_pixels / 1e6:.0f} megapixels.")
-            im = ImageOps.exif_transpose(im).convert("RGB")
+            im = _eight_bit(ImageOps.exif_transpose(im)).convert("RGB")
             scale = limits.max_image_side / max(im.size)
             if scale < 1:
                 im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))),
@@ -587,11 +587,27 @@ def _decode_image(name: str, data: bytes, fmt: str, limits: ClipLimits) -> Decod
             rgb = np.asarray(im, dtype=np.uint8).copy()
     except DataError:
         raise
+    except Image.DecompressionBombError as exc:  # Pillow's own guard, before the size could be asked for
+        raise DataError(f"{name} is too large an image ({str(exc).split(' could be')[0]}); the limit is "
+                        f"{limits.max_image_pixels / 1e6:.0f} megapixels.") from None
     except Exception as exc:  # noqa: BLE001 - Pillow raises many types for damaged images
         raise DataError(f"{name} is a damaged or truncated {format_label(fmt)} ({type(exc).__name__}: "
                         f"{str(exc).splitlines()[0][:120] if str(exc) else 'no details'}).") from None
     return DecodedMedia(name=name, format=fmt, has_video=True, has_audio=False, is_image=True, duration_s=0.0,
                         n_frames=1, image=rgb)
+
+
+def _eight_bit(im):  # noqa: ANN001, ANN202 - a PIL image in, one with 8 bits per channel out
+    """A 16-bit grey image (a PNG's) brought to 8 bits (``convert("RGB")`` clips it at 255, which turned a 16-bit
+    photo white); other images as they are."""
+    from PIL import Image
+
+    if im.mode not in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+        return im
+    values = np.asarray(im, dtype=np.float64)
+    if im.mode != "I" or values.max(initial=0) > 255:
+        values = values / 257.0  # 0..65535 -> 0..255
+    return Image.fromarray(np.clip(values, 0, 255).round().astype(np.uint8), "L")
 
 
 def _declared_duration(container, streams) -> float | None:  # noqa: ANN001
