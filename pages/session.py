@@ -14,6 +14,7 @@ from crossemo_core.clip.decode import NamedBytes
 from crossemo_core.clip.report import report_html, segments_table
 from crossemo_core.clip.segments import RULE as SEGMENT_RULE
 from crossemo_core.clip.segments import fmt_clock, fmt_time
+from crossemo_core.clip.verdict import MIN_CALM_S
 from crossemo_core.errors import DataError
 from crossemo_core.session import BackgroundJob
 from crossemo_core.workspace import existing_file
@@ -78,8 +79,9 @@ job = page.job
 running = job is not None and not job.finished
 if st.button("Analyse the session", type="primary", disabled=source is None or running, key="session_go"):
     span = (float(calm_start), float(calm_end)) if use_calm else None
-    if span is not None and span[1] - span[0] < 2.0:
-        st.error("The calm stretch must last at least 2 s (its end after its start).", icon=":material/error:")
+    if span is not None and span[1] - span[0] < MIN_CALM_S:
+        st.error(f"The calm stretch must last at least {MIN_CALM_S:g} s (its end after its start).",
+                 icon=":material/error:")
     else:
         scorer = cv.scorer()
         chosen = source
@@ -147,6 +149,8 @@ def _results() -> None:
         column.metric(label, value, help=help_text)
     st.caption(f"Whole recording: {v.label} (probability of inconsistency "
                f"{'–' if v.p_inconsistent is None else f'{v.p_inconsistent:.2f}'}). {v.reason}")
+    for note in v.notes:
+        st.warning(note, icon=":material/info:")
     figure = page.figure
     if figure is None or figure[0] is not v:
         figure = page.figure = (v, sv.timeline_figure(v))

@@ -88,7 +88,7 @@ def _hour_long_result() -> SimpleNamespace:
     return SimpleNamespace(file="hour.mp4", timeline=windows, segments=segments, duration_s=3601.5,
                            session=summarise(segments, windows, 3601.5), partial=None, calibrated=False,
                            label="inconsistent (weak evidence)", p_inconsistent=0.51, reason="hand-made windows",
-                           thumbnails=[], to_dict=lambda: {"file": "hour.mp4", "segments": [s.to_dict()
+                           thumbnails=[], notes=["the face was read in 60 % of the frames"], to_dict=lambda: {"file": "hour.mp4", "segments": [s.to_dict()
                                                                                            for s in segments]})
 
 
@@ -100,6 +100,7 @@ def test_an_hour_long_result_renders_its_timeline_and_stretches() -> None:
     at.run()
     assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
     assert len(at.get("plotly_chart")) == 1
+    assert any(w.value == "the face was read in 60 % of the frames" for w in at.warning)  # the verdict's notes
     table = at.dataframe[0].value  # the stretches of inconsistency (the second table lists every segment)
     assert len(table) == result.session.n_inconsistent and list(table.columns)[:3] == ["#", "start", "end"]
     jump = at.selectbox(key="session_jump")

@@ -54,12 +54,15 @@ from crossemo_core.clip.reading import (SILENCE_PEAK, ClipAnalysis, ClipFacts, F
                                         geometry_summary)
 from crossemo_core.clip.score import (DEFAULT_CLIP_CHECKPOINT, DEFAULT_FER_CHECKPOINT, RECORDING_READ_S,  # noqa: F401
                                       VOICE_NAMES, Calibration, ClipModel, Window, WindowScorer, WindowScores, file_sha256)
-from crossemo_core.clip.segments import Segment, SegmentRule, SessionSummary, segments_of, summarise
+from crossemo_core.clip.segments import Segment, SegmentRule, SessionSummary, fmt_clock, segments_of, summarise
 from crossemo_core.clip.windows import WindowBuilder
+from crossemo_core.errors import DataError
 from crossemo_core.features.voice import VoiceFeatureExtractor
 from crossemo_core.readers.reading import Reading
 from crossemo_core.readers.voice import DEFAULT_VOICE_READER, VoiceReader
 
+MIN_CALM_S = 2.0
+"""A calm stretch marked in a recording must cover at least this much of it (seconds)."""
 ATYPICAL_SHARE = 0.5
 """The clip is "unlike anything seen in training" when more than this share of its scored windows is."""
 UNCOMBINED_RULE = ("The probability of inconsistency is the embedding's posterior alone (this clip model has no "
@@ -496,6 +499,10 @@ class ClipScorer:
         """A person's baseline from a calm, neutral clip of them (a file, or an analysis already made; ``span``: a
         calm stretch of a longer recording, e.g. of the session being judged)."""
         a = baseline if isinstance(baseline, ClipAnalysis) else self.analyse(baseline, span=span)
+        if span is not None and a.duration_s < MIN_CALM_S:
+            raise DataError(f"the calm stretch {fmt_clock(span[0])}-{fmt_clock(span[1])} holds "
+                            f"{a.duration_s:.1f} s of {a.name}: it lies beyond the recording's end; mark a stretch "
+                            f"within the recording.")
         cal = Calibration.from_rows(self.model.population, a.face_rows(), a.voice_rows(), name=a.name)
         if a.audio is not None and a.speech_s >= seq.MIN_CLIP_SPEECH_S:
             cal.voice_reader = self.voice_reader.baseline_stats(a.audio)
