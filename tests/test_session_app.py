@@ -88,8 +88,8 @@ def _hour_long_result() -> SimpleNamespace:
     return SimpleNamespace(file="hour.mp4", timeline=windows, segments=segments, duration_s=3601.5,
                            session=summarise(segments, windows, 3601.5), partial=None, calibrated=False,
                            label="inconsistent (weak evidence)", p_inconsistent=0.51, reason="hand-made windows",
-                           thumbnails=[], notes=["the face was read in 60 % of the frames"], to_dict=lambda: {"file": "hour.mp4", "segments": [s.to_dict()
-                                                                                           for s in segments]})
+                           thumbnails=[], notes=["the face was read in 60 % of the frames"],
+                           to_dict=lambda: {"file": "hour.mp4", "segments": [s.to_dict() for s in segments]})
 
 
 def test_an_hour_long_result_renders_its_timeline_and_stretches() -> None:
