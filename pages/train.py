@@ -263,9 +263,14 @@ with save_col:
         stamp = datetime.now().strftime("%Y%m%d-%H%M")
         st.session_state.setdefault("p_save_path", f"checkpoints/{data.name.split()[0].lower()}-{stamp}.pt")
         path = state.widget(st.text_input, "…or save on this machine as", "p_save_path")
-        if st.button("Save", key="save_checkpoint"):
+        target = None
+        with ui.guard("the file name"):
+            target = workspace.resolve_path(path)
+        replace = target is not None and target.exists()
+        confirmed = replace and st.checkbox(f"Replace the existing {target.name}", key="save_replace")
+        if st.button("Save", key="save_checkpoint", disabled=target is None or (replace and not confirmed)):
             with ui.guard("saving the checkpoint"):
-                written = det.save(workspace.resolve_path(path))
+                written = det.save(target)
                 st.success(f"Saved to {written}")
 with load_col:
     st.subheader("Load a checkpoint")

@@ -251,6 +251,13 @@ def test_stop_keeps_the_model_in_use_until_asked_and_checkpoints_round_trip(tmp_
     assert_clean(at)
     assert path.is_file()
     assert any(str(path) in s.value for s in at.success)
+    path.write_bytes(b"another model")  # saving again over a file asks first
+    at.run()
+    assert at.button(key="save_checkpoint").disabled
+    at.checkbox(key="save_replace").check().run()
+    at.button(key="save_checkpoint").click().run()
+    assert_clean(at)
+    assert path.read_bytes() != b"another model"
     at.radio(key=wk(at, "p_ckpt_source")).set_value("path").run()
     at.text_input(key=wk(at, "p_ckpt_path")).input(str(path)).run()
     at.button(key="load_checkpoint").click().run()
