@@ -308,6 +308,11 @@ class VideoSample:
     rgb: np.ndarray | None
 
 
+MAX_SAMPLE = 8.0
+"""An audio sample beyond this many times full scale (18 dB; codecs overshoot full scale by far less) is damage, not
+sound: such audio is clipped to full scale, with a note."""
+
+
 @dataclass(frozen=True)
 class AudioBlock:
     """Consecutive audio samples (16 kHz mono float32) starting at sample ``start`` of the aligned timeline (sample 0
@@ -346,6 +351,7 @@ class MediaStream:
         self._handle = None
         self._iterated = False
         self._n_frames, self._last_t, self._audio_pos = 0, 0.0, 0
+        self._not_finite, self._far_beyond = 0, 0  # audio samples repaired (see _audio)
         self._any_audio = False
         self._error: str | None = None
         if self.is_image:
@@ -494,6 +500,12 @@ class MediaStream:
         """Yield the part of ``samples`` (which start at aligned sample ``pos``) inside ``[lo, hi)``, as counted
         from ``lo``; returns the new position."""
         self._any_audio = True
+        bad = ~np.isfinite(samples)
+        far = np.abs(np.where(bad, 0.0, samples)) > MAX_SAMPLE
+        if bad.any() or far.any():  # damaged samples, not sound: silence, and full scale
+            self._not_finite += int(bad.sum())
+            self._far_beyond += int(far.sum())
+            samples = np.clip(np.where(bad, 0.0, samples), -1.0, 1.0).astype(np.float32)
         end = pos + len(samples)
         a, b = max(pos, lo), end if hi is None else min(end, hi)
         if b > a:
@@ -518,6 +530,12 @@ class MediaStream:
         if self.use_audio and not self.use_video and (not self._any_audio or self._audio_pos == 0):
             raise DataError(f"{name} is damaged or truncated: no audio could be decoded"
                             + (f" ({error})." if error else "."))
+        if self._not_finite:
+            notes.append(f"{name}: {self._not_finite:,} audio samples were NaN or infinite (damaged) and were read "
+                         f"as silence.")
+        if self._far_beyond:
+            notes.append(f"{name}: {self._far_beyond:,} audio samples lay more than {MAX_SAMPLE:g} times beyond full "
+                         f"scale (damaged, or not audio); that audio was clipped to full scale.")
         if error is not None:
             notes.append(f"{name} is damaged or truncated: decoding stopped at {decoded:.1f} s ({error}); "
                          f"only what could be read was analysed.")
