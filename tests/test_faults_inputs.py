@@ -660,8 +660,14 @@ def test_a_schema_whose_sizes_are_not_the_networks_is_refused(tmp_path: Path) ->
             Detector.load(path)
 
 
-@pytest.mark.parametrize("change", [{"gate": {"k": 3}}, {"windows": "abc"}, {"windows": {"face_fps": 0}},
-                                    {"population": {"face": "x"}}])
+GATE = {"prototypes": {"face": [[1.0, 0.0]], "voice": [[0.0, 1.0]]}, "thresholds": {"face": 0.5, "voice": 0.5},
+        "k": 3, "contamination": 0.01}
+
+
+@pytest.mark.parametrize("change", [{"gate": {"k": 3}}, {"gate": {**GATE, "k": 0}},
+                                    {"gate": {**GATE, "thresholds": {"face": 0.5}}},
+                                    {"gate": {**GATE, "prototypes": {"face": [], "voice": [[0.0, 1.0]]}}},
+                                    {"windows": "abc"}, {"windows": {"face_fps": 0}}, {"population": {"face": "x"}}])
 def test_a_clip_checkpoint_with_a_malformed_gate_windows_or_population(tmp_path: Path, change: dict[str, Any]) -> None:
     from crossemo_core.detector import Detector
 

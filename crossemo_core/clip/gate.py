@@ -36,6 +36,15 @@ class KnnGate:
     k: int = 3
     contamination: float = 0.01
 
+    def __post_init__(self) -> None:
+        if self.k < 1 or not 0 <= self.contamination < 1:
+            raise ValueError(f"k must be at least 1 and contamination in [0, 1); got {self.k}, {self.contamination}")
+        if set(self.prototypes) != set(self.thresholds):
+            raise ValueError("prototypes and thresholds name different modalities")
+        for modality, p in self.prototypes.items():
+            if p.ndim != 2 or len(p) == 0 or not np.isfinite(p).all() or not np.isfinite(self.thresholds[modality]):
+                raise ValueError(f"the {modality} prototypes or threshold are empty or not finite")
+
     def distance(self, embeddings: np.ndarray, modality: str) -> np.ndarray:
         """``(N,)`` mean Euclidean distance of the L2-normalised embeddings to their ``k`` nearest prototypes."""
         e = _unit(embeddings)
@@ -56,7 +65,7 @@ class KnnGate:
         for m in MODALITIES:
             km = KMeans(n_clusters=min(n_prototypes, len(train[m])), n_init=4, random_state=seed).fit(_unit(train[m]))
             prototypes[m] = km.cluster_centers_.astype(np.float64)
-        gate = cls(prototypes=prototypes, thresholds={m: np.inf for m in MODALITIES}, k=k, contamination=contamination)
+        gate = cls(prototypes=prototypes, thresholds={m: 0.0 for m in MODALITIES}, k=k, contamination=contamination)
         for m in MODALITIES:
             gate.thresholds[m] = float(np.quantile(gate.distance(valid[m], m), 1.0 - contamination))
         return gate
