@@ -153,10 +153,14 @@ def test_an_unforeseen_failure_on_one_file_costs_only_that_file(tmp_path: Path, 
     csv = tmp_path / "out.csv"
     assert main(["score", str(folder), "--json", "--csv", str(csv)]) == 2
     lines = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
-    said = "unexpected error (RuntimeError: Graph has errors:)"
+    said = "unexpected error (RuntimeError: Graph has errors:\\nsecond line)"
     assert lines[0] == {"file": "a_odd.mp4", "verdict": None, "error": said}
     assert lines[1]["file"] == "b_fine.mp4" and lines[1]["verdict"] is not None
     assert csv.is_file()
+    one = tmp_path / "one.csv"  # a single recording keeps its resume journal after an unforeseen failure
+    assert main(["score", str(folder / "a_odd.mp4"), "--csv", str(one)]) == 2
+    capsys.readouterr()
+    assert clip_cli.resume_path(one).is_file()
     # a worker of --jobs N: the same row, and its scorer, which may be what failed, is not used again
     shared = (None, None, None, None)
     clip_cli._WORKER_SCORERS.clear()

@@ -395,6 +395,8 @@ def test_csd_bad_inputs(tmp_path: Path) -> None:
     ("a link to another file", "its features are a link (ExternalLink) instead of data stored in the file"),
     ("records, not numbers", "its features are of type [('a', '<f4'), ('b', '<i4')]; expected an array of numbers"),
     ("a 400 GB array in a small file", "its features declare (1000000, 100000) values (400 GB), more than the 2 GB"),
+    ("an array without a shape", "its features are empty; expected an array of numbers"),
+    ("a video that is a link", "is a link instead of data stored in the file"),
 ])
 def test_csd_features_that_are_not_numbers_stored_in_the_file(tmp_path: Path, fault: str, said: str) -> None:
     labels = _labels_csd(tmp_path / "labels.csd")
@@ -409,12 +411,30 @@ def test_csd_features_that_are_not_numbers_stored_in_the_file(tmp_path: Path, fa
             video["features"] = h5py.ExternalLink(str(tmp_path / "elsewhere.h5"), "/x")
         elif fault == "records, not numbers":
             video.create_dataset("features", data=np.zeros((4, 2), dtype=[("a", "f4"), ("b", "i4")]))
+        elif fault == "an array without a shape":
+            video.create_dataset("features", data=h5py.Empty("f4"))
+        elif fault == "a video that is a link":
+            del fh["Facet/data/vidA"]
+            fh["Facet/data/vidA"] = h5py.ExternalLink(str(tmp_path / "elsewhere.h5"), "/vidA")
         else:
             video.create_dataset("features", shape=(10**6, 10**5), dtype="f4", chunks=(1000, 1000),
                                  compression="gzip")
     with pytest.raises(DataError) as err:
         load_csd(face, labels, labels)
-    assert f"face.csd: video 'vidA': {said}" in str(err.value), str(err.value)
+    sep = " " if fault == "a video that is a link" else ": "
+    assert f"face.csd: video 'vidA'{sep}{said}" in str(err.value), str(err.value)
+
+
+def test_csd_metadata_that_is_a_link_or_too_large_is_left_out(tmp_path: Path) -> None:
+    face = tmp_path / "face.csd"
+    write_csd(face, "Facet", _features({"vidA": 2.0}, 0.5, 2, 0))
+    with h5py.File(face, "r+") as fh:
+        meta = fh["Facet"].require_group("metadata")
+        meta["elsewhere"] = h5py.ExternalLink(str(tmp_path / "secret.h5"), "/x")
+        meta.create_dataset("huge", shape=(10**5, 10**5), dtype="f4", chunks=(1000, 1000), compression="gzip")
+        meta.create_dataset("kept", data="a description")
+    found = read_csd_metadata(face)
+    assert found["kept"] == "a description" and "elsewhere" not in found and "huge" not in found
 
 
 # ================================================================================================ real files

@@ -231,10 +231,15 @@ def run(args: argparse.Namespace) -> int:
                 with first_ctrl_c_sets(stop):
                     v = scorer.score(f, args.voice, calibration, progress=bar.update, should_stop=stop.is_set,
                                      resume=finished, on_windows=journal.add if journal is not None else None)
-            except Exception as exc:  # noqa: BLE001 - one file's failure, even an unforeseen one, costs only that file
+            except OSError:  # an output (the journal) cannot be written: the command stops, its journal kept
                 bar.close()
                 if journal is not None:
-                    journal.close(done=True)
+                    journal.close(done=False)
+                raise
+            except Exception as exc:  # noqa: BLE001 - one file's failure, even an unforeseen one, costs only that file
+                bar.close()
+                if journal is not None:  # an unforeseen failure keeps the journal for --resume
+                    journal.close(done=isinstance(exc, CrossemoError))
                 row = {"file": f.name, "verdict": None, "error": failure_message(exc)}
                 results.append(row)
                 print(json.dumps(row) if args.json else single_line(f"{f.name}: ERROR: {row['error']}"), flush=True)
@@ -297,8 +302,8 @@ def failure_message(exc: BaseException) -> str:
     check foresaw, its type and first line, marked as unexpected."""
     if isinstance(exc, CrossemoError):
         return str(exc)
-    text = str(exc).strip()
-    return f"unexpected error ({type(exc).__name__}: {text.splitlines()[0] if text else 'no details'})"
+    text = single_line(str(exc).strip())[:300] or "no details"
+    return f"unexpected error ({type(exc).__name__}: {text})"
 
 
 def _run_spread(args: argparse.Namespace, entries: list[tuple[Path, str | None]], limits: Any,

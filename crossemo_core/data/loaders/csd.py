@@ -51,12 +51,12 @@ def _open_root(path: PathLike) -> Iterator[tuple[h5py.Group, str]]:
         raise DataError(f"{src}: not an HDF5 file, so not a CMU-MultimodalSDK computational sequence (.csd) "
                         f"({err}).") from None
     with fh:
-        groups = [k for k in fh if isinstance(fh[k], h5py.Group)]
+        groups = [k for k in fh if _stored_here(fh, k) and isinstance(fh[k], h5py.Group)]
         if len(groups) != 1:
             raise DataError(f"{src}: a computational sequence has exactly one root group; found "
                             f"{len(groups)} ({', '.join(groups) or 'none'}).")
         root = fh[groups[0]]
-        if "data" not in root or not isinstance(root["data"], h5py.Group):
+        if "data" not in root or not _stored_here(root, "data") or not isinstance(root["data"], h5py.Group):
             raise DataError(f"{src}: root group '{groups[0]}' has no 'data' group (found: "
                             f"{', '.join(root) or 'nothing'}); not a computational sequence.")
         yield root, groups[0]
@@ -65,10 +65,13 @@ def _open_root(path: PathLike) -> Iterator[tuple[h5py.Group, str]]:
 def _read_data(root: h5py.Group, src: str, videos: set[str] | None) -> CsdData:
     out: CsdData = {}
     dim: tuple[int, str] | None = None
-    for vid, g in root["data"].items():
+    for vid in root["data"]:
         if videos is not None and vid not in videos:
             continue
         where = f"{src}: video '{vid}'"
+        if not _stored_here(root["data"], vid):
+            raise DataError(f"{where} is a link instead of data stored in the file.")
+        g = root["data"][vid]
         missing = [k for k in ("features", "intervals") if not isinstance(g, h5py.Group) or k not in g]
         if missing:
             raise DataError(f"{where} lacks {' and '.join(missing)}; each video needs features [n, d] and "
@@ -92,6 +95,8 @@ def _read_data(root: h5py.Group, src: str, videos: set[str] | None) -> CsdData:
     return out
 
 
+MAX_METADATA_BYTES = 10e6
+"""The largest metadata entry read from a .csd file (feature names and descriptions are a few kB)."""
 MAX_DATASET_BYTES = 2e9
 """The largest features or intervals array of one video read from a .csd file (a small compressed file can declare
 an array of hundreds of GB)."""
@@ -104,8 +109,9 @@ def _numbers(group: h5py.Group, name: str, where: str) -> np.ndarray:
     if not isinstance(link, h5py.HardLink):
         raise DataError(f"{where}: its {name} are a link ({type(link).__name__}) instead of data stored in the file.")
     data = group[name]
-    if not isinstance(data, h5py.Dataset) or data.dtype.kind not in "fiub":
-        kind = f"of type {data.dtype}" if isinstance(data, h5py.Dataset) else "a group"
+    if not isinstance(data, h5py.Dataset) or data.dtype.kind not in "fiub" or data.shape is None:
+        kind = (("empty" if data.shape is None else f"of type {data.dtype}") if isinstance(data, h5py.Dataset)
+                else "a group")
         raise DataError(f"{where}: its {name} are {kind}; expected an array of numbers.")
     size = data.size * max(data.dtype.itemsize, 4)
     if size > MAX_DATASET_BYTES:
@@ -131,13 +137,24 @@ def _decode(value: Any) -> Any:
 
 
 def _read_metadata(root: h5py.Group) -> dict[str, Any]:
+    """The ``metadata`` attributes and datasets stored in the file itself; links and entries larger than
+    :data:`MAX_METADATA_BYTES` are left out (metadata only names and describes the features)."""
     meta: dict[str, Any] = {}
-    if "metadata" in root:
+    if "metadata" in root and _stored_here(root, "metadata"):
         group = root["metadata"]
         meta.update({k: _decode(v) for k, v in group.attrs.items()})
         if isinstance(group, h5py.Group):
-            meta.update({k: _decode(ds[()]) for k, ds in group.items() if isinstance(ds, h5py.Dataset)})
+            for k in group:
+                ds = group[k] if _stored_here(group, k) else None
+                if (isinstance(ds, h5py.Dataset) and ds.shape is not None
+                        and ds.size * max(ds.dtype.itemsize, 1) <= MAX_METADATA_BYTES):
+                    meta[k] = _decode(ds[()])
     return meta
+
+
+def _stored_here(group: h5py.Group, name: str) -> bool:
+    """Whether ``group[name]`` is stored in this file (a hard link), not a link to elsewhere or to nothing."""
+    return isinstance(group.get(name, getlink=True), h5py.HardLink)
 
 
 def read_csd(path: PathLike, videos: Sequence[str] | None = None) -> CsdData:
