@@ -32,7 +32,7 @@ from crossemo_core.training import fit_verdict
 
 __all__ = ["DATA_KINDS", "UPLOAD_ROLES", "DEFAULT_MAX_UPLOAD_BYTES", "parse_actors", "load_dataset",
            "load_uploaded", "load_csd_files", "evaluation_parts", "EvaluationParts", "initial_detector",
-           "checkpoint_bytes", "detector_from_bytes", "resolve_path"]
+           "checkpoint_bytes", "detector_from_bytes", "existing_file", "resolve_path", "save_target"]
 
 #: Dataset kinds a user can choose, with their labels.
 DATA_KINDS: dict[str, str] = {
@@ -66,6 +66,17 @@ def resolve_path(path: str | os.PathLike[str], base: str | Path | None = None) -
     if not p.is_absolute():
         p = Path(base or Path.cwd()) / p
     return Path(os.path.normpath(p))
+
+
+def save_target(path: str | os.PathLike[str], base: str | Path | None = None) -> Path:
+    """:func:`resolve_path`, which must name a file to write: not a folder, nor a device or a pipe that writing a file
+    there would replace (:class:`DataError` otherwise)."""
+    p = resolve_path(path, base)
+    if p.is_dir():
+        raise DataError(f"{p}: is a folder; give a file name.")
+    if p.exists() and not p.is_file():
+        raise DataError(f"{p}: exists and is not a regular file (a device or a pipe); give a file name.")
+    return p
 
 
 def existing_file(path: str | os.PathLike[str], base: str | Path | None = None) -> Path:

@@ -265,10 +265,13 @@ with save_col:
         path = state.widget(st.text_input, "…or save on this machine as", "p_save_path")
         target = None
         with ui.guard("the file name"):
-            target = workspace.resolve_path(path)
+            target = workspace.save_target(path)
         replace = target is not None and target.exists()
-        confirmed = replace and st.checkbox(f"Replace the existing {target.name}", key="save_replace")
-        if st.button("Save", key="save_checkpoint", disabled=target is None or (replace and not confirmed)):
+        # keyed by the file and its last change: another file, or the file once saved, asks again
+        confirmed = replace and st.checkbox(f"Replace the existing {target.name}",
+                                            key=f"save_replace:{target}:{target.stat().st_mtime_ns}")
+        allowed = target is not None and (confirmed or not replace)
+        if st.button("Save", key="save_checkpoint", disabled=not allowed) and allowed:
             with ui.guard("saving the checkpoint"):
                 written = det.save(target)
                 st.success(f"Saved to {written}")

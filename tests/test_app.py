@@ -254,10 +254,17 @@ def test_stop_keeps_the_model_in_use_until_asked_and_checkpoints_round_trip(tmp_
     path.write_bytes(b"another model")  # saving again over a file asks first
     at.run()
     assert at.button(key="save_checkpoint").disabled
-    at.checkbox(key="save_replace").check().run()
+    next(c for c in at.checkbox if c.key.startswith("save_replace:")).check().run()
     at.button(key="save_checkpoint").click().run()
     assert_clean(at)
     assert path.read_bytes() != b"another model"
+    at.run()
+    assert at.button(key="save_checkpoint").disabled  # and asks again for the next save over it
+    os.mkfifo(pipe := tmp_path / "pipe.pt")
+    at.text_input(key=wk(at, "p_save_path")).input(str(pipe)).run()
+    assert any("exists and is not a regular file" in e.value for e in at.error)
+    assert at.button(key="save_checkpoint").disabled and pipe.is_fifo()
+    at.text_input(key=wk(at, "p_save_path")).input(str(path)).run()
     at.radio(key=wk(at, "p_ckpt_source")).set_value("path").run()
     at.text_input(key=wk(at, "p_ckpt_path")).input(str(path)).run()
     at.button(key="load_checkpoint").click().run()
