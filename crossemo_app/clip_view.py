@@ -15,7 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from crossemo_core.clip.decode import NamedBytes, open_media
+from crossemo_core.clip.decode import IMAGE_FORMATS, NamedBytes, open_media, sniff
 from crossemo_core.clip.face import GEOMETRY_HELP, GEOMETRY_NAMES
 from crossemo_core.clip.segments import fmt_clock
 from crossemo_core.errors import DataError
@@ -79,7 +79,7 @@ def judge(face, voice=None, baseline=None):  # noqa: ANN001, ANN201 - Sources in
     own memory arenas: a verdict's temporary arrays freed in one of a dozen arenas are not reused by the next verdict
     in another, so the server's memory crept up by 50-100 MB over the first ~50 verdicts before settling
     (benchmarks/bench_app_load.py). The scorer takes one clip at a time anyway."""
-    for source in (face, voice):
+    for source in (face, voice, baseline):
         if source is not None:
             _refuse_long(source)
     s = scorer()  # made here, in the script's thread (it may show a spinner)
@@ -88,7 +88,9 @@ def judge(face, voice=None, baseline=None):  # noqa: ANN001, ANN201 - Sources in
 
 def _refuse_long(source: NamedBytes) -> None:
     """:class:`DataError` when ``source`` declares a length above :data:`CLIP_PAGE_MAX_S` (read from its header; a
-    file that cannot be opened is left for the verdict to explain)."""
+    photo has none, and a file that cannot be opened is left for the verdict to explain)."""
+    if sniff(source.data[:64]) in IMAGE_FORMATS:
+        return
     try:
         with open_media(source, want_video=False, pixels=False) as media:
             length = media.declared_s

@@ -114,6 +114,9 @@ def test_a_clip_longer_than_the_page_judges_is_sent_to_the_session_page(monkeypa
     at.button(key="clip_batch_go").click().run()
     table = next(df.value for df in at.dataframe if "sha256" in df.value.columns)
     assert "Session page" in table["error"].iloc[0]
+    photo = NamedBytes("face_photo.jpg", (REPO / "assets" / "clips" / "face_photo.jpg").read_bytes())
+    with pytest.raises(DataError, match="^calm.mp4 lasts 0:06; this page judges"):  # a long calm baseline too
+        clip_view.judge(photo, None, NamedBytes("calm.mp4", sample))
 
 
 # ------------------------------------------------------------------------------------------------ recording (issue 16.5)
