@@ -115,7 +115,7 @@ def test_a_clip_longer_than_the_page_judges_is_sent_to_the_session_page(monkeypa
     table = next(df.value for df in at.dataframe if "sha256" in df.value.columns)
     assert "Session page" in table["error"].iloc[0]
     photo = NamedBytes("face_photo.jpg", (REPO / "assets" / "clips" / "face_photo.jpg").read_bytes())
-    with pytest.raises(DataError, match="^calm.mp4 lasts 0:06; this page judges"):  # a long calm baseline too
+    with pytest.raises(DataError, match="^calm.mp4 lasts 0:06; this page judges"):  # a long baseline too
         clip_view.judge(photo, None, NamedBytes("calm.mp4", sample))
 
 

@@ -629,6 +629,32 @@ def test_read_command_reads_audio_and_names_a_broken_file(tmp_path: Path, capsys
     assert table[0].startswith("file,error,face_emotion") and len(table) == 3
 
 
+def test_read_goes_past_an_unforeseen_failure_and_keeps_an_earlier_table(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str],
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from crossemo_core.cli import main
+    from crossemo_core.readers.cli import Readers
+
+    read_file = Readers.read_file
+
+    def odd_or_read(self, path, baseline=None):  # noqa: ANN001, ANN202
+        if Path(path).name == "a_odd.wav":
+            raise RuntimeError("inside a library")
+        return read_file(self, path, baseline)
+
+    monkeypatch.setattr(Readers, "read_file", odd_or_read)
+    voice = (REPO / "assets" / "clips" / "voice_upbeat.wav").read_bytes()
+    for name in ("a_odd.wav", "b_fine.wav"):
+        (tmp_path / name).write_bytes(voice)
+    table = tmp_path / "r.csv"
+    assert main(["read", str(tmp_path / "a_odd.wav"), str(tmp_path / "b_fine.wav"), "--json", "--csv", str(table)]) == 2
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert lines[0]["error"] == "unexpected error (RuntimeError: inside a library)" and lines[1]["voice"] is not None
+    before = table.read_text()
+    assert main(["read", str(tmp_path / "a_odd.wav"), "--csv", str(table)]) == 2  # every file failed
+    assert "nothing was read, so" in capsys.readouterr().err and table.read_text() == before
+
+
 def test_the_readers_benchmark_trains_with_the_augmentations_it_is_given(tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     import crossemo_core.benchmark.readers as readers_suite

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from crossemo_core.errors import CrossemoError, DataError, single_line
+from crossemo_core.errors import DataError, single_line
 from crossemo_core.readers.reading import Reading
 
 FACE_FPS = 5.0
@@ -140,7 +141,7 @@ class Readers:
 def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from crossemo_core.clip.cli import expand
+    from crossemo_core.clip.cli import expand, failure_message
     from crossemo_core.clip.decode import decode_media
     from crossemo_core.paths import atomic_write, check_writable
 
@@ -159,12 +160,14 @@ def run(args: argparse.Namespace) -> int:
                 if skipped:
                     raise DataError(skipped)
                 r = readers.read_file(f, baseline)
-            except CrossemoError as exc:
-                r = FileReading(file=f.name, error=str(exc))
+            except Exception as exc:  # noqa: BLE001 - one file's failure, even an unforeseen one, costs only that file
+                r = FileReading(file=f.name, error=failure_message(exc))
             results.append(r)
             print(json.dumps(r.to_dict()) if args.json else r.describe(), flush=True)
     finally:
         readers.close()
-    if args.csv:
+    if args.csv and all(r.error for r in results) and args.csv.exists():
+        print(f"nothing was read, so {args.csv} was left as it was", file=sys.stderr)
+    elif args.csv:
         atomic_write(args.csv, pd.DataFrame([r.row() for r in results]).to_csv(index=False).encode())
     return 2 if any(r.error for r in results) else 0
