@@ -274,8 +274,8 @@ def test_a_failing_face_graph_costs_one_frame_and_is_opened_again() -> None:
 
 
 def test_a_calm_stretch_beyond_the_recording_is_refused_not_ignored(scorer: ClipScorer) -> None:
-    with pytest.raises(DataError, match=r"^the calm stretch 1:40-3:20 holds 0.0 s of smile_upbeat.mp4: it lies beyond "
-                                        r"the recording's end"):
+    with pytest.raises(DataError, match=r"^the calm stretch 1:40-3:20 holds only 0.0 s of smile_upbeat.mp4 \(at least "
+                                        r"2 s is needed\): it lies beyond the recording's end"):
         scorer.calibration(SAMPLE, span=(100.0, 200.0))
     assert scorer.calibration(SAMPLE, span=(1.0, 5.0)).face_shift is not None
 

@@ -666,6 +666,8 @@ GATE = {"prototypes": {"face": [[1.0, 0.0]], "voice": [[0.0, 1.0]]}, "thresholds
 
 @pytest.mark.parametrize("change", [{"gate": {"k": 3}}, {"gate": {**GATE, "k": 0}},
                                     {"gate": {**GATE, "thresholds": {"face": 0.5}}},
+                                    {"gate": {**GATE, "prototypes": {"face": [[1.0, 0.0]]},
+                                              "thresholds": {"face": 0.5}}},
                                     {"gate": {**GATE, "prototypes": {"face": [], "voice": [[0.0, 1.0]]}}},
                                     {"windows": "abc"}, {"windows": {"face_fps": 0}}, {"population": {"face": "x"}}])
 def test_a_clip_checkpoint_with_a_malformed_gate_windows_or_population(tmp_path: Path, change: dict[str, Any]) -> None:

@@ -616,8 +616,9 @@ def _decode_image(name: str, data: bytes, fmt: str, limits: ClipLimits) -> Decod
 
 
 def _eight_bit(im):  # noqa: ANN001, ANN202 - a PIL image in, one with 8 bits per channel out
-    """A 16-bit grey image (a PNG's) brought to 8 bits (``convert("RGB")`` clips it at 255, which turned a 16-bit
-    photo white); other images as they are."""
+    """A 16-bit grey image (a PNG's; Pillow 12 opens it as ``I;16``, earlier versions, which requirements.txt
+    allows, as ``I``) brought to 8 bits (``convert("RGB")`` clips it at 255, which turned a 16-bit photo white);
+    other images as they are."""
     from PIL import Image
 
     if im.mode not in ("I", "I;16", "I;16B", "I;16L", "I;16N"):

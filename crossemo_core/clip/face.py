@@ -333,8 +333,9 @@ class FaceAnalyzer:
             return self._analyse(t, rgb, still)
         except GraphFailed as exc:
             log.warning("the face tracker failed on the frame at %.2f s (%s); it was started again", t, exc)
-            with contextlib.suppress(RuntimeError):
-                self.close()
+            for graph in (*self._detectors, self._video, self._still):
+                with contextlib.suppress(RuntimeError):  # a failed graph may fail to close too
+                    graph.close()
             self._open_graphs()
             self._forget()
             return FaceFrame(t=t, n_faces=0)

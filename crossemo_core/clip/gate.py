@@ -39,8 +39,8 @@ class KnnGate:
     def __post_init__(self) -> None:
         if self.k < 1 or not 0 <= self.contamination < 1:
             raise ValueError(f"k must be at least 1 and contamination in [0, 1); got {self.k}, {self.contamination}")
-        if set(self.prototypes) != set(self.thresholds):
-            raise ValueError("prototypes and thresholds name different modalities")
+        if set(self.prototypes) != set(MODALITIES) or set(self.thresholds) != set(MODALITIES):
+            raise ValueError(f"prototypes and thresholds are needed for {', '.join(MODALITIES)}")
         for modality, p in self.prototypes.items():
             if p.ndim != 2 or len(p) == 0 or not np.isfinite(p).all() or not np.isfinite(self.thresholds[modality]):
                 raise ValueError(f"the {modality} prototypes or threshold are empty or not finite")

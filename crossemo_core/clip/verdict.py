@@ -500,9 +500,9 @@ class ClipScorer:
         calm stretch of a longer recording, e.g. of the session being judged)."""
         a = baseline if isinstance(baseline, ClipAnalysis) else self.analyse(baseline, span=span)
         if span is not None and a.duration_s < MIN_CALM_S:
-            raise DataError(f"the calm stretch {fmt_clock(span[0])}-{fmt_clock(span[1])} holds "
-                            f"{a.duration_s:.1f} s of {a.name}: it lies beyond the recording's end; mark a stretch "
-                            f"within the recording.")
+            raise DataError(f"the calm stretch {fmt_clock(span[0])}-{fmt_clock(span[1])} holds only "
+                            f"{a.duration_s:.1f} s of {a.name} (at least {MIN_CALM_S:g} s is needed): it lies beyond "
+                            f"the recording's end, or the recording could not be read there.")
         cal = Calibration.from_rows(self.model.population, a.face_rows(), a.voice_rows(), name=a.name)
         if a.audio is not None and a.speech_s >= seq.MIN_CLIP_SPEECH_S:
             cal.voice_reader = self.voice_reader.baseline_stats(a.audio)
