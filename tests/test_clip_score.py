@@ -146,6 +146,9 @@ def test_an_unforeseen_failure_on_one_file_costs_only_that_file(tmp_path: Path, 
         return score(self, source, *args, **kwargs)
 
     monkeypatch.setattr(ClipScorer, "score", score_or_fail)
+    made: list[int] = []
+    init = ClipScorer.__init__
+    monkeypatch.setattr(ClipScorer, "__init__", lambda self, *a, **k: (made.append(1), init(self, *a, **k))[1])
     folder = tmp_path / "in"
     folder.mkdir()
     for name in ("a_odd.mp4", "b_fine.mp4"):
@@ -156,7 +159,7 @@ def test_an_unforeseen_failure_on_one_file_costs_only_that_file(tmp_path: Path, 
     said = "unexpected error (RuntimeError: Graph has errors:\\nsecond line)"
     assert lines[0] == {"file": "a_odd.mp4", "verdict": None, "error": said}
     assert lines[1]["file"] == "b_fine.mp4" and lines[1]["verdict"] is not None
-    assert csv.is_file()
+    assert csv.is_file() and len(made) == 2  # the file after the failure got a new scorer
     one = tmp_path / "one.csv"  # a single recording keeps its resume journal after an unforeseen failure
     assert main(["score", str(folder / "a_odd.mp4"), "--csv", str(one)]) == 2
     capsys.readouterr()

@@ -231,7 +231,8 @@ def run(args: argparse.Namespace) -> int:
                 with first_ctrl_c_sets(stop):
                     v = scorer.score(f, args.voice, calibration, progress=bar.update, should_stop=stop.is_set,
                                      resume=finished, on_windows=journal.add if journal is not None else None)
-            except OSError:  # an output (the journal) cannot be written: the command stops, its journal kept
+            except OSError:  # the file system failed (the journal cannot be written, a file vanished): the command
+                # stops, as it always did, and keeps the journal for --resume
                 bar.close()
                 if journal is not None:
                     journal.close(done=False)
@@ -243,6 +244,9 @@ def run(args: argparse.Namespace) -> int:
                 row = {"file": f.name, "verdict": None, "error": failure_message(exc)}
                 results.append(row)
                 print(json.dumps(row) if args.json else single_line(f"{f.name}: ERROR: {row['error']}"), flush=True)
+                if not isinstance(exc, CrossemoError):  # the scorer may be what failed: the next file gets a new one
+                    scorer.close()
+                    scorer = ClipScorer(args.checkpoint, limits=limits)
                 continue
             except KeyboardInterrupt as exc:
                 bar.close()
