@@ -70,6 +70,21 @@ def test_audio_formats_decode(fmt: str) -> None:
     assert media.notes == []
 
 
+def test_audio_sampled_too_slowly_for_speech_is_refused() -> None:
+    """A WAV that says it was sampled at 1 Hz was stretched to hours of near-constant signal and got a verdict."""
+    import soundfile as sf
+
+    for rate, refused in ((1, True), (1000, True), (8000, False)):
+        buf = io.BytesIO()
+        sf.write(buf, np.zeros(max(rate, 30), np.float32), rate, format="WAV", subtype="FLOAT")
+        if refused:
+            with pytest.raises(DataError, match=f"^slow.wav: its audio is sampled at {rate} Hz; a voice needs at "
+                                                f"least 4,000 Hz"):
+                decode_media(NamedBytes("slow.wav", buf.getvalue()), want_video=False)
+        else:
+            assert len(decode_media(NamedBytes("slow.wav", buf.getvalue()), want_video=False).audio) == 16000
+
+
 def test_damaged_audio_samples_are_repaired_and_said() -> None:
     """A float WAV may hold NaN, infinite or absurd samples: read as silence, or clipped to full scale, with a note
     (they went on to the features before: warnings, and a verdict on them)."""

@@ -308,6 +308,8 @@ class VideoSample:
     rgb: np.ndarray | None
 
 
+MIN_AUDIO_RATE = 4000
+"""Audio sampled more slowly than this holds no speech (its highest frequency is half the rate): refused."""
 MAX_SAMPLE = 8.0
 """An audio sample beyond this many times full scale (18 dB; codecs overshoot full scale by far less) is damage, not
 sound: such audio is clipped to full scale, with a note."""
@@ -391,6 +393,11 @@ class MediaStream:
                 raise DataError(NO_VIDEO.format(name=name))
             if need_audio and not self.has_audio:
                 raise DataError(NO_AUDIO.format(name=name))
+            rate = astreams[0].rate if want_audio and astreams else None
+            if rate is not None and rate < MIN_AUDIO_RATE:
+                raise DataError(f"{name}: its audio is sampled at {rate} Hz; a voice needs at least "
+                                f"{MIN_AUDIO_RATE:,} Hz (a telephone's 8,000 Hz is enough), so it is not a recording "
+                                f"of speech.")
         except BaseException:
             self.close()
             raise
