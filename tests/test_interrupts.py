@@ -99,20 +99,18 @@ def test_a_keyboard_interrupt_python_ignores_is_remembered_quietly_and_other_err
     assert reported == [ValueError] and interrupts._pressed
 
 
-def test_a_ctrl_c_swallowed_during_start_up_stops_train_in_one_line(tmp_path: Path) -> None:
-    """The failure CI once saw: the press lands in the import machinery's module-lock callback, whose exceptions
-    Python ignores (printing "Exception ignored ..." and a traceback); ``train`` then ran to its end with exit 0."""
+def _train_with_a_press_while_importing(tmp_path: Path, press: str) -> None:
+    """``python -m crossemo_core train`` whose import of ``crossemo_core.config`` first runs ``press`` (code that
+    sends this process SIGINT, indented for a method body); it must end with the one line and status 130."""
     hook = (
         "import os, runpy, signal, sys, time, weakref\n"
-        "class Swallow:\n"
+        "class Press:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
         "        if name == 'crossemo_core.config':\n"
         "            sys.meta_path.remove(self)\n"
-        "            thing = type('Thing', (), {})()\n"
-        "            ref = weakref.ref(thing, lambda r: (os.kill(os.getpid(), signal.SIGINT), time.sleep(0.2)))\n"
-        "            del thing\n"
+        f"{press}"
         "        return None\n"
-        "sys.meta_path.insert(0, Swallow())\n"
+        "sys.meta_path.insert(0, Press())\n"
         "sys.argv = ['crossemo_core'] + sys.argv[1:]\n"
         "runpy.run_module('crossemo_core', run_name='__main__', alter_sys=True)\n")
     out = tmp_path / "model.pt"
@@ -122,34 +120,27 @@ def test_a_ctrl_c_swallowed_during_start_up_stops_train_in_one_line(tmp_path: Pa
     assert proc.returncode == 130, proc.stderr
     assert proc.stderr.strip() == STOPPED_AT_ONCE
     assert not out.exists()
+
+
+def test_a_ctrl_c_swallowed_during_start_up_stops_train_in_one_line(tmp_path: Path) -> None:
+    """The failure CI once saw: the press lands in the import machinery's module-lock callback, whose exceptions
+    Python ignores (printing "Exception ignored ..." and a traceback); ``train`` then ran to its end with exit 0."""
+    _train_with_a_press_while_importing(tmp_path, (
+        "            thing = type('Thing', (), {})()\n"
+        "            ref = weakref.ref(thing, lambda r: (os.kill(os.getpid(), signal.SIGINT), time.sleep(0.2)))\n"
+        "            del thing\n"))
 
 
 def test_a_ctrl_c_inside_an_import_is_not_raised_there_and_still_stops_train(tmp_path: Path) -> None:
     """The failure CI saw in session 25: a press while torch was being imported raised ``KeyboardInterrupt`` inside
     Python code that torch's C++ had called, and the process aborted (status -6) instead of printing one line."""
-    hook = (
-        "import os, runpy, signal, sys, time\n"
-        "class PressDuringImport:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name == 'crossemo_core.config':\n"
-        "            sys.meta_path.remove(self)\n"
+    _train_with_a_press_while_importing(tmp_path, (
         "            try:\n"
         "                os.kill(os.getpid(), signal.SIGINT)\n"
         "                time.sleep(0.2)\n"
         "            except KeyboardInterrupt:\n"
         "                print('raised inside an import', file=sys.stderr)\n"
-        "                raise\n"
-        "        return None\n"
-        "sys.meta_path.insert(0, PressDuringImport())\n"
-        "sys.argv = ['crossemo_core'] + sys.argv[1:]\n"
-        "runpy.run_module('crossemo_core', run_name='__main__', alter_sys=True)\n")
-    out = tmp_path / "model.pt"
-    proc = subprocess.run([sys.executable, "-c", hook, "train", "--dataset", "demo", "--out", str(out), "--preset",
-                           "fast", "--epochs", "2"], cwd=REPO, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert proc.returncode == 130, proc.stderr
-    assert proc.stderr.strip() == STOPPED_AT_ONCE
-    assert not out.exists()
+        "                raise\n"))
 
 
 def test_a_second_ctrl_c_during_start_up_ends_the_process_at_once() -> None:
@@ -167,27 +158,19 @@ def test_a_second_ctrl_c_during_start_up_ends_the_process_at_once() -> None:
     assert proc.stderr.strip() == STOPPED_AT_ONCE
 
 
-def test_a_job_begun_during_start_up_still_takes_the_first_ctrl_c_as_a_stop() -> None:
+@pytest.mark.parametrize("started", [True, False], ids=["after start-up", "a job begun during start-up"])
+def test_first_ctrl_c_stops_the_job_and_the_second_stops_at_once(started: bool) -> None:
     remember_ctrl_c()
+    if started:
+        end_start_up()
     stop = threading.Event()
     with first_ctrl_c_sets(stop):
         _press_ctrl_c()
         assert stop.is_set()
         with pytest.raises(KeyboardInterrupt):
             _press_ctrl_c()
-    assert signal.getsignal(signal.SIGINT) is interrupts._remember_while_starting
-
-
-def test_first_ctrl_c_stops_the_job_and_the_second_stops_at_once() -> None:
-    remember_ctrl_c()
-    end_start_up()
-    stop = threading.Event()
-    with first_ctrl_c_sets(stop):
-        _press_ctrl_c()
-        assert stop.is_set()
-        with pytest.raises(KeyboardInterrupt):
-            _press_ctrl_c()
-    assert signal.getsignal(signal.SIGINT) is interrupts._raise_and_remember
+    assert signal.getsignal(signal.SIGINT) is (interrupts._raise_and_remember if started
+                                               else interrupts._remember_while_starting)
     assert interrupts._pressed  # the second one is remembered too
     interrupts._pressed = False
     with first_ctrl_c_sets(stop):
