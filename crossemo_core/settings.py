@@ -128,16 +128,30 @@ def _parse_value(name: str, text: str, kind: type | tuple[str, ...]) -> Any:
 # ---------------------------------------------------------------------------------------------------- environment
 def cache_root() -> Path:
     """``$CROSSEMO_CACHE`` or ``~/.cache/crossemo``: the root of every cache the package keeps."""
-    text = os.environ.get("CROSSEMO_CACHE", "").strip()
-    return Path(text).expanduser() if text else Path.home() / ".cache" / "crossemo"
+    return _folder("CROSSEMO_CACHE") or Path.home() / ".cache" / "crossemo"
+
+
+def _folder(name: str) -> Path | None:
+    """The folder the environment variable ``name`` names (made if missing), or None when unset; a path that is not
+    a folder and cannot be made one is a :class:`SettingError` naming the variable (a cache there would silently
+    keep nothing)."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return None
+    path = Path(text).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = "it exists and is not a folder" if path.exists() else (exc.strerror or type(exc).__name__)
+        raise SettingError(f"{name}={text!r} cannot be used as a folder ({reason}); fix or unset it.") from None
+    return path
 
 
 def workspace_root() -> Path:
     """``$CROSSEMO_WORKSPACE`` or ``workspace/`` beside the app: where the app's runs persist."""
     from crossemo_core.paths import REPO
 
-    text = os.environ.get("CROSSEMO_WORKSPACE", "").strip()
-    return Path(text).expanduser() if text else REPO / "workspace"
+    return _folder("CROSSEMO_WORKSPACE") or REPO / "workspace"
 
 
 def clip_checkpoint() -> Path | None:

@@ -187,6 +187,22 @@ def test_a_bad_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch, ca
     one_line_error(code, err, fragment)
 
 
+@pytest.mark.parametrize("name", ["CROSSEMO_CACHE", "CROSSEMO_WORKSPACE"])
+def test_a_folder_variable_that_names_no_usable_folder_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                name: str) -> None:
+    """A cache at a file kept nothing, silently: every feature was computed again on every run."""
+    from crossemo_core.settings import SettingError, cache_root, workspace_root
+
+    root = {"CROSSEMO_CACHE": cache_root, "CROSSEMO_WORKSPACE": workspace_root}[name]
+    (a_file := tmp_path / "a file").write_text("x")
+    for value, reason in ((a_file, "it exists and is not a folder"), (a_file / "under", "Not a directory")):
+        monkeypatch.setenv(name, str(value))
+        with pytest.raises(SettingError, match=f"^{name}='{value}' cannot be used as a folder \\({reason}\\)"):
+            root()
+    monkeypatch.setenv(name, str(tmp_path / "new" / "folder"))
+    assert root() == tmp_path / "new" / "folder" and root().is_dir()
+
+
 # ---------------------------------------------------------------------------------------------------- outputs
 def _mount_tmpfs(where: Path, options: str) -> None:
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
