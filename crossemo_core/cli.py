@@ -217,6 +217,10 @@ def _train(args: argparse.Namespace) -> int:
     if resume_file.exists() and not args.resume:
         raise OutputError(f"{resume_file} holds an unfinished run; give --resume to continue it, or delete it to "
                           f"start afresh.")
+    root = getattr(args, "root", None)
+    if root is not None and root.exists() and args.out.exists() and args.out.resolve() == root.resolve():
+        raise OutputError(f"--out {args.out} is the data given with --root; the model would replace it. Give "
+                          f"another file name.")
     check_writable(args.out, "--out")
     check_writable(resume_file, "--out (its resume state)")
     if args.save_on_interrupt:

@@ -17,6 +17,10 @@ class CheckpointError(CrossemoError, ValueError):
     """A checkpoint is unreadable or does not fit the data it is used with."""
 
 
+class TrainingDiverged(CrossemoError, FloatingPointError):
+    """A training run's loss became NaN or infinite (a learning rate too high, extreme feature values)."""
+
+
 class OutputError(CrossemoError):
     """An output file or folder cannot be written (missing permission, no room, a folder where a file goes)."""
 

@@ -34,7 +34,7 @@ from crossemo_core.batching import FeatureNormalizer, PairTensors
 from crossemo_core.config import ExperimentConfig
 from crossemo_core.data.container import PairDataset, concatenate
 from crossemo_core.detector import Detector, cosine_rows, feature_schema
-from crossemo_core.errors import CheckpointError, DataError
+from crossemo_core.errors import CheckpointError, DataError, TrainingDiverged
 from crossemo_core.evaluation import detection_metrics
 from crossemo_core.interrupts import first_ctrl_c_sets
 from crossemo_core.losses import HybridContrastiveLoss
@@ -361,7 +361,7 @@ class Trainer:
                 losses = task.losses(model, face, fl, voice, vl, yf, yv, twin)
                 total = losses["total"]
                 if not torch.isfinite(total):
-                    raise FloatingPointError(
+                    raise TrainingDiverged(
                         f"the loss became {total.item()} at epoch {epoch}, step {step}; lower the "
                         f"learning rate or check the input features for extreme values.")
                 optimiser_step(optimizer, total, model.parameters(), cfg.train.grad_clip)

@@ -307,6 +307,17 @@ def test_report_csv_and_voice_targets_of_the_wrong_kind(tmp_path: Path, capsys: 
     assert pipe.is_fifo()
 
 
+def test_a_diverging_run_and_an_out_that_is_the_input_are_one_line(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = cli(capsys, "train", "--dataset", "demo", "--epochs", "2", "--lr", "1e30", "--out", tmp_path / "m.pt")
+    one_line_error(code, err, "the loss became nan at epoch 1", "lower the learning rate")
+    spec = tmp_path / "demo.json"
+    spec.write_bytes((REPO / "assets" / "demo" / "demo.json").read_bytes())
+    code, err = cli(capsys, "train", "--dataset", "demo", "--root", spec, "--out", spec, "--epochs", "1")
+    one_line_error(code, err, f"--out {spec} is the data given with --root")
+    assert spec.read_bytes() == (REPO / "assets" / "demo" / "demo.json").read_bytes()
+
+
 def test_a_run_where_every_file_fails_leaves_an_earlier_table(tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.mp4"
