@@ -134,12 +134,22 @@ def test_interrupted_benchmark_resumes_without_recomputing(tmp_path, monkeypatch
     assert third.computed == 0 and len(seen) == total - 2
 
 
-def test_a_corrupt_cache_entry_is_recomputed(tmp_path):
+@pytest.mark.parametrize("damage", ["{ half a record", "[1, 2, 3]", "{}", "[" * 100_000, "metrics a string",
+                                    "auc a string", "timings strings", "a count beyond floats"])
+def test_a_corrupt_or_malformed_cache_entry_is_recomputed(tmp_path, damage):
+    """Valid JSON of the wrong shape crashed every later rerun with a traceback (the entry was never recomputed)."""
+    from crossemo_core.benchmark.protocols import is_run_record
+
     profile = tiny(seeds=(0,), methods=("agreement",))
     run_benchmark("paper", profile, tmp_path, jobs=1)
     (path,) = (tmp_path / "cache").glob("*.json")
-    path.write_text("{ half a record")
-    assert RunCache(tmp_path / "cache").get(path.stem) is None
+    record = json.loads(path.read_text())
+    assert is_run_record(record)
+    changed = {"metrics a string": {"metrics": "x"}, "auc a string": {"metrics": {**record["metrics"], "auc": "abc"}},
+               "timings strings": {"fit_seconds": "x", "sizes": "abc"},
+               "a count beyond floats": {"fit_seconds": 10 ** 400}}.get(damage)
+    path.write_text(damage if changed is None else json.dumps({**record, **changed}))
+    assert RunCache(tmp_path / "cache", valid=is_run_record).get(path.stem) is None
     assert run_benchmark("paper", profile, tmp_path, jobs=1).computed == 1
 
 

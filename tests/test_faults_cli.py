@@ -318,6 +318,15 @@ def test_a_diverging_run_and_an_out_that_is_the_input_are_one_line(tmp_path: Pat
     assert spec.read_bytes() == (REPO / "assets" / "demo" / "demo.json").read_bytes()
 
 
+def test_a_benchmark_whose_run_cache_cannot_be_written_is_refused_before_any_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every run was computed (three tries each) and then lost, with an error line thousands of characters long."""
+    (tmp_path / "cache").write_text("a file where the run cache goes")
+    code, err = cli(capsys, "benchmark", "--suite", "paper", "--dataset", "demo", "--out", tmp_path, "--seeds", "0",
+                    "--folds", "3", "--epochs", "1")
+    one_line_error(code, err, "--out (its run cache)", "exists and is not a folder")
+
+
 def test_a_run_where_every_file_fails_leaves_an_earlier_table(tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.mp4"

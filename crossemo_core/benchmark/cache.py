@@ -8,26 +8,32 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from crossemo_core.paths import atomic_write
 
 
 class RunCache:
-    """Finished runs under ``directory`` (created on first write)."""
+    """Finished runs under ``directory`` (created on first write); ``valid(record)`` (optional) says whether a
+    record read back has the shape the suite's tables need."""
 
-    def __init__(self, directory: str | Path) -> None:
+    def __init__(self, directory: str | Path, valid: Callable[[dict[str, Any]], bool] | None = None) -> None:
         self.directory = Path(directory)
+        self.valid = valid
 
     def path(self, key: str) -> Path:
         return self.directory / f"{key}.json"
 
     def get(self, key: str) -> dict[str, Any] | None:
-        """The record of a finished run, or None (also for an unreadable file, which is then recomputed)."""
+        """The record of a finished run, or None (also for an unreadable or malformed file, which is then
+        recomputed)."""
         try:
-            return json.loads(self.path(key).read_text())
-        except (OSError, ValueError):
+            record = json.loads(self.path(key).read_text())
+        except (OSError, ValueError, RecursionError):
             return None
+        if not isinstance(record, dict) or (self.valid is not None and not self.valid(record)):
+            return None
+        return record
 
     def put(self, key: str, record: dict[str, Any]) -> None:
         atomic_write(self.path(key), json.dumps(json_safe(record)).encode())

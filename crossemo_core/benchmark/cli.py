@@ -69,12 +69,14 @@ def add_benchmark_parser(sub: Any) -> None:
 
 def run_benchmark_command(args: argparse.Namespace) -> int:
     from crossemo_core.benchmark.cache import RunCache
-    from crossemo_core.benchmark.protocols import corpus_for
+    from crossemo_core.benchmark.protocols import corpus_for, is_run_record
     from crossemo_core.benchmark.runner import command_line, pending_runs, run_benchmark
     from crossemo_core.benchmark.speed import run_speed, speed_markdown
     from crossemo_core.benchmark.suites import Profile, suite_runs
 
     check_writable(args.out, "--out", folder=True)
+    if args.suite != "speed":  # every finished run is kept there: a cache that cannot be written would lose them
+        check_writable(args.out / "cache", "--out (its run cache)", folder=True)
     if args.suite == "speed":
         bar = tqdm(desc="speed", total=7, unit="measure")
         rows = run_speed(tiny=args.tiny, threads=args.threads, clip=args.clip,
@@ -103,7 +105,8 @@ def run_benchmark_command(args: argparse.Namespace) -> int:
         if args.fine_grained == "on" and not has_scores:
             raise DataError(f"{args.dataset} has no sentiment scores, so no 7-class labels for Table V.")
         profile = dataclasses.replace(profile, fine_grained=has_scores)
-    pending = pending_runs(suite_runs(args.suite, profile), RunCache(args.out / "cache"), args.max_runs)
+    cache = RunCache(args.out / "cache", valid=is_run_record)
+    pending = pending_runs(suite_runs(args.suite, profile), cache, args.max_runs)
     bar = tqdm(total=len(pending), desc=f"{args.suite} on {args.dataset}", unit="run")
 
     def on_done(spec: Any, record: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from crossemo_core.benchmark.cache import RunCache
-from crossemo_core.benchmark.protocols import RunSpec, describe_data, execute
+from crossemo_core.benchmark.protocols import RunSpec, describe_data, execute, is_run_record
 from crossemo_core.benchmark.report import RENDERERS, write_outputs
 from crossemo_core.benchmark.suites import Profile, suite_runs
 from crossemo_core.executors import Executor, LocalExecutor, TaskFailed
@@ -88,7 +88,7 @@ def run_benchmark(suite: str, profile: Profile, out_dir: str | Path, *, jobs: in
     """
     out_dir = Path(out_dir)
     specs = suite_runs(suite, profile)
-    cache = RunCache(out_dir / "cache")
+    cache = RunCache(out_dir / "cache", valid=is_run_record)
     unique = {s.key() for s in specs}
     cached_before = sum(cache.get(k) is not None for k in unique)
     failed: TaskFailed | None = None
