@@ -165,16 +165,47 @@ def test_cache_hits_on_second_run(tmp_path: Path) -> None:
     assert ex.calls == 2
 
 
-def test_cache_recovers_from_a_corrupt_entry(tmp_path: Path) -> None:
+def _header_declaring(rows: int, width: int) -> bytes:
+    """A .npy file whose header declares ``(rows, width)`` float32 values, followed by only four of them."""
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<f4", "fortran_order": False, "shape": (rows, width)})
+    return buf.getvalue() + np.zeros(4, np.float32).tobytes()
+
+
+@pytest.mark.parametrize("damage", ["not numpy", "no rows", "a header declaring 10^11 rows"])
+def test_cache_recovers_from_a_corrupt_entry(tmp_path: Path, damage: str) -> None:
+    """An empty entry was taken and failed every later run; a header declaring 10^11 rows tried to allocate them."""
     audio = tmp_path / "a.wav"
     sf.write(audio, tone(250.0, 0.3), SR)
     ex = CountingExtractor()
     cache = FeatureCache(tmp_path)
     good = cache.get_or_compute(audio, ex)
     (entry,) = list(tmp_path.rglob("*.npy"))
-    entry.write_bytes(b"not numpy")
+    if damage == "not numpy":
+        entry.write_bytes(b"not numpy")
+    elif damage == "no rows":
+        np.save(entry, np.zeros((0, good.shape[1]), np.float32))
+    else:
+        entry.write_bytes(_header_declaring(10**11, good.shape[1]))
     np.testing.assert_array_equal(cache.get_or_compute(audio, ex), good)
     assert ex.calls == 2 and np.load(entry, allow_pickle=False).shape == good.shape
+
+
+def test_a_damaged_prosody_cache_entry_is_not_taken(tmp_path: Path) -> None:
+    from crossemo_core.readers.voice_training import _cached_pair
+
+    entry = tmp_path / "entry.npy"
+    np.save(entry, np.ones((2, 62), np.float32))
+    assert _cached_pair(entry).shape == (2, 62)
+    for damaged in (np.ones((3, 62), np.float32), np.ones((2, 0), np.float32), np.ones(62, np.float32),
+                    np.array([["a", "b"], ["c", "d"]])):
+        np.save(entry, damaged)
+        assert _cached_pair(entry) is None, damaged
+    entry.write_bytes(_header_declaring(2, 10**11))
+    assert _cached_pair(entry) is None
+    assert _cached_pair(tmp_path / "missing.npy") is None
 
 
 def test_cache_errors_and_default_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

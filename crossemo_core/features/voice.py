@@ -365,15 +365,19 @@ class FeatureCache:
         return self.directory / key[:2] / f"{key}.npy"
 
     def load(self, key: str) -> np.ndarray | None:
-        """The cached array for ``key``, or None when absent or unreadable."""
+        """The cached array for ``key``, or None when absent, unreadable, empty, or declaring more rows than the file
+        holds (its header is checked against the file before anything is read)."""
         p = self.entry_path(key)
         if not p.is_file():
             return None
         try:
-            arr = np.load(p, allow_pickle=False)
-        except (OSError, ValueError, EOFError):
+            mapped = np.load(p, mmap_mode="r", allow_pickle=False)  # a header declaring more than the file: ValueError
+            if mapped.ndim != 2 or len(mapped) == 0 or mapped.dtype != np.float32:
+                return None
+            arr = np.array(mapped)
+        except (OSError, ValueError, EOFError, MemoryError):
             return None
-        return arr if arr.ndim == 2 and arr.dtype == np.float32 and np.isfinite(arr).all() else None
+        return arr if np.isfinite(arr).all() else None
 
     def store(self, key: str, features: np.ndarray) -> None:
         """Write ``features`` atomically; a failure to write (read-only disk, ...) only costs the cache."""

@@ -128,9 +128,10 @@ def prosody_cache(utterances: list[Utterance], augment: AugmentConfig, seed: int
     for i, u in enumerate(utterances):
         digest = hashlib.sha256(u.path.read_bytes()).hexdigest()
         file = folder / f"{digest[:24]}.npy"
-        try:
-            out[u.key] = np.load(file, allow_pickle=False)
-        except (OSError, ValueError):
+        cached = _cached_pair(file)
+        if cached is not None:
+            out[u.key] = cached
+        else:
             augmenter = augmenter or Augmenter(augment, seed)
             augmenter.rng = np.random.default_rng([seed, int(digest[:8], 16)])  # as _Versions seeds it
             signal = load_signal(u.path)
@@ -142,6 +143,18 @@ def prosody_cache(utterances: list[Utterance], augment: AugmentConfig, seed: int
         if progress:
             progress(i + 1, len(utterances))
     return out
+
+
+def _cached_pair(file: Path) -> np.ndarray | None:
+    """A prosody cache entry: ``(2, n)`` numbers (the clean utterance's and its augmented copy's), or None when it is
+    missing or damaged (its header is checked against the file before anything is read)."""
+    try:
+        mapped = np.load(file, mmap_mode="r", allow_pickle=False)
+        if mapped.ndim != 2 or mapped.shape[0] != 2 or mapped.shape[1] == 0 or mapped.dtype.kind != "f":
+            return None
+        return np.array(mapped)
+    except (OSError, ValueError, EOFError, MemoryError):
+        return None
 
 
 def _read_versions(file: Path) -> Versions | None:
