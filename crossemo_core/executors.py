@@ -13,9 +13,10 @@ Cross-validation folds, benchmark runs and clip files are independent tasks. An 
 
 Both set torch's thread count to ``threads`` inside every task, so the same task gives the same numbers on either.
 A task that raises (or whose worker dies) is retried up to ``retries`` times, each retry reported through
-``on_retry``; one that still fails does not stop the others, and :class:`TaskFailed` then names every failed item
-(the results of the others were already handed to ``on_done``, e.g. cached). Workers ignore Ctrl-C: the caller
-gets it and the workers are stopped.
+``on_retry``, unless what it raised is a :class:`~crossemo_core.errors.CrossemoError` (bad data or settings, which
+fail the same way every time); one that still fails does not stop the others, and :class:`TaskFailed` then names
+every failed item (the results of the others were already handed to ``on_done``, e.g. cached). Workers ignore
+Ctrl-C: the caller gets it and the workers are stopped.
 """
 from __future__ import annotations
 
@@ -72,19 +73,20 @@ class Executor(ABC):
         self._run(fn, list(items), shared, done)
         if self.failures:
             listed = "; ".join(f"{item!r}: {error}" for item, error in self.failures[:5])
-            raise TaskFailed(f"{len(self.failures)} of {len(items)} task(s) failed after {self.retries + 1} tries "
-                             f"({listed}{'; ...' if len(self.failures) > 5 else ''}); the others finished.")
+            raise TaskFailed(f"{len(self.failures)} of {len(items)} task(s) failed ({listed}"
+                             f"{'; ...' if len(self.failures) > 5 else ''}); the others finished.")
         return [results[i] for i in range(len(items))]
 
     def _failed(self, attempt: _Attempt[T], error: BaseException | str) -> bool:
-        """Record a failed try; True when it should be tried again."""
+        """Record a failed try; True when it should be tried again (not for a :class:`CrossemoError`: bad data or
+        settings fail the same way every time)."""
         message = _one_line(error)
-        if attempt.tries <= self.retries:
+        if attempt.tries <= self.retries and not isinstance(error, CrossemoError):
             attempt.tries += 1
             if self.on_retry is not None:
                 self.on_retry(attempt.item, attempt.tries, message)
             return True
-        self.failures.append((attempt.item, message))
+        self.failures.append((attempt.item, message + (f", after {attempt.tries} tries" if attempt.tries > 1 else "")))
         return False
 
     @abstractmethod

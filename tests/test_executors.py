@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from crossemo_core.data.loaders import load_demo
+from crossemo_core.errors import DataError
 from crossemo_core.executors import LocalExecutor, RayExecutor, TaskFailed, make_executor
 from crossemo_core.experiment import cross_validate
 
@@ -59,13 +60,31 @@ def test_map_keeps_order_retries_and_reports_what_failed(kind: str, tmp_path: Pa
     retries: list[tuple[int, int, str]] = []
     executor.on_retry = lambda item, attempt, error: retries.append((item, attempt, error))
     done: list[int] = []
-    with pytest.raises(TaskFailed, match=r"1 of 4 task\(s\) failed after 2 tries \(3: ValueError: item three is "
-                                         r"broken\); the others finished"):
+    with pytest.raises(TaskFailed, match=r"1 of 4 task\(s\) failed \(3: ValueError: item three is broken, after 2 "
+                                         r"tries\); the others finished"):
         executor.map(flaky, [0, 1, 2, 3], shared=str(tmp_path), on_done=lambda i, r: done.append(r))
     assert sorted(done) == [0, 10, 20]
     assert sorted(r[0] for r in retries) == [0, 1, 2, 3] and {r[1] for r in retries} == {2}
     assert any("RuntimeError: first try of 1" in r[2] for r in retries)
     executor.close()
+
+
+def bad_data(marker_dir: str, item: int) -> int:
+    """Counts its tries in a marker file, then fails as bad data does: the same way every time."""
+    tries = Path(marker_dir) / f"{item}.tries"
+    tries.write_text(str(int(tries.read_text()) + 1 if tries.exists() else 1))
+    raise DataError(f"corpus {item} has one class")
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_bad_data_is_not_tried_again(jobs: int, tmp_path: Path) -> None:
+    """A one-class corpus was tried three times, each try reported, before its one-line error."""
+    retried: list[int] = []
+    executor = LocalExecutor(jobs=jobs, retries=2, on_retry=lambda item, attempt, error: retried.append(item))
+    with pytest.raises(TaskFailed, match=r"^2 of 2 task\(s\) failed \(0: DataError: corpus 0 has one class; 1: "):
+        executor.map(bad_data, [0, 1], shared=str(tmp_path))
+    executor.close()
+    assert not retried and {f.read_text() for f in tmp_path.glob("*.tries")} == {"1"}
 
 
 def test_cross_validation_gives_identical_numbers_on_every_executor(ray_instance) -> None:
