@@ -46,5 +46,6 @@ def sanitize_sequences(sequences: list[np.ndarray], modality: str, policy: NonFi
     report = NonFiniteReport(modality, n_values, n_sequences)
     if n_values and policy == "refuse":
         where = f" in {source}" if source else ""
-        raise DataError(f"{report}{where}. Pass nonfinite='repair' to replace them (NaN -> 0, inf -> +-1e6).")
+        raise DataError(f"{report}{where}. To replace them (NaN -> 0, inf -> +-1e6), give --nonfinite repair "
+                        f"(nonfinite='repair' in Python).")
     return out, report
