@@ -144,6 +144,8 @@ def _folder(name: str) -> Path | None:
     except OSError as exc:
         reason = "it exists and is not a folder" if path.exists() else (exc.strerror or type(exc).__name__)
         raise SettingError(f"{name}={text!r} cannot be used as a folder ({reason}); fix or unset it.") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise SettingError(f"{name}={text!r} cannot be used as a folder (it cannot be written); fix or unset it.")
     return path
 
 

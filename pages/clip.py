@@ -7,6 +7,7 @@ import streamlit as st
 
 from crossemo_app import clip_view as cv
 from crossemo_app import recorder, state, ui
+from crossemo_core.clip.cli import failure_message
 from crossemo_core.clip.decode import SUPPORTED, NamedBytes, source_sha256
 from crossemo_core.clip.report import PLAIN, report_html, verdicts_table
 
@@ -153,7 +154,7 @@ if st.button("Judge them all", disabled=not files, key="clip_batch_go"):
         try:
             rows.append(cv.judge(clip).to_dict())  # the verdict names its file's sha256
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
-            rows.append({"file": f.name, "verdict": None, "error": str(exc), "sha256": source_sha256(clip)})
+            rows.append({"file": f.name, "verdict": None, "error": failure_message(exc), "sha256": source_sha256(clip)})
         progress.progress((i + 1) / len(files), text=f"Judged {i + 1} of {len(files)}")
     progress.empty()
     page.batch = (batch_inputs, rows)

@@ -85,6 +85,31 @@ def test_audio_sampled_too_slowly_for_speech_is_refused() -> None:
             assert len(decode_media(NamedBytes("slow.wav", buf.getvalue()), want_video=False).audio) == 16000
 
 
+def test_a_video_whose_audio_is_too_slow_for_speech_keeps_its_face() -> None:
+    import av
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="matroska") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 64, "yuv420p"
+        audio = out.add_stream("pcm_s16le", rate=1000)
+        audio.layout = "mono"
+        for _ in range(25):
+            out.mux(video.encode(av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24")))
+        samples = av.AudioFrame.from_ndarray(np.zeros((1, 1000), np.int16), format="s16", layout="mono")
+        samples.sample_rate = 1000
+        out.mux(audio.encode(samples))
+        out.mux(audio.encode(None))
+        out.mux(video.encode(None))
+    media = decode_media(NamedBytes("slow.mkv", buf.getvalue()), on_frame=lambda t, rgb: None)
+    assert media.n_frames > 0 and not media.has_audio and media.audio is None
+    assert media.notes == ["slow.mkv: its audio is sampled at 1000 Hz; a voice needs at least 4,000 Hz (a "
+                           "telephone's 8,000 Hz is enough), so it is not a recording of speech; the audio track "
+                           "was left out."]
+    with pytest.raises(DataError, match="^slow.mkv: its audio is sampled at 1000 Hz"):
+        decode_media(NamedBytes("slow.mkv", buf.getvalue()), need_audio=True)
+
+
 def test_damaged_audio_samples_are_repaired_and_said() -> None:
     """A float WAV may hold NaN, infinite or absurd samples: read as silence, or clipped to full scale, with a note
     (they went on to the features before: warnings, and a verdict on them)."""

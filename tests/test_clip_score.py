@@ -143,6 +143,8 @@ def test_an_unforeseen_failure_on_one_file_costs_only_that_file(tmp_path: Path, 
     def score_or_fail(self, source, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
         if Path(str(source)).name == "a_odd.mp4":
             raise RuntimeError("Graph has errors:\nsecond line")
+        if Path(str(source)).name == "c_gone.mp4":
+            raise FileNotFoundError(2, "No such file or directory")
         return score(self, source, *args, **kwargs)
 
     monkeypatch.setattr(ClipScorer, "score", score_or_fail)
@@ -151,7 +153,7 @@ def test_an_unforeseen_failure_on_one_file_costs_only_that_file(tmp_path: Path, 
     monkeypatch.setattr(ClipScorer, "__init__", lambda self, *a, **k: (made.append(1), init(self, *a, **k))[1])
     folder = tmp_path / "in"
     folder.mkdir()
-    for name in ("a_odd.mp4", "b_fine.mp4"):
+    for name in ("a_odd.mp4", "b_fine.mp4", "c_gone.mp4"):
         (folder / name).write_bytes(SAMPLE.read_bytes())
     csv = tmp_path / "out.csv"
     assert main(["score", str(folder), "--json", "--csv", str(csv)]) == 2
@@ -159,6 +161,7 @@ def test_an_unforeseen_failure_on_one_file_costs_only_that_file(tmp_path: Path, 
     said = "unexpected error (RuntimeError: Graph has errors:\\nsecond line)"
     assert lines[0] == {"file": "a_odd.mp4", "verdict": None, "error": said}
     assert lines[1]["file"] == "b_fine.mp4" and lines[1]["verdict"] is not None
+    assert lines[2]["error"] == "unexpected error (FileNotFoundError: [Errno 2] No such file or directory)"
     assert csv.is_file() and len(made) == 2  # the file after the failure got a new scorer
     one = tmp_path / "one.csv"  # a single recording keeps its resume journal after an unforeseen failure
     assert main(["score", str(folder / "a_odd.mp4"), "--csv", str(one)]) == 2

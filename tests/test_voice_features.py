@@ -198,14 +198,14 @@ def test_a_damaged_prosody_cache_entry_is_not_taken(tmp_path: Path) -> None:
 
     entry = tmp_path / "entry.npy"
     np.save(entry, np.ones((2, 62), np.float32))
-    assert _cached_pair(entry).shape == (2, 62)
-    for damaged in (np.ones((3, 62), np.float32), np.ones((2, 0), np.float32), np.ones(62, np.float32),
+    assert _cached_pair(entry, 62).shape == (2, 62)
+    for damaged in (np.ones((3, 62), np.float32), np.ones((2, 5), np.float32), np.ones(62, np.float32),
                     np.array([["a", "b"], ["c", "d"]])):
         np.save(entry, damaged)
-        assert _cached_pair(entry) is None, damaged
+        assert _cached_pair(entry, 62) is None, damaged
     entry.write_bytes(_header_declaring(2, 10**11))
-    assert _cached_pair(entry) is None
-    assert _cached_pair(tmp_path / "missing.npy") is None
+    assert _cached_pair(entry, 10**11) is None
+    assert _cached_pair(tmp_path / "missing.npy", 62) is None
 
 
 def test_cache_errors_and_default_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -213,13 +213,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"resuming {entries[0][0].name} after {len(finished)} finished windows ({journal.path.name})"
               if finished else f"nothing to resume in {journal.path}; analysing {entries[0][0].name} from the start",
               file=sys.stderr)
-    scorer = ClipScorer(args.checkpoint, limits=limits)
+    scorer: ClipScorer | None = ClipScorer(args.checkpoint, limits=limits)
+    model = scorer.model  # for the reports (the scorer is replaced after an unforeseen failure)
     results: list[dict[str, Any]] = []
     verdicts = []
     stop = threading.Event()
     try:
         calibration = scorer.calibration(args.baseline) if args.baseline is not None else None
         for f, skipped in entries:
+            scorer = scorer or ClipScorer(args.checkpoint, limits=limits)
             if stop.is_set():
                 return _interrupted(KeyboardInterrupt(), f.name, args, results, segments_out, stopped=True)
             bar = _Bar(f.name)
@@ -231,22 +233,19 @@ def run(args: argparse.Namespace) -> int:
                 with first_ctrl_c_sets(stop):
                     v = scorer.score(f, args.voice, calibration, progress=bar.update, should_stop=stop.is_set,
                                      resume=finished, on_windows=journal.add if journal is not None else None)
-            except OSError:  # the file system failed (the journal cannot be written, a file vanished): the command
-                # stops, as it always did, and keeps the journal for --resume
-                bar.close()
-                if journal is not None:
-                    journal.close(done=False)
-                raise
             except Exception as exc:  # noqa: BLE001 - one file's failure, even an unforeseen one, costs only that file
                 bar.close()
                 if journal is not None:  # an unforeseen failure keeps the journal for --resume
                     journal.close(done=isinstance(exc, CrossemoError))
+                    if isinstance(exc, OSError):  # the journal could not be written: the command stops
+                        raise
                 row = {"file": f.name, "verdict": None, "error": failure_message(exc)}
                 results.append(row)
                 print(json.dumps(row) if args.json else single_line(f"{f.name}: ERROR: {row['error']}"), flush=True)
                 if not isinstance(exc, CrossemoError):  # the scorer may be what failed: the next file gets a new one
-                    scorer.close()
-                    scorer = ClipScorer(args.checkpoint, limits=limits)
+                    with contextlib.suppress(Exception):
+                        scorer.close()
+                    scorer = None
                 continue
             except KeyboardInterrupt as exc:
                 bar.close()
@@ -266,9 +265,10 @@ def run(args: argparse.Namespace) -> int:
             row = v.to_dict()
             results.append(row)
             print(json.dumps(row) if args.json else describe(v), flush=True)
-        _write_outputs(args, results, verdicts, segments_out, lambda: scorer.model)
+        _write_outputs(args, results, verdicts, segments_out, lambda: model)
     finally:
-        scorer.close()
+        if scorer is not None:
+            scorer.close()
     return 2 if any("error" in r for r in results) else 0
 
 
@@ -303,7 +303,8 @@ def _judge_one(shared: tuple[Any, ...], entry: tuple[Path, str | None]) -> tuple
 
 def failure_message(exc: BaseException) -> str:
     """One line for a file that could not be judged: a :class:`CrossemoError`'s own message, or, for an error no
-    check foresaw, its type and first line, marked as unexpected."""
+    check foresaw, its type and message (control characters escaped, at most 300 characters), marked as
+    unexpected."""
     if isinstance(exc, CrossemoError):
         return str(exc)
     text = single_line(str(exc).strip())[:300] or "no details"

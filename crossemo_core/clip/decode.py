@@ -393,11 +393,14 @@ class MediaStream:
                 raise DataError(NO_VIDEO.format(name=name))
             if need_audio and not self.has_audio:
                 raise DataError(NO_AUDIO.format(name=name))
-            rate = astreams[0].rate if want_audio and astreams else None
-            if rate is not None and rate < MIN_AUDIO_RATE:
-                raise DataError(f"{name}: its audio is sampled at {rate} Hz; a voice needs at least "
-                                f"{MIN_AUDIO_RATE:,} Hz (a telephone's 8,000 Hz is enough), so it is not a recording "
-                                f"of speech.")
+            rate = astreams[0].rate if want_audio and astreams else None  # 0 or None: not said
+            if rate and rate < MIN_AUDIO_RATE:
+                slow = (f"{name}: its audio is sampled at {rate} Hz; a voice needs at least {MIN_AUDIO_RATE:,} Hz (a "
+                        f"telephone's 8,000 Hz is enough), so it is not a recording of speech")
+                if need_audio or not self.has_video:
+                    raise DataError(slow + ".")
+                self.notes.append(slow + "; the audio track was left out.")
+                astreams, self.has_audio = [], False
         except BaseException:
             self.close()
             raise

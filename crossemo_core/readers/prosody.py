@@ -79,6 +79,8 @@ loudness statistics would otherwise read as emotion."""
 EGEMAPS_LEVEL_DBFS = -25.0
 """Speech RMS the signal is scaled to before eGeMAPS (recording level differs by 30 dB between the corpora)."""
 PROSODY_FEATURES = ("statistics", "egemaps", "statistics+egemaps")
+EGEMAPS_COUNT = 88
+"""How many functionals :func:`egemaps_functionals` gives."""
 """Names of the prosody feature sets a voice reader's prosody view can read."""
 PROSODY_DEFAULT = "statistics"
 """The set the training script and the readers benchmark fit by default."""

@@ -107,7 +107,7 @@ def prosody_cache(utterances: list[Utterance], augment: AugmentConfig, seed: int
     PROSODY_FEATURES`) of the clean recording and of its first random-chain copy (the same copy
     :func:`spectrogram_cache` holds, from the same seeds). Computed once per set, then read; ``statistics+egemaps``
     joins the two sets' caches."""
-    from crossemo_core.readers.prosody import PROSODY_FEATURES, PROSODY_NAMES, prosody_features
+    from crossemo_core.readers.prosody import EGEMAPS_COUNT, PROSODY_FEATURES, PROSODY_NAMES, prosody_features
 
     if features not in PROSODY_FEATURES:
         raise ValueError(f"unknown prosody features {features!r}; known: {', '.join(PROSODY_FEATURES)}")
@@ -128,7 +128,7 @@ def prosody_cache(utterances: list[Utterance], augment: AugmentConfig, seed: int
     for i, u in enumerate(utterances):
         digest = hashlib.sha256(u.path.read_bytes()).hexdigest()
         file = folder / f"{digest[:24]}.npy"
-        cached = _cached_pair(file)
+        cached = _cached_pair(file, len(PROSODY_NAMES) if features == "statistics" else EGEMAPS_COUNT)
         if cached is not None:
             out[u.key] = cached
         else:
@@ -145,12 +145,12 @@ def prosody_cache(utterances: list[Utterance], augment: AugmentConfig, seed: int
     return out
 
 
-def _cached_pair(file: Path) -> np.ndarray | None:
-    """A prosody cache entry: ``(2, n)`` numbers (the clean utterance's and its augmented copy's), or None when it is
-    missing or damaged (its header is checked against the file before anything is read)."""
+def _cached_pair(file: Path, width: int) -> np.ndarray | None:
+    """A prosody cache entry: ``(2, width)`` numbers (the clean utterance's and its augmented copy's), or None when
+    it is missing or damaged (its header is checked against the file before anything is read)."""
     try:
         mapped = np.load(file, mmap_mode="r", allow_pickle=False)
-        if mapped.ndim != 2 or mapped.shape[0] != 2 or mapped.shape[1] == 0 or mapped.dtype.kind != "f":
+        if mapped.shape != (2, width) or mapped.dtype.kind != "f":
             return None
         return np.array(mapped)
     except (OSError, ValueError, EOFError, MemoryError):
