@@ -664,7 +664,7 @@ GATE = {"prototypes": {"face": [[1.0, 0.0]], "voice": [[0.0, 1.0]]}, "thresholds
         "k": 3, "contamination": 0.01}
 
 
-@pytest.mark.parametrize("change", [{"gate": {"k": 3}}, {"gate": {**GATE, "k": 0}},
+@pytest.mark.parametrize("change", [{"gate": {"k": 3}}, {"gate": GATE}, {"gate": {**GATE, "k": 0}},
                                     {"gate": {**GATE, "thresholds": {"face": 0.5}}},
                                     {"gate": {**GATE, "prototypes": {"face": [[1.0, 0.0]]},
                                               "thresholds": {"face": 0.5}}},

@@ -643,6 +643,9 @@ def test_read_goes_past_an_unforeseen_failure_and_keeps_an_earlier_table(tmp_pat
         return read_file(self, path, baseline)
 
     monkeypatch.setattr(Readers, "read_file", odd_or_read)
+    made: list[int] = []
+    init = Readers.__init__
+    monkeypatch.setattr(Readers, "__init__", lambda self: (made.append(1), init(self))[1])
     voice = (REPO / "assets" / "clips" / "voice_upbeat.wav").read_bytes()
     for name in ("a_odd.wav", "b_fine.wav"):
         (tmp_path / name).write_bytes(voice)
@@ -650,6 +653,7 @@ def test_read_goes_past_an_unforeseen_failure_and_keeps_an_earlier_table(tmp_pat
     assert main(["read", str(tmp_path / "a_odd.wav"), str(tmp_path / "b_fine.wav"), "--json", "--csv", str(table)]) == 2
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert lines[0]["error"] == "unexpected error (RuntimeError: inside a library)" and lines[1]["voice"] is not None
+    assert len(made) == 2  # the file after the failure was read by new readers
     before = table.read_text()
     assert main(["read", str(tmp_path / "a_odd.wav"), "--csv", str(table)]) == 2  # every file failed
     assert "nothing was read, so" in capsys.readouterr().err and table.read_text() == before

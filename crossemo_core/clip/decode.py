@@ -32,6 +32,7 @@ from typing import Callable, Iterator, Union
 import numpy as np
 
 from crossemo_core.errors import DataError
+from crossemo_core.features.voice import MIN_AUDIO_RATE
 from crossemo_core.paths import NamedBytes  # noqa: F401 - re-exported: the clip path's in-memory file
 from crossemo_core.settings import positive_number
 
@@ -308,8 +309,6 @@ class VideoSample:
     rgb: np.ndarray | None
 
 
-MIN_AUDIO_RATE = 4000
-"""Audio sampled more slowly than this holds no speech (its highest frequency is half the rate): refused."""
 MAX_SAMPLE = 8.0
 """An audio sample beyond this many times full scale (18 dB; codecs overshoot full scale by far less) is damage, not
 sound: such audio is clipped to full scale, with a note."""

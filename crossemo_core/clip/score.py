@@ -120,6 +120,9 @@ class ClipModel:
                                   f"different one (sha256 {sha[:12]}).")
         try:
             gate = KnnGate.from_dict(meta["gate"]) if meta.get("gate") else None
+            width = detector.config.model.embedding_size
+            if gate is not None and any(p.shape[1] != width for p in gate.prototypes.values()):
+                raise ValueError(f"gate prototypes of another width than the network's {width}-wide embeddings")
             population = {k: np.asarray(v, dtype=np.float32) for k, v in meta.get("population", {}).items()}
             face_fps = float(meta.get("windows", {}).get("face_fps", seq.FACE_FPS))
             if not 0 < face_fps <= 60:

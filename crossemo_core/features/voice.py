@@ -77,9 +77,14 @@ def load_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(signal, dtype=np.float32), int(sr)
 
 
+MIN_AUDIO_RATE = 4000
+"""Audio sampled more slowly than this holds no speech (its highest frequency is half the rate): refused."""
+
+
 def _check_signal(signal: np.ndarray, sr: int, source: str) -> None:
-    if sr <= 0:
-        raise DataError(f"{source}: sample rate must be positive, got {sr}.")
+    if sr < MIN_AUDIO_RATE:
+        raise DataError(f"{source}: its audio is sampled at {sr} Hz; a voice needs at least {MIN_AUDIO_RATE:,} Hz (a "
+                        f"telephone's 8,000 Hz is enough), so it is not a recording of speech.")
     if signal.ndim != 1:
         raise DataError(f"{source}: expected a mono signal of shape (n_samples,), got shape {signal.shape}.")
     if len(signal) < MIN_DURATION_S * sr:

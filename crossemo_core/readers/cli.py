@@ -8,6 +8,7 @@ cannot be read gets an error line and the others go on; the exit status is 2 whe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from crossemo_core.errors import DataError, single_line
+from crossemo_core.errors import CrossemoError, DataError, single_line
 from crossemo_core.readers.reading import Reading
 
 FACE_FPS = 5.0
@@ -162,6 +163,10 @@ def run(args: argparse.Namespace) -> int:
                 r = readers.read_file(f, baseline)
             except Exception as exc:  # noqa: BLE001 - one file's failure, even an unforeseen one, costs only that file
                 r = FileReading(file=f.name, error=failure_message(exc))
+                if not isinstance(exc, CrossemoError):  # the readers may be what failed: the next file gets new ones
+                    with contextlib.suppress(Exception):
+                        readers.close()
+                    readers = Readers()
             results.append(r)
             print(json.dumps(r.to_dict()) if args.json else r.describe(), flush=True)
     finally:
