@@ -217,16 +217,12 @@ def _train(args: argparse.Namespace) -> int:
     if resume_file.exists() and not args.resume:
         raise OutputError(f"{resume_file} holds an unfinished run; give --resume to continue it, or delete it to "
                           f"start afresh.")
-    root = getattr(args, "root", None)
-    if root is not None and root.exists() and args.out.exists() and args.out.resolve() == root.resolve():
-        raise OutputError(f"--out {args.out} is the data given with --root; the model would replace it. Give "
-                          f"another file name.")
-    check_writable(args.out, "--out")
+    check_writable(args.out, "--out", inputs=[getattr(args, "root", None)])
     check_writable(resume_file, "--out (its resume state)")
     if args.save_on_interrupt:
         check_writable(interrupted_out, "--save-on-interrupt")
     if args.json:
-        check_writable(args.json, "--json")
+        check_writable(args.json, "--json", inputs=[getattr(args, "root", None), getattr(args, "checkpoint", None)])
     if overrides.get("runs", 1) != 1:
         raise SettingError(f"--set runs={overrides['runs']}: {RUNS_NEED_EVALUATION}")
     corpus = _load(args)
@@ -272,7 +268,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from crossemo_core.experiment import protocol_seed
 
     if args.json:
-        check_writable(args.json, "--json")
+        check_writable(args.json, "--json", inputs=[getattr(args, "root", None), getattr(args, "checkpoint", None)])
     detector = Detector.load(args.checkpoint)
     corpus = _load(args)
     detector.check_compatible(corpus)
@@ -293,7 +289,7 @@ def _cross_validate(args: argparse.Namespace) -> int:
     if "seed" in overrides:
         raise SettingError("--set seed: cross-validate runs every seed given with --seeds; give those instead.")
     if args.json:
-        check_writable(args.json, "--json")
+        check_writable(args.json, "--json", inputs=[getattr(args, "root", None), getattr(args, "checkpoint", None)])
     corpus = _load(args)
     with executor_from(args) as executor:
         bar = tqdm(total=len(args.seeds) * args.folds, desc=f"folds x seeds ({args.executor})", unit="run")

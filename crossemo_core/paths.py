@@ -1,12 +1,13 @@
 """Where the project's own files live, the one way it writes a file (atomically), and an in-memory file."""
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterable, Iterator
 
 REPO = Path(__file__).resolve().parent.parent
 """The repository root (the folder holding ``crossemo_core/``)."""
@@ -54,13 +55,21 @@ PROBE_BYTES = 64 * 1024
 """Size of the probe file :func:`check_writable` writes: an output target must have at least this much room."""
 
 
-def check_writable(path: str | os.PathLike[str], option: str, folder: bool = False) -> Path:
+def check_writable(path: str | os.PathLike[str], option: str, folder: bool = False,
+                   inputs: Iterable[str | os.PathLike[str] | None] = ()) -> Path:
     """Check, before any work, that an output can be written at ``path`` (a file, or with ``folder`` a folder):
-    the folder exists or can be made, is writable and has room for a small probe file (written and removed).
-    Raises :class:`~crossemo_core.errors.OutputError` naming ``option``; returns ``path``."""
+    the folder exists or can be made, is writable and has room for a small probe file (written and removed), and it
+    is none of the command's ``inputs`` (the output would replace one). Raises
+    :class:`~crossemo_core.errors.OutputError` naming ``option``; returns ``path``."""
     from crossemo_core.errors import OutputError
 
     path = Path(path)
+    for given in inputs:
+        if given is not None and not folder and path.exists() and Path(given).exists():
+            with contextlib.suppress(OSError):
+                if os.path.samefile(path, given):
+                    raise OutputError(f"{option} {path} is one of the command's inputs; writing it would replace "
+                                      f"it. Give another file name.")
     if folder and path.exists() and not path.is_dir():
         raise OutputError(f"{option} {path}: exists and is not a folder.")
     if not folder and path.is_dir():

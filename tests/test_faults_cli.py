@@ -313,9 +313,15 @@ def test_a_diverging_run_and_an_out_that_is_the_input_are_one_line(tmp_path: Pat
     one_line_error(code, err, "the loss became nan at epoch 1", "lower the learning rate")
     spec = tmp_path / "demo.json"
     spec.write_bytes((REPO / "assets" / "demo" / "demo.json").read_bytes())
-    code, err = cli(capsys, "train", "--dataset", "demo", "--root", spec, "--out", spec, "--epochs", "1")
-    one_line_error(code, err, f"--out {spec} is the data given with --root")
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes((CLIPS / "smile_low.mp4").read_bytes())
+    for option, target, args in (("--out", spec, ["train", "--dataset", "demo", "--root", spec, "--epochs", "1"]),
+                                 ("--json", spec, ["evaluate", "--dataset", "demo", "--root", spec]),
+                                 ("--csv", clip, ["score", clip]), ("--csv", clip, ["read", clip])):
+        code, err = cli(capsys, *args, option, target)
+        one_line_error(code, err, f"{option} {target} is one of the command's inputs; writing it would replace it")
     assert spec.read_bytes() == (REPO / "assets" / "demo" / "demo.json").read_bytes()
+    assert clip.read_bytes() == (CLIPS / "smile_low.mp4").read_bytes()
 
 
 def test_a_benchmark_whose_run_cache_cannot_be_written_is_refused_before_any_run(

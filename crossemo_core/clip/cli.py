@@ -171,9 +171,10 @@ def run(args: argparse.Namespace) -> int:
     if args.voice is not None and len(entries) != 1:
         raise DataError(f"--voice goes with a single FILE; {len(entries)} were given.")
     segments_out = getattr(args, "segments", None)
+    inputs = [f for f, _ in entries] + [args.voice, args.baseline, args.checkpoint]
     for target, option in ((args.csv, "--csv"), (segments_out, "--segments")):
         if target is not None:
-            check_writable(target, option)
+            check_writable(target, option, inputs=inputs)
     if args.csv is not None and segments_out is not None and args.csv.resolve() == segments_out.resolve():
         raise OutputError(f"--csv and --segments both name {args.csv}; give two files.")
     if args.report is not None:  # a .html file for one input, else a folder of one page per input
@@ -183,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
         if not as_file and args.report.exists() and not args.report.is_dir():
             raise OutputError(f"--report {args.report}: exists and is not a folder; give a folder, or a .html file "
                               f"name for a single input.")
-        check_writable(args.report, "--report", folder=not as_file)
+        check_writable(args.report, "--report", folder=not as_file, inputs=inputs)
     limits = ClipLimits()
     if args.max_mb is not None:
         limits = replace(limits, max_bytes=int(args.max_mb * 1_000_000))

@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
 
     entries = expand(list(args.files))
     if args.csv is not None:
-        check_writable(args.csv, "--csv")
+        check_writable(args.csv, "--csv", inputs=[f for f, _ in entries] + [args.baseline])
     readers = Readers()
     baseline = None
     if args.baseline is not None:
