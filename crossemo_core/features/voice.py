@@ -30,7 +30,7 @@ import json
 import os
 from math import gcd
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -346,6 +346,17 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
+def read_cached_array(path: Path, accept: Callable[[np.ndarray], bool]) -> np.ndarray | None:
+    """The ``.npy`` cache entry at ``path`` when ``accept`` takes it (its shape and dtype, read from the header),
+    else None: missing, damaged, or declaring more values than the file holds (the header is checked against the
+    file before anything is read)."""
+    try:
+        mapped = np.load(path, mmap_mode="r", allow_pickle=False)  # a header declaring more than the file: ValueError
+        return np.array(mapped) if accept(mapped) else None
+    except (OSError, ValueError, EOFError, MemoryError):
+        return None
+
+
 class FeatureCache:
     """Voice features on disk, keyed by file content and extractor settings.
 
@@ -372,17 +383,8 @@ class FeatureCache:
     def load(self, key: str) -> np.ndarray | None:
         """The cached array for ``key``, or None when absent, unreadable, empty, or declaring more rows than the file
         holds (its header is checked against the file before anything is read)."""
-        p = self.entry_path(key)
-        if not p.is_file():
-            return None
-        try:
-            mapped = np.load(p, mmap_mode="r", allow_pickle=False)  # a header declaring more than the file: ValueError
-            if mapped.ndim != 2 or len(mapped) == 0 or mapped.dtype != np.float32:
-                return None
-            arr = np.array(mapped)
-        except (OSError, ValueError, EOFError, MemoryError):
-            return None
-        return arr if np.isfinite(arr).all() else None
+        arr = read_cached_array(self.entry_path(key), lambda a: a.ndim == 2 and len(a) > 0 and a.dtype == np.float32)
+        return arr if arr is not None and np.isfinite(arr).all() else None
 
     def store(self, key: str, features: np.ndarray) -> None:
         """Write ``features`` atomically; a failure to write (read-only disk, ...) only costs the cache."""

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from crossemo_core.errors import DataError
+from crossemo_core.features.voice import read_cached_array
 from crossemo_core.optim import optimiser_step
 from crossemo_core.paths import atomic_write
 from crossemo_core.readers.augment import AUGMENTATIONS, AugmentConfig, Augmenter
@@ -125,10 +126,11 @@ def prosody_cache(utterances: list[Utterance], augment: AugmentConfig, seed: int
         folder = cache_root() / "voice_egemaps_prosody" / hashlib.sha256(tag.encode()).hexdigest()[:16]
     augmenter: Augmenter | None = None
     out: dict[str, np.ndarray] = {}
+    is_entry = prosody_entry_test(len(PROSODY_NAMES) if features == "statistics" else EGEMAPS_COUNT)
     for i, u in enumerate(utterances):
         digest = hashlib.sha256(u.path.read_bytes()).hexdigest()
         file = folder / f"{digest[:24]}.npy"
-        cached = _cached_pair(file, len(PROSODY_NAMES) if features == "statistics" else EGEMAPS_COUNT)
+        cached = read_cached_array(file, is_entry)
         if cached is not None:
             out[u.key] = cached
         else:
@@ -145,16 +147,10 @@ def prosody_cache(utterances: list[Utterance], augment: AugmentConfig, seed: int
     return out
 
 
-def _cached_pair(file: Path, width: int) -> np.ndarray | None:
-    """A prosody cache entry: ``(2, width)`` numbers (the clean utterance's and its augmented copy's), or None when
-    it is missing or damaged (its header is checked against the file before anything is read)."""
-    try:
-        mapped = np.load(file, mmap_mode="r", allow_pickle=False)
-        if mapped.shape != (2, width) or mapped.dtype.kind != "f":
-            return None
-        return np.array(mapped)
-    except (OSError, ValueError, EOFError, MemoryError):
-        return None
+def prosody_entry_test(width: int) -> Callable[[np.ndarray], bool]:
+    """What :func:`prosody_cache` takes from its cache: ``(2, width)`` floats, the clean utterance's row and its
+    augmented copy's (for :func:`~crossemo_core.features.voice.read_cached_array`)."""
+    return lambda a: a.shape == (2, width) and a.dtype.kind == "f"
 
 
 def _read_versions(file: Path) -> Versions | None:
