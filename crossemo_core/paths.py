@@ -55,6 +55,16 @@ PROBE_BYTES = 64 * 1024
 """Size of the probe file :func:`check_writable` writes: an output target must have at least this much room."""
 
 
+def file_target_problem(path: Path) -> str | None:
+    """Why a file cannot be written at ``path`` without replacing something that is not a file (a folder, or a
+    device or a pipe, which writing a file there would replace), or None."""
+    if path.is_dir():
+        return "is a folder; give a file name."
+    if path.exists() and not path.is_file():
+        return "exists and is not a regular file (a device or a pipe); give a file name."
+    return None
+
+
 def check_writable(path: str | os.PathLike[str], option: str, folder: bool = False,
                    inputs: Iterable[str | os.PathLike[str] | None] = ()) -> Path:
     """Check, before any work, that an output can be written at ``path`` (a file, or with ``folder`` a folder):
@@ -72,11 +82,9 @@ def check_writable(path: str | os.PathLike[str], option: str, folder: bool = Fal
                                       f"it. Give another file name.")
     if folder and path.exists() and not path.is_dir():
         raise OutputError(f"{option} {path}: exists and is not a folder.")
-    if not folder and path.is_dir():
-        raise OutputError(f"{option} {path}: is a folder; give a file name.")
-    if not folder and path.exists() and not path.is_file():  # a device or a pipe would be replaced by a file
-        raise OutputError(f"{option} {path}: exists and is not a regular file (a device or a pipe); give a file "
-                          f"name.")
+    problem = None if folder else file_target_problem(path)
+    if problem:
+        raise OutputError(f"{option} {path}: {problem}")
     where = path if folder else path.parent
     try:
         where.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ from crossemo_core.detector import Detector
 from crossemo_core.errors import CheckpointError, DataError
 from crossemo_core.experiment import load_corpus, split_pairs
 from crossemo_core.model import SIRHCL, seeded_build
-from crossemo_core.paths import NamedBytes
+from crossemo_core.paths import NamedBytes, file_target_problem
 from crossemo_core.training import fit_verdict
 
 __all__ = ["DATA_KINDS", "UPLOAD_ROLES", "DEFAULT_MAX_UPLOAD_BYTES", "parse_actors", "load_dataset",
@@ -72,10 +72,9 @@ def save_target(path: str | os.PathLike[str], base: str | Path | None = None) ->
     """:func:`resolve_path`, which must name a file to write: not a folder, nor a device or a pipe that writing a file
     there would replace (:class:`DataError` otherwise)."""
     p = resolve_path(path, base)
-    if p.is_dir():
-        raise DataError(f"{p}: is a folder; give a file name.")
-    if p.exists() and not p.is_file():
-        raise DataError(f"{p}: exists and is not a regular file (a device or a pipe); give a file name.")
+    problem = file_target_problem(p)
+    if problem:
+        raise DataError(f"{p}: {problem}")
     return p
 
 
