@@ -209,6 +209,13 @@ def test_a_damaged_prosody_cache_entry_is_not_taken(tmp_path: Path) -> None:
     assert read_cached_array(tmp_path / "missing.npy", pair(62)) is None
 
 
+def test_audio_too_slow_for_speech_is_refused_when_read_for_features(tmp_path: Path) -> None:
+    slow = tmp_path / "slow.wav"
+    sf.write(slow, tone(200.0, 1.0)[::16], 1000)
+    with pytest.raises(DataError, match="slow.wav: its audio is sampled at 1000 Hz; a voice needs at least 4,000 Hz"):
+        load_audio(slow)
+
+
 def test_cache_errors_and_default_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(DataError, match="cannot read"):
         FeatureCache(tmp_path).get_or_compute(tmp_path / "missing.flac", EX)
