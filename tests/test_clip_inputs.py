@@ -15,6 +15,7 @@ import pytest
 from crossemo_core.clip import synth
 from crossemo_core.clip.decode import ClipLimits, NamedBytes, decode_media, sniff
 from crossemo_core.errors import DataError
+from crossemo_core.features.voice import remove_dc
 
 REPO = Path(__file__).resolve().parent.parent
 ASSETS = REPO / "assets" / "clips"
@@ -122,12 +123,32 @@ def test_damaged_audio_samples_are_repaired_and_said() -> None:
     buf = io.BytesIO()
     sf.write(buf, audio, 16000, subtype="FLOAT", format="WAV")
     media = decode_media(NamedBytes("damaged.wav", buf.getvalue()), want_video=False)
-    assert np.isfinite(media.audio).all() and np.abs(media.audio).max() <= 1.0
-    assert (media.audio[:4100] == 0).all() and (media.audio[8000:9000] == 1.0).all()
     assert media.notes == ["damaged.wav: 4,100 audio samples were NaN or infinite (damaged) and were read as silence.",
                            "damaged.wav: 1,000 audio samples lay more than 8 times beyond full scale (damaged, or not "
                            "audio); that audio was clipped to full scale."]
-    np.testing.assert_array_equal(media.audio[9000:], audio[9000:])  # the rest as it was
+    repaired = audio.copy()
+    repaired[:4100], repaired[8000:9000] = 0.0, 1.0
+    assert (media.audio[:4100] == 0).all()
+    np.testing.assert_allclose(media.audio, remove_dc(repaired, 16000), atol=1e-5)  # the rest as it was
+
+
+@pytest.mark.parametrize("fmt", ["WAV", "FLAC"])
+def test_a_constant_offset_in_the_audio_is_removed(fmt: str) -> None:
+    """Cheap recorders add a DC offset; it moved the voice features of quiet frames and with them the reading."""
+    import soundfile as sf
+
+    audio = 0.5 * _voice()[:32000].astype(np.float32)
+
+    def decoded(offset: float) -> np.ndarray:
+        buf = io.BytesIO()
+        sf.write(buf, audio + offset, 16000, format=fmt, subtype="PCM_24")
+        return decode_media(NamedBytes(f"v.{fmt.lower()}", buf.getvalue()), want_video=False).audio
+
+    clean = decoded(0.0)
+    assert np.abs(clean - audio).max() > 1e-4  # the blocker did run ...
+    np.testing.assert_allclose(clean, remove_dc(audio, 16000), atol=1e-4)  # ... and only removed the (absent) offset
+    for offset in (0.01, -0.05, 0.3):
+        np.testing.assert_allclose(decoded(offset), clean, atol=1e-4)
 
 
 @pytest.mark.parametrize("container", ["mp4", "webm", "mkv", "avi"])

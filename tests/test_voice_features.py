@@ -17,6 +17,7 @@ import soundfile as sf
 from crossemo_core.errors import DataError
 from crossemo_core.features import (EXTRACTOR_ID, EXTRACTOR_VERSION, FeatureCache, VoiceFeatureExtractor,
                                     default_cache_dir, load_audio, speech_mask)
+from crossemo_core.features.voice import DcBlocker, remove_dc
 
 SHARED = Path(os.environ.get("CROSSEMO_SHARED_DATA")
               or Path(__file__).resolve().parents[1].parent / "shared" / "data")
@@ -96,9 +97,31 @@ def test_load_audio_reads_and_mixes_down(tmp_path: Path) -> None:
     sf.write(tmp_path / "s.flac", stereo, SR)
     x, sr = load_audio(tmp_path / "s.flac")
     assert sr == SR and x.dtype == np.float32 and x.shape == (SR,)
-    np.testing.assert_allclose(x, 0.25 * tone(200.0), atol=1e-3)
+    np.testing.assert_allclose(x, 0.25 * tone(200.0), atol=5e-3)  # the DC blocker's start: within 1 % of the tone
+    np.testing.assert_allclose(x[SR // 4:], 0.25 * tone(200.0)[SR // 4:], atol=1e-3)  # ... and gone after 0.25 s
     sf.write(tmp_path / "w.wav", tone(200.0, sr=22050), 22050)
     assert load_audio(tmp_path / "w.wav")[1] == 22050
+
+
+def test_a_constant_offset_is_removed_from_the_first_sample_and_block_by_block_as_whole() -> None:
+    speech_like = tone(180.0, 2.0) * np.hanning(2 * SR).astype(np.float32) + 0.01 * tone(2500.0, 2.0)
+    clean = remove_dc(speech_like, SR)
+    for offset in (0.01, 0.05, -0.2):
+        np.testing.assert_allclose(remove_dc(speech_like + offset, SR), clean, atol=1e-5)
+    blocker = DcBlocker(SR)
+    blocks = np.concatenate([blocker(b) for b in np.array_split(speech_like + 0.05, [1024, 1500, 9000])])
+    np.testing.assert_allclose(blocks, remove_dc(speech_like + 0.05, SR), atol=1e-6)
+    # speech passes: a 200 Hz tone (a voice's lowest harmonics) keeps its level once the start has settled
+    assert abs(np.std(remove_dc(tone(200.0, 2.0), SR)[SR:]) / np.std(tone(200.0, 2.0)[SR:]) - 1) < 1e-3
+
+
+def test_a_file_that_is_a_constant_offset_and_hiss_is_silent(tmp_path: Path) -> None:
+    hiss = 1e-5 * np.random.default_rng(0).standard_normal(SR).astype(np.float32)
+    sf.write(tmp_path / "offset.wav", 0.1 + hiss, SR, subtype="FLOAT")
+    with pytest.raises(DataError, match="silent .*constant offset aside"):
+        load_audio(tmp_path / "offset.wav")
+    sf.write(tmp_path / "speech.wav", 0.1 + tone(), SR, subtype="FLOAT")
+    np.testing.assert_allclose(load_audio(tmp_path / "speech.wav")[0], remove_dc(tone(), SR), atol=1e-5)
 
 
 def test_load_audio_errors(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ from typing import Callable, Iterator, Union
 import numpy as np
 
 from crossemo_core.errors import DataError
-from crossemo_core.features.voice import MIN_AUDIO_RATE
+from crossemo_core.features.voice import MIN_AUDIO_RATE, DcBlocker
 from crossemo_core.paths import NamedBytes  # noqa: F401 - re-exported: the clip path's in-memory file
 from crossemo_core.settings import positive_number
 
@@ -352,7 +352,8 @@ class MediaStream:
         self._handle = None
         self._iterated = False
         self._n_frames, self._last_t, self._audio_pos = 0, 0.0, 0
-        self._not_finite, self._far_beyond = 0, 0  # audio samples repaired (see _audio)
+        self._not_finite, self._far_beyond = 0, 0  # audio samples repaired (see _decoded)
+        self._dc_blocker = DcBlocker(AUDIO_RATE)
         self._any_audio = False
         self._error: str | None = None
         if self.is_image:
@@ -492,29 +493,34 @@ class MediaStream:
                             elif audio_offset < 0:
                                 pos = -n  # the first n samples fall before time zero
                         for out in resampler.resample(frame):
-                            pos = yield from self._audio(out.to_ndarray().reshape(-1).astype(np.float32), pos, lo,
-                                                         hi)
+                            pos = yield from self._audio(self._decoded(out), pos, lo, hi)
                         audio_done = hi is not None and pos >= hi
                 if self.span is not None and video_done and audio_done:
                     break
             if resampler is not None and not (self.span is not None and audio_done):
                 for out in resampler.resample(None):
-                    pos = yield from self._audio(out.to_ndarray().reshape(-1).astype(np.float32), pos, lo, hi)
+                    pos = yield from self._audio(self._decoded(out), pos, lo, hi)
         except DataError:
             raise
         except Exception as exc:  # noqa: BLE001 - av.error.* during decoding: damaged or truncated data
             self._error = _av_message(exc)
 
+    def _decoded(self, frame) -> np.ndarray:  # noqa: ANN001 - an av.AudioFrame, 16 kHz mono float
+        """A resampled audio frame's samples, damaged ones repaired (NaN or infinite: silence; more than
+        :data:`MAX_SAMPLE` beyond full scale: full scale) and the recording's constant offset removed."""
+        samples = frame.to_ndarray().reshape(-1).astype(np.float32)
+        bad = ~np.isfinite(samples)
+        far = np.abs(np.where(bad, 0.0, samples)) > MAX_SAMPLE
+        if bad.any() or far.any():  # damaged samples, not sound
+            self._not_finite += int(bad.sum())
+            self._far_beyond += int(far.sum())
+            samples = np.clip(np.where(bad, 0.0, samples), -1.0, 1.0).astype(np.float32)
+        return self._dc_blocker(samples)
+
     def _audio(self, samples: np.ndarray, pos: int, lo: int, hi: int | None) -> Iterator[AudioBlock]:
         """Yield the part of ``samples`` (which start at aligned sample ``pos``) inside ``[lo, hi)``, as counted
         from ``lo``; returns the new position."""
         self._any_audio = True
-        bad = ~np.isfinite(samples)
-        far = np.abs(np.where(bad, 0.0, samples)) > MAX_SAMPLE
-        if bad.any() or far.any():  # damaged samples, not sound: silence, and full scale
-            self._not_finite += int(bad.sum())
-            self._far_beyond += int(far.sum())
-            samples = np.clip(np.where(bad, 0.0, samples), -1.0, 1.0).astype(np.float32)
         end = pos + len(samples)
         a, b = max(pos, lo), end if hi is None else min(end, hi)
         if b > a:

@@ -24,6 +24,7 @@ import numpy as np
 from crossemo_core.clip import sequences as seq
 from crossemo_core.clip.decode import AUDIO_RATE, AudioBlock
 from crossemo_core.clip.face import GEOMETRY_NAMES, FaceFrame, FaceTrack
+from crossemo_core.features.voice import SILENCE_PEAK
 
 
 # ------------------------------------------------------------------------------------------------ face
@@ -239,8 +240,6 @@ class Loudness:
         """Too short or too quiet to read a voice from (the rule of a whole-file pass)."""
         return self.samples < 0.1 * AUDIO_RATE or self.peak < SILENCE_PEAK
 
-
-SILENCE_PEAK = 1e-4
 
 
 def scan_loudness(open_audio: Callable[[], Iterable[AudioBlock]]) -> Loudness:

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from crossemo_core.errors import CheckpointError, DataError
+from crossemo_core.features.voice import SILENCE_PEAK
 from crossemo_core.model_files import full, half, load_model_file, save_model_file
 from crossemo_core.paths import CHECKPOINTS
 from crossemo_core.readers.reading import AROUSALS, VALENCES, Reading
@@ -499,8 +500,10 @@ class BatchedReads:
 
     def add(self, key: Any, signal: np.ndarray, frames: np.ndarray | None = None) -> None:
         """Queue ``signal`` for reading under ``key``; ``frames``: its voice extractor frames when already at hand
-        (:meth:`ProsodyHead.rows`)."""
-        mel = self.reader.spectrogram(signal)
+        (:meth:`ProsodyHead.rows`). A signal whose peak is below
+        :data:`~crossemo_core.features.voice.SILENCE_PEAK` (-80 dBFS: a muted microphone's hiss) holds no speech."""
+        silent = float(np.max(np.abs(signal), initial=0.0)) < SILENCE_PEAK
+        mel = self.reader.spectrogram(np.zeros(0, np.float32) if silent else signal)
         ok = mel.shape[1] >= self._min_frames
         rows = np.zeros(0) if ok else None  # empty: read by the network alone
         if ok and self.reader.prosody is not None and self.reader.prosody_weight > 0:
