@@ -25,7 +25,8 @@ from crossemo_core.interrupts import STOPPED_AT_ONCE, end_start_up
 from crossemo_core.paths import CHECKPOINTS, atomic_write, check_writable
 from crossemo_core.profiles import describe as describe_profile
 from crossemo_core.profiles import resolve_settings
-from crossemo_core.settings import SettingError, check_settings, merge_options, option_number, parse_settings
+from crossemo_core.settings import (SettingError, check_settings, merge_options, option_number, output_path,
+                                    parse_settings)
 
 DEFAULT_CHECKPOINT = CHECKPOINTS / "demo.pt"
 REFIT_HELP = ("after choosing the epoch count on valid, retrain a fresh network on train + valid for that many epochs "
@@ -67,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train on the train split, select on valid, fit the mixture, test")
     data_args(train, required=True)
-    train.add_argument("--out", type=Path, required=True, help="checkpoint file to write")
+    train.add_argument("--out", type=output_path("--out"), required=True, help="checkpoint file to write")
     train.add_argument("--save-on-interrupt", action="store_true",
                        help="on Ctrl-C, keep the best weights so far in OUT.interrupted.pt (--out is never touched)")
     train.add_argument("--resume", action="store_true",
@@ -88,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         train.add_argument(f"--no-{term}", action="store_true", help=f"ablation: switch L_{term} off")
     train.add_argument("--hard-loss", choices=("bce", "literal"))
     train.add_argument("--refit", action="store_true", help=REFIT_HELP)
-    train.add_argument("--json", type=Path, help="also write the test metrics to this JSON file")
+    train.add_argument("--json", type=output_path("--json"), help="also write the test metrics to this JSON file")
     train.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
                        help="any config field, e.g. --set tau=0.3 --set weight_decay=1e-4 (repeatable)")
 
@@ -99,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="seed of the abnormal-pair protocol")
     evaluate.add_argument("--rate", type=option_number("--rate", above=0, maximum=0.99), default=0.5,
                           help="abnormal-pair rate r, in (0, 1)")
-    evaluate.add_argument("--json", type=Path, help="write the metrics to this JSON file")
+    evaluate.add_argument("--json", type=output_path("--json"), help="write the metrics to this JSON file")
 
     cv = sub.add_parser("cross-validate", help="speaker-disjoint cross-validation over folds and seeds")
     data_args(cv, required=True)
@@ -110,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--seeds", type=option_number("--seeds", minimum=0, whole=True), nargs="+", default=[0, 1, 2])
     cv.add_argument("--epochs", type=option_number("--epochs", minimum=1, whole=True))
     cv.add_argument("--refit", action="store_true", help=REFIT_HELP)
-    cv.add_argument("--json", type=Path)
+    cv.add_argument("--json", type=output_path("--json"))
     cv.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
                     help="any config field, e.g. --set tau=0.3 (repeatable)")
     add_executor_args(cv, default_jobs=1)

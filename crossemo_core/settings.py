@@ -186,6 +186,23 @@ def raw_stderr() -> bool:
     return os.environ.get("CROSSEMO_RAW_STDERR", "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
+def output_path(option: str, folder_ok: bool = False) -> Any:
+    """An argparse ``type=`` for an output: a :class:`~pathlib.Path`, refusing an empty name (which would mean the
+    current folder) and, unless ``folder_ok``, a name ending in ``/`` (a folder: ``Path`` drops the slash, and the
+    file would be written under the folder's name)."""
+    import argparse
+
+    def parse(text: str) -> Path:
+        if not text.strip():
+            raise argparse.ArgumentTypeError("is empty; give a file name" + (" or a folder" if folder_ok else ""))
+        if not folder_ok and text.endswith(("/", os.sep)):
+            raise argparse.ArgumentTypeError(f"{text!r} names a folder (it ends with '/'); give a file name")
+        return Path(text)
+
+    parse.__name__ = option
+    return parse
+
+
 def option_number(option: str, minimum: float | None = None, above: float | None = None,
                   maximum: float | None = None, whole: bool = False) -> Any:
     """An argparse ``type=`` that parses a number and checks its range, the error naming ``option``."""

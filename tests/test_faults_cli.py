@@ -307,6 +307,22 @@ def test_report_csv_and_voice_targets_of_the_wrong_kind(tmp_path: Path, capsys: 
     assert pipe.is_fifo()
 
 
+def test_an_empty_output_name_or_one_ending_in_a_slash_is_refused(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """``--out new/`` wrote the checkpoint as a file named ``new`` (Path drops the slash), and ``--csv ""`` was read
+    as the current folder."""
+    for args in (("train", "--dataset", "demo", "--epochs", "1", "--out"), ("evaluate", "--dataset", "demo", "--json"),
+                 ("score", CLIPS / "smile_low.mp4", "--csv"), ("score", CLIPS / "smile_low.mp4", "--segments"),
+                 ("read", CLIPS / "smile_low.mp4", "--csv")):
+        code, err = cli(capsys, *args, f"{tmp_path}/new/")
+        one_line_error(code, err, f"argument {args[-1]}: ", "names a folder (it ends with '/'); give a file name")
+        code, err = cli(capsys, *args, "")
+        one_line_error(code, err, f"argument {args[-1]}: is empty; give a file name")
+    assert not (tmp_path / "new").exists()
+    code, err = cli(capsys, "score", CLIPS / "smile_low.mp4", "--report", "")
+    one_line_error(code, err, "argument --report: is empty; give a file name or a folder")
+
+
 def test_a_diverging_run_and_an_out_that_is_the_input_are_one_line(tmp_path: Path,
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
     code, err = cli(capsys, "train", "--dataset", "demo", "--epochs", "2", "--lr", "1e30", "--out", tmp_path / "m.pt")

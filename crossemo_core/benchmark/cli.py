@@ -18,7 +18,8 @@ from crossemo_core.experiment import DATASETS
 from crossemo_core.paths import atomic_write, check_writable
 from crossemo_core.readers.augment import add_augmentations_argument
 from crossemo_core.readers.voice_training import add_training_option_arguments
-from crossemo_core.settings import SettingError, check_settings, merge_options, option_number, parse_settings
+from crossemo_core.settings import (SettingError, check_settings, merge_options, option_number, output_path,
+                                    parse_settings)
 
 SYNTHETIC = ("synthetic-mosei", "synthetic-tiny")
 
@@ -34,7 +35,8 @@ def add_benchmark_parser(sub: Any) -> None:
     p.add_argument("--dataset", choices=DATASETS + SYNTHETIC,
                    help="data kind (synthetic-mosei: generated, MOSEI size; synthetic-tiny: smoke tests)")
     p.add_argument("--root", type=Path, help="dataset folder or file")
-    p.add_argument("--out", type=Path, required=True, help="output folder (tables, JSON, plots, run cache)")
+    p.add_argument("--out", type=output_path("--out", folder_ok=True), required=True,
+                   help="output folder (tables, JSON, plots, run cache)")
     p.add_argument("--seeds", type=option_number("--seeds", minimum=0, whole=True), nargs="+",
                    help="seeds (default 0 1 2)")
     p.add_argument("--folds", type=option_number("--folds", minimum=0, whole=True),

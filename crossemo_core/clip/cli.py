@@ -35,7 +35,7 @@ from crossemo_core.errors import CrossemoError, DataError, OutputError, single_l
 from crossemo_core.executors import add_executor_args, executor_from
 from crossemo_core.interrupts import first_ctrl_c_sets
 from crossemo_core.paths import atomic_write, check_writable
-from crossemo_core.settings import option_number
+from crossemo_core.settings import option_number, output_path
 
 PROGRESS_ABOVE_S = 60.0
 """Recordings longer than this get a progress bar on stderr."""
@@ -57,11 +57,11 @@ def add_score_parser(sub: Any) -> None:
                                                  "then judged relative to this person's own rest")
     p.add_argument("--checkpoint", type=Path, default=None, help="clip model (default: checkpoints/clip.pt)")
     p.add_argument("--json", action="store_true", help="print one JSON object per file (one per line)")
-    p.add_argument("--csv", type=Path, help="also write a table of all verdicts to this CSV file")
-    p.add_argument("--segments", type=Path, metavar="OUT.csv",
+    p.add_argument("--csv", type=output_path("--csv"), help="also write a table of all verdicts to this CSV file")
+    p.add_argument("--segments", type=output_path("--segments"), metavar="OUT.csv",
                    help="also write every file's segments (stretches with one outcome: start, end, outcome, "
                         "strength, which side changed) to this CSV file")
-    p.add_argument("--report", type=Path,
+    p.add_argument("--report", type=output_path("--report", folder_ok=True),
                    help="write a one-page HTML report: a .html file for one input, or a folder for several")
     p.add_argument("--max-mb", type=option_number("--max-mb", above=0), help="refuse files larger than this "
                                                                                 "(default 10000, > 0)")

@@ -19,6 +19,7 @@ import numpy as np
 
 from crossemo_core.errors import CrossemoError, DataError, single_line
 from crossemo_core.readers.reading import Reading
+from crossemo_core.settings import output_path
 
 FACE_FPS = 5.0
 """Video frames read per second by the face reader."""
@@ -33,7 +34,7 @@ def add_read_parser(sub: Any) -> None:
     p.add_argument("--baseline", type=Path, help="a calm recording of the same speaker: the voice is then normalised "
                                                  "by this speaker's own statistics")
     p.add_argument("--json", action="store_true", help="print one JSON object per file (one per line)")
-    p.add_argument("--csv", type=Path, help="also write a table of all readings to this CSV file")
+    p.add_argument("--csv", type=output_path("--csv"), help="also write a table of all readings to this CSV file")
 
 
 @dataclass
