@@ -17,7 +17,7 @@ from typing import Any, NoReturn, Sequence
 
 from tqdm import tqdm
 
-from crossemo_core.config import PRESETS, RUNS_NEED_EVALUATION
+from crossemo_core.config import MAX_SEED, PRESETS, RUNS_NEED_EVALUATION
 from crossemo_core.errors import CrossemoError, OutputError, single_line
 from crossemo_core.executors import add_executor_args, executor_from
 from crossemo_core.experiment import DATASETS
@@ -25,8 +25,8 @@ from crossemo_core.interrupts import STOPPED_AT_ONCE, end_start_up
 from crossemo_core.paths import CHECKPOINTS, atomic_write, check_writable
 from crossemo_core.profiles import describe as describe_profile
 from crossemo_core.profiles import resolve_settings
-from crossemo_core.settings import (SettingError, check_settings, merge_options, option_number, output_path,
-                                    parse_settings)
+from crossemo_core.settings import (DistinctValues, SettingError, check_settings, merge_options, option_number,
+                                    output_path, parse_settings)
 
 DEFAULT_CHECKPOINT = CHECKPOINTS / "demo.pt"
 REFIT_HELP = ("after choosing the epoch count on valid, retrain a fresh network on train + valid for that many epochs "
@@ -78,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run this preset as it is (paper: the paper's settings); default: the dataset's "
                             "best-known profile (crossemo_core/profiles.py)")
     train.add_argument("--epochs", type=option_number("--epochs", minimum=1, whole=True))
-    train.add_argument("--seed", type=option_number("--seed", minimum=0, whole=True), help="default 0")
+    train.add_argument("--seed", type=option_number("--seed", minimum=0, maximum=MAX_SEED, whole=True),
+                       help="default 0")
     train.add_argument("--batch-size", type=option_number("--batch-size", minimum=2, whole=True))
     train.add_argument("--lr", type=option_number("--lr", above=0))
     train.add_argument("--rate", type=option_number("--rate", above=0, maximum=0.99),
@@ -96,8 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="score every sample under --root as test data")
     evaluate.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     data_args(evaluate, required=True)
-    evaluate.add_argument("--seed", type=option_number("--seed", minimum=0, whole=True), default=0,
-                          help="seed of the abnormal-pair protocol")
+    evaluate.add_argument("--seed", type=option_number("--seed", minimum=0, maximum=MAX_SEED, whole=True),
+                          default=0, help="seed of the abnormal-pair protocol")
     evaluate.add_argument("--rate", type=option_number("--rate", above=0, maximum=0.99), default=0.5,
                           help="abnormal-pair rate r, in (0, 1)")
     evaluate.add_argument("--json", type=output_path("--json"), help="write the metrics to this JSON file")
@@ -108,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run this preset as it is; default: the dataset's best-known profile")
     cv.add_argument("--folds", type=option_number("--folds", minimum=3, whole=True), default=5,
                     help="speaker folds per seed (>= 3: train, valid and test speakers; default 5)")
-    cv.add_argument("--seeds", type=option_number("--seeds", minimum=0, whole=True), nargs="+", default=[0, 1, 2])
+    cv.add_argument("--seeds", type=option_number("--seeds", minimum=0, maximum=MAX_SEED, whole=True),
+                    nargs="+", action=DistinctValues, default=[0, 1, 2])
     cv.add_argument("--epochs", type=option_number("--epochs", minimum=1, whole=True))
     cv.add_argument("--refit", action="store_true", help=REFIT_HELP)
     cv.add_argument("--json", type=output_path("--json"))

@@ -11,6 +11,8 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
+MAX_SEED = 2**63 - 1
+"""The largest seed a run takes (:meth:`TrainConfig.validate`; the command line's ``--seed`` and ``--seeds``)."""
 RUN_SEED_STEP = 1000
 """Seed distance between the networks of one run when ``TrainConfig.runs`` > 1 (:meth:`TrainConfig.run_seeds`)."""
 RUNS_NEED_EVALUATION = ("runs > 1 averages several networks for evaluation (cross-validate, benchmark); training "
@@ -118,7 +120,7 @@ class TrainConfig:
         _require(self.lr_step_epochs >= 1, "lr_step_epochs must be >= 1")
         _require(0.0 < self.lr_gamma <= 1.0, "lr_gamma must lie in (0, 1]")
         _require(0.0 <= self.grad_clip < math.inf, "grad_clip must be >= 0 (0 switches clipping off)")
-        _require(0 <= self.seed < 2**63, "seed must be a whole number >= 0")
+        _require(0 <= self.seed <= MAX_SEED, f"seed must be a whole number from 0 to {MAX_SEED}")
         _require(re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device) is not None,
                  "device must be auto, cpu, cuda, cuda:N or mps")
         _require(self.batch_size >= 2, "batch_size must be >= 2 (contrastive losses compare pairs in a batch)")

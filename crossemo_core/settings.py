@@ -11,6 +11,7 @@ error ("give one of them"), so a command line never means two things.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import typing
 from dataclasses import fields
@@ -190,8 +191,6 @@ def output_path(option: str, folder_ok: bool = False) -> Any:
     """An argparse ``type=`` for an output: a :class:`~pathlib.Path`, refusing an empty name (which would mean the
     current folder) and, unless ``folder_ok``, a name ending in ``/`` (a folder: ``Path`` drops the slash, and the
     file would be written under the folder's name)."""
-    import argparse
-
     def parse(text: str) -> Path:
         if not text.strip():
             raise argparse.ArgumentTypeError("is empty; give a file name" + (" or a folder" if folder_ok else ""))
@@ -203,10 +202,23 @@ def output_path(option: str, folder_ok: bool = False) -> Any:
     return parse
 
 
+class DistinctValues(argparse.Action):
+    """An argparse ``action=`` for a list option (``nargs="+"``) whose values must differ (``--seeds 0 0`` ran every
+    run twice and averaged the copies as if they were two seeds)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        if repeated:
+            raise argparse.ArgumentError(self, f"{', '.join(map(str, repeated))} given more than once")
+        setattr(namespace, self.dest, values)
+
+
 def option_number(option: str, minimum: float | None = None, above: float | None = None,
                   maximum: float | None = None, whole: bool = False) -> Any:
     """An argparse ``type=`` that parses a number and checks its range, the error naming ``option``."""
-    import argparse
+    def shown(bound: float) -> str:
+        return str(int(bound)) if whole else f"{bound:g}"
 
     def parse(text: str) -> float | int:
         try:
@@ -217,11 +229,11 @@ def option_number(option: str, minimum: float | None = None, above: float | None
         if value != value or value in (float("inf"), float("-inf")):
             raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
         if minimum is not None and value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum:g}, got {text}")
+            raise argparse.ArgumentTypeError(f"must be >= {shown(minimum)}, got {text}")
         if above is not None and value <= above:
-            raise argparse.ArgumentTypeError(f"must be > {above:g}, got {text}")
+            raise argparse.ArgumentTypeError(f"must be > {shown(above)}, got {text}")
         if maximum is not None and value > maximum:
-            raise argparse.ArgumentTypeError(f"must be <= {maximum:g}, got {text}")
+            raise argparse.ArgumentTypeError(f"must be <= {shown(maximum)}, got {text}")
         return value
 
     parse.__name__ = option

@@ -323,6 +323,20 @@ def test_an_empty_output_name_or_one_ending_in_a_slash_is_refused(tmp_path: Path
     one_line_error(code, err, "argument --report: is empty; give a file name or a folder")
 
 
+def test_a_seed_given_twice_or_beyond_64_bits_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--seeds 0 0`` ran every run twice and reported the copies as two seeds; a seed above 2**63 - 1 failed each
+    run in turn with "seed must be a whole number >= 0"."""
+    for args in (("cross-validate", "--dataset", "demo"),
+                 ("benchmark", "--suite", "paper", "--dataset", "synthetic-tiny", "--out", tmp_path / "b")):
+        code, err = cli(capsys, *args, "--seeds", "2", "0", "2", "1", "0")
+        one_line_error(code, err, "argument --seeds: 0, 2 given more than once")
+        code, err = cli(capsys, *args, "--seeds", "1", str(2**63))
+        one_line_error(code, err, f"argument --seeds: must be <= {2**63 - 1}, got {2**63}")
+    code, err = cli(capsys, "train", "--dataset", "demo", "--seed", str(2**63), "--out", tmp_path / "m.pt")
+    one_line_error(code, err, f"argument --seed: must be <= {2**63 - 1}")
+    assert not (tmp_path / "b").exists() and not (tmp_path / "m.pt").exists()
+
+
 def test_a_diverging_run_and_an_out_that_is_the_input_are_one_line(tmp_path: Path,
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
     code, err = cli(capsys, "train", "--dataset", "demo", "--epochs", "2", "--lr", "1e30", "--out", tmp_path / "m.pt")

@@ -11,15 +11,15 @@ from tqdm import tqdm
 
 from crossemo_core.baselines import METHODS
 from crossemo_core.benchmark.readers import VOICE_RUNS
-from crossemo_core.config import PRESETS
+from crossemo_core.config import MAX_SEED, PRESETS
 from crossemo_core.errors import DataError
 from crossemo_core.executors import add_executor_args, executor_from
 from crossemo_core.experiment import DATASETS
 from crossemo_core.paths import atomic_write, check_writable
 from crossemo_core.readers.augment import add_augmentations_argument
 from crossemo_core.readers.voice_training import add_training_option_arguments
-from crossemo_core.settings import (SettingError, check_settings, merge_options, option_number, output_path,
-                                    parse_settings)
+from crossemo_core.settings import (DistinctValues, SettingError, check_settings, merge_options, option_number,
+                                    output_path, parse_settings)
 
 SYNTHETIC = ("synthetic-mosei", "synthetic-tiny")
 
@@ -37,8 +37,8 @@ def add_benchmark_parser(sub: Any) -> None:
     p.add_argument("--root", type=Path, help="dataset folder or file")
     p.add_argument("--out", type=output_path("--out", folder_ok=True), required=True,
                    help="output folder (tables, JSON, plots, run cache)")
-    p.add_argument("--seeds", type=option_number("--seeds", minimum=0, whole=True), nargs="+",
-                   help="seeds (default 0 1 2)")
+    p.add_argument("--seeds", type=option_number("--seeds", minimum=0, maximum=MAX_SEED, whole=True),
+                   nargs="+", action=DistinctValues, help="seeds (default 0 1 2)")
     p.add_argument("--folds", type=option_number("--folds", minimum=0, whole=True),
                    help="speaker folds per seed, >= 3; 0 = one 3:1:1 split (dataset default)")
     p.add_argument("--preset", choices=sorted(PRESETS), help="training preset (dataset default)")
