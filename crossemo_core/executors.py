@@ -172,6 +172,28 @@ class LocalExecutor(Executor):
 
 
 # ---------------------------------------------------------------------------------------------------- ray
+RAY_CONNECT_TIMEOUT_S = 10.0
+"""How long :class:`RayExecutor` waits for a cluster's address to answer before ``ray.init`` (which, given an
+address where nothing answers, retries for minutes and prints C++ warnings)."""
+
+
+def _check_ray_address(address: str) -> None:
+    """Raise :class:`CrossemoError` when nothing accepts a TCP connection at a ``host:port`` or ``ray://host:port``
+    address within :data:`RAY_CONNECT_TIMEOUT_S`; other forms (``auto``, ``local``) are left to Ray."""
+    import socket
+
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=RAY_CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        reason = (f"no answer within {RAY_CONNECT_TIMEOUT_S:g} s" if isinstance(exc, TimeoutError)
+                  else exc.strerror or str(exc) or type(exc).__name__)
+        raise CrossemoError(f"could not join the Ray cluster at {address}: nothing answers there ({reason}); start "
+                            f"it with 'ray start --head' or check --ray-address.") from None
+
+
 @dataclass
 class RayExecutor(Executor):
     """One Ray task per item, on the cluster at ``address`` or on a local instance started for this executor."""
@@ -190,6 +212,8 @@ class RayExecutor(Executor):
         if not ray.is_initialized():
             options: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level="ERROR",
                                            configure_logging=True)
+            if self.address:
+                _check_ray_address(self.address)
             try:
                 if self.address:
                     ray.init(address=self.address, **options)

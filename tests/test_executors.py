@@ -159,3 +159,19 @@ def test_a_folder_of_clips_gets_identical_verdicts_on_every_executor(tmp_path: P
     rows = [json.loads(line) for line in lines["in-process"]]
     assert [r["file"] for r in rows] == ["broken.mp4", "smile_low.mp4", "smile_upbeat.mp4"]
     assert "error" in rows[0] and rows[1]["verdict"] and rows[2]["verdict"]
+
+
+def test_a_ray_address_where_nothing_answers_is_one_line_at_once(tmp_path: Path) -> None:
+    """``ray.init`` retried such an address for minutes, printing C++ warnings; the address is now tried first."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed once the block ends: nothing listens there
+    proc = subprocess.run([sys.executable, "-m", "crossemo_core", "cross-validate", "--dataset", "demo", "--seeds", "0",
+                           "--executor", "ray", "--ray-address", f"127.0.0.1:{port}"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        f"error: could not join the Ray cluster at 127.0.0.1:{port}: nothing answers there (Connection refused); "
+        "start it with 'ray start --head' or check --ray-address."], proc.stderr
