@@ -215,6 +215,34 @@ def test_misa_nonfinite_repaired_and_counted_or_refused(tmp_path: Path) -> None:
         load_misa(path, nonfinite="refuse")
 
 
+def test_a_benchmark_report_says_which_features_were_repaired(tmp_path: Path) -> None:
+    """The benchmark loads with the default repair; the loader's note went nowhere, so a table could rest on
+    repaired features without a word."""
+    from crossemo_core.benchmark.protocols import DataSpec, describe_data
+    from crossemo_core.benchmark.runner import _header
+    from crossemo_core.benchmark.suites import Profile
+
+    recs = _misa_records()
+    recs[2][0][2][0, :2] = np.nan
+    data = DataSpec("misa", str(_dump(tmp_path / "nan.pkl", recs)))
+    described = describe_data(data)
+    assert described["repaired"] == ["voice: 2 NaN/inf value(s) in 1 sequence(s) repaired"]
+    header = _header("paper", Profile.resolve("misa", data.root), described, None, 1, 1, 1, 1.0, 1, 1)
+    assert "- **repaired features** (every method saw them as repaired: NaN -> 0, inf -> +-1e6): voice: 2 NaN/inf " \
+           "value(s) in 1 sequence(s) repaired." in header.splitlines()
+    assert describe_data(DataSpec("misa", str(_dump(tmp_path / "clean.pkl", _misa_records()))))["repaired"] == []
+
+
+@pytest.mark.parametrize("policy", ["repair", "refuse"])
+def test_a_modality_that_is_nan_everywhere_is_refused_not_repaired_into_zeros(tmp_path: Path, policy: str) -> None:
+    recs = _misa_records()
+    for rec in recs:
+        rec[0][1][:] = np.nan
+    with pytest.raises(DataError, match=r"^face: every one of its \d+ feature values is NaN or inf in .*nothing to "
+                                        r"repair: those features are missing\.$"):
+        load_misa(_dump(tmp_path / "all_nan.pkl", recs), nonfinite=policy)
+
+
 # ================================================================================================ MMSA
 def _mmsa_split(n: int, prefix: str, lv: int = 6, la: int = 9, lengths: bool = True, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)

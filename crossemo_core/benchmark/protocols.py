@@ -21,6 +21,7 @@ from sklearn.metrics import roc_curve
 from crossemo_core.baselines import METHODS
 from crossemo_core.data.calibration import calibrate_speakers
 from crossemo_core.data.container import PairDataset
+from crossemo_core.data.sanitize import NONFINITE
 from crossemo_core.errors import DataError
 from crossemo_core.evaluation import per_type_metrics
 from crossemo_core.experiment import config_for, load_corpus, run
@@ -103,6 +104,8 @@ class RunSpec:
 # ---------------------------------------------------------------------------------------------------- data
 _CORPORA: dict[DataSpec, PairDataset] = {}
 _FINGERPRINTS: dict[DataSpec, str] = {}
+_REPAIRS: dict[DataSpec, list[str]] = {}
+"""The loader's notes of NaN/inf values it repaired, per corpus :func:`corpus_for` loaded."""
 
 
 def synthetic_corpus(name: str) -> PairDataset:
@@ -146,7 +149,9 @@ def corpus_for(data: DataSpec) -> PairDataset:
             if data.classes == 7:
                 corpus = _seven_classes(corpus)
         else:
-            corpus = load_corpus(data.dataset, data.root, n_classes=data.classes, **dict(data.options))
+            notes: list[str] = []
+            corpus = load_corpus(data.dataset, data.root, n_classes=data.classes, report=notes, **dict(data.options))
+            _REPAIRS[data] = [n for n in notes if NONFINITE in n]
         if data.calibration != "none":
             corpus, _ = calibrate_speakers(corpus, data.calibration)
         _CORPORA[data] = corpus
@@ -260,8 +265,9 @@ def roc_on_grid(abnormal: np.ndarray, score: np.ndarray) -> np.ndarray:
 
 
 def describe_data(data: DataSpec) -> dict[str, Any]:
-    """Counts for the report header."""
+    """Counts for the report header, and the loader's notes of NaN/inf feature values it repaired."""
     corpus = corpus_for(data)
     s = corpus.summary()
     return {"name": s["name"], "pairs": s["n_pairs"], "speakers": s["n_speakers"], "synthetic": s["synthetic"],
-            "classes": list(corpus.class_names), "root": None if data.root is None else str(Path(data.root))}
+            "classes": list(corpus.class_names), "root": None if data.root is None else str(Path(data.root)),
+            "repaired": _REPAIRS.get(fold_data(data, 0, 0), [])}

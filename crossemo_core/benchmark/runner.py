@@ -154,6 +154,9 @@ def _header(suite: str, profile: Profile, data: dict[str, Any], command: str | N
          f"in total; {jobs} job(s) x {threads} thread(s) on {machine_description(threads)}."),
         f"- written {_now()}" + (f" by `{command}`" if command else ""),
     ]
+    if data["repaired"]:
+        lines.append(f"- **repaired features** (every method saw them as repaired: NaN -> 0, inf -> +-1e6): "
+                     f"{'; '.join(data['repaired'])}.")
     if done < total:
         lines.append(f"- **incomplete**: {total - done} run(s) missing; the same command computes them.")
     return "\n".join(lines)
