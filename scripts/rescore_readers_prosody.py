@@ -26,8 +26,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from crossemo_core.benchmark.cache import RunCache, json_safe  # noqa: E402
-from crossemo_core.benchmark.readers import (ABLATION_CONFIG, VoiceJob, loco_split, ravdess_actor_split,  # noqa: E402
-                                             readers_jobs, readers_markdown, voice_run)
+from crossemo_core.benchmark.readers import (ABLATION_CONFIG, VoiceJob, is_voice_record, loco_split,  # noqa: E402
+                                             ravdess_actor_split, readers_jobs, readers_markdown, voice_run)
 from crossemo_core.paths import REPO, atomic_write  # noqa: E402
 from crossemo_core.readers.augment import AugmentConfig  # noqa: E402
 from crossemo_core.readers.prosody import PROSODY_FEATURES  # noqa: E402
@@ -53,7 +53,7 @@ def main() -> int:
     utts = list_corpora(args.data)
     cache = spectrogram_cache(utts, frontend, AugmentConfig(), seed=0)
     prosody = prosody_cache(utts, AugmentConfig(), seed=0, features=args.features)
-    runs = RunCache(args.bench / "cache")
+    runs = RunCache(args.bench / "cache", valid=is_voice_record)
     records = []
     for job in readers_jobs((0,), False, config, ABLATION_CONFIG, args.features):
         old = runs.get(VoiceJob(job.kind, job.held_out, job.config).key(frontend))

@@ -719,8 +719,8 @@ def test_the_readers_benchmark_runs_only_the_voice_runs_asked_for(tmp_path: Path
             readers_suite.readers_jobs((0,), False, config, config, voice_runs=bad)
     planned: dict[str, list] = {}
 
-    def plan(voice_jobs: list, *args: object, **kwargs: object) -> None:
-        planned["jobs"] = voice_jobs
+    def plan(voice_jobs: list, runs: object, *args: object, **kwargs: object) -> None:
+        planned["jobs"], planned["runs"] = voice_jobs, runs
         raise SystemExit(0)
 
     with monkeypatch.context() as patch:  # run_readers passes the choice on to the jobs it plans
@@ -732,6 +732,7 @@ def test_the_readers_benchmark_runs_only_the_voice_runs_asked_for(tmp_path: Path
             readers_suite.run_readers(tmp_path, tmp_path / "out", seeds=(1,), ablation=False,
                                       voice_runs=("ravdess-actors",))
     assert [(j.kind, j.config.seed) for j in planned["jobs"]] == [("ravdess-actors", 1)]
+    assert planned["runs"].valid is readers_suite.is_voice_record  # a damaged cached run is computed again
     seen: dict[str, object] = {}
 
     def record(*args: object, voice_runs: tuple[str, ...], **kwargs: object) -> dict:
@@ -782,3 +783,28 @@ def test_a_muted_microphones_hiss_is_not_read_as_a_voice() -> None:
         assert "nothing to read" in reading.note and reading.valence_array() == pytest.approx(np.full(3, 1 / 3))
     quiet = tone(2.0, 180, 0.3, np.random.default_rng(1)) * 1e-3  # peaks near -50 dBFS
     assert not reader.read(quiet).note
+
+
+@pytest.mark.parametrize("damage", ["{ half a record", "[1, 2]", "{}", "kind a number", "clean a list",
+                                    "valence UAR a string", "epoch a bool", "averaged epochs strings"])
+def test_a_damaged_readers_benchmark_run_is_computed_again(tmp_path: Path, damage: str) -> None:
+    """Valid JSON of the wrong shape in the readers suite's run cache crashed the table with a KeyError or
+    TypeError on every rerun; such a run is now missing, so the suite computes it again."""
+    from crossemo_core.benchmark.cache import RunCache
+    from crossemo_core.benchmark.readers import VOICE_PARTS, is_voice_record, readers_markdown
+
+    part = {"n": 10, "valence_uar": 0.6, "valence_uar_network": 0.55, "valence_uar_prosody": None,
+            "emotion_uar": 0.3, "arousal_uar": 0.8, "valence_confusion": [[1, 0, 0], [0, 1, 0], [0, 0, 1]]}
+    record = {"kind": "loco", "split": "leave tess out", "n_test": 10, "best_epoch": 3, "valid_valence_uar": 0.7,
+              "prosody_weight": 0.5, "averaged_epochs": [2, 3], "averaged_valid_valence_uar": 0.71,
+              **{p: dict(part) for p in VOICE_PARTS}}
+    assert is_voice_record(record) and "| loco | leave tess out | 10 | 0.600 |" in readers_markdown(
+        {"voice": [record], "face": None, "latency": {}})
+    changed = {"kind a number": {"kind": 3}, "clean a list": {"clean": [0.6]},
+               "valence UAR a string": {"degraded": {**part, "valence_uar": "0.6"}}, "epoch a bool": {"best_epoch": True},
+               "averaged epochs strings": {"averaged_epochs": ["2"]}}.get(damage)
+    runs = RunCache(tmp_path, valid=is_voice_record)
+    runs.put("voice-run", record)
+    assert runs.get("voice-run") == record
+    runs.path("voice-run").write_text(damage if changed is None else json.dumps({**record, **changed}))
+    assert runs.get("voice-run") is None

@@ -50,3 +50,13 @@ def json_safe(obj: Any) -> Any:
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
+
+
+def is_number(x: Any, or_none: bool = True) -> bool:
+    """A finite int or float (not a bool), or None when ``or_none`` (:func:`json_safe` writes NaN as None): what a
+    run record's metrics may hold (the run cache's validators)."""
+    try:
+        return (x is None and or_none) or (not isinstance(x, bool) and isinstance(x, (int, float))
+                                           and math.isfinite(float(x)))
+    except OverflowError:
+        return False

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import numpy as np
 from sklearn.metrics import roc_curve
 
 from crossemo_core.baselines import METHODS
+from crossemo_core.benchmark.cache import is_number
 from crossemo_core.data.calibration import calibrate_speakers
 from crossemo_core.data.container import PairDataset
 from crossemo_core.data.sanitize import NONFINITE
@@ -230,23 +230,16 @@ def execute(spec: RunSpec) -> dict[str, Any]:
 
 def is_run_record(record: dict[str, Any]) -> bool:
     """Whether ``record`` has the shape :func:`execute` gives (a damaged cache file may hold any JSON)."""
-    def number(x: Any, or_none: bool = True) -> bool:
-        try:
-            return (x is None and or_none) or (not isinstance(x, bool) and isinstance(x, (int, float))
-                                               and math.isfinite(float(x)))
-        except OverflowError:
-            return False
-
     def numbers(d: Any) -> bool:  # metrics: numbers, None, or tables of them (per anomaly type)
-        return isinstance(d, dict) and all(number(v) or numbers(v) for v in d.values())
+        return isinstance(d, dict) and all(is_number(v) or numbers(v) for v in d.values())
 
     try:
         return (isinstance(record.get("key"), str) and isinstance(record.get("spec"), dict)
                 and isinstance(record["spec"].get("seed"), int)
                 and numbers(record.get("metrics")) and "auc" in record["metrics"]
                 and isinstance(record.get("roc_tpr"), list) and len(record["roc_tpr"]) == len(ROC_GRID)
-                and all(number(v) for v in record["roc_tpr"])
-                and number(record.get("fit_seconds"), False) and number(record.get("score_seconds"), False)
+                and all(is_number(v) for v in record["roc_tpr"])
+                and is_number(record.get("fit_seconds"), False) and is_number(record.get("score_seconds"), False)
                 and isinstance(record.get("sizes"), dict)
                 and all(isinstance(v, int) and not isinstance(v, bool) for v in record["sizes"].values())
                 and isinstance(record.get("test_abnormal"), int))

@@ -28,7 +28,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from crossemo_core.benchmark.cache import RunCache, json_safe
+from crossemo_core.benchmark.cache import RunCache, is_number, json_safe
 from crossemo_core.clip.decode import ClipLimits
 from crossemo_core.paths import atomic_write
 from crossemo_core.readers.augment import AUGMENTATIONS, AugmentConfig
@@ -250,6 +250,31 @@ def run_voice_jobs(planned: list[VoiceJob], runs: RunCache, data_root: str | Pat
                 f"{record['clean']['valence_uar']:.3f} ({_epochs_kept(record)})")
 
 
+VOICE_PARTS = ("clean", "degraded", "without_baseline", "with_baseline")
+"""The test sets of a voice run record (:func:`voice_run`), each a dict of metrics."""
+
+
+def is_voice_record(record: dict[str, Any]) -> bool:
+    """Whether ``record`` has what :func:`readers_markdown` reads of a voice run (a damaged cache file may hold any
+    JSON; such a run is computed again)."""
+    def whole(x: Any) -> bool:
+        return isinstance(x, int) and not isinstance(x, bool)
+
+    metrics = ("valence_uar", "valence_uar_network", "valence_uar_prosody", "emotion_uar", "arousal_uar")
+    try:
+        return (isinstance(record.get("kind"), str) and isinstance(record.get("split"), str)
+                and whole(record.get("n_test")) and whole(record.get("best_epoch"))
+                and all(isinstance(record.get(p), dict) and all(is_number(record[p].get(m)) for m in metrics)
+                        for p in VOICE_PARTS)
+                and all(is_number(record[p]["valence_uar"], False) for p in ("clean", "degraded"))
+                and is_number(record.get("prosody_weight"), False) and is_number(record.get("valid_valence_uar"))
+                and isinstance(record.get("averaged_epochs") or [], list)
+                and all(whole(e) for e in record.get("averaged_epochs") or [])
+                and is_number(record.get("averaged_valid_valence_uar")))
+    except RecursionError:
+        return False
+
+
 def _epochs_kept(record: dict[str, Any], validation: bool = True) -> str:
     """The epoch a voice run kept (``best epoch 9``; ``9`` without ``validation``) or the epochs its reader averages
     (``mean of epochs 7, 8, 9``), and the validation valence UAR of the reader kept when ``validation``."""
@@ -270,7 +295,7 @@ def run_readers(data_root: str | Path, out: str | Path, *, seeds: tuple[int, ...
     """Run (or read from the cache) the voice runs of ``voice_runs`` in ``jobs`` processes, add the face rows and
     latency, write ``readers.md`` and ``readers.json`` under ``out``."""
     out = Path(out)
-    runs = RunCache(out / "cache")
+    runs = RunCache(out / "cache", valid=is_voice_record)
     say = progress or (lambda _msg: None)
     utts = list_corpora(data_root)
     say("spectrogram and prosody caches (computed once, then read)")
