@@ -447,7 +447,7 @@ def _after_first_epoch(proc: subprocess.Popen[str]) -> None:
 def _finish(proc: subprocess.Popen[str]) -> str:
     _, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 130, stderr
-    assert "Traceback" not in stderr
+    assert "Traceback" not in stderr and "leaked" not in stderr  # worker pools' semaphores freed, not reported leaked
     lines = [line for line in stderr.splitlines() if line.startswith("interrupted")]
     assert len(lines) == 1, stderr
     return lines[0]
