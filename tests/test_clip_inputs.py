@@ -132,6 +132,28 @@ def test_damaged_audio_samples_are_repaired_and_said() -> None:
     np.testing.assert_allclose(media.audio, remove_dc(repaired, 16000), atol=1e-5)  # the rest as it was
 
 
+def test_clipped_audio_gets_a_note_and_a_loud_clean_recording_does_not() -> None:
+    """A recording made too loud is distorted; 0.4 % of samples clipped changed the voice's top valence in 3 of 30
+    RAVDESS takes, so the verdict says so instead of reading it as if it were clean."""
+    import soundfile as sf
+
+    audio = _voice()[:32000].astype(np.float32)
+    audio /= np.abs(audio).max()
+
+    def notes(signal: np.ndarray) -> list[str]:
+        buf = io.BytesIO()
+        sf.write(buf, signal, 16000, format="WAV", subtype="PCM_16")
+        return decode_media(NamedBytes("loud.wav", buf.getvalue()), want_video=False).notes
+
+    assert notes(audio * 0.999) == []  # peak-normalised: a few samples at full scale are not clipping
+    driven = np.clip(audio * 4, -1, 1)
+    share = np.mean(np.abs(driven) >= 0.99)
+    assert share > 0.01
+    assert notes(driven) == [f"loud.wav: its sound is clipped (at full scale) in {share:.1%} of its samples: it was "
+                             f"recorded too loud and is distorted, which can change the voice's reading (record at a "
+                             f"lower input level)."]
+
+
 @pytest.mark.parametrize("fmt", ["WAV", "FLAC"])
 def test_a_constant_offset_in_the_audio_is_removed(fmt: str) -> None:
     """Cheap recorders add a DC offset; it moved the voice features of quiet frames and with them the reading."""

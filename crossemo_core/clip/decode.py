@@ -312,6 +312,12 @@ class VideoSample:
 MAX_SAMPLE = 8.0
 """An audio sample beyond this many times full scale (18 dB; codecs overshoot full scale by far less) is damage, not
 sound: such audio is clipped to full scale, with a note."""
+CLIPPED_LEVEL = 0.99
+"""A sample this close to full scale or beyond (and within :data:`MAX_SAMPLE`) counts as clipped."""
+CLIPPED_SHARE = 0.001
+"""More than this share of a recording's samples clipped gets a note: the sound was recorded too loud and is
+distorted. On 30 RAVDESS takes of unseen actors, driven into clipping, 0.4 % of samples clipped changed the
+voice's top valence in 3 takes and 3.5 % in 7 (session 27)."""
 
 
 @dataclass(frozen=True)
@@ -353,6 +359,7 @@ class MediaStream:
         self._iterated = False
         self._n_frames, self._last_t, self._audio_pos = 0, 0.0, 0
         self._not_finite, self._far_beyond = 0, 0  # audio samples repaired (see _decoded)
+        self._decoded_samples, self._clipped = 0, 0
         self._dc_blocker = DcBlocker(AUDIO_RATE)
         self._any_audio = False
         self._error: str | None = None
@@ -507,10 +514,14 @@ class MediaStream:
 
     def _decoded(self, frame) -> np.ndarray:  # noqa: ANN001 - an av.AudioFrame, 16 kHz mono float
         """A resampled audio frame's samples, damaged ones repaired (NaN or infinite: silence; more than
-        :data:`MAX_SAMPLE` beyond full scale: full scale) and the recording's constant offset removed."""
+        :data:`MAX_SAMPLE` beyond full scale: full scale), clipped ones counted (:data:`CLIPPED_LEVEL`) and the
+        recording's constant offset removed."""
         samples = frame.to_ndarray().reshape(-1).astype(np.float32)
         bad = ~np.isfinite(samples)
-        far = np.abs(np.where(bad, 0.0, samples)) > MAX_SAMPLE
+        level = np.abs(np.where(bad, 0.0, samples))
+        far = level > MAX_SAMPLE
+        self._decoded_samples += len(samples)
+        self._clipped += int(np.count_nonzero((level >= CLIPPED_LEVEL) & ~far))
         if bad.any() or far.any():  # damaged samples, not sound
             self._not_finite += int(bad.sum())
             self._far_beyond += int(far.sum())
@@ -551,6 +562,10 @@ class MediaStream:
         if self._far_beyond:
             notes.append(f"{name}: {self._far_beyond:,} audio samples lay more than {MAX_SAMPLE:g} times beyond full "
                          f"scale (damaged, or not audio); that audio was clipped to full scale.")
+        if self._clipped > CLIPPED_SHARE * self._decoded_samples:
+            notes.append(f"{name}: its sound is clipped (at full scale) in {self._clipped / self._decoded_samples:.1%} "
+                         f"of its samples: it was recorded too loud and is distorted, which can change the voice's "
+                         f"reading (record at a lower input level).")
         if error is not None:
             notes.append(f"{name} is damaged or truncated: decoding stopped at {decoded:.1f} s ({error}); "
                          f"only what could be read was analysed.")
