@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from crossemo_core.benchmark.cache import json_safe  # noqa: E402
 from crossemo_core.features.voice import file_sha256, remove_dc  # noqa: E402
-from crossemo_core.paths import CHECKPOINTS, atomic_write  # noqa: E402
+from crossemo_core.paths import CHECKPOINTS, REPO, atomic_write  # noqa: E402
 from crossemo_core.readers.reading import unweighted_average_recall  # noqa: E402
 from crossemo_core.readers.voice import RATE, VoiceReader  # noqa: E402
 from crossemo_core.readers.voice_corpora import list_corpus, ravdess_actor  # noqa: E402
@@ -67,7 +68,7 @@ def main() -> int:
                   f"{r['top_valence_changed']} of {len(takes)}", flush=True)
     if args.out:
         summary = {"what": __doc__.split("\n\n")[0], "command": "python " + " ".join(sys.argv),
-                   "reader": {"path": str(args.reader), "sha256": file_sha256(args.reader)},
+                   "reader": {"path": os.path.relpath(args.reader.resolve(), REPO), "sha256": file_sha256(args.reader)},
                    "takes": len(takes), "actors": list(ACTORS), "rows": rows,
                    "seconds": round(time.perf_counter() - started, 1)}
         atomic_write(args.out, json.dumps(json_safe(summary), indent=1).encode())
