@@ -91,10 +91,10 @@ class DcBlocker:
     ``y[n] = x[n] - x[n-1] + r y[n-1]``, ``r = exp(-2 pi DC_CUTOFF_HZ / rate)``, started as if the mean of the
     first :data:`DC_START_S` had always been there, so an offset present from the first sample leaves no step.
 
-    Cheap recorders and sound cards can add such offsets (EmoDB's files carry up to 2 % of their RMS); left in,
-    they move the zero-crossing rate, the MFCCs and the voicing of quiet frames, and with them the voice reading:
-    on the shipped reader's unseen RAVDESS actors an offset of 0.5 % of full scale changed the top valence of 57
-    of 180 takes (``scripts/voice_dc_offset.py``). Every recording that enters the project goes
+    Cheap recorders and sound cards can add such offsets (EmoDB's files hold up to 0.6 % of full scale, 4 % of
+    their RMS); left in, they move the zero-crossing rate, the MFCCs and the voicing of quiet frames, and with them
+    the voice reading: on the shipped reader's unseen RAVDESS actors an offset of 0.5 % of full scale changed the
+    top valence of 57 of 180 takes (``scripts/voice_dc_offset.py``). Every recording that enters the project goes
     through one: :func:`load_audio`, the corpora's :func:`~crossemo_core.readers.voice_training.load_signal` and
     the clip decoder's audio (:class:`~crossemo_core.clip.decode.MediaStream`)."""
 
