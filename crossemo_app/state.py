@@ -351,8 +351,10 @@ def start_load(kind: str, source: str, load: Callable[..., PairDataset]) -> None
     from crossemo_core.session import BackgroundJob
 
     def work(job: BackgroundJob) -> tuple[PairDataset, list[str]]:
+        from crossemo_core.workspace import check_usable
+
         report: list[str] = []
-        data = load(report, job.report_progress)
+        data = check_usable(load(report, job.report_progress))  # refused data leaves the data in use as it is
         return data, report
 
     job = BackgroundJob(work, name=f"load-{kind}")

@@ -30,7 +30,7 @@ from crossemo_core.model import SIRHCL, seeded_build
 from crossemo_core.paths import NamedBytes, file_target_problem
 from crossemo_core.training import fit_verdict
 
-__all__ = ["DATA_KINDS", "UPLOAD_ROLES", "DEFAULT_MAX_UPLOAD_BYTES", "parse_actors", "load_dataset",
+__all__ = ["DATA_KINDS", "UPLOAD_ROLES", "DEFAULT_MAX_UPLOAD_BYTES", "parse_actors", "load_dataset", "check_usable",
            "load_uploaded", "load_csd_files", "evaluation_parts", "EvaluationParts", "initial_detector",
            "checkpoint_bytes", "detector_from_bytes", "existing_file", "resolve_path", "save_target"]
 
@@ -91,7 +91,10 @@ def existing_file(path: str | os.PathLike[str], base: str | Path | None = None) 
 
 
 def parse_actors(text: str | None) -> list[int] | None:
-    """``"1-4, 7"`` -> ``[1, 2, 3, 4, 7]``; empty -> None (every actor)."""
+    """``"1-4, 7"`` -> ``[1, 2, 3, 4, 7]``; empty -> None (every actor). Numbers outside RAVDESS's 1-24 are
+    refused (a range such as ``1-1000000000`` was expanded whole, in the app's server, before any check)."""
+    from crossemo_core.data.loaders.ravdess import ACTORS
+
     if text is None or not text.strip():
         return None
     out: set[int] = set()
@@ -104,6 +107,9 @@ def parse_actors(text: str | None) -> list[int] | None:
         lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
         if lo > hi:
             raise DataError(f"actor range {part!r} goes backwards.")
+        if lo not in ACTORS or hi not in ACTORS:
+            raise DataError(f"actor {hi if lo in ACTORS else lo} in {part!r}: RAVDESS has actors {ACTORS.start}-"
+                            f"{ACTORS.stop - 1}.")
         out.update(range(lo, hi + 1))
     return sorted(out)
 
@@ -131,6 +137,19 @@ def load_dataset(kind: str, path: str | os.PathLike[str] | None = None, *, actor
     elif kind in ("misa", "mmsa") and root.is_dir():
         raise DataError(f"{root} is a folder; give the path of the .pkl file itself.")
     return load_corpus(kind, root, report=report, progress=progress if kind == "ravdess" else None, **options)
+
+
+def check_usable(corpus: PairDataset) -> PairDataset:
+    """``corpus`` when the app's pages can use it, else :class:`DataError`: every page splits the data by speaker
+    into train, validation and test parts (:func:`evaluation_parts`), which needs at least 3 speakers."""
+    from crossemo_core.data.protocol import speaker_disjoint_split
+
+    try:
+        speaker_disjoint_split(corpus.speaker)
+    except DataError as exc:
+        raise DataError(f"{corpus.display_name} cannot be used: {exc} Every page splits the data by speaker into "
+                        f"train, validation and test parts.") from None
+    return corpus
 
 
 def load_csd_files(paths: Mapping[str, str | os.PathLike[str]], *, report: list[str] | None = None,

@@ -514,3 +514,28 @@ def test_remembered_tabs_are_bounded_in_number_and_time(monkeypatch):
     state._forget_old()
     assert len(state._REMEMBERED) == state.MAX_REMEMBERED and "stale" not in state._REMEMBERED
     assert list(state._REMEMBERED)[0] == "t3"  # the oldest went first
+
+
+def test_data_that_cannot_be_split_by_speaker_is_refused_and_the_data_in_use_kept(tmp_path):
+    """A one-speaker upload was accepted: it replaced the working data, set the model aside, and every page (the
+    Train page's finished-run card and checkpoints too) showed only the split error."""
+    import pickle
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    recs = [((np.arange(3), rng.normal(size=(3, 4)).astype(np.float32), rng.normal(size=(5, 6)).astype(np.float32),
+              ["w"] * 3), np.array([[s]], dtype=np.float32), f"vid0[{i}]") for i, s in enumerate([-2.0, 1.0, 0.0])]
+    path = tmp_path / "one_video.pkl"
+    path.write_bytes(pickle.dumps(recs, protocol=3))
+    at = goto(new_app(), "data")
+    before = at.session_state["app"].data.loaded
+    at.radio(key=wk(at, "p_data_kind")).set_value("misa").run()
+    at.text_input(key=wk(at, "p_misa_path")).input(str(path)).run()
+    at.button[0].click().run()
+    run_until(at, lambda a: a.session_state["app"].load_job is None and a.error, what="the load")
+    assert not at.exception
+    (error,) = [e.value for e in at.error]
+    assert error.endswith("/one_video cannot be used: a speaker-disjoint 3-way split needs at least 3 speakers; "
+                          "found 1. Every page splits the data by speaker into train, validation and test parts.")
+    assert at.session_state["app"].data.loaded is before and at.session_state["app"].model is not None

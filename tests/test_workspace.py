@@ -51,6 +51,10 @@ def test_parse_actors():
     for bad in ("a", "3-1", "1-"):
         with pytest.raises(DataError):
             workspace.parse_actors(bad)
+    assert workspace.parse_actors("24, 1") == [1, 24]
+    for bad, named in (("1-1000000000", "1000000000"), ("0-3", "0"), ("25", "25"), ("7, 99999999999999999999", "9999")):
+        with pytest.raises(DataError, match=f"^actor {named}.*: RAVDESS has actors 1-24\\.$"):
+            workspace.parse_actors(bad)  # the range was expanded whole (95 GB for this one) before any check
 
 
 def test_resolve_path(tmp_path):

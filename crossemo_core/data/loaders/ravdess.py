@@ -52,6 +52,8 @@ META_COLUMNS = ("clip_id", "actor", "emotion", "intensity", "statement", "repeti
 N_AU = 35
 FACE_EXTRACTOR = "openface-au-clip/1"
 AUDIO_SUFFIXES = (".flac", ".wav")
+ACTORS = range(1, 25)
+"""RAVDESS's actor numbers (24 actors)."""
 VOICE_PREPROCESSING = "trim+f0fill+pool5"
 """Default ``voice_preprocessing`` of :func:`load_ravdess` [ours] (see :mod:`crossemo_core.features.sequence`):
 leading/trailing silence dropped, unvoiced log_f0 interpolated, 5 frames averaged (20 frames per second). RAVDESS
