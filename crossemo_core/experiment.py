@@ -71,6 +71,9 @@ def _load_corpus(dataset: str, root: str | Path | None, report: list[str] | None
     face, voice, labels = (options.pop(k, None) for k in ("face_csd", "voice_csd", "labels_csd"))
     if root.is_dir():
         face, voice, labels = (face or root / "face.csd", voice or root / "voice.csd", labels or root / "labels.csd")
+    if None in (face, voice, labels):
+        raise DataError(f"{root} is a file, not a folder: a CMU-SDK corpus is the folder holding face.csd, voice.csd "
+                        f"and labels.csd.")
     return loaders.load_csd(face, voice, labels, report=report, **options)
 
 

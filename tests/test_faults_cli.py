@@ -323,6 +323,14 @@ def test_an_empty_output_name_or_one_ending_in_a_slash_is_refused(tmp_path: Path
     one_line_error(code, err, "argument --report: is empty; give a file name or a folder")
 
 
+def test_a_csd_root_that_is_a_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--dataset csd --root labels.csd`` was a TypeError traceback."""
+    labels = tmp_path / "labels.csd"
+    labels.write_bytes(b"not read")
+    code, err = cli(capsys, "train", "--dataset", "csd", "--root", labels, "--out", tmp_path / "m.pt")
+    one_line_error(code, err, f"{labels} is a file, not a folder: a CMU-SDK corpus is the folder holding face.csd")
+
+
 def test_a_seed_given_twice_or_beyond_64_bits_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``--seeds 0 0`` ran every run twice and reported the copies as two seeds; a seed above 2**63 - 1 failed each
     run in turn with "seed must be a whole number >= 0"."""

@@ -233,6 +233,14 @@ def test_a_benchmark_report_says_which_features_were_repaired(tmp_path: Path) ->
     assert describe_data(DataSpec("misa", str(_dump(tmp_path / "clean.pkl", _misa_records()))))["repaired"] == []
 
 
+def test_misa_features_that_are_complex_numbers_are_refused(tmp_path: Path) -> None:
+    recs = _misa_records()
+    recs[1] = ((recs[1][0][0], recs[1][0][1] * (1 + 1j), *recs[1][0][2:]), *recs[1][1:])
+    with pytest.raises(DataError, match=r"segment 1: index 0\[1\] \(visual\) holds complex numbers; features are "
+                                        r"real numbers\.$"):
+        load_misa(_dump(tmp_path / "complex.pkl", recs))
+
+
 @pytest.mark.parametrize("policy", ["repair", "refuse"])
 def test_a_modality_that_is_nan_everywhere_is_refused_not_repaired_into_zeros(tmp_path: Path, policy: str) -> None:
     recs = _misa_records()
@@ -305,8 +313,8 @@ def test_mmsa_validation_errors(tmp_path: Path) -> None:
         load_mmsa(_dump(tmp_path / "b.pkl", data))
     data = _mmsa()
     data["train"]["vision"] = data["train"]["vision"][:, :, 0]
-    with pytest.raises(DataError, match=r"'vision' must be a numeric array \[N, length, features\]; found shape "
-                                        r"\(6, 6\)"):
+    with pytest.raises(DataError, match=r"'vision' must be an array of real numbers \[N, length, features\]; found "
+                                        r"shape \(6, 6\)"):
         load_mmsa(_dump(tmp_path / "c.pkl", data))
     data = _mmsa()
     data["test"]["regression_labels"] = data["test"]["regression_labels"][:3]
@@ -318,6 +326,10 @@ def test_mmsa_validation_errors(tmp_path: Path) -> None:
         load_mmsa(_dump(tmp_path / "e.pkl", data))
     with pytest.raises(DataError, match="expected a dict with keys train, valid, test"):
         load_mmsa(_dump(tmp_path / "f.pkl", [1, 2]))
+    data = _mmsa()
+    data["valid"]["audio"] = data["valid"]["audio"] * (1 + 1j)  # float32 dropped the imaginary part, with a warning
+    with pytest.raises(DataError, match=r"\[valid\]: 'audio' must be an array of real numbers.*dtype complex64"):
+        load_mmsa(_dump(tmp_path / "g.pkl", data))
 
 
 def test_mmsa_zero_lengths_and_nonfinite_reported_per_split(tmp_path: Path) -> None:
@@ -416,6 +428,18 @@ def test_csd_bad_inputs(tmp_path: Path) -> None:
     write_csd(tmp_path / "other.csd", "Facet", _features({"zzz": 2.0}, 0.5, 2, 0))
     with pytest.raises(DataError, match="none of the 3 labelled videos is in this face file"):
         load_csd(tmp_path / "other.csd", tmp_path / "other.csd", labels)
+    voice = tmp_path / "voice.csd"
+    write_csd(voice, "COVAREP", _features({"vidA": 3.0, "vidB": 2.0}, 0.25, 2, 2))
+    copy = tmp_path / "labels_copy.csd"
+    copy.write_bytes(labels.read_bytes())
+    for face in (labels, copy):  # the sentiment itself as "features": any model would look perfect
+        with pytest.raises(DataError, match=rf"{face.name}: this face file holds the labels of .*labels\.csd, not "
+                                            r"face features"):
+            load_csd(face, voice, labels)
+    write_csd(tmp_path / "zero.csd", "Facet", {v: (np.zeros((len(iv), 0)), iv) for v, (_, iv) in
+                                                read_csd(voice).items()})
+    with pytest.raises(DataError, match="the face features have no columns"):
+        load_csd(tmp_path / "zero.csd", voice, labels)
 
 
 @pytest.mark.parametrize("fault, said", [

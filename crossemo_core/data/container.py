@@ -141,6 +141,9 @@ class PairDataset:
             if len(dims) != 1:
                 raise DataError(f"{self.name}: {side} sequences have different feature dimensions {sorted(dims)}.")
             (dim,) = dims
+            if dim == 0:
+                raise DataError(f"{self.name}: the {side} features have no columns (every sequence is (length, 0)); "
+                                f"there is nothing to compare.")
             if dim != len(names):
                 raise DataError(f"{self.name}: {side} features have {dim} columns but {len(names)} feature names.")
             empty = [i for i, s in enumerate(seqs) if s.shape[0] == 0]

@@ -266,6 +266,9 @@ def load_csd(face_csd: PathLike, voice_csd: PathLike, labels_csd: PathLike, *, n
             meta = _read_metadata(root)
         if not feats:
             raise DataError(f"{path_name}: none of the {len(labels)} labelled videos is in this {side} file.")
+        if all(np.array_equal(f, labels[v][0]) and np.array_equal(iv, labels[v][1]) for v, (f, iv) in feats.items()):
+            raise DataError(f"{path_name}: this {side} file holds the labels of {labels_name}, not {side} features "
+                            f"(a model would read the answer itself); give the {side} features' file.")
         dim = next(iter(feats.values()))[0].shape[1]
         sides[side] = (feats, _names(meta, dim, side, path_name, name, report), root_name)
     face_data, voice_data = sides["face"][0], sides["voice"][0]

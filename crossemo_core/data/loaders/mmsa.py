@@ -99,8 +99,8 @@ def _load_split(d: Any, src: str, name: str, nonfinite: NonFinitePolicy, neutral
     arrays = {}
     for key in ("vision", "audio"):
         arr = np.asarray(d[key])
-        if arr.ndim != 3 or not np.issubdtype(arr.dtype, np.number):
-            raise DataError(f"{src}: '{key}' must be a numeric array [N, length, features]; found shape "
+        if arr.ndim != 3 or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+            raise DataError(f"{src}: '{key}' must be an array of real numbers [N, length, features]; found shape "
                             f"{arr.shape} dtype {arr.dtype}.")
         arrays[key] = arr
     ids = np.asarray(d["id"])
