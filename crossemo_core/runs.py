@@ -175,7 +175,9 @@ def compare_models(candidate: Detector, current: Detector | None, test_pairs: Pa
     new = check_model(candidate, test_pairs)
     flags: list[str] = []
     notes: list[str] = []
-    if not new.auc >= NEAR_CHANCE_AUC:
+    if new.auc is None or math.isnan(new.auc):
+        flags.append("no AUC: the test pairs are all consistent or all inconsistent")
+    elif not new.auc >= NEAR_CHANCE_AUC:
         flags.append(f"near chance (AUC {fmt_metric(new.auc)} < {NEAR_CHANCE_AUC})")
     flags.extend(f"degenerate mixture: {p}" for p in new.mixture.problems)
     old = None

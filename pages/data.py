@@ -33,7 +33,7 @@ kind = state.widget(st.radio, "Dataset", "p_data_kind", kinds, format_func=DATA_
 app_state = state.app()
 message = app_state.load_message
 if message is not None:
-    (st.success if message[0] == "success" else st.error)(message[1])
+    {"success": st.success, "warning": st.warning}.get(message[0], st.error)(message[1])
     app_state.load_message = None
 
 load_job = app_state.load_job
@@ -233,7 +233,7 @@ def _normalise() -> None:
     with ui.guard("normalising per person"):
         note = state.apply_normalisation()
         if note:
-            state.app().load_message = ("success", note)
+            state.app().load_message = (state.note_level(), note)
 
 
 state.widget(st.radio, "Normalise each person's features by", state.NORMALISE, references,

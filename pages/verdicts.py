@@ -2,6 +2,8 @@
 ids; per-type summary. Threshold changes only recompute the decision (the scores and the table are cached)."""
 from __future__ import annotations
 
+import math
+
 import streamlit as st
 
 from crossemo_app import charts, state, ui
@@ -58,8 +60,10 @@ with ui.guard("scoring the pairs"):
     cols[0].metric("Pairs", len(table))
     cols[1].metric("Flagged inconsistent", m["n_flagged"])
     cols[2].metric("Correct verdicts", f"{int(table['correct'].sum())} ({m['accuracy']:.0%})")
-    cols[3].metric("Caught (TPR)", f"{m['tpr']:.0%}", help="share of truly inconsistent pairs that are flagged")
-    cols[4].metric("False alarms (FPR)", f"{m['fpr']:.0%}", help="share of consistent pairs that are flagged")
+    for col, label, key, what in ((cols[3], "Caught (TPR)", "tpr", "truly inconsistent pairs that are flagged"),
+                                  (cols[4], "False alarms (FPR)", "fpr", "consistent pairs that are flagged")):
+        col.metric(label, "n/a" if math.isnan(m[key]) else f"{m[key]:.0%}",
+                   help=f"share of {what} (n/a: these pairs hold none of that kind)")
 
     st.subheader("Filter and sort")
     options = {"p_ver_verdicts": [reports.VERDICT_ABNORMAL, reports.VERDICT_NORMAL], "p_ver_correct": [True, False],

@@ -82,6 +82,13 @@ def test_a_near_chance_model_is_flagged_and_a_worse_one_is_behind(bundled, test_
     assert not c.recommended
 
 
+def test_test_pairs_of_one_kind_are_said_to_give_no_auc_not_a_near_chance_one(bundled, test_pairs):
+    consistent = test_pairs.subset(np.flatnonzero(~test_pairs.is_abnormal))
+    c = compare_models(bundled, None, consistent)
+    assert "no AUC: the test pairs are all consistent or all inconsistent" in c.flags and not c.recommended
+    assert not any("near chance" in f for f in c.flags)  # it said "near chance (AUC n/a < 0.6)"
+
+
 def test_a_model_in_use_that_saw_the_test_speakers_is_noted(bundled, test_pairs):
     seen = copy.deepcopy(bundled)
     speakers = sorted({str(s) for s in test_pairs.speaker})
