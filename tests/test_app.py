@@ -487,7 +487,7 @@ def test_per_person_normalisation_is_a_data_option_used_in_training_and_undone_b
     assert_clean(at)
     data = at.session_state["app"].data.dataset
     assert data is not raw and data.extractor["voice"].endswith("+speaker-neutral") and len(data) == len(raw)
-    assert any("does not fit these features" in s.value for s in at.success)  # the raw-feature model is set aside
+    assert any("does not fit these features" in s.value for s in at.warning)  # the raw-feature model is set aside
     assert at.session_state["app"].model is None
     assert "per-person normalised on neutral clips" in at.session_state["app"].data.source
     train(at, epochs=1)
