@@ -107,7 +107,9 @@ def need_detector(key: str) -> bool:
 
 
 def _bundled_fits() -> bool:
-    return BUNDLED_CHECKPOINT.is_file() and state.data_kind() == "demo"
+    """The bundled checkpoint fits the demo data as loaded (not normalised per person: other features)."""
+    return (BUNDLED_CHECKPOINT.is_file() and state.data_kind() == "demo"
+            and state.dataset() is state.loaded_dataset())
 
 
 load_bundled_checkpoint = state.load_bundled_checkpoint

@@ -539,3 +539,20 @@ def test_data_that_cannot_be_split_by_speaker_is_refused_and_the_data_in_use_kep
     assert error.endswith("/one_video cannot be used: a speaker-disjoint 3-way split needs at least 3 speakers; "
                           "found 1. Every page splits the data by speaker into train, validation and test parts.")
     assert at.session_state["app"].data.loaded is before and at.session_state["app"].model is not None
+
+
+def test_the_bundled_checkpoint_is_offered_only_for_data_it_fits():
+    """After per-person normalisation the demo's features are others; the offer stayed and its click failed."""
+    at = goto(new_app(), "data")
+    at.radio(key=wk(at, "p_normalise")).set_value("all").run()
+    goto(at, "verdicts")
+    assert at.session_state["app"].model is None
+    assert not [b for b in at.button if "bundled" in b.label]
+    goto(at, "data")
+    at.radio(key=wk(at, "p_normalise")).set_value("none").run()  # the set-aside bundled model is back
+    at.session_state["app"].model = None
+    goto(at, "verdicts")
+    (offer,) = [b for b in at.button if "bundled" in b.label]
+    offer.click().run()
+    assert_clean(at)
+    assert at.session_state["app"].model is not None
