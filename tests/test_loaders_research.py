@@ -9,6 +9,7 @@ import collections
 import functools
 import os
 import pickle
+import re
 from pathlib import Path
 
 import h5py
@@ -110,8 +111,18 @@ def test_truncated_empty_missing_and_oversized_pickles(tmp_path: Path) -> None:
         load_pickle(empty)
     with pytest.raises(DataError, match="not found"):
         load_pickle(tmp_path / "nope.pkl")
-    with pytest.raises(DataError, match="not a regular file"):
+    with pytest.raises(DataError, match="is a folder; expected a pickle file"):
         load_pickle(tmp_path)
+    os.mkfifo(tmp_path / "pipe.pkl")
+    with pytest.raises(DataError, match=r"not a regular file \(a device or a pipe\)"):
+        load_pickle(tmp_path / "pipe.pkl")
+    import gzip
+
+    for content, what in ((gzip.compress(data), "a gzip-compressed file (unpack it first)"),
+                          (b"\x89PNG\r\n\x1a\n" + bytes(20), "a PNG image"),
+                          (b"\xff\xd8\xff\xe0" + bytes(20), "a JPEG image")):
+        with pytest.raises(DataError, match=re.escape(f"this is {what}, not a pickle.")):
+            load_pickle(content)  # a PNG was called possibly malicious (its bytes read as a persistent id)
     ok = _dump(tmp_path / "ok.pkl", [1, 2, 3])
     with pytest.raises(DataError, match=r"more than the limit of 10 bytes.*max_bytes"):
         load_pickle(ok, max_bytes=10)

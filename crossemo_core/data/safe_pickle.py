@@ -152,8 +152,10 @@ def load_pickle(source: str | os.PathLike[str] | bytes | NamedBytes, *, max_byte
     label = str(path)
     if not path.exists():
         raise DataError(f"{label}: file not found.")
+    if path.is_dir():
+        raise DataError(f"{label}: is a folder; expected a pickle file.")
     if not path.is_file():
-        raise DataError(f"{label}: not a regular file (a directory?); expected a pickle file.")
+        raise DataError(f"{label}: not a regular file (a device or a pipe); expected a pickle file.")
     size = path.stat().st_size
     _check_size(label, size, max_bytes)
     with open(path, "rb") as fh:
@@ -169,7 +171,11 @@ def _check_size(label: str, size: int, max_bytes: int) -> None:
 
 
 _OTHER_FORMATS = ((b"PK\x03\x04", "a zip archive (a PyTorch checkpoint, .npz or .zip?)"),
-                  (b"\x89HDF\r\n\x1a\n", "an HDF5 file (a CMU-MultimodalSDK .csd?)"))
+                  (b"\x89HDF\r\n\x1a\n", "an HDF5 file (a CMU-MultimodalSDK .csd?)"),
+                  (b"\x1f\x8b", "a gzip-compressed file (unpack it first)"),
+                  (b"BZh", "a bzip2-compressed file (unpack it first)"),
+                  (b"\xfd7zXZ\x00", "an xz-compressed file (unpack it first)"),
+                  (b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"%PDF", "a PDF document"))
 
 
 def _unpickle(fh: BinaryIO, label: str, size: int) -> object:
