@@ -185,6 +185,13 @@ def test_missing_csv(tmp_path: Path) -> None:
     (tmp_path / "audio").mkdir()
     with pytest.raises(DataError, match="face_au.csv not found"):
         load_ravdess(tmp_path, cache_dir=tmp_path / "cache")
+    (tmp_path / "face_au.csv").mkdir()  # was "not found" too, which sends the user looking for a missing file
+    with pytest.raises(DataError, match="face_au.csv is a folder in"):
+        load_ravdess(tmp_path, cache_dir=tmp_path / "cache")
+    (tmp_path / "face_au.csv").rmdir()
+    os.mkfifo(tmp_path / "face_au.csv")
+    with pytest.raises(DataError, match=r"face_au.csv is not a regular file \(a device or a pipe\)"):
+        load_ravdess(tmp_path, cache_dir=tmp_path / "cache")
 
 
 def test_missing_column_is_named(corpus: Path, tmp_path: Path) -> None:

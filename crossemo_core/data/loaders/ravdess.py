@@ -191,7 +191,9 @@ def _read_table(root: Path, report: list[str] | None = None) -> tuple[pd.DataFra
     Rows repeated exactly are dropped with a note; one clip id on rows that differ is refused."""
     csv = root / "face_au.csv"
     if not csv.is_file():
-        raise DataError(f"{NAME}: face_au.csv not found in {root}; expected {csv} (one row per clip: "
+        found = (" is a folder" if csv.is_dir() else " is not a regular file (a device or a pipe)") if csv.exists() \
+            else " not found"
+        raise DataError(f"{NAME}: face_au.csv{found} in {root}; expected {csv} to be a table (one row per clip: "
                         f"{', '.join(META_COLUMNS)}, then {N_AU} AU columns).")
     try:
         table = pd.read_csv(csv, dtype={"clip_id": str})
