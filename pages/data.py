@@ -103,8 +103,9 @@ with ui.guard("loading the data"):
                         state.start_load("csd", str(root), lambda report, progress: workspace.load_dataset(
                             "csd", root, report=report))
                     else:
-                        paths = {role: workspace.resolve_path(p) for role, p in files.items()}
-                        state.start_load("csd", ", ".join(str(p) for p in paths.values()),
+                        paths = {role: str(workspace.resolve_path(p)) if p.strip() else "" for role, p in
+                                 files.items()}  # an empty one is named by load_csd_files
+                        state.start_load("csd", ", ".join(p for p in paths.values() if p),
                                          lambda report, progress: workspace.load_csd_files(paths, report=report))
                 else:
                     root = workspace.resolve_path(pkl)

@@ -556,3 +556,17 @@ def test_the_bundled_checkpoint_is_offered_only_for_data_it_fits():
     offer.click().run()
     assert_clean(at)
     assert at.session_state["app"].model is not None
+
+
+def test_a_csd_load_with_an_empty_file_field_names_the_field(tmp_path):
+    """It said only "no path was given." (the page resolved every field before the loader could name the empty one)."""
+    from crossemo_core.workspace import UPLOAD_ROLES
+
+    at = goto(new_app(), "data")
+    at.radio(key=wk(at, "p_data_kind")).set_value("csd").run()
+    at.text_input(key=wk(at, "p_csd_face")).input(str(tmp_path / "face.csd")).run()
+    at.button[0].click().run()
+    run_until(at, lambda a: a.session_state["app"].load_job is None and a.error, what="the load")
+    roles = UPLOAD_ROLES["csd"]
+    assert [e.value for e in at.error] == [f"missing path: {roles['voice']}, {roles['labels']}."]
+    assert at.session_state["app"].data.kind == "demo"
