@@ -149,6 +149,7 @@ def test_missing_and_unreadable_audio_are_skipped(corpus: Path, tmp_path: Path) 
     assert len(data) == 7
     assert any("1 of 10 clip(s) skipped: audio file missing (first: 03-01-01-01-01-01-01)" in line for line in report)
     assert any("2 clip(s) skipped: unreadable audio" in line for line in report)
+    assert any("0 from cache, 7 computed, 2 unreadable in" in line for line in report), report  # "9 computed"
 
 
 def test_actor_without_audio_folder(corpus: Path, tmp_path: Path) -> None:

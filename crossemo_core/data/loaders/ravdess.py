@@ -347,7 +347,9 @@ def _voice_features(paths: list[Path], digests: list[str], extractor: VoiceFeatu
         done = _finish(i, *_extract_file(str(paths[i]), extractor), keys[i], cache, out, errors, done, total,
                        progress)
     seconds = time.perf_counter() - start
-    note(report, NAME, f"voice features ({extractor.id}): {total - n_computed} from cache, {n_computed} computed"
+    failed = len(errors)
+    note(report, NAME, f"voice features ({extractor.id}): {total - n_computed} from cache, {n_computed - failed} "
+                       f"computed" + (f", {failed} unreadable" if failed else "")
                        + (f" in {seconds:.1f} s ({seconds / n_computed:.3f} s per clip)" if n_computed else "")
                        + f"; cache {cache.directory}")
     return out, errors
