@@ -167,6 +167,8 @@ def embedding_map(face: np.ndarray, voice: np.ndarray, data: PairDataset, method
         raise DataError(f"face {face.shape} and voice {voice.shape} embeddings must both be (pairs, dims) with "
                         f"{len(data)} pairs.")
     idx = sample_pairs(len(data), max_pairs, seed)
+    if len(idx) < 2:
+        raise DataError(f"a map of face and voice points needs at least 2 pairs (4 points); got {len(idx)}.")
     coords = project(np.vstack([_unit_rows(face[idx]), _unit_rows(voice[idx])]), method=method, seed=seed,
                      **options)
     m = len(idx)

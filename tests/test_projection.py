@@ -78,6 +78,9 @@ def test_embedding_map_checks_shapes(pairs):
     face, voice = _embeddings(len(pairs))
     with pytest.raises(DataError, match="pairs"):
         embedding_map(face[:-1], voice[:-1], pairs)
+    one = pairs.subset(np.array([0]))
+    with pytest.raises(DataError, match=r"^a map of face and voice points needs at least 2 pairs \(4 points\); got 1"):
+        embedding_map(face[:1], voice[:1], one)  # "needs at least 4 points; got 2", where the page counts pairs
 
 
 def test_umap_is_reported_available():
