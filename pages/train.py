@@ -159,7 +159,10 @@ with ui.guard("device"):
 
 
 b1, b2, _ = st.columns([1, 1, 4])
-if b1.button("Start training", type="primary", disabled=running, key="start_training"):
+loading = state.app().load_job is not None and not state.app().load_job.finished
+if loading:
+    st.caption("New data is being loaded (Data page); training starts once it is in.")
+if b1.button("Start training", type="primary", disabled=running or loading, key="start_training"):
     with ui.guard("starting training"):
         state.start_training(TrainingJob(
             form.experiment_config(data, state.data_kind(), ep.seed, ep.rate), data, method=form.method,

@@ -570,3 +570,24 @@ def test_a_csd_load_with_an_empty_file_field_names_the_field(tmp_path):
     roles = UPLOAD_ROLES["csd"]
     assert [e.value for e in at.error] == [f"missing path: {roles['voice']}, {roles['labels']}."]
     assert at.session_state["app"].data.kind == "demo"
+
+
+def test_training_waits_while_new_data_is_loading():
+    """A run started during a load trained on the old data, which the load then replaced."""
+    import threading
+
+    from crossemo_core.session import BackgroundJob
+
+    release = threading.Event()
+    at = goto(new_app(), "train")
+    data = at.session_state["app"].data.dataset
+    job = BackgroundJob(lambda job: (release.wait(60), (data, []))[1], name="load-demo").start()
+    job.kind, job.source = "demo", "test"  # what state.start_load gives its job
+    at.session_state["app"].load_job = job
+    try:
+        at.run()
+        assert at.button(key="start_training").disabled
+        assert any("New data is being loaded" in c.value for c in at.caption)
+    finally:
+        release.set()
+    run_until(at, lambda a: job.finished and not a.button(key="start_training").disabled, what="the load")
