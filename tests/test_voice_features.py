@@ -108,9 +108,11 @@ def test_a_constant_offset_is_removed_from_the_first_sample_and_block_by_block_a
     clean = remove_dc(speech_like, SR)
     for offset in (0.01, 0.05, -0.2):
         np.testing.assert_allclose(remove_dc(speech_like + offset, SR), clean, atol=1e-5)
-    blocker = DcBlocker(SR)
-    blocks = np.concatenate([blocker(b) for b in np.array_split(speech_like + 0.05, [1024, 1500, 9000])])
-    np.testing.assert_allclose(blocks, remove_dc(speech_like + 0.05, SR), atol=1e-6)
+    for cuts in ([1024, 1500, 9000], [200, 525, 850, 9000]):  # AAC and Opus decoders start with 200-325 samples
+        blocker = DcBlocker(SR)
+        blocks = [blocker(b) for b in np.array_split(speech_like + 0.05, cuts)] + [blocker.flush()]
+        np.testing.assert_allclose(np.concatenate(blocks), remove_dc(speech_like + 0.05, SR), atol=1e-6)
+    assert len(remove_dc(speech_like[:300], SR)) == 300  # shorter than the start it waits for: flushed
     # speech passes: a 200 Hz tone (a voice's lowest harmonics) keeps its level once the start has settled
     assert abs(np.std(remove_dc(tone(200.0, 2.0), SR)[SR:]) / np.std(tone(200.0, 2.0)[SR:]) - 1) < 1e-3
 

@@ -511,6 +511,9 @@ class MediaStream:
             raise
         except Exception as exc:  # noqa: BLE001 - av.error.* during decoding: damaged or truncated data
             self._error = _av_message(exc)
+        held = self._dc_blocker.flush()  # audio shorter than the blocker's start (DC_START_S) is still held
+        if len(held):
+            yield from self._audio(held, pos, lo, hi)
 
     def _decoded(self, frame) -> np.ndarray:  # noqa: ANN001 - an av.AudioFrame, 16 kHz mono float
         """A resampled audio frame's samples, damaged ones repaired (NaN or infinite: silence; more than

@@ -89,7 +89,10 @@ DC_START_S = 0.064
 class DcBlocker:
     """Removes a recording's constant (DC) offset as its audio arrives, block by block: the one-pole high-pass
     ``y[n] = x[n] - x[n-1] + r y[n-1]``, ``r = exp(-2 pi DC_CUTOFF_HZ / rate)``, started as if the mean of the
-    first :data:`DC_START_S` had always been there, so an offset present from the first sample leaves no step.
+    first :data:`DC_START_S` had always been there, so an offset present from the first sample leaves no step. The
+    first :data:`DC_START_S` are held back until they have all arrived (decoders hand out blocks as short as 200
+    samples), so the output is the same however the recording is cut into blocks; :meth:`flush` gives what is
+    held back of a shorter recording.
 
     Cheap recorders and sound cards can add such offsets (EmoDB's files hold up to 0.6 % of full scale, 4 % of
     their RMS); left in, they move the zero-crossing rate, the MFCCs and the voicing of quiet frames, and with them
@@ -101,15 +104,28 @@ class DcBlocker:
     def __init__(self, rate: int) -> None:
         self.r = float(np.exp(-2 * np.pi * DC_CUTOFF_HZ / rate))
         self.start = max(1, int(DC_START_S * rate))
+        self._held = np.zeros(0)
         self._state: np.ndarray | None = None
 
     def __call__(self, block: np.ndarray) -> np.ndarray:
-        """float32 ``(n,)`` finite samples -> the same samples with the offset removed (state kept for the next)."""
+        """float32 ``(n,)`` finite samples -> the samples ready so far, offset removed, in order (none while the
+        first :data:`DC_START_S` are still arriving)."""
+        x = np.asarray(block, dtype=np.float64)
+        if self._state is None:
+            self._held = np.concatenate([self._held, x])
+            if len(self._held) < self.start:
+                return np.zeros(0, np.float32)
+            x, self._held = self._held, np.zeros(0)
+        return self._filter(x)
+
+    def flush(self) -> np.ndarray:
+        """What is held back (a recording shorter than :data:`DC_START_S`), offset removed; empty otherwise."""
+        x, self._held = self._held, np.zeros(0)
+        return self._filter(x) if len(x) else np.zeros(0, np.float32)
+
+    def _filter(self, x: np.ndarray) -> np.ndarray:
         from scipy.signal import lfilter
 
-        x = np.asarray(block, dtype=np.float64)
-        if len(x) == 0:
-            return np.asarray(block, dtype=np.float32)
         if self._state is None:
             self._state = np.array([-x[:self.start].mean()])
         y, self._state = lfilter([1.0, -1.0], [1.0, -self.r], x, zi=self._state)
@@ -118,7 +134,8 @@ class DcBlocker:
 
 def remove_dc(signal: np.ndarray, rate: int) -> np.ndarray:
     """A whole recording ``(n,)`` through a fresh :class:`DcBlocker` at its ``rate`` (Hz)."""
-    return DcBlocker(rate)(signal)
+    blocker = DcBlocker(rate)
+    return np.concatenate([blocker(signal), blocker.flush()])
 
 
 MIN_AUDIO_RATE = 4000
