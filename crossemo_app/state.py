@@ -408,15 +408,16 @@ def adopt_finished_load() -> bool:
         return False
     data, report = job.result
     note = set_dataset(data, job.kind, job.source, report)  # type: ignore[attr-defined]
-    s.load_message = (note_level(), f"Loaded {data.display_name}: {len(data)} pairs." + (f" {note}" if note else ""))
+    s.load_message = (note_level(note),
+                      f"Loaded {data.display_name}: {len(data)} pairs." + (f" {note}" if note else ""))
     return True
 
 
-def note_level() -> str:
-    """How to show :func:`set_dataset`'s note: ``"warning"`` when it set the model aside and none is in use now,
-    else ``"success"``."""
+def note_level(note: str | None) -> str:
+    """How to show a :func:`set_dataset` note: ``"warning"`` when it set the model in use aside and none is in use
+    now, else ``"success"``."""
     s = app()
-    return "warning" if s.model is None and s.set_aside is not None else "success"
+    return "warning" if note and s.model is None and s.set_aside is not None else "success"
 
 
 # ------------------------------------------------------------------------------------------------ detector

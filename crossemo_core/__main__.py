@@ -18,7 +18,9 @@ if code == 130:
     # A KeyboardInterrupt caught while a module was being imported can still make the interpreter started by
     # ``-m`` end itself with SIGINT at shutdown (status -2 instead of 130); nothing is left to write, so leave now.
     import gc
+    import signal
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # leaving already: another Ctrl-C must not interrupt the collection
     gc.collect()  # a worker pool stopped by the Ctrl-C frees its semaphores (else the tracker warns of leaks)
     sys.stdout.flush()
     sys.stderr.flush()

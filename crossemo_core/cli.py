@@ -291,6 +291,7 @@ def _cross_validate(args: argparse.Namespace) -> int:
     preset, overrides = _training_overrides(args, {"epochs": args.epochs})
     if "seed" in overrides:
         raise SettingError("--set seed: cross-validate runs every seed given with --seeds; give those instead.")
+    check_settings(preset, overrides, args.seeds)
     if args.json:
         check_writable(args.json, "--json", inputs=[getattr(args, "root", None), getattr(args, "checkpoint", None)])
     corpus = _load(args)

@@ -137,6 +137,9 @@ class TrainConfig:
                  "use threshold='posterior' or refit=False")
         _require(isinstance(self.runs, int) and not isinstance(self.runs, bool) and 1 <= self.runs <= 100,
                  "runs (networks averaged per run) must be a whole number in 1..100")
+        _require(self.seed + RUN_SEED_STEP * (self.runs - 1) <= MAX_SEED,
+                 f"seed + {RUN_SEED_STEP} x (runs - 1) must be at most {MAX_SEED} (each of the runs' networks takes "
+                 f"its own seed)")
 
     def run_seeds(self) -> list[int]:
         """The seeds of the ``runs`` networks of one run: ``seed`` first, then steps of :data:`RUN_SEED_STEP`."""

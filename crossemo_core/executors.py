@@ -187,6 +187,9 @@ def _check_ray_address(address: str) -> None:
         return
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=RAY_CONNECT_TIMEOUT_S).close()
+    except socket.gaierror:
+        raise CrossemoError(f"could not join the Ray cluster at {address}: there is no host {host!r}; check "
+                            f"--ray-address.") from None
     except OSError as exc:
         reason = (f"no answer within {RAY_CONNECT_TIMEOUT_S:g} s" if isinstance(exc, TimeoutError)
                   else exc.strerror or str(exc) or type(exc).__name__)

@@ -87,13 +87,14 @@ def merge_options(named: dict[str, Any], settings: dict[str, Any], flags: dict[s
     return {**{k: v for k, v in named.items() if v is not None}, **settings}
 
 
-def check_settings(preset: str, overrides: dict[str, Any]) -> None:
+def check_settings(preset: str, overrides: dict[str, Any], seeds: Sequence[int] = ()) -> None:
     """Raise :class:`SettingError` when ``overrides`` on ``preset`` do not make a valid configuration (ranges and
-    combinations, e.g. ``tau=-1`` or ``refit`` with a Youden threshold). Runs before any data is loaded."""
+    combinations, e.g. ``tau=-1`` or ``refit`` with a Youden threshold), with the largest of ``seeds`` (the runs'
+    seeds, e.g. ``--seeds``) when given. Runs before any data is loaded."""
     if preset not in PRESETS:
         raise SettingError(f"unknown preset {preset!r}; choose one of {', '.join(sorted(PRESETS))}.")
     try:
-        preset_config(preset, face_dim=1, voice_dim=1, **overrides)
+        preset_config(preset, face_dim=1, voice_dim=1, **overrides, **({"seed": max(seeds)} if seeds else {}))
     except ValueError as exc:
         raise SettingError(str(exc)) from None
 
@@ -189,13 +190,13 @@ def raw_stderr() -> bool:
 
 def output_path(option: str, folder_ok: bool = False) -> Any:
     """An argparse ``type=`` for an output: a :class:`~pathlib.Path`, refusing an empty name (which would mean the
-    current folder) and, unless ``folder_ok``, a name ending in ``/`` (a folder: ``Path`` drops the slash, and the
-    file would be written under the folder's name)."""
+    current folder) and, unless ``folder_ok``, a name that ends in ``/``, ``/.`` or ``/..`` (a folder: ``Path``
+    drops the slash or the dot, and the file would be written under the folder's name)."""
     def parse(text: str) -> Path:
         if not text.strip():
             raise argparse.ArgumentTypeError("is empty; give a file name" + (" or a folder" if folder_ok else ""))
-        if not folder_ok and text.endswith(("/", os.sep)):
-            raise argparse.ArgumentTypeError(f"{text!r} names a folder (it ends with '/'); give a file name")
+        if not folder_ok and (text.endswith(("/", os.sep)) or text.replace(os.sep, "/").split("/")[-1] in (".", "..")):
+            raise argparse.ArgumentTypeError(f"{text!r} names a folder; give a file name")
         return Path(text)
 
     parse.__name__ = option

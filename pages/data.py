@@ -234,7 +234,7 @@ def _normalise() -> None:
     with ui.guard("normalising per person"):
         note = state.apply_normalisation()
         if note:
-            state.app().load_message = (state.note_level(), note)
+            state.app().load_message = (state.note_level(note), note)
 
 
 state.widget(st.radio, "Normalise each person's features by", state.NORMALISE, references,

@@ -80,13 +80,14 @@ def test_a_model_that_does_not_fit_is_set_aside_and_comes_back_for_data_it_fits(
     state.set_detector(fits, "bundled")
     assert state.set_dataset("other", "mmsa", "there", []).startswith("The model in use does not fit")
     assert s.model is None and s.set_aside.detector is fits
-    assert state.note_level() == "warning"  # shown as a warning on the Data page, not as a success
+    assert state.note_level("set aside") == "warning"  # shown as a warning on the Data page, not as a success
+    assert state.note_level(None) == "success"  # a later load with nothing to say is a plain success
     state.set_detector(other, "trained on other")
     assert state.set_dataset("other", "mmsa", "there", []) is None and s.model.detector is other
     note = state.set_dataset("demo", "demo", "here", [])  # the earlier model fits: the two change places
     assert note.startswith("The model set aside earlier (bundled) fits these features and is in use again")
     assert s.model.detector is fits and s.set_aside.detector is other
-    assert state.note_level() == "success"
+    assert state.note_level("in use again") == "success"
     assert s.run_id == 3 and state.st.session_state[state.THRESHOLD] == 0.4
 
 

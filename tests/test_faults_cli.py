@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from crossemo_core.cli import main
+from crossemo_core.cli import build_parser, main
 from crossemo_core.paths import atomic_write
 from crossemo_core.settings import SettingError, check_settings, parse_settings, settable_fields
 
@@ -314,13 +314,15 @@ def test_an_empty_output_name_or_one_ending_in_a_slash_is_refused(tmp_path: Path
     for args in (("train", "--dataset", "demo", "--epochs", "1", "--out"), ("evaluate", "--dataset", "demo", "--json"),
                  ("score", CLIPS / "smile_low.mp4", "--csv"), ("score", CLIPS / "smile_low.mp4", "--segments"),
                  ("read", CLIPS / "smile_low.mp4", "--csv")):
-        code, err = cli(capsys, *args, f"{tmp_path}/new/")
-        one_line_error(code, err, f"argument {args[-1]}: ", "names a folder (it ends with '/'); give a file name")
+        for folder in (f"{tmp_path}/new/", f"{tmp_path}/new/.", "."):  # Path drops the slash or the dot
+            code, err = cli(capsys, *args, folder)
+            one_line_error(code, err, f"argument {args[-1]}: {folder!r} names a folder; give a file name")
         code, err = cli(capsys, *args, "")
         one_line_error(code, err, f"argument {args[-1]}: is empty; give a file name")
     assert not (tmp_path / "new").exists()
     code, err = cli(capsys, "score", CLIPS / "smile_low.mp4", "--report", "")
     one_line_error(code, err, "argument --report: is empty; give a file name or a folder")
+    assert build_parser().parse_args(["benchmark", "--suite", "speed", "--out", "runs/"]).out == Path("runs")
 
 
 def test_a_csd_root_that_is_a_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -340,9 +342,11 @@ def test_a_seed_given_twice_or_beyond_64_bits_is_refused(tmp_path: Path, capsys:
         one_line_error(code, err, "argument --seeds: 0, 2 given more than once")
         code, err = cli(capsys, *args, "--seeds", "1", str(2**63))
         one_line_error(code, err, f"argument --seeds: must be <= {2**63 - 1}, got {2**63}")
+        code, err = cli(capsys, *args, "--seeds", str(2**63 - 1), "--set", "runs=3")  # each run failed, 3 times
+        one_line_error(code, err, f"seed + 1000 x (runs - 1) must be at most {2**63 - 1}")
     code, err = cli(capsys, "train", "--dataset", "demo", "--seed", str(2**63), "--out", tmp_path / "m.pt")
     one_line_error(code, err, f"argument --seed: must be <= {2**63 - 1}")
-    assert not (tmp_path / "b").exists() and not (tmp_path / "m.pt").exists()
+    assert not list(tmp_path.rglob("*.json")) and not (tmp_path / "m.pt").exists()
 
 
 def test_a_diverging_run_and_an_out_that_is_the_input_are_one_line(tmp_path: Path,

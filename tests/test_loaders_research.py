@@ -447,6 +447,10 @@ def test_csd_bad_inputs(tmp_path: Path) -> None:
         with pytest.raises(DataError, match=rf"{face.name}: this face file holds the labels of .*labels\.csd, not "
                                             r"face features"):
             load_csd(face, voice, labels)
+    all_labels = {v: (np.hstack([f[:, :1], np.full((len(f), 2), 0.5)]), iv) for v, (f, iv) in read_csd(labels).items()}
+    write_csd(tmp_path / "all_labels.csd", "All Labels", all_labels)  # sentiment beside emotion columns
+    with pytest.raises(DataError, match="all_labels.csd: this voice file holds the labels of"):
+        load_csd(voice, tmp_path / "all_labels.csd", labels)
     write_csd(tmp_path / "zero.csd", "Facet", {v: (np.zeros((len(iv), 0)), iv) for v, (_, iv) in
                                                 read_csd(voice).items()})
     with pytest.raises(DataError, match="the face features have no columns"):

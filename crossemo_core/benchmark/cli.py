@@ -101,7 +101,7 @@ def run_benchmark_command(args: argparse.Namespace) -> int:
     profile = Profile.resolve(args.dataset, None if args.root is None else str(args.root), seeds=args.seeds,
                               n_folds=args.folds, preset=args.preset, overrides=overrides, methods=args.methods,
                               options=_data_options(args), calibration=args.calibration)
-    check_settings(profile.preset, dict(profile.overrides))
+    check_settings(profile.preset, dict(profile.overrides), profile.seeds)
     if args.suite == "paper" and args.fine_grained != "off":
         has_scores = corpus_for(profile.data()).sentiment is not None
         if args.fine_grained == "on" and not has_scores:

@@ -35,8 +35,8 @@ from crossemo_core.readers.augment import AUGMENTATIONS, AugmentConfig
 from crossemo_core.readers.voice import FrontendConfig, VoiceReader
 from crossemo_core.readers.voice_corpora import CORPORA, Utterance, list_corpora, ravdess_actor
 from crossemo_core.readers.prosody import PROSODY_DEFAULT
-from crossemo_core.readers.voice_training import (TrainRecord, Versions, VoiceTrainConfig, evaluate_mels,
-                                                  fit_prosody_view, prosody_cache, speaker_baselines,
+from crossemo_core.readers.voice_training import (CACHE_VERSION, TrainRecord, Versions, VoiceTrainConfig,
+                                                  evaluate_mels, fit_prosody_view, prosody_cache, speaker_baselines,
                                                   spectrogram_cache, train_voice_reader)
 
 VALID_SPEAKERS = {"ravdess": {"ravdess:15", "ravdess:16", "ravdess:17"}, "emodb": {"emodb:15", "emodb:16"}}
@@ -167,6 +167,7 @@ class VoiceJob:
         parts: list[Any] = [self.config.identity(), dataclasses.asdict(frontend)]
         if self.prosody_features != "statistics":  # runs made before the choice existed keep their keys
             parts.append(self.prosody_features)
+        parts.append({"audio": CACHE_VERSION})  # how the corpora's audio is read (2: DC offset removed)
         settings = json.dumps(parts, sort_keys=True)
         digest = hashlib.sha256(settings.encode()).hexdigest()[:10]
         return f"voice-{self.kind}-{self.held_out or 'ravdess18-20'}-s{self.config.seed}-{digest}".replace(" ", "_")
@@ -261,18 +262,15 @@ def is_voice_record(record: dict[str, Any]) -> bool:
         return isinstance(x, int) and not isinstance(x, bool)
 
     metrics = ("valence_uar", "valence_uar_network", "valence_uar_prosody", "emotion_uar", "arousal_uar")
-    try:
-        return (isinstance(record.get("kind"), str) and isinstance(record.get("split"), str)
-                and whole(record.get("n_test")) and whole(record.get("best_epoch"))
-                and all(isinstance(record.get(p), dict) and all(is_number(record[p].get(m)) for m in metrics)
-                        for p in VOICE_PARTS)
-                and all(is_number(record[p]["valence_uar"], False) for p in ("clean", "degraded"))
-                and is_number(record.get("prosody_weight"), False) and is_number(record.get("valid_valence_uar"))
-                and isinstance(record.get("averaged_epochs") or [], list)
-                and all(whole(e) for e in record.get("averaged_epochs") or [])
-                and is_number(record.get("averaged_valid_valence_uar")))
-    except RecursionError:
-        return False
+    return (isinstance(record.get("kind"), str) and isinstance(record.get("split"), str)
+            and whole(record.get("n_test")) and whole(record.get("best_epoch"))
+            and all(isinstance(record.get(p), dict) and all(is_number(record[p].get(m)) for m in metrics)
+                    for p in VOICE_PARTS)
+            and all(is_number(record[p]["valence_uar"], False) for p in ("clean", "degraded"))
+            and is_number(record.get("prosody_weight"), False) and is_number(record.get("valid_valence_uar"))
+            and isinstance(record.get("averaged_epochs") or [], list)
+            and all(whole(e) for e in record.get("averaged_epochs") or [])
+            and is_number(record.get("averaged_valid_valence_uar")))
 
 
 def _epochs_kept(record: dict[str, Any], validation: bool = True) -> str:

@@ -241,7 +241,6 @@ class Loudness:
         return self.samples < 0.1 * AUDIO_RATE or self.peak < SILENCE_PEAK
 
 
-
 def scan_loudness(open_audio: Callable[[], Iterable[AudioBlock]]) -> Loudness:
     """Two passes over a recording's audio (``open_audio()`` gives its blocks from the start each time): the first
     for the loudness gain (:func:`~crossemo_core.clip.sequences.normalise_loudness`'s 25 ms frames), the second for

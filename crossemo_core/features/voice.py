@@ -43,7 +43,8 @@ EXTRACTOR_VERSION = 1
 MIN_DURATION_S = 0.1
 """Shortest signal (seconds) that :func:`load_audio` and :meth:`VoiceFeatureExtractor.extract` accept."""
 SILENCE_PEAK = 1e-4
-"""Peak amplitude (-80 dBFS) below which :func:`load_audio` calls a signal silent."""
+"""Peak amplitude (-80 dBFS) below which a recording is silent: refused by :func:`load_audio`, nothing to read for
+the voice reader and the clip verdict's voice side."""
 
 _FMIN_HZ, _FMAX_HZ = 65.0, 600.0
 _N_MELS = 40

@@ -54,6 +54,8 @@ def load_signal(path: Path) -> np.ndarray:
     x, sr = sf.read(path, dtype="float32", always_2d=True)
     if sr != 16000:
         raise DataError(f"{path} is at {sr} Hz; the voice corpora here are 16 kHz.")
+    if not np.isfinite(x).all():  # the DC blocker's recursion would spread one NaN over the rest
+        raise DataError(f"{path}: audio contains NaN or inf samples.")
     return remove_dc(x.mean(axis=1), sr)
 
 

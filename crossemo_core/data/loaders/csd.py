@@ -232,6 +232,16 @@ def _names(meta: dict[str, Any], dim: int, prefix: str, src: str, name: str,
     return tuple(f"{prefix}_{i}" for i in range(dim))
 
 
+def _holds_the_labels(feats: CsdData, labels: CsdData) -> bool:
+    """Whether a feature file is a labels file: the labelled segments' rows, one column of them the sentiment."""
+    if not all(np.array_equal(iv, labels[v][1]) for v, (_, iv) in feats.items()):
+        return False
+    columns = set(range(next(iter(feats.values()))[0].shape[1]))
+    for v, (f, _) in feats.items():
+        columns = {j for j in columns if np.array_equal(f[:, j], labels[v][0][:, 0])}
+    return bool(columns)
+
+
 def load_csd(face_csd: PathLike, voice_csd: PathLike, labels_csd: PathLike, *, name: str | None = None,
              nonfinite: NonFinitePolicy = "repair", neutral_band: Sequence[float] = (0.0, 0.0),
              report: list[str] | None = None) -> PairDataset:
@@ -266,7 +276,7 @@ def load_csd(face_csd: PathLike, voice_csd: PathLike, labels_csd: PathLike, *, n
             meta = _read_metadata(root)
         if not feats:
             raise DataError(f"{path_name}: none of the {len(labels)} labelled videos is in this {side} file.")
-        if all(np.array_equal(f, labels[v][0]) and np.array_equal(iv, labels[v][1]) for v, (f, iv) in feats.items()):
+        if _holds_the_labels(feats, labels):
             raise DataError(f"{path_name}: this {side} file holds the labels of {labels_name}, not {side} features "
                             f"(a model would read the answer itself); give the {side} features' file.")
         dim = next(iter(feats.values()))[0].shape[1]

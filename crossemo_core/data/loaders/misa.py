@@ -112,11 +112,13 @@ def assemble(face: list[np.ndarray], voice: list[np.ndarray], sentiment: Sequenc
 def as_2d(value: Any, what: str) -> np.ndarray:
     """``value`` as a numeric 2-D array, or a DataError saying what was found."""
     try:
-        complex_numbers = np.iscomplexobj(value)  # float32 would drop the imaginary part with only a warning
-        arr = np.asarray(value, dtype=np.float32) if not complex_numbers else None
+        arr = np.asarray(value)
+        complex_numbers = np.iscomplexobj(arr)  # float32 would drop the imaginary part with only a warning
+        if not complex_numbers:
+            arr = arr.astype(np.float32)
     except (TypeError, ValueError):
         raise DataError(f"{what} is not a numeric array (found {type(value).__name__}).") from None
-    if arr is None:
+    if complex_numbers:
         raise DataError(f"{what} holds complex numbers; features are real numbers.")
     if arr.ndim != 2:
         raise DataError(f"{what} has shape {arr.shape}; expected (length, features).")
