@@ -226,7 +226,7 @@ def test_a_tiny_reader_learns_separable_classes_and_round_trips(tmp_path: Path, 
     assert all(len(v) == 1 for v in cache.values())  # no augmentation: the clean copy only
     train = [u for u in utts if u.speaker != "toy:2"]
     valid = [u for u in utts if u.speaker == "toy:2"]
-    config = VoiceTrainConfig(epochs=10, batch=8, lr=5e-3, crop_frames=60, views=1, augmentations=())
+    config = VoiceTrainConfig(epochs=6, batch=8, lr=5e-3, crop_frames=60, views=1, augmentations=())
     reader, record = train_voice_reader(train, valid, cache, frontend, config)
     assert record.best_valid_uar >= 0.9 and len(record.history) >= 1
     from crossemo_core.readers.prosody import prosody_functionals

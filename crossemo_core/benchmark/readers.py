@@ -35,8 +35,8 @@ from crossemo_core.readers.augment import AUGMENTATIONS, AugmentConfig
 from crossemo_core.readers.voice import FrontendConfig, VoiceReader
 from crossemo_core.readers.voice_corpora import CORPORA, Utterance, list_corpora, ravdess_actor
 from crossemo_core.readers.prosody import PROSODY_DEFAULT
-from crossemo_core.readers.voice_training import (CACHE_VERSION, TrainRecord, Versions, VoiceTrainConfig,
-                                                  evaluate_mels, fit_prosody_view, prosody_cache, speaker_baselines,
+from crossemo_core.readers.voice_training import (TrainRecord, Versions, VoiceTrainConfig, evaluate_mels,
+                                                  fit_prosody_view, prosody_cache, speaker_baselines,
                                                   spectrogram_cache, train_voice_reader)
 
 VALID_SPEAKERS = {"ravdess": {"ravdess:15", "ravdess:16", "ravdess:17"}, "emodb": {"emodb:15", "emodb:16"}}
@@ -167,7 +167,6 @@ class VoiceJob:
         parts: list[Any] = [self.config.identity(), dataclasses.asdict(frontend)]
         if self.prosody_features != "statistics":  # runs made before the choice existed keep their keys
             parts.append(self.prosody_features)
-        parts.append({"audio": CACHE_VERSION})  # how the corpora's audio is read (2: DC offset removed)
         settings = json.dumps(parts, sort_keys=True)
         digest = hashlib.sha256(settings.encode()).hexdigest()[:10]
         return f"voice-{self.kind}-{self.held_out or 'ravdess18-20'}-s{self.config.seed}-{digest}".replace(" ", "_")

@@ -98,9 +98,10 @@ class DcBlocker:
     Cheap recorders and sound cards can add such offsets (EmoDB's files hold up to 0.6 % of full scale, 4 % of
     their RMS); left in, they move the zero-crossing rate, the MFCCs and the voicing of quiet frames, and with them
     the voice reading: on the shipped reader's unseen RAVDESS actors an offset of 0.5 % of full scale changed the
-    top valence of 57 of 180 takes (``scripts/voice_dc_offset.py``). Every recording that enters the project goes
-    through one: :func:`load_audio`, the corpora's :func:`~crossemo_core.readers.voice_training.load_signal` and
-    the clip decoder's audio (:class:`~crossemo_core.clip.decode.MediaStream`)."""
+    top valence of 57 of 180 takes (``scripts/voice_dc_offset.py``). Every recording read for a verdict or a reading
+    goes through one: :func:`load_audio` and the clip decoder's audio (:class:`~crossemo_core.clip.decode.MediaStream`);
+    the voice reader's training corpora are read as recorded
+    (:func:`~crossemo_core.readers.voice_training.load_signal` says why)."""
 
     def __init__(self, rate: int) -> None:
         self.r = float(np.exp(-2 * np.pi * DC_CUTOFF_HZ / rate))
