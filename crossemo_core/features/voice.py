@@ -84,7 +84,7 @@ DC_CUTOFF_HZ = 2.5
 """-3 dB corner of :class:`DcBlocker`'s high-pass: a constant offset goes (time constant about 64 ms), speech,
 whose lowest band starts near 60 Hz, passes (-0.01 dB there)."""
 DC_START_S = 0.064
-"""The offset a :class:`DcBlocker` starts from is the mean of the first this many seconds of its first block."""
+"""The offset a :class:`DcBlocker` starts from is the mean of the recording's first this many seconds."""
 
 
 class DcBlocker:
