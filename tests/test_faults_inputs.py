@@ -732,7 +732,7 @@ def test_folder_and_missing_model_files(tmp_path: Path) -> None:
         with pytest.raises(error, match="is a folder, not a file") as err:
             load(tmp_path)
         one_line(err.value)
-    with pytest.raises(DataError, match="not a regular file"):
+    with pytest.raises(DataError, match="is a folder"):
         _load_misa(tmp_path)
 
 

@@ -215,6 +215,12 @@ def test_decode_mutated_wav(scratch: Path, data: bytes) -> None:
     _decode("voice.wav", data, scratch)
 
 
+def test_a_truncated_mp4_whose_audio_stream_cannot_be_opened(tmp_path: Path) -> None:
+    """Found by the property below: cut at 3,644 bytes, the seed's audio stream has no codec context, and reading
+    its sample rate raised AttributeError ('AudioStream' object has no attribute 'rate')."""
+    _decode("clip.mp4", seed_mp4()[:3644], tmp_path)
+
+
 @settings(max_examples=40, **SETTINGS)
 @given(data=mutated(seed_mp4()))
 def test_decode_mutated_mp4(scratch: Path, data: bytes) -> None:

@@ -400,7 +400,8 @@ class MediaStream:
                 raise DataError(NO_VIDEO.format(name=name))
             if need_audio and not self.has_audio:
                 raise DataError(NO_AUDIO.format(name=name))
-            rate = astreams[0].rate if want_audio and astreams else None  # 0 or None: not said
+            # 0 or None: not said; a damaged stream without a codec context raises AttributeError for it
+            rate = getattr(astreams[0], "rate", None) if want_audio and astreams else None
             if rate and rate < MIN_AUDIO_RATE:
                 slow = (f"{name}: its audio is sampled at {rate} Hz; a voice needs at least {MIN_AUDIO_RATE:,} Hz (a "
                         f"telephone's 8,000 Hz is enough), so it is not a recording of speech")
