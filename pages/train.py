@@ -161,7 +161,7 @@ with ui.guard("device"):
 b1, b2, _ = st.columns([1, 1, 4])
 loading = state.app().load_job is not None and not state.app().load_job.finished
 if loading:
-    st.caption("New data is being loaded (Data page); training starts once it is in.")
+    st.caption("New data is being loaded (Data page); a run can start once it is in.")
 if b1.button("Start training", type="primary", disabled=running or loading, key="start_training"):
     with ui.guard("starting training"):
         state.start_training(TrainingJob(
