@@ -56,12 +56,14 @@ class Executor(ABC):
     retries: int = 2
     on_retry: Callable[[Any, int, str], None] | None = None
     """Called as ``on_retry(item, next_try, error)`` before a failed task is tried again."""
-    failures: list[tuple[Any, str]] = field(default_factory=list, init=False)
+    failures: list[tuple[int, Any, str]] = field(default_factory=list, init=False)
+    """``(index, item, error)`` of the tasks that failed for good in the last :meth:`map`."""
 
     def map(self, fn: Callable[[Any, T], R], items: Sequence[T], shared: Any = None,
             on_done: Callable[[int, R], None] | None = None) -> list[R]:
         """``[fn(shared, item) for item in items]``, run by this executor; ``on_done(index, result)`` as each
-        finishes. Raises :class:`TaskFailed` after all tasks ended when some failed for good."""
+        finishes. Raises :class:`TaskFailed` after all tasks ended when some failed for good (naming them in the
+        items' order, whatever order they ended in)."""
         self.failures = []
         results: dict[int, R] = {}
 
@@ -72,7 +74,7 @@ class Executor(ABC):
 
         self._run(fn, list(items), shared, done)
         if self.failures:
-            listed = "; ".join(f"{item!r}: {error}" for item, error in self.failures[:5])
+            listed = "; ".join(f"{item!r}: {error}" for _, item, error in sorted(self.failures, key=lambda f: f[0])[:5])
             raise TaskFailed(f"{len(self.failures)} of {len(items)} task(s) failed ({listed}"
                              f"{'; ...' if len(self.failures) > 5 else ''}); the others finished.")
         return [results[i] for i in range(len(items))]
@@ -86,7 +88,8 @@ class Executor(ABC):
             if self.on_retry is not None:
                 self.on_retry(attempt.item, attempt.tries, message)
             return True
-        self.failures.append((attempt.item, message + (f", after {attempt.tries} tries" if attempt.tries > 1 else "")))
+        self.failures.append((attempt.index, attempt.item,
+                              message + (f", after {attempt.tries} tries" if attempt.tries > 1 else "")))
         return False
 
     @abstractmethod
