@@ -25,8 +25,8 @@ from crossemo_core.interrupts import STOPPED_AT_ONCE, end_start_up
 from crossemo_core.paths import CHECKPOINTS, atomic_write, check_writable
 from crossemo_core.profiles import describe as describe_profile
 from crossemo_core.profiles import resolve_settings
-from crossemo_core.settings import (DistinctValues, SettingError, check_settings, merge_options, option_number,
-                                    output_path, parse_settings)
+from crossemo_core.settings import (SEED_IN_SET, DistinctValues, SettingError, check_settings, merge_options,
+                                    option_number, output_path, parse_settings)
 
 DEFAULT_CHECKPOINT = CHECKPOINTS / "demo.pt"
 REFIT_HELP = ("after choosing the epoch count on valid, retrain a fresh network on train + valid for that many epochs "
@@ -288,10 +288,9 @@ def _cross_validate(args: argparse.Namespace) -> int:
     from crossemo_core.evaluation import format_mean_sd
     from crossemo_core.experiment import cross_validate
 
-    preset, overrides = _training_overrides(args, {"epochs": args.epochs})
+    preset, overrides = _training_overrides(args, {"epochs": args.epochs}, seeds=args.seeds)
     if "seed" in overrides:
-        raise SettingError("--set seed: cross-validate runs every seed given with --seeds; give those instead.")
-    check_settings(preset, overrides, args.seeds)
+        raise SettingError(SEED_IN_SET.format(command="cross-validate"))
     if args.json:
         check_writable(args.json, "--json", inputs=[getattr(args, "root", None), getattr(args, "checkpoint", None)])
     corpus = _load(args)
@@ -369,14 +368,16 @@ class _ProgressPrinter:
         print(f"epoch {event.epoch:3d}/{event.n_epochs}: {losses} | {valid} ({event.seconds:.1f} s)")
 
 
-def _training_overrides(args: argparse.Namespace, named: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def _training_overrides(args: argparse.Namespace, named: dict[str, Any],
+                        seeds: Sequence[int] = ()) -> tuple[str, dict[str, Any]]:
     """(preset, overrides) of a ``train`` / ``cross-validate`` command line: the dataset's profile (or the named
     ``--preset`` as it is), then its named options (None when not given), ``--refit`` and every ``--set
-    NAME=VALUE``; a field set both ways is an error. Checked here, before any data is loaded."""
+    NAME=VALUE``; a field set both ways is an error. Checked here, with the largest of the runs' ``seeds`` (when
+    the command takes several), before any data is loaded."""
     given = merge_options({**named, "refit": True if args.refit else None}, parse_settings(args.settings),
                           NAMED_FIELDS)
     preset, overrides = resolve_settings(args.dataset, args.preset, given)
-    check_settings(preset, overrides)
+    check_settings(preset, overrides, seeds)
     return preset, overrides
 
 

@@ -87,6 +87,10 @@ def merge_options(named: dict[str, Any], settings: dict[str, Any], flags: dict[s
     return {**{k: v for k, v in named.items() if v is not None}, **settings}
 
 
+SEED_IN_SET = "--set seed: {command} runs every seed given with --seeds; give those instead."
+"""The error of ``--set seed`` on a command that takes ``--seeds`` (``cross-validate``, ``benchmark``)."""
+
+
 def check_settings(preset: str, overrides: dict[str, Any], seeds: Sequence[int] = ()) -> None:
     """Raise :class:`SettingError` when ``overrides`` on ``preset`` do not make a valid configuration (ranges and
     combinations, e.g. ``tau=-1`` or ``refit`` with a Youden threshold), with the largest of ``seeds`` (the runs'
@@ -94,7 +98,7 @@ def check_settings(preset: str, overrides: dict[str, Any], seeds: Sequence[int] 
     if preset not in PRESETS:
         raise SettingError(f"unknown preset {preset!r}; choose one of {', '.join(sorted(PRESETS))}.")
     try:
-        preset_config(preset, face_dim=1, voice_dim=1, **overrides, **({"seed": max(seeds)} if seeds else {}))
+        preset_config(preset, face_dim=1, voice_dim=1, **{**overrides, **({"seed": max(seeds)} if seeds else {})})
     except ValueError as exc:
         raise SettingError(str(exc)) from None
 

@@ -344,6 +344,11 @@ def test_a_seed_given_twice_or_beyond_64_bits_is_refused(tmp_path: Path, capsys:
         one_line_error(code, err, f"argument --seeds: must be <= {2**63 - 1}, got {2**63}")
         code, err = cli(capsys, *args, "--seeds", str(2**63 - 1), "--set", "runs=3")  # each run failed, 3 times
         one_line_error(code, err, f"seed + 1000 x (runs - 1) must be at most {2**63 - 1}")
+    for args, command in ((("cross-validate", "--dataset", "demo"), "cross-validate"),
+                          (("benchmark", "--suite", "paper", "--dataset", "synthetic-tiny", "--out", tmp_path / "b"),
+                           "benchmark")):  # a TypeError traceback, or every run failing with one
+        code, err = cli(capsys, *args, "--seeds", "1", "--set", "seed=3")
+        one_line_error(code, err, f"--set seed: {command} runs every seed given with --seeds")
     code, err = cli(capsys, "train", "--dataset", "demo", "--seed", str(2**63), "--out", tmp_path / "m.pt")
     one_line_error(code, err, f"argument --seed: must be <= {2**63 - 1}")
     assert not list(tmp_path.rglob("*.json")) and not (tmp_path / "m.pt").exists()

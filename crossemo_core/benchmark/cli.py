@@ -18,8 +18,8 @@ from crossemo_core.experiment import DATASETS
 from crossemo_core.paths import atomic_write, check_writable
 from crossemo_core.readers.augment import add_augmentations_argument
 from crossemo_core.readers.voice_training import add_training_option_arguments
-from crossemo_core.settings import (DistinctValues, SettingError, check_settings, merge_options, option_number,
-                                    output_path, parse_settings)
+from crossemo_core.settings import (SEED_IN_SET, DistinctValues, SettingError, check_settings, merge_options,
+                                    option_number, output_path, parse_settings)
 
 SYNTHETIC = ("synthetic-mosei", "synthetic-tiny")
 
@@ -98,6 +98,8 @@ def run_benchmark_command(args: argparse.Namespace) -> int:
         raise SettingError(f"--folds {args.folds}: folds give train, valid and test speakers, so 3 or more are "
                            f"needed (or 0 for one 3:1:1 split).")
     overrides = merge_options({"epochs": args.epochs}, parse_settings(args.settings), {"epochs": "--epochs"})
+    if "seed" in overrides:
+        raise SettingError(SEED_IN_SET.format(command="benchmark"))
     profile = Profile.resolve(args.dataset, None if args.root is None else str(args.root), seeds=args.seeds,
                               n_folds=args.folds, preset=args.preset, overrides=overrides, methods=args.methods,
                               options=_data_options(args), calibration=args.calibration)
