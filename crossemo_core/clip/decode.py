@@ -32,7 +32,7 @@ from typing import Callable, Iterator, Union
 import numpy as np
 
 from crossemo_core.errors import DataError
-from crossemo_core.features.voice import MIN_AUDIO_RATE, DcBlocker
+from crossemo_core.features.voice import MIN_AUDIO_RATE, DcBlocker, too_slow_for_speech
 from crossemo_core.paths import NamedBytes  # noqa: F401 - re-exported: the clip path's in-memory file
 from crossemo_core.settings import positive_number
 
@@ -403,8 +403,7 @@ class MediaStream:
             # 0 or None: not said; a damaged stream without a codec context raises AttributeError for it
             rate = getattr(astreams[0], "rate", None) if want_audio and astreams else None
             if rate and rate < MIN_AUDIO_RATE:
-                slow = (f"{name}: its audio is sampled at {rate} Hz; a voice needs at least {MIN_AUDIO_RATE:,} Hz (a "
-                        f"telephone's 8,000 Hz is enough), so it is not a recording of speech")
+                slow = too_slow_for_speech(name, rate)
                 if need_audio or not self.has_video:
                     raise DataError(slow + ".")
                 self.notes.append(slow + "; the audio track was left out.")

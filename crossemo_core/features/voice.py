@@ -144,10 +144,15 @@ MIN_AUDIO_RATE = 4000
 """Audio sampled more slowly than this holds no speech (its highest frequency is half the rate): refused."""
 
 
+def too_slow_for_speech(source: str, rate: int) -> str:
+    """Why audio of ``source`` sampled at ``rate`` Hz (below :data:`MIN_AUDIO_RATE`) is not read (no final stop)."""
+    return (f"{source}: its audio is sampled at {rate} Hz; a voice needs at least {MIN_AUDIO_RATE:,} Hz (a "
+            f"telephone's 8,000 Hz is enough), so it is not a recording of speech")
+
+
 def _check_signal(signal: np.ndarray, sr: int, source: str) -> None:
     if sr < MIN_AUDIO_RATE:
-        raise DataError(f"{source}: its audio is sampled at {sr} Hz; a voice needs at least {MIN_AUDIO_RATE:,} Hz (a "
-                        f"telephone's 8,000 Hz is enough), so it is not a recording of speech.")
+        raise DataError(too_slow_for_speech(source, sr) + ".")
     if signal.ndim != 1:
         raise DataError(f"{source}: expected a mono signal of shape (n_samples,), got shape {signal.shape}.")
     if len(signal) < MIN_DURATION_S * sr:
